@@ -1,0 +1,30 @@
+"""The `hostpulse` command. Each sub-command lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from hostpulse import __version__
+
+app = typer.Typer(
+    name="hostpulse",
+    help="Monitor the CPU, memory, disks, network and processes of your servers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root() -> None:
+    """hostpulse: agent, server and tools in one command."""
+
+
+@app.command()
+def version() -> None:
+    """Print the hostpulse version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

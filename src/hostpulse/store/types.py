@@ -1,0 +1,126 @@
+"""Plain data the store takes and returns. No SQLAlchemy, no protobuf objects cross this line
+on the way out, so routes, alerts and the live feed depend only on these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Tier(StrEnum):
+    RAW = "raw"
+    MINUTE = "1m"
+    HOUR = "1h"
+
+
+class Agg(StrEnum):
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+    LAST = "last"
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each tier is kept, in seconds."""
+
+    raw: int = 7 * 86400
+    minute: int = 30 * 86400
+    hour: int = 365 * 86400
+
+
+@dataclass(slots=True)
+class HostRecord:
+    host_id: str
+    hostname: str
+    os: str = ""
+    kernel: str = ""
+    arch: str = ""
+    cpu_model: str = ""
+    boot_time: float = 0.0
+    logical_cores: int = 0
+    memory_bytes: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    interval_seconds: float = 5.0
+    agent_version: str = ""
+    unsupported: list[str] = field(default_factory=list)
+    first_seen_ms: int = 0
+    last_seen_ms: int = 0  # wall clock of the newest sample stored for this host
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesInfo:
+    series_id: int
+    host_id: str
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    ts_ms: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One point of a history. For raw data min = max = value and count = 1."""
+
+    ts_ms: int
+    value: float
+    min: float
+    max: float
+    count: int
+
+
+@dataclass(slots=True)
+class SeriesPoints:
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    points: list[Point]
+
+
+@dataclass(slots=True)
+class RangeResult:
+    tier: Tier
+    step_ms: int
+    series: list[SeriesPoints]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRow:
+    pid: int
+    name: str
+    user: str
+    cpu_percent: float
+    mem_percent: float
+    rss_bytes: int
+    threads: int
+    status: str
+    cmdline: str
+
+
+@dataclass(slots=True)
+class ProcessSnapshot:
+    ts_ms: int
+    top_cpu: list[ProcessRow]
+    top_memory: list[ProcessRow]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int  # samples newly stored
+    duplicates: int  # samples already present for (series, timestamp): not stored again
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    hosts: int
+    series: int
+    raw_samples: int
+    minute_points: int
+    hour_points: int
+    bytes_on_disk: int

@@ -19,8 +19,10 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
 
-.venv/bin/ruff format --check src tests bench scripts
-.venv/bin/ruff check src tests bench scripts
+dirs=()
+for d in src tests bench scripts; do [ -d "$d" ] && dirs+=("$d"); done
+.venv/bin/ruff format --check "${dirs[@]}"
+.venv/bin/ruff check "${dirs[@]}"
 .venv/bin/mypy
 .venv/bin/python scripts/gen_proto.py --check
 .venv/bin/python -m pytest "$@"

@@ -117,11 +117,12 @@ class ProcessCollector:
         add(reading, "processes_all", len(procs))
         add(reading, "processes_threads", threads)
         n = self._top_n
+        cache: dict[int, ProcessInfo | None] = {}  # a process is often in both lists
         reading.top_cpu = self._details(
-            heapq.nlargest(n, procs, key=lambda p: p.cpu_percent), reading
+            heapq.nlargest(n, procs, key=lambda p: p.cpu_percent), reading, cache
         )
         reading.top_memory = self._details(
-            heapq.nlargest(n, procs, key=lambda p: p.rss_bytes), reading
+            heapq.nlargest(n, procs, key=lambda p: p.rss_bytes), reading, cache
         )
         return reading
 
@@ -154,6 +155,7 @@ class ProcessCollector:
         tck = self._clk_tck
         page = self._page_size
         status = STATUS_BY_CODE
+        parse = procfs.parse_pid_stat
         uptime = float(read_text(f"{proc}/uptime").split()[0])
         out: list[_Proc] = []
         for entry in os.listdir(proc):
@@ -171,49 +173,54 @@ class ProcessCollector:
                 reading.errors.append(f"process {entry}: {exc}")
                 continue
             try:
-                close = data.rindex(b")")
-                f = data[close + 2 :].split()
-                out.append(
-                    _Proc(
-                        pid=int(entry),
-                        name=data[data.index(b"(") + 1 : close].decode("utf-8", "replace"),
-                        status=status.get(f[0].decode("ascii", "replace"), "other"),
-                        cpu_seconds=(int(f[11]) + int(f[12])) / tck,
-                        threads=int(f[17]),
-                        started=int(f[19]) / tck,
-                        rss_bytes=int(f[21]) * page,
-                    )
-                )
+                st = parse(data)
             except (ValueError, IndexError) as exc:  # an empty read from a zombie in exit
                 reading.errors.append(f"process {entry}: unreadable stat ({exc})")
-        return out, uptime
-
-    def _details(self, procs: Iterable[_Proc], reading: Reading) -> list[ProcessInfo]:
-        out: list[ProcessInfo] = []
-        for p in procs:
-            try:
-                user, cmdline = self._owner_and_cmdline(p.pid)
-            except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
-                continue  # exited between the scan and now
-            except (OSError, psutil.Error) as exc:
-                reading.errors.append(f"process {p.pid}: {exc}")
-                user, cmdline = "", ""
+                continue
             out.append(
-                ProcessInfo(
-                    pid=p.pid,
-                    name=p.name,
-                    user=user,
-                    cpu_percent=round(p.cpu_percent, 2),
-                    mem_percent=round(p.rss_bytes / self._mem_total * 100.0, 2)
-                    if self._mem_total
-                    else 0.0,
-                    rss_bytes=p.rss_bytes,
-                    threads=p.threads,
-                    status=p.status,
-                    cmdline=cmdline,
+                _Proc(
+                    pid=int(entry),
+                    name=st.name,
+                    status=status.get(st.state, "other"),
+                    cpu_seconds=st.cpu_ticks / tck,
+                    threads=st.threads,
+                    started=st.start_ticks / tck,
+                    rss_bytes=st.rss_pages * page,
                 )
             )
+        return out, uptime
+
+    def _details(
+        self, procs: Iterable[_Proc], reading: Reading, cache: dict[int, ProcessInfo | None]
+    ) -> list[ProcessInfo]:
+        out: list[ProcessInfo] = []
+        for p in procs:
+            if p.pid not in cache:
+                cache[p.pid] = self._info(p, reading)
+            info = cache[p.pid]
+            if info is not None:
+                out.append(info)
         return out
+
+    def _info(self, p: _Proc, reading: Reading) -> ProcessInfo | None:
+        try:
+            user, cmdline = self._owner_and_cmdline(p.pid)
+        except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
+            return None  # exited between the scan and now
+        except (OSError, psutil.Error) as exc:
+            reading.errors.append(f"process {p.pid}: {exc}")
+            user, cmdline = "", ""
+        return ProcessInfo(
+            pid=p.pid,
+            name=p.name,
+            user=user,
+            cpu_percent=round(p.cpu_percent, 2),
+            mem_percent=round(p.rss_bytes / self._mem_total * 100.0, 2) if self._mem_total else 0.0,
+            rss_bytes=p.rss_bytes,
+            threads=p.threads,
+            status=p.status,
+            cmdline=cmdline,
+        )
 
     def _owner_and_cmdline(self, pid: int) -> tuple[str, str]:
         if not self._procfs:
@@ -228,8 +235,8 @@ class ProcessCollector:
                 except psutil.AccessDenied:
                     cmdline = ""
             return user, cmdline
-        uid = procfs.status_uid(read_text(f"{self._proc}/{pid}/status"))
-        user = "" if uid is None else self._user(uid)
+        # The owner of /proc/<pid> is the process's effective UID (what ps shows as USER).
+        user = self._user(os.stat(f"{self._proc}/{pid}").st_uid)
         try:
             with open(f"{self._proc}/{pid}/cmdline", "rb") as f:
                 raw = f.read(65536)

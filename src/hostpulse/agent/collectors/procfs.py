@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 CPU_FIELDS = 8  # user nice system idle iowait irq softirq steal (catalog.CPU_MODES order)
 SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the device's block size
@@ -183,38 +184,31 @@ def parse_mountinfo(text: str) -> list[Mount]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class PidStat:
+class PidStat(NamedTuple):
     name: str
-    state: str
+    state: str  # one letter: R S D T t Z X I P ...
     cpu_ticks: int  # utime + stime
     threads: int
     start_ticks: int  # since boot; (pid, start_ticks) identifies a process across pid reuse
     rss_pages: int
 
 
-def parse_pid_stat(text: str) -> PidStat:
-    """/proc/<pid>/stat. The name sits in parentheses and may itself hold spaces and ')'."""
-    open_at = text.index("(")
-    close_at = text.rindex(")")
-    rest = text[close_at + 2 :].split()
+def parse_pid_stat(data: bytes) -> PidStat:
+    """/proc/<pid>/stat. The name sits in parentheses and may itself hold spaces and ')'.
+
+    Raises ValueError or IndexError on a truncated file (a process caught while exiting).
+    """
+    close_at = data.rindex(b")")
+    rest = data[close_at + 2 :].split()
     # rest[0] is field 3 (state); field n is rest[n - 3].
     return PidStat(
-        name=text[open_at + 1 : close_at],
-        state=rest[0],
-        cpu_ticks=int(rest[11]) + int(rest[12]),
-        threads=int(rest[17]),
-        start_ticks=int(rest[19]),
-        rss_pages=int(rest[21]),
+        data[data.index(b"(") + 1 : close_at].decode("utf-8", "replace"),
+        rest[0].decode("ascii", "replace"),
+        int(rest[11]) + int(rest[12]),
+        int(rest[17]),
+        int(rest[19]),
+        int(rest[21]),
     )
-
-
-def status_uid(text: str) -> int | None:
-    """Real UID from /proc/<pid>/status."""
-    for line in text.splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
 
 
 def cpuinfo_field(text: str, *names: str) -> str | None:

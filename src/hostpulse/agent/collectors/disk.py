@@ -169,8 +169,13 @@ class DiskIOCollector:
             return reading
         if not devices:  # no block device visible (some containers)
             reading.unsupported.update(m.key for m in catalog.for_collector(self.name))
+        provided: set[str] = set()
         for name, values in devices.items():
+            provided.update(values)
             self._emit(reading, name, values, now)
+        for key, sources in _NEEDS.items():  # e.g. no weighted I/O time outside Linux
+            if not sources <= provided:
+                reading.unsupported.add(key)
         self._counters.retain((name, field) for name in devices for field in _FIELDS)
         return reading
 
@@ -268,3 +273,18 @@ _SIMPLE_RATES = (
     ("disk_reads_per_second", "disk_reads_completed"),
     ("disk_writes_per_second", "disk_writes_completed"),
 )
+#: Each key and the raw counters it is made from.
+_NEEDS: dict[str, frozenset[str]] = {
+    **{k: frozenset({k}) for k in _FIELDS},
+    **{rate: frozenset({source}) for rate, source in _SIMPLE_RATES},
+    "disk_await_seconds": frozenset(
+        {
+            "disk_reads_completed",
+            "disk_writes_completed",
+            "disk_read_time_seconds",
+            "disk_write_time_seconds",
+        }
+    ),
+    "disk_busy_percent": frozenset({"disk_io_time_seconds"}),
+    "disk_queue_length": frozenset({"disk_io_time_weighted_seconds"}),
+}

@@ -101,6 +101,8 @@ def iter_states(buf: bytes) -> Iterator[int | None]:
         elif mtype in (SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK):
             yield buf[offset + hsize + 1]
         offset += (length + 3) & ~3
+    if offset < end:
+        raise ValueError(f"malformed netlink buffer: {end - offset} stray bytes at {offset}")
 
 
 def count_states(sock: socket.socket, family: int, protocol: int, states: int) -> dict[int, int]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
-from conftest import value
+from collector_helpers import value
 
 from hostpulse.agent.collectors.base import Reading
 from hostpulse.agent.collectors.connections import ConnectionsCollector

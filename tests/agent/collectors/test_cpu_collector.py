@@ -6,7 +6,7 @@ from collections.abc import Callable
 from subprocess import Popen
 
 import pytest
-from conftest import FakeRoot, keys, value, values, wait_for_line
+from collector_helpers import FakeRoot, keys, value, values, wait_for_line
 
 from hostpulse.agent.collectors.cpu import CpuCollector
 

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FakeRoot, FakeStatvfs, keys, value, values
+from collector_helpers import FakeRoot, FakeStatvfs, keys, value, values
 
 from hostpulse.agent.collectors import procfs
 from hostpulse.agent.collectors.disk import DiskIOCollector, DiskUsageCollector, real_mounts

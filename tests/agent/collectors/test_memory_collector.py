@@ -4,7 +4,7 @@ import os
 import time
 
 import pytest
-from conftest import FakeRoot, keys, value
+from collector_helpers import FakeRoot, keys, value
 
 from hostpulse.agent.collectors.memory import MemoryCollector
 

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from conftest import FakeRoot, keys, value, values
+from collector_helpers import FakeRoot, keys, value, values
 
 from hostpulse.agent.collectors.network import NetworkCollector
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from subprocess import Popen
 
 import pytest
-from conftest import FakeRoot, value, values, wait_for_line
+from collector_helpers import FakeRoot, value, values, wait_for_line
 
 from hostpulse.agent.collectors.processes import ProcessCollector
 
@@ -40,14 +40,18 @@ def test_finds_the_busy_child_in_top_cpu_and_the_hog_in_top_memory(
     wait_for_line(hog)
     c = ProcessCollector(top_n=10, use_procfs=use_procfs)
     c.collect(time.monotonic())
-    time.sleep(0.5)  # the measurement window: the busy child accumulates CPU time
+    time.sleep(1.0)  # the measurement window: the busy child accumulates CPU time
     r = c.collect(time.monotonic())
     assert r.top_cpu is not None and r.top_memory is not None
     assert len(r.top_cpu) == 10 and len(r.top_memory) == 10
     top_cpu = {p.pid: p for p in r.top_cpu}
     assert busy.pid in top_cpu
     p = top_cpu[busy.pid]
-    assert p.cpu_percent >= 50.0
+    # A spinning child gets most of a core, less when the shared machine is loaded.
+    assert p.cpu_percent >= 10.0
+    assert [q.cpu_percent for q in r.top_cpu] == sorted(
+        (q.cpu_percent for q in r.top_cpu), reverse=True
+    )
     assert p.user == getpass.getuser()
     assert "hostpulse-busy-marker" in p.cmdline
     assert p.status in ("running", "sleeping") and p.threads >= 1
@@ -55,6 +59,7 @@ def test_finds_the_busy_child_in_top_cpu_and_the_hog_in_top_memory(
     assert hog.pid in top_mem
     m = top_mem[hog.pid]
     assert m.rss_bytes >= HOG_MB << 20
+    assert m.cpu_percent < 5.0 < p.cpu_percent  # the hog sleeps; its CPU is measured, not lifetime
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert m.mem_percent == pytest.approx(m.rss_bytes / total * 100, abs=0.05)
     assert [q.rss_bytes for q in r.top_memory] == sorted(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import FIXTURES
+from collector_helpers import FIXTURES
 
 from hostpulse.agent.collectors import procfs
 
@@ -79,3 +79,12 @@ def test_cpuinfo_model_and_frequencies() -> None:
     text = (PROC / "cpuinfo").read_text()
     assert procfs.cpuinfo_field(text, "model name") == "Intel(R) Xeon(R) Test CPU @ 2.00GHz"
     assert procfs.cpuinfo_mhz(text) == [2000.0, 2200.0]
+
+
+def test_a_malformed_line_loses_only_itself() -> None:
+    good = (PROC / "diskstats").read_text()
+    bad = "   8      16 sdb 1 0 oops 0 0 0 0 0 0 0 0 0 0 0 0\n"
+    names = [d.name for d in procfs.parse_diskstats(bad + good)]
+    assert names == ["sda", "sda1", "loop0", "nvme0n1"]
+    dev = (PROC / "net/dev").read_text() + "  eth1: 1 2 3 x 5 6 7 8 9 10 11 12 13 14 15 16\n"
+    assert set(procfs.parse_net_dev(dev)) == {"lo", "eth0"}

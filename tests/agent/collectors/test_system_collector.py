@@ -6,7 +6,7 @@ import time
 
 import psutil
 import pytest
-from conftest import FakeRoot, value
+from collector_helpers import FakeRoot, value
 
 from hostpulse.agent.collectors.system import SystemCollector
 

@@ -158,6 +158,7 @@ class ProcessCollector:
         parse = procfs.parse_pid_stat
         uptime = float(read_text(f"{proc}/uptime").split()[0])
         out: list[_Proc] = []
+        denied = 0
         for entry in os.listdir(proc):
             if not entry.isdigit():
                 continue
@@ -169,6 +170,9 @@ class ProcessCollector:
                     os.close(fd)
             except (FileNotFoundError, ProcessLookupError):
                 continue  # exited since the directory listing: normal, not an error
+            except PermissionError:  # hidepid=1: listed but not readable
+                denied += 1
+                continue
             except OSError as exc:
                 reading.errors.append(f"process {entry}: {exc}")
                 continue
@@ -188,6 +192,8 @@ class ProcessCollector:
                     rss_bytes=st.rss_pages * page,
                 )
             )
+        if denied:
+            reading.errors.append(f"{denied} processes not readable (permission denied)")
         return out, uptime
 
     def _details(

@@ -96,27 +96,31 @@ class DiskStat:
 
 
 def parse_diskstats(text: str) -> list[DiskStat]:
+    """One record per well-formed line; a malformed line is skipped, never the whole file."""
     out: list[DiskStat] = []
     for line in text.splitlines():
         p = line.split()
         if len(p) < 14:
             continue
-        out.append(
-            DiskStat(
-                major=int(p[0]),
-                minor=int(p[1]),
-                name=p[2],
-                reads=int(p[3]),
-                read_bytes=int(p[5]) * SECTOR_BYTES,
-                read_ms=int(p[6]),
-                writes=int(p[7]),
-                written_bytes=int(p[9]) * SECTOR_BYTES,
-                write_ms=int(p[10]),
-                in_progress=int(p[11]),
-                io_ms=int(p[12]),
-                weighted_ms=int(p[13]),
+        try:
+            out.append(
+                DiskStat(
+                    major=int(p[0]),
+                    minor=int(p[1]),
+                    name=p[2],
+                    reads=int(p[3]),
+                    read_bytes=int(p[5]) * SECTOR_BYTES,
+                    read_ms=int(p[6]),
+                    writes=int(p[7]),
+                    written_bytes=int(p[9]) * SECTOR_BYTES,
+                    write_ms=int(p[10]),
+                    in_progress=int(p[11]),
+                    io_ms=int(p[12]),
+                    weighted_ms=int(p[13]),
+                )
             )
-        )
+        except ValueError:
+            continue
     return out
 
 
@@ -133,24 +137,17 @@ class NetDev:
 
 
 def parse_net_dev(text: str) -> dict[str, NetDev]:
+    """Interface -> counters; a malformed line is skipped, never the whole file."""
     out: dict[str, NetDev] = {}
     for line in text.splitlines()[2:]:
         name, sep, rest = line.partition(":")
-        if not sep:
-            continue
         v = rest.split()
-        if len(v) < 12:
+        if not sep or len(v) < 12:
             continue
-        out[name.strip()] = NetDev(
-            rx_bytes=int(v[0]),
-            rx_packets=int(v[1]),
-            rx_errors=int(v[2]),
-            rx_drops=int(v[3]),
-            tx_bytes=int(v[8]),
-            tx_packets=int(v[9]),
-            tx_errors=int(v[10]),
-            tx_drops=int(v[11]),
-        )
+        try:
+            out[name.strip()] = NetDev(*(int(v[i]) for i in (0, 1, 2, 3, 8, 9, 10, 11)))
+        except ValueError:
+            continue
     return out
 
 

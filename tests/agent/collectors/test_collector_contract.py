@@ -8,7 +8,7 @@ import shutil
 import time
 
 import pytest
-from conftest import FakeRoot, FakeStatvfs
+from collector_helpers import FakeRoot, FakeStatvfs
 
 from hostpulse import catalog
 from hostpulse.agent.collectors import (

@@ -1,13 +1,15 @@
 """CPU cost of one collection, per collector and in total, against node_exporter's scrape.
 
-Usage: python bench/collect_cost.py [--runs 200] [--no-reference]
+Usage: python bench/collect_cost.py [--runs 200] [--scrapes 200] [--no-reference]
 
-For each collector: the median CPU time (time.process_time, user + system of this process) of
-one ``collect()`` call over ``--runs`` calls, after two warm-up calls (the first reading of a
-collector also reads its static data). The reference is node_exporter
-(/usr/bin/prometheus-node-exporter, default collectors) started on a free loopback port: its own
-CPU time (utime + stime from /proc/<pid>/stat) per scrape of /metrics, averaged over
-``--scrapes`` scrapes.
+For each collector, on its Linux fast path and on its portable psutil path: the median CPU
+time (time.process_time: user + system of this process) of one ``collect()`` call over
+``--runs`` calls, after two warm-up calls (the first reading of a collector also reads its
+static data); then the median of a whole collection (all collectors back to back).
+
+The reference is node_exporter (/usr/bin/prometheus-node-exporter, default collectors) started
+on a free loopback port: its own CPU time (utime + stime from /proc/<pid>/stat) per scrape of
+/metrics, averaged over ``--scrapes`` scrapes, measured in the same run.
 """
 
 from __future__ import annotations
@@ -20,14 +22,39 @@ import subprocess
 import time
 import urllib.request
 
-from hostpulse.agent.collectors import build_collectors
+from hostpulse.agent.collectors import (
+    ConnectionsCollector,
+    CpuCollector,
+    DiskIOCollector,
+    DiskUsageCollector,
+    MemoryCollector,
+    NetworkCollector,
+    ProcessCollector,
+    SystemCollector,
+    build_collectors,
+)
+from hostpulse.agent.collectors.base import Collector
 
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 
 
-def collector_costs(runs: int, top_n: int) -> dict[str, float]:
+def portable_collectors(top_n: int) -> list[Collector]:
+    """The psutil paths of the same collectors (what macOS and Windows run)."""
+    return [
+        CpuCollector(use_procfs=False),
+        MemoryCollector(use_procfs=False),
+        DiskUsageCollector(use_procfs=False),
+        DiskIOCollector(use_procfs=False),
+        NetworkCollector(use_procfs=False),
+        ConnectionsCollector(use_netlink=False),
+        ProcessCollector(top_n=top_n, use_procfs=False),
+        SystemCollector(use_procfs=False),
+    ]
+
+
+def collector_costs(collectors: list[Collector], runs: int) -> dict[str, float]:
+    """Median CPU seconds of one collect() per collector."""
     costs: dict[str, list[float]] = {}
-    collectors = build_collectors(top_n=top_n)
     for c in collectors:
         c.collect(time.monotonic())
         c.collect(time.monotonic())
@@ -39,9 +66,8 @@ def collector_costs(runs: int, top_n: int) -> dict[str, float]:
     return {name: statistics.median(v) for name, v in costs.items()}
 
 
-def total_cost(runs: int, top_n: int) -> float:
-    """Median CPU time of one whole collection (all collectors back to back)."""
-    collectors = build_collectors(top_n=top_n)
+def total_cost(collectors: list[Collector], runs: int) -> float:
+    """Median CPU seconds of one whole collection (all collectors back to back)."""
     for c in collectors:
         c.collect(time.monotonic())
     samples: list[float] = []
@@ -110,20 +136,29 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true")
     args = parser.parse_args()
 
-    per = collector_costs(args.runs, args.top_n)
-    total = total_cost(args.runs, args.top_n)
-    print(f"median CPU ms per collection over {args.runs} runs (top_n={args.top_n}):")
-    for name, cost in per.items():
-        print(f"  {name:<12} {cost * 1000:7.3f}")
-    print(f"  {'sum':<12} {sum(per.values()) * 1000:7.3f}")
-    print(f"  {'total':<12} {total * 1000:7.3f}   (all collectors back to back)")
+    fast = collector_costs(build_collectors(top_n=args.top_n), args.runs)
+    portable = collector_costs(portable_collectors(args.top_n), args.runs)
+    total = total_cost(build_collectors(top_n=args.top_n), args.runs)
+    total_portable = total_cost(portable_collectors(args.top_n), args.runs)
+    processes = sum(1 for e in os.listdir("/proc") if e.isdigit())
+    print(
+        f"median CPU ms per collection, {args.runs} runs, top_n={args.top_n}, "
+        f"{processes} processes, {os.cpu_count()} CPUs"
+    )
+    print(f"  {'collector':<12} {'linux fast':>10} {'psutil':>10}")
+    for name, cost in fast.items():
+        print(f"  {name:<12} {cost * 1000:10.3f} {portable[name] * 1000:10.3f}")
+    print(f"  {'total':<12} {total * 1000:10.3f} {total_portable * 1000:10.3f}")
     if not args.no_reference:
         ref = node_exporter_cost(args.scrapes)
         if ref is None:
             print(f"reference: {NODE_EXPORTER} not installed")
         else:
             print(f"node_exporter CPU ms per scrape ({args.scrapes} scrapes): {ref * 1000:.3f}")
-            print(f"ratio hostpulse total / node_exporter: {total / ref:.2f}")
+            print(
+                f"ratio total / node_exporter: linux fast {total / ref:.2f}, "
+                f"psutil {total_portable / ref:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -88,3 +88,12 @@ def test_a_malformed_line_loses_only_itself() -> None:
     assert names == ["sda", "sda1", "loop0", "nvme0n1"]
     dev = (PROC / "net/dev").read_text() + "  eth1: 1 2 3 x 5 6 7 8 9 10 11 12 13 14 15 16\n"
     assert set(procfs.parse_net_dev(dev)) == {"lo", "eth0"}
+
+
+def test_pick_keyvalues_finds_only_whole_names() -> None:
+    text = "pswpin_extra 7\nnr_free 1\npswpin 12\npswpout 34"
+    assert procfs.pick_keyvalues(text, ("pswpin", "pswpout", "absent")) == {
+        "pswpin": 12,
+        "pswpout": 34,
+    }
+    assert procfs.pick_keyvalues("pswpin 5\n", ("pswpin",)) == {"pswpin": 5}

@@ -1,7 +1,8 @@
 """Processes: counts by status, all threads, and the top N by CPU and by memory.
 
-Linux scans ``/proc/<pid>/stat`` only (one small read per process) and opens ``status`` and
-``cmdline`` just for the top-N winners; psutil is the fallback elsewhere.
+Linux scans ``/proc/<pid>/stat`` only (one small read per process, through descriptors kept
+open between collections, see ``pidfiles``) and looks at the owner and ``cmdline`` just for the
+top-N winners; psutil is the fallback elsewhere.
 
 CPU % is "percent of one core" over the time since the previous reading; for a process seen for
 the first time (the first collection, or a process started since) it is its average over its
@@ -28,6 +29,7 @@ from hostpulse.agent.collectors._common import (
     read_text,
 )
 from hostpulse.agent.collectors.base import ProcessInfo, Reading
+from hostpulse.agent.collectors.pidfiles import PidFileReader
 from hostpulse.catalog import PROCESS_STATES
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class ProcessCollector:
         user_name: Callable[[int], str] | None = None,
         refresh_every: int = 60,
         wall_clock: Callable[[], float] = time.time,
+        max_open_files: int | None = None,
     ) -> None:
         self._top_n = top_n
         self._wall = wall_clock
@@ -87,6 +90,7 @@ class ProcessCollector:
         if self._procfs:
             self._clk_tck = float(os.sysconf("SC_CLK_TCK"))
             self._page_size = os.sysconf("SC_PAGE_SIZE")
+            self._stat_files = PidFileReader(proc_root, "stat", max_open_files)
         self._prev: dict[tuple[int, float], float] = {}  # (pid, start) -> cpu seconds
         self._prev_now: float | None = None
 
@@ -157,17 +161,14 @@ class ProcessCollector:
         status = STATUS_BY_CODE
         parse = procfs.parse_pid_stat
         uptime = float(read_text(f"{proc}/uptime").split()[0])
+        read = self._stat_files.read
         out: list[_Proc] = []
         denied = 0
-        for entry in os.listdir(proc):
-            if not entry.isdigit():
-                continue
+        entries = [e for e in os.listdir(proc) if e.isdigit()]
+        self._stat_files.retain(entries)
+        for entry in entries:
             try:
-                fd = os.open(f"{proc}/{entry}/stat", os.O_RDONLY)
-                try:
-                    data = os.read(fd, 4096)
-                finally:
-                    os.close(fd)
+                data = read(entry)
             except (FileNotFoundError, ProcessLookupError):
                 continue  # exited since the directory listing: normal, not an error
             except PermissionError:  # hidepid=1: listed but not readable

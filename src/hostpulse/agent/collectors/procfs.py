@@ -69,13 +69,17 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-def parse_keyvalue(text: str) -> dict[str, int]:
-    """``name value`` lines (/proc/vmstat)."""
+def pick_keyvalues(text: str, names: tuple[str, ...]) -> dict[str, int]:
+    """Just ``names`` from ``name value`` lines (/proc/vmstat has ~180 lines; we need two)."""
     out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            out[parts[0]] = int(parts[1])
+    padded = "\n" + text
+    for name in names:
+        at = padded.find(f"\n{name} ")
+        if at < 0:
+            continue
+        start = at + len(name) + 2
+        end = padded.find("\n", start)
+        out[name] = int(padded[start : end if end >= 0 else None])
     return out
 
 

@@ -12,16 +12,20 @@ host with many thousands of processes cannot exhaust the agent's file descriptor
 from __future__ import annotations
 
 import os
+import sys
 import weakref
 from collections.abc import Iterable
+
+if sys.platform != "win32":
+    import resource
 
 _READ_SIZE = 4096  # a stat line is a few hundred bytes
 
 
 def default_max_open() -> int:
     """A quarter of the soft RLIMIT_NOFILE, at most 512."""
-    import resource  # POSIX only; this module is only used on Linux
-
+    if sys.platform == "win32":
+        return 0
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return 512

@@ -32,6 +32,9 @@ from hostpulse.agent.collectors.base import ProcessInfo, Reading
 from hostpulse.agent.collectors.pidfiles import PidFileReader
 from hostpulse.catalog import PROCESS_STATES
 
+if sys.platform != "win32":
+    import pwd
+
 logger = logging.getLogger(__name__)
 
 NAME = "processes"
@@ -283,8 +286,7 @@ class ProcessCollector:
 
 
 def _user_name(uid: int) -> str:
-    import pwd  # POSIX only (no pwd on Windows); once per uid, the result is cached
-
+    """Only on the Linux path (psutil names users elsewhere); once per uid, then cached."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:

@@ -104,5 +104,6 @@ def test_a_busy_child_raises_cpu_busy(
     # One core of os.cpu_count() is fully busy with the child (more if others are busy too).
     floor = 100.0 / (os.cpu_count() or 1) * 0.8
     assert value(r, "cpu_busy_percent") >= floor
-    assert max(values(r, "cpu_core_busy_percent").values()) >= 80.0
+    # The child may move between cores; the cores' busy shares still add up to one core.
+    assert sum(values(r, "cpu_core_busy_percent").values()) >= 80.0
     assert value(r, "cpu_context_switches_per_second") > 0

@@ -67,7 +67,7 @@ def test_finds_the_busy_child_in_top_cpu_and_the_hog_in_top_memory(
     )
     everything = value(r, "processes_all")
     assert everything >= 3
-    assert sum(values(r, "processes_count").values()) == everything
+    assert sum(values(r, "processes_state").values()) == everything
     assert value(r, "processes_threads") >= everything
 
 
@@ -76,10 +76,10 @@ def test_fixture_counts_cpu_percent_and_details(fake_root: FakeRoot) -> None:
     first = c.collect(0.0)
     # pid 99 vanished (no stat), pid 300 has a garbled stat: both left out, only 300 is an error
     assert value(first, "processes_all") == 3
-    assert value(first, "processes_count", state="running") == 1
-    assert value(first, "processes_count", state="sleeping") == 1
-    assert value(first, "processes_count", state="zombie") == 1
-    assert value(first, "processes_count", state="idle") == 0
+    assert value(first, "processes_state", state="running") == 1
+    assert value(first, "processes_state", state="sleeping") == 1
+    assert value(first, "processes_state", state="zombie") == 1
+    assert value(first, "processes_state", state="idle") == 0
     assert value(first, "processes_threads") == 6
     assert len(first.errors) == 1 and "300" in first.errors[0]
     tck = os.sysconf("SC_CLK_TCK")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -160,3 +161,41 @@ def test_portable_path_reports_the_same_disks_and_root() -> None:
     usage = DiskUsageCollector(use_procfs=False).collect(time.monotonic())
     st = os.statvfs("/")
     assert value(usage, "filesystem_size_bytes", mountpoint="/") == st.f_blocks * st.f_frsize
+
+
+def test_a_hung_network_mount_is_an_error_and_never_blocks_the_others(
+    fake_root: FakeRoot,
+) -> None:
+    """A dead NFS server cannot be staged here; statvfs that blocks stands in for it."""
+    mountinfo = (fake_root.proc / "self/mountinfo").read_text()
+    fake_root.write(
+        "proc/self/mountinfo", mountinfo + "40 27 0:60 / /mnt/nfs rw - nfs4 server:/export rw\n"
+    )
+    released = threading.Event()
+    calls: list[str] = []
+    plain = FakeStatvfs()
+
+    def statvfs(path: str) -> os.statvfs_result:
+        calls.append(path)
+        if path == "/mnt/nfs":
+            released.wait(timeout=30)
+        return plain(path)
+
+    c = DiskUsageCollector(proc_root=str(fake_root.proc), statvfs=statvfs, network_timeout=0.2)
+    try:
+        r = c.collect(1.0)
+        assert len(values(r, "filesystem_size_bytes")) == 2  # "/" and "/srv/my data"
+        assert len(r.errors) == 1 and "/mnt/nfs" in r.errors[0] and "blocked" in r.errors[0]
+        started = time.monotonic()
+        r = c.collect(2.0)  # still hung: not asked again, no wait this time
+        assert time.monotonic() - started < 0.2
+        assert calls.count("/mnt/nfs") == 1 and len(r.errors) == 1
+    finally:
+        released.set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the blocked call returns once the server is back
+        r = c.collect(3.0)
+        if not r.errors:
+            break
+        time.sleep(0.02)
+    assert value(r, "filesystem_size_bytes", mountpoint="/mnt/nfs") == 1000 * 4096

@@ -113,3 +113,17 @@ def test_a_reused_pid_is_a_new_process_not_a_cpu_spike(fake_root: FakeRoot) -> N
     # Measured over its own 1 s of life, not as (new - old ticks) over the interval.
     assert r.top_cpu[0].cpu_percent == pytest.approx(50.0)
     assert value(r, "processes_all") == 3
+
+
+def test_a_name_the_kernel_cut_to_15_bytes_is_completed_from_the_command_line(
+    fake_root: FakeRoot,
+) -> None:
+    text = (fake_root.proc / "1/stat").read_text().replace("(init)", "(kube-controller)")
+    fake_root.write("proc/1/stat", text)
+    fake_root.write("proc/1/cmdline", "/usr/bin/kube-controller-manager\0--v=2\0")
+    c = ProcessCollector(top_n=3, proc_root=str(fake_root.proc))
+    r = c.collect(1.0)
+    assert r.top_memory is not None
+    names = {p.pid: p.name for p in r.top_memory}
+    assert names[1] == "kube-controller-manager"
+    assert names[42] == "my (weird) proc"  # short names stay as the kernel has them

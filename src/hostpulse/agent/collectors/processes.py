@@ -222,7 +222,7 @@ class ProcessCollector:
             user, cmdline = "", ""
         return ProcessInfo(
             pid=p.pid,
-            name=p.name,
+            name=_full_name(p.name, cmdline),
             user=user,
             cpu_percent=round(p.cpu_percent, 2),
             mem_percent=round(p.rss_bytes / self._mem_total * 100.0, 2) if self._mem_total else 0.0,
@@ -283,6 +283,17 @@ class ProcessCollector:
                 )
             )
         return out, self._wall()
+
+
+_COMM_MAX = 15  # the kernel truncates a process's name (comm) to 15 bytes
+
+
+def _full_name(comm: str, cmdline: str) -> str:
+    """The untruncated executable name when the kernel cut comm short (as psutil does)."""
+    if len(comm.encode()) < _COMM_MAX or not cmdline:
+        return comm
+    argv0 = cmdline.split(" ", 1)[0].rsplit("/", 1)[-1]
+    return argv0 if argv0.startswith(comm) else comm
 
 
 def _user_name(uid: int) -> str:

@@ -90,7 +90,10 @@ def test_every_catalog_key_is_emitted_or_unsupported_on_this_machine(fast: bool)
     for c in collectors:
         r = c.collect(time.monotonic())
         check(c, r, rates_expected=True)
-        assert r.errors == [], r.errors
+        # A mount or process another user keeps private is the machine's business, not a bug.
+        environmental = [e for e in r.errors if "permission denied" in e.lower()]
+        assert c.name in ("disk_usage", "processes") or not environmental, r.errors
+        assert r.errors == environmental, r.errors
     readings = {c.name: c.collect(time.monotonic()) for c in collectors}
     assert readings["system"].system is not None
     assert readings["processes"].top_cpu and readings["processes"].top_memory

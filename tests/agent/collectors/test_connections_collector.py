@@ -32,11 +32,27 @@ def sockets() -> Iterator[ExitStack]:
         yield stack
 
 
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def address(i: int) -> tuple[socket.AddressFamily, str]:
+    """Every other socket on ::1 when the machine has IPv6, so both families are counted."""
+    if i % 2 and ipv6_loopback():
+        return socket.AF_INET6, "::1"
+    return socket.AF_INET, "127.0.0.1"
+
+
 def open_sockets(stack: ExitStack, listeners: int, pairs: int, udp: int) -> list[socket.socket]:
     """Listeners and UDP sockets alternate IPv4/IPv6; returns the client side of each pair."""
     clients = []
     for i in range(max(listeners, 1)):
-        family, host = (socket.AF_INET6, "::1") if i % 2 else (socket.AF_INET, "127.0.0.1")
+        family, host = address(i)
         srv = stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
         srv.bind((host, 0))
         srv.listen(pairs + 1)
@@ -47,7 +63,7 @@ def open_sockets(stack: ExitStack, listeners: int, pairs: int, udp: int) -> list
                 stack.enter_context(conn)
                 clients.append(client)
     for i in range(udp):
-        family, host = (socket.AF_INET6, "::1") if i % 2 else (socket.AF_INET, "127.0.0.1")
+        family, host = address(i)
         u = stack.enter_context(socket.socket(family, socket.SOCK_DGRAM))
         u.bind((host, 0))
     return clients

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+from contextlib import ExitStack
 
 import pytest
 
@@ -88,10 +89,18 @@ def test_tcp_counts_name_the_states_and_fold_new_syn_recv_into_syn_recv() -> Non
         assert netlink.tcp_counts(ours) == {"syn_recv": 2, "listen": 1}
 
 
-def test_the_real_kernel_answers_a_dump() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
+@pytest.mark.parametrize("single_dump", [True, False], ids=["tcpdiag", "by-family"])
+def test_the_real_kernel_answers_a_dump(single_dump: bool) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        probe.listen()
         with netlink.open_socket() as sock:
-            counts = netlink.tcp_counts(sock)
-    assert counts.get("listen", 0) >= 1
+            baseline = netlink.tcp_counts(sock, single_dump=single_dump).get("listen", 0)
+    with ExitStack() as stack:
+        for _ in range(baseline + 3):
+            listener = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+        with netlink.open_socket() as sock:
+            counts = netlink.tcp_counts(sock, single_dump=single_dump)
+    assert counts.get("listen", 0) >= baseline + 3

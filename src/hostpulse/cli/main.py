@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hostpulse import __version__
-from hostpulse.cli import agent_cmd
+from hostpulse.cli import agent_cmd, top
 
 app = typer.Typer(
     name="hostpulse",
@@ -28,6 +28,7 @@ def version() -> None:
 
 
 app.command("agent", **agent_cmd.SETTINGS)(agent_cmd.agent)
+app.command("top")(top.top)
 
 
 def main() -> None:

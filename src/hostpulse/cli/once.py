@@ -49,6 +49,6 @@ def print_table(batch: HostBatch) -> None:
                 f"{p['cpu_percent']:.1f}",
                 f"{p['mem_percent']:.1f}",
                 human(p["rss_bytes"], "bytes"),
-                p["cmdline"] or p["name"],
+                " ".join(p["cmdline"].split()) or p["name"],
             )
         console.print(table)

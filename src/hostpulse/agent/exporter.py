@@ -49,25 +49,27 @@ class SnapshotCollector:
 
     def __init__(self, cache: ExporterCache) -> None:
         self._cache = cache
+        self._metrics = {m.key: (i, m) for i, m in enumerate(catalog.METRICS)}
 
     def collect(self) -> Iterator[PromMetric]:
         batch = self._cache.latest
         if batch is None or not batch.snapshots:
             return
         snap = batch.snapshots[-1]
-        families: dict[str, PromMetric] = {}
+        series = batch.series
+        families: dict[str, tuple[int, str, PromMetric]] = {}
         for index, value in zip(snap.series_index, snap.values, strict=True):
-            series = batch.series[index]
-            metric = catalog.BY_KEY.get(series.metric)
-            if metric is None:
-                continue
-            family = families.get(metric.key)
-            if family is None:
-                family = families[metric.key] = _family(metric)
-            family.add_sample(metric.prom_name, {lb.name: lb.value for lb in series.labels}, value)
-        order = {m.key: i for i, m in enumerate(catalog.METRICS)}
-        for key in sorted(families, key=order.__getitem__):
-            yield families[key]
+            s = series[index]
+            entry = families.get(s.metric)
+            if entry is None:
+                known = self._metrics.get(s.metric)
+                if known is None:
+                    continue
+                order, metric = known
+                entry = families[s.metric] = (order, metric.prom_name, _family(metric))
+            entry[2].add_sample(entry[1], {lb.name: lb.value for lb in s.labels}, value)
+        for _, _, family in sorted(families.values(), key=lambda e: e[0]):
+            yield family
 
 
 class Exporter:

@@ -78,7 +78,7 @@ class CpuCollector:
         for step in steps:
             try:
                 step(reading, now)
-            except (OSError, ValueError, IndexError, psutil.Error) as exc:
+            except (OSError, ValueError, IndexError, psutil.Error, NotImplementedError) as exc:
                 reading.errors.append(f"cpu {step.__name__.strip('_')}: {exc}")
         if self._physical is None:
             reading.unsupported.add("cpu_physical_cores")
@@ -177,7 +177,7 @@ class CpuCollector:
                     continue  # a core went offline
             freq = sum(values) / len(values) if values else self._cpuinfo_freq
         else:
-            f = psutil.cpu_freq()
+            f = psutil.cpu_freq() if hasattr(psutil, "cpu_freq") else None
             if f is not None and f.current:
                 freq = f.current * 1e6
         if freq is None:
@@ -197,9 +197,9 @@ class CpuCollector:
                 self._refresh_static_linux()
             else:
                 self._physical = psutil.cpu_count(logical=False)
-                f = psutil.cpu_freq()
+                f = psutil.cpu_freq() if hasattr(psutil, "cpu_freq") else None
                 self._freq_max = f.max * 1e6 if f is not None and f.max else None
-        except (OSError, ValueError, psutil.Error) as exc:
+        except (OSError, ValueError, psutil.Error, NotImplementedError) as exc:
             reading.errors.append(f"cpu static: {exc}")
 
     def _refresh_static_linux(self) -> None:

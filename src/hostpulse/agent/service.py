@@ -104,6 +104,8 @@ def serve(
                 raise ListenError(exc.errno, exc.strerror) from None
             all_sinks.append(cache)
             logger.info("serving Prometheus metrics on %s", exporter.url)
+        if not all_sinks:
+            logger.warning("no exporter (--listen) and no server: snapshots go nowhere")
         runner = build_runner(settings, all_sinks, collectors=collectors)
         logger.info(
             "agent started: host_id=%s interval=%.1fs",

@@ -42,6 +42,16 @@ def test_file_env_flags_precedence(tmp_path: Path) -> None:
     assert s.exporter.listen == "127.0.0.1:9100"
 
 
+def test_labels_merge_name_by_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "labels:\n  env: prod\n  role: web\n  dc: a\n")
+    env = {"HOSTPULSE_LABELS": "role=db"}
+    s = load_settings(path, env=env, overrides={"labels": "dc=b,rack=7"})
+    assert s.labels == {"env": "prod", "role": "db", "dc": "b", "rack": "7"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={}, overrides={"labels": "nolabel"})
+    assert info.value.key == "labels"
+
+
 def test_config_path_from_env(tmp_path: Path) -> None:
     path = write(tmp_path, "top_n: 4\n")
     assert load_settings(env={"HOSTPULSE_CONFIG": str(path)}).top_n == 4

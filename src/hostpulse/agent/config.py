@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hostpulse.agent.settings_schema import ConfigError, validate
+from hostpulse.agent.settings_schema import ConfigError, labels_from_text, validate
 
 __all__ = [
     "AgentSettings",
@@ -212,12 +212,14 @@ def load_settings(
     if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
         config_file = Path(env[ENV_PREFIX + "CONFIG"])
     tree = read_file(config_file, env) if config_file is not None else {}
-    tree = _merge(tree, from_env(env))
     flags: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set(flags, dotted, value)
-    tree = _merge(tree, flags)
+    for layer in (from_env(env), flags):
+        if isinstance(layer.get("labels"), str):  # "env=prod,role=db": merged name by name
+            layer["labels"] = labels_from_text(layer["labels"], "labels")
+        tree = _merge(tree, layer)
     settings = validate(AgentSettings, tree)
     if settings.exporter.listen is not None:
         try:

@@ -76,7 +76,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             )
         return text
     if origin is dict:
-        return _labels(value, key)
+        return labels_from_text(value, key)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -114,7 +114,7 @@ def _number(tp: type, value: Any, key: str) -> int | float:
     raise ConfigError(key, f"expected {what}, got {_show(value)}")
 
 
-def _labels(value: Any, key: str) -> dict[str, str]:
+def labels_from_text(value: Any, key: str) -> dict[str, str]:
     """A mapping of label name -> value, or ``"env=prod,role=db"`` from an environment variable."""
     if isinstance(value, str):
         pairs: dict[str, Any] = {}

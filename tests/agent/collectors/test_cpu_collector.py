@@ -107,3 +107,24 @@ def test_a_busy_child_raises_cpu_busy(
     # The child may move between cores; the cores' busy shares still add up to one core.
     assert sum(values(r, "cpu_core_busy_percent").values()) >= 80.0
     assert value(r, "cpu_context_switches_per_second") > 0
+
+
+def test_a_mode_stepping_back_a_tick_counts_as_zero_not_a_lost_interval(
+    fake_root: FakeRoot,
+) -> None:
+    c = CpuCollector(proc_root=str(fake_root.proc), sys_root=str(fake_root.sys))
+    c.collect(1.0)
+    # iowait of core 0 goes 100 -> 99 while 100 user ticks pass
+    fake_root.write(
+        "proc/stat",
+        cpu_stat(
+            [2100, 20, 1000, 16000, 199, 40, 60, 80],
+            [[1100, 10, 500, 8000, 99, 20, 30, 40], [1000, 10, 500, 8000, 100, 20, 30, 40]],
+            ctxt=987655,
+            intr=123457,
+        ),
+    )
+    r = c.collect(2.0)
+    assert value(r, "cpu_core_usage_percent", cpu="0", mode="iowait") == 0.0
+    assert value(r, "cpu_core_busy_percent", cpu="0") == pytest.approx(100.0)
+    assert value(r, "cpu_busy_percent") == pytest.approx(100.0)

@@ -134,12 +134,14 @@ def read_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read the config file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "the config file is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
+        problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())
         raise ConfigError(str(path), f"invalid YAML{where}: {problem}") from None
     if data is None:
         return {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hostpulse import __version__
+from hostpulse.cli import agent_cmd, top
 
 app = typer.Typer(
     name="hostpulse",
@@ -24,6 +25,10 @@ def root() -> None:
 def version() -> None:
     """Print the hostpulse version."""
     typer.echo(__version__)
+
+
+app.command("agent", **agent_cmd.SETTINGS)(agent_cmd.agent)
+app.command("top")(top.top)
 
 
 def main() -> None:

@@ -25,35 +25,40 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from hostpulse.agent import spoolfile as sf
 from hostpulse.agent.spoolrecovery import recover
 from hostpulse.agent.spoolstate import SpoolState, write_state
-from hostpulse.agent.units import ByteSize, Seconds
 
 logger = logging.getLogger(__name__)
 
 
 def default_spool_dir() -> Path:
+    """The per-user spool directory when ``spool.dir`` is not set."""
     return Path.home() / ".local" / "state" / "hostpulse" / "spool"
 
 
-class SpoolSettings(BaseModel):
-    """``spool:`` in the agent's configuration."""
+@dataclass(frozen=True, slots=True)
+class SpoolSettings:
+    """``spool:`` in the agent's configuration (plain dataclass: the agent avoids pydantic for
+    its memory budget; bounds are in ``metadata`` for the settings validator)."""
 
-    model_config = ConfigDict(extra="forbid")
+    dir: str | None = None
+    """Spool directory; default ``~/.local/state/hostpulse/spool``."""
+    max_bytes: int = field(default=500_000_000, metadata={"min": 256 * 1024})
+    """Size cap in bytes (500 MB): beyond it the oldest records are dropped and counted."""
+    max_age: float = field(default=7 * 86400.0, metadata={"min": 1.0})
+    """Age cap in seconds (7 days): older records are dropped and counted."""
+    fsync_interval: float = field(default=1.0, metadata={"min": 0.01, "max": 60.0})
+    """Appends are fsync'd together at most this often (seconds); a crash of the machine loses
+    at most this much, a crash of the agent alone loses nothing that was appended."""
+    segment_bytes: int | None = field(default=None, metadata={"min": 16 * 1024})
+    """Size of one segment file; default max_bytes/16, at most 8 MB."""
 
-    dir: Path = Field(default_factory=default_spool_dir, description="Spool directory.")
-    max_bytes: ByteSize = Field(500 * 1000**2, ge=256 * 1024, description="Size cap (500MB).")
-    max_age: Seconds = Field(7 * 86400.0, gt=0, description="Age cap (7d).")
-    fsync_interval: Seconds = Field(1.0, gt=0, le=60, description="Group fsync period.")
-    segment_bytes: ByteSize | None = Field(
-        None, ge=16 * 1024, description="Segment file size; default max_bytes/16, 8MB at most."
-    )
+    def directory(self) -> Path:
+        return Path(self.dir).expanduser() if self.dir else default_spool_dir()
 
     def segment_limit(self) -> int:
         if self.segment_bytes is not None:
@@ -107,7 +112,7 @@ class Spool:
         tail_cache: int = 32,
     ) -> None:
         self._settings = settings
-        self._dir = settings.dir
+        self._dir = settings.directory()
         self._clock = clock
         self._seg_limit = settings.segment_limit()
         self._lock = threading.RLock()

@@ -23,7 +23,7 @@ def payload(i: int) -> bytes:
 
 
 def settings(d: Path) -> SpoolSettings:
-    return SpoolSettings(dir=d, max_bytes=1024 * 1024, segment_bytes=16 * 1024)
+    return SpoolSettings(dir=str(d), max_bytes=1024 * 1024, segment_bytes=16 * 1024)
 
 
 @dataclass

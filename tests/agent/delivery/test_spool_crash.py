@@ -16,9 +16,8 @@ from hostpulse.agent.spool import Spool, SpoolSettings
 
 CHILD = """
 import sys, time, uuid
-from pathlib import Path
 from hostpulse.agent.spool import Spool, SpoolSettings
-spool = Spool(SpoolSettings(dir=Path(sys.argv[1]), max_bytes=8 << 20, segment_bytes=32 << 10))
+spool = Spool(SpoolSettings(dir=sys.argv[1], max_bytes=8 << 20, segment_bytes=32 << 10))
 last_sync = time.monotonic()
 for i in range(1_000_000):
     token = uuid.uuid4().hex.encode()
@@ -64,14 +63,14 @@ def test_sigkill_loses_nothing_that_was_appended(tmp_path: Path) -> None:
     delivered: list[bytes] = []
     for _round in range(6):
         reported.extend(run_and_kill(spool_dir, rng.randint(50, 1500)))
-        with Spool(SpoolSettings(dir=spool_dir, max_bytes=8 << 20)) as spool:
+        with Spool(SpoolSettings(dir=str(spool_dir), max_bytes=8 << 20)) as spool:
             assert spool.stats().counters.get("lost_corrupt", 0) == 0
             # deliver a random part of what is pending, as a shipper would between crashes
             for _ in range(rng.randint(0, 5)):
                 batch = spool.read_batch(rng.randint(1, 300), 1 << 20)
                 spool.ack(r.seq for r in batch)
                 delivered.extend(r.payload[:32] for r in batch)
-    with Spool(SpoolSettings(dir=spool_dir, max_bytes=8 << 20)) as spool:
+    with Spool(SpoolSettings(dir=str(spool_dir), max_bytes=8 << 20)) as spool:
         pending: list[bytes] = []
         for _ in range(1000):
             batch = spool.read_batch(500, 8 << 20)

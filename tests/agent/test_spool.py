@@ -76,8 +76,13 @@ def test_live_records_ride_along_with_the_backlog_and_are_not_resent(tmp_path: P
         batch = spool.read_batch(10, 1 << 20, live=2)
         assert [r.seq for r in batch] == [*range(1, 11), 29, 30]
         spool.ack(r.seq for r in batch)
+        spool.append(payload(30))
+        # only what arrived since the last request rides along, not the older backlog
+        batch = spool.read_batch(10, 1 << 20, live=2)
+        assert [r.seq for r in batch] == [*range(11, 21), 31]
+        spool.ack(r.seq for r in batch)
         rest = drain(spool)
-        assert rest == [payload(i) for i in range(10, 28)]
+        assert rest == [payload(i) for i in range(20, 28)]
     with Spool(settings(tmp_path)) as spool:
         assert drain(spool) == []
 

@@ -249,8 +249,8 @@ class Shipper:
                 return True
             if outcome.kind == "rejected":
                 n = self._spool.ack(seqs, delivered=False)
-                self._spool.add_counter("rejected", n)
                 logger.error("server refused %d snapshots (never resent): %s", n, outcome.detail)
+                self._spool.add_counter("rejected", n)
                 return True
             self._spool.add_counter("retried")
             logger.warning(

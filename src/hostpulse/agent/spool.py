@@ -124,6 +124,7 @@ class Spool:
         self._state_dirty = False
         self._closed = False
         self._dropped_reasons: dict[int, str] = {}
+        self._live_mark = 0  # newest sequence handed out so far
         found = recover(self._dir)
         self._state: SpoolState = found.state
         self._segs = [_Segment(s.base, s.path, s.size) for s in found.segments]
@@ -185,8 +186,9 @@ class Spool:
     # --- reading and acknowledging -------------------------------------------------------
     def read_batch(self, max_records: int, max_bytes: int, live: int = 0) -> list[SpooledRecord]:
         """The oldest pending records (at most ``max_records`` / ``max_bytes`` of payload, at
-        least one), then up to ``live`` of the newest pending ones when the batch did not reach
-        them, so that current samples keep flowing while a backlog drains."""
+        least one), then up to ``live`` of the newest records appended since the previous call
+        when the batch did not reach them, so that current samples keep flowing while a backlog
+        drains."""
         with self._lock:
             self._check_open()
             self._drop_expired_head()
@@ -202,11 +204,13 @@ class Spool:
                 out.append(SpooledRecord(h.seq, h.ts_ms, sf.read_payload(self._rfd(seg), h)))
                 size += h.length
             if not reached_end and live > 0:
-                last = out[-1].seq
+                low = max(out[-1].seq, self._live_mark)
                 newest = [
-                    r for r in self._tail if r.seq > last and r.seq not in self._state.acked_ahead
+                    r for r in self._tail if r.seq > low and r.seq not in self._state.acked_ahead
                 ]
                 out.extend(newest[-live:])
+            if out:
+                self._live_mark = max(self._live_mark, out[-1].seq)
             self._inflight = {r.seq for r in out}
             self._dropped_inflight.clear()
             self._dropped_reasons.clear()

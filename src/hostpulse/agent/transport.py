@@ -19,7 +19,12 @@ MAX_RESPONSE_BYTES = 64 * 1024
 
 
 class TransportError(Exception):
-    """No HTTP response: connection refused or cut, timeout, TLS failure."""
+    """No HTTP response: connection refused or cut, timeout, TLS failure. ``stale``: the
+    connection was closed by the other side (as a server does to idle keep-alive ones)."""
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,9 @@ class Response:
     status: int
     headers: Mapping[str, str]  # lower-case names
     body: bytes
+
+
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 class Transport(Protocol):
@@ -77,8 +85,8 @@ class HttpTransport:
         reused = self._conn is not None
         try:
             return self._post_once(body, headers, timeout)
-        except TransportError:
-            if not reused:
+        except TransportError as exc:
+            if not (reused and exc.stale):
                 raise
         # a kept-alive connection the server had closed while idle: one fresh attempt
         return self._post_once(body, headers, timeout)
@@ -99,7 +107,8 @@ class HttpTransport:
             return Response(status, hdrs, data)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+            stale = isinstance(exc, _STALE)
+            raise TransportError(f"{type(exc).__name__}: {exc}", stale=stale) from None
 
     def close(self) -> None:
         if self._conn is not None:

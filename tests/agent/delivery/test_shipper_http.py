@@ -127,6 +127,7 @@ def test_outage_then_backfill_oldest_first_with_live_samples(
     firsts = [a.timestamps() for a in receiver.arrivals if a.answered == 200]
     backlog = [ts for stamps in firsts for ts in stamps if ts < 99_000]
     assert backlog == sorted(backlog)
+
     def arrival_of(ts: int) -> int:
         return next(i for i, stamps in enumerate(firsts) if ts in stamps)
 

@@ -265,13 +265,21 @@ class SimHost:
             put("network_speed_bytes_per_second", speed, lab)
             put("network_utilization_percent", np.maximum(rx, tx) / speed * 100, lab)
 
-        tcp: dict[str, F | float] = {"established": 40 + 600 * load, "time_wait": 10 + 300 * load, "listen": 12.0}
+        tcp: dict[str, F | float] = {
+            "established": 40 + 600 * load,
+            "time_wait": 10 + 300 * load,
+            "listen": 12.0,
+        }
         for st in catalog.TCP_STATES:
             value: F | float = tcp.get(st, np.floor(load * 3))
             put("netstat_tcp_connections", np.floor(value), (("state", st),))
         put("netstat_udp_sockets", 9.0)
         running = np.floor(1 + p.cores * load)
-        procs: dict[str, F | float] = {"running": running, "sleeping": 180 + 40 * load, "idle": 60.0}
+        procs: dict[str, F | float] = {
+            "running": running,
+            "sleeping": 180 + 40 * load,
+            "idle": 60.0,
+        }
         for st in catalog.PROCESS_STATES:
             put("processes_count", np.floor(procs.get(st, 0.0)), (("state", st),))
         put("processes_all", np.floor(running + 240 + 40 * load))

@@ -80,7 +80,7 @@ def make_profile(index: int, seed: int = 0) -> Profile:
         peak_hour=float(rng.uniform(10, 20)),
         spike_chance=float(rng.uniform(0.02, 0.1)),
         fill_per_day=float(rng.choice([0.0, 0.002, 0.01, 0.05])),
-        boot_time=float(1.7e9 - rng.uniform(0, 90 * DAY_S)),
+        boot_time=float(1.79e9 - rng.uniform(0, 60 * DAY_S)),
     )
 
 
@@ -164,7 +164,9 @@ class SimHost:
 
         def counter(key: str, rate: F, labels: Labels = ()) -> None:
             s = (key, labels)
-            start = self._counters.get(s, float(rng.uniform(1e6, 1e9)))
+            start = self._counters.get(s)
+            if start is None:  # as if the rate had held since boot
+                start = float(np.floor(float(rate[0]) * max(0.0, float(t[0]) - p.boot_time)))
             values = start + np.cumsum(rate * dt)
             self._counters[s] = float(values[-1])
             put(key, np.floor(values), labels)
@@ -285,7 +287,7 @@ class SimHost:
         put("processes_all", np.floor(running + 240 + 40 * load))
         put("processes_threads", np.floor(600 + 900 * load))
         put("system_boot_time_seconds", p.boot_time)
-        put("system_uptime_seconds", t - p.boot_time)
+        put("system_uptime_seconds", np.clip(t - p.boot_time, 0, None))
         return out
 
     def top_processes(self, load: float, n: int = 5) -> list[tuple[int, str, float, float, int]]:

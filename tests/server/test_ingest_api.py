@@ -71,7 +71,7 @@ def history(srv: LiveServer, host: str, metric: str, **params: str) -> dict[str,
     [(False, "gzip"), (False, "zstd"), (False, "identity"), (True, "gzip"), (True, "identity")],
 )
 def test_round_trip_current_and_history(server: LiveServer, as_json: bool, encoding: str) -> None:
-    t0 = now_ms() - 60_000
+    t0 = now_ms() - 12_000
     req = sample_request("rt-host", t0)
     body = codec.encode(req, json=as_json, encoding=encoding)
     ctype = "application/json" if as_json else PB

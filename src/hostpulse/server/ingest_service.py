@@ -172,10 +172,10 @@ def validate_batch(
                 422, f"{where}: series_index {max(idx)} is out of range ({n_series} series)"
             )
         if not math.isfinite(sum(values)):
-            bad = next((v for v in values if not math.isfinite(v)), None)
-            if bad is not None:
-                name = keys[idx[list(values).index(bad)]][0]
-                raise IngestError(422, f"{where}: value of {name} is {bad} (must be finite)")
+            for j, v in enumerate(values):
+                if not math.isfinite(v):
+                    name = keys[idx[j]][0]
+                    raise IngestError(422, f"{where}: value of {name} is {v} (must be finite)")
         if len(set(idx)) != n:
             raise IngestError(422, f"{where}: a series appears twice in one snapshot")
         samples += n

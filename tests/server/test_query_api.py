@@ -120,7 +120,7 @@ def test_history_refuses_bad_parameters(server: LiveServer) -> None:
 
 def _sim_request(ts_ms: int) -> tuple[SimHost, IngestRequest]:
     host = SimHost(make_profile(3))
-    hb = host_batch(host, np.array([ts_ms - 5000, ts_ms], dtype=np.int64), 5.0, process_every=1)
+    hb = host_batch(host, np.array([ts_ms - 60_000, ts_ms], dtype=np.int64), 5.0, process_every=1)
     return host, IngestRequest(batches=[hb])
 
 
@@ -162,10 +162,10 @@ def test_processes_at_a_time_and_history(server: LiveServer) -> None:
     latest = get(server, f"/hosts/{hid}/processes")
     assert latest["ts_ms"] == t and len(latest["top_memory"]) == 5
     earlier = get(server, f"/hosts/{hid}/processes", at=str(t - 1000))
-    assert earlier["ts_ms"] == t - 5000
+    assert earlier["ts_ms"] == t - 60_000
     get(server, f"/hosts/{hid}/processes", 404, at=str(t - 3_600_000))
-    hist = get(server, f"/hosts/{hid}/processes/history", start=str(t - 60_000), end=str(t))
-    assert [s["ts_ms"] for s in hist["snapshots"]] == [t - 5000, t]
+    hist = get(server, f"/hosts/{hid}/processes/history", start=str(t - 120_000), end=str(t))
+    assert [s["ts_ms"] for s in hist["snapshots"]] == [t - 60_000, t]
 
 
 def test_current_snapshot_can_be_narrowed_to_metrics(server: LiveServer) -> None:

@@ -1,0 +1,188 @@
+"""The on-disk block format: one compressed blob holds a time window of many series of one host.
+
+A block is columnar: one shared timestamp vector (rows) and one or more value matrices
+(``rows x columns``; raw blocks have one, rollup blocks four: count, sum, min, max). Each
+column (a series) is stored either
+
+* as integers at a decimal scale ``10**k`` (``k`` chosen per column, see ``quantize``):
+  first value, then deltas (order 1) or deltas of deltas (order 2, picked per column), zigzag; or
+* losslessly as IEEE doubles XOR-ed with their predecessor (the fallback).
+
+All codes are 64-bit; they are split into byte planes (byte 0 of every code, then byte 1, ...)
+so that the mostly-zero high planes cost almost nothing, and the whole blob is zstd-compressed.
+Absent cells (NaN) are a presence bitmap; the value underneath repeats the previous one so that
+it costs nothing. Decoding one column touches only that column's planes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import zstandard
+
+from hostpulse.store.exceptions import CorruptBlockError
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+U8 = npt.NDArray[np.uint8]
+BoolA = npt.NDArray[np.bool_]
+
+FLOAT = 255  # scale code of a column stored as lossless doubles
+INT_LIMIT = float(2**43)  # larger magnitudes (after scaling) are stored as doubles
+_MAGIC = b"HPB1"
+_HEADER = struct.Struct("<4sBIIB")
+_POW10 = np.array([10.0**k for k in range(16)], dtype=np.float64)
+
+
+def _zigzag(x: I64) -> U64:
+    return ((x << 1) ^ (x >> 63)).view(np.uint64)
+
+
+def _unzigzag(u: U64) -> I64:
+    return ((u >> np.uint64(1)).view(np.int64)) ^ -((u & np.uint64(1)).view(np.int64))
+
+
+def _ffill(v: F64, present: BoolA) -> F64:
+    """Absent cells take the previous present value of their column (axis 1 is time)."""
+    if present.all():
+        return v
+    n = v.shape[1]
+    idx = np.where(present, np.arange(n, dtype=np.int64)[None, :], 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    filled = np.take_along_axis(np.where(present, v, 0.0), idx, axis=1)
+    return filled
+
+
+def _int_codes(q: I64) -> tuple[U64, U8]:
+    """Per column (rows of ``q``): order-1 or order-2 deltas, zigzagged."""
+    d1 = q.copy()
+    d1[:, 1:] -= q[:, :-1]
+    d2 = d1.copy()
+    d2[:, 2:] -= d1[:, 1:-1]
+    if q.shape[1] > 2:
+        use2 = np.abs(d2[:, 2:]).max(axis=1) < np.abs(d1[:, 1:]).max(axis=1)
+    else:
+        use2 = np.zeros(q.shape[0], dtype=np.bool_)
+    codes = np.where(use2[:, None], d2, d1)
+    return _zigzag(codes), np.where(use2, 2, 1).astype(np.uint8)
+
+
+def _float_codes(v: F64) -> U64:
+    bits = np.ascontiguousarray(v).view(np.uint64)
+    x = bits.copy()
+    x[:, 1:] ^= bits[:, :-1]
+    return x
+
+
+def encode(ts: I64, ids: I64, mats: list[F64], scales: U8, level: int = 3) -> bytes:
+    """Encode ``mats`` (each ``rows x cols``, NaN = absent; ``mats[0]`` decides presence).
+
+    ``scales[j]`` is the decimal exponent of column ``j`` or ``FLOAT``; an int column must fit:
+    callers pick scales with ``quantize.choose_scales`` (values are rounded to the scale).
+    """
+    n, c = len(ts), len(ids)
+    m = len(mats)
+    present = ~np.isnan(mats[0].T)
+    is_int = scales != FLOAT
+    codes = np.empty((m, c, n), dtype=np.uint64)
+    orders = np.ones((m, c), dtype=np.uint8)
+    p10 = _POW10[np.where(is_int, scales, 0)]
+    for i, mat in enumerate(mats):
+        v = _ffill(np.ascontiguousarray(mat.T), present)
+        if is_int.any():
+            q = np.rint(v[is_int] * p10[is_int, None]).astype(np.int64)
+            codes[i, is_int], orders[i, is_int] = _int_codes(q)
+        if (~is_int).any():
+            codes[i, ~is_int] = _float_codes(v[~is_int])
+    planes = codes.view(np.uint8).reshape(m * c * n, 8).T
+    tsd = ts.astype(np.int64).copy()
+    tsd[1:] -= ts[:-1]
+    idd = ids.astype(np.int64).copy()
+    idd[1:] -= ids[:-1]
+    body = b"".join(
+        (
+            tsd.tobytes(),
+            idd.tobytes(),
+            scales.astype(np.uint8).tobytes(),
+            orders.tobytes(),
+            np.packbits(present, axis=1).tobytes(),
+            np.ascontiguousarray(planes).tobytes(),
+        )
+    )
+    header = _HEADER.pack(_MAGIC, 1, n, c, m)
+    return header + zstandard.ZstdCompressor(level=level).compress(body)
+
+
+@dataclass(slots=True)
+class Block:
+    """A decoded block header plus its still-encoded column planes."""
+
+    ts: I64
+    ids: I64
+    scales: U8
+    orders: U8  # (mats, cols)
+    present: BoolA  # (cols, rows)
+    planes: U8  # (8, mats, cols, rows)
+
+    @property
+    def rows(self) -> int:
+        return len(self.ts)
+
+    def column_index(self) -> dict[int, int]:
+        return {int(s): j for j, s in enumerate(self.ids)}
+
+    def column(self, mat: int, j: int) -> F64:
+        """Values of column ``j`` of matrix ``mat``; NaN where absent."""
+        n = self.rows
+        u = np.ascontiguousarray(self.planes[:, mat, j, :].T).view(np.uint64).reshape(n)
+        k = int(self.scales[j])
+        if k == FLOAT:
+            out = np.bitwise_xor.accumulate(u).view(np.float64)
+        else:
+            q = _unzigzag(u)
+            if self.orders[mat, j] == 2:
+                q[1:] = np.cumsum(q[1:])
+            q = np.cumsum(q)
+            out = q / _POW10[k]
+        return np.where(self.present[j], out, np.nan)
+
+    def matrix(self, mat: int) -> F64:
+        """The whole matrix ``mat`` as ``rows x cols``."""
+        out = np.empty((self.rows, len(self.ids)), dtype=np.float64)
+        for j in range(len(self.ids)):
+            out[:, j] = self.column(mat, j)
+        return out
+
+
+def decode(blob: bytes) -> Block:
+    try:
+        magic, version, n, c, m = _HEADER.unpack_from(blob)
+        if magic != _MAGIC or version != 1:
+            raise CorruptBlockError(f"not a hostpulse block (magic {magic!r}, v{version})")
+        body = zstandard.ZstdDecompressor().decompress(blob[_HEADER.size :])
+    except (struct.error, zstandard.ZstdError) as exc:
+        raise CorruptBlockError(f"unreadable block: {exc}") from exc
+    off = 0
+
+    def take(count: int, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+        nonlocal off
+        size = count * np.dtype(dtype).itemsize
+        arr = np.frombuffer(body, dtype=dtype, count=count, offset=off)
+        off += size
+        return arr
+
+    ts = np.cumsum(take(n, np.int64)).astype(np.int64)
+    ids = np.cumsum(take(c, np.int64)).astype(np.int64)
+    scales = take(c, np.uint8).astype(np.uint8)
+    orders = take(m * c, np.uint8).reshape(m, c).astype(np.uint8)
+    nbytes = (n + 7) // 8
+    bits = np.asarray(take(c * nbytes, np.uint8), dtype=np.uint8).reshape(c, nbytes)
+    present = np.unpackbits(bits, axis=1, count=n).astype(np.bool_)
+    planes = take(8 * m * c * n, np.uint8).reshape(8, m, c, n)
+    if off != len(body):
+        raise CorruptBlockError(f"block body has {len(body) - off} trailing bytes")
+    return Block(ts, ids, scales, orders, present, planes)  # type: ignore[arg-type]

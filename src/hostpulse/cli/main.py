@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hostpulse import __version__
+from hostpulse.cli import db
 
 app = typer.Typer(
     name="hostpulse",
@@ -13,6 +14,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(db.app, name="db")
 
 
 @app.callback()

@@ -536,7 +536,7 @@ METRICS: tuple[Metric, ...] = (
     _m("netstat", "tcp_connections", "", G, "TCP sockets by state.", "connections", ("state",)),
     _m("netstat", "udp_sockets", "", G, "UDP sockets.", "connections"),
     # --- processes (slow) ------------------------------------------------------------------
-    _m("processes", "count", "", G, "Processes by status.", "processes", ("state",)),
+    _m("processes", "state", "", G, "Processes by status.", "processes", ("state",)),
     _m("processes", "all", "", G, "All processes.", "processes"),
     _m("processes", "threads", "", G, "Threads of all processes.", "processes"),
     # --- system ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hostpulse import __version__
-from hostpulse.cli import db
+from hostpulse.cli import agent_cmd, db, top
 from hostpulse.cli.server import server as server_command
 from hostpulse.cli.simulate import simulate as simulate_command
 from hostpulse.cli.up import up as up_command
@@ -34,6 +34,10 @@ def root() -> None:
 def version() -> None:
     """Print the hostpulse version."""
     typer.echo(__version__)
+
+
+app.command("agent", **agent_cmd.SETTINGS)(agent_cmd.agent)
+app.command("top")(top.top)
 
 
 def main() -> None:

@@ -1,0 +1,40 @@
+"""The agent's collectors, registered explicitly (no folder scanning)."""
+
+from __future__ import annotations
+
+from hostpulse.agent.collectors.base import Collector
+from hostpulse.agent.collectors.connections import ConnectionsCollector
+from hostpulse.agent.collectors.cpu import CpuCollector
+from hostpulse.agent.collectors.disk import DiskIOCollector, DiskUsageCollector
+from hostpulse.agent.collectors.memory import MemoryCollector
+from hostpulse.agent.collectors.network import NetworkCollector
+from hostpulse.agent.collectors.processes import ProcessCollector
+from hostpulse.agent.collectors.system import SystemCollector
+
+__all__ = [
+    "ConnectionsCollector",
+    "CpuCollector",
+    "DiskIOCollector",
+    "DiskUsageCollector",
+    "MemoryCollector",
+    "NetworkCollector",
+    "ProcessCollector",
+    "SystemCollector",
+    "build_collectors",
+]
+
+
+def build_collectors(
+    *, top_n: int = 10, proc_root: str = "/proc", sys_root: str = "/sys"
+) -> list[Collector]:
+    """One fresh (stateful) instance of every collector, in ``catalog.COLLECTORS`` order."""
+    return [
+        CpuCollector(proc_root=proc_root, sys_root=sys_root),
+        MemoryCollector(proc_root=proc_root),
+        DiskUsageCollector(proc_root=proc_root),
+        DiskIOCollector(proc_root=proc_root, sys_root=sys_root),
+        NetworkCollector(proc_root=proc_root, sys_root=sys_root),
+        ConnectionsCollector(proc_root=proc_root),
+        ProcessCollector(top_n=top_n, proc_root=proc_root),
+        SystemCollector(proc_root=proc_root),
+    ]

@@ -1,0 +1,251 @@
+"""Agent overhead against Debian's prometheus-node-exporter, measured in the same run.
+
+For each interval (5 s and 1 s by default) this starts ``hostpulse agent --interval I --listen``
+and ``prometheus-node-exporter`` side by side, scrapes both every I seconds (node_exporter
+collects on each scrape; the agent collects on its own schedule and serves its cache), and
+reads each process's CPU time (utime + stime from /proc/<pid>/stat) and peak RSS (VmHWM).
+
+Prints, per interval: CPU % of one core (whole window, and the median of sub-windows), CPU
+seconds per collection, the ratio ours / node_exporter, and peak RSS. ``--append FILE`` adds a
+Markdown section to FILE (docs/benchmarks.md).
+
+    .venv/bin/python bench/agent_overhead.py [--seconds 60] [--intervals 5,1] [--append FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HOSTPULSE = str(Path(sys.executable).with_name("hostpulse"))
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    match = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def scrape(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return len(response.read())
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+        try:
+            scrape(url)
+            return
+        except OSError:
+            threading.Event().wait(0.1)
+    raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+def start_agent(interval: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [HOSTPULSE, "agent", "--interval", str(interval), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")},
+    )
+    return proc, f"http://127.0.0.1:{port}/metrics"
+
+
+def start_node_exporter() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}/metrics"
+
+
+@dataclass
+class Result:
+    interval: float
+    seconds: float
+    collections: int
+    ours_cpu: float  # CPU seconds over the window
+    node_cpu: float
+    ours_windows: list[float]  # CPU % per sub-window
+    node_windows: list[float]
+    ours_rss: float
+    node_rss: float
+    ours_bytes: int
+    node_bytes: int
+
+    @property
+    def ours_percent(self) -> float:
+        return self.ours_cpu / self.seconds * 100
+
+    @property
+    def node_percent(self) -> float:
+        return self.node_cpu / self.seconds * 100
+
+    @property
+    def ours_per_collection_ms(self) -> float:
+        return self.ours_cpu / self.collections * 1000
+
+    @property
+    def node_per_collection_ms(self) -> float:
+        return self.node_cpu / self.collections * 1000
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_cpu / self.node_cpu if self.node_cpu else float("inf")
+
+
+def measure(interval: float, seconds: float) -> Result:
+    agent, agent_url = start_agent(interval)
+    node, node_url = start_node_exporter()
+    try:
+        wait_until_up(agent_url, agent)
+        wait_until_up(node_url, node)
+        # warm up: two of the agent's collections (rates present, caches filled)
+        threading.Event().wait(2 * interval)
+        scrape(agent_url)
+        scrape(node_url)
+        window = max(10.0, 2 * interval)
+        samples: list[tuple[float, float, float]] = []
+        origin = time.monotonic()
+        samples.append((origin, cpu_seconds(agent.pid), cpu_seconds(node.pid)))
+        k = 0
+        ours_bytes = node_bytes = 0
+        while True:
+            k += 1
+            due = origin + k * interval
+            if due > origin + seconds:
+                break
+            threading.Event().wait(max(0.0, due - time.monotonic()))
+            ours_bytes = scrape(agent_url)
+            node_bytes = scrape(node_url)
+            samples.append((time.monotonic(), cpu_seconds(agent.pid), cpu_seconds(node.pid)))
+        end = samples[-1]
+        wall = end[0] - origin
+
+        def windows(column: int) -> list[float]:
+            out: list[float] = []
+            start = samples[0]
+            for s in samples[1:]:
+                if s[0] - start[0] >= window:
+                    out.append((s[column] - start[column]) / (s[0] - start[0]) * 100)
+                    start = s
+            return out
+
+        return Result(
+            interval=interval,
+            seconds=wall,
+            collections=k - 1,
+            ours_cpu=end[1] - samples[0][1],
+            node_cpu=end[2] - samples[0][2],
+            ours_windows=windows(1),
+            node_windows=windows(2),
+            ours_rss=peak_rss_mb(agent.pid),
+            node_rss=peak_rss_mb(node.pid),
+            ours_bytes=ours_bytes,
+            node_bytes=node_bytes,
+        )
+    finally:
+        for proc in (agent, node):
+            proc.terminate()
+        for proc in (agent, node):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def report(results: list[Result], command: str) -> str:
+    lines = [
+        f"### Agent overhead, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        "shared with other jobs running at the same time; Python "
+        f"{platform.python_version()}. Command: `{command}`.",
+        "Both processes run side by side and are scraped by the script at the agent's "
+        "interval; CPU from /proc/<pid>/stat (utime+stime, 10 ms ticks), RSS = VmHWM.",
+        "",
+        "| interval | window | collections | agent CPU % (median of windows) | "
+        "node_exporter CPU % | agent ms/collection | node_exporter ms/scrape | "
+        "ratio agent/node_exporter | agent peak RSS | node_exporter peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.interval:g} s | {r.seconds:.0f} s | {r.collections} | "
+            f"{r.ours_percent:.2f} ({median(r.ours_windows):.2f}) | "
+            f"{r.node_percent:.2f} ({median(r.node_windows):.2f}) | "
+            f"{r.ours_per_collection_ms:.1f} | {r.node_per_collection_ms:.1f} | "
+            f"{r.ratio:.2f} | {r.ours_rss:.1f} MB | {r.node_rss:.1f} MB |"
+        )
+    lines += [
+        "",
+        f"Exposition size: agent {results[0].ours_bytes} bytes, node_exporter "
+        f"{results[0].node_bytes} bytes. Targets: <= 0.3 % CPU at 5 s, <= 35 MB RSS, "
+        "ratio <= 1.0.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="window per interval")
+    parser.add_argument("--intervals", default="5,1", help="comma-separated seconds")
+    parser.add_argument("--append", type=Path, help="append the Markdown section to this file")
+    args = parser.parse_args()
+    if not Path(NODE_EXPORTER).exists() or not shutil.which(HOSTPULSE):
+        raise SystemExit("needs prometheus-node-exporter and an installed hostpulse")
+    results = []
+    for text in args.intervals.split(","):
+        interval = float(text)
+        print(f"measuring interval {interval:g} s for {args.seconds:g} s ...", flush=True)
+        results.append(measure(interval, args.seconds))
+    command = "python bench/agent_overhead.py " + " ".join(
+        a for a in sys.argv[1:] if not a.startswith("--append") and not a.endswith(".md")
+    )
+    text = report(results, command.strip())
+    print(text)
+    if args.append:
+        with args.append.open("a", encoding="utf-8") as f:
+            f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""AgentSettings: the one place the agent reads its YAML file, environment and flags.
+
+Precedence: flags > ``HOSTPULSE_*`` environment variables > the YAML file > defaults.
+
+* The file (``--config`` or ``HOSTPULSE_CONFIG``) may use ``${VAR}`` and ``${VAR:-default}`` in
+  any string value; ``$$`` is a literal ``$``. An unset variable without a default is an error.
+* Environment variables name a key with ``HOSTPULSE_`` and ``__`` between nested sections:
+  ``HOSTPULSE_INTERVAL=1``, ``HOSTPULSE_LOG__LEVEL=debug``, ``HOSTPULSE_INTERVALS__DISK_USAGE=60``,
+  ``HOSTPULSE_LABELS=env=prod,role=db``. Unknown ``HOSTPULSE_*`` variables are ignored (the
+  server shares the prefix); unknown keys in the file are errors.
+* Every problem raises :class:`ConfigError` whose message is one line naming the key.
+
+The settings are plain frozen dataclasses validated by :mod:`hostpulse.agent.settings_schema`
+rather than pydantic: pydantic alone adds about 17 MB to the agent's resident memory, half of
+its 35 MB budget (see docs/benchmarks.md). To add a section, declare a dataclass with defaults
+and add a field for it to :class:`AgentSettings`; the loader, env mapping and errors follow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hostpulse.agent.settings_schema import ConfigError, validate
+
+__all__ = [
+    "AgentSettings",
+    "ConfigError",
+    "ExporterSettings",
+    "IntervalSettings",
+    "LogSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "HOSTPULSE_"
+MIN_INTERVAL = 1.0
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSettings:
+    """Per-collector intervals in seconds; ``None`` means the agent's ``interval``."""
+
+    cpu: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
+    memory: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
+    disk_usage: float | None = field(default=30.0, metadata={"min": MIN_INTERVAL})
+    disk_io: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
+    network: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
+    connections: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
+    processes: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
+    system: float | None = field(default=60.0, metadata={"min": MIN_INTERVAL})
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterSettings:
+    listen: str | None = None
+    """``host:port`` for the Prometheus ``/metrics`` endpoint (``:9100`` = all interfaces)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: LogLevel = "info"
+    file: str | None = None
+    """Also log to this file, rotated at ``max_bytes`` keeping ``backup_count`` old files."""
+    max_bytes: int = field(default=10_000_000, metadata={"min": 1024})
+    backup_count: int = field(default=5, metadata={"min": 0})
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    interval: float = field(default=5.0, metadata={"min": MIN_INTERVAL})
+    intervals: IntervalSettings = field(default_factory=IntervalSettings)
+    top_n: int = field(default=10, metadata={"min": 1, "max": 1000})
+    host_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def interval_of(self, collector: str) -> float:
+        """The effective interval of a collector: its own, never below the agent's."""
+        own: float | None = getattr(self.intervals, collector, None)
+        return max(own, self.interval) if own is not None else self.interval
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:9100"``, ``"[::1]:9100"``, ``":9100"`` -> (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port_text)
+
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute(value: str, env: Mapping[str, str], key: str) -> str:
+    """Replace ``${VAR}`` / ``${VAR:-default}``; ConfigError names ``key`` for an unset VAR."""
+
+    def repl(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in env and (env[name] != "" or default is None):
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(key, f"environment variable {name} is not set")
+
+    return _VAR.sub(repl, value)
+
+
+def _substitute_tree(node: Any, env: Mapping[str, str], key: str) -> Any:
+    if isinstance(node, str):
+        return substitute(node, env, key)
+    if isinstance(node, dict):
+        return {
+            k: _substitute_tree(v, env, f"{key}.{k}" if key else str(k)) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_substitute_tree(v, env, f"{key}[{i}]") for i, v in enumerate(node)]
+    return node
+
+
+def read_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    import yaml  # only when a file is given
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(str(path), f"invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "the file must hold a mapping of keys (interval: 5, ...)")
+    result: dict[str, Any] = _substitute_tree(data, env, "")
+    return result
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[last] = value
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _known_keys(cls: type, prefix: str = "") -> dict[str, bool]:
+    """Dotted key -> whether it is a section, for mapping environment variable names."""
+    from dataclasses import fields, is_dataclass
+    from typing import get_type_hints
+
+    keys: dict[str, bool] = {}
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        tp = hints[f.name]
+        dotted = prefix + f.name
+        if is_dataclass(tp):
+            keys[dotted] = True
+            keys.update(_known_keys(tp, dotted + "."))  # type: ignore[arg-type]
+        else:
+            keys[dotted] = False
+    return keys
+
+
+def from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    known = _known_keys(AgentSettings)
+    tree: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        if known.get(dotted) is False:
+            _set(tree, dotted, value)
+    return tree
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> AgentSettings:
+    """Defaults < file < environment < ``overrides`` (dotted keys from flags; None = not given)."""
+    env = os.environ if env is None else env
+    if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(env[ENV_PREFIX + "CONFIG"])
+    tree = read_file(config_file, env) if config_file is not None else {}
+    tree = _merge(tree, from_env(env))
+    flags: dict[str, Any] = {}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set(flags, dotted, value)
+    tree = _merge(tree, flags)
+    settings = validate(AgentSettings, tree)
+    if settings.exporter.listen is not None:
+        try:
+            parse_listen(settings.exporter.listen)
+        except ValueError as exc:
+            raise ConfigError("exporter.listen", str(exc)) from None
+    return settings

@@ -1,0 +1,213 @@
+"""Turn the collectors' latest readings into the wire message and the JSON snapshot.
+
+A snapshot carries the latest reading of every collector: the values of a slow collector (disk
+usage every 30 s) repeat in the snapshots between two of its collections, so the newest
+snapshot of a host is always complete. A batch built here holds one snapshot and its own series
+table (``series_index`` is 0..n-1); a shipper may merge batches of one host.
+
+JSON document (``hostpulse agent --once --format json``), keys in this order::
+
+    timestamp       ISO 8601 UTC of the snapshot
+    timestamp_ms    the same, milliseconds since the Unix epoch
+    host            {host_id, hostname, os, kernel, arch, cpu_model, boot_time, logical_cores,
+                     memory_bytes, labels, interval_seconds, agent_version}
+    metrics         [{name (catalog key), prom_name, kind, unit, labels: {..}, value}], one per
+                    series, in catalog order
+    unsupported     [{name (catalog key), reason}] for catalog metrics this host cannot provide
+    processes       {top_cpu: [..], top_memory: [..]} with the catalog's PROCESS_FIELDS
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from hostpulse import __version__, catalog
+from hostpulse.agent.collectors.base import ProcessInfo, Reading
+from hostpulse.protocol import Host, HostBatch, Label, Process, SeriesDef, Snapshot
+
+
+class SnapshotSink(Protocol):
+    """Receives every finished snapshot. ``put`` must not block (queue or swap a reference)."""
+
+    def put(self, batch: HostBatch) -> None: ...
+
+
+def current_platform() -> str:
+    if sys.platform.startswith("linux"):
+        return catalog.Platform.LINUX.value
+    if sys.platform == "darwin":
+        return catalog.Platform.MACOS.value
+    if sys.platform.startswith("win"):
+        return catalog.Platform.WINDOWS.value
+    return sys.platform
+
+
+def resolve_host_id(
+    configured: str | None,
+    *,
+    machine_id: Path = Path("/etc/machine-id"),
+    hostname: Callable[[], str] = socket.gethostname,
+) -> str:
+    """The configured ``host_id``, else /etc/machine-id, else the hostname."""
+    if configured:
+        return configured
+    try:
+        text = machine_id.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    return text or hostname()
+
+
+@dataclass(frozen=True, slots=True)
+class HostIdentity:
+    host_id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    interval_seconds: float = 5.0
+    platform: str = field(default_factory=current_platform)
+
+
+def _process(p: ProcessInfo) -> Process:
+    return Process(
+        pid=p.pid,
+        name=p.name,
+        user=p.user,
+        cpu_percent=p.cpu_percent,
+        mem_percent=p.mem_percent,
+        rss_bytes=max(p.rss_bytes, 0),
+        threads=max(p.threads, 0),
+        status=p.status,
+        cmdline=p.cmdline,
+    )
+
+
+def build_batch(
+    readings: Mapping[str, Reading],
+    identity: HostIdentity,
+    *,
+    timestamp_ms: int,
+    sequence: int,
+) -> HostBatch:
+    """One HostBatch with one snapshot from the latest reading of each collector."""
+    ordered = [readings[name] for name in catalog.COLLECTORS if name in readings]
+    ordered += [r for name, r in readings.items() if name not in catalog.COLLECTORS]
+
+    series: list[SeriesDef] = []
+    values: list[float] = []
+    unsupported = {m.key for m in catalog.METRICS if not m.supported_on(identity.platform)}
+    system = None
+    top_cpu: list[ProcessInfo] = []
+    top_memory: list[ProcessInfo] = []
+    scalars: dict[str, float] = {}
+    for reading in ordered:
+        unsupported |= reading.unsupported
+        system = reading.system or system
+        if reading.top_cpu is not None:
+            top_cpu = reading.top_cpu
+        if reading.top_memory is not None:
+            top_memory = reading.top_memory
+        for s in reading.samples:
+            series.append(
+                SeriesDef(metric=s.key, labels=[Label(name=n, value=v) for n, v in s.labels])
+            )
+            values.append(s.value)
+            if not s.labels:
+                scalars[s.key] = s.value
+    present = {s.metric for s in series}
+
+    host = Host(
+        host_id=identity.host_id,
+        hostname=system.hostname if system else socket.gethostname(),
+        os=system.os if system else "",
+        kernel=system.kernel if system else "",
+        arch=system.arch if system else "",
+        cpu_model=system.cpu_model if system else "",
+        boot_time=system.boot_time if system else 0.0,
+        logical_cores=int(scalars.get("cpu_logical_cores", 0)),
+        memory_bytes=int(scalars.get("memory_total_bytes", 0)),
+        labels=[Label(name=k, value=v) for k, v in sorted(identity.labels.items())],
+        interval_seconds=identity.interval_seconds,
+        agent_version=__version__,
+    )
+    snap = Snapshot(
+        timestamp_ms=timestamp_ms,
+        series_index=range(len(series)),
+        values=values,
+        top_cpu=[_process(p) for p in top_cpu],
+        top_memory=[_process(p) for p in top_memory],
+        sequence=sequence,
+    )
+    return HostBatch(
+        host=host,
+        series=series,
+        snapshots=[snap],
+        unsupported=sorted(unsupported - present),
+    )
+
+
+def _process_json(p: Process) -> dict[str, Any]:
+    return {f.name: getattr(p, f.name) for f in catalog.PROCESS_FIELDS}
+
+
+def unsupported_reason(key: str, platform: str) -> str:
+    metric = catalog.BY_KEY.get(key)
+    if metric is not None and not metric.supported_on(platform):
+        where = ", ".join(sorted(p.value for p in metric.platforms))
+        return f"not available on {platform} (only on {where})"
+    return f"not provided by this {platform} host"
+
+
+def batch_to_json(batch: HostBatch, platform: str | None = None) -> dict[str, Any]:
+    """The JSON document of the newest snapshot in ``batch`` (see the module docstring)."""
+    platform = platform or current_platform()
+    snap = batch.snapshots[-1]
+    h = batch.host
+    metrics: list[dict[str, Any]] = []
+    for index, value in zip(snap.series_index, snap.values, strict=True):
+        s = batch.series[index]
+        m = catalog.BY_KEY.get(s.metric)
+        metrics.append(
+            {
+                "name": s.metric,
+                "prom_name": m.prom_name if m else f"node_{s.metric}",
+                "kind": m.kind.value if m else "gauge",
+                "unit": m.unit if m else "",
+                "labels": {lb.name: lb.value for lb in s.labels},
+                "value": value,
+            }
+        )
+    order = {m.key: i for i, m in enumerate(catalog.METRICS)}
+    metrics.sort(key=lambda e: order.get(e["name"], len(order)))
+    return {
+        "timestamp": datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC).isoformat(
+            timespec="milliseconds"
+        ),
+        "timestamp_ms": snap.timestamp_ms,
+        "host": {
+            "host_id": h.host_id,
+            "hostname": h.hostname,
+            "os": h.os,
+            "kernel": h.kernel,
+            "arch": h.arch,
+            "cpu_model": h.cpu_model,
+            "boot_time": h.boot_time,
+            "logical_cores": h.logical_cores,
+            "memory_bytes": h.memory_bytes,
+            "labels": {lb.name: lb.value for lb in h.labels},
+            "interval_seconds": h.interval_seconds,
+            "agent_version": h.agent_version,
+        },
+        "metrics": metrics,
+        "unsupported": [
+            {"name": k, "reason": unsupported_reason(k, platform)} for k in batch.unsupported
+        ],
+        "processes": {
+            "top_cpu": [_process_json(p) for p in snap.top_cpu],
+            "top_memory": [_process_json(p) for p in snap.top_memory],
+        },
+    }

@@ -1,0 +1,79 @@
+"""The exporter renders the cached snapshot with catalog names, HELP and TYPE."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from hostpulse.agent.collectors.base import Reading, Sample
+from hostpulse.agent.exporter import Exporter, ExporterCache, SnapshotCollector
+from hostpulse.agent.snapshot import HostIdentity, build_batch
+
+
+def cache_with_batch() -> ExporterCache:
+    reading = Reading(
+        samples=[
+            Sample("cpu_time_seconds", (("cpu", "0"), ("mode", "idle")), 10.5),
+            Sample("cpu_time_seconds", (("cpu", "1"), ("mode", "idle")), 11.5),
+            Sample("cpu_core_busy_percent", (("cpu", "0"),), 12.0),
+            Sample("filesystem_usage_percent", (("device", "/dev/sda1"), ("mountpoint", "/")), 40),
+            Sample("netstat_tcp_connections", (("state", "time_wait"),), 3),
+            Sample("network_receive_bytes", (("interface", 'we"ird\\'),), 5),
+        ]
+    )
+    batch = build_batch(
+        {"cpu": reading}, HostIdentity("h", platform="linux"), timestamp_ms=1, sequence=1
+    )
+    cache = ExporterCache()
+    cache.put(batch)
+    return cache
+
+
+def render(cache: ExporterCache) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(cache))
+    return generate_latest(registry).decode()
+
+
+def test_exposition_names_types_and_labels() -> None:
+    text = render(cache_with_batch())
+    assert "# HELP node_cpu_time_seconds_total CPU time spent per core and mode." in text
+    assert "# TYPE node_cpu_time_seconds_total counter" in text
+    assert 'node_cpu_time_seconds_total{cpu="1",mode="idle"} 11.5' in text
+    assert "# TYPE node_cpu_core_busy_percent gauge" in text
+    assert 'node_filesystem_usage_percent{device="/dev/sda1",mountpoint="/"} 40.0' in text
+    assert 'node_netstat_tcp_connections{state="time_wait"} 3.0' in text
+    assert 'node_network_receive_bytes_total{interface="we\\"ird\\\\"} 5.0' in text
+
+
+def test_promtool_accepts_the_exposition() -> None:
+    result = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=render(cache_with_batch()),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == ""
+
+
+def test_empty_cache_serves_nothing() -> None:
+    assert render(ExporterCache()) == ""
+
+
+def test_http_server_serves_the_cache_and_closes() -> None:
+    cache = cache_with_batch()
+    exporter = Exporter(cache, "127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(exporter.url, timeout=5) as response:
+            body = response.read().decode()
+        assert response.status == 200
+        assert "node_cpu_core_busy_percent" in body
+    finally:
+        started = time.monotonic()
+        exporter.close()
+        assert time.monotonic() - started < 2.0

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from hostpulse.agent.spool import Spool, SpoolError, SpoolSettings
+from hostpulse.agent.delivery_settings import SpoolSettings
+from hostpulse.agent.spool import Spool, SpoolError
 
 
 class Clock:

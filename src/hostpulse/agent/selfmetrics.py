@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hostpulse import catalog
 from hostpulse.agent.collectors.base import Reading, Sample
 from hostpulse.agent.spool import SpoolStats
 
@@ -95,15 +96,15 @@ class DeliveryStats:
 
 
 class AgentCollector:
-    """The ``agent`` collector: the shipper's and spool's counters as samples."""
+    """The ``agent`` collector: the shipper's and spool's counters as samples; without a
+    shipper (``stats`` None) its metrics are reported as unsupported."""
 
     name = "agent"
 
-    def __init__(self, stats: Callable[[], DeliveryStats]) -> None:
+    def __init__(self, stats: Callable[[], DeliveryStats] | None) -> None:
         self._stats = stats
 
     def collect(self, now: float) -> Reading:
-        return Reading(samples=self.stats_samples())
-
-    def stats_samples(self) -> list[Sample]:
-        return self._stats().samples()
+        if self._stats is None:  # not shipping (no --server): nothing to report
+            return Reading(unsupported={m.key for m in catalog.for_collector(self.name)})
+        return Reading(samples=self._stats().samples())

@@ -26,11 +26,12 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from google.protobuf.message import DecodeError
 
+from hostpulse.agent.delivery_settings import ShipperSettings
 from hostpulse.agent.retry import Backoff, jitter_after, parse_retry_after
 from hostpulse.agent.selfmetrics import DeliveryStats, LatencyTracker
 from hostpulse.agent.spool import Spool, SpooledRecord, SpoolError
@@ -41,30 +42,6 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "hostpulse-agent"
 _RAW, _ZLIB = b"\x00", b"\x01"
-
-
-@dataclass(frozen=True, slots=True)
-class ShipperSettings:
-    """``shipper:`` in the agent's configuration; ``server`` is ``--server``."""
-
-    server: str | None = None
-    """Server base URL (``https://monitor.example.com``); None: do not ship."""
-    api_key: str | None = None
-    """Sent as ``Authorization: Bearer <key>``."""
-    timeout: float = field(default=10.0, metadata={"min": 0.1, "max": 300.0})
-    max_batch_snapshots: int = field(default=500, metadata={"min": 1, "max": 10_000})
-    max_batch_bytes: int = field(default=2_000_000, metadata={"min": 1024})
-    """Stored (compressed) bytes of snapshots in one request."""
-    live_snapshots: int = field(default=5, metadata={"min": 0, "max": 100})
-    """Newest snapshots added to each backlog request so the live view stays current."""
-    backoff_min: float = field(default=1.0, metadata={"min": 0.01})
-    backoff_max: float = field(default=60.0, metadata={"min": 0.01})
-    retry_after_max: float = field(default=600.0, metadata={"min": 1.0})
-    drain_pause: float = field(default=0.1, metadata={"min": 0.0, "max": 60.0})
-    """Pause between two backlog requests, so a fleet back-filling does not swamp the server."""
-    compression: Literal["gzip", "none"] = "gzip"
-    ca_file: str | None = None
-    verify_tls: bool = True
 
 
 def encode_record(batch: HostBatch) -> bytes:

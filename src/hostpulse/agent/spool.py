@@ -25,45 +25,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from hostpulse.agent import spoolfile as sf
+from hostpulse.agent.delivery_settings import SpoolSettings
 from hostpulse.agent.spoolrecovery import recover
 from hostpulse.agent.spoolstate import SpoolState, write_state
 
 logger = logging.getLogger(__name__)
-
-
-def default_spool_dir() -> Path:
-    """The per-user spool directory when ``spool.dir`` is not set."""
-    return Path.home() / ".local" / "state" / "hostpulse" / "spool"
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolSettings:
-    """``spool:`` in the agent's configuration (plain dataclass: the agent avoids pydantic for
-    its memory budget; bounds are in ``metadata`` for the settings validator)."""
-
-    dir: str | None = None
-    """Spool directory; default ``~/.local/state/hostpulse/spool``."""
-    max_bytes: int = field(default=500_000_000, metadata={"min": 256 * 1024})
-    """Size cap in bytes (500 MB): beyond it the oldest records are dropped and counted."""
-    max_age: float = field(default=7 * 86400.0, metadata={"min": 1.0})
-    """Age cap in seconds (7 days): older records are dropped and counted."""
-    fsync_interval: float = field(default=1.0, metadata={"min": 0.01, "max": 60.0})
-    """Appends are fsync'd together at most this often (seconds); a crash of the machine loses
-    at most this much, a crash of the agent alone loses nothing that was appended."""
-    segment_bytes: int | None = field(default=None, metadata={"min": 16 * 1024})
-    """Size of one segment file; default max_bytes/16, at most 8 MB."""
-
-    def directory(self) -> Path:
-        return Path(self.dir).expanduser() if self.dir else default_spool_dir()
-
-    def segment_limit(self) -> int:
-        if self.segment_bytes is not None:
-            return min(self.segment_bytes, self.max_bytes // 4)
-        return max(16 * 1024, min(8 * 1024 * 1024, self.max_bytes // 16))
 
 
 @dataclass(frozen=True, slots=True)

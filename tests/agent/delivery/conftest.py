@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from delivery_helpers import Agent, MakeAgent, Receiver, fast_settings
 
-from hostpulse.agent.spool import SpoolSettings
+from hostpulse.agent.delivery_settings import SpoolSettings
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from hostpulse import catalog
-from hostpulse.agent.shipper import Shipper, ShipperSettings
-from hostpulse.agent.spool import Spool, SpoolSettings
+from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
+from hostpulse.agent.shipper import Shipper
+from hostpulse.agent.spool import Spool
 from hostpulse.protocol import HostBatch, IngestRequest, SeriesDef
 
 PLAIN = [m.key for m in catalog.METRICS if not m.labels][:8]

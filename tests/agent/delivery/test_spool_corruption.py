@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from hostpulse.agent import spoolfile as sf
-from hostpulse.agent.spool import Spool, SpoolSettings
+from hostpulse.agent.delivery_settings import SpoolSettings
+from hostpulse.agent.spool import Spool
 
 N = 200
 ACKED = 10  # the first ten were delivered before the damage

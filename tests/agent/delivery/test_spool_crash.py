@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from hostpulse.agent.spool import Spool, SpoolSettings
+from hostpulse.agent.delivery_settings import SpoolSettings
+from hostpulse.agent.spool import Spool
 
 CHILD = """
 import sys, time, uuid
-from hostpulse.agent.spool import Spool, SpoolSettings
+from hostpulse.agent.delivery_settings import SpoolSettings
+from hostpulse.agent.spool import Spool
 spool = Spool(SpoolSettings(dir=sys.argv[1], max_bytes=8 << 20, segment_bytes=32 << 10))
 last_sync = time.monotonic()
 for i in range(1_000_000):

@@ -31,6 +31,8 @@ class ShipperSettings:
     retry_after_max: float = field(default=600.0, metadata={"min": 1.0})
     drain_pause: float = field(default=0.1, metadata={"min": 0.0, "max": 60.0})
     """Pause between two backlog requests, so a fleet back-filling does not swamp the server."""
+    flush_timeout: float = field(default=5.0, metadata={"min": 0.0, "max": 600.0})
+    """On shutdown, keep delivering what is pending for at most this long (seconds)."""
     compression: Literal["gzip", "none"] = "gzip"
     ca_file: str | None = None
     verify_tls: bool = True

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", metavar="SECONDS", help="collection interval (default 5, min 1)")
     p.add_argument("--top-n", metavar="N", help="processes in the top lists (default 10)")
     p.add_argument("--listen", metavar="HOST:PORT", help="serve /metrics, e.g. 127.0.0.1:9100")
+    p.add_argument("--server", metavar="URL", help="ship to this hostpulse server (http(s)://...)")
+    p.add_argument("--spool-dir", metavar="DIR", help="on-disk buffer for unsent snapshots")
     p.add_argument("--host-id", metavar="ID", help="host identifier (default /etc/machine-id)")
     p.add_argument(
         "--label", "-l", action="append", metavar="NAME=VALUE", help="host label (repeat)"
@@ -62,6 +64,8 @@ def main(argv: Sequence[str]) -> int:
         "interval": args.interval,
         "top_n": args.top_n,
         "exporter.listen": args.listen,
+        "shipper.server": args.server,
+        "spool.dir": args.spool_dir,
         "host_id": args.host_id,
         "log.level": args.log_level,
         "log.file": args.log_file,

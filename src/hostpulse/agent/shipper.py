@@ -178,10 +178,11 @@ class Shipper:
                 logger.exception("spool sync failed")
 
     def _wait(self, seconds: float) -> None:
+        """A backoff wait; cut short by ``close`` so the flush makes one more attempt."""
         if self._sleep is not None:
             self._sleep(seconds)
         else:
-            self._stop_now.wait(seconds)
+            self._closing.wait(seconds)
 
     def _send_loop(self) -> None:
         s = self.settings
@@ -229,6 +230,8 @@ class Shipper:
                 logger.error("server refused %d snapshots (never resent): %s", n, outcome.detail)
                 self._spool.add_counter("rejected", n)
                 return True
+            if self._closing.is_set():
+                return False  # stays in the spool, sent at the next start
             self._spool.add_counter("retried")
             logger.warning(
                 "send of %d snapshots failed (%s); retrying in %.1f s",
@@ -236,8 +239,6 @@ class Shipper:
                 outcome.detail,
                 outcome.delay,
             )
-            if self._closing.is_set():
-                return False  # stays in the spool, sent at the next start
             self._wait(outcome.delay)
         return False
 

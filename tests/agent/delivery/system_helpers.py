@@ -4,15 +4,18 @@ on loopback, and a direct read of what the server stored."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
@@ -149,8 +152,8 @@ def spool_state(spool_dir: Path) -> dict[str, int]:
     return counters
 
 
-def stored_timestamps(data_dir: Path, metric: str = METRIC) -> list[int]:
-    """Every raw timestamp the server stored for the test host's ``metric`` (the server must be
+def stored_timestamps(data_dir: Path, metric: str = METRIC, host: str = HOST_ID) -> list[int]:
+    """Every raw timestamp the server stored for ``host``'s ``metric`` (the server must be
     stopped: this opens its store directly)."""
 
     async def read() -> list[int]:
@@ -161,7 +164,7 @@ def stored_timestamps(data_dir: Path, metric: str = METRIC) -> list[int]:
             cursor: str | None = None
             for _ in range(10_000):
                 res = await store.query_range(
-                    HOST_ID, metric, 0, 2**62, tier=Tier.RAW, cursor=cursor, limit=10_000
+                    host, metric, 0, 2**62, tier=Tier.RAW, cursor=cursor, limit=10_000
                 )
                 for s in res.series:
                     out.extend(p.ts_ms for p in s.points)
@@ -181,3 +184,57 @@ def wait_until(predicate: object, timeout: float, what: str) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+class CuttingProxy:
+    """An HTTP proxy in front of the real server that forwards the first ``cut`` requests,
+    waits for the server's answer (so the server has committed) and then closes the client's
+    connection instead of relaying it: the response is lost. Later requests are relayed."""
+
+    def __init__(self, upstream_port: int, cut: int = 1) -> None:
+        self.cut = cut
+        self.exchanges: list[tuple[bytes, int, bytes, bool]] = []  # body, status, reply, cut
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=10)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                    conn.request("POST", self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    reply = resp.read()
+                    status, resp_headers = resp.status, resp.getheaders()
+                finally:
+                    conn.close()
+                cutting = proxy.cut > 0
+                proxy.cut -= 1 if cutting else 0
+                proxy.exchanges.append((body, status, reply, cutting))
+                if cutting:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(status)
+                for k, v in resp_headers:
+                    if k.lower() not in ("content-length", "connection", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

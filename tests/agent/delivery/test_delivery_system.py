@@ -66,6 +66,8 @@ def test_server_outage_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> N
     assert counters["sent"] == counters["queued"]
     assert counters.get("dropped_size", 0) == counters.get("rejected", 0) == 0
     assert_complete(stored_timestamps(data), counters["queued"])
+    # the agent's own delivery metrics were shipped like any other metric
+    assert stored_timestamps(data, "agent_queued_snapshots")
 
 
 @pytest.mark.slow

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +35,7 @@ class Step:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b'{"accepted_samples": 0}'
     cut: bool = False  # read and store the body, then close without answering
+    hang: float = 0.0  # seconds to wait before answering (longer than the client's timeout)
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Receiver:
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(init=False)
     port: int = 0
+    tls: ssl.SSLContext | None = None
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -71,7 +75,8 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         receiver = self
@@ -102,6 +107,8 @@ class Receiver:
                             receiver.stored[k] = receiver.stored.get(k, 0) + 1
                     receiver.arrivals.append(arrival)
                     receiver.arrived.notify_all()
+                if step.hang:
+                    time.sleep(step.hang)
                 if step.cut:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -116,6 +123,8 @@ class Receiver:
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -204,3 +213,17 @@ def fast_settings(url: str, **kw: object) -> ShipperSettings:
     }
     base.update(kw)
     return ShipperSettings(**base)  # type: ignore[arg-type]
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with the openssl command."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key)]
+    args += ["-out", str(cert), "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        ["openssl", *args],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

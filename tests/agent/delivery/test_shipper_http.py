@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import ssl
 import time
+from pathlib import Path
 
-from delivery_helpers import MakeAgent, Receiver, Step, keys_of, make_batch
+from delivery_helpers import (
+    MakeAgent,
+    Receiver,
+    Step,
+    keys_of,
+    make_batch,
+    self_signed_cert,
+)
 
 
 def test_request_carries_key_protobuf_and_gzip(receiver: Receiver, make_agent: MakeAgent) -> None:
@@ -204,3 +213,44 @@ def test_spool_cap_hit_during_an_outage_drops_the_oldest_and_counts_them_exactly
     assert missing == set(range(min(missing), max(missing) + 1, 1_000))
     assert max(missing) < min(got - inflight)
     assert all(n == 1 for n in receiver.stored.values())
+
+
+def test_a_server_that_does_not_answer_in_time_is_retried(
+    receiver: Receiver, make_agent: MakeAgent
+) -> None:
+    receiver.script = [Step(hang=2.0)]
+    shipper = make_agent(receiver.url, timeout=0.5).start()
+    batch = make_batch(1_000)
+    shipper.put(batch)
+    first, second = receiver.wait_for(2)
+    assert second.at - first.at >= 0.5  # gave up after the timeout, then retried
+    assert second.raw == first.raw
+    deadline = time.monotonic() + 5
+    while shipper.stats().sent == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert shipper.stats().sent == 1 and shipper.stats().retried >= 1
+
+
+def test_https_with_the_servers_ca_and_verification_on(
+    tmp_path: Path, make_agent: MakeAgent
+) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    receiver = Receiver(tls=ctx)
+    receiver.start()
+    try:
+        # without the CA the certificate is refused: nothing is delivered, it is retried
+        untrusted = make_agent(receiver.url).start()
+        untrusted.put(make_batch(1_000))
+        deadline = time.monotonic() + 5
+        while untrusted.stats().retried < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert untrusted.stats().retried >= 2 and not receiver.arrivals
+        untrusted.close(0.2)
+        trusted = make_agent(receiver.url, ca_file=str(cert)).start()  # same spool
+        (got,) = receiver.wait_for(1)
+        assert got.timestamps() == [1_000]
+        assert trusted.stats().spool_snapshots in (0, 1)
+    finally:
+        receiver.stop()

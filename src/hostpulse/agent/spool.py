@@ -70,7 +70,7 @@ class _Segment:
 
 
 class SpoolError(Exception):
-    """The spool cannot take this record (too large for a segment)."""
+    """The spool cannot take this record (too large for a segment, disk full, closed)."""
 
 
 class Spool:
@@ -125,7 +125,7 @@ class Spool:
                 self._roll()
             while self._total_bytes() + len(raw) > self._settings.max_bytes and len(self._segs) > 1:
                 self._drop_oldest("dropped_size")
-            os.write(self._wfd, raw)
+            self._write(raw)
             self._segs[-1].add(seq, ts, len(raw))
             self._next_seq = seq + 1
             self._pending += 1
@@ -133,6 +133,20 @@ class Spool:
             self._dirty = True
             self._tail.append(SpooledRecord(seq, ts, payload))
             return seq
+
+    def _write(self, raw: bytes) -> None:
+        """All of ``raw`` or nothing: a failed write (disk full) is cut off again so that no
+        torn record sits in front of the next append."""
+        view = memoryview(raw)
+        try:
+            while view:
+                view = view[os.write(self._wfd, view) :]
+        except OSError as exc:
+            try:
+                os.ftruncate(self._wfd, self._segs[-1].size)
+            except OSError:
+                logger.exception("spool: cannot cut off a partial record")
+            raise SpoolError(f"cannot write to the spool: {exc.strerror or exc}") from None
 
     def _new_active(self) -> None:
         base = self._next_seq

@@ -92,3 +92,49 @@ def test_sigkill_loses_nothing_that_was_appended(tmp_path: Path) -> None:
     order = {t: i for i, t in enumerate(reported)}
     seen = [order[t] for t in everything if t in order]
     assert seen == sorted(seen), "records came out of order"
+
+
+FULL_DISK_CHILD = """
+import resource, signal, sys
+from hostpulse.agent.delivery_settings import SpoolSettings
+from hostpulse.agent.spool import Spool, SpoolError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+spool = Spool(SpoolSettings(dir=sys.argv[1], max_bytes=8 << 20, segment_bytes=1 << 20))
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))  # no file may grow past 20 kB
+ok, errors = [], set()
+for i in range(200):
+    try:
+        spool.append(f"{i:05d}".encode() * 50)
+        ok.append(i)
+    except SpoolError as exc:
+        errors.add(str(exc))
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again
+for i in range(200, 210):
+    spool.append(f"{i:05d}".encode() * 50)
+    ok.append(i)
+spool.close()
+print(",".join(map(str, ok)))
+print("|".join(sorted(errors)))
+"""
+
+
+def test_a_full_disk_refuses_the_record_and_leaves_no_torn_one(tmp_path: Path) -> None:
+    """A write that fails half way (the file size limit stands in for a full disk: a real
+    EFBIG from the kernel) is cut off again; later appends and the next open are clean."""
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    ok_line, errors = done.stdout.strip().split("\n")
+    ok = [int(i) for i in ok_line.split(",")]
+    assert "cannot write to the spool" in errors
+    assert 0 < len(ok) - 10 < 200  # some fit, the rest were refused
+    with Spool(SpoolSettings(dir=str(tmp_path))) as spool:
+        assert spool.stats().counters.get("lost_corrupt", 0) == 0
+        assert spool.stats().counters.get("corrupt_bytes", 0) == 0
+        got = [r.payload for r in spool.read_batch(1000, 1 << 30)]
+    assert got == [f"{i:05d}".encode() * 50 for i in ok]

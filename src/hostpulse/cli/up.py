@@ -4,8 +4,10 @@ machine's agent feeding it."""
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 
 import typer
 
@@ -46,4 +48,29 @@ def up(
     """Start the server with this machine's agent and print the URL."""
     settings = load_settings(host=host, port=port, data_dir=data_dir, log_level=log_level)
     setup_logging(settings.log_level)
-    run_up(settings)
+    from hostpulse.agent.delivery import LocalAgent
+
+    local = LocalAgent(Path(settings.data_dir) / "spool")
+
+    async def start_local(url: str, _settings: ServerSettings) -> None:
+        local.start(url)
+
+    # uvicorn re-raises the SIGTERM it caught once the server has stopped: with a Python handler
+    # in place that ends run_up here (rather than killing the process), so the agent is stopped
+    # cleanly and its spool synced; what it could not deliver is sent at the next start
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        run_up(settings, start_local)
+    except _Stopped:
+        pass
+    finally:
+        local.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(Exception):
+    """SIGTERM, after the server has shut down."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped

@@ -176,3 +176,12 @@ def test_a_record_larger_than_a_segment_is_refused(tmp_path: Path) -> None:
 def test_default_directory_is_per_user(tmp_path: Path) -> None:
     assert SpoolSettings().directory().is_relative_to(Path.home())
     assert SpoolSettings(dir=str(tmp_path / "x")).directory() == tmp_path / "x"
+
+
+def test_one_spool_directory_serves_one_agent(tmp_path: Path) -> None:
+    with Spool(settings(tmp_path)) as spool:
+        spool.append(payload(1))
+        with pytest.raises(SpoolError, match="in use by another agent"):
+            Spool(settings(tmp_path))
+    with Spool(settings(tmp_path)) as spool:  # free again once closed
+        assert spool.stats().pending_records == 1

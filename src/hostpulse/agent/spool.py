@@ -19,6 +19,7 @@ older than ``max_age`` are dropped; both are counted (``dropped_size`` / ``dropp
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -73,6 +74,19 @@ class SpoolError(Exception):
     """The spool cannot take this record (too large for a segment, disk full, closed)."""
 
 
+def _lock_directory(directory: Path) -> int:
+    """An exclusive lock on the spool directory for this process's lifetime (released by the
+    kernel if it dies): two agents appending to one spool would corrupt each other."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise SpoolError(f"spool directory {directory} is in use by another agent") from None
+    return fd
+
+
 class Spool:
     def __init__(
         self,
@@ -95,7 +109,12 @@ class Spool:
         self._closed = False
         self._dropped_reasons: dict[int, str] = {}
         self._live_mark = 0  # newest sequence handed out so far
-        found = recover(self._dir)
+        self._lock_fd = _lock_directory(self._dir)
+        try:
+            found = recover(self._dir)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._state: SpoolState = found.state
         self._segs = [_Segment(s.base, s.path, s.size) for s in found.segments]
         for seg, rec in zip(self._segs, found.segments, strict=True):
@@ -337,6 +356,7 @@ class Spool:
             for fd in self._rfds.values():
                 os.close(fd)
             self._rfds.clear()
+            os.close(self._lock_fd)  # releases the lock
             self._closed = True
 
     def _write_state(self) -> None:

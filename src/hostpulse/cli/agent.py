@@ -84,6 +84,7 @@ def main(argv: Sequence[str]) -> int:
         return _fail(f"configuration error: log.file: cannot open it: {exc.strerror}")
 
     from hostpulse.agent.service import ListenError, collect_once, serve
+    from hostpulse.agent.spool import SpoolError
 
     if args.once:
         batch = collect_once(settings)
@@ -97,4 +98,6 @@ def main(argv: Sequence[str]) -> int:
         return _fail(
             f"exporter.listen: cannot listen on {settings.exporter.listen}: {exc.strerror}"
         )
+    except SpoolError as exc:
+        return _fail(f"spool.dir: {exc}")
     return 0

@@ -47,8 +47,8 @@ class Proc:
     def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
         self.args = args
         self.log_path = log
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 
     @property
     def alive(self) -> bool:
@@ -63,14 +63,11 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"{self.args[1]} did not stop on SIGTERM in {timeout} s") from None
-        finally:
-            self._log.close()
 
     def kill(self) -> None:
         if self.alive:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
-        self._log.close()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -138,3 +138,18 @@ def test_a_lost_response_from_the_real_server_stores_nothing_twice(tmp_path: Pat
     assert json.loads(resent[0][2])["duplicate_samples"] > 0  # and the server knew it
     stamps = stored_timestamps(data, PLAIN[0], HOST_ID)
     assert sorted(stamps) == [b.snapshots[0].timestamp_ms for b in batches]
+
+
+def test_a_second_agent_on_the_same_spool_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: the agents just spool
+    first = start_agent(url, tmp_path / "spool", tmp_path / "a.log")
+    try:
+        wait_until(lambda: (tmp_path / "spool" / "lock").exists(), 20, "the first agent")
+        time.sleep(1)
+        second = start_agent(url, tmp_path / "spool", tmp_path / "b.log")
+        assert second.proc.wait(30) == 2
+        out = second.output()
+        assert "spool.dir:" in out and "in use by another agent" in out
+        assert "Traceback" not in out
+    finally:
+        first.kill()

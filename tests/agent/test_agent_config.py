@@ -42,6 +42,16 @@ def test_file_env_flags_precedence(tmp_path: Path) -> None:
     assert s.exporter.listen == "127.0.0.1:9100"
 
 
+def test_labels_merge_name_by_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "labels:\n  env: prod\n  role: web\n  dc: a\n")
+    env = {"HOSTPULSE_LABELS": "role=db"}
+    s = load_settings(path, env=env, overrides={"labels": "dc=b,rack=7"})
+    assert s.labels == {"env": "prod", "role": "db", "dc": "b", "rack": "7"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={}, overrides={"labels": "nolabel"})
+    assert info.value.key == "labels"
+
+
 def test_config_path_from_env(tmp_path: Path) -> None:
     path = write(tmp_path, "top_n: 4\n")
     assert load_settings(env={"HOSTPULSE_CONFIG": str(path)}).top_n == 4
@@ -68,6 +78,14 @@ def test_substitution(tmp_path: Path) -> None:
     assert s.interval == 3.0
     assert s.host_id == "web1-${literal}"
     assert s.log.file == "/var/a.log"  # empty counts as unset for :-
+
+
+def test_durations(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "interval: 2s\nintervals:\n  disk_usage: 1m\n"), env={})
+    assert s.interval == 2.0 and s.interval_of("disk_usage") == 60.0
+    assert load_settings(env={"HOSTPULSE_INTERVAL": "1500ms"}).interval == 1.5
+    with pytest.raises(ConfigError, match="at least 1"):
+        load_settings(env={"HOSTPULSE_INTERVAL": "500ms"})
 
 
 def test_per_collector_interval_never_below_agent_interval(tmp_path: Path) -> None:
@@ -116,9 +134,15 @@ def test_env_errors_name_the_key() -> None:
     assert info.value.key == "top_n"
 
 
-def test_missing_file(tmp_path: Path) -> None:
+def test_missing_or_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "nope.yml", env={})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path, env={})  # a directory
+    binary = tmp_path / "agent.yml"
+    binary.write_bytes(b"interval: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(binary, env={})
 
 
 def test_shipped_example_is_valid() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from hostpulse.agent.collectors.base import Reading, Sample
@@ -73,6 +75,11 @@ def test_http_server_serves_the_cache_and_closes() -> None:
             body = response.read().decode()
         assert response.status == 200
         assert "node_cpu_core_busy_percent" in body
+        other = exporter.url.removesuffix("/metrics") + "/other"
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(other, timeout=5)
+        assert info.value.code == 404
+        info.value.close()
     finally:
         started = time.monotonic()
         exporter.close()

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from hostpulse import catalog
 from hostpulse.agent.collectors.base import ProcessInfo, Reading, Sample, SystemInfo
-from hostpulse.agent.snapshot import HostIdentity, batch_to_json, build_batch, resolve_host_id
+from hostpulse.agent.snapshot import (
+    BatchBuilder,
+    HostIdentity,
+    batch_to_json,
+    build_batch,
+    resolve_host_id,
+)
 from hostpulse.protocol import HostBatch
 
 PROC = ProcessInfo(1, "init", "root", 1.5, 0.1, 4096, 1, "sleeping", "/sbin/init")
@@ -122,3 +128,19 @@ def test_host_id_resolution(tmp_path: Path) -> None:
     assert resolve_host_id(None, machine_id=machine_id, hostname=lambda: "box") == "abc123"
     machine_id.write_text("\n")
     assert resolve_host_id(None, machine_id=machine_id, hostname=lambda: "box") == "box"
+
+
+def test_builder_follows_series_changes() -> None:
+    builder = BatchBuilder(HostIdentity("id-1", platform="linux"))
+
+    def net(*names: str) -> dict[str, Reading]:
+        samples = [Sample("network_receive_bytes", (("interface", n),), 1.0) for n in names]
+        return {"network": Reading(samples=samples)}
+
+    first = builder.build(net("eth0"), timestamp_ms=1, sequence=1)
+    same = builder.build(net("eth0"), timestamp_ms=2, sequence=2)
+    grown = builder.build(net("eth0", "wg0"), timestamp_ms=3, sequence=3)
+    assert first.series == same.series and len(first.series) == 1
+    assert [s.labels[0].value for s in grown.series] == ["eth0", "wg0"]
+    assert list(grown.snapshots[0].series_index) == [0, 1]
+    assert len(first.series) == 1  # earlier batches are not changed by later ones

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -136,3 +137,34 @@ def test_metrics_endpoint_serves_cached_readings(agent_process: type[AgentProces
         with urllib.request.urlopen(agent.url, timeout=5) as response:
             response.read()
     assert time.monotonic() - started < 5.0
+
+
+def test_typer_app_forwards_to_the_agent_and_lists_it() -> None:
+    code = "import sys; from hostpulse.cli.main import main; sys.argv[0] = 'hostpulse'; main()"
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "agent", "--interval", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "hostpulse agent: configuration error: interval: must be at least 1.0, got 0.0"
+    ]
+    listed = run("--help")
+    assert listed.returncode == 0 and "agent" in listed.stdout and "top" in listed.stdout
+
+
+def test_agent_process_does_not_import_heavy_modules() -> None:
+    # the real command, with Python reporting every import it makes
+    result = run("agent", "--once", "--format", "json", env=clean_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert result.returncode == 0
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert {"hostpulse", "psutil", "google"} <= imported
+    heavy = {"typer", "click", "rich", "pydantic", "fastapi", "sqlalchemy", "numpy", "yaml"}
+    assert not imported & heavy, imported & heavy

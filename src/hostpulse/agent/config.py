@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+<<<<<<< HEAD
 from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
 from hostpulse.agent.settings_schema import ConfigError, validate
+=======
+from hostpulse.agent.settings_schema import ConfigError, labels_from_text, validate
+>>>>>>> runtime
 
 __all__ = [
     "AgentSettings",
@@ -137,12 +141,14 @@ def read_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read the config file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "the config file is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
+        problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())
         raise ConfigError(str(path), f"invalid YAML{where}: {problem}") from None
     if data is None:
         return {}
@@ -215,12 +221,14 @@ def load_settings(
     if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
         config_file = Path(env[ENV_PREFIX + "CONFIG"])
     tree = read_file(config_file, env) if config_file is not None else {}
-    tree = _merge(tree, from_env(env))
     flags: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set(flags, dotted, value)
-    tree = _merge(tree, flags)
+    for layer in (from_env(env), flags):
+        if isinstance(layer.get("labels"), str):  # "env=prod,role=db": merged name by name
+            layer["labels"] = labels_from_text(layer["labels"], "labels")
+        tree = _merge(tree, layer)
     settings = validate(AgentSettings, tree)
     if settings.shipper.server is not None:
         from hostpulse.agent.transport import ingest_url

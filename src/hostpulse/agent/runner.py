@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from hostpulse.agent.collectors.base import Collector, Reading
-from hostpulse.agent.snapshot import HostIdentity, SnapshotSink, build_batch
+from hostpulse.agent.snapshot import BatchBuilder, HostIdentity, SnapshotSink
 from hostpulse.protocol import HostBatch
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ class Runner:
         self._stale_logged: set[str] = set()
         self._sequence = 0
         self._started = False
+        self._builder = BatchBuilder(identity)
 
     def start(self) -> None:
         if not self._started:
@@ -163,9 +164,8 @@ class Runner:
                 logger.warning("collectors still running after %.1f s: %s", self.budget, late)
             readings = self._fresh_readings(now)
         self._sequence += 1
-        batch = build_batch(
+        batch = self._builder.build(
             readings,
-            self.identity,
             timestamp_ms=int(self._wall() * 1000),
             sequence=self._sequence,
         )

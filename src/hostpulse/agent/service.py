@@ -124,6 +124,8 @@ def serve(
                 settings.shipper.server,
                 settings.spool.directory(),
             )
+        if not all_sinks:
+            logger.warning("no exporter (--listen) and no server: snapshots go nowhere")
         runner = build_runner(
             settings,
             all_sinks,

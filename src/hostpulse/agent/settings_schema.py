@@ -2,8 +2,8 @@
 
 Supported field types: ``bool``, ``int``, ``float``, ``str``, ``Literal[...]``, ``X | None``,
 ``dict[str, str]`` and nested dataclasses. Strings are converted to numbers and booleans (they
-come from environment variables and ``${VAR}`` substitution). Field metadata ``min`` / ``max``
-bound numbers.
+come from environment variables and ``${VAR}`` substitution); a float also takes a duration
+("500ms", "5s", "2m", "1h" -> seconds). Field metadata ``min`` / ``max`` bound numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 T = TypeVar("T")
 
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^([0-9.eE+-]+)\s*(ms|s|m|h)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -76,7 +78,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             )
         return text
     if origin is dict:
-        return _labels(value, key)
+        return labels_from_text(value, key)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -99,8 +101,14 @@ def _number(tp: type, value: Any, key: str) -> int | float:
     if isinstance(value, bool):
         raise ConfigError(key, f"expected {what}, got {_show(value)}")
     if isinstance(value, str):
+        text = value.strip()
+        scale = 1.0
+        if tp is float:  # a duration: "5s", "500ms", "2m", "1h" (seconds)
+            match = _DURATION.match(text)
+            if match:
+                text, scale = match.group(1), _UNITS[match.group(2)]
         try:
-            value = float(value.strip()) if tp is float else int(value.strip())
+            value = float(text) * scale if tp is float else int(text)
         except ValueError:
             raise ConfigError(key, f"expected {what}, got {_show(value)}") from None
     if tp is int and isinstance(value, float) and value.is_integer():
@@ -114,7 +122,7 @@ def _number(tp: type, value: Any, key: str) -> int | float:
     raise ConfigError(key, f"expected {what}, got {_show(value)}")
 
 
-def _labels(value: Any, key: str) -> dict[str, str]:
+def labels_from_text(value: Any, key: str) -> dict[str, str]:
     """A mapping of label name -> value, or ``"env=prod,role=db"`` from an environment variable."""
     if isinstance(value, str):
         pairs: dict[str, Any] = {}

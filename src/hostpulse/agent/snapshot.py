@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hostpulse import __version__, catalog
-from hostpulse.agent.collectors.base import ProcessInfo, Reading
+from hostpulse.agent.collectors.base import Labels, ProcessInfo, Reading
 from hostpulse.protocol import Host, HostBatch, Label, Process, SeriesDef, Snapshot
 
 
@@ -86,6 +86,90 @@ def _process(p: ProcessInfo) -> Process:
     )
 
 
+class BatchBuilder:
+    """Builds batches for one host; reuses the series table while the set of series is unchanged.
+
+    Building ~200 ``SeriesDef`` messages from Python is most of the cost of a snapshot; from
+    one snapshot to the next the table rarely changes, so it is copied from the last one.
+    """
+
+    def __init__(self, identity: HostIdentity) -> None:
+        self.identity = identity
+        self._signature: list[tuple[str, Labels]] = []
+        self._template = HostBatch()
+        self._platform_gaps = {
+            m.key for m in catalog.METRICS if not m.supported_on(identity.platform)
+        }
+
+    def build(
+        self, readings: Mapping[str, Reading], *, timestamp_ms: int, sequence: int
+    ) -> HostBatch:
+        """One HostBatch with one snapshot from the latest reading of each collector."""
+        identity = self.identity
+        ordered = [readings[name] for name in catalog.COLLECTORS if name in readings]
+        ordered += [r for name, r in readings.items() if name not in catalog.COLLECTORS]
+
+        signature: list[tuple[str, Labels]] = []
+        values: list[float] = []
+        unsupported = set(self._platform_gaps)
+        system = None
+        top_cpu: list[ProcessInfo] = []
+        top_memory: list[ProcessInfo] = []
+        scalars: dict[str, float] = {}
+        for reading in ordered:
+            unsupported |= reading.unsupported
+            system = reading.system or system
+            if reading.top_cpu is not None:
+                top_cpu = reading.top_cpu
+            if reading.top_memory is not None:
+                top_memory = reading.top_memory
+            for sample in reading.samples:
+                signature.append((sample.key, sample.labels))
+                values.append(sample.value)
+                if not sample.labels:
+                    scalars[sample.key] = sample.value
+        if signature != self._signature:
+            self._signature = signature
+            self._template = HostBatch(
+                series=[
+                    SeriesDef(metric=key, labels=[Label(name=n, value=v) for n, v in labels])
+                    for key, labels in signature
+                ]
+            )
+        present = {key for key, _ in signature}
+
+        batch = HostBatch()
+        batch.CopyFrom(self._template)
+        batch.host.CopyFrom(
+            Host(
+                host_id=identity.host_id,
+                hostname=system.hostname if system else socket.gethostname(),
+                os=system.os if system else "",
+                kernel=system.kernel if system else "",
+                arch=system.arch if system else "",
+                cpu_model=system.cpu_model if system else "",
+                boot_time=system.boot_time if system else 0.0,
+                logical_cores=int(scalars.get("cpu_logical_cores", 0)),
+                memory_bytes=int(scalars.get("memory_total_bytes", 0)),
+                labels=[Label(name=k, value=v) for k, v in sorted(identity.labels.items())],
+                interval_seconds=identity.interval_seconds,
+                agent_version=__version__,
+            )
+        )
+        batch.snapshots.append(
+            Snapshot(
+                timestamp_ms=timestamp_ms,
+                series_index=range(len(values)),
+                values=values,
+                top_cpu=[_process(p) for p in top_cpu],
+                top_memory=[_process(p) for p in top_memory],
+                sequence=sequence,
+            )
+        )
+        batch.unsupported.extend(sorted(unsupported - present))
+        return batch
+
+
 def build_batch(
     readings: Mapping[str, Reading],
     identity: HostIdentity,
@@ -94,60 +178,7 @@ def build_batch(
     sequence: int,
 ) -> HostBatch:
     """One HostBatch with one snapshot from the latest reading of each collector."""
-    ordered = [readings[name] for name in catalog.COLLECTORS if name in readings]
-    ordered += [r for name, r in readings.items() if name not in catalog.COLLECTORS]
-
-    series: list[SeriesDef] = []
-    values: list[float] = []
-    unsupported = {m.key for m in catalog.METRICS if not m.supported_on(identity.platform)}
-    system = None
-    top_cpu: list[ProcessInfo] = []
-    top_memory: list[ProcessInfo] = []
-    scalars: dict[str, float] = {}
-    for reading in ordered:
-        unsupported |= reading.unsupported
-        system = reading.system or system
-        if reading.top_cpu is not None:
-            top_cpu = reading.top_cpu
-        if reading.top_memory is not None:
-            top_memory = reading.top_memory
-        for s in reading.samples:
-            series.append(
-                SeriesDef(metric=s.key, labels=[Label(name=n, value=v) for n, v in s.labels])
-            )
-            values.append(s.value)
-            if not s.labels:
-                scalars[s.key] = s.value
-    present = {s.metric for s in series}
-
-    host = Host(
-        host_id=identity.host_id,
-        hostname=system.hostname if system else socket.gethostname(),
-        os=system.os if system else "",
-        kernel=system.kernel if system else "",
-        arch=system.arch if system else "",
-        cpu_model=system.cpu_model if system else "",
-        boot_time=system.boot_time if system else 0.0,
-        logical_cores=int(scalars.get("cpu_logical_cores", 0)),
-        memory_bytes=int(scalars.get("memory_total_bytes", 0)),
-        labels=[Label(name=k, value=v) for k, v in sorted(identity.labels.items())],
-        interval_seconds=identity.interval_seconds,
-        agent_version=__version__,
-    )
-    snap = Snapshot(
-        timestamp_ms=timestamp_ms,
-        series_index=range(len(series)),
-        values=values,
-        top_cpu=[_process(p) for p in top_cpu],
-        top_memory=[_process(p) for p in top_memory],
-        sequence=sequence,
-    )
-    return HostBatch(
-        host=host,
-        series=series,
-        snapshots=[snap],
-        unsupported=sorted(unsupported - present),
-    )
+    return BatchBuilder(identity).build(readings, timestamp_ms=timestamp_ms, sequence=sequence)
 
 
 def _process_json(p: Process) -> dict[str, Any]:

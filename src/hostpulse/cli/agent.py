@@ -57,7 +57,13 @@ def _fail(message: str) -> int:
 
 def main(argv: Sequence[str]) -> int:
     """Run ``hostpulse agent`` with ``argv`` (the arguments after ``agent``); the exit status."""
-    args = build_parser().parse_args(list(argv))
+    try:
+        return _run(build_parser().parse_args(list(argv)))
+    except KeyboardInterrupt:  # Ctrl-C during --once or start-up: no traceback
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     from hostpulse.agent.config import ConfigError, load_settings
 
     overrides: dict[str, object] = {

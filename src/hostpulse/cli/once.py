@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-
-import typer
+import sys
 
 from hostpulse.agent.snapshot import batch_to_json
 from hostpulse.cli.fmt import human
@@ -12,7 +11,7 @@ from hostpulse.protocol import HostBatch
 
 
 def print_json(batch: HostBatch) -> None:
-    typer.echo(json.dumps(batch_to_json(batch), indent=2))
+    sys.stdout.write(json.dumps(batch_to_json(batch), indent=2) + "\n")
 
 
 def print_table(batch: HostBatch) -> None:

@@ -34,11 +34,15 @@ class _Latest:
 @contextmanager
 def _keys() -> Iterator[int | None]:
     """stdin in cbreak mode (keys arrive unbuffered, Ctrl-C still interrupts); restored after."""
+    try:
+        import termios
+        import tty
+    except ImportError:  # Windows: no key handling, Ctrl-C still quits
+        yield None
+        return
     if not sys.stdin.isatty():
         yield None
         return
-    import termios
-    import tty
 
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)

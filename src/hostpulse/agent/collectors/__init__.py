@@ -27,7 +27,10 @@ __all__ = [
 def build_collectors(
     *, top_n: int = 10, proc_root: str = "/proc", sys_root: str = "/sys"
 ) -> list[Collector]:
-    """One fresh (stateful) instance of every collector, in ``catalog.COLLECTORS`` order."""
+    """One fresh (stateful) instance of each system collector (the catalog's cpu ... system).
+
+    The agent's own metrics (delivery, spool) are collected elsewhere.
+    """
     return [
         CpuCollector(proc_root=proc_root, sys_root=sys_root),
         MemoryCollector(proc_root=proc_root),

@@ -42,6 +42,7 @@ class ConnectionsCollector:
         self._netlink = sys.platform.startswith("linux") if use_netlink is None else use_netlink
         self._open_netlink = open_netlink
         self._udp_netlink = True
+        self._single_dump = True
         self._platform_unsupported = platform_unsupported(NAME, current_platform())
 
     def collect(self, now: float) -> Reading:
@@ -69,7 +70,14 @@ class ConnectionsCollector:
 
     def _read_netlink(self) -> tuple[dict[str, int], int]:
         with self._open_netlink() as sock:
-            tcp = netlink.tcp_counts(sock)
+            if self._single_dump:
+                try:
+                    tcp = netlink.tcp_counts(sock, single_dump=True)
+                except OSError as exc:
+                    logger.info("no TCPDIAG_GETSOCK (%s): one dump per address family", exc)
+                    self._single_dump = False
+            if not self._single_dump:
+                tcp = netlink.tcp_counts(sock, single_dump=False)
             if self._udp_netlink:
                 try:
                     return tcp, netlink.udp_count(sock)

@@ -20,7 +20,7 @@ from hostpulse.agent.collectors._common import (
     read_text,
 )
 from hostpulse.agent.collectors.base import Reading
-from hostpulse.agent.rates import Counters, counter_delta
+from hostpulse.agent.rates import Counters
 from hostpulse.catalog import CPU_MODES
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class CpuCollector:
         for step in steps:
             try:
                 step(reading, now)
-            except (OSError, ValueError, IndexError, psutil.Error) as exc:
+            except (OSError, ValueError, IndexError, psutil.Error, NotImplementedError) as exc:
                 reading.errors.append(f"cpu {step.__name__.strip('_')}: {exc}")
         if self._physical is None:
             reading.unsupported.add("cpu_physical_cores")
@@ -135,28 +135,24 @@ class CpuCollector:
             before = prev.get(cpu)
             if before is None:
                 continue
-            deltas: dict[str, float] = {}
-            for mode, seconds in modes.items():
-                d = counter_delta(before.get(mode, seconds), seconds)
-                if d is None:  # the core went offline and back: no usage this interval
-                    break
-                deltas[mode] = d
+            # A mode's counter can step back a tick (iowait is known to on NO_HZ kernels):
+            # count that mode as 0 for the interval rather than drop the whole core.
+            deltas = {mode: max(0.0, sec - before.get(mode, sec)) for mode, sec in modes.items()}
+            whole = sum(deltas.values())
+            if whole <= 0:  # no tick passed, or the core's counters started again
+                continue
+            idle = deltas.get("idle", 0.0) + deltas.get("iowait", 0.0)
+            busy = 100.0 - idle / whole * 100.0
+            if cpu == "total":
+                for mode, d in deltas.items():
+                    add(reading, "cpu_usage_percent", d / whole * 100.0, _MODE_LABELS[mode])
+                add(reading, "cpu_busy_percent", busy)
             else:
-                whole = sum(deltas.values())
-                if whole <= 0:
-                    continue
-                idle = deltas.get("idle", 0.0) + deltas.get("iowait", 0.0)
-                busy = 100.0 - idle / whole * 100.0
-                if cpu == "total":
-                    for mode, d in deltas.items():
-                        add(reading, "cpu_usage_percent", d / whole * 100.0, _MODE_LABELS[mode])
-                    add(reading, "cpu_busy_percent", busy)
-                else:
-                    cpu_label = ("cpu", cpu)
-                    for mode, d in deltas.items():
-                        labels = (cpu_label, ("mode", mode))
-                        add(reading, "cpu_core_usage_percent", d / whole * 100.0, labels)
-                    add(reading, "cpu_core_busy_percent", busy, (cpu_label,))
+                cpu_label = ("cpu", cpu)
+                for mode, d in deltas.items():
+                    labels = (cpu_label, ("mode", mode))
+                    add(reading, "cpu_core_usage_percent", d / whole * 100.0, labels)
+                add(reading, "cpu_core_busy_percent", busy, (cpu_label,))
 
     def _load(self, reading: Reading, now: float) -> None:
         if self._procfs:
@@ -177,7 +173,7 @@ class CpuCollector:
                     continue  # a core went offline
             freq = sum(values) / len(values) if values else self._cpuinfo_freq
         else:
-            f = psutil.cpu_freq()
+            f = psutil.cpu_freq() if hasattr(psutil, "cpu_freq") else None
             if f is not None and f.current:
                 freq = f.current * 1e6
         if freq is None:
@@ -197,9 +193,9 @@ class CpuCollector:
                 self._refresh_static_linux()
             else:
                 self._physical = psutil.cpu_count(logical=False)
-                f = psutil.cpu_freq()
+                f = psutil.cpu_freq() if hasattr(psutil, "cpu_freq") else None
                 self._freq_max = f.max * 1e6 if f is not None and f.max else None
-        except (OSError, ValueError, psutil.Error) as exc:
+        except (OSError, ValueError, psutil.Error, NotImplementedError) as exc:
             reading.errors.append(f"cpu static: {exc}")
 
     def _refresh_static_linux(self) -> None:

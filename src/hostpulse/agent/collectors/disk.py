@@ -24,6 +24,7 @@ from hostpulse.agent.collectors._common import (
     read_text,
 )
 from hostpulse.agent.collectors.base import Labels, Reading
+from hostpulse.agent.collectors.statvfs_guard import GuardedStatvfs
 from hostpulse.agent.rates import Counters
 
 logger = logging.getLogger(__name__)
@@ -75,10 +76,12 @@ class DiskUsageCollector:
         proc_root: str = "/proc",
         use_procfs: bool | None = None,
         statvfs: StatVfs | None = None,
+        network_timeout: float = 2.0,
     ) -> None:
         self._proc = proc_root
         self._procfs = sys.platform.startswith("linux") if use_procfs is None else use_procfs
-        self._statvfs: StatVfs | None = statvfs or getattr(os, "statvfs", None)
+        plain: StatVfs | None = statvfs or getattr(os, "statvfs", None)
+        self._statvfs = GuardedStatvfs(plain, network_timeout) if plain is not None else None
         self._platform_unsupported = platform_unsupported(self.name, current_platform())
 
     def collect(self, now: float) -> Reading:
@@ -89,10 +92,10 @@ class DiskUsageCollector:
             reading.errors.append(f"disk_usage mounts: {exc}")
             return reading
         inodes_seen = False
-        for device, mountpoint in mounts:
+        for device, mountpoint, fstype in mounts:
             labels: Labels = (("device", device), ("mountpoint", mountpoint))
             try:
-                inodes_seen |= self._one(reading, mountpoint, labels)
+                inodes_seen |= self._one(reading, mountpoint, fstype, labels)
             except OSError as exc:  # permission denied, vanished mount, dead network share
                 reading.errors.append(f"disk_usage {mountpoint}: {exc}")
         if not mounts:
@@ -103,13 +106,14 @@ class DiskUsageCollector:
             )
         return reading
 
-    def _mounts(self) -> list[tuple[str, str]]:
+    def _mounts(self) -> list[tuple[str, str, str]]:
+        """(device, mount point, filesystem type) of each real filesystem."""
         if self._procfs:
             parsed = procfs.parse_mountinfo(read_text(f"{self._proc}/self/mountinfo"))
-            return [(m.source, m.mountpoint) for m in real_mounts(parsed)]
-        return [(p.device, p.mountpoint) for p in psutil.disk_partitions(all=False)]
+            return [(m.source, m.mountpoint, m.fstype) for m in real_mounts(parsed)]
+        return [(p.device, p.mountpoint, p.fstype) for p in psutil.disk_partitions(all=False)]
 
-    def _one(self, reading: Reading, mountpoint: str, labels: Labels) -> bool:
+    def _one(self, reading: Reading, mountpoint: str, fstype: str, labels: Labels) -> bool:
         """Emit one mount's samples; True when it reported inodes."""
         if self._statvfs is None:  # Windows
             u = psutil.disk_usage(mountpoint)
@@ -118,7 +122,7 @@ class DiskUsageCollector:
             add(reading, "filesystem_free_bytes", u.free, labels)
             add(reading, "filesystem_usage_percent", percent(u.used, u.used + u.free), labels)
             return False
-        st = self._statvfs(mountpoint)
+        st = self._statvfs(mountpoint, fstype)  # time-limited on network filesystems
         size = st.f_blocks * st.f_frsize
         used = (st.f_blocks - st.f_bfree) * st.f_frsize
         free = st.f_bavail * st.f_frsize
@@ -169,8 +173,13 @@ class DiskIOCollector:
             return reading
         if not devices:  # no block device visible (some containers)
             reading.unsupported.update(m.key for m in catalog.for_collector(self.name))
+        provided: set[str] = set()
         for name, values in devices.items():
+            provided.update(values)
             self._emit(reading, name, values, now)
+        for key, sources in _NEEDS.items():  # e.g. no weighted I/O time outside Linux
+            if not sources <= provided:
+                reading.unsupported.add(key)
         self._counters.retain((name, field) for name in devices for field in _FIELDS)
         return reading
 
@@ -268,3 +277,18 @@ _SIMPLE_RATES = (
     ("disk_reads_per_second", "disk_reads_completed"),
     ("disk_writes_per_second", "disk_writes_completed"),
 )
+#: Each key and the raw counters it is made from.
+_NEEDS: dict[str, frozenset[str]] = {
+    **{k: frozenset({k}) for k in _FIELDS},
+    **{rate: frozenset({source}) for rate, source in _SIMPLE_RATES},
+    "disk_await_seconds": frozenset(
+        {
+            "disk_reads_completed",
+            "disk_writes_completed",
+            "disk_read_time_seconds",
+            "disk_write_time_seconds",
+        }
+    ),
+    "disk_busy_percent": frozenset({"disk_io_time_seconds"}),
+    "disk_queue_length": frozenset({"disk_io_time_weighted_seconds"}),
+}

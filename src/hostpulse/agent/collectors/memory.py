@@ -77,7 +77,7 @@ class MemoryCollector:
         swap_in: float | None = None
         swap_out: float | None = None
         try:
-            vm = procfs.parse_keyvalue(read_text(f"{self._proc}/vmstat"))
+            vm = procfs.pick_keyvalues(read_text(f"{self._proc}/vmstat"), ("pswpin", "pswpout"))
         except OSError:
             vm = {}
         if "pswpin" in vm and "pswpout" in vm:

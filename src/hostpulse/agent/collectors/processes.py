@@ -1,7 +1,8 @@
 """Processes: counts by status, all threads, and the top N by CPU and by memory.
 
-Linux scans ``/proc/<pid>/stat`` only (one small read per process) and opens ``status`` and
-``cmdline`` just for the top-N winners; psutil is the fallback elsewhere.
+Linux scans ``/proc/<pid>/stat`` only (one small read per process, through descriptors kept
+open between collections, see ``pidfiles``) and looks at the owner and ``cmdline`` just for the
+top-N winners; psutil is the fallback elsewhere.
 
 CPU % is "percent of one core" over the time since the previous reading; for a process seen for
 the first time (the first collection, or a process started since) it is its average over its
@@ -28,7 +29,11 @@ from hostpulse.agent.collectors._common import (
     read_text,
 )
 from hostpulse.agent.collectors.base import ProcessInfo, Reading
+from hostpulse.agent.collectors.pidfiles import PidFileReader
 from hostpulse.catalog import PROCESS_STATES
+
+if sys.platform != "win32":
+    import pwd
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +78,7 @@ class ProcessCollector:
         user_name: Callable[[int], str] | None = None,
         refresh_every: int = 60,
         wall_clock: Callable[[], float] = time.time,
+        max_open_files: int | None = None,
     ) -> None:
         self._top_n = top_n
         self._wall = wall_clock
@@ -87,6 +93,7 @@ class ProcessCollector:
         if self._procfs:
             self._clk_tck = float(os.sysconf("SC_CLK_TCK"))
             self._page_size = os.sysconf("SC_PAGE_SIZE")
+            self._stat_files = PidFileReader(proc_root, "stat", max_open_files)
         self._prev: dict[tuple[int, float], float] = {}  # (pid, start) -> cpu seconds
         self._prev_now: float | None = None
 
@@ -117,11 +124,12 @@ class ProcessCollector:
         add(reading, "processes_all", len(procs))
         add(reading, "processes_threads", threads)
         n = self._top_n
+        cache: dict[int, ProcessInfo | None] = {}  # a process is often in both lists
         reading.top_cpu = self._details(
-            heapq.nlargest(n, procs, key=lambda p: p.cpu_percent), reading
+            heapq.nlargest(n, procs, key=lambda p: p.cpu_percent), reading, cache
         )
         reading.top_memory = self._details(
-            heapq.nlargest(n, procs, key=lambda p: p.rss_bytes), reading
+            heapq.nlargest(n, procs, key=lambda p: p.rss_bytes), reading, cache
         )
         return reading
 
@@ -154,66 +162,75 @@ class ProcessCollector:
         tck = self._clk_tck
         page = self._page_size
         status = STATUS_BY_CODE
+        parse = procfs.parse_pid_stat
         uptime = float(read_text(f"{proc}/uptime").split()[0])
+        read = self._stat_files.read
         out: list[_Proc] = []
-        for entry in os.listdir(proc):
-            if not entry.isdigit():
-                continue
+        denied = 0
+        entries = [e for e in os.listdir(proc) if e.isdigit()]
+        self._stat_files.retain(entries)
+        for entry in entries:
             try:
-                fd = os.open(f"{proc}/{entry}/stat", os.O_RDONLY)
-                try:
-                    data = os.read(fd, 4096)
-                finally:
-                    os.close(fd)
+                data = read(entry)
             except (FileNotFoundError, ProcessLookupError):
                 continue  # exited since the directory listing: normal, not an error
+            except PermissionError:  # hidepid=1: listed but not readable
+                denied += 1
+                continue
             except OSError as exc:
                 reading.errors.append(f"process {entry}: {exc}")
                 continue
             try:
-                close = data.rindex(b")")
-                f = data[close + 2 :].split()
-                out.append(
-                    _Proc(
-                        pid=int(entry),
-                        name=data[data.index(b"(") + 1 : close].decode("utf-8", "replace"),
-                        status=status.get(f[0].decode("ascii", "replace"), "other"),
-                        cpu_seconds=(int(f[11]) + int(f[12])) / tck,
-                        threads=int(f[17]),
-                        started=int(f[19]) / tck,
-                        rss_bytes=int(f[21]) * page,
-                    )
-                )
+                st = parse(data)
             except (ValueError, IndexError) as exc:  # an empty read from a zombie in exit
                 reading.errors.append(f"process {entry}: unreadable stat ({exc})")
-        return out, uptime
-
-    def _details(self, procs: Iterable[_Proc], reading: Reading) -> list[ProcessInfo]:
-        out: list[ProcessInfo] = []
-        for p in procs:
-            try:
-                user, cmdline = self._owner_and_cmdline(p.pid)
-            except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
-                continue  # exited between the scan and now
-            except (OSError, psutil.Error) as exc:
-                reading.errors.append(f"process {p.pid}: {exc}")
-                user, cmdline = "", ""
+                continue
             out.append(
-                ProcessInfo(
-                    pid=p.pid,
-                    name=p.name,
-                    user=user,
-                    cpu_percent=round(p.cpu_percent, 2),
-                    mem_percent=round(p.rss_bytes / self._mem_total * 100.0, 2)
-                    if self._mem_total
-                    else 0.0,
-                    rss_bytes=p.rss_bytes,
-                    threads=p.threads,
-                    status=p.status,
-                    cmdline=cmdline,
+                _Proc(
+                    pid=int(entry),
+                    name=st.name,
+                    status=status.get(st.state, "other"),
+                    cpu_seconds=st.cpu_ticks / tck,
+                    threads=st.threads,
+                    started=st.start_ticks / tck,
+                    rss_bytes=st.rss_pages * page,
                 )
             )
+        if denied:
+            reading.errors.append(f"{denied} processes not readable (permission denied)")
+        return out, uptime
+
+    def _details(
+        self, procs: Iterable[_Proc], reading: Reading, cache: dict[int, ProcessInfo | None]
+    ) -> list[ProcessInfo]:
+        out: list[ProcessInfo] = []
+        for p in procs:
+            if p.pid not in cache:
+                cache[p.pid] = self._info(p, reading)
+            info = cache[p.pid]
+            if info is not None:
+                out.append(info)
         return out
+
+    def _info(self, p: _Proc, reading: Reading) -> ProcessInfo | None:
+        try:
+            user, cmdline = self._owner_and_cmdline(p.pid)
+        except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
+            return None  # exited between the scan and now
+        except (OSError, psutil.Error) as exc:
+            reading.errors.append(f"process {p.pid}: {exc}")
+            user, cmdline = "", ""
+        return ProcessInfo(
+            pid=p.pid,
+            name=_full_name(p.name, cmdline),
+            user=user,
+            cpu_percent=round(p.cpu_percent, 2),
+            mem_percent=round(p.rss_bytes / self._mem_total * 100.0, 2) if self._mem_total else 0.0,
+            rss_bytes=p.rss_bytes,
+            threads=p.threads,
+            status=p.status,
+            cmdline=cmdline,
+        )
 
     def _owner_and_cmdline(self, pid: int) -> tuple[str, str]:
         if not self._procfs:
@@ -228,8 +245,8 @@ class ProcessCollector:
                 except psutil.AccessDenied:
                     cmdline = ""
             return user, cmdline
-        uid = procfs.status_uid(read_text(f"{self._proc}/{pid}/status"))
-        user = "" if uid is None else self._user(uid)
+        # The owner of /proc/<pid> is the process's effective UID (what ps shows as USER).
+        user = self._user(os.stat(f"{self._proc}/{pid}").st_uid)
         try:
             with open(f"{self._proc}/{pid}/cmdline", "rb") as f:
                 raw = f.read(65536)
@@ -268,9 +285,19 @@ class ProcessCollector:
         return out, self._wall()
 
 
-def _user_name(uid: int) -> str:
-    import pwd  # POSIX only (no pwd on Windows); once per uid, the result is cached
+_COMM_MAX = 15  # the kernel truncates a process's name (comm) to 15 bytes
 
+
+def _full_name(comm: str, cmdline: str) -> str:
+    """The untruncated executable name when the kernel cut comm short (as psutil does)."""
+    if len(comm.encode()) < _COMM_MAX or not cmdline:
+        return comm
+    argv0 = cmdline.split(" ", 1)[0].rsplit("/", 1)[-1]
+    return argv0 if argv0.startswith(comm) else comm
+
+
+def _user_name(uid: int) -> str:
+    """Only on the Linux path (psutil names users elsewhere); once per uid, then cached."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:

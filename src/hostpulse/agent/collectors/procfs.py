@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 CPU_FIELDS = 8  # user nice system idle iowait irq softirq steal (catalog.CPU_MODES order)
 SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the device's block size
@@ -68,13 +69,17 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-def parse_keyvalue(text: str) -> dict[str, int]:
-    """``name value`` lines (/proc/vmstat)."""
+def pick_keyvalues(text: str, names: tuple[str, ...]) -> dict[str, int]:
+    """Just ``names`` from ``name value`` lines (/proc/vmstat has ~180 lines; we need two)."""
     out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            out[parts[0]] = int(parts[1])
+    padded = "\n" + text
+    for name in names:
+        at = padded.find(f"\n{name} ")
+        if at < 0:
+            continue
+        start = at + len(name) + 2
+        end = padded.find("\n", start)
+        out[name] = int(padded[start : end if end >= 0 else None])
     return out
 
 
@@ -95,27 +100,31 @@ class DiskStat:
 
 
 def parse_diskstats(text: str) -> list[DiskStat]:
+    """One record per well-formed line; a malformed line is skipped, never the whole file."""
     out: list[DiskStat] = []
     for line in text.splitlines():
         p = line.split()
         if len(p) < 14:
             continue
-        out.append(
-            DiskStat(
-                major=int(p[0]),
-                minor=int(p[1]),
-                name=p[2],
-                reads=int(p[3]),
-                read_bytes=int(p[5]) * SECTOR_BYTES,
-                read_ms=int(p[6]),
-                writes=int(p[7]),
-                written_bytes=int(p[9]) * SECTOR_BYTES,
-                write_ms=int(p[10]),
-                in_progress=int(p[11]),
-                io_ms=int(p[12]),
-                weighted_ms=int(p[13]),
+        try:
+            out.append(
+                DiskStat(
+                    major=int(p[0]),
+                    minor=int(p[1]),
+                    name=p[2],
+                    reads=int(p[3]),
+                    read_bytes=int(p[5]) * SECTOR_BYTES,
+                    read_ms=int(p[6]),
+                    writes=int(p[7]),
+                    written_bytes=int(p[9]) * SECTOR_BYTES,
+                    write_ms=int(p[10]),
+                    in_progress=int(p[11]),
+                    io_ms=int(p[12]),
+                    weighted_ms=int(p[13]),
+                )
             )
-        )
+        except ValueError:
+            continue
     return out
 
 
@@ -132,24 +141,17 @@ class NetDev:
 
 
 def parse_net_dev(text: str) -> dict[str, NetDev]:
+    """Interface -> counters; a malformed line is skipped, never the whole file."""
     out: dict[str, NetDev] = {}
     for line in text.splitlines()[2:]:
         name, sep, rest = line.partition(":")
-        if not sep:
-            continue
         v = rest.split()
-        if len(v) < 12:
+        if not sep or len(v) < 12:
             continue
-        out[name.strip()] = NetDev(
-            rx_bytes=int(v[0]),
-            rx_packets=int(v[1]),
-            rx_errors=int(v[2]),
-            rx_drops=int(v[3]),
-            tx_bytes=int(v[8]),
-            tx_packets=int(v[9]),
-            tx_errors=int(v[10]),
-            tx_drops=int(v[11]),
-        )
+        try:
+            out[name.strip()] = NetDev(*(int(v[i]) for i in (0, 1, 2, 3, 8, 9, 10, 11)))
+        except ValueError:
+            continue
     return out
 
 
@@ -183,38 +185,31 @@ def parse_mountinfo(text: str) -> list[Mount]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class PidStat:
+class PidStat(NamedTuple):
     name: str
-    state: str
+    state: str  # one letter: R S D T t Z X I P ...
     cpu_ticks: int  # utime + stime
     threads: int
     start_ticks: int  # since boot; (pid, start_ticks) identifies a process across pid reuse
     rss_pages: int
 
 
-def parse_pid_stat(text: str) -> PidStat:
-    """/proc/<pid>/stat. The name sits in parentheses and may itself hold spaces and ')'."""
-    open_at = text.index("(")
-    close_at = text.rindex(")")
-    rest = text[close_at + 2 :].split()
+def parse_pid_stat(data: bytes) -> PidStat:
+    """/proc/<pid>/stat. The name sits in parentheses and may itself hold spaces and ')'.
+
+    Raises ValueError or IndexError on a truncated file (a process caught while exiting).
+    """
+    close_at = data.rindex(b")")
+    rest = data[close_at + 2 :].split()
     # rest[0] is field 3 (state); field n is rest[n - 3].
     return PidStat(
-        name=text[open_at + 1 : close_at],
-        state=rest[0],
-        cpu_ticks=int(rest[11]) + int(rest[12]),
-        threads=int(rest[17]),
-        start_ticks=int(rest[19]),
-        rss_pages=int(rest[21]),
+        data[data.index(b"(") + 1 : close_at].decode("utf-8", "replace"),
+        rest[0].decode("ascii", "replace"),
+        int(rest[11]) + int(rest[12]),
+        int(rest[17]),
+        int(rest[19]),
+        int(rest[21]),
     )
-
-
-def status_uid(text: str) -> int | None:
-    """Real UID from /proc/<pid>/status."""
-    for line in text.splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
 
 
 def cpuinfo_field(text: str, *names: str) -> str | None:

@@ -202,7 +202,7 @@ def main() -> None:
     if not args.no_doc:
         append_doc(
             "Query latency",
-            "python bench/" + " ".join(sys.argv),
+            "python " + " ".join(sys.argv),
             "```\n" + "\n".join(lines) + "\n```",
         )
 

@@ -145,7 +145,7 @@ def main() -> None:
     if not args.no_doc:
         append_doc(
             "Storage size",
-            "python bench/" + " ".join(sys.argv),
+            "python " + " ".join(sys.argv),
             "```\n" + "\n".join(lines) + "\n```",
         )
 

@@ -216,3 +216,11 @@ def test_the_maintenance_job_rolls_data_up_in_the_background(tmp_path: Path) -> 
                 break
             time.sleep(0.1)
         assert stats.minute_points >= 60 and stats.hour_points >= 1
+
+
+def test_ready_is_503_when_the_store_is_not_usable(server: LiveServer) -> None:
+    assert get(server, "/ready")["ready"] is True
+    server.call(server.store.close())
+    body = get(server, "/ready", 503)
+    assert body["ready"] is False and body["detail"]
+    assert get(server, "/health") == {"status": "ok"}

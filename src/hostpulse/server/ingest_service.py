@@ -218,6 +218,12 @@ class IngestService:
         self.registry = SeriesRegistry(store, limits.max_series_per_host)
         self._validated: set[bytes] = set()
 
+    async def ingest_body(
+        self, body: bytes, content_type: str | None, encoding: str | None
+    ) -> IngestResult:
+        """Decode, validate and store one request body (IngestError when refused)."""
+        return await self.ingest(decode(body, content_type, encoding, self.limits))
+
     async def ingest(self, request: IngestRequest) -> IngestResult:
         now_ms = int(self._clock() * 1000)
         per_host: dict[str, list[SeriesKey]] = {}

@@ -330,17 +330,13 @@ class SQLiteStore(Reads, Maintenance):
             missing = list(dict.fromkeys(k for k in keys if k not in known))
             if missing:
                 async with self.engine.begin() as conn:
-                    await conn.execute(
-                        insert(schema.series).prefix_with("OR IGNORE"),
-                        [
-                            {"host_key": head.key, "metric": m, "labels": labels_json(lb)}
-                            for m, lb in missing
-                        ],
+                    await conn.exec_driver_sql(
+                        "INSERT OR IGNORE INTO ts_series (host_key, metric, labels) VALUES (?, ?, ?)",
+                        [(head.key, m, labels_json(lb)) for m, lb in missing],
                     )
-                    rows = await conn.execute(
-                        select(schema.series.c.id, schema.series.c.metric, schema.series.c.labels)
-                        .where(schema.series.c.host_key == head.key)
-                        .order_by(schema.series.c.id)
+                    rows = await conn.exec_driver_sql(
+                        "SELECT id, metric, labels FROM ts_series WHERE host_key = ? ORDER BY id",
+                        (head.key,),
                     )
                     for sid, metric, labels in rows:
                         if sid not in head.col_of:

@@ -229,7 +229,8 @@ class Block:
 
     def column(self, mat: int, j: int) -> F64:
         """Values of column ``j`` of matrix ``mat``; NaN where absent."""
-        return self._values(mat, j, j + 1)[0]
+        out: F64 = self._values(mat, j, j + 1)[0]
+        return out
 
     def matrix(self, mat: int) -> F64:
         """The whole matrix ``mat`` as ``rows x cols``."""

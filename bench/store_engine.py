@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import os
 import platform
 import shutil
@@ -180,7 +181,7 @@ async def bench_storage(hosts: int) -> dict[str, float]:
             }
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         await store.close()
-        on_disk = sum(p.stat().st_size for p in work.rglob("*") if p.is_file())
+        on_disk = _du(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
@@ -192,6 +193,10 @@ async def bench_storage(hosts: int) -> dict[str, float]:
         "bytes_per_sample_hour": sizes.get(Kind.HOUR, 0) / samples,
         "compaction_samples_per_s": samples / build_s,
     }
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -226,8 +231,8 @@ async def bench_query(hosts: int, probes: int, days: int, reps: int) -> dict[str
                 rows.append((key, Kind.HOUR, d, d, d + day, 24 * 150, filler))
             async with store.engine.begin() as conn:
                 await conn.exec_driver_sql(
-                    "INSERT INTO ts_blocks (host_key, kind, group_ms, start_ms, end_ms, samples, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO ts_blocks (host_key, kind, group_ms, start_ms, end_ms, samples,"
+                    " data) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
         # the newest minutes of each probe host are in the head, as on a running server
@@ -244,14 +249,15 @@ async def bench_query(hosts: int, probes: int, days: int, reps: int) -> dict[str
         for _ in range(reps):
             h = names[int(rng.integers(probes))]
             metric, labels = table[int(rng.integers(len(table)))]
+            lab = dict(labels)
             cases = {
-                "current": lambda: store.latest(h),
-                "6h_raw": lambda: store.query_range(
-                    h, metric, now - 6 * 3_600_000, now, labels=dict(labels)
+                "current": functools.partial(store.latest, h),
+                "6h_raw": functools.partial(
+                    store.query_range, h, metric, now - 6 * 3_600_000, now, labels=lab
                 ),
-                "24h": lambda: store.query_range(h, metric, now - day, now, labels=dict(labels)),
-                "30d": lambda: store.query_range(
-                    h, metric, now - 30 * day, now, labels=dict(labels)
+                "24h": functools.partial(store.query_range, h, metric, now - day, now, labels=lab),
+                "30d": functools.partial(
+                    store.query_range, h, metric, now - 30 * day, now, labels=lab
                 ),
             }
             for name, call in cases.items():
@@ -259,7 +265,7 @@ async def bench_query(hosts: int, probes: int, days: int, reps: int) -> dict[str
                 res = await call()
                 timings[name].append((time.perf_counter() - t) * 1000)
                 assert res, name
-        size = sum(p.stat().st_size for p in work.rglob("*") if p.is_file())
+        size = _du(work)
     finally:
         await store.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -315,8 +321,8 @@ def main() -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = [
             f"\n### store_engine run {stamp}\n",
-            f"Machine: {os.cpu_count()} cores (shared with other jobs), {platform.python_version()}; "
-            f"command: `python bench/store_engine.py {' '.join(sys.argv[1:])}`\n",
+            f"Machine: {os.cpu_count()} cores (shared with other jobs), "
+            f"Python {platform.python_version()}; command: `python bench/store_engine.py {' '.join(sys.argv[1:])}`\n",
         ]
         for part, figures in results.items():
             text.append(f"\n{part}:\n\n{_fmt(figures)}\n")

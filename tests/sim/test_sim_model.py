@@ -71,7 +71,7 @@ def test_simulated_hosts_are_accepted_by_a_real_server(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             now = int(time.time() * 1000)
             bf = await backfill(client, hosts, now - 600_000, now - 10_000, 5.0, chunk=40)
-            live = await run_live(client, hosts, 0.2, 0.5)
+            live = await run_live(client, hosts, 2.0, 0.5)  # one tick; online for 4 s
             return bf.samples, live.samples, bf.failures + live.failures
 
     with LiveServer(tmp_path / "d", Clock()) as srv:

@@ -16,7 +16,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cramjam
+import numpy as np
 from _common import free_port, process, wait_http
+from numpy.typing import NDArray
 
 HERE = Path(__file__).resolve().parent
 PROMETHEUS = "/usr/bin/prometheus"
@@ -127,6 +129,22 @@ def fast_write_request(prefixes: Sequence[bytes], ts_ms: int, values: Sequence[f
     packed = struct.pack(f"<{len(values)}d", *values)
     body = b"".join(p + packed[8 * i : 8 * i + 8] + tail for i, p in enumerate(prefixes))
     return bytes(cramjam.snappy.compress_raw(body))
+
+
+def multi_write_request(
+    labels: Sequence[bytes], ts: Sequence[int], values: NDArray[np.float64]
+) -> bytes:
+    """WriteRequest: one TimeSeries per series (``labels[i]``) with a sample per timestamp,
+    ``values[j, i]`` at ``ts[j]``; hand-encoded and snappy-compressed."""
+    tails = [b"\x10" + _varint(t) for t in ts]
+    parts = []
+    for i, lab in enumerate(labels):
+        col = values[:, i].astype("<f8").tobytes()
+        samples = b"".join(
+            _field(0x12, b"\x09" + col[8 * j : 8 * j + 8] + tails[j]) for j in range(len(ts))
+        )
+        parts.append(_field(0x0A, lab + samples))
+    return bytes(cramjam.snappy.compress_raw(b"".join(parts)))
 
 
 def block_stats(tsdb: Path) -> tuple[int, int, int]:

@@ -229,7 +229,7 @@ def main() -> None:
                 "```",
             ]
         )
-        append_doc("Ingest", "python bench/" + " ".join(sys.argv), body)
+        append_doc("Ingest", "python " + " ".join(sys.argv), body)
 
 
 if __name__ == "__main__":

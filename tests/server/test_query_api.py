@@ -3,6 +3,8 @@ processes, health, readiness and the API docs."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -200,3 +202,25 @@ def test_health_ready_docs_and_openapi(server: LiveServer) -> None:
     body = spec["paths"]["/api/v1/ingest"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/x-protobuf", "application/json"}
     assert all(p.startswith("/api/v1/") for p in paths)
+
+
+def test_the_maintenance_job_rolls_data_up_in_the_background(tmp_path: Path) -> None:
+    with LiveServer(tmp_path / "d", Clock(), maintenance_interval=0.2) as srv:
+        end = (now_ms() // 3_600_000 - 2) * 3_600_000
+        snaps = [(t, {("cpu_busy_percent", ()): 5.0}) for t in range(end - 3_600_000, end, 10_000)]
+        ingest(srv, request(batch("h", snaps, interval=10)))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stats = srv.call(srv.store.stats())
+            if stats.minute_points >= 60 and stats.hour_points >= 1:
+                break
+            time.sleep(0.1)
+        assert stats.minute_points >= 60 and stats.hour_points >= 1
+
+
+def test_ready_is_503_when_the_store_is_not_usable(server: LiveServer) -> None:
+    assert get(server, "/ready")["ready"] is True
+    server.call(server.store.close())
+    body = get(server, "/ready", 503)
+    assert body["ready"] is False and body["detail"]
+    assert get(server, "/health") == {"status": "ok"}

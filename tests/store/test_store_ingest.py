@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from storekit import T0, FakeClock, batch, request
 
-from hostpulse.store import SQLiteStore
+from hostpulse.store import SQLiteStore, open_store
+from hostpulse.store.exceptions import InvalidRequestError
 from hostpulse.store.types import Tier
 
 pytestmark = pytest.mark.anyio
@@ -100,3 +102,26 @@ async def test_several_hosts_in_one_request_are_kept_apart(store: SQLiteStore) -
     assert a["cpu_busy_percent"] == 1 and b["cpu_busy_percent"] == 6
     host = await store.host("b")
     assert host is not None and host.hostname == "b.example" and host.last_seen_ms == T0
+
+
+async def test_a_request_the_store_cannot_represent_stores_nothing(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    good = batch("good", _rows(0, 4))
+    bad = batch("bad", _rows(0, 4))
+    bad.snapshots[2].series_index[1] = 99  # no such series in the table
+    with pytest.raises(InvalidRequestError, match=r"batches\[1\]\.snapshots\[2\]"):
+        await store.ingest(request(good, bad), T0)
+    uneven = batch("good", _rows(0, 1))
+    uneven.snapshots[0].values.append(1.0)
+    with pytest.raises(InvalidRequestError, match="5 series_index, 6 values"):
+        await store.ingest(request(uneven), T0)
+    assert (await store.stats()).raw_samples == 0
+    assert await store.latest("good") == []
+    await store.close()
+    reopened = open_store(tmp_path / "data")
+    await reopened.start()
+    try:
+        assert (await reopened.stats()).raw_samples == 0
+    finally:
+        await reopened.close()

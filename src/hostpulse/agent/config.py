@@ -25,12 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-<<<<<<< HEAD
 from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.settings_schema import ConfigError, validate
-=======
 from hostpulse.agent.settings_schema import ConfigError, labels_from_text, validate
->>>>>>> runtime
 
 __all__ = [
     "AgentSettings",

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from hostpulse import __version__
 from hostpulse.server.api import health, hosts, ingest, metrics
 from hostpulse.server.config import ServerSettings
+from hostpulse.server.fast_ingest import IngestFastPath
 from hostpulse.server.ingest_service import IngestLimits, IngestService
 from hostpulse.server.state import AppState
 from hostpulse.store.base import Store
@@ -66,9 +67,12 @@ def create_app(
     settings: ServerSettings | None = None,
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
+    *,
+    fast_ingest: bool = True,
 ) -> FastAPI:
     """The server. Without ``store`` the app opens (and closes) the one the settings name; a
-    store passed in is used as is and its caller starts and closes it."""
+    store passed in is used as is and its caller starts and closes it. ``fast_ingest=False``
+    serves ingest through the framework route only (same behaviour, more overhead)."""
     cfg = settings or ServerSettings()
 
     @contextlib.asynccontextmanager
@@ -104,4 +108,6 @@ def create_app(
     for module in (health, ingest, hosts, metrics):
         api.include_router(module.router)
     app.include_router(api)
+    if fast_ingest:
+        app.add_middleware(IngestFastPath, path=f"{API_PREFIX}/ingest")
     return app

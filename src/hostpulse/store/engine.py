@@ -15,14 +15,16 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
 from hostpulse.store import codec, db, schema
-from hostpulse.store.exceptions import StoreClosedError
+from hostpulse.store.exceptions import InvalidRequestError, StoreClosedError
 from hostpulse.store.head import HostHead, IntP, SeriesCol, WindowBuf
 from hostpulse.store.maintenance import Maintenance
 from hostpulse.store.quantize import resolution_k
@@ -42,6 +44,25 @@ def wall_clock_ms() -> int:
 
 def _newest(request: IngestRequest) -> int:
     return max((s.timestamp_ms for b in request.batches for s in b.snapshots), default=-(2**62))
+
+
+def _check(request: IngestRequest) -> None:
+    """Reject what would corrupt the head: raised before anything is written."""
+    for b, batch in enumerate(request.batches):
+        if not batch.host.host_id:
+            raise InvalidRequestError(f"batches[{b}].host.host_id is empty")
+        n = len(batch.series)
+        for i, snap in enumerate(batch.snapshots):
+            idx = snap.series_index
+            if len(idx) != len(snap.values):
+                raise InvalidRequestError(
+                    f"batches[{b}].snapshots[{i}]: {len(idx)} series_index, "
+                    f"{len(snap.values)} values"
+                )
+            if idx and (max(idx) >= n or len(set(idx)) != len(idx)):
+                raise InvalidRequestError(
+                    f"batches[{b}].snapshots[{i}].series_index: out of range or repeated"
+                )
 
 
 def labels_json(labels: tuple[tuple[str, str], ...]) -> str:
@@ -110,8 +131,12 @@ class SQLiteStore(Reads, Maintenance):
         replayed = 0
         for seg, payload in self._wal.read_existing():
             req = IngestRequest()
-            req.ParseFromString(payload)
-            await self._apply_durable(req, 0, await self._register(req, 0))
+            try:
+                req.ParseFromString(payload)
+                await self._apply_durable(req, 0, await self._register(req, 0))
+            except (DecodeError, InvalidRequestError) as exc:
+                logger.error("wal %s: skipping a record that cannot be applied: %s", seg.path, exc)
+                continue
             seg.max_ts = max(seg.max_ts, _newest(req))
             replayed += 1
         self._wal.finish_replay()
@@ -253,6 +278,7 @@ class SQLiteStore(Reads, Maintenance):
     async def _register(self, request: IngestRequest, received_ms: int) -> list[IntP]:
         """Hosts and series of the request, created or updated when new; per batch the
         column of every entry of its series table."""
+        _check(request)
         colmaps: list[IntP] = []
         for batch in request.batches:
             head = self.heads.get(batch.host.host_id)
@@ -330,19 +356,16 @@ class SQLiteStore(Reads, Maintenance):
             missing = list(dict.fromkeys(k for k in keys if k not in known))
             if missing:
                 async with self.engine.begin() as conn:
-                    await conn.execute(
-                        insert(schema.series).prefix_with("OR IGNORE"),
-                        [
-                            {"host_key": head.key, "metric": m, "labels": labels_json(lb)}
-                            for m, lb in missing
-                        ],
+                    await conn.exec_driver_sql(
+                        "INSERT OR IGNORE INTO ts_series (host_key, metric, labels)"
+                        " VALUES (?, ?, ?)",
+                        [(head.key, m, labels_json(lb)) for m, lb in missing],
                     )
-                    rows = await conn.execute(
-                        select(schema.series.c.id, schema.series.c.metric, schema.series.c.labels)
-                        .where(schema.series.c.host_key == head.key)
-                        .order_by(schema.series.c.id)
+                    rows = await conn.exec_driver_sql(
+                        "SELECT id, metric, labels FROM ts_series WHERE host_key = ? ORDER BY id",
+                        (head.key,),
                     )
-                    for sid, metric, labels in rows:
+                    for sid, metric, labels in cast("list[tuple[int, str, str]]", rows.all()):
                         if sid not in head.col_of:
                             col = self._add_col(head, sid, metric, labels)
                             known[(metric, head.columns[col].labels)] = col

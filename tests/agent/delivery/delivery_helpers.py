@@ -13,10 +13,12 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
 
 from hostpulse import catalog
 from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
@@ -227,3 +229,34 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
         timeout=60,
     )
     return cert, key
+
+
+# --- fixtures: test modules import them (a conftest.py here would shadow tests/cli's, which
+# its tests import as the module "conftest")
+
+
+@pytest.fixture(name="receiver")
+def receiver_fixture() -> Iterator[Receiver]:
+    r = Receiver()
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture(name="make_agent")
+def make_agent_fixture(tmp_path: Path) -> Iterator[MakeAgent]:
+    agents: list[Agent] = []
+
+    def make(url: str, *, spool: dict[str, object] | None = None, **kw: object) -> Agent:
+        sp = SpoolSettings(dir=str(tmp_path / "spool"), **(spool or {}))  # type: ignore[arg-type]
+        a = Agent(tmp_path / "spool", fast_settings(url, **kw), sp)
+        agents.append(a)
+        return a
+
+    try:
+        yield make
+    finally:
+        for a in agents:
+            a.close(0.5)

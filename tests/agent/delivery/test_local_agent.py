@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from delivery_helpers import Receiver
+from delivery_helpers import Receiver, receiver_fixture  # noqa: F401
 
 from hostpulse.agent.delivery import LocalAgent
 from hostpulse.agent.delivery_settings import SpoolSettings

@@ -12,7 +12,9 @@ from delivery_helpers import (
     Receiver,
     Step,
     keys_of,
+    make_agent_fixture,  # noqa: F401
     make_batch,
+    receiver_fixture,  # noqa: F401
     self_signed_cert,
 )
 

@@ -21,7 +21,8 @@ class ShipperSettings:
     api_key: str | None = None
     """Sent as ``Authorization: Bearer <key>``."""
     timeout: float = field(default=10.0, metadata={"min": 0.1, "max": 300.0})
-    max_batch_snapshots: int = field(default=500, metadata={"min": 1, "max": 10_000})
+    max_batch_snapshots: int = field(default=200, metadata={"min": 1, "max": 10_000})
+    """Oldest snapshots per request: 200 keeps the agent's peak memory while draining flat."""
     max_batch_bytes: int = field(default=2_000_000, metadata={"min": 1024})
     """Stored (compressed) bytes of snapshots in one request."""
     live_snapshots: int = field(default=5, metadata={"min": 0, "max": 100})

@@ -27,6 +27,7 @@ from hostpulse.store import codec, db, schema
 from hostpulse.store.exceptions import InvalidRequestError, StoreClosedError
 from hostpulse.store.head import HostHead, IntP, SeriesCol, WindowBuf
 from hostpulse.store.maintenance import Maintenance
+from hostpulse.store.prepare import Prepared, prepare
 from hostpulse.store.quantize import resolution_k
 from hostpulse.store.reads import Reads
 from hostpulse.store.types import HostRecord, IngestResult, Retention, StoreStats
@@ -40,29 +41,6 @@ DEFAULT_RETENTION = Retention()
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _newest(request: IngestRequest) -> int:
-    return max((s.timestamp_ms for b in request.batches for s in b.snapshots), default=-(2**62))
-
-
-def _check(request: IngestRequest) -> None:
-    """Reject what would corrupt the head: raised before anything is written."""
-    for b, batch in enumerate(request.batches):
-        if not batch.host.host_id:
-            raise InvalidRequestError(f"batches[{b}].host.host_id is empty")
-        n = len(batch.series)
-        for i, snap in enumerate(batch.snapshots):
-            idx = snap.series_index
-            if len(idx) != len(snap.values):
-                raise InvalidRequestError(
-                    f"batches[{b}].snapshots[{i}]: {len(idx)} series_index, "
-                    f"{len(snap.values)} values"
-                )
-            if idx and (max(idx) >= n or len(set(idx)) != len(idx)):
-                raise InvalidRequestError(
-                    f"batches[{b}].snapshots[{i}].series_index: out of range or repeated"
-                )
 
 
 def labels_json(labels: tuple[tuple[str, str], ...]) -> str:
@@ -133,11 +111,12 @@ class SQLiteStore(Reads, Maintenance):
             req = IngestRequest()
             try:
                 req.ParseFromString(payload)
-                await self._apply_durable(req, 0, await self._register(req, 0))
+                prep = prepare(req)
+                await self._apply_durable(prep, await self._register(prep, 0))
             except (DecodeError, InvalidRequestError) as exc:
                 logger.error("wal %s: skipping a record that cannot be applied: %s", seg.path, exc)
                 continue
-            seg.max_ts = max(seg.max_ts, _newest(req))
+            seg.max_ts = max(seg.max_ts, prep.newest_ms)
             replayed += 1
         self._wal.finish_replay()
         await self._find_touched_groups()
@@ -202,51 +181,50 @@ class SQLiteStore(Reads, Maintenance):
     # --- ingest --------------------------------------------------------------------------------
 
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
-        colmaps = await self._register(request, received_ms)
-        seg, durable = self.wal.begin(request.SerializeToString(), _newest(request))
+        prep = prepare(request)
+        colmaps = await self._register(prep, received_ms)
+        seg, durable = self.wal.begin(prep.payload, prep.newest_ms)
         try:
             await durable
-            return await self._apply_durable(request, received_ms, colmaps)
+            return await self._apply_durable(prep, colmaps)
         finally:
             await self.wal.applied(seg)
 
-    async def _apply_durable(
-        self, request: IngestRequest, received_ms: int, colmaps: list[IntP]
-    ) -> IngestResult:
+    async def _apply_durable(self, prep: Prepared, colmaps: list[IntP]) -> IngestResult:
         async with self._lock:
-            await self._load_late_windows(request)
-            return self._apply(request, colmaps)
+            await self._load_late_windows(prep)
+            return self._apply(prep, colmaps)
 
-    def _apply(self, request: IngestRequest, colmaps: list[IntP]) -> IngestResult:
+    def _apply(self, prep: Prepared, colmaps: list[IntP]) -> IngestResult:
         accepted = duplicates = 0
         bms = self.block_ms
-        for batch, cols_of in zip(request.batches, colmaps, strict=True):
-            head = self.heads[batch.host.host_id]
+        for pb, cols_of in zip(prep.batches, colmaps, strict=True):
+            head = self.heads[pb.batch.host.host_id]
             newest = head.record.last_seen_ms
-            for snap in batch.snapshots:
-                ts = snap.timestamp_ms
+            for ps in pb.snapshots:
+                ts = ps.ts
                 buf = head.window(ts - ts % bms)
-                if snap.series_index:
-                    cols = cols_of[np.asarray(snap.series_index, dtype=np.intp)]
-                    vals = np.asarray(snap.values, dtype=np.float64)
-                    new = buf.put(ts, cols, vals)
+                if len(ps.index):
+                    cols = cols_of[ps.index]
+                    new = buf.put(ts, cols, ps.values)
                     accepted += new
                     duplicates += len(cols) - new
-                    head.note_latest(ts, cols, vals)
+                    head.note_latest(ts, cols, ps.values)
+                snap = ps.source
                 if snap.top_cpu or snap.top_memory:
                     head.keep_processes(snap, self.process_interval_ms)
                 newest = max(newest, ts)
             head.record.last_seen_ms = newest
         return IngestResult(accepted, duplicates)
 
-    async def _load_late_windows(self, request: IngestRequest) -> None:
+    async def _load_late_windows(self, prep: Prepared) -> None:
         """Windows already compacted get their stored samples loaded first, so that a resent
         or back-filled sample is recognised as a duplicate."""
         bms = self.block_ms
-        for batch in request.batches:
-            head = self.heads[batch.host.host_id]
-            for snap in batch.snapshots:
-                w = snap.timestamp_ms - snap.timestamp_ms % bms
+        for pb in prep.batches:
+            head = self.heads[pb.batch.host.host_id]
+            for ps in pb.snapshots:
+                w = ps.ts - ps.ts % bms
                 if w < self.watermark and w not in head.windows:
                     await self._load_window(head, w)
 
@@ -275,26 +253,24 @@ class SQLiteStore(Reads, Maintenance):
             buf.ensure_cols(len(head.columns))
             buf.mark_stored(ts, cols, vals)
 
-    async def _register(self, request: IngestRequest, received_ms: int) -> list[IntP]:
+    async def _register(self, prep: Prepared, received_ms: int) -> list[IntP]:
         """Hosts and series of the request, created or updated when new; per batch the
         column of every entry of its series table."""
-        _check(request)
         colmaps: list[IntP] = []
-        for batch in request.batches:
+        for pb in prep.batches:
+            batch = pb.batch
             head = self.heads.get(batch.host.host_id)
-            meta = hashlib.blake2b(batch.host.SerializeToString(), digest_size=16)
-            for u in batch.unsupported:
-                meta.update(u.encode())
-            if head is None or head.meta_digest != meta.digest():
-                head = await self._upsert_host(batch, meta.digest(), received_ms)
-            digest = hashlib.blake2b(digest_size=16)
-            for sd in batch.series:
-                digest.update(sd.SerializeToString())
-                digest.update(b"\x00")
-            cols = head.tables.get(digest.digest())
+            cols = head.tables.get(pb.digest) if head is not None else None
             if cols is None:
+                meta = hashlib.blake2b(batch.host.SerializeToString(), digest_size=16)
+                for u in batch.unsupported:
+                    meta.update(b"\x00" + u.encode())
+                if head is None or head.meta_digest != meta.digest():
+                    head = await self._upsert_host(batch, meta.digest(), received_ms)
                 cols = await self._register_series(head, batch)
-                head.tables[digest.digest()] = cols
+                if len(head.tables) >= 64:  # a host whose metadata keeps changing
+                    head.tables.clear()
+                head.tables[pb.digest] = cols
             colmaps.append(cols)
         return colmaps
 

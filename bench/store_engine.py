@@ -128,7 +128,7 @@ def _ids_kmax(store: SQLiteStore, host_id: str) -> tuple[int, np.ndarray, np.nda
 async def _register(store: SQLiteStore, host_ids: list[str]) -> None:
     for i in range(0, len(host_ids), 100):
         req = IngestRequest(batches=[simdata.host_batch(h) for h in host_ids[i : i + 100]])
-        await store._register(req, T0)
+        await store.register(prepare(req), T0)
 
 
 async def _write_host_days(store: SQLiteStore, host_id: str, days: int, seed: int) -> int:

@@ -140,3 +140,17 @@ async def test_unchanged_series_table_is_recognised_without_registration(
     await store.ingest(request(wider), T0)
     assert len(head.tables) == 2 and len(head.columns) == 6
     assert {v.metric: v.value for v in await store.latest("h1")}["cpu_load5"] == 6
+
+
+async def test_many_new_hosts_at_once_are_registered_together(store: SQLiteStore) -> None:
+    reqs = [request(batch(f"host-{i:03d}", _rows(i, 2))) for i in range(60)]
+    reqs += reqs[:5]  # the same host twice while its registration is still queued
+    results = await asyncio.gather(*(store.ingest(r, T0) for r in reqs))
+    assert sum(r.accepted for r in results) == 60 * 10
+    assert sum(r.duplicates for r in results) == 5 * 10
+    assert len(await store.hosts()) == 60
+    for i in (0, 59):
+        series = await store.series(f"host-{i:03d}")
+        assert [s.metric for s in series] == [m for m, _ in SERIES]
+        latest = {v.metric: v.value for v in await store.latest(f"host-{i:03d}")}
+        assert latest["memory_used_bytes"] == 1000.0 * (i + 1)

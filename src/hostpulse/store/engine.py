@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -157,12 +158,13 @@ class SQLiteStore(Registry, Reads, Maintenance):
                 head = HostHead(row["id"], rec)
                 self.heads[rec.host_id] = head
                 self.by_key[head.key] = head
-            rows = await conn.execute(
-                select(schema.series).order_by(schema.series.c.host_key, schema.series.c.id)
+            found = await conn.exec_driver_sql(
+                "SELECT id, host_key, metric, labels FROM ts_series ORDER BY host_key, id"
             )
-            for sid, host_key, metric, labels in rows:
-                head = self.by_key[host_key]
-                self.add_col(head, sid, metric, labels)
+            for sid, host_key, metric, labels in cast(
+                "list[tuple[int, int, str, str]]", found.all()
+            ):
+                self.add_col(self.by_key[host_key], sid, metric, labels)
             wm = await conn.scalar(
                 select(schema.meta.c.value).where(schema.meta.c.key == "watermark")
             )

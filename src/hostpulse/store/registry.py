@@ -9,6 +9,7 @@ registers every batch queued so far in one transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -41,8 +42,14 @@ _HOST_COLUMNS = (
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def labels_json(labels: tuple[tuple[str, str], ...]) -> str:
     return json.dumps([list(p) for p in labels], separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_labels(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(a), str(b)) for a, b in json.loads(text))
 
 
 def _host_values(batch: HostBatch) -> tuple[object, ...]:
@@ -61,6 +68,27 @@ def _host_values(batch: HostBatch) -> tuple[object, ...]:
         h.agent_version,
         json.dumps(list(batch.unsupported)),
     )
+
+
+def _record_values(rec: HostRecord) -> tuple[object, ...]:
+    return (
+        rec.hostname,
+        rec.os,
+        rec.kernel,
+        rec.arch,
+        rec.cpu_model,
+        rec.boot_time,
+        rec.logical_cores,
+        rec.memory_bytes,
+        json.dumps(rec.labels, sort_keys=True),
+        rec.interval_seconds,
+        rec.agent_version,
+        json.dumps(rec.unsupported),
+    )
+
+
+def _keys(batch: HostBatch) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    return [(sd.metric, tuple((lb.name, lb.value) for lb in sd.labels)) for sd in batch.series]
 
 
 def _update_record(rec: HostRecord, batch: HostBatch) -> None:
@@ -92,9 +120,8 @@ class Registry:
         raise NotImplementedError
 
     def add_col(self, head: HostHead, sid: int, metric: str, labels_text: str) -> int:
-        labels = tuple((str(a), str(b)) for a, b in json.loads(labels_text))
         kmax, lossy = resolution_k(metric)
-        return head.add_column(SeriesCol(sid, metric, labels, kmax, lossy))
+        return head.add_column(SeriesCol(sid, metric, parse_labels(labels_text), kmax, lossy))
 
     async def register(self, prep: Prepared, received_ms: int) -> list[IntP]:
         """Per batch the column of every entry of its series table; hosts and series are
@@ -124,15 +151,16 @@ class Registry:
 
     async def _register_all(self, jobs: list[_Job]) -> None:
         results: list[tuple[_Job, HostHead, list[tuple[str, tuple[tuple[str, str], ...]]]]] = []
-        async with self.engine.begin() as conn:
+        if all(self._known(job) for job in jobs):  # e.g. WAL replay after a restart: no SQL
             for job in jobs:
-                head = await self._upsert_host(conn, job)
-                keys = [
-                    (sd.metric, tuple((lb.name, lb.value) for lb in sd.labels))
-                    for sd in job.batch.batch.series
-                ]
-                results.append((job, head, keys))
-            await self._insert_series(conn, results)
+                head = self.heads[job.batch.batch.host.host_id]
+                results.append((job, head, _keys(job.batch.batch)))
+        else:
+            async with self.engine.begin() as conn:
+                for job in jobs:
+                    head = await self._upsert_host(conn, job)
+                    results.append((job, head, _keys(job.batch.batch)))
+                await self._insert_series(conn, results)
         for job, head, keys in results:
             known = {(c.metric, c.labels): i for i, c in enumerate(head.columns)}
             cols = np.array([known[k] for k in keys], dtype=np.intp)
@@ -141,6 +169,15 @@ class Registry:
             head.tables[job.batch.digest] = cols
             job.future.set_result(cols)
 
+    def _known(self, job: _Job) -> bool:
+        """True when the host and all its series exist with these values already."""
+        batch = job.batch.batch
+        head = self.heads.get(batch.host.host_id)
+        if head is None or _host_values(batch) != _record_values(head.record):
+            return False
+        known = {(c.metric, c.labels) for c in head.columns}
+        return all(k in known for k in _keys(batch))
+
     async def _upsert_host(self, conn: AsyncConnection, job: _Job) -> HostHead:
         batch = job.batch.batch
         meta = hashlib.blake2b(batch.host.SerializeToString(), digest_size=16)
@@ -148,9 +185,12 @@ class Registry:
             meta.update(b"\x00" + u.encode())
         digest = meta.digest()
         head = self.heads.get(batch.host.host_id)
-        if head is not None and head.meta_digest == digest:
-            return head
         values = _host_values(batch)
+        if head is not None and (
+            head.meta_digest == digest or values == _record_values(head.record)
+        ):
+            head.meta_digest = digest
+            return head
         if head is None:
             first = job.received_ms or min((s.ts for s in job.batch.snapshots), default=0)
             res = await conn.exec_driver_sql(

@@ -12,6 +12,7 @@ import numpy as np
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import IngestRequest, codec
+from hostpulse.server.api.models import History
 from hostpulse.server.testing import Clock, LiveServer
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
@@ -92,6 +93,7 @@ def test_history_exposes_the_tier_and_switches_with_the_range(
     server.call(server.store.maintain(int(clock() * 1000)))
     base = "/hosts/h/metrics/memory_usage_percent/history"
     short = get(server, base, start=str(end - 1_800_000), end=str(end))
+    History.model_validate(short)  # the documented shape
     assert short["tier"] == "raw"
     assert len(short["series"][0]["points"]) == 30
     month = get(server, base, start="now-30d", end="now")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import orjson
+
 from hostpulse import catalog
 from hostpulse.server.api.models import (
     AreaGroup,
@@ -18,7 +20,14 @@ from hostpulse.server.api.models import (
     Value,
 )
 from hostpulse.server.config import parse_duration
-from hostpulse.store.types import HostRecord, LatestValue, ProcessSnapshot, SeriesPoints
+from hostpulse.store.types import (
+    Agg,
+    HostRecord,
+    LatestValue,
+    ProcessSnapshot,
+    RangeResult,
+    SeriesPoints,
+)
 
 #: The areas of the shortcut routes and the catalog subsystems each one shows.
 AREAS: dict[str, tuple[str, ...]] = {
@@ -133,6 +142,28 @@ def series_out(items: list[SeriesPoints]) -> list[SeriesHistory]:
         )
         for s in items
     ]
+
+
+def history_json(
+    host_id: str, metric: str, start_ms: int, end_ms: int, agg: Agg, res: RangeResult
+) -> bytes:
+    """The JSON of ``api.models.History`` for a store result, built from plain lists."""
+    doc = {
+        "host_id": host_id,
+        "metric": metric,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "agg": agg.value,
+        "tier": res.tier.value,
+        "step_ms": res.step_ms,
+        "series": [
+            # ``Point`` is a dataclass with the fields of ``PointOut``: orjson encodes it in C
+            {"metric": s.metric, "labels": dict(s.labels), "points": s.points}
+            for s in res.series
+        ],
+        "next_cursor": res.next_cursor,
+    }
+    return orjson.dumps(doc)
 
 
 def parse_time(value: str, now_ms: int) -> int:

@@ -61,9 +61,13 @@ class Maintenance:
     async def compact(self, until_ms: int) -> int:
         """Move every head window that ends at or before ``until_ms`` into blocks; returns the
         number of windows written."""
+        target = max(self.watermark, until_ms - until_ms % self.block_ms)
+        if not any(w < target for head in self.heads.values() for w in head.windows):
+            self.watermark = target  # nothing to write; saved with the next compaction
+            return 0
         closed = await self.wal.rotate()
         async with self._lock:
-            self.watermark = max(self.watermark, until_ms - until_ms % self.block_ms)
+            self.watermark = max(self.watermark, target)
             wm = self.watermark
             jobs: list[_Job] = []
             for head in self.heads.values():

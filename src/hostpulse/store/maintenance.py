@@ -218,8 +218,10 @@ class Maintenance:
             pages = int((await conn.exec_driver_sql("PRAGMA page_count")).scalar_one())
             if free == 0 or free < pages * min_free_share:
                 return 0
-            await conn.exec_driver_sql("PRAGMA incremental_vacuum")
-            await conn.commit()
+            # run to completion (a plain execute() steps the pragma once: one page)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.executescript("PRAGMA incremental_vacuum;")
         async with self.engine.connect() as conn:
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         logger.info("reclaimed %d free pages of %d", free, pages)

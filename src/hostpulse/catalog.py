@@ -551,6 +551,32 @@ METRICS: tuple[Metric, ...] = (
     ),
     _m("system", "boot_time", "seconds", G, "Boot time, seconds since the Unix epoch.", "system"),
     _m("system", "uptime", "seconds", G, "Seconds since boot.", "system"),
+    # --- the agent itself: delivery (agent collector, from the shipper and spool) ---------
+    _m("agent", "queued", "snapshots", C, "Snapshots written to the spool.", "agent"),
+    _m("agent", "sent", "snapshots", C, "Snapshots the server acknowledged.", "agent"),
+    _m(
+        "agent",
+        "rejected",
+        "snapshots",
+        C,
+        "Snapshots the server refused with a 4xx; never resent.",
+        "agent",
+    ),
+    _m(
+        "agent",
+        "dropped",
+        "snapshots",
+        C,
+        "Snapshots dropped by a spool cap (reason size, age) or lost to spool damage (corrupt).",
+        "agent",
+        ("reason",),
+    ),
+    _m("agent", "send_retries", "", C, "Failed sends that were retried.", "agent"),
+    _m("agent", "spool", "bytes", G, "Disk space used by the spool.", "agent"),
+    _m("agent", "spool", "snapshots", G, "Snapshots waiting in the spool.", "agent"),
+    _m("agent", "send_latency", "seconds", G, "Duration of the last accepted send.", "agent"),
+    _m("agent", "send_duration", "seconds", C, "Time spent in accepted sends.", "agent"),
+    _m("agent", "sends", "", C, "Accepted sends (requests).", "agent"),
 )
 
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}

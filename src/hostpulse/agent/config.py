@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
 from hostpulse.agent.settings_schema import ConfigError, labels_from_text, validate
 
 __all__ = [
@@ -80,6 +81,8 @@ class AgentSettings:
     labels: dict[str, str] = field(default_factory=dict)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    shipper: ShipperSettings = field(default_factory=ShipperSettings)
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
 
     def interval_of(self, collector: str) -> float:
         """The effective interval of a collector: its own, never below the agent's."""
@@ -223,6 +226,13 @@ def load_settings(
             layer["labels"] = labels_from_text(layer["labels"], "labels")
         tree = _merge(tree, layer)
     settings = validate(AgentSettings, tree)
+    if settings.shipper.server is not None:
+        from hostpulse.agent.transport import ingest_url
+
+        try:
+            ingest_url(settings.shipper.server)
+        except ValueError as exc:
+            raise ConfigError("shipper.server", str(exc)) from None
     if settings.exporter.listen is not None:
         try:
             parse_listen(settings.exporter.listen)

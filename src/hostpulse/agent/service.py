@@ -8,9 +8,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from hostpulse.agent.collectors.base import Collector
 from hostpulse.agent.config import AgentSettings, parse_listen
+
+if TYPE_CHECKING:
+    from hostpulse.agent.delivery import Delivery
 from hostpulse.agent.runner import Runner
 from hostpulse.agent.snapshot import HostIdentity, SnapshotSink, resolve_host_id
 from hostpulse.protocol import HostBatch
@@ -31,11 +35,16 @@ def build_runner(
     *,
     collectors: Sequence[Collector] | None = None,
     budget: float | None = None,
+    agent_collector: Collector | None = None,
 ) -> Runner:
     if collectors is None:
         from hostpulse.agent.collectors import build_collectors
+        from hostpulse.agent.selfmetrics import AgentCollector
 
-        collectors = build_collectors(top_n=settings.top_n)
+        collectors = [
+            *build_collectors(top_n=settings.top_n),
+            agent_collector or AgentCollector(None),
+        ]
     identity = HostIdentity(
         host_id=resolve_host_id(settings.host_id),
         labels=dict(settings.labels),
@@ -91,6 +100,7 @@ def serve(
     stop = stop or threading.Event()
     restore = _install_stop_signals(stop)
     exporter = None
+    delivery: Delivery | None = None
     all_sinks: list[SnapshotSink] = list(sinks)
     try:
         if settings.exporter.listen is not None:
@@ -104,9 +114,24 @@ def serve(
                 raise ListenError(exc.errno, exc.strerror) from None
             all_sinks.append(cache)
             logger.info("serving Prometheus metrics on %s", exporter.url)
+        if settings.shipper.server is not None:
+            from hostpulse.agent.delivery import start_delivery
+
+            delivery = start_delivery(settings.shipper, settings.spool)
+            all_sinks.append(delivery.shipper)
+            logger.info(
+                "shipping to %s (spool %s)",
+                settings.shipper.server,
+                settings.spool.directory(),
+            )
         if not all_sinks:
             logger.warning("no exporter (--listen) and no server: snapshots go nowhere")
-        runner = build_runner(settings, all_sinks, collectors=collectors)
+        runner = build_runner(
+            settings,
+            all_sinks,
+            collectors=collectors,
+            agent_collector=delivery.collector if delivery else None,
+        )
         logger.info(
             "agent started: host_id=%s interval=%.1fs",
             runner.identity.host_id,
@@ -117,6 +142,8 @@ def serve(
         finally:
             runner.close()
     finally:
+        if delivery is not None:
+            delivery.close(settings.shipper.flush_timeout)
         if exporter is not None:
             exporter.close()
         restore()

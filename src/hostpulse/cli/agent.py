@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", metavar="SECONDS", help="collection interval (default 5, min 1)")
     p.add_argument("--top-n", metavar="N", help="processes in the top lists (default 10)")
     p.add_argument("--listen", metavar="HOST:PORT", help="serve /metrics, e.g. 127.0.0.1:9100")
+    p.add_argument("--server", metavar="URL", help="ship to this hostpulse server (http(s)://...)")
+    p.add_argument("--spool-dir", metavar="DIR", help="on-disk buffer for unsent snapshots")
     p.add_argument("--host-id", metavar="ID", help="host identifier (default /etc/machine-id)")
     p.add_argument(
         "--label", "-l", action="append", metavar="NAME=VALUE", help="host label (repeat)"
@@ -68,6 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         "interval": args.interval,
         "top_n": args.top_n,
         "exporter.listen": args.listen,
+        "shipper.server": args.server,
+        "spool.dir": args.spool_dir,
         "host_id": args.host_id,
         "log.level": args.log_level,
         "log.file": args.log_file,
@@ -86,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"configuration error: log.file: cannot open it: {exc.strerror}")
 
     from hostpulse.agent.service import ListenError, collect_once, serve
+    from hostpulse.agent.spool import SpoolError
 
     if args.once:
         batch = collect_once(settings)
@@ -99,4 +104,6 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(
             f"exporter.listen: cannot listen on {settings.exporter.listen}: {exc.strerror}"
         )
+    except SpoolError as exc:
+        return _fail(f"spool.dir: {exc}")
     return 0

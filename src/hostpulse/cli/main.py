@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from hostpulse import __version__
-from hostpulse.cli import agent_cmd, top
+from hostpulse.cli import agent_cmd, db, top
+from hostpulse.cli.server import server as server_command
+from hostpulse.cli.simulate import simulate as simulate_command
+from hostpulse.cli.up import up as up_command
 
 app = typer.Typer(
     name="hostpulse",
@@ -14,6 +17,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.command("server")(server_command)
+app.command("simulate")(simulate_command)
+app.command("up")(up_command)
+app.add_typer(db.app, name="db")
 
 
 @app.callback()

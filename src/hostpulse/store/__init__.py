@@ -1,0 +1,59 @@
+"""The storage engine behind the ``Store`` interface (``base.py``); ``open_store`` makes one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hostpulse.store.base import Store
+from hostpulse.store.engine import Clock, SQLiteStore, wall_clock_ms
+from hostpulse.store.types import Retention
+
+DEFAULT_RETENTION = Retention()
+DB_FILE = "hostpulse.db"
+WAL_DIR = "hostpulse.wal"
+_SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def resolve(url_or_path: str | Path) -> tuple[Path, Path]:
+    """``(database file, WAL directory)`` for a data directory or a SQLite URL."""
+    text = str(url_or_path)
+    for prefix in _SQLITE_PREFIXES:
+        if text.startswith(prefix):
+            db_path = Path(text[len(prefix) :])
+            return db_path, db_path.with_name(db_path.name + ".wal")
+    if "://" in text:
+        raise ValueError(f"unsupported store url {text!r}: only SQLite is implemented")
+    directory = Path(text)
+    return directory / DB_FILE, directory / WAL_DIR
+
+
+def open_store(
+    url_or_path: str | Path,
+    *,
+    retention: Retention = DEFAULT_RETENTION,
+    clock: Clock = wall_clock_ms,
+    block_ms: int = 600_000,
+    grace_ms: int = 60_000,
+    process_interval_ms: int = 30_000,
+) -> SQLiteStore:
+    """A store for a data directory (``hostpulse.db`` and the ``hostpulse.wal/`` log are
+    created in it) or a ``sqlite+aiosqlite:///path/file.db`` URL (the log goes beside the
+    file as ``file.db.wal/``). Call ``await store.start()`` before use."""
+    db_path, wal_dir = resolve(url_or_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteStore(
+        sqlite_url(db_path),
+        wal_dir,
+        retention=retention,
+        clock=clock,
+        block_ms=block_ms,
+        grace_ms=grace_ms,
+        process_interval_ms=process_interval_ms,
+    )
+
+
+__all__ = ["Retention", "SQLiteStore", "Store", "open_store", "resolve", "sqlite_url"]

@@ -1,0 +1,183 @@
+"""Shared pieces of the benchmarks: free ports, processes stopped by PID, a minimal keep-alive
+HTTP/1.1 client (so the client costs little next to the servers it measures), percentiles, and
+appending results to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def process(
+    cmd: Sequence[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``cmd`` (output to ``log``); always stopped by its PID (TERM, then KILL)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def our_server(
+    data_dir: Path, log: Path, *extra: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``hostpulse server`` (uvicorn, one process) on a free loopback port."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-c",
+        "from hostpulse.cli.main import main; main()",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+    with process(cmd, log) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/api/v1/health", proc=proc)
+        yield url, proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children."""
+    p = psutil.Process(pid)
+    t = p.cpu_times()
+    return float(t.user + t.system + t.children_user + t.children_system)
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection; sends pre-built requests and reads the answer."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._r: asyncio.StreamReader | None = None
+        self._w: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()  # one request at a time on the connection
+
+    async def _connect(self) -> None:
+        self._r, self._w = await asyncio.open_connection(self.host, self.port)
+
+    @staticmethod
+    def build(method: str, path: str, host: str, headers: dict[str, str], body: bytes) -> bytes:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def send(self, raw: bytes) -> tuple[int, bytes]:
+        async with self._lock:
+            return await self._send(raw)
+
+    async def _send(self, raw: bytes) -> tuple[int, bytes]:
+        if self._w is None:
+            await self._connect()
+        assert self._r is not None and self._w is not None
+        self._w.write(raw)
+        await self._w.drain()
+        head = await self._r.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        chunked = False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+            elif name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            body = b""
+            while True:
+                size = int((await self._r.readuntil(b"\r\n")).strip(), 16)
+                chunk = await self._r.readexactly(size + 2)
+                if size == 0:
+                    break
+                body += chunk[:-2]
+        else:
+            body = await self._r.readexactly(length) if length else b""
+        return status, body
+
+    async def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+            with contextlib.suppress(Exception):
+                await self._w.wait_closed()
+
+
+def machine() -> str:
+    return (
+        f"{platform.node()}: {psutil.cpu_count()} cores (shared with other jobs), "
+        f"{psutil.virtual_memory().total / 2**30:.1f} GiB, Python {platform.python_version()}"
+    )
+
+
+def append_doc(title: str, command: str, body: str) -> None:
+    """Append a dated section to docs/benchmarks.md."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = f"\n### {title} — {when}\n\nMachine: {machine()}.  \nCommand: `{command}`\n\n{body}\n"
+    with DOC.open("a") as f:
+        f.write(text)

@@ -1,0 +1,269 @@
+"""Sends spooled snapshots to the server: the snapshot sink behind ``--server``.
+
+``put`` appends the snapshot to the spool and returns (it never waits for the network). One
+sender thread reads the oldest pending records in bounded batches (plus the newest few, so the
+live view stays current while a backlog drains), merges snapshots that share a host and series
+table into one ``HostBatch``, and POSTs an ``IngestRequest`` (protobuf, gzip, bearer key):
+
+- 2xx: the records leave the spool (counted ``sent``);
+- 429 / 503 with ``Retry-After``: the same body again after at least that long;
+- 5xx, 429/503 without the header, connection errors and timeouts: the same body again after an
+  exponential, jittered backoff (1 s doubling to 60 s by default), counted ``retried``;
+- any other status: never resent; logged with the server's reason, counted ``rejected``.
+
+A second thread fsyncs the spool once per ``fsync_interval``. ``close`` tries to deliver what is
+pending for a bounded time, then syncs and closes the spool: nothing pending is lost, it is sent
+at the next start.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import random
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from google.protobuf.message import DecodeError
+
+from hostpulse.agent.delivery_settings import ShipperSettings
+from hostpulse.agent.retry import Backoff, jitter_after, parse_retry_after
+from hostpulse.agent.selfmetrics import DeliveryStats, LatencyTracker
+from hostpulse.agent.spool import Spool, SpooledRecord, SpoolError
+from hostpulse.agent.transport import HttpTransport, Transport, TransportError, ingest_url
+from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, HostBatch, IngestRequest
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "hostpulse-agent"
+_RAW, _ZLIB = b"\x00", b"\x01"
+
+
+def encode_record(batch: HostBatch) -> bytes:
+    return _ZLIB + zlib.compress(batch.SerializeToString(), 6)
+
+
+def decode_record(payload: bytes) -> HostBatch:
+    kind, body = payload[:1], payload[1:]
+    raw = zlib.decompress(body) if kind == _ZLIB else body
+    batch = HostBatch()
+    batch.ParseFromString(raw)
+    return batch
+
+
+def build_request(records: list[SpooledRecord]) -> IngestRequest:
+    """One IngestRequest; snapshots of the same host and series table share one HostBatch."""
+    groups: dict[bytes, HostBatch] = {}
+    for rec in records:
+        batch = decode_record(rec.payload)
+        head = HostBatch()
+        head.CopyFrom(batch)
+        del head.snapshots[:]
+        key = head.SerializeToString(deterministic=True)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = batch
+        else:
+            group.snapshots.extend(batch.snapshots)
+    req = IngestRequest()
+    req.batches.extend(groups.values())
+    return req
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    kind: Literal["sent", "retry", "rejected"]
+    delay: float = 0.0
+    detail: str = ""
+
+
+def _reason(body: bytes) -> str:
+    text = body[:2000].decode("utf-8", errors="replace").strip()
+    try:
+        detail = json.loads(text).get("detail")
+        if detail is not None:
+            text = detail if isinstance(detail, str) else json.dumps(detail)
+    except (ValueError, AttributeError):
+        pass
+    return text[:300] or "(no reason given)"
+
+
+class Shipper:
+    """A ``SnapshotSink`` that delivers through the spool. ``start`` it, ``close`` it."""
+
+    def __init__(
+        self,
+        settings: ShipperSettings,
+        spool: Spool,
+        *,
+        transport: Transport | None = None,
+        fsync_interval: float = 1.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if transport is None:
+            if settings.server is None:
+                raise ValueError("shipper.server: a server URL is needed to ship")
+            transport = HttpTransport(
+                ingest_url(settings.server),
+                ca_file=settings.ca_file,
+                verify_tls=settings.verify_tls,
+            )
+        self.settings = settings
+        self._spool = spool
+        self._transport = transport
+        self._fsync_interval = fsync_interval
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._wall = wall
+        self._backoff = Backoff(settings.backoff_min, settings.backoff_max, self._rng)
+        self.latency = LatencyTracker()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._stop_now = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._headers = {"Content-Type": PROTOBUF_CONTENT_TYPE, "User-Agent": USER_AGENT}
+        if settings.compression == "gzip":
+            self._headers["Content-Encoding"] = "gzip"
+        if settings.api_key:
+            self._headers["Authorization"] = f"Bearer {settings.api_key}"
+
+    # --- the sink ------------------------------------------------------------------------
+    def put(self, batch: HostBatch) -> None:
+        try:
+            self._spool.append(encode_record(batch))
+        except SpoolError as exc:
+            logger.error("snapshot not spooled: %s", exc)
+            self._spool.add_counter("dropped_size")
+            return
+        self._wake.set()
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        for target, name in ((self._send_loop, "shipper"), (self._sync_loop, "spool-sync")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is pending for at most ``timeout`` seconds, then stop and sync."""
+        self._closing.set()
+        self._wake.set()
+        sender = self._threads[0] if self._threads else None
+        if sender is not None:
+            sender.join(timeout)
+        self._stop_now.set()
+        for t in self._threads:
+            t.join(self.settings.timeout + 1.0)
+        self._transport.close()
+        self._spool.close()
+
+    def stats(self) -> DeliveryStats:
+        return DeliveryStats.from_spool(self._spool.stats(), self.latency)
+
+    # --- the threads ---------------------------------------------------------------------
+    def _sync_loop(self) -> None:
+        while not self._stop_now.wait(self._fsync_interval):
+            try:
+                self._spool.sync()
+            except OSError:
+                logger.exception("spool sync failed")
+
+    def _wait(self, seconds: float) -> None:
+        """A backoff wait; cut short by ``close`` so the flush makes one more attempt."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._closing.wait(seconds)
+
+    def _send_loop(self) -> None:
+        s = self.settings
+        while not self._stop_now.is_set():
+            records = self._spool.read_batch(
+                s.max_batch_snapshots, s.max_batch_bytes, s.live_snapshots
+            )
+            if not records:
+                if self._closing.is_set():
+                    return
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            try:
+                body = self._encode(records)
+            except (zlib.error, DecodeError) as exc:  # can never be sent: do not block the rest
+                logger.error("dropping %d unreadable spooled records: %s", len(records), exc)
+                n = self._spool.ack((r.seq for r in records), delivered=False)
+                self._spool.add_counter("rejected", n)
+                continue
+            if not self._deliver(records, body):
+                return
+            more = len(records) >= s.max_batch_snapshots
+            if more and s.drain_pause and not self._closing.is_set():
+                self._stop_now.wait(s.drain_pause)
+
+    def _encode(self, records: list[SpooledRecord]) -> bytes:
+        raw = build_request(records).SerializeToString()
+        if self.settings.compression == "gzip":
+            return gzip.compress(raw, compresslevel=6, mtime=0)
+        return raw
+
+    def _deliver(self, records: list[SpooledRecord], body: bytes) -> bool:
+        """Send one body until it is accepted or refused for good; False when the agent is
+        stopping and the body stays in the spool."""
+        seqs = [r.seq for r in records]
+        while not self._stop_now.is_set():
+            outcome = self._attempt(body)
+            if outcome.kind == "sent":
+                self._backoff.reset()
+                self._spool.add_counter("sent", self._spool.ack(seqs))
+                return True
+            if outcome.kind == "rejected":
+                n = self._spool.ack(seqs, delivered=False)
+                logger.error("server refused %d snapshots (never resent): %s", n, outcome.detail)
+                self._spool.add_counter("rejected", n)
+                return True
+            if self._closing.is_set():
+                return False  # stays in the spool, sent at the next start
+            self._spool.add_counter("retried")
+            logger.warning(
+                "send of %d snapshots failed (%s); retrying in %.1f s",
+                len(seqs),
+                outcome.detail,
+                outcome.delay,
+            )
+            self._wait(outcome.delay)
+        return False
+
+    def _attempt(self, body: bytes) -> _Outcome:
+        started = self._monotonic()
+        try:
+            resp = self._transport.post(body, self._headers, self.settings.timeout)
+        except TransportError as exc:
+            return _Outcome("retry", self._backoff.next_delay(), str(exc))
+        took = self._monotonic() - started
+        status = resp.status
+        if 200 <= status < 300:
+            self.latency.observe(took)
+            return _Outcome("sent")
+        detail = f"HTTP {status}: {_reason(resp.body)}"
+        if status in (429, 503):
+            after = parse_retry_after(_header(resp.headers, "retry-after"), self._wall())
+            if after is not None:
+                after = min(after, self.settings.retry_after_max)
+                return _Outcome("retry", jitter_after(after, self._rng), detail)
+            return _Outcome("retry", self._backoff.next_delay(), detail)
+        if status >= 500 or status < 200 or 300 <= status < 400:
+            return _Outcome("retry", self._backoff.next_delay(), detail)
+        return _Outcome("rejected", 0.0, detail)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return headers.get(name)

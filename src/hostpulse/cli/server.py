@@ -1,0 +1,70 @@
+"""`hostpulse server`: the ingest and query API on the embedded store."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from hostpulse.server.config import ServerSettings, describe_error
+
+HostOpt = Annotated[str | None, typer.Option("--host", help="Listen address [127.0.0.1].")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Listen port [8400].")]
+DataOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory [~/.local/share/hostpulse].")
+]
+DbOpt = Annotated[str | None, typer.Option("--database-url", help="Store URL or path.")]
+RawOpt = Annotated[str | None, typer.Option("--retention-raw", help="Raw samples [7d].")]
+MinOpt = Annotated[str | None, typer.Option("--retention-minute", help="1-minute rollups [30d].")]
+HourOpt = Annotated[str | None, typer.Option("--retention-hour", help="1-hour rollups [365d].")]
+LogOpt = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning [info].")]
+
+
+def load_settings(**overrides: Any) -> ServerSettings:
+    """Environment (HOSTPULSE_*) with flags on top; exit 2 naming the key when invalid."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return ServerSettings(**given)
+    except ValidationError as exc:
+        typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
+        raise typer.Exit(2) from None
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def server(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    data_dir: DataOpt = None,
+    database_url: DbOpt = None,
+    retention_raw: RawOpt = None,
+    retention_minute: MinOpt = None,
+    retention_hour: HourOpt = None,
+    log_level: LogOpt = None,
+) -> None:
+    """Run the hostpulse server (API docs at /docs)."""
+    from hostpulse.server.run import serve
+
+    settings = load_settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        retention_raw=retention_raw,
+        retention_minute=retention_minute,
+        retention_hour=retention_hour,
+        log_level=log_level,
+    )
+    setup_logging(settings.log_level)
+
+    async def announce(url: str) -> None:
+        typer.echo(f"hostpulse server listening on {url} (API docs: {url}/docs)")
+
+    serve(settings, on_started=announce)

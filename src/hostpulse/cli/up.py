@@ -1,0 +1,76 @@
+"""`hostpulse up`: the server on the embedded store in the per-user data directory, with this
+machine's agent feeding it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import FrameType
+
+import typer
+
+from hostpulse.cli.server import DataOpt, HostOpt, LogOpt, PortOpt, load_settings, setup_logging
+from hostpulse.server.config import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+LocalAgentStarter = Callable[[str, ServerSettings], Awaitable[None]]
+"""Starts this machine's agent shipping to the server at the URL (the agent runtime)."""
+
+
+async def no_local_agent(url: str, settings: ServerSettings) -> None:
+    logger.warning("the local agent is not wired into `hostpulse up` yet; run `hostpulse agent`")
+
+
+def run_up(
+    settings: ServerSettings,
+    start_agent: LocalAgentStarter = no_local_agent,
+    echo: Callable[[str], None] = typer.echo,
+) -> None:
+    """The seam for ``up``: start the server, then (once it accepts requests) the local agent."""
+    from hostpulse.server.run import serve
+
+    async def started(url: str) -> None:
+        echo(f"hostpulse is up: {url}  (data: {Path(settings.data_dir)}, API docs: {url}/docs)")
+        await start_agent(url, settings)
+
+    serve(settings, on_started=started)
+
+
+def up(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    data_dir: DataOpt = None,
+    log_level: LogOpt = None,
+) -> None:
+    """Start the server with this machine's agent and print the URL."""
+    settings = load_settings(host=host, port=port, data_dir=data_dir, log_level=log_level)
+    setup_logging(settings.log_level)
+    from hostpulse.agent.delivery import LocalAgent
+
+    local = LocalAgent(Path(settings.data_dir) / "spool")
+
+    async def start_local(url: str, _settings: ServerSettings) -> None:
+        local.start(url)
+
+    # uvicorn re-raises the SIGTERM it caught once the server has stopped: with a Python handler
+    # in place that ends run_up here (rather than killing the process), so the agent is stopped
+    # cleanly and its spool synced; what it could not deliver is sent at the next start
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        run_up(settings, start_local)
+    except _Stopped:
+        pass
+    finally:
+        local.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(Exception):
+    """SIGTERM, after the server has shut down."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped

@@ -1,0 +1,1 @@
+"""The hostpulse server: FastAPI app, ingest and query API over a ``Store``."""

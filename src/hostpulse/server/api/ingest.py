@@ -1,0 +1,77 @@
+"""POST /api/v1/ingest: a batch of snapshots from one or more hosts.
+
+This route is the documented one; requests are normally answered by ``fast_ingest`` (the same
+service call without the framework's per-request overhead)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+
+from hostpulse.protocol import JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE
+from hostpulse.server.api.deps import StateDep
+from hostpulse.server.api.models import IngestAccepted, Problem
+from hostpulse.server.ingest_service import IngestError
+
+router = APIRouter(tags=["ingest"])
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "One `hostpulse.v1.IngestRequest` (proto/hostpulse/v1/metrics.proto): protobuf, or "
+            "JSON in the protobuf JSON mapping. `Content-Encoding: gzip`, `zstd` or none."
+        ),
+        "content": {
+            PROTOBUF_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            JSON_CONTENT_TYPE: {"schema": {"type": "object"}},
+        },
+    }
+}
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": Problem, "description": "Malformed or corrupt body."},
+    413: {"model": Problem, "description": "Body over the size limit (sent or decompressed)."},
+    415: {"model": Problem, "description": "Content-Type or Content-Encoding not supported."},
+    422: {"model": Problem, "description": "Invalid content; nothing was stored."},
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise HTTPException(400, "Content-Length is not a number") from None
+        if size > limit:
+            raise HTTPException(413, f"body is {size} bytes, the limit is {limit}")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise HTTPException(413, f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestAccepted,
+    responses=_ERRORS,
+    openapi_extra=_BODY_DOC,
+    summary="Store a batch of snapshots",
+)
+async def ingest(request: Request, state: StateDep) -> IngestAccepted:
+    """Validates the whole request and stores all of it or nothing. Idempotent per
+    (host, series, timestamp): samples already stored are counted as duplicates. The answer is
+    sent once the data is durable."""
+    limits = state.ingest.limits
+    body = await _read_body(request, limits.max_body_bytes)
+    try:
+        result = await state.ingest.ingest_body(
+            body, request.headers.get("content-type"), request.headers.get("content-encoding")
+        )
+    except IngestError as exc:
+        raise HTTPException(exc.status, exc.reason) from None
+    return IngestAccepted(accepted_samples=result.accepted, duplicate_samples=result.duplicates)

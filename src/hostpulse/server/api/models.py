@@ -1,0 +1,155 @@
+"""Response models of the HTTP API (what the OpenAPI document shows)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from hostpulse.store.types import Agg, Tier
+
+
+class HostStatus(StrEnum):
+    ONLINE = "online"
+    STALE = "stale"
+    OFFLINE = "offline"
+
+
+class IngestAccepted(BaseModel):
+    accepted_samples: int = Field(description="Samples newly stored.")
+    duplicate_samples: int = Field(description="Samples already stored: not stored again.")
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="Why the request was refused.")
+
+
+class HostOut(BaseModel):
+    host_id: str
+    hostname: str
+    status: HostStatus
+    last_seen_ms: int = Field(description="Timestamp of the newest sample (ms since epoch).")
+    first_seen_ms: int
+    interval_seconds: float
+    os: str
+    kernel: str
+    arch: str
+    cpu_model: str
+    boot_time: float
+    logical_cores: int
+    memory_bytes: int
+    labels: dict[str, str]
+    agent_version: str
+    unsupported: list[str] = Field(description="Catalog keys this host cannot provide.")
+
+
+class Value(BaseModel):
+    metric: str
+    labels: dict[str, str]
+    ts_ms: int
+    value: float
+
+
+class CurrentSnapshot(BaseModel):
+    host: HostOut
+    values: list[Value]
+
+
+class SeriesOut(BaseModel):
+    metric: str
+    labels: dict[str, str]
+
+
+class PointOut(BaseModel):
+    ts_ms: int
+    value: float
+    min: float
+    max: float
+    count: int
+
+
+class SeriesHistory(BaseModel):
+    metric: str
+    labels: dict[str, str]
+    points: list[PointOut]
+
+
+class History(BaseModel):
+    host_id: str
+    metric: str
+    start_ms: int
+    end_ms: int
+    agg: Agg
+    tier: Tier = Field(description="The tier the points come from: raw, 1m or 1h.")
+    step_ms: int
+    series: list[SeriesHistory]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class AreaRow(BaseModel):
+    labels: dict[str, str]
+    values: dict[str, float] = Field(description="Catalog key -> newest value.")
+
+
+class AreaGroup(BaseModel):
+    by: list[str] = Field(description="The label names the rows are keyed by.")
+    rows: list[AreaRow]
+
+
+class ProcessOut(BaseModel):
+    pid: int
+    name: str
+    user: str
+    cpu_percent: float
+    mem_percent: float
+    rss_bytes: int
+    threads: int
+    status: str
+    cmdline: str
+
+
+class ProcessesOut(BaseModel):
+    host_id: str
+    ts_ms: int
+    top_cpu: list[ProcessOut]
+    top_memory: list[ProcessOut]
+
+
+class AreaSnapshot(BaseModel):
+    host_id: str
+    area: str
+    ts_ms: int | None = Field(description="Newest timestamp among the values (null: no data).")
+    values: dict[str, float] = Field(description="Unlabelled metrics: catalog key -> value.")
+    groups: list[AreaGroup] = Field(description="Labelled metrics, grouped by label names.")
+    processes: ProcessesOut | None = Field(
+        default=None, description="Top processes (the processes area only)."
+    )
+
+
+class ProcessHistory(BaseModel):
+    host_id: str
+    start_ms: int
+    end_ms: int
+    snapshots: list[ProcessesOut]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    ready: bool
+    detail: str = ""
+
+
+class CatalogMetric(BaseModel):
+    key: str
+    prom_name: str
+    subsystem: str
+    unit: str
+    kind: str
+    help: str
+    labels: list[str]
+    rate_of: str | None

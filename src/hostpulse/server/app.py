@@ -1,0 +1,113 @@
+"""create_app(settings) -> FastAPI: the routes under /api/v1, the store's lifecycle and the
+background maintenance job (compaction, rollups, retention)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import APIRouter, FastAPI
+
+from hostpulse import __version__
+from hostpulse.server.api import health, hosts, ingest, metrics
+from hostpulse.server.config import ServerSettings
+from hostpulse.server.fast_ingest import IngestFastPath
+from hostpulse.server.ingest_service import IngestLimits, IngestService
+from hostpulse.server.state import AppState
+from hostpulse.store.base import Store
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def open_default_store(settings: ServerSettings, clock: Callable[[], float]) -> Store:
+    """The store named by the settings (the embedded SQLite store under ``data_dir`` unless
+    ``database_url`` says otherwise)."""
+    from hostpulse.store import open_store
+
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_store(
+        settings.store_url, retention=settings.retention, clock=lambda: int(clock() * 1000)
+    )
+
+
+async def maintenance_loop(
+    store: Store, interval: float, clock: Callable[[], float], stop: asyncio.Event
+) -> None:
+    """``store.maintain(now)`` every ``interval`` seconds until ``stop`` is set."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        if stop.is_set():
+            return
+        started = time.perf_counter()
+        try:
+            await store.maintain(int(clock() * 1000))
+        except Exception:  # keep the job alive; the next run retries
+            logger.exception("store maintenance failed")
+        else:
+            logger.debug("store maintenance done", extra={"seconds": time.perf_counter() - started})
+
+
+def limits_from(settings: ServerSettings) -> IngestLimits:
+    return IngestLimits(
+        max_body_bytes=settings.max_body_bytes,
+        max_decompressed_bytes=settings.max_decompressed_bytes,
+        max_future_ms=int(settings.max_future * 1000),
+        max_series_per_host=settings.max_series_per_host,
+    )
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+    *,
+    fast_ingest: bool = True,
+) -> FastAPI:
+    """The server. Without ``store`` the app opens (and closes) the one the settings name; a
+    store passed in is used as is and its caller starts and closes it. ``fast_ingest=False``
+    serves ingest through the framework route only (same behaviour, more overhead)."""
+    cfg = settings or ServerSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        st = open_default_store(cfg, clock) if store is None else store
+        if owned:
+            await st.start()
+        app.state.hp = AppState(
+            settings=cfg, store=st, ingest=IngestService(st, limits_from(cfg), clock), clock=clock
+        )
+        stop = asyncio.Event()
+        job = asyncio.create_task(maintenance_loop(st, cfg.maintenance_interval, clock, stop))
+        logger.info("server started", extra={"store": cfg.store_url if owned else "injected"})
+        try:
+            yield
+        finally:
+            stop.set()
+            await job
+            if owned:
+                await st.close()
+
+    app = FastAPI(
+        title="hostpulse",
+        version=__version__,
+        description="Ingest and query API of the hostpulse server. Everything is under /api/v1.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (health, ingest, hosts, metrics):
+        api.include_router(module.router)
+    app.include_router(api)
+    if fast_ingest:
+        app.add_middleware(IngestFastPath, path=f"{API_PREFIX}/ingest")
+    return app

@@ -1,0 +1,106 @@
+"""ServerSettings: the one place the server reads its configuration (``HOSTPULSE_*`` environment
+variables, then command-line flags on top)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hostpulse.store.types import Retention
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/hostpulse`` or ``~/.local/share/hostpulse``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hostpulse"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds from ``90``, ``"90"``, ``"90s"``, ``"5m"``, ``"2h"``, ``"7d"`` or ``"1w"``."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        if not text:
+            raise ValueError("empty duration")
+        unit = text[-1]
+        try:
+            seconds = float(text[:-1]) * _UNITS[unit] if unit in _UNITS else float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 2h, 7d)") from None
+    if seconds != seconds or seconds < 0:
+        raise ValueError(f"{value!r} is not a non-negative duration")
+    return seconds
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOSTPULSE_", extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Listen address.")
+    port: int = Field(default=8400, ge=0, le=65535, description="Listen port (0 picks a free one).")
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the store lives.")
+    database_url: str | None = Field(
+        default=None, description="Store URL; default: the embedded SQLite store under data_dir."
+    )
+    retention_raw: float = Field(default=7 * 86400, description="Keep raw samples this long (7d).")
+    retention_minute: float = Field(default=30 * 86400, description="Keep 1-minute rollups (30d).")
+    retention_hour: float = Field(default=365 * 86400, description="Keep 1-hour rollups (365d).")
+    maintenance_interval: float = Field(
+        default=60, gt=0, description="Seconds between compaction/rollup/retention runs."
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="Largest ingest body accepted as sent (413 above).",
+    )
+    max_decompressed_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest ingest body after decompression."
+    )
+    max_future: float = Field(
+        default=300, ge=0, description="Reject samples stamped further than this in the future."
+    )
+    max_series_per_host: int = Field(default=5000, gt=0, description="Distinct series per host.")
+    online_factor: float = Field(
+        default=2, gt=0, description="Online while last seen within this many intervals."
+    )
+    stale_factor: float = Field(
+        default=10, gt=0, description="Stale (not yet offline) within this many intervals."
+    )
+    log_level: str = Field(default="info", description="Logging level.")
+
+    @field_validator("retention_raw", "retention_minute", "retention_hour", mode="before")
+    @classmethod
+    def _duration(cls, value: str | float | int) -> float:
+        return parse_duration(value)
+
+    @field_validator("max_future", "maintenance_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: str | float | int) -> float:
+        return parse_duration(value)
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(
+            raw=int(self.retention_raw),
+            minute=int(self.retention_minute),
+            hour=int(self.retention_hour),
+        )
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or str(self.data_dir / "store")
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line per bad key, naming it as the user wrote it (``HOSTPULSE_PORT`` / ``--port``)."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "settings"
+        lines.append(f"HOSTPULSE_{key.upper()} ({key}): {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""Turns what the store returns into API models: host status, area views, history, processes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+
+from hostpulse import catalog
+from hostpulse.server.api.models import (
+    AreaGroup,
+    AreaRow,
+    AreaSnapshot,
+    HostOut,
+    HostStatus,
+    PointOut,
+    ProcessesOut,
+    ProcessOut,
+    SeriesHistory,
+    Value,
+)
+from hostpulse.server.config import parse_duration
+from hostpulse.store.types import (
+    Agg,
+    HostRecord,
+    LatestValue,
+    ProcessSnapshot,
+    RangeResult,
+    SeriesPoints,
+)
+
+#: The areas of the shortcut routes and the catalog subsystems each one shows.
+AREAS: dict[str, tuple[str, ...]] = {
+    "cpu": ("cpu",),
+    "memory": ("memory",),
+    "disk": ("filesystem", "disk"),
+    "network": ("network", "netstat"),
+    "processes": ("processes",),
+}
+
+
+def area_metrics(area: str) -> list[str]:
+    subsystems = AREAS[area]
+    return [m.key for m in catalog.METRICS if m.subsystem in subsystems]
+
+
+def host_status(
+    last_seen_ms: int,
+    interval_s: float,
+    now_ms: int,
+    online_factor: float = 2.0,
+    stale_factor: float = 10.0,
+) -> HostStatus:
+    """Online when last seen within ``online_factor`` intervals, stale within ``stale_factor``,
+    offline after (or never seen)."""
+    if last_seen_ms <= 0:
+        return HostStatus.OFFLINE
+    interval_ms = (interval_s if interval_s > 0 else 5.0) * 1000
+    age = now_ms - last_seen_ms
+    if age <= online_factor * interval_ms:
+        return HostStatus.ONLINE
+    if age <= stale_factor * interval_ms:
+        return HostStatus.STALE
+    return HostStatus.OFFLINE
+
+
+def host_out(h: HostRecord, status: HostStatus) -> HostOut:
+    return HostOut(
+        host_id=h.host_id,
+        hostname=h.hostname,
+        status=status,
+        last_seen_ms=h.last_seen_ms,
+        first_seen_ms=h.first_seen_ms,
+        interval_seconds=h.interval_seconds,
+        os=h.os,
+        kernel=h.kernel,
+        arch=h.arch,
+        cpu_model=h.cpu_model,
+        boot_time=h.boot_time,
+        logical_cores=h.logical_cores,
+        memory_bytes=h.memory_bytes,
+        labels=dict(h.labels),
+        agent_version=h.agent_version,
+        unsupported=list(h.unsupported),
+    )
+
+
+def values_out(latest: list[LatestValue]) -> list[Value]:
+    return [
+        Value(metric=v.metric, labels=dict(v.labels), ts_ms=v.ts_ms, value=v.value) for v in latest
+    ]
+
+
+def area_snapshot(host_id: str, area: str, latest: list[LatestValue]) -> AreaSnapshot:
+    """Unlabelled metrics as one dict; labelled ones as rows grouped by their label names
+    (e.g. ``by=["device", "mountpoint"]``, one row per filesystem with all its values)."""
+    scalars: dict[str, float] = {}
+    groups: dict[tuple[str, ...], dict[tuple[str, ...], AreaRow]] = {}
+    ts: int | None = None
+    for v in sorted(latest, key=lambda x: (x.metric, x.labels)):
+        ts = v.ts_ms if ts is None else max(ts, v.ts_ms)
+        if not v.labels:
+            scalars[v.metric] = v.value
+            continue
+        names = tuple(n for n, _ in v.labels)
+        vals = tuple(x for _, x in v.labels)
+        rows = groups.setdefault(names, {})
+        row = rows.get(vals)
+        if row is None:
+            row = rows[vals] = AreaRow(labels=dict(v.labels), values={})
+        row.values[v.metric] = v.value
+    return AreaSnapshot(
+        host_id=host_id,
+        area=area,
+        ts_ms=ts,
+        values=scalars,
+        groups=[AreaGroup(by=list(k), rows=list(r.values())) for k, r in sorted(groups.items())],
+    )
+
+
+def processes_out(host_id: str, snap: ProcessSnapshot) -> ProcessesOut:
+    def rows(items: list[object]) -> list[ProcessOut]:
+        return [ProcessOut.model_validate(p, from_attributes=True) for p in items]
+
+    return ProcessesOut(
+        host_id=host_id,
+        ts_ms=snap.ts_ms,
+        top_cpu=rows(list(snap.top_cpu)),
+        top_memory=rows(list(snap.top_memory)),
+    )
+
+
+def series_out(items: list[SeriesPoints]) -> list[SeriesHistory]:
+    return [
+        SeriesHistory(
+            metric=s.metric,
+            labels=dict(s.labels),
+            points=[
+                PointOut(ts_ms=p.ts_ms, value=p.value, min=p.min, max=p.max, count=p.count)
+                for p in s.points
+            ],
+        )
+        for s in items
+    ]
+
+
+def history_json(
+    host_id: str, metric: str, start_ms: int, end_ms: int, agg: Agg, res: RangeResult
+) -> bytes:
+    """The JSON of ``api.models.History`` for a store result, built from plain lists."""
+    doc = {
+        "host_id": host_id,
+        "metric": metric,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "agg": agg.value,
+        "tier": res.tier.value,
+        "step_ms": res.step_ms,
+        "series": [
+            # ``Point`` is a dataclass with the fields of ``PointOut``: orjson encodes it in C
+            {"metric": s.metric, "labels": dict(s.labels), "points": s.points}
+            for s in res.series
+        ],
+        "next_cursor": res.next_cursor,
+    }
+    return orjson.dumps(doc)
+
+
+def parse_time(value: str, now_ms: int) -> int:
+    """Milliseconds since the epoch from ``1700000000000`` (ms), ``1700000000`` (s, 10 digits or
+    fewer), an ISO 8601 time (``2026-11-22T04:00:00Z``), ``now`` or ``now-24h`` / ``-24h``."""
+    text = value.strip()
+    if text == "now":
+        return now_ms
+    if text.startswith("now-") or text.startswith("-"):
+        return now_ms - int(parse_duration(text.split("-", 1)[1]) * 1000)
+    if text.lstrip("-").isdigit():
+        n = int(text)
+        return n * 1000 if abs(n) < 10**11 else n
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a time (ms since epoch, ISO 8601, now or now-24h)"
+        ) from None
+    if dt.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone (add Z or +00:00)")
+    return int(dt.timestamp() * 1000)

@@ -1,0 +1,94 @@
+"""Run the server under uvicorn (httptools + uvloop when installed) on an already-bound socket,
+so the URL is known before it starts, and call a hook once it accepts connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from hostpulse.server.app import create_app
+from hostpulse.server.config import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+OnStarted = Callable[[str], Awaitable[None]]
+"""Called with the base URL (``http://127.0.0.1:8400``) once the server accepts requests."""
+
+STARTUP_TIMEOUT_S = 120.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit it: small answers go out at once, not after a delayed ACK
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        loop="auto",
+        http="auto",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)
+
+
+async def serve_async(
+    settings: ServerSettings,
+    *,
+    app: FastAPI | None = None,
+    on_started: OnStarted | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn's handlers) or ``server.should_exit``."""
+    sock = sock or bind(settings.host, settings.port)
+    server = uvicorn_server(app or create_app(settings), settings)
+    url = url_of(sock)
+
+    async def announce() -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not server.started:
+            if server.should_exit or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.02)
+        logger.info("listening on %s", url)
+        if on_started is not None:
+            await on_started(url)
+
+    hook = asyncio.create_task(announce())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        hook.cancel()
+        sock.close()
+
+
+def serve(settings: ServerSettings, *, on_started: OnStarted | None = None) -> None:
+    """Blocking: run the server in a fresh event loop (uvloop when available)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        asyncio.run(serve_async(settings, on_started=on_started))
+    else:
+        uvloop.run(serve_async(settings, on_started=on_started))

@@ -1,0 +1,1 @@
+"""The simulator: realistic fake hosts pushing to a server (a client; it never imports server/)."""

@@ -1,0 +1,243 @@
+"""The on-disk block format: one compressed blob holds a time window of many series of one host.
+
+A block is columnar: one shared timestamp vector (rows) and one or more value matrices
+(``rows x columns``; raw blocks have one, rollup blocks four: count, sum, min, max). Each
+column (a series) is stored either
+
+* as integers at a decimal scale ``10**k`` (``k`` chosen per column, see ``quantize``):
+  first value, then deltas (order 1) or deltas of deltas (order 2, picked per column), zigzag; or
+* losslessly as IEEE doubles XOR-ed with their predecessor (the fallback).
+
+All codes are 64-bit; they are split into byte planes (byte 0 of every code, then byte 1, ...)
+so that the mostly-zero high planes cost almost nothing, and the whole blob is zstd-compressed.
+Absent cells (NaN) are a presence bitmap; the value underneath repeats the previous one so that
+it costs nothing. Decoding one column touches only that column's planes.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+
+import numpy as np
+import numpy.typing as npt
+import zstandard
+
+from hostpulse.store.exceptions import CorruptBlockError
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+U8 = npt.NDArray[np.uint8]
+BoolA = npt.NDArray[np.bool_]
+
+FLOAT = 255  # scale code of a column stored as lossless doubles
+INT_LIMIT = float(2**43)  # larger magnitudes (after scaling) are stored as doubles
+_MAGIC = b"HPB1"
+_HEADER = struct.Struct("<4sBIIBI")
+_VERSION = 2
+CHUNK = 16  # columns per compressed frame: a query decompresses only the frames it needs
+_LOCAL = threading.local()
+
+
+def _dctx() -> zstandard.ZstdDecompressor:
+    """A decompressor per thread (zstd contexts are not thread-safe)."""
+    d: zstandard.ZstdDecompressor | None = getattr(_LOCAL, "dctx", None)
+    if d is None:
+        d = _LOCAL.dctx = zstandard.ZstdDecompressor()
+    return d
+
+
+_POW10 = np.array([10.0**k for k in range(16)], dtype=np.float64)
+
+
+def _zigzag(x: I64) -> U64:
+    return ((x << 1) ^ (x >> 63)).view(np.uint64)
+
+
+def _unzigzag(u: U64) -> I64:
+    return ((u >> np.uint64(1)).view(np.int64)) ^ -((u & np.uint64(1)).view(np.int64))
+
+
+def _ffill(v: F64, present: BoolA) -> F64:
+    """Absent cells take the previous present value of their column (axis 1 is time)."""
+    if present.all():
+        return v
+    n = v.shape[1]
+    idx = np.where(present, np.arange(n, dtype=np.int64)[None, :], 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    filled = np.take_along_axis(np.where(present, v, 0.0), idx, axis=1)
+    return filled
+
+
+def _int_codes(q: I64) -> tuple[U64, U8]:
+    """Per column (rows of ``q``): order-1 or order-2 deltas, zigzagged."""
+    d1 = q.copy()
+    d1[:, 1:] -= q[:, :-1]
+    d2 = d1.copy()
+    d2[:, 2:] -= d1[:, 1:-1]
+    if q.shape[1] > 2:
+        use2 = np.abs(d2[:, 2:]).max(axis=1) < np.abs(d1[:, 1:]).max(axis=1)
+    else:
+        use2 = np.zeros(q.shape[0], dtype=np.bool_)
+    codes = np.where(use2[:, None], d2, d1)
+    return _zigzag(codes), np.where(use2, 2, 1).astype(np.uint8)
+
+
+def _float_codes(v: F64) -> U64:
+    bits = np.ascontiguousarray(v).view(np.uint64)
+    x = bits.copy()
+    x[:, 1:] ^= bits[:, :-1]
+    return x
+
+
+def encode(ts: I64, ids: I64, mats: list[F64], scales: U8, level: int = 3) -> bytes:
+    """Encode ``mats`` (each ``rows x cols``, NaN = absent; ``mats[0]`` decides presence).
+
+    ``scales[j]`` is the decimal exponent of column ``j`` or ``FLOAT``; an int column must fit:
+    callers pick scales with ``quantize.choose_scales`` (values are rounded to the scale).
+    """
+    n, c = len(ts), len(ids)
+    m = len(mats)
+    present = ~np.isnan(mats[0].T)
+    is_int = scales != FLOAT
+    codes = np.empty((m, c, n), dtype=np.uint64)
+    orders = np.ones((m, c), dtype=np.uint8)
+    p10 = _POW10[np.where(is_int, scales, 0)]
+    for i, mat in enumerate(mats):
+        v = _ffill(np.ascontiguousarray(mat.T), present)
+        if is_int.any():
+            q = np.rint(v[is_int] * p10[is_int, None]).astype(np.int64)
+            codes[i, is_int], orders[i, is_int] = _int_codes(q)
+        if (~is_int).any():
+            codes[i, ~is_int] = _float_codes(v[~is_int])
+    tsd = ts.astype(np.int64).copy()
+    tsd[1:] -= ts[:-1]
+    idd = ids.astype(np.int64).copy()
+    idd[1:] -= ids[:-1]
+    zc = zstandard.ZstdCompressor(level=level)
+    frames = [
+        zc.compress(
+            b"".join(
+                (
+                    tsd.tobytes(),
+                    idd.tobytes(),
+                    scales.astype(np.uint8).tobytes(),
+                    orders.tobytes(),
+                    np.packbits(present, axis=1).tobytes(),
+                )
+            )
+        )
+    ]
+    for lo in range(0, c, CHUNK):
+        part = codes[:, lo : lo + CHUNK]  # (m, cc, n)
+        planes = np.ascontiguousarray(
+            np.moveaxis(part.view(np.uint8).reshape(*part.shape, 8), -1, 0)
+        )
+        frames.append(zc.compress(planes.tobytes()))
+    sizes = np.array([len(f) for f in frames], dtype=np.uint32)
+    header = _HEADER.pack(_MAGIC, _VERSION, n, c, m, len(frames))
+    return header + sizes.tobytes() + b"".join(frames)
+
+
+class Block:
+    """A block's header, decoded; column chunks are decompressed when first used."""
+
+    __slots__ = ("_blob", "_chunks", "_offsets", "ids", "mats", "orders", "present", "scales", "ts")
+
+    def __init__(self, blob: bytes) -> None:
+        try:
+            magic, version, n, c, m, nframes = _HEADER.unpack_from(blob)
+            if magic != _MAGIC or version != _VERSION:
+                raise CorruptBlockError(f"not a hostpulse block (magic {magic!r}, v{version})")
+            sizes = np.frombuffer(blob, dtype=np.uint32, count=nframes, offset=_HEADER.size)
+            offsets = _HEADER.size + 4 * nframes + np.r_[0, np.cumsum(sizes, dtype=np.int64)]
+            meta = _dctx().decompress(blob[offsets[0] : offsets[1]])
+        except (struct.error, ValueError, zstandard.ZstdError) as exc:
+            raise CorruptBlockError(f"unreadable block: {exc}") from exc
+        if offsets[-1] != len(blob) or nframes != 1 + (c + CHUNK - 1) // CHUNK:
+            raise CorruptBlockError("block frame table does not match its size")
+        self._blob = blob
+        self._offsets = offsets.tolist()
+        self._chunks: dict[int, U8] = {}
+        self.mats = m
+        off = 0
+
+        def take(count: int, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+            nonlocal off
+            arr = np.frombuffer(meta, dtype=dtype, count=count, offset=off)
+            off += count * np.dtype(dtype).itemsize
+            return arr
+
+        self.ts: I64 = np.cumsum(take(n, np.int64)).astype(np.int64)
+        self.ids: I64 = np.cumsum(take(c, np.int64)).astype(np.int64)
+        self.scales: U8 = np.asarray(take(c, np.uint8), dtype=np.uint8)
+        self.orders: U8 = np.asarray(take(m * c, np.uint8), dtype=np.uint8).reshape(m, c)
+        nbytes = (n + 7) // 8
+        bits = np.asarray(take(c * nbytes, np.uint8), dtype=np.uint8).reshape(c, nbytes)
+        self.present: BoolA = np.unpackbits(bits, axis=1, count=n).astype(np.bool_)
+        if off != len(meta):
+            raise CorruptBlockError(f"block header has {len(meta) - off} trailing bytes")
+
+    @property
+    def rows(self) -> int:
+        return len(self.ts)
+
+    def column_index(self) -> dict[int, int]:
+        return {int(s): j for j, s in enumerate(self.ids.tolist())}
+
+    def _chunk(self, k: int) -> U8:
+        """Planes of column chunk ``k``: (8, mats, cols in chunk, rows)."""
+        got = self._chunks.get(k)
+        if got is None:
+            lo, hi = self._offsets[k + 1], self._offsets[k + 2]
+            try:
+                raw = _dctx().decompress(self._blob[lo:hi])
+            except zstandard.ZstdError as exc:
+                raise CorruptBlockError(f"unreadable block chunk: {exc}") from exc
+            cc = min(CHUNK, len(self.ids) - k * CHUNK)
+            got = np.frombuffer(raw, dtype=np.uint8).reshape(8, self.mats, cc, self.rows)
+            self._chunks[k] = got
+        return got
+
+    def _codes(self, mat: int, lo: int, hi: int) -> U64:
+        """Codes of columns ``lo:hi`` of matrix ``mat`` as (cols, rows) uint64."""
+        parts = []
+        for k in range(lo // CHUNK, (hi - 1) // CHUNK + 1):
+            base = k * CHUNK
+            planes = self._chunk(k)[:, mat, max(lo, base) - base : min(hi, base + CHUNK) - base]
+            parts.append(np.ascontiguousarray(np.moveaxis(planes, 0, -1)).view(np.uint64)[..., 0])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def _values(self, mat: int, lo: int, hi: int) -> F64:
+        u = self._codes(mat, lo, hi)
+        scales = self.scales[lo:hi]
+        out = np.empty(u.shape, dtype=np.float64)
+        is_float = scales == FLOAT
+        if is_float.any():
+            out[is_float] = np.bitwise_xor.accumulate(u[is_float], axis=1).view(np.float64)
+        is_int = ~is_float
+        if is_int.any():
+            q = _unzigzag(u[is_int])
+            second = self.orders[mat, lo:hi][is_int] == 2
+            if second.any():
+                q[second, 1:] = np.cumsum(q[second, 1:], axis=1)
+            q = np.cumsum(q, axis=1)
+            out[is_int] = q / _POW10[scales[is_int]][:, None]
+        out[~self.present[lo:hi]] = np.nan
+        return out
+
+    def column(self, mat: int, j: int) -> F64:
+        """Values of column ``j`` of matrix ``mat``; NaN where absent."""
+        out: F64 = self._values(mat, j, j + 1)[0]
+        return out
+
+    def matrix(self, mat: int) -> F64:
+        """The whole matrix ``mat`` as ``rows x cols``."""
+        if not len(self.ids):
+            return np.zeros((self.rows, 0))
+        return self._values(mat, 0, len(self.ids)).T
+
+
+def decode(blob: bytes) -> Block:
+    return Block(blob)

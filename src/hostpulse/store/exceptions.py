@@ -1,0 +1,24 @@
+"""Errors raised by the storage engine."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every store error."""
+
+
+class CorruptBlockError(StoreError):
+    """A stored block or WAL record cannot be decoded."""
+
+
+class StoreClosedError(StoreError):
+    """The store was used before ``start()`` or after ``close()``."""
+
+
+class BadCursorError(StoreError, ValueError):
+    """A pagination cursor that this store did not issue."""
+
+
+class InvalidRequestError(StoreError, ValueError):
+    """An ingest request the store cannot represent (the server validates before this; the
+    store checks again so that nothing of such a request is written)."""

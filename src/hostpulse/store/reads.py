@@ -1,0 +1,324 @@
+"""Queries of the SQLite store: hosts, series, latest values, history, process lists.
+
+History merges three sources for the chosen tier: stored blocks, windows being compacted, and
+the head (raw samples, aggregated on the fly to the tier's resolution)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hostpulse.protocol import Process, Snapshot
+from hostpulse.store import codec, rollup
+from hostpulse.store.blocks import DAY_MS, decode_processes, rows_of
+from hostpulse.store.exceptions import BadCursorError
+from hostpulse.store.schema import Kind, blocks
+from hostpulse.store.types import (
+    Agg,
+    HostRecord,
+    LatestValue,
+    Point,
+    ProcessRow,
+    ProcessSnapshot,
+    RangeResult,
+    Retention,
+    SeriesInfo,
+    SeriesPoints,
+    Tier,
+)
+
+if TYPE_CHECKING:
+    from hostpulse.store.head import HostHead, SeriesCol, WindowBuf
+
+I64 = npt.NDArray[np.int64]
+
+RAW_MAX_SPAN_MS = 6 * 3_600_000
+MINUTE_MAX_SPAN_MS = 7 * 86_400_000
+_TIER_KIND = {Tier.RAW: Kind.RAW, Tier.MINUTE: Kind.MINUTE, Tier.HOUR: Kind.HOUR}
+_TIER_STEP = {Tier.RAW: 0, Tier.MINUTE: rollup.MINUTE_MS, Tier.HOUR: rollup.HOUR_MS}
+_CURSOR_PREFIX = "t"
+
+
+def pick_tier(
+    start_ms: int, end_ms: int, step_ms: int | None, now_ms: int, retention: Retention
+) -> Tier:
+    """Raw up to 6 h (or a step under a minute), 1-minute up to 7 days (or a step under an
+    hour), else 1-hour; coarser when the finer tier no longer holds the range's start."""
+    span = end_ms - start_ms
+    if step_ms is not None:
+        tier = Tier.RAW if step_ms < 60_000 else Tier.MINUTE if step_ms < 3_600_000 else Tier.HOUR
+    else:
+        tier = (
+            Tier.RAW
+            if span <= RAW_MAX_SPAN_MS
+            else Tier.MINUTE
+            if span <= MINUTE_MAX_SPAN_MS
+            else Tier.HOUR
+        )
+    if tier is Tier.RAW and start_ms < now_ms - retention.raw * 1000:
+        tier = Tier.MINUTE
+    if tier is Tier.MINUTE and start_ms < now_ms - retention.minute * 1000:
+        tier = Tier.HOUR
+    return tier
+
+
+def _match(col: SeriesCol, metric: str | None, labels: dict[str, str] | None) -> bool:
+    if metric is not None and col.metric != metric:
+        return False
+    if labels:
+        have = dict(col.labels)
+        return all(have.get(k) == v for k, v in labels.items())
+    return True
+
+
+def _proc_row(p: Process) -> ProcessRow:
+    return ProcessRow(
+        p.pid,
+        p.name,
+        p.user,
+        p.cpu_percent,
+        p.mem_percent,
+        p.rss_bytes,
+        p.threads,
+        p.status,
+        p.cmdline,
+    )
+
+
+def _proc_snapshot(s: Snapshot) -> ProcessSnapshot:
+    return ProcessSnapshot(
+        s.timestamp_ms, [_proc_row(p) for p in s.top_cpu], [_proc_row(p) for p in s.top_memory]
+    )
+
+
+class Reads:
+    heads: dict[str, HostHead]
+    compacting: dict[tuple[int, int], WindowBuf]
+    compacting_procs: dict[int, list[Snapshot]]
+    retention: Retention
+    clock: Callable[[], int]
+    block_ms: int
+
+    @property
+    def engine(self) -> AsyncEngine:
+        raise NotImplementedError
+
+    async def hosts(self) -> list[HostRecord]:
+        return [h.record for h in sorted(self.heads.values(), key=lambda h: h.record.host_id)]
+
+    async def host(self, host_id: str) -> HostRecord | None:
+        head = self.heads.get(host_id)
+        return head.record if head else None
+
+    async def series(
+        self, host_id: str, metric: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[SeriesInfo]:
+        head = self.heads.get(host_id)
+        if head is None:
+            return []
+        return [
+            SeriesInfo(c.series_id, host_id, c.metric, c.labels)
+            for c in head.columns
+            if _match(c, metric, labels)
+        ]
+
+    async def latest(self, host_id: str, metrics: list[str] | None = None) -> list[LatestValue]:
+        head = self.heads.get(host_id)
+        if head is None:
+            return []
+        if not head.latest_loaded:
+            await self._load_latest(head)
+        wanted = set(metrics) if metrics else None
+        out: list[LatestValue] = []
+        for j, c in enumerate(head.columns):
+            if wanted is not None and c.metric not in wanted:
+                continue
+            if np.isnan(head.last_val[j]):
+                continue
+            out.append(
+                LatestValue(c.metric, c.labels, int(head.last_ts[j]), float(head.last_val[j]))
+            )
+        return out
+
+    async def _load_latest(self, head: HostHead) -> None:
+        """After a restart: the newest stored value of every series the head has not seen."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(blocks.c.data)
+                .where(blocks.c.host_key == head.key, blocks.c.kind == Kind.RAW)
+                .order_by(blocks.c.group_ms.desc())
+                .limit(3)
+            )
+            datas = [r[0] for r in rows]
+        for data in datas:
+            b = codec.decode(data)
+            for j, sid in enumerate(b.ids.tolist()):
+                col = head.col_of.get(sid)
+                if col is None:
+                    continue
+                vals = b.column(0, j)
+                present = np.flatnonzero(~np.isnan(vals))
+                if len(present):
+                    i = int(present[-1])
+                    cols = np.array([col], dtype=np.intp)
+                    head.note_latest(int(b.ts[i]), cols, vals[i : i + 1])
+        head.latest_loaded = True
+
+    async def _blobs(self, key: int, kind: Kind, start: int, end: int) -> list[bytes]:
+        span = DAY_MS if kind in (Kind.MINUTE, Kind.HOUR) else self.block_ms
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(blocks.c.data)
+                .where(
+                    blocks.c.host_key == key,
+                    blocks.c.kind == kind,
+                    blocks.c.group_ms > start - span,
+                    blocks.c.group_ms <= end,
+                    blocks.c.end_ms > start,
+                    blocks.c.start_ms <= end,
+                )
+                .order_by(blocks.c.group_ms)
+            )
+            return [r[0] for r in rows]
+
+    async def query_range(
+        self,
+        host_id: str,
+        metric: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        labels: dict[str, str] | None = None,
+        step_ms: int | None = None,
+        agg: Agg = Agg.AVG,
+        tier: Tier | None = None,
+        cursor: str | None = None,
+        limit: int = 10_000,
+    ) -> RangeResult:
+        chosen = tier or pick_tier(start_ms, end_ms, step_ms, self.clock(), self.retention)
+        native = _TIER_STEP[chosen]
+        step = max(step_ms or native, native, 1)
+        head = self.heads.get(host_id)
+        cols = (
+            [(j, c) for j, c in enumerate(head.columns) if _match(c, metric, labels)]
+            if head
+            else []
+        )
+        if head is None or not cols:
+            return RangeResult(chosen, self._reported_step(step, head), [])
+        lo = start_ms if cursor is None else max(start_ms, _parse_cursor(cursor))
+        ids = np.array([c.series_id for _, c in cols], dtype=np.int64)
+        colidx = np.array([j for j, _ in cols], dtype=np.intp)
+        parts: list[rollup.Rows] = []
+        kind = _TIER_KIND[chosen]
+        for data in await self._blobs(head.key, kind, lo, end_ms):
+            parts.append(rows_of(codec.decode(data), kind, ids))
+        bufs = list(head.windows.values())
+        bufs += [b for (k, _), b in self.compacting.items() if k == head.key]
+        for buf in bufs:
+            if buf.start > end_ms or buf.start + self.block_ms <= lo or buf.n == 0:
+                continue
+            ts, vals = buf.new_samples()
+            sub = np.full((len(ts), len(colidx)), np.nan)
+            ok = colidx < vals.shape[1]
+            sub[:, ok] = vals[:, colidx[ok]]
+            raw = rollup.from_raw(ts, sub)
+            parts.append(rollup.bucket(raw, native) if native else raw)
+        rows = rollup.concat(parts, len(cols))
+        rows = rows.take((rows.ts >= lo - lo % step) & (rows.ts <= end_ms))
+        merged = rollup.bucket(rows, step)
+        has: npt.NDArray[np.bool_] = np.asarray((merged.count > 0).any(axis=1))
+        merged = merged.take(has)
+        next_cursor = None
+        if len(merged.ts) > limit > 0:
+            cut = int(merged.ts[limit])
+            merged = merged.take(np.asarray(merged.ts < cut))
+            next_cursor = f"{_CURSOR_PREFIX}{cut}"
+        out = [
+            SeriesPoints(c.metric, c.labels, _points(merged, i, agg))
+            for i, (_, c) in enumerate(cols)
+        ]
+        return RangeResult(chosen, self._reported_step(step, head), out, next_cursor)
+
+    @staticmethod
+    def _reported_step(step: int, head: HostHead | None) -> int:
+        """Raw points without a step are the agent's own samples: report its interval."""
+        if step == 1 and head is not None:
+            return max(1, int(head.record.interval_seconds * 1000))
+        return step
+
+    async def processes(self, host_id: str, at_ms: int | None = None) -> ProcessSnapshot | None:
+        head = self.heads.get(host_id)
+        if head is None:
+            return None
+        at = at_ms if at_ms is not None else 2**62
+        best: Snapshot | None = None
+        for s in self._memory_procs(head):
+            if s.timestamp_ms <= at and (best is None or s.timestamp_ms > best.timestamp_ms):
+                best = s
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(blocks.c.data)
+                .where(
+                    blocks.c.host_key == head.key,
+                    blocks.c.kind == Kind.PROCESSES,
+                    blocks.c.start_ms <= at,
+                    blocks.c.group_ms > (best.timestamp_ms - self.block_ms if best else -(2**62)),
+                )
+                .order_by(blocks.c.group_ms.desc())
+                .limit(4)
+            )
+            datas = [r[0] for r in rows]
+        for data in datas:
+            for s in decode_processes(data):
+                if s.timestamp_ms <= at and (best is None or s.timestamp_ms > best.timestamp_ms):
+                    best = s
+        return _proc_snapshot(best) if best is not None else None
+
+    def _memory_procs(self, head: HostHead) -> list[Snapshot]:
+        return head.procs + self.compacting_procs.get(head.key, [])
+
+    async def process_history(
+        self, host_id: str, start_ms: int, end_ms: int
+    ) -> list[ProcessSnapshot]:
+        head = self.heads.get(host_id)
+        if head is None:
+            return []
+        found: dict[int, Snapshot] = {}
+        for data in await self._blobs(head.key, Kind.PROCESSES, start_ms, end_ms):
+            for s in decode_processes(data):
+                found.setdefault(s.timestamp_ms, s)
+        for s in self._memory_procs(head):
+            found.setdefault(s.timestamp_ms, s)
+        return [_proc_snapshot(found[t]) for t in sorted(found) if start_ms <= t <= end_ms]
+
+
+def _parse_cursor(cursor: str) -> int:
+    if not cursor.startswith(_CURSOR_PREFIX) or not cursor[1:].lstrip("-").isdigit():
+        raise BadCursorError(f"invalid cursor {cursor!r}")
+    return int(cursor[1:])
+
+
+def _points(rows: rollup.Rows, j: int, agg: Agg) -> list[Point]:
+    present = rows.count[:, j] > 0
+    if not present.any():
+        return []
+    ts = rows.ts[present].tolist()
+    count = rows.count[present, j]
+    lo = rows.min[present, j].tolist()
+    hi = rows.max[present, j].tolist()
+    if agg is Agg.AVG:
+        value = (rows.sum[present, j] / count).tolist()
+    elif agg is Agg.MIN:
+        value = lo
+    elif agg is Agg.MAX:
+        value = hi
+    else:
+        value = rows.last[present, j].tolist()
+    counts = count.astype(np.int64).tolist()
+    return [Point(t, v, a, b, c) for t, v, a, b, c in zip(ts, value, lo, hi, counts, strict=True)]

@@ -1,0 +1,124 @@
+"""Aggregation of sample rows into time buckets: 1-minute and 1-hour rollups at compaction,
+merging of partial rollups, and the step aggregation of queries. Everything works on columns
+(``rows x series``) with numpy reductions, never per sample in Python."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+
+
+@dataclass(slots=True)
+class Rows:
+    """Rollup rows: per bucket timestamp and column a count, sum, min, max and the last value.
+    Absent cells have count 0 (sum 0, min/max/last NaN)."""
+
+    ts: I64
+    count: F64
+    sum: F64
+    min: F64
+    max: F64
+    last: F64
+
+    @property
+    def cols(self) -> int:
+        return int(self.count.shape[1])
+
+    def take(self, keep: npt.NDArray[np.bool_]) -> Rows:
+        return Rows(
+            self.ts[keep],
+            self.count[keep],
+            self.sum[keep],
+            self.min[keep],
+            self.max[keep],
+            self.last[keep],
+        )
+
+
+def empty(cols: int) -> Rows:
+    z = np.zeros((0, cols), dtype=np.float64)
+    return Rows(np.zeros(0, dtype=np.int64), z, z, z, z, z)
+
+
+def from_raw(ts: I64, vals: F64) -> Rows:
+    """Raw samples (rows x cols, NaN absent) as rows of count 1."""
+    present = ~np.isnan(vals)
+    return Rows(
+        ts.astype(np.int64),
+        present.astype(np.float64),
+        np.where(present, vals, 0.0),
+        vals,
+        vals,
+        vals,
+    )
+
+
+def from_stats(ts: I64, count: F64, total: F64, lo: F64, hi: F64) -> Rows:
+    """Stored rollup matrices (count NaN = absent) as rows; ``last`` is the bucket's mean."""
+    c = np.nan_to_num(count, nan=0.0)
+    s = np.where(c > 0, total, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(c > 0, s / np.where(c > 0, c, 1.0), np.nan)
+    return Rows(ts.astype(np.int64), c, s, lo, hi, mean)
+
+
+def concat(parts: list[Rows], cols: int) -> Rows:
+    parts = [p for p in parts if len(p.ts)]
+    if not parts:
+        return empty(cols)
+    if len(parts) == 1:
+        return parts[0]
+    return Rows(
+        np.concatenate([p.ts for p in parts]),
+        np.concatenate([p.count for p in parts]),
+        np.concatenate([p.sum for p in parts]),
+        np.concatenate([p.min for p in parts]),
+        np.concatenate([p.max for p in parts]),
+        np.concatenate([p.last for p in parts]),
+    )
+
+
+def bucket(rows: Rows, step_ms: int) -> Rows:
+    """Aggregate rows into buckets ``[k*step, (k+1)*step)`` labelled by their start. Rows need
+    not be sorted; rows of the same bucket merge (count and sum add, min/max combine, the last
+    present value by timestamp wins)."""
+    if len(rows.ts) == 0:
+        return rows
+    order = np.argsort(rows.ts, kind="stable")
+    ts = rows.ts[order]
+    keys = ts - ts % step_ms
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    count = np.add.reduceat(rows.count[order], starts, axis=0)
+    total = np.add.reduceat(rows.sum[order], starts, axis=0)
+    with np.errstate(invalid="ignore"):
+        lo = np.fmin.reduceat(rows.min[order], starts, axis=0)
+        hi = np.fmax.reduceat(rows.max[order], starts, axis=0)
+    last_src = rows.last[order]
+    present = ~np.isnan(last_src)
+    n = len(ts)
+    idx = np.where(present, np.arange(n)[:, None], -1)
+    last_idx = np.maximum.reduceat(idx, starts, axis=0)
+    cols = np.arange(rows.cols)[None, :]
+    last = np.where(last_idx >= 0, last_src[np.maximum(last_idx, 0), cols], np.nan)
+    lo = np.where(count > 0, lo, np.nan)
+    hi = np.where(count > 0, hi, np.nan)
+    return Rows(keys[starts], count, total, lo, hi, last)
+
+
+def to_stats(rows: Rows) -> list[F64]:
+    """The four matrices stored in a rollup block: count (NaN when 0), sum, min, max."""
+    present = rows.count > 0
+    return [
+        np.where(present, rows.count, np.nan),
+        np.where(present, rows.sum, np.nan),
+        np.where(present, rows.min, np.nan),
+        np.where(present, rows.max, np.nan),
+    ]

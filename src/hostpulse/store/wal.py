@@ -1,0 +1,178 @@
+"""The store's write-ahead log: an ingest is acknowledged only after its request is in a
+segment file and fsynced. Concurrent ingests share one fsync (group commit).
+
+A record is ``<u32 length><u32 crc32><payload>``. Segments are numbered files; the store
+rotates to a new segment at every compaction and drops closed segments whose newest sample
+is older than the compaction watermark (everything in them is committed to SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+logger = logging.getLogger(__name__)
+
+_REC = struct.Struct("<II")
+_SUFFIX = ".wal"
+
+
+@dataclass(slots=True)
+class Segment:
+    number: int
+    path: Path
+    max_ts: int = -(2**62)
+    inflight: int = 0  # appended records whose samples are not yet in the head
+    closed: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    data: bytes
+    future: asyncio.Future[None]
+    segment: Segment = field(repr=False)
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.segments: list[Segment] = []
+        self._fh: BinaryIO | None = None
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._io_lock = asyncio.Lock()
+        self._applied = asyncio.Condition()
+
+    @property
+    def current(self) -> Segment:
+        return self.segments[-1]
+
+    def read_existing(self) -> Iterator[tuple[Segment, bytes]]:
+        """Every intact record of the existing segments, oldest first; a torn tail (a crash
+        during a write) is truncated. The caller raises ``segment.max_ts`` as it applies them,
+        then calls ``finish_replay``."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
+            seg = Segment(int(path.stem), path, closed=True)
+            self.segments.append(seg)
+            data = path.read_bytes()
+            off = 0
+            while off + _REC.size <= len(data):
+                length, crc = _REC.unpack_from(data, off)
+                end = off + _REC.size + length
+                payload = data[off + _REC.size : end]
+                if end > len(data) or zlib.crc32(payload) != crc:
+                    break
+                yield seg, payload
+                off = end
+            if off != len(data):
+                logger.warning("wal segment %s: dropping %d torn bytes", path, len(data) - off)
+                with path.open("r+b") as fh:
+                    fh.truncate(off)
+                    os.fsync(fh.fileno())
+
+    def finish_replay(self) -> None:
+        """Start a new segment for new records."""
+        self._open_new()
+
+    def _open_new(self) -> None:
+        number = self.segments[-1].number + 1 if self.segments else 1
+        path = self.directory / f"{number:012d}{_SUFFIX}"
+        if self._fh is not None:
+            self._fh.close()
+            self.current.closed = True
+        self._fh = path.open("ab")
+        self.segments.append(Segment(number, path))
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def begin(self, payload: bytes, max_ts: int) -> tuple[Segment, asyncio.Future[None]]:
+        """Queue a record; the future resolves once it is durable. The caller must call
+        ``applied(segment)`` when the record's samples are in the head."""
+        seg = self.current
+        seg.max_ts = max(seg.max_ts, max_ts)
+        seg.inflight += 1
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        record = _REC.pack(len(payload), zlib.crc32(payload)) + payload
+        self._pending.append(_Pending(record, fut, seg))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return seg, fut
+
+    async def applied(self, seg: Segment) -> None:
+        async with self._applied:
+            seg.inflight -= 1
+            self._applied.notify_all()
+
+    async def _flush(self) -> None:
+        while self._pending:
+            async with self._io_lock:
+                batch, self._pending = self._pending, []
+                if batch:
+                    await self._write(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        fh = self._fh
+        assert fh is not None
+        try:
+            await asyncio.to_thread(_write_and_sync, fh, b"".join(p.data for p in batch))
+        except OSError as exc:
+            logger.error("wal write failed: %s", exc)
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        for p in batch:
+            if not p.future.done():
+                p.future.set_result(None)
+
+    async def rotate(self) -> list[Segment]:
+        """Close the current segment (after writing what is queued for it) and open a new
+        one. Returns the closed segments once every record in them is in the head."""
+        async with self._io_lock:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._write(batch)
+            self._open_new()
+        closed = [s for s in self.segments if s.closed]
+        async with self._applied:
+            await self._applied.wait_for(lambda: all(s.inflight == 0 for s in closed))
+        return closed
+
+    def drop(self, segments: list[Segment], watermark: int) -> int:
+        """Delete closed segments whose newest sample is below ``watermark``."""
+        dropped = 0
+        for seg in segments:
+            if seg.closed and seg.max_ts < watermark and seg in self.segments:
+                seg.path.unlink(missing_ok=True)
+                self.segments.remove(seg)
+                dropped += 1
+        return dropped
+
+    def bytes_on_disk(self) -> int:
+        return sum(s.path.stat().st_size for s in self.segments if s.path.exists())
+
+    async def close(self) -> None:
+        async with self._io_lock:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._write(batch)
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def _write_and_sync(fh: BinaryIO, data: bytes) -> None:
+    fh.write(data)
+    fh.flush()
+    os.fsync(fh.fileno())

@@ -1,0 +1,228 @@
+"""Query API over real HTTP: host status, history (tiers, labels, paging), area shortcuts,
+processes, health, readiness and the API docs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from wire import batch, now_ms, request
+
+from hostpulse.protocol import IngestRequest, codec
+from hostpulse.server.api.models import History
+from hostpulse.server.testing import Clock, LiveServer
+from hostpulse.sim.build import host_batch
+from hostpulse.sim.model import SimHost, make_profile
+
+PB = {"content-type": "application/x-protobuf", "content-encoding": "gzip"}
+
+
+def ingest(srv: LiveServer, req: IngestRequest) -> None:
+    r = httpx.post(f"{srv.url}/api/v1/ingest", content=codec.encode(req), headers=PB, timeout=60)
+    assert r.status_code == 200, r.text
+
+
+def get(srv: LiveServer, path: str, status: int = 200, **params: Any) -> Any:
+    r = httpx.get(f"{srv.url}/api/v1{path}", params=params, timeout=30)
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def test_host_status_follows_last_seen_and_interval(server: LiveServer, clock: Clock) -> None:
+    ingest(server, request(batch("h1", [(now_ms() - 1000, {("cpu_busy_percent", ()): 3.0})])))
+    [h] = get(server, "/hosts")
+    assert (h["host_id"], h["status"], h["interval_seconds"]) == ("h1", "online", 5.0)
+    assert h["os"] == "Linux" and h["logical_cores"] == 4 and h["labels"] == {"env": "test"}
+    clock.advance(15)  # 16 s: more than 2 intervals, less than 10
+    assert get(server, "/hosts/h1")["status"] == "stale"
+    clock.advance(40)  # 56 s: more than 10 intervals
+    assert get(server, "/hosts/h1")["status"] == "offline"
+    ingest(server, request(batch("h1", [(int(clock() * 1000), {("cpu_busy_percent", ()): 4.0})])))
+    assert get(server, "/hosts/h1")["status"] == "online"
+
+
+def test_history_label_filter_and_paging(server: LiveServer) -> None:
+    t0 = now_ms() - 600_000
+    snaps = [
+        (
+            t0 + i * 5000,
+            {
+                ("disk_busy_percent", (("device", "sda"),)): float(i),
+                ("disk_busy_percent", (("device", "sdb"),)): float(1000 + i),
+            },
+        )
+        for i in range(100)
+    ]
+    ingest(server, request(batch("h", snaps)))
+    base = "/hosts/h/metrics/disk_busy_percent/history"
+    whole = get(server, base, start=str(t0), end=str(t0 + 500_000))
+    assert {tuple(s["labels"].items()) for s in whole["series"]} == {
+        (("device", "sda"),),
+        (("device", "sdb"),),
+    }
+    only = get(server, base, start=str(t0), end=str(t0 + 500_000), **{"label.device": "sda"})
+    [sda] = only["series"]
+    assert [p["value"] for p in sda["points"]] == [float(i) for i in range(100)]
+
+    pages, cursor = [], None
+    for _ in range(20):
+        params: dict[str, Any] = {"start": str(t0), "end": str(t0 + 500_000), "limit": 30}
+        params["label.device"] = "sda"
+        if cursor:
+            params["cursor"] = cursor
+        page = get(server, base, **params)
+        pages += [p["ts_ms"] for s in page["series"] for p in s["points"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [t0 + i * 5000 for i in range(100)]
+
+
+def test_history_exposes_the_tier_and_switches_with_the_range(
+    server: LiveServer, clock: Clock
+) -> None:
+    end = (now_ms() // 3_600_000 - 2) * 3_600_000  # two whole hours ago
+    t0 = end - 6 * 3_600_000
+    snaps = [
+        (t, {("memory_usage_percent", ()): float(t // 60_000 % 50)}) for t in range(t0, end, 60_000)
+    ]
+    ingest(server, request(batch("h", snaps, interval=60)))
+    server.call(server.store.maintain(int(clock() * 1000)))
+    base = "/hosts/h/metrics/memory_usage_percent/history"
+    short = get(server, base, start=str(end - 1_800_000), end=str(end))
+    History.model_validate(short)  # the documented shape
+    assert short["tier"] == "raw"
+    assert len(short["series"][0]["points"]) == 30
+    month = get(server, base, start="now-30d", end="now")
+    assert month["tier"] in ("1m", "1h")
+    month_points = month["series"][0]["points"]
+    assert 0 < len(month_points) < len(snaps)
+    assert all(p["min"] <= p["value"] <= p["max"] for p in month_points)
+    hourly = get(server, base, start=str(t0), end=str(end), tier="1h", agg="max")
+    assert hourly["tier"] == "1h" and hourly["agg"] == "max"
+    assert [p["count"] for p in hourly["series"][0]["points"]] == [60] * 6
+    assert {p["value"] for p in hourly["series"][0]["points"]} == {49.0}
+
+
+def test_history_refuses_bad_parameters(server: LiveServer) -> None:
+    ingest(server, request(batch("h", [(now_ms() - 1000, {("cpu_busy_percent", ()): 1.0})])))
+    base = "/hosts/h/metrics/cpu_busy_percent/history"
+    assert "start" in get(server, base, 422, start="yesterday")["detail"]
+    assert "step" in get(server, base, 422, step="fast")["detail"]
+    assert "after end" in get(server, base, 422, start="now", end="now-1h")["detail"]
+    assert "label.device" in get(server, base, 422, **{"label.device": "sda"})["detail"]
+    get(server, base, 422, agg="median")
+    assert "cpu_nonsense" in get(server, "/hosts/h/metrics/cpu_nonsense/history", 404)["detail"]
+    assert "nope" in get(server, "/hosts/nope/metrics/cpu_busy_percent/history", 404)["detail"]
+    get(server, "/hosts/nope", 404)
+    get(server, "/metrics/cpu", 404, host="nope")
+    get(server, "/metrics/gpu", 422, host="h")
+
+
+def _sim_request(ts_ms: int) -> tuple[SimHost, IngestRequest]:
+    host = SimHost(make_profile(3))
+    hb = host_batch(host, np.array([ts_ms - 60_000, ts_ms], dtype=np.int64), 5.0, process_every=1)
+    return host, IngestRequest(batches=[hb])
+
+
+def test_area_shortcuts_give_current_values_by_area(server: LiveServer) -> None:
+    t = now_ms() - 1000
+    host, req = _sim_request(t)
+    ingest(server, req)
+    hid = host.host_id
+    cpu = get(server, "/metrics/cpu", host=hid)
+    assert cpu["ts_ms"] == t and "cpu_busy_percent" in cpu["values"]
+    by = {tuple(g["by"]): g["rows"] for g in cpu["groups"]}
+    assert len(by[("cpu",)]) == host.profile.cores
+    assert {r["labels"]["mode"] for r in by[("mode",)]} >= {"user", "system", "idle", "iowait"}
+    mem = get(server, "/metrics/memory", host=hid)
+    assert mem["values"]["memory_total_bytes"] == host.profile.memory_bytes
+    disk = get(server, "/metrics/disk", host=hid)
+    fs_rows = {tuple(g["by"]): g["rows"] for g in disk["groups"]}[("device", "mountpoint")]
+    assert {r["labels"]["mountpoint"] for r in fs_rows} == {
+        m for _, m, _ in host.profile.filesystems
+    }
+    assert all(0 <= r["values"]["filesystem_usage_percent"] <= 100 for r in fs_rows)
+    net = get(server, "/metrics/network", host=hid)
+    names = {tuple(g["by"]): g["rows"] for g in net["groups"]}
+    assert {r["labels"]["interface"] for r in names[("interface",)]} == {
+        i for i, _ in host.profile.interfaces
+    }
+    assert "established" in {r["labels"]["state"] for r in names[("state",)]}
+    procs = get(server, "/metrics/processes", host=hid)
+    assert procs["values"]["processes_all"] > 0
+    assert procs["processes"]["ts_ms"] == t
+    assert procs["processes"]["top_cpu"][0]["name"] == "postgres"
+
+
+def test_processes_at_a_time_and_history(server: LiveServer) -> None:
+    t = now_ms() - 1000
+    host, req = _sim_request(t)
+    ingest(server, req)
+    hid = host.host_id
+    latest = get(server, f"/hosts/{hid}/processes")
+    assert latest["ts_ms"] == t and len(latest["top_memory"]) == 5
+    earlier = get(server, f"/hosts/{hid}/processes", at=str(t - 1000))
+    assert earlier["ts_ms"] == t - 60_000
+    get(server, f"/hosts/{hid}/processes", 404, at=str(t - 3_600_000))
+    hist = get(server, f"/hosts/{hid}/processes/history", start=str(t - 120_000), end=str(t))
+    assert [s["ts_ms"] for s in hist["snapshots"]] == [t - 60_000, t]
+
+
+def test_current_snapshot_can_be_narrowed_to_metrics(server: LiveServer) -> None:
+    t = now_ms() - 1000
+    host, req = _sim_request(t)
+    ingest(server, req)
+    cur = get(server, f"/hosts/{host.host_id}/current", metric=["cpu_load1", "memory_used_bytes"])
+    assert {v["metric"] for v in cur["values"]} == {"cpu_load1", "memory_used_bytes"}
+    series = get(server, f"/hosts/{host.host_id}/series", metric="disk_busy_percent")
+    assert {s["labels"]["device"] for s in series} == set(host.profile.devices)
+
+
+def test_health_ready_docs_and_openapi(server: LiveServer) -> None:
+    assert get(server, "/health") == {"status": "ok"}
+    assert get(server, "/ready") == {"ready": True, "detail": ""}
+    for page in ("/docs", "/redoc"):
+        r = httpx.get(server.url + page, timeout=10)
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    spec = get(server, "/openapi.json")
+    paths = set(spec["paths"])
+    assert {
+        "/api/v1/ingest",
+        "/api/v1/hosts",
+        "/api/v1/hosts/{host_id}/current",
+        "/api/v1/hosts/{host_id}/metrics/{metric}/history",
+        "/api/v1/metrics/{area}",
+        "/api/v1/hosts/{host_id}/processes",
+        "/api/v1/hosts/{host_id}/processes/history",
+        "/api/v1/health",
+        "/api/v1/ready",
+    } <= paths
+    body = spec["paths"]["/api/v1/ingest"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/x-protobuf", "application/json"}
+    assert all(p.startswith("/api/v1/") for p in paths)
+
+
+def test_the_maintenance_job_rolls_data_up_in_the_background(tmp_path: Path) -> None:
+    with LiveServer(tmp_path / "d", Clock(), maintenance_interval=0.2) as srv:
+        end = (now_ms() // 3_600_000 - 2) * 3_600_000
+        snaps = [(t, {("cpu_busy_percent", ()): 5.0}) for t in range(end - 3_600_000, end, 10_000)]
+        ingest(srv, request(batch("h", snaps, interval=10)))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stats = srv.call(srv.store.stats())
+            if stats.minute_points >= 60 and stats.hour_points >= 1:
+                break
+            time.sleep(0.1)
+        assert stats.minute_points >= 60 and stats.hour_points >= 1
+
+
+def test_ready_is_503_when_the_store_is_not_usable(server: LiveServer) -> None:
+    assert get(server, "/ready")["ready"] is True
+    server.call(server.store.close())
+    body = get(server, "/ready", 503)
+    assert body["ready"] is False and body["detail"]
+    assert get(server, "/health") == {"status": "ok"}

@@ -173,6 +173,7 @@ async def bench_storage(hosts: int) -> dict[str, float]:
         build_s = time.perf_counter() - t
         store.watermark = T0 + 86_400_000
         await store.merge_partials()
+        await store.reclaim()  # as maintain() does after merging
         async with store.engine.connect() as conn:
             sizes = {
                 int(k): int(n)

@@ -67,6 +67,10 @@ async def test_retention_expires_tiers_and_the_file_stops_growing(tmp_path: Path
         assert await count(Tier.MINUTE, now - 2 * DAY + HOUR, now) > 0
         assert await count(Tier.HOUR, T0, now - 4 * DAY - 2 * HOUR) == 0
         assert await count(Tier.HOUR, now - 4 * DAY + DAY, now) > 0
+        async with store.engine.connect() as conn:  # freed pages went back to the OS
+            free = (await conn.exec_driver_sql("PRAGMA freelist_count")).scalar_one()
+            pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
+        assert free <= pages * 0.05, (free, pages)
     finally:
         await store.close()
     # steady state: once every tier is at its retention (day 4), the file no longer grows

@@ -43,6 +43,7 @@ async def test_current_and_raw_history_return_what_was_posted(store: SQLiteStore
         assert latest[metric].labels == labels
     for j, (metric, _) in enumerate(SERIES):
         got = await store.query_range("h1", metric, T0, T0 + 3_600_000, tier=Tier.RAW)
+        assert got.tier is Tier.RAW and got.step_ms == 5000  # raw: the agent's interval
         (series,) = got.series
         assert [(p.ts_ms, p.value) for p in series.points] == [(t, v[j]) for t, v in rows]
 
@@ -58,3 +59,37 @@ async def test_history_after_compaction_is_identical(store: SQLiteStore, clock: 
         assert [(p.ts_ms, p.value) for p in got.series[0].points] == [(t, v[j]) for t, v in rows]
     stats = await store.stats()
     assert stats.raw_samples == 300 * len(SERIES)
+
+
+async def test_quantised_units_round_within_resolution_others_are_lossless(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    table = (
+        ("cpu_busy_percent", ()),  # 0.001 percentage points
+        ("network_receive_bytes_per_second", (("interface", "eth0"),)),  # 0.01 B/s
+        ("disk_await_seconds", (("device", "sda"),)),  # 1 microsecond
+        ("my_custom_metric", ()),  # unknown to the catalog: lossless
+        ("cpu_load1", ()),  # unit-less: lossless
+    )
+    rows = [
+        (T0 + i * 5000, [100 / 3 + i / 7, 1e6 / 7 * i, 0.1234567891 * i, 1 / 3 + i, math.pi * i])
+        for i in range(240)
+    ]
+    await store.ingest(request(batch("h1", rows, table)), T0)
+    tolerance = [0.0005, 0.005, 0.0000005, 0.0, 0.0]
+
+    async def check(exact: bool) -> None:
+        for j, (metric, _) in enumerate(table):
+            got = await store.query_range("h1", metric, T0, T0 + 3_600_000, tier=Tier.RAW)
+            points = got.series[0].points
+            assert [p.ts_ms for p in points] == [t for t, _ in rows]
+            for p, (_, vals) in zip(points, rows, strict=True):
+                if exact or tolerance[j] == 0.0:
+                    assert p.value == vals[j], metric
+                else:
+                    assert abs(p.value - vals[j]) <= tolerance[j], metric
+
+    await check(exact=True)  # still in the head
+    clock.now_ms = T0 + 2 * 3_600_000
+    await store.maintain(clock.now_ms)
+    await check(exact=False)  # in blocks

@@ -28,7 +28,7 @@ from hostpulse.store.head import HostHead, IntP, WindowBuf
 from hostpulse.store.maintenance import Maintenance
 from hostpulse.store.prepare import Prepared, prepare
 from hostpulse.store.reads import Reads
-from hostpulse.store.registry import Registry, _Job
+from hostpulse.store.registry import Key, Registry, _Job
 from hostpulse.store.types import HostRecord, IngestResult, Retention, StoreStats
 from hostpulse.store.wal import WriteAheadLog
 
@@ -78,6 +78,7 @@ class SQLiteStore(Registry, Reads, Maintenance):
         self._lock = asyncio.Lock()  # head mutation vs compaction hand-over
         self._reg_lock = asyncio.Lock()  # host/series registration
         self._reg_jobs: list[_Job] = []
+        self._keys_cache: dict[bytes, list[Key]] = {}
         self._maint_lock = asyncio.Lock()
         self.touched_groups: dict[tuple[int, int, int], int] = {}
 

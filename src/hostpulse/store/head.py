@@ -133,11 +133,20 @@ class HostHead:
     procs: list[Snapshot] = field(default_factory=list)  # kept, not yet compacted
     proc_ts: set[int] = field(default_factory=set)
     last_proc_ts: int = _MIN
+    _key_index: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
+
+    def key_index(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+        """(metric, labels) -> column."""
+        return self._key_index
+
+    def known_keys(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+        return self._key_index
 
     def add_column(self, col: SeriesCol) -> int:
         index = len(self.columns)
         self.columns.append(col)
         self.col_of[col.series_id] = index
+        self._key_index[(col.metric, col.labels)] = index
         if index >= len(self.last_ts):
             cap = max(index + 1, len(self.last_ts) * 2)
             self.last_ts = np.concatenate(

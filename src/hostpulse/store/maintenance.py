@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 #: A group (a day of rollups, a window of raw samples) is merged once complete, or earlier
 #: when this many partial blocks have piled up in it.
 MERGE_AT = 12
+#: Free pages are returned to the file system once they are this share of the file.
+RECLAIM_AT = 0.05
 _Job = tuple["HostHead", "WindowBuf"]
 
 
@@ -57,13 +59,18 @@ class Maintenance:
             await self.compact(now_ms - self.grace_ms)
             await self.merge_partials()
             await self.enforce_retention(now_ms)
+            await self.reclaim()
 
     async def compact(self, until_ms: int) -> int:
         """Move every head window that ends at or before ``until_ms`` into blocks; returns the
         number of windows written."""
+        target = max(self.watermark, until_ms - until_ms % self.block_ms)
+        if not any(w < target for head in self.heads.values() for w in head.windows):
+            self.watermark = target  # nothing to write; saved with the next compaction
+            return 0
         closed = await self.wal.rotate()
         async with self._lock:
-            self.watermark = max(self.watermark, until_ms - until_ms % self.block_ms)
+            self.watermark = max(self.watermark, target)
             wm = self.watermark
             jobs: list[_Job] = []
             for head in self.heads.values():
@@ -200,10 +207,22 @@ class Maintenance:
                 )
                 deleted += res.rowcount or 0
         if deleted:
-            async with self.engine.connect() as conn:
-                await conn.exec_driver_sql("PRAGMA incremental_vacuum")
-                await conn.commit()
-            async with self.engine.connect() as conn:
-                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             logger.info("retention: %d blocks deleted", deleted)
         return deleted
+
+    async def reclaim(self, min_free_share: float = RECLAIM_AT) -> int:
+        """Give free pages (left by retention and by merged partial blocks) back to the file
+        system once they exceed ``min_free_share`` of the file; returns pages released."""
+        async with self.engine.connect() as conn:
+            free = int((await conn.exec_driver_sql("PRAGMA freelist_count")).scalar_one())
+            pages = int((await conn.exec_driver_sql("PRAGMA page_count")).scalar_one())
+            if free == 0 or free < pages * min_free_share:
+                return 0
+            # run to completion (a plain execute() steps the pragma once: one page)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.executescript("PRAGMA incremental_vacuum;")
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        logger.info("reclaimed %d free pages of %d", free, pages)
+        return free

@@ -37,7 +37,8 @@ class PreparedSnapshot:
 @dataclass(slots=True)
 class PreparedBatch:
     batch: HostBatch
-    digest: bytes
+    digest: bytes  # host + series table + unsupported
+    table_digest: bytes  # series table alone (hosts of one kind share it)
     snapshots: list[PreparedSnapshot]
 
 
@@ -161,6 +162,8 @@ def prepare(request: IngestRequest) -> Prepared:
         key = hashlib.blake2b(data[: len(data) - tail], digest_size=16)
         for u in unsupported:
             key.update(b"\x00" + u)
-        batches.append(PreparedBatch(batch, key.digest(), snaps))
+        host_size = _field_size(batch.host.ByteSize()) if batch.HasField("host") else 0
+        table = hashlib.blake2b(data[host_size : len(data) - tail], digest_size=16).digest()
+        batches.append(PreparedBatch(batch, key.digest(), table, snaps))
         parts += (b"\x0a", varint(len(data)), data)
     return Prepared(batches, b"".join(parts), newest)

@@ -210,7 +210,7 @@ class Reads:
             else []
         )
         if head is None or not cols:
-            return RangeResult(chosen, step, [])
+            return RangeResult(chosen, self._reported_step(step, head), [])
         lo = start_ms if cursor is None else max(start_ms, _parse_cursor(cursor))
         ids = np.array([c.series_id for _, c in cols], dtype=np.int64)
         colidx = np.array([j for j, _ in cols], dtype=np.intp)
@@ -243,7 +243,14 @@ class Reads:
             SeriesPoints(c.metric, c.labels, _points(merged, i, agg))
             for i, (_, c) in enumerate(cols)
         ]
-        return RangeResult(chosen, step, out, next_cursor)
+        return RangeResult(chosen, self._reported_step(step, head), out, next_cursor)
+
+    @staticmethod
+    def _reported_step(step: int, head: HostHead | None) -> int:
+        """Raw points without a step are the agent's own samples: report its interval."""
+        if step == 1 and head is not None:
+            return max(1, int(head.record.interval_seconds * 1000))
+        return step
 
     async def processes(self, host_id: str, at_ms: int | None = None) -> ProcessSnapshot | None:
         head = self.heads.get(host_id)

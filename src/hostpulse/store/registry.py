@@ -87,8 +87,11 @@ def _record_values(rec: HostRecord) -> tuple[object, ...]:
     )
 
 
-def _keys(batch: HostBatch) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
-    return [(sd.metric, tuple((lb.name, lb.value) for lb in sd.labels)) for sd in batch.series]
+Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def _keys(batch: HostBatch) -> list[Key]:
+    return [(sd.metric, tuple([(lb.name, lb.value) for lb in sd.labels])) for sd in batch.series]
 
 
 def _update_record(rec: HostRecord, batch: HostBatch) -> None:
@@ -114,6 +117,7 @@ class Registry:
     by_key: dict[int, HostHead]
     _reg_lock: asyncio.Lock
     _reg_jobs: list[_Job]
+    _keys_cache: dict[bytes, list[Key]]
 
     @property
     def engine(self) -> AsyncEngine:
@@ -150,20 +154,20 @@ class Registry:
         return await job.future
 
     async def _register_all(self, jobs: list[_Job]) -> None:
-        results: list[tuple[_Job, HostHead, list[tuple[str, tuple[tuple[str, str], ...]]]]] = []
+        results: list[tuple[_Job, HostHead, list[Key]]] = []
         if all(self._known(job) for job in jobs):  # e.g. WAL replay after a restart: no SQL
             for job in jobs:
                 head = self.heads[job.batch.batch.host.host_id]
-                results.append((job, head, _keys(job.batch.batch)))
+                results.append((job, head, self._table_keys(job)))
         else:
             async with self.engine.begin() as conn:
                 for job in jobs:
                     head = await self._upsert_host(conn, job)
-                    results.append((job, head, _keys(job.batch.batch)))
+                    results.append((job, head, self._table_keys(job)))
                 await self._insert_series(conn, results)
         for job, head, keys in results:
-            known = {(c.metric, c.labels): i for i, c in enumerate(head.columns)}
-            cols = np.array([known[k] for k in keys], dtype=np.intp)
+            index = head.key_index()
+            cols = np.array([index[k] for k in keys], dtype=np.intp)
             if len(head.tables) >= 64:  # a host whose metadata keeps changing
                 head.tables.clear()
             head.tables[job.batch.digest] = cols
@@ -175,8 +179,16 @@ class Registry:
         head = self.heads.get(batch.host.host_id)
         if head is None or _host_values(batch) != _record_values(head.record):
             return False
-        known = {(c.metric, c.labels) for c in head.columns}
-        return all(k in known for k in _keys(batch))
+        known = head.known_keys()
+        return all(k in known for k in self._table_keys(job))
+
+    def _table_keys(self, job: _Job) -> list[Key]:
+        keys = self._keys_cache.get(job.batch.table_digest)
+        if keys is None:
+            if len(self._keys_cache) >= 4096:
+                self._keys_cache.clear()
+            keys = self._keys_cache[job.batch.table_digest] = _keys(job.batch.batch)
+        return keys
 
     async def _upsert_host(self, conn: AsyncConnection, job: _Job) -> HostHead:
         batch = job.batch.batch
@@ -216,11 +228,11 @@ class Registry:
     async def _insert_series(
         self,
         conn: AsyncConnection,
-        results: list[tuple[_Job, HostHead, list[tuple[str, tuple[tuple[str, str], ...]]]]],
+        results: list[tuple[_Job, HostHead, list[Key]]],
     ) -> None:
         missing: dict[tuple[int, str, str], None] = {}
         for _job, head, keys in results:
-            known = {(c.metric, c.labels) for c in head.columns}
+            known = head.known_keys()
             for metric, labels in keys:
                 if (metric, labels) not in known:
                     missing[(head.key, metric, labels_json(labels))] = None

@@ -57,3 +57,8 @@ def open_store(
 
 
 __all__ = ["Retention", "SQLiteStore", "Store", "open_store", "resolve", "sqlite_url"]
+
+
+def _conforms(store: SQLiteStore) -> Store:
+    """Type check only: the SQLite store implements the ``Store`` Protocol."""
+    return store

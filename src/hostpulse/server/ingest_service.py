@@ -190,6 +190,8 @@ class IngestService:
         self.limits = limits
         self._clock = clock
         self.registry = SeriesRegistry(store, limits.max_series_per_host)
+        self.listeners: list[Callable[[IngestRequest], None]] = []
+        """Called with each request once the store has it (the live hub); must not block."""
 
     async def ingest(self, request: IngestRequest) -> IngestResult:
         now_ms = int(self._clock() * 1000)
@@ -206,4 +208,9 @@ class IngestService:
         result = await self.store.ingest(request, now_ms)
         for host_id, new in pending:
             self.registry.remember(host_id, new)
+        for listener in self.listeners:
+            try:
+                listener(request)
+            except Exception:  # stored already: a listener's bug must not fail the request
+                logger.exception("ingest listener failed")
         return result

@@ -117,6 +117,7 @@ class RawClient:
         self.host, self.port = host, port
         self._r: asyncio.StreamReader | None = None
         self._w: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()  # one request at a time on the connection
 
     async def _connect(self) -> None:
         self._r, self._w = await asyncio.open_connection(self.host, self.port)
@@ -128,6 +129,10 @@ class RawClient:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
+        async with self._lock:
+            return await self._send(raw)
+
+    async def _send(self, raw: bytes) -> tuple[int, bytes]:
         if self._w is None:
             await self._connect()
         assert self._r is not None and self._w is not None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import math
 import sys
 import tempfile
@@ -28,11 +29,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RawClient, append_doc, cpu_seconds, our_server, own_cpu_seconds
-from _prom import WRITE_HEADERS, prometheus, prompb, write_request
+from _prom import WRITE_HEADERS, fast_write_request, prometheus, sample_prefixes, series_labels
 
 from hostpulse import catalog
-from hostpulse.protocol import IngestRequest, codec
-from hostpulse.sim.build import host_batch
+from hostpulse.protocol import HostBatch, Snapshot
+from hostpulse.sim.build import host_message, series_defs
 from hostpulse.sim.push import make_hosts
 
 OURS_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
@@ -47,31 +48,58 @@ class Load:
     samples_per_round: int
 
 
+def _len_field(tag: int, payload: bytes) -> bytes:
+    n, out = len(payload), bytearray([tag])
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out) + payload
+
+
 def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int) -> Load:
-    pb = prompb()
+    """Pre-encode every request. A HostBatch is its host+series part (encoded once per host)
+    followed by one encoded Snapshot: concatenated protobuf fields, the same message the agent
+    sends."""
     fleet = make_hosts(hosts)
     avg = sum(len(h.series) for h in fleet) / len(fleet)
     group = max(1, round(per_request / avg))
     groups = [fleet[i : i + group] for i in range(0, len(fleet), group)]
-    prom_series = {
-        h.host_id: [
-            (catalog.get(k).prom_name, {**dict(lab), "instance": h.host_id}) for k, lab in h.series
-        ]
-        for h in fleet
-    }
+    ts = np.arange(rounds, dtype=np.int64) * 5000 + start_ms
+    head: dict[str, bytes] = {}
+    values: dict[str, list[list[float]]] = {}
+    prom_labels: dict[str, list[bytes]] = {}
+    for h in fleet:
+        head[h.host_id] = HostBatch(
+            host=host_message(h, 5.0), series=series_defs(h)
+        ).SerializeToString()
+        values[h.host_id] = h.block(ts).tolist()
+        prom_labels[h.host_id] = sample_prefixes(
+            [
+                series_labels(catalog.get(k).prom_name, {**dict(lab), "instance": h.host_id})
+                for k, lab in h.series
+            ],
+            start_ms,
+        )
     ours: list[list[list[tuple[bytes, int]]]] = []
     prom: list[list[list[tuple[bytes, int]]]] = []
     for r in range(rounds):
-        ts = np.array([start_ms + r * 5000], dtype=np.int64)
+        t = int(ts[r])
         o_round: list[list[tuple[bytes, int]]] = [[] for _ in range(clients)]
         p_round: list[list[tuple[bytes, int]]] = [[] for _ in range(clients)]
         for gi, g in enumerate(groups):
-            batches = [host_batch(h, ts, 5.0, process_every=0, sequence_start=r) for h in g]
-            n = sum(len(b.snapshots[0].values) for b in batches)
-            o_round[gi % clients].append((codec.encode(IngestRequest(batches=batches)), n))
-            series = [s for h in g for s in prom_series[h.host_id]]
-            values = [[v] for b in batches for v in b.snapshots[0].values]
-            p_round[gi % clients].append((write_request(pb, series, [int(ts[0])], values), n))
+            parts, n = [], 0
+            for h in g:
+                vals = values[h.host_id][r]
+                snap = Snapshot(
+                    timestamp_ms=t, series_index=range(len(vals)), values=vals, sequence=r
+                ).SerializeToString()
+                parts.append(_len_field(0x0A, head[h.host_id] + _len_field(0x1A, snap)))
+                n += len(vals)
+            o_round[gi % clients].append((gzip.compress(b"".join(parts), compresslevel=1), n))
+            labels = [lab for h in g for lab in prom_labels[h.host_id]]
+            flat = [v for h in g for v in values[h.host_id][r]]
+            p_round[gi % clients].append((fast_write_request(labels, t, flat), n))
         ours.append(o_round)
         prom.append(p_round)
     total = sum(n for c in ours[0] for _, n in c)
@@ -201,7 +229,7 @@ def main() -> None:
                 "```",
             ]
         )
-        append_doc("Ingest", "python bench/" + " ".join(sys.argv), body)
+        append_doc("Ingest", "python " + " ".join(sys.argv), body)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ processes, health, readiness and the API docs."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -120,7 +122,7 @@ def test_history_refuses_bad_parameters(server: LiveServer) -> None:
 
 def _sim_request(ts_ms: int) -> tuple[SimHost, IngestRequest]:
     host = SimHost(make_profile(3))
-    hb = host_batch(host, np.array([ts_ms - 5000, ts_ms], dtype=np.int64), 5.0, process_every=1)
+    hb = host_batch(host, np.array([ts_ms - 60_000, ts_ms], dtype=np.int64), 5.0, process_every=1)
     return host, IngestRequest(batches=[hb])
 
 
@@ -162,10 +164,10 @@ def test_processes_at_a_time_and_history(server: LiveServer) -> None:
     latest = get(server, f"/hosts/{hid}/processes")
     assert latest["ts_ms"] == t and len(latest["top_memory"]) == 5
     earlier = get(server, f"/hosts/{hid}/processes", at=str(t - 1000))
-    assert earlier["ts_ms"] == t - 5000
+    assert earlier["ts_ms"] == t - 60_000
     get(server, f"/hosts/{hid}/processes", 404, at=str(t - 3_600_000))
-    hist = get(server, f"/hosts/{hid}/processes/history", start=str(t - 60_000), end=str(t))
-    assert [s["ts_ms"] for s in hist["snapshots"]] == [t - 5000, t]
+    hist = get(server, f"/hosts/{hid}/processes/history", start=str(t - 120_000), end=str(t))
+    assert [s["ts_ms"] for s in hist["snapshots"]] == [t - 60_000, t]
 
 
 def test_current_snapshot_can_be_narrowed_to_metrics(server: LiveServer) -> None:
@@ -200,3 +202,17 @@ def test_health_ready_docs_and_openapi(server: LiveServer) -> None:
     body = spec["paths"]["/api/v1/ingest"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/x-protobuf", "application/json"}
     assert all(p.startswith("/api/v1/") for p in paths)
+
+
+def test_the_maintenance_job_rolls_data_up_in_the_background(tmp_path: Path) -> None:
+    with LiveServer(tmp_path / "d", Clock(), maintenance_interval=0.2) as srv:
+        end = (now_ms() // 3_600_000 - 2) * 3_600_000
+        snaps = [(t, {("cpu_busy_percent", ()): 5.0}) for t in range(end - 3_600_000, end, 10_000)]
+        ingest(srv, request(batch("h", snaps, interval=10)))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stats = srv.call(srv.store.stats())
+            if stats.minute_points >= 60 and stats.hour_points >= 1:
+                break
+            time.sleep(0.1)
+        assert stats.minute_points >= 60 and stats.hour_points >= 1

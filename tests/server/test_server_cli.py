@@ -84,3 +84,38 @@ def test_bad_settings_name_the_key_and_exit_2(tmp_path: Path) -> None:
         [*CLI, "server", "--retention-hour", "-5d"], capture_output=True, text=True, timeout=60
     )
     assert r2.returncode == 2 and "retention_hour" in r2.stderr
+
+
+def test_up_serves_from_the_per_user_data_dir(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.Popen(
+        [*CLI, "up", "--port", "0", "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            if sel.select(timeout=0.5):
+                m = re.search(r"hostpulse is up: (http://\S+)", proc.stdout.readline())
+                url = m.group(1) if m else None
+        assert url is not None
+        assert httpx.get(f"{url}/api/v1/ready", timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            assert proc.stdout is not None
+            proc.stdout.close()
+    assert (tmp_path / "xdg" / "hostpulse").is_dir()
+    assert any((tmp_path / "xdg" / "hostpulse").iterdir())

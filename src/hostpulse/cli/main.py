@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hostpulse import __version__
+from hostpulse.cli import db
 from hostpulse.cli.server import server as server_command
 from hostpulse.cli.simulate import simulate as simulate_command
 from hostpulse.cli.up import up as up_command
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 
 
+app.add_typer(db.app, name="db")
 app.command("server")(server_command)
 app.command("simulate")(simulate_command)
 app.command("up")(up_command)

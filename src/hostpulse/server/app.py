@@ -32,7 +32,9 @@ def open_default_store(settings: ServerSettings, clock: Callable[[], float]) -> 
 
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return open_store(settings.store_url, retention=settings.retention, clock=clock)
+    return open_store(
+        settings.store_url, retention=settings.retention, clock=lambda: int(clock() * 1000)
+    )
 
 
 async def maintenance_loop(

@@ -9,7 +9,6 @@ from hostpulse.store.engine import Clock, SQLiteStore, wall_clock_ms
 from hostpulse.store.types import Retention
 
 DEFAULT_RETENTION = Retention()
-
 DB_FILE = "hostpulse.db"
 WAL_DIR = "hostpulse.wal"
 _SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
@@ -17,6 +16,19 @@ _SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
+
+
+def resolve(url_or_path: str | Path) -> tuple[Path, Path]:
+    """``(database file, WAL directory)`` for a data directory or a SQLite URL."""
+    text = str(url_or_path)
+    for prefix in _SQLITE_PREFIXES:
+        if text.startswith(prefix):
+            db_path = Path(text[len(prefix) :])
+            return db_path, db_path.with_name(db_path.name + ".wal")
+    if "://" in text:
+        raise ValueError(f"unsupported store url {text!r}: only SQLite is implemented")
+    directory = Path(text)
+    return directory / DB_FILE, directory / WAL_DIR
 
 
 def open_store(
@@ -31,19 +43,7 @@ def open_store(
     """A store for a data directory (``hostpulse.db`` and the ``hostpulse.wal/`` log are
     created in it) or a ``sqlite+aiosqlite:///path/file.db`` URL (the log goes beside the
     file as ``file.db.wal/``). Call ``await store.start()`` before use."""
-    text = str(url_or_path)
-    for prefix in _SQLITE_PREFIXES:
-        if text.startswith(prefix):
-            db_path = Path(text[len(prefix) :])
-            wal_dir = db_path.with_name(db_path.name + ".wal")
-            break
-    else:
-        if "://" in text:
-            raise ValueError(f"unsupported store url {text!r}: only SQLite is implemented")
-        directory = Path(text)
-        directory.mkdir(parents=True, exist_ok=True)
-        db_path = directory / DB_FILE
-        wal_dir = directory / WAL_DIR
+    db_path, wal_dir = resolve(url_or_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     return SQLiteStore(
         sqlite_url(db_path),
@@ -56,4 +56,4 @@ def open_store(
     )
 
 
-__all__ = ["Retention", "SQLiteStore", "Store", "open_store", "sqlite_url"]
+__all__ = ["Retention", "SQLiteStore", "Store", "open_store", "resolve", "sqlite_url"]

@@ -122,13 +122,21 @@ def rows_of(block: codec.Block, kind: int, wanted: I64) -> rollup.Rows:
     n, c = block.rows, len(wanted)
     raw = kind == Kind.RAW
     mats = 1 if raw else 4
-    out = [np.full((n, c), np.nan) for _ in range(mats)]
-    for j, sid in enumerate(wanted.tolist()):
-        col = index.get(sid)
-        if col is None:
-            continue
+    cols = [index.get(sid, -1) for sid in wanted.tolist()]
+    if c > 8:  # many columns: decode the whole block at once
+        have = np.array([j for j in cols if j >= 0], dtype=np.intp)
+        where = np.array([i for i, j in enumerate(cols) if j >= 0], dtype=np.intp)
+        out = []
         for m in range(mats):
-            out[m][:, j] = block.column(m, col)
+            full = np.full((n, c), np.nan)
+            full[:, where] = block.matrix(m)[:, have]
+            out.append(full)
+    else:
+        out = [np.full((n, c), np.nan) for _ in range(mats)]
+        for i, col in enumerate(cols):
+            if col >= 0:
+                for m in range(mats):
+                    out[m][:, i] = block.column(m, col)
     if raw:
         return rollup.from_raw(block.ts, out[0])
     return rollup.from_stats(block.ts, out[0], out[1], out[2], out[3])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -45,8 +46,8 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def alembic_config(url: str) -> Config:
-    cfg = Config()
+def alembic_config(url: str, stdout: TextIO | None = None) -> Config:
+    cfg = Config(stdout=stdout or sys.stdout)
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url)
     return cfg

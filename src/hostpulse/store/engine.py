@@ -84,7 +84,7 @@ class SQLiteStore(Reads, Maintenance):
         self._lock = asyncio.Lock()  # head mutation vs compaction hand-over
         self._reg_lock = asyncio.Lock()  # host/series registration
         self._maint_lock = asyncio.Lock()
-        self.touched_groups: set[tuple[int, int, int]] = set()
+        self.touched_groups: dict[tuple[int, int, int], int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -362,11 +362,16 @@ class SQLiteStore(Reads, Maintenance):
     async def _find_touched_groups(self) -> None:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(schema.blocks.c.host_key, schema.blocks.c.kind, schema.blocks.c.group_ms)
+                select(
+                    schema.blocks.c.host_key,
+                    schema.blocks.c.kind,
+                    schema.blocks.c.group_ms,
+                    func.count(),
+                )
                 .group_by(schema.blocks.c.host_key, schema.blocks.c.kind, schema.blocks.c.group_ms)
                 .having(func.count() > 1)
             )
-            self.touched_groups = {(int(a), int(b), int(c)) for a, b, c in rows}
+            self.touched_groups = {(int(a), int(b), int(c)): int(n) for a, b, c, n in rows}
 
     # --- stats ---------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ class Maintenance:
     by_key: dict[int, HostHead]
     compacting: dict[tuple[int, int], WindowBuf]
     compacting_procs: dict[int, list[Snapshot]]
-    touched_groups: set[tuple[int, int, int]]
+    touched_groups: dict[tuple[int, int, int], int]
     retention: Retention
     clock: Callable[[], int]
     block_ms: int
@@ -132,41 +132,41 @@ class Maintenance:
         if rows:
             await conn.execute(insert(schema.blocks), [r.as_dict() for r in rows])
         for r in rows:
-            self.touched_groups.add((r.host_key, r.kind, r.group_ms))
+            key = (r.host_key, r.kind, r.group_ms)
+            self.touched_groups[key] = self.touched_groups.get(key, 0) + 1
 
     async def merge_partials(self) -> int:
         """Merge the blocks of a group into one once the group is complete (or crowded)."""
-        if not self.touched_groups:
-            return 0
-        merged = 0
-        for h, k, g in sorted(self.touched_groups):
+        ready: list[tuple[int, int, int]] = []
+        for (h, k, g), n in list(self.touched_groups.items()):
             span = blk.DAY_MS if k in (Kind.MINUTE, Kind.HOUR) else self.block_ms
             closed = g + span <= self.watermark
-            async with self.engine.connect() as conn:
+            if n <= 1 and closed:
+                del self.touched_groups[(h, k, g)]
+            elif n > 1 and (closed or n >= MERGE_AT):
+                ready.append((h, k, g))
+        if not ready:
+            return 0
+        c = schema.blocks.c
+        found: dict[tuple[int, int, int], list[tuple[int, bytes]]] = {}
+        async with self.engine.connect() as conn:
+            for h, k, g in ready:
                 res = await conn.execute(
-                    select(schema.blocks.c.id, schema.blocks.c.data).where(
-                        schema.blocks.c.host_key == h,
-                        schema.blocks.c.kind == k,
-                        schema.blocks.c.group_ms == g,
-                    )
+                    select(c.id, c.data).where(c.host_key == h, c.kind == k, c.group_ms == g)
                 )
-                found = [(int(i), bytes(d)) for i, d in res]
-            if len(found) <= 1:
-                if closed or not found:
-                    self.touched_groups.discard((h, k, g))
-                continue
-            if not closed and len(found) < MERGE_AT:
-                continue
-            row = await asyncio.to_thread(self._merge, h, k, g, [d for _, d in found])
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    delete(schema.blocks).where(schema.blocks.c.id.in_([i for i, _ in found]))
-                )
-                await conn.execute(insert(schema.blocks), [row.as_dict()])
-            merged += 1
-            if closed:
-                self.touched_groups.discard((h, k, g))
-        return merged
+                found[(h, k, g)] = [(int(i), bytes(d)) for i, d in res]
+        merged = await asyncio.to_thread(
+            lambda: [self._merge(*key, [d for _, d in rows]) for key, rows in found.items() if rows]
+        )
+        async with self.engine.begin() as conn:
+            ids = [i for rows in found.values() for i, _ in rows]
+            for chunk in range(0, len(ids), 500):
+                await conn.execute(delete(schema.blocks).where(c.id.in_(ids[chunk : chunk + 500])))
+            if merged:
+                await conn.execute(insert(schema.blocks), [r.as_dict() for r in merged])
+        for key in ready:
+            self.touched_groups[key] = 1
+        return len(merged)
 
     def _merge(self, h: int, k: int, g: int, datas: list[bytes]) -> blk.BlockRow:
         if k == Kind.RAW:

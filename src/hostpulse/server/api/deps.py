@@ -1,4 +1,4 @@
-"""Annotated dependency aliases for the routes."""
+"""Annotated dependency aliases for the routes (async, so FastAPI does not hop to a thread)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from hostpulse.server.state import AppState
 from hostpulse.store.base import Store
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.hp
     return state
 
 
-def get_store(request: Request) -> Store:
-    return get_state(request).store
+async def get_store(request: Request) -> Store:
+    state: AppState = request.app.state.hp
+    return state.store
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

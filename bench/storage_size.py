@@ -1,0 +1,154 @@
+"""Bytes per raw sample on disk after 24 h of simulated data: hostpulse's store vs Prometheus.
+
+The same samples (simulated hosts, ~150 series each, every 5 s for ``--hours``) go to both:
+hostpulse's store directly through its ``Store`` interface (the size does not depend on the
+HTTP path), Prometheus through its remote-write receiver, oldest first. hostpulse: the store's
+maintenance runs as the server's background job would (compaction, rollups), then the store is
+closed and its whole data directory measured (database + write-ahead log, rollups included).
+Prometheus: it cuts and compacts its head into blocks as data arrives; we count only persisted
+blocks, bytes of the block directories divided by the samples their ``meta.json`` reports (the
+head and its WAL, the newest ~3 h, are not counted).
+
+    python bench/storage_size.py --hosts 10 --hours 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RawClient, append_doc
+from _prom import WRITE_HEADERS, block_stats, multi_write_request, prometheus, series_labels
+
+from hostpulse import catalog
+from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
+from hostpulse.sim.build import host_message, series_defs
+from hostpulse.sim.push import make_hosts
+from hostpulse.store import open_store
+
+CHUNK = 60  # snapshots per host per request (5 minutes)
+
+
+def dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+async def run(hosts: int, hours: float, root: Path, prom_url: str) -> dict[str, float]:
+    fleet = make_hosts(hosts, seed=7)
+    end_ms = (int(time.time() * 1000) // 300_000) * 300_000 - 600_000
+    start_ms = end_ms - int(hours * 3_600_000)
+    heads = {h.host_id: HostBatch(host=host_message(h, 5.0), series=series_defs(h)) for h in fleet}
+    labels = {
+        h.host_id: [
+            series_labels(catalog.get(k).prom_name, {**dict(lab), "instance": h.host_id})
+            for k, lab in h.series
+        ]
+        for h in fleet
+    }
+    store = open_store(root / "ours")
+    await store.start()
+    host, port = prom_url.removeprefix("http://").split(":")
+    conns = [RawClient(host, int(port)) for _ in range(4)]
+    total = 0
+    prom_failed = 0
+    t_ours = t_prom = 0.0
+    for chunks, t in enumerate(range(start_ms, end_ms, CHUNK * 5000), start=1):
+        ts = np.arange(t, min(end_ms, t + CHUNK * 5000), 5000, dtype=np.int64)
+        ts_list = ts.tolist()
+        sends = []
+        for i, h in enumerate(fleet):
+            vals = h.block(ts)
+            batch = HostBatch()
+            batch.CopyFrom(heads[h.host_id])
+            idx = list(range(vals.shape[1]))
+            for r, tv in enumerate(ts_list):
+                batch.snapshots.append(
+                    Snapshot(timestamp_ms=tv, series_index=idx, values=vals[r].tolist())
+                )
+            t0 = time.perf_counter()
+            res = await store.ingest(IngestRequest(batches=[batch]), int(time.time() * 1000))
+            t_ours += time.perf_counter() - t0
+            total += res.accepted
+            body = multi_write_request(labels[h.host_id], ts_list, vals)
+            raw = RawClient.build("POST", "/api/v1/write", host, WRITE_HEADERS, body)
+            sends.append(conns[i % len(conns)].send(raw))
+        t0 = time.perf_counter()
+        for status, text in await asyncio.gather(*sends):
+            if status >= 300:
+                prom_failed += 1
+                if prom_failed <= 3:
+                    print(f"  prometheus refused: {status} {text[:200]!r}", file=sys.stderr)
+        t_prom += time.perf_counter() - t0
+        if chunks % 12 == 0:  # every simulated hour, as the server's maintenance job would
+            await store.maintain(int(time.time() * 1000))
+    await store.maintain(int(time.time() * 1000))
+    stats = await store.stats()
+    await store.close()
+    for c in conns:
+        await c.close()
+    ours_bytes = dir_size(root / "ours")
+    return {
+        "samples": total,
+        "ours_bytes": ours_bytes,
+        "ours_stats_bytes": stats.bytes_on_disk,
+        "ours_raw": stats.raw_samples,
+        "minute": stats.minute_points,
+        "hour": stats.hour_points,
+        "prom_failed": prom_failed,
+        "t_ours": t_ours,
+        "t_prom": t_prom,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--hosts", type=int, default=10)
+    ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--no-doc", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-size-") as tmp:
+        root = Path(tmp)
+        (root / "tsdb").mkdir()
+        with prometheus(root / "tsdb", root / "prom.log") as (url, _proc):
+            r = asyncio.run(run(args.hosts, args.hours, root, url))
+            # let Prometheus finish cutting blocks (it compacts once the head spans > 3 h)
+            deadline = time.monotonic() + 180
+            blocks, prom_samples, prom_bytes = block_stats(root / "tsdb")
+            while time.monotonic() < deadline:
+                time.sleep(5)
+                now = block_stats(root / "tsdb")
+                if now == (blocks, prom_samples, prom_bytes) and blocks:
+                    break
+                blocks, prom_samples, prom_bytes = now
+    ours = r["ours_bytes"] / r["ours_raw"]
+    prom = prom_bytes / prom_samples if prom_samples else float("nan")
+    lines = [
+        f"samples: {int(r['samples']):,} ({args.hosts} hosts, {args.hours} h at 5 s)",
+        f"hostpulse  {ours:.2f} bytes/raw sample  ({int(r['ours_bytes']):,} bytes on disk for "
+        f"{int(r['ours_raw']):,} raw samples, incl. {int(r['minute']):,} 1-minute and "
+        f"{int(r['hour']):,} 1-hour rollup points; store ingest {r['t_ours']:.0f} s)",
+        f"prometheus {prom:.2f} bytes/sample      ({prom_bytes:,} bytes in {blocks} blocks for "
+        f"{prom_samples:,} samples; head not counted; {int(r['prom_failed'])} refused requests)",
+        f"ratio hostpulse / prometheus: {ours / prom:.2f}",
+    ]
+    print("\n".join(lines))
+    if not args.no_doc:
+        append_doc(
+            "Storage size",
+            "python " + " ".join(sys.argv),
+            "```\n" + "\n".join(lines) + "\n```",
+        )
+
+
+if __name__ == "__main__":
+    main()

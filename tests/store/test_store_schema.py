@@ -1,0 +1,100 @@
+"""SQLite pragmas, Alembic migrations and the `hostpulse db` command."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from storekit import T0, batch, request
+from typer.testing import CliRunner
+
+from hostpulse.cli.main import app
+from hostpulse.store import open_store, sqlite_url
+from hostpulse.store.db import make_engine, upgrade
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_pragmas_took_effect(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    await store.start()
+    try:
+        async with store.engine.connect() as conn:
+            got = {
+                name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "auto_vacuum")
+            }
+            timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+    finally:
+        await store.close()
+    # synchronous 1 = NORMAL, auto_vacuum 2 = INCREMENTAL
+    assert got == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "auto_vacuum": 2}
+    assert timeout is not None and timeout >= 5000
+    with sqlite3.connect(tmp_path / "hostpulse.db") as raw:  # persistent settings
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert raw.execute("PRAGMA auto_vacuum").fetchone() == (2,)
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+    return {r[0] for r in rows}
+
+
+def _revision(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        return str(conn.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+
+
+async def test_upgrade_head_on_an_empty_database(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    engine = make_engine(sqlite_url(path))
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    assert {"ts_hosts", "ts_series", "ts_meta", "ts_blocks"} <= _tables(path)
+    assert _revision(path) == "0002_blocks"
+
+
+async def test_upgrade_from_the_previous_revision_keeps_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    engine = make_engine(sqlite_url(path))
+    try:
+        await upgrade(engine, "0001_metadata")
+    finally:
+        await engine.dispose()
+    assert "ts_blocks" not in _tables(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO ts_hosts (id, host_id, hostname) VALUES (7, 'old', 'old.lan')")
+        conn.execute(
+            "INSERT INTO ts_series (id, host_key, metric, labels) "
+            "VALUES (70, 7, 'cpu_busy_percent', '[]')"
+        )
+    store = open_store(f"sqlite+aiosqlite:///{path}")
+    await store.start()  # upgrades to head
+    try:
+        host = await store.host("old")
+        assert host is not None and host.hostname == "old.lan"
+        (series,) = await store.series("old")
+        assert (series.series_id, series.metric) == (70, "cpu_busy_percent")
+        await store.ingest(request(batch("old", [(T0, [1, 2, 3, 4, 5])])), T0)
+        assert {v.metric for v in await store.latest("old")} >= {"cpu_busy_percent"}
+    finally:
+        await store.close()
+    assert _revision(path) == "0002_blocks"
+
+
+def test_db_command_upgrades_and_reports(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["--data-dir", str(tmp_path)]
+    res = runner.invoke(app, ["db", "upgrade", "0001_metadata", *args])
+    assert res.exit_code == 0, res.output
+    db_file = tmp_path / "store" / "hostpulse.db"
+    assert _revision(db_file) == "0001_metadata"
+    res = runner.invoke(app, ["db", "upgrade", *args])
+    assert res.exit_code == 0, res.output
+    assert _revision(db_file) == "0002_blocks"
+    res = runner.invoke(app, ["db", "history", *args])
+    assert res.exit_code == 0 and "0001_metadata -> 0002_blocks" in res.output

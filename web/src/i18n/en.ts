@@ -49,6 +49,7 @@ export const en = {
   'host.live': 'Live',
   'host.history': 'History',
   'host.tier': 'Tier {tier}, step {step}',
+  'host.stepAgent': "the agent's",
   'host.zoomHint': 'Drag on a chart to zoom; double-click to reset.',
   'host.perCore': 'Per core',
   'host.disks': 'Disks',

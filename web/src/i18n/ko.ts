@@ -51,6 +51,7 @@ export const ko: Messages = {
   'host.live': '실시간',
   'host.history': '기록',
   'host.tier': '계층 {tier}, 간격 {step}',
+  'host.stepAgent': '에이전트 주기',
   'host.zoomHint': '차트를 드래그하면 확대되고, 두 번 클릭하면 원래대로 돌아갑니다.',
   'host.perCore': '코어별',
   'host.disks': '디스크',

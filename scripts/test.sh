@@ -10,6 +10,9 @@ need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
+# the dashboard's E2E runs in Debian's Chromium (never a downloaded browser); Nanum draws Korean
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -d /usr/share/fonts/truetype/nanum ] || need+=(fonts-nanum)
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -23,4 +26,5 @@ python3 -m venv .venv
 .venv/bin/ruff check src tests bench scripts
 .venv/bin/mypy
 .venv/bin/python scripts/gen_proto.py --check
+bash scripts/web_check.sh
 .venv/bin/python -m pytest "$@"

@@ -47,7 +47,15 @@ export const useFleet = defineStore('fleet', () => {
   /** Bumped at most every `SORT_EVERY_MS` so live values do not reshuffle cards constantly. */
   const sortTick = ref(0)
 
-  async function load() {
+  let inflight: Promise<void> | null = null
+
+  /** Read the host list (one request at a time: callers share the one in flight). */
+  function load(): Promise<void> {
+    inflight ??= fetchHosts().finally(() => (inflight = null))
+    return inflight
+  }
+
+  async function fetchHosts() {
     loading.value = true
     error.value = null
     try {

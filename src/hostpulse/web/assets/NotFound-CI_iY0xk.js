@@ -1,1 +1,0 @@
-import{A as e,C as t,N as n,f as r,h as i,l as a,m as o,p as s,r as c,v as l,x as u}from"./index-B9aaW2Pf.js";var d={class:`nf`},f=i({__name:`NotFound`,setup(i){let{t:f}=c();return(i,c)=>{let p=u(`RouterLink`);return l(),r(`section`,d,[a(`h1`,null,n(e(f)(`notfound.title`)),1),o(p,{to:`/`},{default:t(()=>[s(n(e(f)(`host.back`)),1)]),_:1})])}}});export{f as default};

@@ -1,10 +1,12 @@
 import { createRouter, createWebHistory, type Router, type RouterHistory } from 'vue-router'
+// the landing page is in the main bundle (no second round trip on first load); the rest is lazy
+import FleetView from './views/FleetView.vue'
 
 export function makeRouter(history: RouterHistory = createWebHistory()): Router {
   return createRouter({
     history,
     routes: [
-      { path: '/', name: 'fleet', component: () => import('./views/FleetView.vue') },
+      { path: '/', name: 'fleet', component: FleetView },
       { path: '/hosts/:id', name: 'host', component: () => import('./views/HostView.vue'), props: true },
       { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFound.vue') },
     ],

@@ -55,7 +55,14 @@ export const useFleet = defineStore('fleet', () => {
     return inflight
   }
 
+  let loadedOnce = false
+  /** Load unless a load already happened or is under way (the first page view). */
+  function ensureLoaded(): Promise<void> {
+    return loadedOnce ? Promise.resolve() : load()
+  }
+
   async function fetchHosts() {
+    loadedOnce = true
     loading.value = true
     error.value = null
     try {
@@ -149,6 +156,6 @@ export const useFleet = defineStore('fleet', () => {
 
   return {
     hosts, cards, loading, error, now, query, statusFilter, sortKey, visible, counts,
-    load, applySummaries, statusOfHost, tick,
+    load, ensureLoaded, applySummaries, statusOfHost, tick,
   }
 })

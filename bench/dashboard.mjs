@@ -12,6 +12,29 @@ async function coldLoad() {
   const b = await launch({ width: 1400, height: 900 })
   try {
     const page = b.context.pages()[0] ?? (await b.context.newPage())
+    await page.addInitScript((n) => {
+      const marks = (window.__hp = {})
+      const f = window.fetch
+      window.fetch = async (...a) => {
+        const r = await f(...a)
+        if (String(a[0]).endsWith('/api/v1/hosts') && !marks.hosts) {
+          marks.hosts = performance.now()
+          const json = r.json.bind(r)
+          r.json = async () => {
+            const out = await json()
+            marks.parsed = performance.now()
+            return out
+          }
+        }
+        return r
+      }
+      new MutationObserver(() => {
+        if (!marks.card && document.querySelector('.card')) marks.card = performance.now()
+        if (!marks.app && document.querySelector('.bar')) marks.app = performance.now()
+        const count = document.querySelector('[data-testid=fleet-count]')?.textContent ?? ''
+        if (!marks.shown && marks.card && count.includes(`${n} of ${n}`)) marks.shown = performance.now()
+      }).observe(document, { childList: true, subtree: true, characterData: true })
+    }, expected)
     await page.goto(url, { waitUntil: 'commit' })
     await page.waitForFunction(
       (n) =>
@@ -21,7 +44,7 @@ async function coldLoad() {
       { polling: 'raf', timeout: 60000 },
     )
     return await page.evaluate(() => {
-      const shown = performance.now()
+      const shown = window.__hp.shown ?? performance.now()
       const res = performance.getEntriesByType('resource')
       const js = res.filter((r) => r.name.endsWith('.js'))
       const hosts = res.find((r) => r.name.endsWith('/api/v1/hosts'))
@@ -32,6 +55,7 @@ async function coldLoad() {
         js_body_gz: js.reduce((a, r) => a + r.encodedBodySize, 0),
         js_body_raw: js.reduce((a, r) => a + r.decodedBodySize, 0),
         js_files: js.length,
+        marks: window.__hp,
         html_transfer: nav ? nav.transferSize : 0,
         hosts_api_ms: hosts ? hosts.responseEnd - hosts.requestStart : null,
         hosts_api_start_ms: hosts ? hosts.requestStart : null,

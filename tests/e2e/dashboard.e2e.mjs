@@ -65,6 +65,7 @@ try {
     const pts = Number(await page.locator('[data-testid=history-cpu]').getAttribute('data-points'))
     return tier !== 'raw' && pts > 10 ? `${tier}:${pts}` : 0
   }, { what: '7-day history' })
+  await page.evaluate(() => window.scrollTo(0, 0))
   await page.waitForTimeout(500)
   await page.screenshot({ path: join(shots, 'host.png'), fullPage: true })
 

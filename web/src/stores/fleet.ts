@@ -75,6 +75,16 @@ export const useFleet = defineStore('fleet', () => {
     }
   }
 
+  let idsFor: HostOut[] | null = null
+  let ids = new Set<string>()
+  function knownIds(): Set<string> {
+    if (idsFor !== hosts.value) {
+      idsFor = hosts.value
+      ids = new Set(idsFor.map((h) => h.host_id))
+    }
+    return ids
+  }
+
   function applySummaries(list: HostSummary[]) {
     let added = false
     for (const s of list) {
@@ -104,7 +114,7 @@ export const useFleet = defineStore('fleet', () => {
           load1: s.load1,
         }),
       )
-      if (!prev && !hosts.value.some((h) => h.host_id === s.hostId)) added = true
+      if (!prev && !knownIds().has(s.hostId)) added = true
     }
     if (added) void load() // a host we did not know: fetch its system info
   }

@@ -41,6 +41,7 @@ from _prom import WRITE_HEADERS, multi_write_request, prometheus, series_labels
 
 from hostpulse import catalog
 from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
+from hostpulse.server.config import ServerSettings
 from hostpulse.sim.build import host_message, series_defs
 from hostpulse.sim.model import SimHost
 from hostpulse.sim.push import make_hosts
@@ -54,7 +55,7 @@ async def fill(fleet: list[SimHost], deep: int, days: float, data: Path, prom_ur
     end_ms = (int(time.time() * 1000) // 5000) * 5000 - 30_000
     deep_start = end_ms - int(days * 86_400_000)
     recent_start = end_ms - 60_000
-    store = open_store(data)
+    store = open_store(ServerSettings(data_dir=data).store_url)  # where the server looks
     await store.start()
     host, port = prom_url.removeprefix("http://").split(":")
     conns = [RawClient(host, int(port)) for _ in range(4)]

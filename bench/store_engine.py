@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import os
 import platform
 import shutil
@@ -33,6 +34,7 @@ import simdata
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.store import SQLiteStore, open_store
 from hostpulse.store import blocks as blk
+from hostpulse.store.prepare import prepare
 from hostpulse.store.quantize import resolution_k
 from hostpulse.store.schema import Kind
 
@@ -100,10 +102,13 @@ async def bench_ingest(
             elapsed += time.perf_counter() - t
         expected = hosts * 150 * per_request * rounds
         assert total == expected, (total, expected)
+        await store.close()
+        # restart: load hosts and series, replay the WAL (nothing was compacted)
+        store = open_store(work, clock=lambda: T0)
         t = time.perf_counter()
-        await store.compact(T0 + 10 * 86_400_000)
-        compact_s = time.perf_counter() - t
-        in_blocks = hosts * 150 * per_request * (rounds + 1)
+        await store.start()
+        restart_s = time.perf_counter() - t
+        assert (await store.stats()).raw_samples == hosts * 150 * per_request * (rounds + 1)
     finally:
         await store.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -112,8 +117,7 @@ async def bench_ingest(
         "samples": total,
         "ingest_samples_per_s": total / elapsed,
         "first_contact_s": register_s,
-        "compact_samples_per_s": in_blocks / compact_s,
-        "ingest_plus_compaction_samples_per_s": 1 / (elapsed / total + compact_s / in_blocks),
+        "restart_with_wal_replay_s": restart_s,
     }
 
 
@@ -127,7 +131,7 @@ def _ids_kmax(store: SQLiteStore, host_id: str) -> tuple[int, np.ndarray, np.nda
 async def _register(store: SQLiteStore, host_ids: list[str]) -> None:
     for i in range(0, len(host_ids), 100):
         req = IngestRequest(batches=[simdata.host_batch(h) for h in host_ids[i : i + 100]])
-        await store._register(req, T0)
+        await store.register(prepare(req), T0)
 
 
 async def _write_host_days(store: SQLiteStore, host_id: str, days: int, seed: int) -> int:
@@ -180,7 +184,7 @@ async def bench_storage(hosts: int) -> dict[str, float]:
             }
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         await store.close()
-        on_disk = sum(p.stat().st_size for p in work.rglob("*") if p.is_file())
+        on_disk = _du(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
@@ -192,6 +196,10 @@ async def bench_storage(hosts: int) -> dict[str, float]:
         "bytes_per_sample_hour": sizes.get(Kind.HOUR, 0) / samples,
         "compaction_samples_per_s": samples / build_s,
     }
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -226,8 +234,8 @@ async def bench_query(hosts: int, probes: int, days: int, reps: int) -> dict[str
                 rows.append((key, Kind.HOUR, d, d, d + day, 24 * 150, filler))
             async with store.engine.begin() as conn:
                 await conn.exec_driver_sql(
-                    "INSERT INTO ts_blocks (host_key, kind, group_ms, start_ms, end_ms, samples, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO ts_blocks (host_key, kind, group_ms, start_ms, end_ms, samples,"
+                    " data) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
         # the newest minutes of each probe host are in the head, as on a running server
@@ -244,14 +252,15 @@ async def bench_query(hosts: int, probes: int, days: int, reps: int) -> dict[str
         for _ in range(reps):
             h = names[int(rng.integers(probes))]
             metric, labels = table[int(rng.integers(len(table)))]
+            lab = dict(labels)
             cases = {
-                "current": lambda: store.latest(h),
-                "6h_raw": lambda: store.query_range(
-                    h, metric, now - 6 * 3_600_000, now, labels=dict(labels)
+                "current": functools.partial(store.latest, h),
+                "6h_raw": functools.partial(
+                    store.query_range, h, metric, now - 6 * 3_600_000, now, labels=lab
                 ),
-                "24h": lambda: store.query_range(h, metric, now - day, now, labels=dict(labels)),
-                "30d": lambda: store.query_range(
-                    h, metric, now - 30 * day, now, labels=dict(labels)
+                "24h": functools.partial(store.query_range, h, metric, now - day, now, labels=lab),
+                "30d": functools.partial(
+                    store.query_range, h, metric, now - 30 * day, now, labels=lab
                 ),
             }
             for name, call in cases.items():
@@ -259,7 +268,7 @@ async def bench_query(hosts: int, probes: int, days: int, reps: int) -> dict[str
                 res = await call()
                 timings[name].append((time.perf_counter() - t) * 1000)
                 assert res, name
-        size = sum(p.stat().st_size for p in work.rglob("*") if p.is_file())
+        size = _du(work)
     finally:
         await store.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -315,7 +324,8 @@ def main() -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = [
             f"\n### store_engine run {stamp}\n",
-            f"Machine: {os.cpu_count()} cores (shared with other jobs), {platform.python_version()}; "
+            f"Machine: {os.cpu_count()} cores (shared with other jobs), "
+            f"Python {platform.python_version()}; "
             f"command: `python bench/store_engine.py {' '.join(sys.argv[1:])}`\n",
         ]
         for part, figures in results.items():

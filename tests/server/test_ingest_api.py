@@ -283,3 +283,21 @@ def test_empty_request_is_accepted(server: LiveServer) -> None:
     r = post(server, codec.encode(IngestRequest()))
     assert r.status_code == 200
     assert r.json() == {"accepted_samples": 0, "duplicate_samples": 0}
+
+
+def test_the_framework_route_behaves_like_the_fast_path(tmp_path: Path, clock: Clock) -> None:
+    with LiveServer(tmp_path / "d", clock, fast_ingest=False, max_body_bytes=200_000) as srv:
+        t = now_ms()
+        body = codec.encode(sample_request("slow", t - 12_000), json=True)
+        r = post(srv, body, "application/json", "gzip")
+        assert r.json() == {"accepted_samples": 9, "duplicate_samples": 0}
+        assert post(srv, body, "application/json", "gzip").json()["duplicate_samples"] == 9
+        before = stats(srv)
+        for case in ("NaN", "wrong content type", "decompression bomb", "malformed protobuf"):
+            make, ctype, enc, status, reason = CASES[case]
+            r = post(srv, make(t), ctype, enc)
+            assert r.status_code == status, (case, r.text)
+            assert reason.lower() in r.json()["detail"].lower()
+        r = post(srv, b"\0" * 250_000, PB, None)
+        assert r.status_code == 413
+        assert stats(srv) == before

@@ -12,6 +12,7 @@ import numpy as np
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import IngestRequest, codec
+from hostpulse.server.api.models import History
 from hostpulse.server.testing import Clock, LiveServer
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
@@ -92,6 +93,7 @@ def test_history_exposes_the_tier_and_switches_with_the_range(
     server.call(server.store.maintain(int(clock() * 1000)))
     base = "/hosts/h/metrics/memory_usage_percent/history"
     short = get(server, base, start=str(end - 1_800_000), end=str(end))
+    History.model_validate(short)  # the documented shape
     assert short["tier"] == "raw"
     assert len(short["series"][0]["points"]) == 30
     month = get(server, base, start="now-30d", end="now")
@@ -216,3 +218,11 @@ def test_the_maintenance_job_rolls_data_up_in_the_background(tmp_path: Path) -> 
                 break
             time.sleep(0.1)
         assert stats.minute_points >= 60 and stats.hour_points >= 1
+
+
+def test_ready_is_503_when_the_store_is_not_usable(server: LiveServer) -> None:
+    assert get(server, "/ready")["ready"] is True
+    server.call(server.store.close())
+    body = get(server, "/ready", 503)
+    assert body["ready"] is False and body["detail"]
+    assert get(server, "/health") == {"status": "ok"}

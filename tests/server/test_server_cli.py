@@ -12,6 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+
+from hostpulse.protocol import IngestRequest, codec
+from hostpulse.sim.build import host_batch
+from hostpulse.sim.model import SimHost, make_profile
 
 CLI = [sys.executable, "-c", "from hostpulse.cli.main import main; main()"]
 
@@ -119,3 +124,56 @@ def test_up_serves_from_the_per_user_data_dir(tmp_path: Path) -> None:
             proc.stdout.close()
     assert (tmp_path / "xdg" / "hostpulse").is_dir()
     assert any((tmp_path / "xdg" / "hostpulse").iterdir())
+
+
+def _start(data: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [*CLI, "server", "--port", "0", "--data-dir", str(data), "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        return proc, _wait_for_url(proc)
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise
+
+
+def _stop(proc: subprocess.Popen[str], sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:
+    host = SimHost(make_profile(0))
+    t = int(time.time() * 1000) - 10_000
+    req = host_batch(host, np.array([t - 5000, t], dtype=np.int64), 5.0)
+    body = codec.encode(IngestRequest(batches=[req]))
+    proc, url = _start(tmp_path / "d")
+    try:
+        r = httpx.post(
+            f"{url}/api/v1/ingest",
+            content=body,
+            headers={"content-type": "application/x-protobuf", "content-encoding": "gzip"},
+            timeout=30,
+        )
+        assert r.status_code == 200 and r.json()["accepted_samples"] == 2 * len(host.series)
+    finally:
+        _stop(proc, signal.SIGKILL)  # no shutdown, no flush
+    proc, url = _start(tmp_path / "d")
+    try:
+        cur = httpx.get(f"{url}/api/v1/hosts/{host.host_id}/current", timeout=10).json()
+        assert len(cur["values"]) == len(host.series)
+        assert {v["ts_ms"] for v in cur["values"]} == {t}
+    finally:
+        _stop(proc, signal.SIGTERM)

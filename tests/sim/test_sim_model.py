@@ -71,7 +71,7 @@ def test_simulated_hosts_are_accepted_by_a_real_server(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             now = int(time.time() * 1000)
             bf = await backfill(client, hosts, now - 600_000, now - 10_000, 5.0, chunk=40)
-            live = await run_live(client, hosts, 0.2, 0.5)
+            live = await run_live(client, hosts, 2.0, 0.5)  # one tick; online for 4 s
             return bf.samples, live.samples, bf.failures + live.failures
 
     with LiveServer(tmp_path / "d", Clock()) as srv:
@@ -91,3 +91,40 @@ def test_simulated_hosts_are_accepted_by_a_real_server(tmp_path: Path) -> None:
             "batch",
             "api",
         }
+
+
+def test_simulate_command_backfills_then_pushes_live(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with LiveServer(tmp_path / "d", Clock()) as srv:
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from hostpulse.cli.main import main; main()",
+                "simulate",
+                "--hosts",
+                "2",
+                "--interval",
+                "1",
+                "--duration",
+                "1.5",
+                "--backfill",
+                "0.05",
+                "--server",
+                srv.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        assert "back-filled" in r.stdout and "pushed" in r.stdout
+        hosts = httpx.get(f"{srv.url}/api/v1/hosts").json()
+        assert sorted(h["host_id"] for h in hosts) == ["sim-00000", "sim-00001"]
+        hist = httpx.get(
+            f"{srv.url}/api/v1/hosts/sim-00000/metrics/cpu_busy_percent/history",
+            params={"start": "now-4m"},
+        ).json()
+        assert len(hist["series"][0]["points"]) >= 170  # 3 minutes at 1 s, plus live

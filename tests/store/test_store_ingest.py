@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
-from storekit import T0, FakeClock, batch, request
+from storekit import SERIES, T0, FakeClock, batch, request
 
-from hostpulse.store import SQLiteStore
+from hostpulse.store import SQLiteStore, open_store
+from hostpulse.store.exceptions import InvalidRequestError
 from hostpulse.store.types import Tier
 
 pytestmark = pytest.mark.anyio
@@ -100,3 +102,55 @@ async def test_several_hosts_in_one_request_are_kept_apart(store: SQLiteStore) -
     assert a["cpu_busy_percent"] == 1 and b["cpu_busy_percent"] == 6
     host = await store.host("b")
     assert host is not None and host.hostname == "b.example" and host.last_seen_ms == T0
+
+
+async def test_a_request_the_store_cannot_represent_stores_nothing(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    good = batch("good", _rows(0, 4))
+    bad = batch("bad", _rows(0, 4))
+    bad.snapshots[2].series_index[1] = 99  # no such series in the table
+    with pytest.raises(InvalidRequestError, match=r"batches\[1\]\.snapshots\[2\]"):
+        await store.ingest(request(good, bad), T0)
+    uneven = batch("good", _rows(0, 1))
+    uneven.snapshots[0].values.append(1.0)
+    with pytest.raises(InvalidRequestError, match="5 series_index, 6 values"):
+        await store.ingest(request(uneven), T0)
+    assert (await store.stats()).raw_samples == 0
+    assert await store.latest("good") == []
+    await store.close()
+    reopened = open_store(tmp_path / "data")
+    await reopened.start()
+    try:
+        assert (await reopened.stats()).raw_samples == 0
+    finally:
+        await reopened.close()
+
+
+async def test_unchanged_series_table_is_recognised_without_registration(
+    store: SQLiteStore,
+) -> None:
+    for i in range(0, 12, 4):
+        await store.ingest(request(batch("h1", _rows(i, 4))), T0)
+    head = store.heads["h1"]
+    assert len(head.tables) == 1  # the same cache key for every request
+    assert len(head.columns) == 5
+    # a changed table (one more series) maps the known series to the same columns
+    wider = batch("h1", [(T0 + 99_000, [1, 2, 3, 4, 5, 6])], (*SERIES, ("cpu_load5", ())))
+    await store.ingest(request(wider), T0)
+    assert len(head.tables) == 2 and len(head.columns) == 6
+    assert {v.metric: v.value for v in await store.latest("h1")}["cpu_load5"] == 6
+
+
+async def test_many_new_hosts_at_once_are_registered_together(store: SQLiteStore) -> None:
+    reqs = [request(batch(f"host-{i:03d}", _rows(i, 2))) for i in range(60)]
+    reqs += reqs[:5]  # the same host twice while its registration is still queued
+    results = await asyncio.gather(*(store.ingest(r, T0) for r in reqs))
+    assert sum(r.accepted for r in results) == 60 * 10
+    assert sum(r.duplicates for r in results) == 5 * 10
+    assert len(await store.hosts()) == 60
+    for i in (0, 59):
+        series = await store.series(f"host-{i:03d}")
+        assert [s.metric for s in series] == [m for m, _ in SERIES]
+        latest = {v.metric: v.value for v in await store.latest(f"host-{i:03d}")}
+        assert latest["memory_used_bytes"] == 1000.0 * (i + 1)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from hostpulse import __version__
 from hostpulse.server.api import health, hosts, ingest, metrics, ws
 from hostpulse.server.config import ServerSettings
+from hostpulse.server.fast_ingest import IngestFastPath
 from hostpulse.server.ingest_service import IngestLimits, IngestService
 from hostpulse.server.live import LiveHub
 from hostpulse.server.state import AppState
@@ -68,9 +69,12 @@ def create_app(
     settings: ServerSettings | None = None,
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
+    *,
+    fast_ingest: bool = True,
 ) -> FastAPI:
     """The server. Without ``store`` the app opens (and closes) the one the settings name; a
-    store passed in is used as is and its caller starts and closes it."""
+    store passed in is used as is and its caller starts and closes it. ``fast_ingest=False``
+    serves ingest through the framework route only (same behaviour, more overhead)."""
     cfg = settings or ServerSettings()
     hub = LiveHub(outbox=cfg.live_outbox, heartbeat_s=cfg.live_heartbeat, clock=clock)
 
@@ -107,6 +111,8 @@ def create_app(
     for module in (health, ingest, hosts, metrics, ws):
         api.include_router(module.router)
     app.include_router(api)
+    if fast_ingest:
+        app.add_middleware(IngestFastPath, path=f"{API_PREFIX}/ingest")
     app.state.live = hub
     mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

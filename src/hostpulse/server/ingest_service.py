@@ -25,6 +25,7 @@ from hostpulse.protocol import (
     codec,
 )
 from hostpulse.store.base import Store
+from hostpulse.store.exceptions import InvalidRequestError
 from hostpulse.store.types import IngestResult
 
 logger = logging.getLogger(__name__)
@@ -220,6 +221,12 @@ class IngestService:
         self.listeners: list[Callable[[IngestRequest], None]] = []
         """Called with each request once the store has it (the live hub); must not block."""
 
+    async def ingest_body(
+        self, body: bytes, content_type: str | None, encoding: str | None
+    ) -> IngestResult:
+        """Decode, validate and store one request body (IngestError when refused)."""
+        return await self.ingest(decode(body, content_type, encoding, self.limits))
+
     async def ingest(self, request: IngestRequest) -> IngestResult:
         now_ms = int(self._clock() * 1000)
         per_host: dict[str, list[SeriesKey]] = {}
@@ -237,7 +244,10 @@ class IngestService:
             new = await self.registry.check(host_id, keys)
             if new:
                 pending.append((host_id, new))
-        result = await self.store.ingest(request, now_ms)
+        try:
+            result = await self.store.ingest(request, now_ms)
+        except InvalidRequestError as exc:  # the store's own check, after ours
+            raise IngestError(422, str(exc)) from None
         for host_id, new in pending:
             self.registry.remember(host_id, new)
         if len(self._validated) + len(signatures) > self.MAX_SIGNATURES:

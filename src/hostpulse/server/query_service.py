@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from hostpulse import catalog
@@ -18,7 +19,14 @@ from hostpulse.server.api.models import (
     Value,
 )
 from hostpulse.server.config import parse_duration
-from hostpulse.store.types import HostRecord, LatestValue, ProcessSnapshot, SeriesPoints
+from hostpulse.store.types import (
+    Agg,
+    HostRecord,
+    LatestValue,
+    ProcessSnapshot,
+    RangeResult,
+    SeriesPoints,
+)
 
 #: The areas of the shortcut routes and the catalog subsystems each one shows.
 AREAS: dict[str, tuple[str, ...]] = {
@@ -133,6 +141,40 @@ def series_out(items: list[SeriesPoints]) -> list[SeriesHistory]:
         )
         for s in items
     ]
+
+
+def history_json(
+    host_id: str, metric: str, start_ms: int, end_ms: int, agg: Agg, res: RangeResult
+) -> bytes:
+    """The JSON of ``api.models.History`` for a store result, built from plain lists."""
+    doc = {
+        "host_id": host_id,
+        "metric": metric,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "agg": agg.value,
+        "tier": res.tier.value,
+        "step_ms": res.step_ms,
+        "series": [
+            {
+                "metric": s.metric,
+                "labels": dict(s.labels),
+                "points": [
+                    {
+                        "ts_ms": p.ts_ms,
+                        "value": p.value,
+                        "min": p.min,
+                        "max": p.max,
+                        "count": p.count,
+                    }
+                    for p in s.points
+                ],
+            }
+            for s in res.series
+        ],
+        "next_cursor": res.next_cursor,
+    }
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
 def parse_time(value: str, now_ms: int) -> int:

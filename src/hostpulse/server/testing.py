@@ -43,8 +43,11 @@ class LiveServer:
         self,
         data_dir: Path,
         clock: Callable[[], float] | None = None,
+        *,
+        fast_ingest: bool = True,
         **settings: Any,
     ) -> None:
+        self.fast_ingest = fast_ingest
         settings.setdefault("maintenance_interval", 3600)
         self.settings = ServerSettings(host="127.0.0.1", port=0, data_dir=data_dir, **settings)
         self.clock: Callable[[], float] = clock or Clock()
@@ -78,7 +81,7 @@ class LiveServer:
         await store.start()
         self._store = store
         try:
-            app = create_app(self.settings, store, self.clock)
+            app = create_app(self.settings, store, self.clock, fast_ingest=self.fast_ingest)
             self._server = uvicorn_server(app, self.settings)
             serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
             deadline = time.monotonic() + START_TIMEOUT_S

@@ -118,11 +118,15 @@ def compact_window(
 
 def rows_of(block: codec.Block, kind: int, wanted: I64) -> rollup.Rows:
     """The rows of ``block`` for the series ``wanted`` (columns in that order; absent = empty)."""
-    index = block.column_index()
     n, c = block.rows, len(wanted)
     raw = kind == Kind.RAW
     mats = 1 if raw else 4
-    cols = [index.get(sid, -1) for sid in wanted.tolist()]
+    if c <= 8:
+        found = [np.flatnonzero(block.ids == sid) for sid in wanted.tolist()]
+        cols = [int(f[0]) if len(f) else -1 for f in found]
+    else:
+        index = block.column_index()
+        cols = [index.get(sid, -1) for sid in wanted.tolist()]
     if c > 8:  # many columns: decode the whole block at once
         have = np.array([j for j in cols if j >= 0], dtype=np.intp)
         where = np.array([i for i, j in enumerate(cols) if j >= 0], dtype=np.intp)

@@ -17,7 +17,7 @@ it costs nothing. Decoding one column touches only that column's planes.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,20 @@ BoolA = npt.NDArray[np.bool_]
 FLOAT = 255  # scale code of a column stored as lossless doubles
 INT_LIMIT = float(2**43)  # larger magnitudes (after scaling) are stored as doubles
 _MAGIC = b"HPB1"
-_HEADER = struct.Struct("<4sBIIB")
+_HEADER = struct.Struct("<4sBIIBI")
+_VERSION = 2
+CHUNK = 16  # columns per compressed frame: a query decompresses only the frames it needs
+_LOCAL = threading.local()
+
+
+def _dctx() -> zstandard.ZstdDecompressor:
+    """A decompressor per thread (zstd contexts are not thread-safe)."""
+    d: zstandard.ZstdDecompressor | None = getattr(_LOCAL, "dctx", None)
+    if d is None:
+        d = _LOCAL.dctx = zstandard.ZstdDecompressor()
+    return d
+
+
 _POW10 = np.array([10.0**k for k in range(16)], dtype=np.float64)
 
 
@@ -98,104 +111,133 @@ def encode(ts: I64, ids: I64, mats: list[F64], scales: U8, level: int = 3) -> by
             codes[i, is_int], orders[i, is_int] = _int_codes(q)
         if (~is_int).any():
             codes[i, ~is_int] = _float_codes(v[~is_int])
-    planes = codes.view(np.uint8).reshape(m * c * n, 8).T
     tsd = ts.astype(np.int64).copy()
     tsd[1:] -= ts[:-1]
     idd = ids.astype(np.int64).copy()
     idd[1:] -= ids[:-1]
-    body = b"".join(
-        (
-            tsd.tobytes(),
-            idd.tobytes(),
-            scales.astype(np.uint8).tobytes(),
-            orders.tobytes(),
-            np.packbits(present, axis=1).tobytes(),
-            np.ascontiguousarray(planes).tobytes(),
+    zc = zstandard.ZstdCompressor(level=level)
+    frames = [
+        zc.compress(
+            b"".join(
+                (
+                    tsd.tobytes(),
+                    idd.tobytes(),
+                    scales.astype(np.uint8).tobytes(),
+                    orders.tobytes(),
+                    np.packbits(present, axis=1).tobytes(),
+                )
+            )
         )
-    )
-    header = _HEADER.pack(_MAGIC, 1, n, c, m)
-    return header + zstandard.ZstdCompressor(level=level).compress(body)
+    ]
+    for lo in range(0, c, CHUNK):
+        part = codes[:, lo : lo + CHUNK]  # (m, cc, n)
+        planes = np.ascontiguousarray(
+            np.moveaxis(part.view(np.uint8).reshape(*part.shape, 8), -1, 0)
+        )
+        frames.append(zc.compress(planes.tobytes()))
+    sizes = np.array([len(f) for f in frames], dtype=np.uint32)
+    header = _HEADER.pack(_MAGIC, _VERSION, n, c, m, len(frames))
+    return header + sizes.tobytes() + b"".join(frames)
 
 
-@dataclass(slots=True)
 class Block:
-    """A decoded block header plus its still-encoded column planes."""
+    """A block's header, decoded; column chunks are decompressed when first used."""
 
-    ts: I64
-    ids: I64
-    scales: U8
-    orders: U8  # (mats, cols)
-    present: BoolA  # (cols, rows)
-    planes: U8  # (8, mats, cols, rows)
+    __slots__ = ("_blob", "_chunks", "_offsets", "ids", "mats", "orders", "present", "scales", "ts")
+
+    def __init__(self, blob: bytes) -> None:
+        try:
+            magic, version, n, c, m, nframes = _HEADER.unpack_from(blob)
+            if magic != _MAGIC or version != _VERSION:
+                raise CorruptBlockError(f"not a hostpulse block (magic {magic!r}, v{version})")
+            sizes = np.frombuffer(blob, dtype=np.uint32, count=nframes, offset=_HEADER.size)
+            offsets = _HEADER.size + 4 * nframes + np.r_[0, np.cumsum(sizes, dtype=np.int64)]
+            meta = _dctx().decompress(blob[offsets[0] : offsets[1]])
+        except (struct.error, ValueError, zstandard.ZstdError) as exc:
+            raise CorruptBlockError(f"unreadable block: {exc}") from exc
+        if offsets[-1] != len(blob) or nframes != 1 + (c + CHUNK - 1) // CHUNK:
+            raise CorruptBlockError("block frame table does not match its size")
+        self._blob = blob
+        self._offsets = offsets.tolist()
+        self._chunks: dict[int, U8] = {}
+        self.mats = m
+        off = 0
+
+        def take(count: int, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+            nonlocal off
+            arr = np.frombuffer(meta, dtype=dtype, count=count, offset=off)
+            off += count * np.dtype(dtype).itemsize
+            return arr
+
+        self.ts: I64 = np.cumsum(take(n, np.int64)).astype(np.int64)
+        self.ids: I64 = np.cumsum(take(c, np.int64)).astype(np.int64)
+        self.scales: U8 = np.asarray(take(c, np.uint8), dtype=np.uint8)
+        self.orders: U8 = np.asarray(take(m * c, np.uint8), dtype=np.uint8).reshape(m, c)
+        nbytes = (n + 7) // 8
+        bits = np.asarray(take(c * nbytes, np.uint8), dtype=np.uint8).reshape(c, nbytes)
+        self.present: BoolA = np.unpackbits(bits, axis=1, count=n).astype(np.bool_)
+        if off != len(meta):
+            raise CorruptBlockError(f"block header has {len(meta) - off} trailing bytes")
 
     @property
     def rows(self) -> int:
         return len(self.ts)
 
     def column_index(self) -> dict[int, int]:
-        return {int(s): j for j, s in enumerate(self.ids)}
+        return {int(s): j for j, s in enumerate(self.ids.tolist())}
 
-    def column(self, mat: int, j: int) -> F64:
-        """Values of column ``j`` of matrix ``mat``; NaN where absent."""
-        n = self.rows
-        u = np.ascontiguousarray(self.planes[:, mat, j, :].T).view(np.uint64).reshape(n)
-        k = int(self.scales[j])
-        if k == FLOAT:
-            out = np.bitwise_xor.accumulate(u).view(np.float64)
-        else:
-            q = _unzigzag(u)
-            if self.orders[mat, j] == 2:
-                q[1:] = np.cumsum(q[1:])
-            q = np.cumsum(q)
-            out = q / _POW10[k]
-        return np.where(self.present[j], out, np.nan)
+    def _chunk(self, k: int) -> U8:
+        """Planes of column chunk ``k``: (8, mats, cols in chunk, rows)."""
+        got = self._chunks.get(k)
+        if got is None:
+            lo, hi = self._offsets[k + 1], self._offsets[k + 2]
+            try:
+                raw = _dctx().decompress(self._blob[lo:hi])
+            except zstandard.ZstdError as exc:
+                raise CorruptBlockError(f"unreadable block chunk: {exc}") from exc
+            cc = min(CHUNK, len(self.ids) - k * CHUNK)
+            got = np.frombuffer(raw, dtype=np.uint8).reshape(8, self.mats, cc, self.rows)
+            self._chunks[k] = got
+        return got
 
-    def matrix(self, mat: int) -> F64:
-        """The whole matrix ``mat`` as ``rows x cols``, decoded for all columns at once."""
-        n, c = self.rows, len(self.ids)
-        u = np.ascontiguousarray(np.moveaxis(self.planes[:, mat], 0, -1)).view(np.uint64)
-        u = u.reshape(c, n)
-        out = np.empty((c, n), dtype=np.float64)
-        is_float = self.scales == FLOAT
+    def _codes(self, mat: int, lo: int, hi: int) -> U64:
+        """Codes of columns ``lo:hi`` of matrix ``mat`` as (cols, rows) uint64."""
+        parts = []
+        for k in range(lo // CHUNK, (hi - 1) // CHUNK + 1):
+            base = k * CHUNK
+            planes = self._chunk(k)[:, mat, max(lo, base) - base : min(hi, base + CHUNK) - base]
+            parts.append(np.ascontiguousarray(np.moveaxis(planes, 0, -1)).view(np.uint64)[..., 0])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def _values(self, mat: int, lo: int, hi: int) -> F64:
+        u = self._codes(mat, lo, hi)
+        scales = self.scales[lo:hi]
+        out = np.empty(u.shape, dtype=np.float64)
+        is_float = scales == FLOAT
         if is_float.any():
             out[is_float] = np.bitwise_xor.accumulate(u[is_float], axis=1).view(np.float64)
         is_int = ~is_float
         if is_int.any():
             q = _unzigzag(u[is_int])
-            second = self.orders[mat, is_int] == 2
+            second = self.orders[mat, lo:hi][is_int] == 2
             if second.any():
                 q[second, 1:] = np.cumsum(q[second, 1:], axis=1)
             q = np.cumsum(q, axis=1)
-            out[is_int] = q / _POW10[self.scales[is_int]][:, None]
-        out[~self.present] = np.nan
-        return out.T
+            out[is_int] = q / _POW10[scales[is_int]][:, None]
+        out[~self.present[lo:hi]] = np.nan
+        return out
+
+    def column(self, mat: int, j: int) -> F64:
+        """Values of column ``j`` of matrix ``mat``; NaN where absent."""
+        out: F64 = self._values(mat, j, j + 1)[0]
+        return out
+
+    def matrix(self, mat: int) -> F64:
+        """The whole matrix ``mat`` as ``rows x cols``."""
+        if not len(self.ids):
+            return np.zeros((self.rows, 0))
+        return self._values(mat, 0, len(self.ids)).T
 
 
 def decode(blob: bytes) -> Block:
-    try:
-        magic, version, n, c, m = _HEADER.unpack_from(blob)
-        if magic != _MAGIC or version != 1:
-            raise CorruptBlockError(f"not a hostpulse block (magic {magic!r}, v{version})")
-        body = zstandard.ZstdDecompressor().decompress(blob[_HEADER.size :])
-    except (struct.error, zstandard.ZstdError) as exc:
-        raise CorruptBlockError(f"unreadable block: {exc}") from exc
-    off = 0
-
-    def take(count: int, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
-        nonlocal off
-        size = count * np.dtype(dtype).itemsize
-        arr = np.frombuffer(body, dtype=dtype, count=count, offset=off)
-        off += size
-        return arr
-
-    ts = np.cumsum(take(n, np.int64)).astype(np.int64)
-    ids = np.cumsum(take(c, np.int64)).astype(np.int64)
-    scales = take(c, np.uint8).astype(np.uint8)
-    orders = take(m * c, np.uint8).reshape(m, c).astype(np.uint8)
-    nbytes = (n + 7) // 8
-    bits = np.asarray(take(c * nbytes, np.uint8), dtype=np.uint8).reshape(c, nbytes)
-    present = np.unpackbits(bits, axis=1, count=n).astype(np.bool_)
-    planes = take(8 * m * c * n, np.uint8).reshape(8, m, c, n)
-    if off != len(body):
-        raise CorruptBlockError(f"block body has {len(body) - off} trailing bytes")
-    return Block(ts, ids, scales, orders, present, planes)  # type: ignore[arg-type]
+    return Block(blob)

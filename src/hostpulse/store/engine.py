@@ -9,24 +9,26 @@ blocks, enforces retention and drops WAL segments that are fully committed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
-from sqlalchemy import bindparam, func, insert, select, text, update
+from google.protobuf.message import DecodeError
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
+from hostpulse.protocol import IngestRequest, Snapshot
 from hostpulse.store import codec, db, schema
-from hostpulse.store.exceptions import StoreClosedError
-from hostpulse.store.head import HostHead, IntP, SeriesCol, WindowBuf
+from hostpulse.store.exceptions import InvalidRequestError, StoreClosedError
+from hostpulse.store.head import HostHead, IntP, WindowBuf
 from hostpulse.store.maintenance import Maintenance
-from hostpulse.store.quantize import resolution_k
+from hostpulse.store.prepare import Prepared, prepare
 from hostpulse.store.reads import Reads
+from hostpulse.store.registry import Registry, _Job
 from hostpulse.store.types import HostRecord, IngestResult, Retention, StoreStats
 from hostpulse.store.wal import WriteAheadLog
 
@@ -40,15 +42,7 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _newest(request: IngestRequest) -> int:
-    return max((s.timestamp_ms for b in request.batches for s in b.snapshots), default=-(2**62))
-
-
-def labels_json(labels: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps([list(p) for p in labels], separators=(",", ":"))
-
-
-class SQLiteStore(Reads, Maintenance):
+class SQLiteStore(Registry, Reads, Maintenance):
     """The embedded store. ``url`` is a ``sqlite+aiosqlite:///`` URL; the WAL lives in
     ``wal_dir``."""
 
@@ -83,6 +77,7 @@ class SQLiteStore(Reads, Maintenance):
         self.compacting_procs: dict[int, list[Snapshot]] = {}
         self._lock = asyncio.Lock()  # head mutation vs compaction hand-over
         self._reg_lock = asyncio.Lock()  # host/series registration
+        self._reg_jobs: list[_Job] = []
         self._maint_lock = asyncio.Lock()
         self.touched_groups: dict[tuple[int, int, int], int] = {}
 
@@ -110,9 +105,14 @@ class SQLiteStore(Reads, Maintenance):
         replayed = 0
         for seg, payload in self._wal.read_existing():
             req = IngestRequest()
-            req.ParseFromString(payload)
-            await self._apply_durable(req, 0, await self._register(req, 0))
-            seg.max_ts = max(seg.max_ts, _newest(req))
+            try:
+                req.ParseFromString(payload)
+                prep = prepare(req)
+                await self._apply_durable(prep, await self.register(prep, 0))
+            except (DecodeError, InvalidRequestError) as exc:
+                logger.error("wal %s: skipping a record that cannot be applied: %s", seg.path, exc)
+                continue
+            seg.max_ts = max(seg.max_ts, prep.newest_ms)
             replayed += 1
         self._wal.finish_replay()
         await self._find_touched_groups()
@@ -158,70 +158,65 @@ class SQLiteStore(Reads, Maintenance):
                 head = HostHead(row["id"], rec)
                 self.heads[rec.host_id] = head
                 self.by_key[head.key] = head
-            rows = await conn.execute(
-                select(schema.series).order_by(schema.series.c.host_key, schema.series.c.id)
+            found = await conn.exec_driver_sql(
+                "SELECT id, host_key, metric, labels FROM ts_series ORDER BY host_key, id"
             )
-            for sid, host_key, metric, labels in rows:
-                head = self.by_key[host_key]
-                self._add_col(head, sid, metric, labels)
+            for sid, host_key, metric, labels in cast(
+                "list[tuple[int, int, str, str]]", found.all()
+            ):
+                self.add_col(self.by_key[host_key], sid, metric, labels)
             wm = await conn.scalar(
                 select(schema.meta.c.value).where(schema.meta.c.key == "watermark")
             )
             self.watermark = int(wm) if wm is not None else 0
 
-    def _add_col(self, head: HostHead, sid: int, metric: str, labels_text: str) -> int:
-        labels = tuple((str(a), str(b)) for a, b in json.loads(labels_text))
-        kmax, lossy = resolution_k(metric)
-        return head.add_column(SeriesCol(sid, metric, labels, kmax, lossy))
-
     # --- ingest --------------------------------------------------------------------------------
 
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
-        colmaps = await self._register(request, received_ms)
-        seg, durable = self.wal.begin(request.SerializeToString(), _newest(request))
+        prep = prepare(request)
+        colmaps = await self.register(prep, received_ms)
+        seg, durable = self.wal.begin(prep.payload, prep.newest_ms)
         try:
             await durable
-            return await self._apply_durable(request, received_ms, colmaps)
+            return await self._apply_durable(prep, colmaps)
         finally:
             await self.wal.applied(seg)
 
-    async def _apply_durable(
-        self, request: IngestRequest, received_ms: int, colmaps: list[IntP]
-    ) -> IngestResult:
+    async def _apply_durable(self, prep: Prepared, colmaps: list[IntP]) -> IngestResult:
         async with self._lock:
-            await self._load_late_windows(request)
-            return self._apply(request, colmaps)
+            await self._load_late_windows(prep)
+            return self._apply(prep, colmaps)
 
-    def _apply(self, request: IngestRequest, colmaps: list[IntP]) -> IngestResult:
+    def _apply(self, prep: Prepared, colmaps: list[IntP]) -> IngestResult:
         accepted = duplicates = 0
         bms = self.block_ms
-        for batch, cols_of in zip(request.batches, colmaps, strict=True):
-            head = self.heads[batch.host.host_id]
+        for pb, cols_of in zip(prep.batches, colmaps, strict=True):
+            head = self.heads[pb.batch.host.host_id]
             newest = head.record.last_seen_ms
-            for snap in batch.snapshots:
-                ts = snap.timestamp_ms
+            for ps in pb.snapshots:
+                ts = ps.ts
                 buf = head.window(ts - ts % bms)
-                if snap.series_index:
-                    cols = cols_of[np.asarray(snap.series_index, dtype=np.intp)]
-                    vals = np.asarray(snap.values, dtype=np.float64)
-                    new = buf.put(ts, cols, vals)
+                if len(ps.index):
+                    cols = cols_of[ps.index]
+                    new = buf.put(ts, cols, ps.values)
                     accepted += new
                     duplicates += len(cols) - new
-                    head.note_latest(ts, cols, vals)
+                    head.note_latest(ts, cols, ps.values)
+                snap = ps.source
                 if snap.top_cpu or snap.top_memory:
                     head.keep_processes(snap, self.process_interval_ms)
                 newest = max(newest, ts)
             head.record.last_seen_ms = newest
         return IngestResult(accepted, duplicates)
 
-    async def _load_late_windows(self, request: IngestRequest) -> None:
+    async def _load_late_windows(self, prep: Prepared) -> None:
         """Windows already compacted get their stored samples loaded first, so that a resent
         or back-filled sample is recognised as a duplicate."""
         bms = self.block_ms
-        for batch in request.batches:
-            head = self.heads[batch.host.host_id]
-            for snap in batch.snapshots:
-                w = snap.timestamp_ms - snap.timestamp_ms % bms
+        for pb in prep.batches:
+            head = self.heads[pb.batch.host.host_id]
+            for ps in pb.snapshots:
+                w = ps.ts - ps.ts % bms
                 if w < self.watermark and w not in head.windows:
                     await self._load_window(head, w)
 
@@ -249,104 +244,6 @@ class SQLiteStore(Reads, Maintenance):
         for ts, cols, vals in sources:
             buf.ensure_cols(len(head.columns))
             buf.mark_stored(ts, cols, vals)
-
-    async def _register(self, request: IngestRequest, received_ms: int) -> list[IntP]:
-        """Hosts and series of the request, created or updated when new; per batch the
-        column of every entry of its series table."""
-        colmaps: list[IntP] = []
-        for batch in request.batches:
-            head = self.heads.get(batch.host.host_id)
-            meta = hashlib.blake2b(batch.host.SerializeToString(), digest_size=16)
-            for u in batch.unsupported:
-                meta.update(u.encode())
-            if head is None or head.meta_digest != meta.digest():
-                head = await self._upsert_host(batch, meta.digest(), received_ms)
-            digest = hashlib.blake2b(digest_size=16)
-            for sd in batch.series:
-                digest.update(sd.SerializeToString())
-                digest.update(b"\x00")
-            cols = head.tables.get(digest.digest())
-            if cols is None:
-                cols = await self._register_series(head, batch)
-                head.tables[digest.digest()] = cols
-            colmaps.append(cols)
-        return colmaps
-
-    async def _upsert_host(self, batch: HostBatch, digest: bytes, received_ms: int) -> HostHead:
-        h = batch.host
-        values = {
-            "hostname": h.hostname,
-            "os": h.os,
-            "kernel": h.kernel,
-            "arch": h.arch,
-            "cpu_model": h.cpu_model,
-            "boot_time": h.boot_time,
-            "logical_cores": h.logical_cores,
-            "memory_bytes": h.memory_bytes,
-            "labels": json.dumps({lb.name: lb.value for lb in h.labels}, sort_keys=True),
-            "interval_seconds": h.interval_seconds or 5.0,
-            "agent_version": h.agent_version,
-            "unsupported": json.dumps(list(batch.unsupported)),
-        }
-        async with self._reg_lock:
-            head = self.heads.get(h.host_id)
-            async with self.engine.begin() as conn:
-                if head is None:
-                    first = received_ms or min((s.timestamp_ms for s in batch.snapshots), default=0)
-                    res = await conn.execute(
-                        insert(schema.hosts).values(
-                            host_id=h.host_id, first_seen_ms=first, last_seen_ms=0, **values
-                        )
-                    )
-                    pk = res.inserted_primary_key
-                    assert pk is not None
-                    key = int(pk[0])
-                    head = HostHead(key, HostRecord(host_id=h.host_id, hostname=h.hostname))
-                    head.record.first_seen_ms = first
-                    head.latest_loaded = True
-                    self.heads[h.host_id] = head
-                    self.by_key[key] = head
-                else:
-                    await conn.execute(
-                        update(schema.hosts).where(schema.hosts.c.id == head.key).values(**values)
-                    )
-            rec = head.record
-            rec.hostname, rec.os, rec.kernel, rec.arch = h.hostname, h.os, h.kernel, h.arch
-            rec.cpu_model, rec.boot_time = h.cpu_model, h.boot_time
-            rec.logical_cores, rec.memory_bytes = h.logical_cores, h.memory_bytes
-            rec.labels = {lb.name: lb.value for lb in h.labels}
-            rec.interval_seconds = float(values["interval_seconds"])  # type: ignore[arg-type]
-            rec.agent_version = h.agent_version
-            rec.unsupported = list(batch.unsupported)
-            head.meta_digest = digest
-            return head
-
-    async def _register_series(self, head: HostHead, batch: HostBatch) -> IntP:
-        async with self._reg_lock:
-            known = {(c.metric, c.labels): i for i, c in enumerate(head.columns)}
-            keys = [
-                (sd.metric, tuple((lb.name, lb.value) for lb in sd.labels)) for sd in batch.series
-            ]
-            missing = list(dict.fromkeys(k for k in keys if k not in known))
-            if missing:
-                async with self.engine.begin() as conn:
-                    await conn.execute(
-                        insert(schema.series).prefix_with("OR IGNORE"),
-                        [
-                            {"host_key": head.key, "metric": m, "labels": labels_json(lb)}
-                            for m, lb in missing
-                        ],
-                    )
-                    rows = await conn.execute(
-                        select(schema.series.c.id, schema.series.c.metric, schema.series.c.labels)
-                        .where(schema.series.c.host_key == head.key)
-                        .order_by(schema.series.c.id)
-                    )
-                    for sid, metric, labels in rows:
-                        if sid not in head.col_of:
-                            col = self._add_col(head, sid, metric, labels)
-                            known[(metric, head.columns[col].labels)] = col
-            return np.array([known[k] for k in keys], dtype=np.intp)
 
     async def _save_last_seen(self) -> None:
         if not self.heads:

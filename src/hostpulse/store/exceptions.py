@@ -17,3 +17,8 @@ class StoreClosedError(StoreError):
 
 class BadCursorError(StoreError, ValueError):
     """A pagination cursor that this store did not issue."""
+
+
+class InvalidRequestError(StoreError, ValueError):
+    """An ingest request the store cannot represent (the server validates before this; the
+    store checks again so that nothing of such a request is written)."""

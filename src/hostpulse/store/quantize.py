@@ -9,6 +9,8 @@ is exact the column falls back to doubles.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -27,6 +29,7 @@ LOSSY: dict[str, int] = {
 LOSSLESS_MAX_K = 6
 
 
+@functools.lru_cache(maxsize=4096)
 def resolution_k(metric: str) -> tuple[int, bool]:
     """``(k, lossy)`` for a metric key: lossy columns may round to ``10**-k``."""
     try:

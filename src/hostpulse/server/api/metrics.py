@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from hostpulse import catalog
 from hostpulse.server import query_service as qs
@@ -44,7 +44,7 @@ async def history(
     tier: Annotated[Tier | None, Query(description="Force a tier; default automatic.")] = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="Points per page.")] = 10_000,
-) -> History:
+) -> Response:
     if metric not in catalog.BY_KEY:
         raise HTTPException(404, f"unknown metric {metric!r} (not in the catalog)")
     await require_host(state, host_id)
@@ -85,17 +85,10 @@ async def history(
         )
     except ValueError as exc:  # a cursor that is not ours
         raise HTTPException(422, str(exc)) from None
-    return History(
-        host_id=host_id,
-        metric=metric,
-        start_ms=start_ms,
-        end_ms=end_ms,
-        agg=agg,
-        tier=res.tier,
-        step_ms=res.step_ms,
-        series=qs.series_out(res.series),
-        next_cursor=res.next_cursor,
-    )
+    # Thousands of points: encoded straight from the store's dataclasses (the shape of
+    # ``History``), not through one validated model per point, which cost ~8x the query.
+    body = qs.history_json(host_id, metric, start_ms, end_ms, agg, res)
+    return Response(content=body, media_type="application/json")
 
 
 @router.get(

@@ -1,0 +1,86 @@
+"""The ingest fast path: a small ASGI middleware that answers ``POST /api/v1/ingest`` itself.
+
+Ingest is the one route that runs hundreds of times a second; going through the framework's
+routing, dependency solving and response classes cost about a third of the CPU of a 500-sample
+request (measured with py-spy). The FastAPI route in ``api/ingest.py`` stays the documented
+one (OpenAPI) and behaves identically; both read the body with the same limits and call
+``IngestService.ingest_body``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hostpulse.server.ingest_service import IngestError
+from hostpulse.server.state import AppState
+
+INGEST_PATH = "/api/v1/ingest"
+_JSON = [(b"content-type", b"application/json")]
+
+
+class IngestFastPath:
+    def __init__(self, app: ASGIApp, path: str = INGEST_PATH) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        state: AppState = scope["app"].state.hp
+        headers = {k: v for k, v in scope["headers"]}
+        limit = state.ingest.limits.max_body_bytes
+        try:
+            body = await _read(receive, headers.get(b"content-length"), limit)
+            if body is None:  # the client went away
+                return
+            result = await state.ingest.ingest_body(
+                body,
+                _text(headers.get(b"content-type")),
+                _text(headers.get(b"content-encoding")),
+            )
+        except IngestError as exc:
+            await _answer(send, exc.status, {"detail": exc.reason})
+            return
+        await _answer(
+            send,
+            200,
+            {"accepted_samples": result.accepted, "duplicate_samples": result.duplicates},
+        )
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+async def _read(receive: Receive, declared: bytes | None, limit: int) -> bytes | None:
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise IngestError(400, "Content-Length is not a number") from None
+        if size > limit:
+            raise IngestError(413, f"body is {size} bytes, the limit is {limit}")
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk: bytes = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            raise IngestError(413, f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [*_JSON, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

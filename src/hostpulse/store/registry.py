@@ -1,0 +1,245 @@
+"""Hosts and series: created on first sight, cached by the digest of a batch's host and series
+table, so the steady state of ingest does no SQL here.
+
+New hosts arrive in crowds (a fleet's agents start together; a server restarts with 10,000
+agents waiting), so registrations are coalesced: whoever holds the registration lock
+registers every batch queued so far in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hostpulse.protocol import HostBatch
+from hostpulse.store.head import HostHead, IntP, SeriesCol
+from hostpulse.store.quantize import resolution_k
+from hostpulse.store.types import HostRecord
+
+if TYPE_CHECKING:
+    from hostpulse.store.prepare import Prepared, PreparedBatch
+
+_HOST_COLUMNS = (
+    "hostname",
+    "os",
+    "kernel",
+    "arch",
+    "cpu_model",
+    "boot_time",
+    "logical_cores",
+    "memory_bytes",
+    "labels",
+    "interval_seconds",
+    "agent_version",
+    "unsupported",
+)
+
+
+@functools.lru_cache(maxsize=65536)
+def labels_json(labels: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps([list(p) for p in labels], separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_labels(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(a), str(b)) for a, b in json.loads(text))
+
+
+def _host_values(batch: HostBatch) -> tuple[object, ...]:
+    h = batch.host
+    return (
+        h.hostname,
+        h.os,
+        h.kernel,
+        h.arch,
+        h.cpu_model,
+        h.boot_time,
+        h.logical_cores,
+        h.memory_bytes,
+        json.dumps({lb.name: lb.value for lb in h.labels}, sort_keys=True),
+        h.interval_seconds or 5.0,
+        h.agent_version,
+        json.dumps(list(batch.unsupported)),
+    )
+
+
+def _record_values(rec: HostRecord) -> tuple[object, ...]:
+    return (
+        rec.hostname,
+        rec.os,
+        rec.kernel,
+        rec.arch,
+        rec.cpu_model,
+        rec.boot_time,
+        rec.logical_cores,
+        rec.memory_bytes,
+        json.dumps(rec.labels, sort_keys=True),
+        rec.interval_seconds,
+        rec.agent_version,
+        json.dumps(rec.unsupported),
+    )
+
+
+def _keys(batch: HostBatch) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    return [(sd.metric, tuple((lb.name, lb.value) for lb in sd.labels)) for sd in batch.series]
+
+
+def _update_record(rec: HostRecord, batch: HostBatch) -> None:
+    h = batch.host
+    rec.hostname, rec.os, rec.kernel, rec.arch = h.hostname, h.os, h.kernel, h.arch
+    rec.cpu_model, rec.boot_time = h.cpu_model, h.boot_time
+    rec.logical_cores, rec.memory_bytes = h.logical_cores, h.memory_bytes
+    rec.labels = {lb.name: lb.value for lb in h.labels}
+    rec.interval_seconds = h.interval_seconds or 5.0
+    rec.agent_version = h.agent_version
+    rec.unsupported = list(batch.unsupported)
+
+
+@dataclass(slots=True)
+class _Job:
+    batch: PreparedBatch
+    received_ms: int
+    future: asyncio.Future[IntP]
+
+
+class Registry:
+    heads: dict[str, HostHead]
+    by_key: dict[int, HostHead]
+    _reg_lock: asyncio.Lock
+    _reg_jobs: list[_Job]
+
+    @property
+    def engine(self) -> AsyncEngine:
+        raise NotImplementedError
+
+    def add_col(self, head: HostHead, sid: int, metric: str, labels_text: str) -> int:
+        kmax, lossy = resolution_k(metric)
+        return head.add_column(SeriesCol(sid, metric, parse_labels(labels_text), kmax, lossy))
+
+    async def register(self, prep: Prepared, received_ms: int) -> list[IntP]:
+        """Per batch the column of every entry of its series table; hosts and series are
+        created or updated first when new."""
+        colmaps: list[IntP] = []
+        for pb in prep.batches:
+            head = self.heads.get(pb.batch.host.host_id)
+            cols = head.tables.get(pb.digest) if head is not None else None
+            if cols is None:
+                cols = await self._register_slow(pb, received_ms)
+            colmaps.append(cols)
+        return colmaps
+
+    async def _register_slow(self, pb: PreparedBatch, received_ms: int) -> IntP:
+        job = _Job(pb, received_ms, asyncio.get_running_loop().create_future())
+        self._reg_jobs.append(job)
+        async with self._reg_lock:
+            if not job.future.done():
+                jobs, self._reg_jobs = self._reg_jobs, []
+                try:
+                    await self._register_all(jobs)
+                except BaseException as exc:  # every waiter gets the error, then it propagates
+                    for j in jobs:
+                        if not j.future.done():
+                            j.future.set_exception(exc)
+        return await job.future
+
+    async def _register_all(self, jobs: list[_Job]) -> None:
+        results: list[tuple[_Job, HostHead, list[tuple[str, tuple[tuple[str, str], ...]]]]] = []
+        if all(self._known(job) for job in jobs):  # e.g. WAL replay after a restart: no SQL
+            for job in jobs:
+                head = self.heads[job.batch.batch.host.host_id]
+                results.append((job, head, _keys(job.batch.batch)))
+        else:
+            async with self.engine.begin() as conn:
+                for job in jobs:
+                    head = await self._upsert_host(conn, job)
+                    results.append((job, head, _keys(job.batch.batch)))
+                await self._insert_series(conn, results)
+        for job, head, keys in results:
+            known = {(c.metric, c.labels): i for i, c in enumerate(head.columns)}
+            cols = np.array([known[k] for k in keys], dtype=np.intp)
+            if len(head.tables) >= 64:  # a host whose metadata keeps changing
+                head.tables.clear()
+            head.tables[job.batch.digest] = cols
+            job.future.set_result(cols)
+
+    def _known(self, job: _Job) -> bool:
+        """True when the host and all its series exist with these values already."""
+        batch = job.batch.batch
+        head = self.heads.get(batch.host.host_id)
+        if head is None or _host_values(batch) != _record_values(head.record):
+            return False
+        known = {(c.metric, c.labels) for c in head.columns}
+        return all(k in known for k in _keys(batch))
+
+    async def _upsert_host(self, conn: AsyncConnection, job: _Job) -> HostHead:
+        batch = job.batch.batch
+        meta = hashlib.blake2b(batch.host.SerializeToString(), digest_size=16)
+        for u in batch.unsupported:
+            meta.update(b"\x00" + u.encode())
+        digest = meta.digest()
+        head = self.heads.get(batch.host.host_id)
+        values = _host_values(batch)
+        if head is not None and (
+            head.meta_digest == digest or values == _record_values(head.record)
+        ):
+            head.meta_digest = digest
+            return head
+        if head is None:
+            first = job.received_ms or min((s.ts for s in job.batch.snapshots), default=0)
+            res = await conn.exec_driver_sql(
+                f"INSERT INTO ts_hosts (host_id, first_seen_ms, last_seen_ms, "
+                f"{', '.join(_HOST_COLUMNS)}) VALUES (?, ?, 0, {', '.join('?' * 12)})",
+                (batch.host.host_id, first, *values),
+            )
+            key = int(res.lastrowid)
+            head = HostHead(key, HostRecord(host_id=batch.host.host_id, hostname=""))
+            head.record.first_seen_ms = first
+            head.latest_loaded = True
+            self.heads[batch.host.host_id] = head
+            self.by_key[key] = head
+        else:
+            await conn.exec_driver_sql(
+                f"UPDATE ts_hosts SET {', '.join(f'{c} = ?' for c in _HOST_COLUMNS)} WHERE id = ?",
+                (*values, head.key),
+            )
+        _update_record(head.record, batch)
+        head.meta_digest = digest
+        return head
+
+    async def _insert_series(
+        self,
+        conn: AsyncConnection,
+        results: list[tuple[_Job, HostHead, list[tuple[str, tuple[tuple[str, str], ...]]]]],
+    ) -> None:
+        missing: dict[tuple[int, str, str], None] = {}
+        for _job, head, keys in results:
+            known = {(c.metric, c.labels) for c in head.columns}
+            for metric, labels in keys:
+                if (metric, labels) not in known:
+                    missing[(head.key, metric, labels_json(labels))] = None
+        if not missing:
+            return
+        await conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO ts_series (host_key, metric, labels) VALUES (?, ?, ?)",
+            list(missing),
+        )
+        hosts = sorted({k for k, _, _ in missing})
+        for lo in range(0, len(hosts), 500):
+            chunk = hosts[lo : lo + 500]
+            rows = await conn.exec_driver_sql(
+                "SELECT id, host_key, metric, labels FROM ts_series WHERE host_key IN "
+                f"({', '.join('?' * len(chunk))}) ORDER BY id",
+                tuple(chunk),
+            )
+            found = cast("list[tuple[int, int, str, str]]", rows.all())
+            for sid, key, metric, text in found:
+                head = self.by_key[key]
+                if sid not in head.col_of:
+                    self.add_col(head, sid, metric, text)

@@ -8,7 +8,16 @@ export function makeRouter(history: RouterHistory = createWebHistory()): Router 
     routes: [
       { path: '/', name: 'fleet', component: FleetView },
       { path: '/hosts/:id', name: 'host', component: () => import('./views/HostView.vue'), props: true },
+      { path: '/login', name: 'login', component: () => import('./views/LoginView.vue'), meta: { public: true } },
       { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFound.vue') },
     ],
+  })
+}
+
+/** Send to the login page when the server asked for authentication and nobody is logged in. */
+export function guard(router: Router, needsLogin: () => boolean): void {
+  router.beforeEach((to) => {
+    if (!to.meta.public && needsLogin()) return { name: 'login', query: { next: to.fullPath } }
+    return true
   })
 }

@@ -18,8 +18,23 @@ export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 export interface ClientOptions {
   base?: string
   fetch?: FetchLike
-  /** The bearer token to send, if any (the login seam: set once the security API lands). */
+  /** The access token to send as `Authorization: Bearer`, if any. */
   token?: () => string | null
+  /** Called on a 401: may renew the token (true: retry once) or give up (false). */
+  unauthorized?: () => Promise<boolean>
+}
+
+export interface UserOut {
+  username: string
+  role: 'admin' | 'editor' | 'viewer'
+}
+
+export interface TokensOut {
+  access_token: string
+  refresh_token: string
+  token_type: string
+  expires_in: number
+  user: UserOut
 }
 
 const MAX_HISTORY_PAGES = 20
@@ -28,27 +43,69 @@ export class ApiClient {
   private readonly base: string
   private readonly fetchImpl: FetchLike
   private readonly token: () => string | null
+  private readonly unauthorized: () => Promise<boolean>
 
   constructor(opts: ClientOptions = {}) {
     this.base = (opts.base ?? '').replace(/\/$/, '') + '/api/v1'
     this.fetchImpl = opts.fetch ?? ((i, init) => globalThis.fetch(i, init))
     this.token = opts.token ?? (() => null)
+    this.unauthorized = opts.unauthorized ?? (async () => false)
   }
 
-  async get<T>(path: string, params?: URLSearchParams, signal?: AbortSignal): Promise<T> {
+  get<T>(path: string, params?: URLSearchParams, signal?: AbortSignal): Promise<T> {
     const query = params && [...params.keys()].length ? `?${params.toString()}` : ''
-    const headers: Record<string, string> = { accept: 'application/json' }
-    const token = this.token()
-    if (token) headers.authorization = `Bearer ${token}`
-    let resp: Response
-    try {
-      resp = await this.fetchImpl(this.base + path + query, { headers, signal })
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') throw err
-      throw new ApiError(0, `network error: ${(err as Error).message}`, path)
+    return this.request<T>('GET', path + query, undefined, signal)
+  }
+
+  post<T>(path: string, body: unknown, opts: { auth?: boolean } = {}): Promise<T> {
+    return this.request<T>('POST', path, body, undefined, opts.auth ?? true)
+  }
+
+  private async request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+    auth = true,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { accept: 'application/json' }
+      if (body !== undefined) headers['content-type'] = 'application/json'
+      const token = auth ? this.token() : null
+      if (token) headers.authorization = `Bearer ${token}`
+      let resp: Response
+      try {
+        resp = await this.fetchImpl(this.base + path, {
+          method,
+          headers,
+          signal,
+          body: body === undefined ? undefined : JSON.stringify(body),
+        })
+      } catch (err) {
+        if ((err as Error).name === 'AbortError') throw err
+        throw new ApiError(0, `network error: ${(err as Error).message}`, path)
+      }
+      if (resp.status === 401 && auth && attempt === 0 && (await this.unauthorized())) continue
+      if (!resp.ok) throw new ApiError(resp.status, await detailOf(resp), path)
+      if (resp.status === 204) return undefined as T
+      return (await resp.json()) as T
     }
-    if (!resp.ok) throw new ApiError(resp.status, await detailOf(resp), path)
-    return (await resp.json()) as T
+  }
+
+  login(username: string, password: string): Promise<TokensOut> {
+    return this.post('/auth/login', { username, password }, { auth: false })
+  }
+
+  refresh(refreshToken: string): Promise<TokensOut> {
+    return this.post('/auth/refresh', { refresh_token: refreshToken }, { auth: false })
+  }
+
+  logout(refreshToken: string): Promise<void> {
+    return this.post('/auth/logout', { refresh_token: refreshToken }, { auth: false })
+  }
+
+  me(): Promise<UserOut> {
+    return this.get('/auth/me')
   }
 
   hosts(signal?: AbortSignal): Promise<HostOut[]> {

@@ -86,6 +86,13 @@ export const en = {
   'range.30d': '30 days',
   'range.1y': '1 year',
   'range.custom': 'Zoomed',
+  'login.title': 'Log in to hostpulse',
+  'login.username': 'User name',
+  'login.password': 'Password',
+  'login.submit': 'Log in',
+  'login.wrong': 'Wrong user name or password.',
+  'login.throttled': 'Too many attempts; wait a minute and try again.',
+  'nav.logout': 'Log out',
   'notfound.title': 'Page not found',
 } as const
 

@@ -88,5 +88,12 @@ export const ko: Messages = {
   'range.30d': '30일',
   'range.1y': '1년',
   'range.custom': '확대',
+  'login.title': 'hostpulse 로그인',
+  'login.username': '사용자 이름',
+  'login.password': '비밀번호',
+  'login.submit': '로그인',
+  'login.wrong': '사용자 이름 또는 비밀번호가 틀렸습니다.',
+  'login.throttled': '시도가 너무 많습니다. 잠시 후 다시 시도하세요.',
+  'nav.logout': '로그아웃',
   'notfound.title': '페이지를 찾을 수 없습니다',
 }

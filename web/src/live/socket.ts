@@ -21,7 +21,8 @@ export interface Timers {
 }
 
 export interface LiveOptions {
-  url: string
+  /** Where to connect; a function is asked again on every reconnect (a fresh token). */
+  url: string | (() => string)
   handlers: LiveHandlers
   WebSocketImpl?: typeof WebSocket
   timers?: Timers
@@ -95,7 +96,8 @@ export class LiveSocket {
 
   private open(state: ConnState): void {
     this.setState(state)
-    const ws = new this.o.WebSocketImpl(this.o.url)
+    const url = typeof this.o.url === 'function' ? this.o.url() : this.o.url
+    const ws = new this.o.WebSocketImpl(url)
     ws.binaryType = 'arraybuffer'
     this.ws = ws
     ws.onopen = () => {

@@ -58,7 +58,7 @@ export const useFleet = defineStore('fleet', () => {
   let loadedOnce = false
   /** Load unless a load already happened or is under way (the first page view). */
   function ensureLoaded(): Promise<void> {
-    return loadedOnce ? Promise.resolve() : load()
+    return loadedOnce && !error.value ? Promise.resolve() : load()
   }
 
   async function fetchHosts() {

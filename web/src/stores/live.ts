@@ -17,10 +17,11 @@ export const useLive = defineStore('live', () => {
   const fleetSubs = new Set<FleetFn>()
   const resumeSubs = new Set<ResumeFn>()
 
-  function connect(opts: Partial<LiveOptions> = {}) {
+  function connect(opts: Partial<LiveOptions> & { token?: () => string | null } = {}) {
     if (socket.value) return
+    const token = opts.token ?? (() => null)
     socket.value = new LiveSocket({
-      url: opts.url ?? liveUrl(),
+      url: opts.url ?? (() => liveUrl(window.location, token())),
       ...opts,
       handlers: {
         state: (s) => (state.value = s),

@@ -43,9 +43,10 @@ async def websocket_principal(
 ) -> str | None:
     """AUTH SEAM (replaced when the security branch is merged): who is connecting.
 
-    It should verify ``token`` (query parameter) or an ``Authorization: Bearer`` header and raise
-    ``fastapi.WebSocketException(code=1008)`` when neither is valid. Until then every connection
-    is accepted anonymously and this returns None."""
+    At the merge this becomes ``return (await websocket_user(websocket)).username`` with
+    ``websocket_user`` from ``hostpulse.server.auth.deps`` (it reads ``?token=`` or
+    ``Authorization: Bearer`` and refuses with 1008). The dashboard already sends ``?token=``.
+    Until then every connection is accepted anonymously and this returns None."""
     del websocket, token
     return None
 

@@ -1,1 +1,0 @@
-import{E as e,I as t,N as n,O as r,b as i,h as a,u as o,v as s,w as c,x as l,y as u}from"./index-BdaK6lry.js";var d={class:`nf`},f=l({__name:`NotFound`,setup(l){let{t:f}=o();return(o,l)=>{let p=e(`RouterLink`);return c(),s(`section`,d,[a(`h1`,null,t(n(f)(`notfound.title`)),1),i(p,{to:`/`},{default:r(()=>[u(t(n(f)(`host.back`)),1)]),_:1})])}}});export{f as default};

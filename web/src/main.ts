@@ -12,7 +12,7 @@ const pinia = createPinia()
 const app = createApp(App).use(pinia)
 const session = useSession(pinia)
 setApi(new ApiClient({ token: () => session.access, unauthorized: () => session.renew() }))
-// the fleet page needs the host list: ask for it while its view's code is still loading
+// the fleet page needs the host list (index.html already asked for it)
 if (window.location.pathname === '/') void useFleet(pinia).load()
 const router = makeRouter()
 guard(router, () => session.required && !session.loggedIn)

@@ -78,3 +78,22 @@ describe('fleet store', () => {
     expect(f.loading).toBe(false)
   })
 })
+
+describe('prefetched host list', () => {
+  it('uses the list index.html asked for, once, then asks the API', async () => {
+    const early = [host('p', 'prefetched', 1)]
+    window.__hpHosts = Promise.resolve(new Response(JSON.stringify(early)))
+    const f = useFleet()
+    await f.load()
+    expect(f.hosts.map((h) => h.host_id)).toEqual(['p'])
+    await f.load()
+    expect(f.hosts.map((h) => h.host_id)).toEqual(['a', 'b', 'c'])
+  })
+
+  it('falls back to the API when the early request was refused', async () => {
+    window.__hpHosts = Promise.resolve(new Response('{"detail":"authentication required"}', { status: 401 }))
+    const f = useFleet()
+    await f.load()
+    expect(f.hosts.length).toBe(3)
+  })
+})

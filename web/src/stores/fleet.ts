@@ -2,6 +2,7 @@
 import { defineStore } from 'pinia'
 import { computed, markRaw, ref, shallowReactive, shallowRef, toRaw } from 'vue'
 import { useApi } from '../api'
+import { takePrefetchedHosts } from '../api/prefetch'
 import type { HostOut } from '../api/types'
 import type { HostSummary } from '../gen/hostpulse/v1/live_pb'
 import { statusOf, type Status } from '../lib/format'
@@ -66,7 +67,7 @@ export const useFleet = defineStore('fleet', () => {
     loading.value = true
     error.value = null
     try {
-      const list = await useApi().hosts()
+      const list = (await takePrefetchedHosts()) ?? (await useApi().hosts())
       hosts.value = list.sort((a, b) => a.hostname.localeCompare(b.hostname))
     } catch (e) {
       error.value = (e as Error).message

@@ -58,6 +58,19 @@ try {
     last = next
   }
 
+  step('processes: live, and at a past time')
+  const procRows = () => page.locator('[data-testid=processes] tbody tr td.num').count()
+  await poll(async () => (await procRows()) > 0, { what: 'live process rows' })
+  await page.locator('[data-testid=processes] button', { hasText: 'At' }).click()
+  const past = new Date(Date.now() - 20_000)
+  const pad = (n) => String(n).padStart(2, '0')
+  const local = `${past.getFullYear()}-${pad(past.getMonth() + 1)}-${pad(past.getDate())}T${pad(past.getHours())}:${pad(past.getMinutes())}:${pad(past.getSeconds())}`
+  await page.locator('[data-testid=processes] input[type=datetime-local]').fill(local)
+  await poll(async () => {
+    const stamp = await page.locator('[data-testid=processes] .proc-head .muted').innerText().catch(() => '')
+    return stamp && (await procRows()) > 0 ? stamp : 0
+  }, { what: 'process list at a past time' })
+
   step('history: 7 days draws from a rollup tier')
   await page.locator('[data-range="7d"]').click()
   await poll(async () => {

@@ -44,3 +44,9 @@ export function statusOf(lastMs: number, intervalS: number, nowMs: number): Stat
   if (age <= 10 * iv) return 'stale'
   return 'offline'
 }
+
+/** A compact byte rate for tight spaces: 73.6M (bytes per second). */
+export function rateShort(n: number | undefined | null): string {
+  if (n === undefined || n === null || !Number.isFinite(n)) return '–'
+  return bytes(n).replace(/ ([KMGTP]?)B$/, '$1')
+}

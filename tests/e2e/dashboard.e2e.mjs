@@ -36,7 +36,7 @@ try {
   const spark = page.locator('.card').first().locator('canvas').first()
   const before = Number(await spark.getAttribute('data-points'))
   await poll(async () => Number(await spark.getAttribute('data-points')) > before, { what: 'sparkline points' })
-  await page.waitForTimeout(1500)
+  await page.waitForTimeout(6000) // a few more sparkline points for the picture
   await page.screenshot({ path: join(shots, 'fleet.png') })
 
   step('search and filter')

@@ -301,3 +301,39 @@ def test_the_framework_route_behaves_like_the_fast_path(tmp_path: Path, clock: C
         r = post(srv, b"\0" * 250_000, PB, None)
         assert r.status_code == 413
         assert stats(srv) == before
+
+
+def test_concurrent_requests_cannot_both_pass_the_series_limit(server: LiveServer) -> None:
+    import asyncio
+
+    t = now_ms() - 10_000
+    bodies = [
+        codec.encode(
+            request(
+                batch(
+                    "race",
+                    [
+                        (
+                            t,
+                            {
+                                ("cpu_core_busy_percent", (("cpu", f"{k}-{c}"),)): 1.0
+                                for c in range(200)
+                            },
+                        )
+                    ],
+                )
+            )
+        )
+        for k in range(2)
+    ]
+
+    async def both() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            headers = {"content-type": PB, "content-encoding": "gzip"}
+            rs = await asyncio.gather(
+                *(client.post("/api/v1/ingest", content=b, headers=headers) for b in bodies)
+            )
+            return sorted(r.status_code for r in rs)
+
+    assert asyncio.run(both()) == [200, 422]
+    assert stats(server)[1] == 200  # series

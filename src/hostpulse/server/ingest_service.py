@@ -117,22 +117,25 @@ class SeriesRegistry:
                     self._known[host_id] = found
         return found
 
-    async def check(self, host_id: str, keys: list[SeriesKey]) -> list[SeriesKey]:
-        """The keys that are new for this host; IngestError(422) when over the limit."""
+    async def reserve(self, host_id: str, keys: list[SeriesKey]) -> set[SeriesKey]:
+        """The keys that are new for this host, counted at once (no await between the check
+        and the count, so concurrent requests cannot both pass the limit); IngestError(422)
+        when over the limit. ``release`` them if the request is not stored."""
         known = await self.known(host_id)
-        new = [k for k in keys if k not in known]
+        new = {k for k in keys if k not in known}
         if new:
-            total = len(known) + len(set(new))
+            total = len(known) + len(new)
             if total > self._limit:
                 raise IngestError(
                     422,
                     f"host {host_id!r} would have {total} series, more than the limit of "
                     f"{self._limit} (max_series_per_host)",
                 )
+            known.update(new)
         return new
 
-    def remember(self, host_id: str, keys: list[SeriesKey]) -> None:
-        self._known.setdefault(host_id, set()).update(keys)
+    def release(self, host_id: str, keys: set[SeriesKey]) -> None:
+        self._known.get(host_id, set()).difference_update(keys)
 
 
 def validate_series(batch: HostBatch, b: int, keys: list[SeriesKey]) -> None:
@@ -221,6 +224,10 @@ class IngestService:
         self.listeners: list[Callable[[IngestRequest], None]] = []
         """Called with each request once the store has it (the live hub); must not block."""
 
+    def _release(self, reserved: list[tuple[str, set[SeriesKey]]]) -> None:
+        for host_id, new in reserved:
+            self.registry.release(host_id, new)
+
     async def ingest_body(
         self, body: bytes, content_type: str | None, encoding: str | None
     ) -> IngestResult:
@@ -239,17 +246,17 @@ class IngestService:
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 signatures.append(sig)
             validate_snapshots(batch, now_ms, self.limits)
-        pending: list[tuple[str, list[SeriesKey]]] = []
-        for host_id, keys in per_host.items():
-            new = await self.registry.check(host_id, keys)
-            if new:
-                pending.append((host_id, new))
+        reserved: list[tuple[str, set[SeriesKey]]] = []
         try:
+            for host_id, keys in per_host.items():
+                reserved.append((host_id, await self.registry.reserve(host_id, keys)))
             result = await self.store.ingest(request, now_ms)
         except InvalidRequestError as exc:  # the store's own check, after ours
+            self._release(reserved)
             raise IngestError(422, str(exc)) from None
-        for host_id, new in pending:
-            self.registry.remember(host_id, new)
+        except BaseException:
+            self._release(reserved)
+            raise
         if len(self._validated) + len(signatures) > self.MAX_SIGNATURES:
             self._validated.clear()
         self._validated.update(signatures)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
+
+import orjson
 
 from hostpulse import catalog
 from hostpulse.server.api.models import (
@@ -156,25 +157,13 @@ def history_json(
         "tier": res.tier.value,
         "step_ms": res.step_ms,
         "series": [
-            {
-                "metric": s.metric,
-                "labels": dict(s.labels),
-                "points": [
-                    {
-                        "ts_ms": p.ts_ms,
-                        "value": p.value,
-                        "min": p.min,
-                        "max": p.max,
-                        "count": p.count,
-                    }
-                    for p in s.points
-                ],
-            }
+            # ``Point`` is a dataclass with the fields of ``PointOut``: orjson encodes it in C
+            {"metric": s.metric, "labels": dict(s.labels), "points": s.points}
             for s in res.series
         ],
         "next_cursor": res.next_cursor,
     }
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+    return orjson.dumps(doc)
 
 
 def parse_time(value: str, now_ms: int) -> int:

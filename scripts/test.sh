@@ -11,6 +11,10 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
 command -v openssl >/dev/null || need+=(openssl)  # a self-signed certificate for TLS tests
+
+# the dashboard's E2E runs in Debian's Chromium (never a downloaded browser); Nanum draws Korean
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -d /usr/share/fonts/truetype/nanum ] || need+=(fonts-nanum)
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -26,4 +30,5 @@ for d in src tests bench scripts; do [ -d "$d" ] && dirs+=("$d"); done
 .venv/bin/ruff check "${dirs[@]}"
 .venv/bin/mypy
 .venv/bin/python scripts/gen_proto.py --check
+bash scripts/web_check.sh
 .venv/bin/python -m pytest "$@"

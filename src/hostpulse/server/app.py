@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, FastAPI
 
 from hostpulse import __version__
-from hostpulse.server.api import health, hosts, ingest, metrics
+from hostpulse.server.api import health, hosts, ingest, metrics, ws
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.fast_ingest import IngestFastPath
 from hostpulse.server.ingest_service import IngestLimits, IngestService
+from hostpulse.server.live import LiveHub
 from hostpulse.server.state import AppState
+from hostpulse.server.static import bundled_web_dir, mount_dashboard
 from hostpulse.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ def create_app(
     store passed in is used as is and its caller starts and closes it. ``fast_ingest=False``
     serves ingest through the framework route only (same behaviour, more overhead)."""
     cfg = settings or ServerSettings()
+    hub = LiveHub(outbox=cfg.live_outbox, heartbeat_s=cfg.live_heartbeat, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,9 +84,9 @@ def create_app(
         st = open_default_store(cfg, clock) if store is None else store
         if owned:
             await st.start()
-        app.state.hp = AppState(
-            settings=cfg, store=st, ingest=IngestService(st, limits_from(cfg), clock), clock=clock
-        )
+        ingest_service = IngestService(st, limits_from(cfg), clock)
+        ingest_service.listeners.append(hub.publish)
+        app.state.hp = AppState(settings=cfg, store=st, ingest=ingest_service, clock=clock)
         stop = asyncio.Event()
         job = asyncio.create_task(maintenance_loop(st, cfg.maintenance_interval, clock, stop))
         logger.info("server started", extra={"store": cfg.store_url if owned else "injected"})
@@ -105,9 +108,11 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, ingest, hosts, metrics):
+    for module in (health, ingest, hosts, metrics, ws):
         api.include_router(module.router)
     app.include_router(api)
     if fast_ingest:
         app.add_middleware(IngestFastPath, path=f"{API_PREFIX}/ingest")
+    app.state.live = hub
+    mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

@@ -73,13 +73,22 @@ class ServerSettings(BaseSettings):
         default=10, gt=0, description="Stale (not yet offline) within this many intervals."
     )
     log_level: str = Field(default="info", description="Logging level.")
+    live_heartbeat: float = Field(
+        default=15, gt=0, description="Seconds between heartbeats on the live WebSocket."
+    )
+    live_outbox: int = Field(
+        default=256, gt=0, description="Frames a live client may lag behind before it is dropped."
+    )
+    web_dir: Path | None = Field(
+        default=None, description="Serve the dashboard from here instead of the bundled build."
+    )
 
     @field_validator("retention_raw", "retention_minute", "retention_hour", mode="before")
     @classmethod
     def _duration(cls, value: str | float | int) -> float:
         return parse_duration(value)
 
-    @field_validator("max_future", "maintenance_interval", mode="before")
+    @field_validator("max_future", "maintenance_interval", "live_heartbeat", mode="before")
     @classmethod
     def _seconds(cls, value: str | float | int) -> float:
         return parse_duration(value)

@@ -221,6 +221,8 @@ class IngestService:
         self._clock = clock
         self.registry = SeriesRegistry(store, limits.max_series_per_host)
         self._validated: set[bytes] = set()
+        self.listeners: list[Callable[[IngestRequest], None]] = []
+        """Called with each request once the store has it (the live hub); must not block."""
 
     def _release(self, reserved: list[tuple[str, set[SeriesKey]]]) -> None:
         for host_id, new in reserved:
@@ -258,4 +260,9 @@ class IngestService:
         if len(self._validated) + len(signatures) > self.MAX_SIGNATURES:
             self._validated.clear()
         self._validated.update(signatures)
+        for listener in self.listeners:
+            try:
+                listener(request)
+            except Exception:  # stored already: a listener's bug must not fail the request
+                logger.exception("ingest listener failed")
         return result

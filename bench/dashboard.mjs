@@ -1,0 +1,142 @@
+// Measures the dashboard in Debian's Chromium (driven by bench/dashboard.py). Prints one JSON line.
+// Env: HP_URL, HP_HOST_ID, HP_HOSTS (expected count), HP_LOADS, HP_SECONDS, HP_WEB_DIR.
+import { launch } from '../tests/e2e/browser.mjs'
+
+const url = process.env.HP_URL
+const hostId = process.env.HP_HOST_ID
+const expected = Number(process.env.HP_HOSTS)
+const loads = Number(process.env.HP_LOADS ?? 5)
+const seconds = Number(process.env.HP_SECONDS ?? 20)
+
+async function coldLoad() {
+  const b = await launch({ width: 1400, height: 900 })
+  try {
+    const page = b.context.pages()[0] ?? (await b.context.newPage())
+    await page.addInitScript((n) => {
+      const marks = (window.__hp = {})
+      const f = window.fetch
+      window.fetch = async (...a) => {
+        const r = await f(...a)
+        if (String(a[0]).endsWith('/api/v1/hosts') && !marks.hosts) {
+          marks.hosts = performance.now()
+          const json = r.json.bind(r)
+          r.json = async () => {
+            const out = await json()
+            marks.parsed = performance.now()
+            return out
+          }
+        }
+        return r
+      }
+      new MutationObserver(() => {
+        if (!marks.card && document.querySelector('.card')) marks.card = performance.now()
+        if (!marks.app && document.querySelector('.bar')) marks.app = performance.now()
+        const count = document.querySelector('[data-testid=fleet-count]')?.textContent ?? ''
+        if (!marks.shown && marks.card && count.includes(`${n} of ${n}`)) marks.shown = performance.now()
+      }).observe(document, { childList: true, subtree: true, characterData: true })
+    }, expected)
+    await page.goto(url, { waitUntil: 'commit' })
+    await page.waitForFunction(
+      (n) =>
+        document.querySelectorAll('.card').length > 0 &&
+        (document.querySelector('[data-testid=fleet-count]')?.textContent ?? '').includes(`${n} of ${n}`),
+      expected,
+      { polling: 'raf', timeout: 60000 },
+    )
+    return await page.evaluate(() => {
+      const shown = window.__hp.shown ?? performance.now()
+      const res = performance.getEntriesByType('resource')
+      const js = res.filter((r) => r.name.endsWith('.js'))
+      const hosts = res.find((r) => r.name.endsWith('/api/v1/hosts'))
+      const nav = performance.getEntriesByType('navigation')[0]
+      return {
+        shown_ms: shown,
+        js_transfer: js.reduce((a, r) => a + r.transferSize, 0),
+        js_body_gz: js.reduce((a, r) => a + r.encodedBodySize, 0),
+        js_body_raw: js.reduce((a, r) => a + r.decodedBodySize, 0),
+        js_files: js.length,
+        marks: window.__hp,
+        html_transfer: nav ? nav.transferSize : 0,
+        hosts_api_ms: hosts ? hosts.responseEnd - hosts.requestStart : null,
+        hosts_api_start_ms: hosts ? hosts.requestStart : null,
+        html_done_ms: nav ? nav.responseEnd : null,
+        dom_ready_ms: nav ? nav.domContentLoadedEventEnd : null,
+        hosts_api_bytes: hosts ? hosts.transferSize : null,
+      }
+    })
+  } finally {
+    await b.close()
+  }
+}
+
+async function fleetFps(page) {
+  await page.goto(url)
+  await page.waitForFunction(() => document.querySelectorAll('.card').length > 0, null, { timeout: 60000 })
+  await page.waitForTimeout(3000)
+  return await page.evaluate(async (secs) => {
+    let frames = 0
+    let longest = 0
+    let last = performance.now()
+    let updates = 0
+    let longTaskMs = 0
+    const obs = new PerformanceObserver((l) => l.getEntries().forEach((e) => (longTaskMs += e.duration)))
+    obs.observe({ type: 'longtask', buffered: false })
+    const mo = new MutationObserver((m) => (updates += m.length))
+    document.querySelectorAll('.v-cpu').forEach((el) => mo.observe(el, { characterData: true, childList: true, subtree: true }))
+    const end = performance.now() + secs * 1000
+    await new Promise((resolve) => {
+      const tick = (t) => {
+        frames++
+        longest = Math.max(longest, t - last)
+        last = t
+        if (t < end) requestAnimationFrame(tick)
+        else resolve()
+      }
+      requestAnimationFrame(tick)
+    })
+    obs.disconnect()
+    mo.disconnect()
+    return {
+      fps: frames / secs,
+      longest_frame_ms: longest,
+      long_task_ms_per_s: longTaskMs / secs,
+      visible_cards: document.querySelectorAll('.card').length,
+      card_updates_per_s: updates / secs,
+    }
+  }, seconds)
+}
+
+async function liveLatency(page) {
+  await page.goto(`${url}/hosts/${hostId}`)
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=live-cpu]')?.getAttribute('data-last') || 0) > 0, null, { timeout: 60000 })
+  return await page.evaluate(async (secs) => {
+    const el = document.querySelector('[data-testid=live-cpu]')
+    const seen = []
+    let prev = Number(el.getAttribute('data-last'))
+    const mo = new MutationObserver(() => {
+      const ts = Number(el.getAttribute('data-last'))
+      if (ts > prev) {
+        prev = ts
+        // the DOM has it; the next frame paints it
+        requestAnimationFrame(() => seen.push(Date.now() - ts))
+      }
+    })
+    mo.observe(el, { attributes: true, attributeFilter: ['data-last'] })
+    await new Promise((r) => setTimeout(r, secs * 1000))
+    mo.disconnect()
+    return seen
+  }, seconds)
+}
+
+const cold = []
+for (let i = 0; i < loads; i++) cold.push(await coldLoad())
+const b = await launch({ width: 1400, height: 900 })
+let fps, latency
+try {
+  const page = b.context.pages()[0] ?? (await b.context.newPage())
+  fps = await fleetFps(page)
+  latency = await liveLatency(page)
+} finally {
+  await b.close()
+}
+console.log(JSON.stringify({ cold, fps, latency }))

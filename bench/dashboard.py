@@ -1,0 +1,188 @@
+"""Dashboard benchmark: Debian's Chromium against a real server fed by ``hostpulse simulate``
+with N hosts (default 1,000) at the agent's default 5 s interval, plus one extra host pushing
+every second whose live chart gives the latency.
+
+Measures: the fleet page's first load (cold browser profile: navigation start until the first
+card is in the DOM and the page counts all N hosts, observed inside the page), JavaScript
+transferred (gzipped), frames per second and main-thread long tasks while the cards update,
+and sample-to-screen latency of the live chart (the sample's own timestamp until the frame
+after the chart took it). Reference in the same run: the `/api/v1/hosts` request inside the
+first load.
+
+    python bench/dashboard.py [--hosts 1000] [--loads 5] [--seconds 20] [--no-doc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from hostpulse.protocol import (
+    PROTOBUF_CONTENT_TYPE,
+    Host,
+    HostBatch,
+    IngestRequest,
+    Label,
+    SeriesDef,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, append_doc, our_server, percentile, process
+
+TARGET_LOAD_MS = 1000
+TARGET_JS_GZ = 300 * 1024
+TARGET_P95_MS = 1000
+
+
+def wait_hosts(url: str, n: int, timeout: float = 180) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hosts: list[dict[str, object]] = httpx.get(url + "/api/v1/hosts", timeout=30).json()
+        if len(hosts) >= n:
+            return hosts
+        time.sleep(1)
+    raise TimeoutError(f"only {len(hosts)} of {n} hosts reported within {timeout} s")
+
+
+class Pusher(threading.Thread):
+    """One extra host, ``bench-live``, posting a snapshot every ``interval`` seconds stamped at the
+    moment it is sent: its live chart gives sample-to-screen latency without the simulator's own
+    lag (the simulator needs most of a second to build 1,000 hosts' snapshots)."""
+
+    def __init__(self, url: str, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = url, interval
+        self.stop_event = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        labels = [Label(name=n, value=v) for n, v in (("env", "bench"),)]
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            seq = 0
+            while not self.stop_event.wait(self.interval if seq else 0):
+                seq += 1
+                batch = HostBatch(
+                    host=Host(
+                        host_id="bench-live",
+                        hostname="bench-live",
+                        labels=labels,
+                        interval_seconds=self.interval,
+                        os="Linux",
+                    ),
+                    series=[SeriesDef(metric="cpu_busy_percent")],
+                )
+                batch.snapshots.add(
+                    timestamp_ms=int(time.time() * 1000),
+                    series_index=[0],
+                    values=[random.uniform(5, 95)],
+                    sequence=seq,
+                )
+                body = IngestRequest(batches=[batch]).SerializeToString()
+                r = client.post(
+                    "/api/v1/ingest", content=body, headers={"content-type": PROTOBUF_CONTENT_TYPE}
+                )
+                r.raise_for_status()
+                self.sent += 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--hosts", type=int, default=1000)
+    ap.add_argument("--interval", type=float, default=5.0, help="Fleet interval (agent default).")
+    ap.add_argument("--live-interval", type=float, default=1.0, help="The latency host's.")
+    ap.add_argument("--loads", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--no-doc", action="store_true")
+    args = ap.parse_args()
+    sim_cmd = [sys.executable, "-c", "from hostpulse.cli.main import main; main()", "simulate"]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        with our_server(t / "data", t / "server.log") as (url, _srv):
+            sim = [*sim_cmd, "--hosts", str(args.hosts), "--interval", str(args.interval)]
+            sim += ["--server", url, "--hosts-per-request", "50"]
+            pusher = Pusher(url, args.live_interval)
+            with process(sim, t / "sim.log"):
+                pusher.start()
+                hosts = wait_hosts(url, args.hosts + 1)
+                time.sleep(5)
+                env = {
+                    "HP_URL": url,
+                    "HP_HOST_ID": "bench-live",
+                    "HP_HOSTS": str(len(hosts)),
+                    "HP_LOADS": str(args.loads),
+                    "HP_SECONDS": str(args.seconds),
+                    "PATH": "/usr/bin:/bin:/usr/local/bin",
+                }
+                out = subprocess.run(
+                    ["node", str(ROOT / "bench" / "dashboard.mjs")],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+                pusher.stop_event.set()
+                pusher.join(10)
+            if out.returncode != 0:
+                print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
+                return 1
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    for c in res["cold"]:  # where each cold load's time went (ms since navigation start)
+        print("load:", {k: round(v) for k, v in c.get("marks", {}).items()})
+    report = render(res, args)
+    print(report)
+    if not args.no_doc:
+        cmd = f"python bench/dashboard.py --hosts {args.hosts} --loads {args.loads}"
+        cmd += f" --seconds {args.seconds}"
+        append_doc("Dashboard", cmd, report)
+    return 0
+
+
+def render(res: dict[str, object], args: argparse.Namespace) -> str:
+    cold = res["cold"]
+    assert isinstance(cold, list)
+    shown = statistics.median(c["shown_ms"] for c in cold)
+    api = statistics.median(c["hosts_api_ms"] or 0 for c in cold)
+    start = statistics.median(c["hosts_api_start_ms"] or 0 for c in cold)
+    html = statistics.median(c["html_done_ms"] or 0 for c in cold)
+    gz = cold[0]["js_body_gz"]
+    raw = cold[0]["js_body_raw"]
+    fps = res["fps"]
+    assert isinstance(fps, dict)
+    lat = res["latency"]
+    assert isinstance(lat, list)
+    p50, p95 = percentile(lat, 0.5), percentile(lat, 0.95)
+    ok = lambda good: "meets target" if good else "MISSES target"  # noqa: E731
+    lines = [
+        f"{args.hosts} simulated hosts at a {args.interval:g} s interval plus one host at "
+        f"{args.live_interval:g} s for the latency; Chromium 1400x900, "
+        f"{args.loads} cold loads (fresh profile each), {args.seconds} s windows.",
+        "",
+        "```",
+        f"fleet first load      median {shown:7.0f} ms   ({ok(shown < TARGET_LOAD_MS)} < 1000 ms; "
+        f"HTML at {html:.0f} ms, GET /api/v1/hosts {start:.0f}-{start + api:.0f} ms)",
+        f"JS transferred        {gz / 1024:7.1f} KB gzipped in {cold[0]['js_files']} files "
+        f"({raw / 1024:.1f} KB raw; {ok(gz <= TARGET_JS_GZ)} <= 300 KB)",
+        f"sample-to-screen      P50 {p50:6.0f} ms   P95 {p95:6.0f} ms over {len(lat)} samples "
+        f"({ok(p95 <= TARGET_P95_MS)} P95 <= 1000 ms)",
+        f"fleet while updating  {fps['fps']:5.1f} frames/s, "
+        f"longest frame {fps['longest_frame_ms']:.0f} ms, "
+        f"long tasks {fps['long_task_ms_per_s']:.0f} ms/s, {fps['visible_cards']} cards rendered, "
+        f"{fps['card_updates_per_s']:.0f} card value updates/s",
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""GET /api/v1/ws: the live stream (see proto/hostpulse/v1/live.proto and docs/dashboard.md).
+
+Query: ``format=protobuf|json`` (default protobuf: binary messages, one LiveFrame each),
+``hosts=a,b`` (subscribe to these hosts' samples), ``fleet=true`` (per-host summaries of every
+host). The client may change its subscription at any time with a text message
+``{"hosts": ["a", "b"], "fleet": false}``; the server answers every change with a ``subscribed``
+frame. A heartbeat frame comes every ``heartbeat_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
+
+from hostpulse.server.live import (
+    LiveClient,
+    LiveHub,
+    Payload,
+    WireFormat,
+    error_frame,
+    heartbeat_frame,
+)
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["live"])
+
+MAX_HOSTS = 2000
+MAX_HOST_ID = 200
+CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind and was dropped
+
+
+async def websocket_principal(
+    websocket: WebSocket,
+    token: Annotated[
+        str | None, Query(description="Access token (browsers cannot set headers).")
+    ] = None,
+) -> str | None:
+    """AUTH SEAM (replaced when the security branch is merged): who is connecting.
+
+    At the merge this becomes ``return (await websocket_user(websocket)).username`` with
+    ``websocket_user`` from ``hostpulse.server.auth.deps`` (it reads ``?token=`` or
+    ``Authorization: Bearer`` and refuses with 1008). The dashboard already sends ``?token=``.
+    Until then every connection is accepted anonymously and this returns None."""
+    del websocket, token
+    return None
+
+
+def get_hub(websocket: WebSocket) -> LiveHub:
+    hub: LiveHub = websocket.app.state.live
+    return hub
+
+
+class SubscriptionError(ValueError):
+    pass
+
+
+def parse_hosts(value: object, where: str) -> frozenset[str]:
+    if isinstance(value, str):
+        items: list[object] = [h for h in value.split(",") if h]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise SubscriptionError(f"{where}: must be a list of host ids")
+    if len(items) > MAX_HOSTS:
+        raise SubscriptionError(f"{where}: at most {MAX_HOSTS} hosts")
+    for item in items:
+        if not isinstance(item, str) or not item or len(item) > MAX_HOST_ID:
+            raise SubscriptionError(f"{where}: each host id must be a non-empty string <= 200")
+    return frozenset(str(i) for i in items)
+
+
+def apply_message(client: LiveClient, text: str) -> None:
+    """Replace the client's subscription from ``{"hosts": [...], "fleet": bool}``."""
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        raise SubscriptionError("message is not JSON") from None
+    if not isinstance(msg, dict):
+        raise SubscriptionError('message must be an object like {"hosts": [], "fleet": false}')
+    unknown = set(msg) - {"hosts", "fleet"}
+    if unknown:
+        raise SubscriptionError(f"unknown field {sorted(unknown)[0]!r} (use hosts, fleet)")
+    raw_hosts = msg.get("hosts", [])
+    if not isinstance(raw_hosts, list):
+        raise SubscriptionError('hosts: must be a list of host ids, e.g. ["web-1"]')
+    hosts = parse_hosts(raw_hosts, "hosts")
+    fleet = msg.get("fleet", False)
+    if not isinstance(fleet, bool):
+        raise SubscriptionError("fleet: must be true or false")
+    client.hosts, client.fleet = hosts, fleet
+
+
+async def _send(ws: WebSocket, payload: Payload) -> None:
+    if isinstance(payload, bytes):
+        await ws.send_bytes(payload)
+    else:
+        await ws.send_text(payload)
+
+
+async def _sender(ws: WebSocket, client: LiveClient, hub: LiveHub) -> None:
+    next_beat = time.monotonic() + hub.heartbeat_s
+    while True:
+        timeout = max(0.0, next_beat - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(client.wake.wait(), timeout)
+        client.wake.clear()
+        while client.outbox and not client.dropped:
+            await _send(ws, client.outbox.popleft())
+            client.sent += 1
+        if client.dropped:
+            await ws.close(code=CLOSE_TOO_SLOW, reason="too slow: outbox full, reconnect")
+            return
+        if time.monotonic() >= next_beat:
+            await _send(ws, heartbeat_frame(hub.now_ms(), client.fmt))
+            next_beat = time.monotonic() + hub.heartbeat_s
+
+
+async def _receiver(ws: WebSocket, client: LiveClient, hub: LiveHub) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            client.offer(error_frame("send subscriptions as JSON text messages", client.fmt))
+            continue
+        try:
+            apply_message(client, text)
+        except SubscriptionError as exc:
+            client.offer(error_frame(str(exc), client.fmt))
+        else:
+            client.offer(client.subscribed_frame(hub.heartbeat_s))
+
+
+@router.websocket("/ws", name="live")
+async def live(
+    websocket: WebSocket,
+    hub: Annotated[LiveHub, Depends(get_hub)],
+    principal: Annotated[str | None, Depends(websocket_principal)],
+    format: Annotated[WireFormat, Query()] = WireFormat.PROTOBUF,
+    hosts: Annotated[str | None, Query(description="Comma-separated host ids.")] = None,
+    fleet: Annotated[bool, Query(description="Receive the fleet summary.")] = False,
+) -> None:
+    await websocket.accept()
+    client = hub.connect(format)
+    try:
+        try:
+            client.hosts = parse_hosts(hosts or "", "hosts")
+        except SubscriptionError as exc:
+            await _send(websocket, error_frame(str(exc), format))
+        client.fleet = fleet
+        await _send(websocket, client.subscribed_frame(hub.heartbeat_s))
+        logger.info("live client connected", extra={"user": principal, "format": format.value})
+        tasks = [
+            asyncio.create_task(_sender(websocket, client, hub)),
+            asyncio.create_task(_receiver(websocket, client, hub)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for t in done:
+            err = t.exception()
+            if err is not None and not isinstance(err, WebSocketDisconnect | RuntimeError):
+                logger.warning("live connection failed", extra={"error": repr(err)})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.disconnect(client)
+        if client.dropped:
+            logger.info("live client dropped (too slow)")

@@ -1,0 +1,124 @@
+"""The dashboard: the built files of ``web/`` (committed in ``src/hostpulse/web``) served with an
+SPA fallback.
+
+- ``/assets/*`` have content hashes in their names: cached for a year, ``immutable``.
+- ``index.html`` and every other file: ``no-cache`` (revalidated, so a new build shows at once).
+- Any other path that is not an API path answers ``index.html`` (the app's router takes it).
+- Text files are gzip-compressed once and kept in memory when the client accepts gzip.
+- A path that would leave the folder (``..`` in any spelling, backslashes, NUL) is a 404.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+
+logger = logging.getLogger(__name__)
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+NO_CACHE = "no-cache"
+_COMPRESSIBLE = {".js", ".css", ".html", ".svg", ".json", ".txt", ".map", ".webmanifest"}
+_RESERVED = ("api/", "docs", "redoc")
+
+
+def bundled_web_dir() -> Path:
+    """``src/hostpulse/web`` inside the installed package."""
+    return Path(__file__).resolve().parent.parent / "web"
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    mtime_ns: int
+    body: bytes
+    gz: bytes | None
+    etag: str
+
+
+class Dashboard:
+    """Resolves request paths to files under ``root``; keeps encoded bodies in memory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._cache: dict[Path, _Cached] = {}
+
+    def resolve(self, path: str) -> Path | None:
+        """The file for ``path`` (already URL-decoded), or None when there is none or the path
+        is not a plain relative path inside the folder."""
+        if "\\" in path or "\x00" in path:
+            return None
+        parts = [p for p in path.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            return None
+        candidate = self.root.joinpath(*parts).resolve() if parts else self.root
+        if not candidate.is_relative_to(self.root) or not candidate.is_file():
+            return None
+        return candidate
+
+    def _load(self, file: Path) -> _Cached:
+        mtime = file.stat().st_mtime_ns
+        found = self._cache.get(file)
+        if found is None or found.mtime_ns != mtime:
+            body = file.read_bytes()
+            gz = None
+            if file.suffix in _COMPRESSIBLE and len(body) > 512:
+                gz = gzip.compress(body, compresslevel=9, mtime=0)
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            found = _Cached(mtime, body, gz, etag)
+            self._cache[file] = found
+        return found
+
+    def respond(self, request: Request, file: Path, cache_control: str) -> Response:
+        entry = self._load(file)
+        media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if media.startswith("text/") or media in ("application/javascript", "image/svg+xml"):
+            media += "; charset=utf-8"
+        headers = {"cache-control": cache_control, "etag": entry.etag, "vary": "Accept-Encoding"}
+        if request.headers.get("if-none-match") == entry.etag:
+            return Response(status_code=304, headers=headers)
+        body = entry.body
+        accepts = request.headers.get("accept-encoding", "")
+        if entry.gz is not None and "gzip" in accepts:
+            body = entry.gz
+            headers["content-encoding"] = "gzip"
+        if request.method == "HEAD":
+            headers["content-length"] = str(len(body))
+            return Response(status_code=200, headers=headers, media_type=media)
+        return Response(content=body, headers=headers, media_type=media)
+
+
+def mount_dashboard(app: FastAPI, root: Path) -> None:
+    """Register the catch-all route; call after every other route."""
+    dashboard = Dashboard(root)
+    index = "index.html"
+
+    async def serve(request: Request, path: str) -> Response:
+        if path.startswith(_RESERVED):
+            return PlainTextResponse("Not Found", status_code=404)
+        file = dashboard.resolve(path)
+        if file is not None:
+            name = file.relative_to(dashboard.root).as_posix()
+            cache = IMMUTABLE if name.startswith("assets/") else NO_CACHE
+            return dashboard.respond(request, file, cache)
+        segments = path.split("/")
+        if path.startswith("assets/") or ".." in segments or "\\" in path or "\x00" in path:
+            return PlainTextResponse("Not Found", status_code=404)
+        if any(s in (".", "..") for s in segments):
+            return PlainTextResponse("Not Found", status_code=404)
+        page = dashboard.resolve(index)
+        if page is None:
+            return PlainTextResponse(
+                "The dashboard is not built (run `npm run build` in web/).", status_code=404
+            )
+        return dashboard.respond(request, page, NO_CACHE)
+
+    app.add_api_route(
+        "/{path:path}", serve, methods=["GET", "HEAD"], include_in_schema=False, name="dashboard"
+    )
+    logger.debug("dashboard served", extra={"root": str(dashboard.root)})

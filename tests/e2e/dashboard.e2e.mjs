@@ -1,0 +1,119 @@
+// The dashboard end to end in headless Chromium, against the real server the pytest driver
+// started (fed by `hostpulse simulate`). Steps print "STEP <name>"; at "RESTART" the driver
+// restarts the server and answers on stdin.
+// Env: HP_URL (server), HP_HOSTS (comma-separated hostnames), HP_HOST_ID (a host to open),
+// HP_INTERVAL_MS, HP_SHOTS (where screenshots go).
+import { createInterface } from 'node:readline'
+import { join } from 'node:path'
+import { check, launch, poll } from './browser.mjs'
+
+const url = process.env.HP_URL
+const hosts = process.env.HP_HOSTS.split(',')
+const hostId = process.env.HP_HOST_ID
+const intervalMs = Number(process.env.HP_INTERVAL_MS ?? 1000)
+const shots = process.env.HP_SHOTS
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
+const step = (name) => console.log(`STEP ${name}`)
+
+const b = await launch({ width: 1400, height: 900 })
+const page = b.context.pages()[0] ?? (await b.context.newPage())
+const errors = []
+page.on('pageerror', (e) => errors.push(e.message))
+const connState = () => page.locator('.conn').getAttribute('data-state')
+const lastOf = async (sel) => Number((await page.locator(sel).getAttribute('data-last')) || 0)
+
+try {
+  step('fleet shows every simulated host')
+  await page.emulateMedia({ colorScheme: 'light' })
+  await page.goto(url)
+  await poll(async () => (await connState()) === 'live', { what: 'live connection' })
+  for (const name of hosts) {
+    await page.locator('.card', { hasText: name }).first().waitFor({ timeout: 20000 })
+  }
+  const count = await page.getByTestId('fleet-count').innerText()
+  check(count.includes(`${hosts.length} of ${hosts.length}`), `fleet count says ${count}`)
+  // the cards update live: a card's CPU sparkline gains points
+  const spark = page.locator('.card').first().locator('canvas').first()
+  const before = Number(await spark.getAttribute('data-points'))
+  await poll(async () => Number(await spark.getAttribute('data-points')) > before, { what: 'sparkline points' })
+  await page.waitForTimeout(6000) // a few more sparkline points for the picture
+  await page.screenshot({ path: join(shots, 'fleet.png') })
+
+  step('search and filter')
+  await page.getByPlaceholder('Search hosts').fill(hosts[0])
+  await poll(async () => (await page.locator('.card').count()) === 1, { what: 'one card after search' })
+  await page.getByPlaceholder('Search hosts').fill('')
+
+  step('host page: live chart gains points every interval')
+  await page.locator(`.card[data-host="${hostId}"]`).click()
+  await page.waitForURL(`**/hosts/${hostId}`)
+  const live = '[data-testid=live-cpu]'
+  await poll(async () => (await lastOf(live)) > 0, { what: 'live chart data' })
+  let last = await lastOf(live)
+  for (let i = 0; i < 3; i++) {
+    const next = await poll(async () => {
+      const v = await lastOf(live)
+      return v > last ? v : 0
+    }, { timeout: intervalMs * 5 + 2000, what: `live point ${i + 1}` })
+    last = next
+  }
+
+  step('processes: live, and at a past time')
+  const procRows = () => page.locator('[data-testid=processes] tbody tr td.num').count()
+  await poll(async () => (await procRows()) > 0, { what: 'live process rows' })
+  await page.locator('[data-testid=processes] button', { hasText: 'At' }).click()
+  const past = new Date(Date.now() - 20_000)
+  const pad = (n) => String(n).padStart(2, '0')
+  const local = `${past.getFullYear()}-${pad(past.getMonth() + 1)}-${pad(past.getDate())}T${pad(past.getHours())}:${pad(past.getMinutes())}:${pad(past.getSeconds())}`
+  await page.locator('[data-testid=processes] input[type=datetime-local]').fill(local)
+  await poll(async () => {
+    const stamp = await page.locator('[data-testid=processes] .proc-head .muted').innerText().catch(() => '')
+    return stamp && (await procRows()) > 0 ? stamp : 0
+  }, { what: 'process list at a past time' })
+
+  step('history: 7 days draws from a rollup tier')
+  await page.locator('[data-range="7d"]').click()
+  await poll(async () => {
+    const tier = await page.getByTestId('tier').getAttribute('data-tier')
+    const pts = Number(await page.locator('[data-testid=history-cpu]').getAttribute('data-points'))
+    return tier !== 'raw' && pts > 10 ? `${tier}:${pts}` : 0
+  }, { what: '7-day history' })
+  await page.evaluate(() => window.scrollTo(0, 0))
+  await page.waitForTimeout(500)
+  await page.screenshot({ path: join(shots, 'host.png'), fullPage: true })
+
+  step('reconnect after a server restart, back-filling the gap')
+  console.log('RESTART')
+  await poll(async () => (await connState()) !== 'live', { timeout: 15000, what: 'connection lost' })
+  const answer = await lines.next()
+  check(answer.value === 'restarted', `driver said ${answer.value}`)
+  await poll(async () => (await connState()) === 'live', { timeout: 30000, what: 'reconnected' })
+  const afterRestart = Date.now()
+  await poll(async () => (await lastOf(live)) >= afterRestart - intervalMs, { timeout: 15000, what: 'live points after reconnect' })
+
+  step('dark theme, Korean, phone width')
+  await page.locator('button.theme').click()
+  await page.locator('select.lang').selectOption('ko')
+  await page.goto(url)
+  await page.getByRole('heading', { name: '전체 호스트' }).waitFor()
+  await page.setViewportSize({ width: 375, height: 740 })
+  await page.locator('.card').first().waitFor()
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+  check(overflow <= 0, `page wider than the phone by ${overflow}px`)
+  await page.waitForTimeout(1200)
+  await page.screenshot({ path: join(shots, 'fleet-phone-dark-ko.png') })
+  await page.goto(`${url}/hosts/${hostId}`)
+  await poll(async () => (await lastOf(live)) > 0, { what: 'live chart on the phone' })
+  const hostOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+  check(hostOverflow <= 0, `host page wider than the phone by ${hostOverflow}px`)
+
+  step('unknown paths fall back to the app')
+  await page.goto(`${url}/no/such/page`)
+  await page.getByRole('heading', { name: '페이지를 찾을 수 없습니다' }).waitFor()
+
+  check(errors.length === 0, `page errors: ${errors.join('; ')}`)
+  console.log('E2E OK')
+} finally {
+  await b.close()
+}
+process.exit(0)

@@ -1,0 +1,10 @@
+import { launch } from './browser.mjs'
+const [url, out, w, h] = process.argv.slice(2)
+const b = await launch({ width: Number(w ?? 1400), height: Number(h ?? 900) })
+const page = b.context.pages()[0] ?? (await b.context.newPage())
+page.on('console', (m) => console.log('console:', m.type(), m.text()))
+page.on('pageerror', (e) => console.log('pageerror:', e.message))
+await page.goto(url)
+await page.waitForTimeout(4000)
+await page.screenshot({ path: out, fullPage: true })
+await b.close()

@@ -1,0 +1,212 @@
+"""The live WebSocket against a real server: subscriptions, frames for ingested samples (protobuf
+and JSON), heartbeat, and a stalled client dropped while ingest goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from wire import batch, now_ms, request
+
+from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, IngestRequest
+from hostpulse.protocol.live_pb2 import LiveFrame
+from hostpulse.server.testing import LiveServer
+
+DEADLINE_S = 20.0
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    srv = LiveServer(tmp_path / "data", live_heartbeat=0.3, live_outbox=4)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def ws_url(srv: LiveServer, query: str) -> str:
+    return srv.url.replace("http://", "ws://") + "/api/v1/ws?" + query
+
+
+def open_ws(srv: LiveServer, query: str, **kw: Any) -> connect:
+    return connect(ws_url(srv, query), proxy=None, compression=None, **kw)
+
+
+async def post(client: httpx.AsyncClient, req: IngestRequest) -> None:
+    r = await client.post(
+        "/api/v1/ingest",
+        content=req.SerializeToString(),
+        headers={"content-type": PROTOBUF_CONTENT_TYPE},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def next_frame(ws: ClientConnection, kind: str) -> LiveFrame:
+    """The next protobuf frame of ``kind`` (skipping heartbeats and others), within the deadline."""
+    async with asyncio.timeout(DEADLINE_S):
+        while True:
+            frame = LiveFrame.FromString(await ws.recv(decode=False))
+            if frame.WhichOneof("kind") == kind:
+                return frame
+
+
+def sample(host: str, ts: int, cpu: float, mem: float) -> IngestRequest:
+    values = {
+        ("cpu_busy_percent", ()): cpu,
+        ("memory_usage_percent", ()): mem,
+        ("filesystem_usage_percent", (("device", "sda1"), ("mountpoint", "/"))): 40.0,
+        ("filesystem_usage_percent", (("device", "sdb1"), ("mountpoint", "/data"))): 75.0,
+        ("network_receive_bytes_per_second", (("interface", "eth0"),)): 1000.0,
+        ("network_receive_bytes_per_second", (("interface", "eth1"),)): 500.0,
+        ("network_receive_bytes_per_second", (("interface", "lo"),)): 99999.0,
+    }
+    return request(batch(host, [(ts, values)], interval=1.0))
+
+
+def test_subscribed_clients_receive_ingested_samples(live_server: LiveServer) -> None:
+    async def run() -> None:
+        async with (
+            httpx.AsyncClient(base_url=live_server.url, timeout=10) as http,
+            open_ws(live_server, "hosts=web-1&fleet=true") as ws,
+        ):
+            first = LiveFrame.FromString(await ws.recv(decode=False))
+            assert first.subscribed.hosts == ["web-1"]
+            assert first.subscribed.fleet
+            assert first.subscribed.heartbeat_seconds == pytest.approx(0.3)
+            ts = now_ms()
+            await post(http, sample("db-1", ts, 10.0, 20.0))
+            await post(http, sample("web-1", ts, 55.5, 66.6))
+            samples: list[LiveFrame] = []
+            summaries: dict[str, Any] = {}
+            async with asyncio.timeout(DEADLINE_S):
+                while not samples or len(summaries) < 2:
+                    frame = LiveFrame.FromString(await ws.recv(decode=False))
+                    if frame.HasField("samples"):
+                        samples.append(frame)
+                    elif frame.HasField("fleet"):
+                        summaries.update({h.host_id: h for h in frame.fleet.hosts})
+            got = samples[0].samples
+            # only the subscribed host's samples come through, with their series definitions
+            assert [f.samples.host.host_id for f in samples] == ["web-1"]
+            snap = got.snapshots[0]
+            assert snap.timestamp_ms == ts
+            by_metric = {
+                got.series[i].metric: v for i, v in zip(snap.series_index, snap.values, strict=True)
+            }
+            assert by_metric["cpu_busy_percent"] == 55.5
+            web = summaries["web-1"]
+            assert web.hostname == "web-1.example"
+            assert web.cpu_percent == 55.5 and web.memory_percent == pytest.approx(66.6)
+            assert web.disk_percent == 75.0  # the fullest filesystem
+            assert web.net_rx_bytes_per_second == 1500.0  # loopback left out
+            assert not web.HasField("net_tx_bytes_per_second")
+            assert summaries["db-1"].cpu_percent == 10.0
+
+    asyncio.run(run())
+
+
+def test_json_frames_and_changing_the_subscription(live_server: LiveServer) -> None:
+    async def recv_json(ws: ClientConnection, key: str) -> dict[str, Any]:
+        async with asyncio.timeout(DEADLINE_S):
+            while True:
+                msg = await ws.recv()
+                assert isinstance(msg, str)
+                data: dict[str, Any] = json.loads(msg)
+                if key in data:
+                    return data
+
+    async def run() -> None:
+        async with (
+            httpx.AsyncClient(base_url=live_server.url, timeout=10) as http,
+            open_ws(live_server, "format=json") as ws,
+        ):
+            assert (await recv_json(ws, "subscribed"))["subscribed"].get("hosts", []) == []
+            await ws.send(json.dumps({"hosts": ["app-7"], "colour": 1}))
+            err = await recv_json(ws, "error")
+            assert "colour" in err["error"]["message"]
+            await ws.send(json.dumps({"hosts": "app-7"}))
+            assert "hosts" in (await recv_json(ws, "error"))["error"]["message"]
+            await ws.send(json.dumps({"hosts": ["app-7"]}))
+            assert (await recv_json(ws, "subscribed"))["subscribed"]["hosts"] == ["app-7"]
+            ts = now_ms()
+            await post(http, sample("app-7", ts, 12.5, 30.0))
+            frame = (await recv_json(ws, "samples"))["samples"]
+            assert frame["host"]["host_id"] == "app-7"
+            assert frame["snapshots"][0]["timestamp_ms"] == str(ts)
+            assert 12.5 in frame["snapshots"][0]["values"]
+
+    asyncio.run(run())
+
+
+def test_heartbeat_arrives_while_idle(live_server: LiveServer) -> None:
+    async def run() -> None:
+        async with open_ws(live_server, "fleet=true") as ws:
+            started = time.time() * 1000
+            beats = [await next_frame(ws, "heartbeat"), await next_frame(ws, "heartbeat")]
+            assert all(b.heartbeat.server_time_ms >= started - 1000 for b in beats)
+            assert beats[1].heartbeat.server_time_ms > beats[0].heartbeat.server_time_ms
+
+    asyncio.run(run())
+
+
+def big_request(host: str, start_ms: int, rng: random.Random) -> IngestRequest:
+    """150 series x 120 snapshots of noise (incompressible: fills socket buffers quickly)."""
+    labels = [(("cpu", str(c)),) for c in range(150)]
+    snaps = [
+        (start_ms + s * 1000, {("cpu_core_busy_percent", lab): rng.random() for lab in labels})
+        for s in range(120)
+    ]
+    return request(batch(host, snaps, interval=1.0))
+
+
+def test_stalled_client_is_dropped_and_ingest_goes_on(live_server: LiveServer) -> None:
+    rng = random.Random(7)
+    n_requests = 30
+
+    async def run() -> None:
+        # the stalled client: small receive buffer, reads nothing until ingest is over
+        sock = socket.create_connection(("127.0.0.1", int(live_server.url.rsplit(":", 1)[1])))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        async with (
+            httpx.AsyncClient(base_url=live_server.url, timeout=10) as http,
+            open_ws(live_server, "hosts=big-1&format=json", sock=sock, max_queue=1) as slow,
+            open_ws(live_server, "hosts=big-1", max_size=None) as fast,
+        ):
+            await next_frame(fast, "subscribed")
+            received = 0
+
+            async def read_fast() -> None:
+                nonlocal received
+                while received < n_requests:
+                    await next_frame(fast, "samples")
+                    received += 1
+
+            reader = asyncio.create_task(read_fast())
+            start = now_ms() - 86_400_000
+            async with asyncio.timeout(120):  # a blocked ingest would hang here
+                for i in range(n_requests):
+                    await post(http, big_request("big-1", start + i * 120_000, rng))
+            await asyncio.wait_for(reader, DEADLINE_S)
+            assert received == n_requests  # the reading client got every batch
+            # the stalled client was cut off: it sees the close (code 1013) once it reads
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(DEADLINE_S):
+                    while True:
+                        await slow.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1013
+            # and the server still serves and ingests
+            await post(http, sample("big-1", now_ms(), 1.0, 2.0))
+
+    asyncio.run(run())

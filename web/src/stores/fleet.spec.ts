@@ -1,0 +1,99 @@
+import { createPinia, setActivePinia } from 'pinia'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { setApi } from '../api'
+import { ApiClient } from '../api/client'
+import type { HostOut } from '../api/types'
+import { summary } from '../test/frames'
+import { SPARK_POINTS, useFleet } from './fleet'
+
+function host(id: string, name: string, last: number, labels: Record<string, string> = {}): HostOut {
+  return {
+    host_id: id, hostname: name, status: 'online', last_seen_ms: last, first_seen_ms: 0, interval_seconds: 1,
+    os: 'Linux', kernel: '6', arch: 'x86_64', cpu_model: 'cpu', boot_time: 0, logical_cores: 4, memory_bytes: 1, labels,
+    agent_version: '1', unsupported: [],
+  }
+}
+
+let served: HostOut[] = []
+beforeEach(() => {
+  setActivePinia(createPinia())
+  served = [host('b', 'beta', 100_000, { role: 'db' }), host('a', 'alpha', 100_000), host('c', 'gamma', 1_000)]
+  setApi(new ApiClient({ fetch: async () => new Response(JSON.stringify(served)) }))
+})
+
+describe('fleet store', () => {
+  it('loads hosts sorted by name and counts them by status', async () => {
+    const f = useFleet()
+    await f.load()
+    f.tick(100_500)
+    expect(f.visible.map((h) => h.host_id)).toEqual(['a', 'b', 'c'])
+    expect(f.counts).toEqual({ online: 2, stale: 0, offline: 1 })
+  })
+
+  it('keeps sparklines from live summaries and ignores older ones', async () => {
+    const f = useFleet()
+    await f.load()
+    for (let i = 1; i <= SPARK_POINTS + 5; i++) f.applySummaries([summary('a', 100_000 + i * 1000, i, { memoryPercent: 50 })])
+    f.applySummaries([summary('a', 100_000, 999)]) // late duplicate
+    const card = f.cards.get('a')
+    expect(card?.cpu).toBe(SPARK_POINTS + 5)
+    expect(card?.cpuHist.length).toBe(SPARK_POINTS)
+    expect(card?.cpuHist.at(-1)).toBe(SPARK_POINTS + 5)
+    expect(card?.memHist.at(-1)).toBe(50)
+    expect(card?.diskHist).toEqual([]) // not sent: no made-up zero
+  })
+
+  it('searches by name, id or label, filters by status, sorts by a live value', async () => {
+    const f = useFleet()
+    await f.load()
+    f.applySummaries([summary('a', 100_000, 10), summary('b', 100_000, 80), summary('c', 1_000, 50)])
+    f.tick(100_500)
+    f.query = 'role=db'
+    expect(f.visible.map((h) => h.host_id)).toEqual(['b'])
+    f.query = 'GAM'
+    expect(f.visible.map((h) => h.host_id)).toEqual(['c'])
+    f.query = ''
+    f.statusFilter = 'online'
+    expect(f.visible.map((h) => h.host_id)).toEqual(['a', 'b'])
+    f.statusFilter = 'all'
+    f.sortKey = 'cpu'
+    expect(f.visible.map((h) => h.host_id)).toEqual(['b', 'c', 'a'])
+  })
+
+  it('fetches the list again when an unknown host reports', async () => {
+    const f = useFleet()
+    await f.load()
+    served = [...served, host('d', 'delta', 100_000)]
+    f.applySummaries([summary('d', 100_000, 1)])
+    await new Promise((r) => setTimeout(r, 0))
+    await new Promise((r) => setTimeout(r, 0))
+    expect(f.hosts.map((h) => h.host_id)).toContain('d')
+  })
+
+  it('shows a load failure as an error', async () => {
+    setApi(new ApiClient({ fetch: async () => new Response('{"detail":"boom"}', { status: 500 }) }))
+    const f = useFleet()
+    await f.load()
+    expect(f.error).toContain('boom')
+    expect(f.loading).toBe(false)
+  })
+})
+
+describe('prefetched host list', () => {
+  it('uses the list index.html asked for, once, then asks the API', async () => {
+    const early = [host('p', 'prefetched', 1)]
+    window.__hpHosts = Promise.resolve(new Response(JSON.stringify(early)))
+    const f = useFleet()
+    await f.load()
+    expect(f.hosts.map((h) => h.host_id)).toEqual(['p'])
+    await f.load()
+    expect(f.hosts.map((h) => h.host_id)).toEqual(['a', 'b', 'c'])
+  })
+
+  it('falls back to the API when the early request was refused', async () => {
+    window.__hpHosts = Promise.resolve(new Response('{"detail":"authentication required"}', { status: 401 }))
+    const f = useFleet()
+    await f.load()
+    expect(f.hosts.length).toBe(3)
+  })
+})

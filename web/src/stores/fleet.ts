@@ -1,0 +1,172 @@
+// Every host with its newest summary and a short history for the card sparklines.
+import { defineStore } from 'pinia'
+import { computed, markRaw, ref, shallowReactive, shallowRef, toRaw } from 'vue'
+import { useApi } from '../api'
+import { takePrefetchedHosts } from '../api/prefetch'
+import type { HostOut } from '../api/types'
+import type { HostSummary } from '../gen/hostpulse/v1/live_pb'
+import { statusOf, type Status } from '../lib/format'
+
+export const SPARK_POINTS = 60
+
+export interface CardData {
+  ts: number
+  interval: number
+  cpu?: number
+  mem?: number
+  disk?: number
+  rx?: number
+  tx?: number
+  load1?: number
+  cpuHist: number[]
+  memHist: number[]
+  netHist: number[]
+  diskHist: number[]
+}
+
+export type SortKey = 'name' | 'cpu' | 'memory' | 'disk' | 'status'
+const STATUS_ORDER: Record<Status, number> = { offline: 0, stale: 1, online: 2 }
+
+function push(arr: number[], v: number | undefined) {
+  if (v === undefined) return
+  arr.push(v)
+  if (arr.length > SPARK_POINTS) arr.splice(0, arr.length - SPARK_POINTS)
+}
+
+export const useFleet = defineStore('fleet', () => {
+  const hosts = shallowRef<HostOut[]>([])
+  const cards = shallowReactive(new Map<string, CardData>())
+  // lists and counts read the map untracked and refresh on `tick` (once a second), so 1,000
+  // hosts reporting do not re-sort the fleet on every frame
+  const quiet = toRaw(cards)
+  const loading = ref(false)
+  const error = ref<string | null>(null)
+  const now = ref(Date.now())
+  const query = ref('')
+  const statusFilter = ref<Status | 'all'>('all')
+  const sortKey = ref<SortKey>('name')
+  /** Bumped at most every `SORT_EVERY_MS` so live values do not reshuffle cards constantly. */
+  const sortTick = ref(0)
+
+  let inflight: Promise<void> | null = null
+
+  /** Read the host list (one request at a time: callers share the one in flight). */
+  function load(): Promise<void> {
+    inflight ??= fetchHosts().finally(() => (inflight = null))
+    return inflight
+  }
+
+  let loadedOnce = false
+  /** Load unless a load already happened or is under way (the first page view). */
+  function ensureLoaded(): Promise<void> {
+    return loadedOnce && !error.value ? Promise.resolve() : load()
+  }
+
+  async function fetchHosts() {
+    loadedOnce = true
+    loading.value = true
+    error.value = null
+    try {
+      const list = (await takePrefetchedHosts()) ?? (await useApi().hosts())
+      hosts.value = list.sort((a, b) => a.hostname.localeCompare(b.hostname))
+    } catch (e) {
+      error.value = (e as Error).message
+    } finally {
+      loading.value = false
+    }
+  }
+
+  let idsFor: HostOut[] | null = null
+  let ids = new Set<string>()
+  function knownIds(): Set<string> {
+    if (idsFor !== hosts.value) {
+      idsFor = hosts.value
+      ids = new Set(idsFor.map((h) => h.host_id))
+    }
+    return ids
+  }
+
+  function applySummaries(list: HostSummary[]) {
+    let added = false
+    for (const s of list) {
+      const prev = cards.get(s.hostId)
+      const ts = Number(s.timestampMs)
+      if (prev && ts <= prev.ts) continue
+      const base = prev ?? markRaw({ ts: 0, interval: 5, cpuHist: [], memHist: [], netHist: [], diskHist: [] })
+      push(base.cpuHist, s.cpuPercent)
+      push(base.memHist, s.memoryPercent)
+      push(base.diskHist, s.diskPercent)
+      const net = s.netRxBytesPerSecond === undefined && s.netTxBytesPerSecond === undefined
+        ? undefined
+        : (s.netRxBytesPerSecond ?? 0) + (s.netTxBytesPerSecond ?? 0)
+      push(base.netHist, net)
+      // a new object per update: only the card that reads this key re-renders
+      cards.set(
+        s.hostId,
+        markRaw({
+          ...base,
+          ts,
+          interval: s.intervalSeconds || base.interval,
+          cpu: s.cpuPercent,
+          mem: s.memoryPercent,
+          disk: s.diskPercent,
+          rx: s.netRxBytesPerSecond,
+          tx: s.netTxBytesPerSecond,
+          load1: s.load1,
+        }),
+      )
+      if (!prev && !knownIds().has(s.hostId)) added = true
+    }
+    if (added) void load() // a host we did not know: fetch its system info
+  }
+
+  function lastSeen(h: HostOut): number {
+    return Math.max(h.last_seen_ms, quiet.get(h.host_id)?.ts ?? 0)
+  }
+
+  function statusOfHost(h: HostOut): Status {
+    const c = quiet.get(h.host_id)
+    return statusOf(lastSeen(h), c?.interval ?? h.interval_seconds, now.value)
+  }
+
+  const visible = computed(() => {
+    void sortTick.value
+    const q = query.value.trim().toLowerCase()
+    const filt = statusFilter.value
+    let list = hosts.value.filter((h) => {
+      if (q && !h.hostname.toLowerCase().includes(q) && !h.host_id.toLowerCase().includes(q)) {
+        const labels = Object.entries(h.labels).map(([k, v]) => `${k}=${v}`.toLowerCase())
+        if (!labels.some((l) => l.includes(q))) return false
+      }
+      return filt === 'all' || statusOfHost(h) === filt
+    })
+    const key = sortKey.value
+    if (key !== 'name') {
+      const val = (h: HostOut): number => {
+        const c = quiet.get(h.host_id)
+        if (key === 'status') return STATUS_ORDER[statusOfHost(h)]
+        const v = key === 'cpu' ? c?.cpu : key === 'memory' ? c?.mem : c?.disk
+        return v ?? -1
+      }
+      list = [...list].sort((a, b) => val(b) - val(a) || a.hostname.localeCompare(b.hostname))
+    }
+    return list
+  })
+
+  const counts = computed(() => {
+    void sortTick.value
+    const out: Record<Status, number> = { online: 0, stale: 0, offline: 0 }
+    for (const h of hosts.value) out[statusOfHost(h)]++
+    return out
+  })
+
+  function tick(ms = Date.now()) {
+    now.value = ms
+    sortTick.value++
+  }
+
+  return {
+    hosts, cards, loading, error, now, query, statusFilter, sortKey, visible, counts,
+    load, ensureLoaded, applySummaries, statusOfHost, tick,
+  }
+})

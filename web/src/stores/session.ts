@@ -1,0 +1,93 @@
+// Who is logged in: tokens from POST /auth/login, renewed with /auth/refresh on a 401, ended
+// with /auth/logout. Kept in localStorage so a reload stays logged in. A server without
+// authentication never answers 401, so the app then never asks anyone to log in.
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import { useApi } from '../api'
+import type { TokensOut, UserOut } from '../api/client'
+
+const KEY = 'hostpulse.session'
+
+interface Saved {
+  access: string
+  refresh: string
+  user: UserOut
+}
+
+function restore(): Saved | null {
+  try {
+    const s = JSON.parse(localStorage.getItem(KEY) ?? 'null') as Saved | null
+    return s && typeof s.access === 'string' && typeof s.refresh === 'string' && s.user ? s : null
+  } catch {
+    return null
+  }
+}
+
+export const useSession = defineStore('session', () => {
+  const saved = restore()
+  const access = ref<string | null>(saved?.access ?? null)
+  const refreshToken = ref<string | null>(saved?.refresh ?? null)
+  const user = ref<UserOut | null>(saved?.user ?? null)
+  /** The server answered 401 and we hold no usable token: the login page is needed. */
+  const required = ref(false)
+  const loggedIn = computed(() => access.value !== null && user.value !== null)
+  let renewing: Promise<boolean> | null = null
+
+  function set(t: TokensOut) {
+    access.value = t.access_token
+    refreshToken.value = t.refresh_token
+    user.value = t.user
+    required.value = false
+    localStorage.setItem(KEY, JSON.stringify({ access: t.access_token, refresh: t.refresh_token, user: t.user }))
+  }
+
+  function clear() {
+    access.value = null
+    refreshToken.value = null
+    user.value = null
+    localStorage.removeItem(KEY)
+  }
+
+  async function login(username: string, password: string): Promise<void> {
+    set(await useApi().login(username, password))
+  }
+
+  /** On a 401: renew the tokens once (callers share one renewal); false when that fails. */
+  function renew(): Promise<boolean> {
+    const token = refreshToken.value
+    if (!token) {
+      clear()
+      required.value = true
+      return Promise.resolve(false)
+    }
+    renewing ??= useApi()
+      .refresh(token)
+      .then(
+        (t) => {
+          set(t)
+          return true
+        },
+        () => {
+          clear()
+          required.value = true
+          return false
+        },
+      )
+      .finally(() => (renewing = null))
+    return renewing
+  }
+
+  async function logout(): Promise<void> {
+    const token = refreshToken.value
+    clear()
+    required.value = true
+    if (token) await useApi().logout(token).catch(() => undefined)
+  }
+
+  const can = (role: UserOut['role']) => {
+    const order = { viewer: 0, editor: 1, admin: 2 }
+    return user.value !== null && order[user.value.role] >= order[role]
+  }
+
+  return { access, user, required, loggedIn, login, renew, logout, can }
+})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -93,7 +94,7 @@ def test_flapping_series_sends_at_most_one_notification_per_window() -> None:
         while len(times) < len(h.sent):
             times.append(h.clock.now_ms())
     assert h.sent, "the first breach must be announced"
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in itertools.pairwise(times):
         assert b - a >= 300_000, f"two notifications {b - a} ms apart"
     assert len(times) <= (h.clock.now_ms() - start) // 300_000 + 1
 

@@ -37,12 +37,15 @@ class EmailSpec(ChannelSpec):
     to: tuple[str, ...] = Field(min_length=1)
     timeout: float = Field(default=15.0, gt=0, le=120)
     verify_tls: bool = True
+    ca_file: str = ""
+    """PEM file of the CA that signed the server's certificate (internal CAs)."""
 
 
 class _PinnedSMTP(smtplib.SMTP):
     """SMTP that connects to a pre-checked address but keeps the host name for TLS."""
 
     pinned: str = ""
+    _host: str
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return super()._get_socket(self.pinned, port, timeout)  # type: ignore[misc,no-any-return]
@@ -50,6 +53,7 @@ class _PinnedSMTP(smtplib.SMTP):
 
 class _PinnedSMTPSSL(smtplib.SMTP_SSL):
     pinned: str = ""
+    _host: str
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return super()._get_socket(self.pinned, port, timeout)  # type: ignore[misc,no-any-return]
@@ -82,7 +86,7 @@ class EmailChannel:
         await asyncio.to_thread(self._deliver, str(address), message)
 
     def _context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=self.spec.ca_file or None)
         if not self.spec.verify_tls:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -93,12 +97,14 @@ class EmailChannel:
         client: smtplib.SMTP
         try:
             if spec.security == "tls":
-                ssl_client = _PinnedSMTPSSL(timeout=spec.timeout, context=self._context())
-                ssl_client.pinned = address
+                ssl_client = _PinnedSMTPSSL(
+                    local_hostname="hostpulse", timeout=spec.timeout, context=self._context()
+                )
+                ssl_client.pinned, ssl_client._host = address, spec.host
                 client = ssl_client
             else:
-                plain = _PinnedSMTP(timeout=spec.timeout)
-                plain.pinned = address
+                plain = _PinnedSMTP(local_hostname="hostpulse", timeout=spec.timeout)
+                plain.pinned, plain._host = address, spec.host
                 client = plain
             with client:
                 client.connect(spec.host, spec.port)

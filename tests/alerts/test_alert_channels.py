@@ -239,9 +239,11 @@ def test_a_hanging_channel_does_not_block_another(
         http = SafeHttp(TargetGuard(LOOPBACK_ALLOW), timeout=20)
         dispatcher = Dispatcher(CLOCK, None, RetryPolicy(initial_s=0.01))
         channels = {
-            "slow": build_channel(channel_from_dict({"id": "slow", "type": "webhook", "url": slow.url}), http, CLOCK),
-            "fast": build_channel(channel_from_dict({"id": "fast", "type": "webhook", "url": http_receiver.url}), http, CLOCK),
-        }  # fmt: skip
+            name: build_channel(
+                channel_from_dict({"id": name, "type": "webhook", "url": url}), http, CLOCK
+            )
+            for name, url in (("slow", slow.url), ("fast", http_receiver.url))
+        }
         dispatcher.set_channels(channels)
         dispatcher.submit(Job(None, "slow", notification()))
         dispatcher.submit(Job(None, "fast", notification()))

@@ -4,6 +4,7 @@ attempt recorded. A slow or failing channel never delays another channel or the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -163,9 +164,9 @@ class Dispatcher:
             await self.log.record_attempt(result)
         return result
 
-    async def join(self, timeout: float = 30.0) -> None:
+    async def join(self, limit_s: float = 30.0) -> None:
         """Wait until every queued job is finished (tests, shutdown)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit_s):
             for queue in list(self._queues.values()):
                 await queue.join()
 
@@ -174,8 +175,6 @@ class Dispatcher:
         for task in self._workers.values():
             task.cancel()
         for task in self._workers.values():
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         self._workers.clear()

@@ -46,7 +46,7 @@ def check(url: str, allow: tuple[str, ...] = (), resolver: Any = None) -> Any:
 
 @pytest.mark.parametrize("url", REFUSED)
 def test_private_loopback_link_local_and_numeric_spellings_are_refused(url: str) -> None:
-    with pytest.raises(UnsafeTargetError, match="allow-list|resolves"):
+    with pytest.raises(UnsafeTargetError, match=r"allow-list|resolves"):
         check(url)
 
 

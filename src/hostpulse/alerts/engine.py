@@ -338,17 +338,20 @@ class AlertEngine:
     def rule(self, rule_id: str) -> AnyRule | None:
         return self._rules.get(rule_id)
 
-    def drain(self) -> Outbox:
+    def drain(self, *, hosts: bool = True) -> Outbox:
+        """Take what happened since the last drain; ``hosts`` also takes the hosts seen."""
+        seen = [self._hosts[h] for h in self._hosts_changed if h in self._hosts] if hosts else []
         out = Outbox(
             self._transitions,
             self._notifications,
             list(self._changed.values()),
             self._removed,
-            [self._hosts[h] for h in self._hosts_changed if h in self._hosts],
+            seen,
         )
         self._transitions, self._notifications, self._removed = [], [], []
         self._changed = {}
-        self._hosts_changed = set()
+        if hosts:
+            self._hosts_changed = set()
         return out
 
     def _signal(self) -> None:

@@ -203,12 +203,15 @@ def test_alerts_yml_with_env_substitution(tmp_path: Path) -> None:
     [
         ({"dedup_windw": "5m"}, r"dedup_windw: Extra inputs are not permitted"),
         ({"dedup_window": "5 minutes"}, r"dedup_window: .*invalid duration"),
-        ({"rules": [{"id": "x", "metric": "cpu_nope", "warning": 1}]}, r"rules\[0\]\.metric: .*unknown metric 'cpu_nope'"),
+        ({"rules": [{"id": "x", "metric": "cpu_nope", "warning": 1}]},
+         r"rules\[0\]\.metric: .*unknown metric 'cpu_nope'"),
         ({"rules": [{"id": "x", "metric": CPU}]}, r"rules\[0\]: .*'warning' or a 'critical'"),
-        ({"rules": [{"id": "x", "metric": CPU, "warning": 90, "critical": 80}]}, r"critical \(80.0\) must be at or above warning"),
+        ({"rules": [{"id": "x", "metric": CPU, "warning": 90, "critical": 80}]},
+         r"critical \(80.0\) must be at or above warning"),
         ({"rules": [{"id": "x", "kind": "magic"}]}, r"rules\[0\]: 'kind' must be one of"),
         ({"channels": [{"id": "c", "type": "pager"}]}, r"channels\[0\]"),
-        ({"channels": [{"id": "c", "type": "email", "host": "h", "sender": "a@b", "to": []}]}, r"channels\[0\]\.to"),
+        ({"channels": [{"id": "c", "type": "email", "host": "h", "sender": "a@b", "to": []}]},
+         r"channels\[0\]\.to"),
         ({"allow_networks": ["10.0.0.0/33"]}, r"allow_networks.*not an IP address"),
     ],
 )  # fmt: skip

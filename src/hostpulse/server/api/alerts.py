@@ -6,7 +6,7 @@ Thin routes over ``hostpulse.alerts.service.AlertService`` (``request.app.state.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -311,7 +311,12 @@ async def acknowledge(alert_id: str, alerts: Alerts, body: AckIn | None = None) 
 
 
 def _ms(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
+    """Milliseconds since the epoch; a time without a zone is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
 
 
 @router.get("/history", response_model=list[HistoryOut])
@@ -325,9 +330,10 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[HistoryOut]:
     """State changes, newest first, filtered by host, rule, new state and time range."""
-    if since is not None and until is not None and until <= since:
+    since_ms, until_ms = _ms(since), _ms(until)
+    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
         raise HTTPException(422, "until: must be after 'since'")
-    rows = await alerts.history(HistoryQuery(host, rule, state, _ms(since), _ms(until), limit))
+    rows = await alerts.history(HistoryQuery(host, rule, state, since_ms, until_ms, limit))
     return [
         HistoryOut(
             id=r["id"],

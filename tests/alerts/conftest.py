@@ -97,7 +97,7 @@ def http_receiver() -> Iterator[HttpReceiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rx))
     server.daemon_threads = True
     rx.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield rx

@@ -232,7 +232,7 @@ def test_a_hanging_channel_does_not_block_another(
     slow = HttpReceiver(hold=threading.Event())
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(slow))
     slow.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
 
     async def main() -> None:

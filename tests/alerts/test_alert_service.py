@@ -218,3 +218,11 @@ def test_alerts_yml_with_env_substitution(tmp_path: Path) -> None:
 def test_bad_alerts_yml_names_the_key(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(data, {})
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "config" / "alerts.yml"
+    cfg = load_config(example, {"SMTP_PASSWORD": "pw"})
+    assert {c.id for c in cfg.channels} == {"ops-mail", "team-slack"}
+    assert {r.kind for r in cfg.rules} == {"threshold", "compound", "forecast"}
+    assert cfg.silences[0].recurring is not None

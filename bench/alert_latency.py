@@ -82,26 +82,35 @@ def host_batch(i: int, cpu: float) -> list[tuple[str, tuple[tuple[str, str], ...
     return samples
 
 
-async def run(args: argparse.Namespace) -> dict[str, float]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True, bufsize=1
-    )
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline())
-    url = f"http://127.0.0.1:{port}/hook"
-    arrivals: dict[str, int] = {}
-    got = threading.Condition()
+class Receiver:
+    """The webhook receiver: a separate process that stamps each request on arrival."""
 
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        assert self.proc.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}/hook"
+        self.arrivals: dict[str, int] = {}
+        self.got = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
             doc = json.loads(line)
-            with got:
+            with self.got:
                 for host in doc["hosts"]:
-                    arrivals.setdefault(host, doc["t"])
-                got.notify_all()
+                    self.arrivals.setdefault(host, doc["t"])
+                self.got.notify_all()
 
-    threading.Thread(target=read, daemon=True).start()
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+async def run(args: argparse.Namespace, rx: Receiver) -> dict[str, float]:
+    url, arrivals, got = rx.url, rx.arrivals, rx.got
     tmp = tempfile.TemporaryDirectory()
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp.name}/hp.db")
     await AlertRepository(engine).create_tables()
@@ -172,8 +181,6 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     finally:
         await service.stop()
         await engine.dispose()
-        proc.terminate()
-        proc.wait(5)
         tmp.cleanup()
     q = statistics.quantiles(lat, n=20, method="inclusive")
     return {
@@ -196,7 +203,11 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=1.0, help="seconds between breaches")
     parser.add_argument("--write", type=Path, help="append the result to this markdown file")
     args = parser.parse_args()
-    r = asyncio.run(run(args))
+    rx = Receiver()
+    try:
+        r = asyncio.run(run(args, rx))
+    finally:
+        rx.stop()
     lines = [
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         "2 shared cores (other helpers were running); "

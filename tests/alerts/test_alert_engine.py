@@ -260,3 +260,31 @@ def test_restart_mid_incident_sends_nothing_extra() -> None:
     assert h.kinds() == [Kind.FIRING]
     h.run(60, 10)
     assert h.kinds() == [Kind.FIRING, Kind.RESOLVED]
+
+
+def test_restart_after_downtime_does_not_declare_every_host_silent() -> None:
+    h = Harness([{"id": "down", "kind": "absent", "intervals": 3}])
+    for _ in range(3):
+        h.clock.advance(5)
+        h.feed("a", CPU, 1)
+        h.feed("b", CPU, 1)
+    hosts = list(h.engine._hosts.values())
+    h.clock.advance(600)  # the server was down for 10 minutes
+    again = AlertEngine(h.clock)
+    again.set_rules([rule_from_dict({"id": "down", "kind": "absent", "intervals": 3})])
+    again.restore([], hosts)
+    h.engine = again
+    h.tick()
+    assert h.sent == []
+    for _ in range(4):  # "a" comes back, "b" does not
+        h.clock.advance(5)
+        h.feed("a", CPU, 1)
+        h.tick()
+    assert [(n.kind, [v.host for v in n.alerts]) for n in h.sent] == []
+    for _ in range(8):  # group_wait 30 s
+        h.clock.advance(5)
+        h.feed("a", CPU, 1)
+        h.tick()
+    assert [(n.kind, [v.host for v in n.alerts]) for n in h.sent] == [(Kind.FIRING, ["b"])]
+    h.engine.forget_host("b")
+    assert h.engine.active() == []

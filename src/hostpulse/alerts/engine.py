@@ -105,12 +105,25 @@ class AlertEngine:
         self._silences = dict(silences)
 
     def restore(self, instances: Iterable[AlertInstance], hosts: Iterable[HostSeen]) -> None:
-        """Load persisted state (after a restart) without notifying anything."""
+        """Load persisted state (after a restart) without notifying anything.
+
+        Hosts count as seen now: while the server was down nobody could report, so a host is
+        declared silent only if it stays silent after the restart.
+        """
+        now = self.clock.now_ms()
         for inst in instances:
             self._instances[inst.key] = inst
             self._by_id[inst.id] = inst
         for seen in hosts:
+            seen.last_seen_ms = max(seen.last_seen_ms, now)
             self._hosts[seen.host] = seen
+
+    def forget_host(self, host: str) -> None:
+        """A host was removed: stop expecting it and drop its alerts."""
+        self._hosts.pop(host, None)
+        for inst in [i for i in self._instances.values() if i.host == host]:
+            self._forget(inst)
+        self._signal()
 
     # -- input -----------------------------------------------------------------------------
 
@@ -355,5 +368,5 @@ class AlertEngine:
         return out
 
     def _signal(self) -> None:
-        if self.on_output is not None and (self._notifications or self._changed):
+        if self.on_output is not None and (self._notifications or self._changed or self._removed):
             self.on_output()

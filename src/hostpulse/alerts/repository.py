@@ -136,6 +136,10 @@ class AlertRepository:
                 ],
             )
 
+    async def delete_host(self, host: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(m.hosts).where(m.hosts.c.host == host))
+
     async def load_state(self) -> tuple[list[AlertInstance], list[HostSeen]]:
         async with self.engine.connect() as conn:
             inst_rows = (await conn.execute(select(m.instances))).all()

@@ -211,6 +211,12 @@ class AlertService:
         """Call after a batch is durable. Cheap, synchronous, never waits on the network."""
         self.engine.observe(host, host_labels, ts_ms, samples)
 
+    async def forget_host(self, host: str) -> None:
+        """Call when a host is deleted: its alerts end without notification."""
+        self.engine.forget_host(host)
+        await self.repo.delete_host(host)
+        await self.flush()
+
     async def tick(self, now_ms: int | None = None) -> None:
         self.engine.tick(now_ms)
         await self.flush()

@@ -198,6 +198,17 @@ def test_active_ack_and_history(api: Api, http_receiver: HttpReceiver) -> None:
     assert c.post("/active/0000/ack").status_code == 404
     assert {r.json()["alerts"][0]["host"] for r in http_receiver.wait_for(2)} == {"web-1", "web-2"}
 
+    deadline = time.monotonic() + 10
+    while {n["status"] for n in c.get("/notifications").json()} != {"sent"}:
+        assert time.monotonic() < deadline, c.get("/notifications").json()
+        time.sleep(0.05)
+    sent = c.get("/notifications").json()
+    assert sorted(n["summary"] for n in sent) == [
+        "[CRITICAL] cpu on web-1",
+        "[WARNING] cpu on web-2",
+    ]
+    assert all(n["attempts"] == 1 and n["channel_id"] == "hook" for n in sent)
+
     history = c.get("/history", params={"host": "web-1", "state": "firing"}).json()
     assert [(h["from_state"], h["to_state"], h["severity"]) for h in history] == [
         ("pending", "firing", "critical")

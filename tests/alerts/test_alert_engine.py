@@ -193,6 +193,16 @@ def test_window_aggregation_avg_ignores_a_single_spike() -> None:
     assert h.kinds()[0] is Kind.FIRING
 
 
+def test_host_selector_by_name_matches_id_or_hostname_label() -> None:
+    h = Harness([cpu_rule(hosts={"names": ["db-1"]})])
+    now = h.clock.now_ms()
+    h.engine.observe("id-7", {"hostname": "db-1"}, now, [(CPU, (), 95)])
+    h.engine.observe("db-1", {}, now, [(CPU, (), 95)])
+    h.engine.observe("web-1", {"hostname": "web-1"}, now, [(CPU, (), 95)])
+    h.collect()
+    assert sorted(n.alerts[0].host for n in h.sent) == ["db-1", "id-7"]
+
+
 def test_host_selector_by_labels_and_series_labels() -> None:
     rule = {
         "id": "root",

@@ -226,3 +226,29 @@ def test_shipped_example_config_is_valid() -> None:
     assert {c.id for c in cfg.channels} == {"ops-mail", "team-slack"}
     assert {r.kind for r in cfg.rules} == {"threshold", "compound", "forecast"}
     assert cfg.silences[0].recurring is not None
+
+
+def test_ten_hosts_stopping_together_reach_the_receiver_as_one_request(
+    tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    clock = ManualClock()
+    cfg = config(http_receiver.url, rules=[{"id": "down", "kind": "absent", "intervals": 3}])
+    hosts = [f"node-{i}" for i in range(10)]
+
+    async def body(service: AlertService) -> None:
+        for _ in range(4):
+            clock.advance(5)
+            for h in hosts:
+                service.observe(h, {}, clock.now_ms(), [(CPU, (), 5.0)])
+            await service.tick()
+        for _ in range(20):  # 100 s of silence
+            clock.advance(5)
+            await service.tick()
+        await service.dispatcher.join()
+
+    run_with(tmp_path / "a.db", cfg, clock, body)
+    (req,) = http_receiver.wait_for(1)
+    assert sorted(a["host"] for a in req.json()["alerts"]) == hosts
+    assert req.json()["summary"] == (
+        "[CRITICAL] down on node-0, node-1, node-2, node-3, node-4 and 5 more"
+    )

@@ -107,9 +107,10 @@ class HostSelector(Strict):
         return self
 
     def matches(self, host: str, labels: dict[str, str]) -> bool:
+        """``names`` match the host id or the host's ``hostname`` label."""
         if not (self.names or self.labels):
             return self.all
-        if host in self.names:
+        if host in self.names or labels.get("hostname", "\x00") in self.names:
             return True
         if self.labels:
             return all(labels.get(k) == v for k, v in self.labels.items())

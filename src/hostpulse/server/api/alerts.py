@@ -18,7 +18,7 @@ from hostpulse.alerts.repository import HistoryQuery
 from hostpulse.alerts.rules import silence_active
 from hostpulse.alerts.schema import AnyRule, Rule, SilenceSpec
 from hostpulse.alerts.service import MASK, AlertService, Entry
-from hostpulse.alerts.types import AlertInstance
+from hostpulse.alerts.types import AlertInstance, Notification
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -93,6 +93,19 @@ class HistoryOut(BaseModel):
 
 class AckIn(BaseModel):
     by: str = Field(default="anonymous", min_length=1, max_length=255)
+
+
+class NotificationOut(BaseModel):
+    id: int
+    channel_id: str
+    rule_id: str
+    kind: str
+    status: Literal["queued", "sent", "failed"]
+    attempts: int
+    last_error: str | None
+    summary: str
+    created_ms: int
+    updated_ms: int
 
 
 class TestResult(BaseModel):
@@ -308,6 +321,28 @@ async def acknowledge(alert_id: str, alerts: Alerts, body: AckIn | None = None) 
     except AlertsError as exc:
         raise _http_error(exc) from None
     return _alert_out(alerts, inst)
+
+
+@router.get("/notifications", response_model=list[NotificationOut])
+async def notifications(
+    alerts: Alerts, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[NotificationOut]:
+    """Recent notifications per channel with their delivery status, newest first."""
+    return [
+        NotificationOut(
+            id=r["id"],
+            channel_id=r["channel_id"],
+            rule_id=r["rule_id"],
+            kind=r["kind"],
+            status=r["status"],
+            attempts=r["attempts"],
+            last_error=r["last_error"],
+            summary=Notification.from_dict(r["payload"]).summary,
+            created_ms=r["created_ms"],
+            updated_ms=r["updated_ms"],
+        )
+        for r in await alerts.repo.notifications(limit)
+    ]
 
 
 def _ms(value: datetime | None) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
-from conftest import LOOPBACK_ALLOW, HttpReceiver
+from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 

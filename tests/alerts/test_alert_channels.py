@@ -12,7 +12,7 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs
 
-from conftest import LOOPBACK_ALLOW, HttpReceiver, SmtpServer
+from alert_receivers import LOOPBACK_ALLOW, HttpReceiver, SmtpServer
 
 from hostpulse.alerts.channels import build_channel, channel_from_dict
 from hostpulse.alerts.clock import ManualClock
@@ -210,7 +210,7 @@ def test_receiver_returning_400_is_tried_once(http_receiver: HttpReceiver) -> No
 
 
 def test_unreachable_receiver_is_retried_until_the_limit() -> None:
-    from conftest import free_port
+    from alert_receivers import free_port
 
     url = f"http://127.0.0.1:{free_port()}/"
     log = deliver(
@@ -227,7 +227,7 @@ def test_a_hanging_channel_does_not_block_another(
 ) -> None:
     from http.server import ThreadingHTTPServer
 
-    from conftest import _handler
+    from alert_receivers import _handler
 
     slow = HttpReceiver(hold=threading.Event())
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(slow))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOPBACK_ALLOW, HttpReceiver
+from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hostpulse.alerts.clock import ManualClock

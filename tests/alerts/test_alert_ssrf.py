@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import LOOPBACK_ALLOW, HttpReceiver
+from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
 
 from hostpulse.alerts.channels import build_channel, channel_from_dict
 from hostpulse.alerts.clock import ManualClock
@@ -71,6 +71,23 @@ def test_a_name_resolving_to_a_private_address_is_refused() -> None:
 
     with pytest.raises(UnsafeTargetError, match=r"10\.0\.0\.5"):
         check("https://hooks.example.com/x", resolver=resolver)
+
+
+def test_unresolvable_name_is_a_retryable_failure() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        raise OSError("Temporary failure in name resolution")
+
+    async def main() -> None:
+        http = SafeHttp(TargetGuard((), resolver))
+        try:
+            spec = channel_from_dict({"id": "w", "type": "webhook", "url": "http://h.example/"})
+            await build_channel(spec, http, ManualClock()).send(_notification())
+        finally:
+            await http.aclose()
+
+    with pytest.raises(DeliveryError, match="cannot resolve") as info:
+        asyncio.run(main())
+    assert info.value.retryable
 
 
 def test_other_schemes_and_credentials_are_refused() -> None:

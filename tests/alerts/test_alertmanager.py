@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOPBACK_ALLOW, free_port
+from alert_receivers import LOOPBACK_ALLOW, free_port
 
 from hostpulse.alerts.channels import build_channel, channel_from_dict
 from hostpulse.alerts.clock import SystemClock

@@ -23,6 +23,10 @@ class UnsafeTargetError(AlertsError):
     """An outbound URL or SMTP host points into a refused network (SSRF guard)."""
 
 
+class ResolutionError(AlertsError):
+    """A target's host name could not be resolved (possibly temporary: retried)."""
+
+
 class DeliveryError(AlertsError):
     """A channel could not deliver a notification.
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from hostpulse.alerts.exceptions import UnsafeTargetError
+from hostpulse.alerts.exceptions import ResolutionError, UnsafeTargetError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -97,10 +97,10 @@ class TargetGuard:
             try:
                 found = await self._resolve(host, port)
             except OSError as exc:
-                raise UnsafeTargetError(f"cannot resolve {host!r}: {exc}") from None
+                raise ResolutionError(f"cannot resolve {host!r}: {exc}") from None
             candidates = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
             if not candidates:
-                raise UnsafeTargetError(f"{host!r} resolves to no address")
+                raise ResolutionError(f"{host!r} resolves to no address")
         for address in candidates:
             if not self.permitted(address):
                 raise UnsafeTargetError(
@@ -152,7 +152,7 @@ class SafeHttp:
         auth: tuple[str, str] | None = None,
     ) -> httpx.Response:
         target = await self.guard.check_url(url)
-        merged = {"Host": target.host_header, "User-Agent": "hostpulse-alerts", **(headers or {})}
+        merged = {"User-Agent": "hostpulse-alerts", **(headers or {}), "Host": target.host_header}
         extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
         return await self._client.request(
             method,

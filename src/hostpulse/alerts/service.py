@@ -169,6 +169,12 @@ class AlertService:
             spec = SilenceSpec.model_validate(row.spec)
             self._silences[row.id] = Entry(row.id, spec, row.source, row.created_ms, row.updated_ms)
         self._apply()
+        for entry in self._rules.values():
+            missing = [c for c in entry.spec.channels if c not in self._channels]
+            if missing:
+                logger.warning(
+                    "rule names unknown channels", extra={"rule": entry.id, "channels": missing}
+                )
 
     def _apply(self) -> None:
         self.engine.set_rules(e.spec for e in self._rules.values())

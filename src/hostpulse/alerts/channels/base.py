@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import httpx
 from pydantic import Field
 
-from hostpulse.alerts.exceptions import DeliveryError, UnsafeTargetError
+from hostpulse.alerts.exceptions import DeliveryError, ResolutionError, UnsafeTargetError
 from hostpulse.alerts.net import SafeHttp
 from hostpulse.alerts.schema import ID_PATTERN, Severity, Strict
 from hostpulse.alerts.types import Notification
@@ -68,6 +68,8 @@ async def send_http(
         response = await http.request("POST", url, content=content, headers=headers, auth=auth)
     except UnsafeTargetError as exc:
         raise DeliveryError(f"{what}: {exc}", retryable=False) from None
+    except ResolutionError as exc:
+        raise DeliveryError(f"{what}: {exc}", retryable=True) from None
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
     check_response(response, what)

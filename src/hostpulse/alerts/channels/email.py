@@ -19,7 +19,7 @@ from pydantic import Field
 from hostpulse.alerts import render
 from hostpulse.alerts.channels.base import ChannelSpec
 from hostpulse.alerts.clock import Clock
-from hostpulse.alerts.exceptions import DeliveryError, UnsafeTargetError
+from hostpulse.alerts.exceptions import DeliveryError, ResolutionError, UnsafeTargetError
 from hostpulse.alerts.net import TargetGuard
 from hostpulse.alerts.types import Notification
 
@@ -82,6 +82,8 @@ class EmailChannel:
             address = await self._guard.check_host(self.spec.host, self.spec.port)
         except UnsafeTargetError as exc:
             raise DeliveryError(f"email: {exc}", retryable=False) from None
+        except ResolutionError as exc:
+            raise DeliveryError(f"email: {exc}", retryable=True) from None
         message = build_message(self.spec, notification, self._clock.now_ms())
         await asyncio.to_thread(self._deliver, str(address), message)
 

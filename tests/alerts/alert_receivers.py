@@ -162,6 +162,24 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
+def smtps_server(tls_cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
+    """SMTP over implicit TLS (port 465 style), no auth."""
+    import ssl
+
+    key, cert = tls_cert
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = MailBox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, ssl_context=context)
+    controller.start()
+    try:
+        yield SmtpServer(port, box, str(cert))
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
 def smtp_server(tls_cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
     import ssl
 

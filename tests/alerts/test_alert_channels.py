@@ -168,6 +168,42 @@ def test_email_over_starttls_with_auth_has_html_and_text_parts(smtp_server: Smtp
     assert "<td>web-1</td>" in parts["text/html"]
 
 
+def test_email_over_implicit_tls(smtps_server: SmtpServer) -> None:
+    spec = {
+        "id": "mail",
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": smtps_server.port,
+        "security": "tls",
+        "sender": "hostpulse@example.org",
+        "to": ["a@example.org", "b@example.org"],
+        "ca_file": smtps_server.ca_file,
+    }
+    log = deliver(spec, notification(Kind.RESOLVED))
+    assert [a.ok for a in log.attempts] == [True], log.attempts
+    (envelope,) = smtps_server.box.wait_for(1)
+    assert envelope.rcpt_tos == ["a@example.org", "b@example.org"]
+    assert isinstance(envelope.content, bytes)
+    msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert msg["Subject"] == "[RESOLVED] CPU usage high on web-0"
+
+
+def test_email_to_an_untrusted_certificate_is_refused(smtps_server: SmtpServer) -> None:
+    spec = {
+        "id": "mail",
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": smtps_server.port,
+        "security": "tls",
+        "sender": "hostpulse@example.org",
+        "to": ["a@example.org"],
+    }
+    log = deliver(spec, notification(), RetryPolicy(initial_s=0.01, max_attempts=2))
+    assert [(a.ok, a.retryable) for a in log.attempts] == [(False, False)]
+    assert "CERTIFICATE_VERIFY_FAILED" in (log.attempts[0].error or "")
+    assert smtps_server.box.messages == []
+
+
 def test_email_with_wrong_password_is_not_retried(smtp_server: SmtpServer) -> None:
     spec = {
         "id": "mail",

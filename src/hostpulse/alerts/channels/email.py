@@ -124,6 +124,8 @@ class EmailChannel:
                 retryable=not permanent,
                 status=exc.smtp_code,
             ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(f"email: TLS certificate: {exc}", retryable=False) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"email: {type(exc).__name__}: {exc}", retryable=True) from None
         if refused:

@@ -214,7 +214,8 @@ class AlertService:
     def observe(
         self, host: str, host_labels: dict[str, str], ts_ms: int, samples: Sequence[Sample]
     ) -> None:
-        """Call after a batch is durable. Cheap, synchronous, never waits on the network."""
+        """Call after a batch is durable, on the event loop's thread (the engine is not
+        thread-safe). Cheap, synchronous, never waits on the network or the database."""
         self.engine.observe(host, host_labels, ts_ms, samples)
 
     async def forget_host(self, host: str) -> None:
@@ -235,7 +236,11 @@ class AlertService:
             if with_hosts:
                 self._hosts_saved_ms = now
             if out.changed or out.removed or out.transitions or out.hosts:
-                await self.repo.save_state(out.changed, out.removed, out.transitions, out.hosts)
+                try:
+                    await self.repo.save_state(out.changed, out.removed, out.transitions, out.hosts)
+                except Exception:  # sending matters more than the record; the next save
+                    # writes the instances again when they change
+                    logger.exception("could not save alert state")
             items = [(c, n) for n in out.notifications for c in self._route(n)]
             if not items:
                 return

@@ -2,9 +2,9 @@
 
 In-process version (the HTTP ingest path is wired at merge): 1,000 simulated hosts feed
 ``AlertService.observe`` at their real rate (one batch of ~150 samples per host every 5 s,
-spread evenly), on a real SQLite file, with the default rules plus an immediate CPU rule
-routed to a generic webhook. A separate receiver process stamps each request on arrival.
-Every ``--every`` seconds one host (a different one each time) sends CPU 97 %; the latency is
+spread evenly), on a real SQLite file (WAL, as the store sets it), with the default rules
+plus an immediate CPU rule routed to a generic webhook. A separate receiver process stamps
+each request on arrival. Every ``--every`` seconds one host (a different one each time) sends CPU 97 %; the latency is
 receiver arrival time minus the moment that sample was handed to ``observe``.
 
 Reference, same run: a direct POST of the same size to the same receiver (network + receiver).
@@ -27,8 +27,10 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hostpulse.alerts.config import parse_config
@@ -113,6 +115,15 @@ async def run(args: argparse.Namespace, rx: Receiver) -> dict[str, float]:
     url, arrivals, got = rx.url, rx.arrivals, rx.got
     tmp = tempfile.TemporaryDirectory()
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp.name}/hp.db")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # What the store sets on its connections (the server shares its engine with alerts).
+        cursor = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
     await AlertRepository(engine).create_tables()
     cfg = parse_config(
         {

@@ -113,9 +113,13 @@ class AlertRepository:
         removed: Sequence[str],
         transitions: Sequence[Transition],
         hosts: Sequence[HostSeen],
-    ) -> None:
-        """One transaction: a crash never leaves history and alert state disagreeing."""
+        notifications: Sequence[tuple[str, Notification]] = (),
+        now_ms: int = 0,
+    ) -> list[int]:
+        """One transaction: alert state, history and the queued notifications (one row per
+        channel, ids returned) are stored together or not at all."""
         async with self.engine.begin() as conn:
+            ids = await _queue(conn, notifications, now_ms)
             await _upsert(conn, m.instances, [_instance_row(i) for i in changed])
             if removed:
                 await conn.execute(delete(m.instances).where(m.instances.c.id.in_(removed)))
@@ -135,6 +139,7 @@ class AlertRepository:
                     for h in hosts
                 ],
             )
+        return ids
 
     async def delete_host(self, host: str) -> None:
         async with self.engine.begin() as conn:
@@ -195,24 +200,8 @@ class AlertRepository:
     async def queue_notifications(
         self, items: Sequence[tuple[str, Notification]], now_ms: int
     ) -> list[int]:
-        ids: list[int] = []
         async with self.engine.begin() as conn:
-            for channel_id, n in items:
-                result = await conn.execute(
-                    m.notifications.insert().values(
-                        channel_id=channel_id,
-                        rule_id=n.rule_id,
-                        kind=n.kind.value,
-                        payload=n.to_dict(),
-                        status="queued",
-                        attempts=0,
-                        created_ms=now_ms,
-                        updated_ms=now_ms,
-                    )
-                )
-                pk = result.inserted_primary_key
-                ids.append(int(pk[0]) if pk else 0)
-        return ids
+            return await _queue(conn, items, now_ms)
 
     async def queued_notifications(self) -> list[QueuedNotification]:
         n = m.notifications
@@ -271,6 +260,28 @@ class AlertRepository:
             stmt = stmt.where(a.c.notification_id == notification_id)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(stmt)]
+
+
+async def _queue(
+    conn: AsyncConnection, items: Sequence[tuple[str, Notification]], now_ms: int
+) -> list[int]:
+    ids: list[int] = []
+    for channel_id, n in items:
+        result = await conn.execute(
+            m.notifications.insert().values(
+                channel_id=channel_id,
+                rule_id=n.rule_id,
+                kind=n.kind.value,
+                payload=n.to_dict(),
+                status="queued",
+                attempts=0,
+                created_ms=now_ms,
+                updated_ms=now_ms,
+            )
+        )
+        pk = result.inserted_primary_key
+        ids.append(int(pk[0]) if pk else 0)
+    return ids
 
 
 def _instance_row(i: AlertInstance) -> dict[str, Any]:

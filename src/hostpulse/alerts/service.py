@@ -235,20 +235,17 @@ class AlertService:
             out = self.engine.drain(hosts=with_hosts)
             if with_hosts:
                 self._hosts_saved_ms = now
-            if out.changed or out.removed or out.transitions or out.hosts:
-                try:
-                    await self.repo.save_state(out.changed, out.removed, out.transitions, out.hosts)
-                except Exception:  # sending matters more than the record; the next save
-                    # writes the instances again when they change
-                    logger.exception("could not save alert state")
             items = [(c, n) for n in out.notifications for c in self._route(n)]
-            if not items:
+            if not (items or out.changed or out.removed or out.transitions or out.hosts):
                 return
+            ids: list[int | None] = [None] * len(items)
             try:
-                ids: list[int | None] = list(await self.repo.queue_notifications(items, now))
-            except Exception:  # the database failing must not swallow the notification
-                logger.exception("could not record notifications; sending anyway")
-                ids = [None] * len(items)
+                saved = await self.repo.save_state(
+                    out.changed, out.removed, out.transitions, out.hosts, items, now
+                )
+                ids = list(saved)
+            except Exception:  # the database failing must not swallow a notification
+                logger.exception("could not save alert state; sending anyway")
             for nid, (channel_id, n) in zip(ids, items, strict=True):
                 self.dispatcher.submit(Job(nid, channel_id, n))
 

@@ -4,8 +4,9 @@ In-process version (the HTTP ingest path is wired at merge): 1,000 simulated hos
 ``AlertService.observe`` at their real rate (one batch of ~150 samples per host every 5 s,
 spread evenly), on a real SQLite file (WAL, as the store sets it), with the default rules
 plus an immediate CPU rule routed to a generic webhook. A separate receiver process stamps
-each request on arrival. Every ``--every`` seconds one host (a different one each time) sends CPU 97 %; the latency is
-receiver arrival time minus the moment that sample was handed to ``observe``.
+each request on arrival. Every ``--every`` seconds one host (a different one each time)
+sends CPU 97 %; the latency is receiver arrival time minus the moment that sample was handed
+to ``observe``.
 
 Reference, same run: a direct POST of the same size to the same receiver (network + receiver).
 

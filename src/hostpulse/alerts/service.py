@@ -26,11 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.alerts import models
 from hostpulse.alerts.channels import AnyChannelSpec, build_channel, channel_from_dict
+from hostpulse.alerts.channels.email import EmailSpec
 from hostpulse.alerts.clock import Clock, SystemClock
 from hostpulse.alerts.config import AlertsConfig
 from hostpulse.alerts.dispatch import Attempt, Dispatcher, Job, RetryPolicy
 from hostpulse.alerts.engine import AlertEngine, EngineSettings
-from hostpulse.alerts.exceptions import ConfigError, ConflictError, NotFoundError
+from hostpulse.alerts.exceptions import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    ResolutionError,
+    UnsafeTargetError,
+)
 from hostpulse.alerts.net import Resolver, SafeHttp, TargetGuard
 from hostpulse.alerts.repository import AlertRepository, HistoryQuery
 from hostpulse.alerts.rules import default_rules
@@ -294,6 +301,7 @@ class AlertService:
     async def save_channel(self, spec: AnyChannelSpec, *, create: bool) -> Entry[AnyChannelSpec]:
         if create and spec.id in self._channels:
             raise ConflictError(f"a channel with id {spec.id!r} already exists")
+        await self._check_targets(spec)
         data = _dump(spec)
         if not create:
             old = _dump(self.channel(spec.id).spec)
@@ -303,6 +311,18 @@ class AlertService:
         await self.repo.put_spec(models.channels, spec.id, data, "api", self.clock.now_ms())
         await self._load()
         return self.channel(spec.id)
+
+    async def _check_targets(self, spec: AnyChannelSpec) -> None:
+        """Refuse a channel pointing into a refused network now, not at the first alert."""
+        try:
+            for url in spec.targets():
+                await self.guard.check_url(url)
+            if isinstance(spec, EmailSpec):
+                await self.guard.check_host(spec.host, spec.port)
+        except UnsafeTargetError as exc:
+            raise ConfigError(f"{spec.type}: {exc}") from None
+        except ResolutionError as exc:  # DNS may be down for a while; sending retries
+            logger.warning("channel target not resolvable now", extra={"error": str(exc)})
 
     async def delete_channel(self, channel_id: str) -> None:
         users = [e.id for e in self._rules.values() if channel_id in e.spec.channels]

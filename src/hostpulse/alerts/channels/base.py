@@ -6,7 +6,7 @@ import json
 from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hostpulse.alerts.exceptions import DeliveryError, ResolutionError, UnsafeTargetError
 from hostpulse.alerts.net import SafeHttp
@@ -24,6 +24,26 @@ class ChannelSpec(Strict):
     enabled: bool = True
     min_severity: Literal["warning", "critical"] = "warning"
     send_resolved: bool = True
+
+    url_fields: ClassVar[tuple[str, ...]] = ("url", "base_url")
+
+    @model_validator(mode="after")
+    def _urls(self) -> ChannelSpec:
+        for name in self.url_fields:
+            value = getattr(self, name, None)
+            if not isinstance(value, str):
+                continue
+            try:
+                url = httpx.URL(value)
+            except (httpx.InvalidURL, TypeError) as exc:
+                raise ValueError(f"{name}: not a valid URL ({exc})") from None
+            if url.scheme not in ("http", "https") or not url.host:
+                raise ValueError(f"{name}: must be an http:// or https:// URL with a host")
+        return self
+
+    def targets(self) -> list[str]:
+        """URLs this channel sends to (checked by the SSRF guard when saved)."""
+        return [v for n in self.url_fields if isinstance(v := getattr(self, n, None), str)]
 
     def wants(self, n: Notification) -> bool:
         if n.resolved:

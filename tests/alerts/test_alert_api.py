@@ -222,3 +222,22 @@ def test_active_ack_and_history(api: Api, http_receiver: HttpReceiver) -> None:
     assert len(c.get("/history", params={"since": "2000-01-01T00:00:00Z"}).json()) == 4
     bad = c.get("/history", params={"since": "2030-01-01T00:00:00Z", "until": "2020-01-01"})
     assert bad.status_code == 422
+
+
+def test_openapi_documents_every_alerts_route() -> None:
+    app = FastAPI()
+    app.include_router(router, prefix="/api/v1")
+    paths = app.openapi()["paths"]
+    assert {p.removeprefix("/api/v1/alerts") for p in paths} == {
+        "/rules",
+        "/rules/{rule_id}",
+        "/channels",
+        "/channels/{channel_id}",
+        "/channels/{channel_id}/test",
+        "/silences",
+        "/silences/{silence_id}",
+        "/active",
+        "/active/{alert_id}/ack",
+        "/history",
+        "/notifications",
+    }

@@ -72,6 +72,7 @@ class AlertEngine:
         self.settings = settings or EngineSettings()
         self._rules: dict[str, AnyRule] = {}
         self._evaluators: list[Evaluator] = []
+        self._absent: list[Evaluator] = []
         self._by_metric: dict[str, list[tuple[Evaluator, int]]] = {}
         self._silences: dict[str, SilenceSpec] = {}
         self._instances: dict[tuple[str, str, Labels], AlertInstance] = {}
@@ -91,6 +92,7 @@ class AlertEngine:
     def set_rules(self, rules: Iterable[AnyRule]) -> None:
         self._rules = {r.id: r for r in rules if r.enabled}
         self._evaluators = [build(r) for r in self._rules.values()]
+        self._absent = [ev for ev in self._evaluators if ev.rule.kind == "absent"]
         by_metric: dict[str, list[tuple[Evaluator, int]]] = {}
         for ev in self._evaluators:
             for metric, index in ev.metrics():
@@ -144,21 +146,21 @@ class AlertEngine:
         self._hosts_changed.add(host)
         if ts_ms < now - self.settings.max_sample_age_s * 1000:
             return
-        by_metric = self._by_metric
+        watched = self._by_metric.get
         report = self._report
-        for metric, labels, value in samples:
-            entries = by_metric.get(metric)
+        for sample in samples:
+            entries = watched(sample[0])
             if entries is None:
                 continue
+            _, labels, value = sample
             for ev, index in entries:
                 if ev.rule.hosts.matches(host, host_labels):
                     ev.on_sample(index, host, labels, ts_ms, value, report)
         # A host that reports again ends its "stopped reporting" alerts at once.
-        for ev in self._evaluators:
-            if ev.rule.kind == "absent":
-                inst = self._instances.get((ev.rule.id, host, ()))
-                if inst is not None and inst.state in (State.PENDING, State.FIRING):
-                    self._report(ev.rule, host, (), None, 0.0, now)
+        for ev in self._absent:
+            inst = self._instances.get((ev.rule.id, host, ()))
+            if inst is not None and inst.state in (State.PENDING, State.FIRING):
+                self._report(ev.rule, host, (), None, 0.0, now)
 
     def tick(self, now_ms: int | None = None) -> None:
         """Evaluate time-driven rules, send due notifications, flush groups."""

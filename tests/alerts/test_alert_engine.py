@@ -298,3 +298,42 @@ def test_restart_after_downtime_does_not_declare_every_host_silent() -> None:
     assert [(n.kind, [v.host for v in n.alerts]) for n in h.sent] == [(Kind.FIRING, ["b"])]
     h.engine.forget_host("b")
     assert h.engine.active() == []
+
+
+def test_host_back_within_group_wait_is_never_announced() -> None:
+    h = Harness([{"id": "down", "kind": "absent", "intervals": 3, "group_wait": "30s"}])
+    for _ in range(3):
+        h.clock.advance(5)
+        h.feed("a", CPU, 1)
+        h.tick()
+    for _ in range(4):  # 20 s silent: firing (15 s) but inside the 30 s group wait
+        h.clock.advance(5)
+        h.tick()
+    assert [i.state for i in h.engine.active()] == [State.FIRING]
+    for _ in range(20):
+        h.clock.advance(5)
+        h.feed("a", CPU, 1)
+        h.tick()
+    assert h.sent == []
+    assert h.engine.active() == []
+
+
+def test_grouped_alert_not_yet_sent_is_sent_after_a_restart() -> None:
+    h = Harness([{"id": "down", "kind": "absent", "intervals": 3, "group_wait": "30s"}])
+    for _ in range(3):
+        h.clock.advance(5)
+        h.feed("a", CPU, 1)
+        h.tick()
+    for _ in range(4):
+        h.clock.advance(5)
+        h.tick()
+    saved = list(h.engine._instances.values())
+    hosts = list(h.engine._hosts.values())
+    again = AlertEngine(h.clock)
+    again.set_rules([rule_from_dict({"id": "down", "kind": "absent", "intervals": 3})])
+    again.restore(saved, hosts)
+    h.engine = again
+    for _ in range(10):
+        h.clock.advance(5)
+        h.tick()
+    assert [(n.kind, [v.host for v in n.alerts]) for n in h.sent] == [(Kind.FIRING, ["a"])]

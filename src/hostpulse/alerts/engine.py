@@ -251,7 +251,8 @@ class AlertEngine:
             for s in self._silences.values()
         )
 
-    def _decide(self, inst: AlertInstance, rule: AnyRule, now: int) -> None:
+    def _due(self, inst: AlertInstance, rule: AnyRule, now: int) -> Kind | None:
+        """What, if anything, the receivers should be told about this alert now."""
         dedup_ms = int(self.settings.dedup_window_s * 1000)
         since_change = now - inst.notified_at_ms
         kind: Kind | None = None
@@ -274,36 +275,58 @@ class AlertEngine:
         elif inst.notified is State.FIRING and since_change >= dedup_ms:
             kind = Kind.RESOLVED
         if kind is None or self._silenced(inst, now):
+            return None
+        return kind
+
+    def _decide(self, inst: AlertInstance, rule: AnyRule, now: int) -> None:
+        kind = self._due(inst, rule, now)
+        if kind is None:
             return
+        if rule.group_wait <= 0:
+            self._mark(inst, kind, now)
+            self._notifications.append(self._notification(rule, kind, [self._view(inst)], now))
+            return
+        # Grouped: collect now, decide again and mark when the group is sent, so an alert
+        # that ends within group_wait is never announced and a crash before then loses nothing.
+        group_kind = Kind.RESOLVED if kind is Kind.RESOLVED else Kind.FIRING
+        group = self._groups.get((rule.id, group_kind))
+        if group is None:
+            flush_at = now + int(rule.group_wait * 1000)
+            group = self._groups[(rule.id, group_kind)] = _Group(rule.id, kind, flush_at, {})
+        group.alerts[inst.id] = self._view(inst)
+
+    def _mark(self, inst: AlertInstance, kind: Kind, now: int) -> None:
         if kind is not Kind.REPEAT:
             inst.notified = State.RESOLVED if kind is Kind.RESOLVED else State.FIRING
             inst.notified_severity = None if kind is Kind.RESOLVED else inst.severity
             inst.notified_at_ms = now
         inst.last_sent_ms = now
         self._changed[inst.id] = inst
-        self._emit(rule, kind, inst, now)
 
-    def _emit(self, rule: AnyRule, kind: Kind, inst: AlertInstance, now: int) -> None:
+    def _view(self, inst: AlertInstance) -> AlertView:
         seen = self._hosts.get(inst.host)
-        view = AlertView(
+        return AlertView(
             inst.id, inst.rule_id, inst.host, inst.labels, inst.state, inst.severity, inst.value,
             inst.fired_at_ms, inst.resolved_at_ms,
             tuple(sorted(seen.labels.items())) if seen else (),
         )  # fmt: skip
-        if rule.group_wait <= 0:
-            self._notifications.append(self._notification(rule, kind, [view], now))
-            return
-        group_kind = Kind.RESOLVED if kind is Kind.RESOLVED else Kind.FIRING
-        group = self._groups.get((rule.id, group_kind))
-        if group is None:
-            flush_at = now + int(rule.group_wait * 1000)
-            group = self._groups[(rule.id, group_kind)] = _Group(rule.id, kind, flush_at, {})
-        group.alerts[view.id] = view
 
     def _flush(self, group: _Group, now: int) -> None:
         rule = self._rules.get(group.rule_id)
-        if rule is not None and group.alerts:
-            views = sorted(group.alerts.values(), key=lambda v: (v.host, v.labels))
+        if rule is None:
+            return
+        views = []
+        for alert_id in group.alerts:
+            inst = self._by_id.get(alert_id)
+            if inst is None:
+                continue
+            kind = self._due(inst, rule, now)
+            if kind is None or (kind is Kind.RESOLVED) != (group.kind is Kind.RESOLVED):
+                continue
+            self._mark(inst, kind, now)
+            views.append(self._view(inst))
+        if views:
+            views.sort(key=lambda v: (v.host, v.labels))
             self._notifications.append(self._notification(rule, group.kind, views, now))
 
     @staticmethod

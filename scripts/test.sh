@@ -5,16 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests start for real (Prometheus scrapes the exporter, node_exporter is
-# the benchmark's reference).
+# the benchmark's reference; the alert tests post to a real Alertmanager).
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
-command -v openssl >/dev/null || need+=(openssl)  # a self-signed certificate for TLS tests
+command -v openssl >/dev/null || need+=(openssl)  # self-signed certificates for TLS tests
 
 # the dashboard's E2E runs in Debian's Chromium (never a downloaded browser); Nanum draws Korean
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -d /usr/share/fonts/truetype/nanum ] || need+=(fonts-nanum)
+
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, FastAPI
 
 from hostpulse import __version__
-from hostpulse.server.api import health, hosts, ingest, metrics, ws
+from hostpulse.server.alerting import observer, open_alerts
+from hostpulse.server.api import alerts, health, hosts, ingest, metrics, ws
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.fast_ingest import IngestFastPath
 from hostpulse.server.ingest_service import IngestLimits, IngestService
@@ -86,6 +87,10 @@ def create_app(
             await st.start()
         ingest_service = IngestService(st, limits_from(cfg), clock)
         ingest_service.listeners.append(hub.publish)
+        alert_service = await open_alerts(cfg) if cfg.alerts_enabled else None
+        if alert_service is not None:
+            ingest_service.listeners.append(observer(alert_service))
+        app.state.alerts = alert_service
         app.state.hp = AppState(settings=cfg, store=st, ingest=ingest_service, clock=clock)
         stop = asyncio.Event()
         job = asyncio.create_task(maintenance_loop(st, cfg.maintenance_interval, clock, stop))
@@ -95,6 +100,8 @@ def create_app(
         finally:
             stop.set()
             await job
+            if alert_service is not None:
+                await alert_service.stop()
             if owned:
                 await st.close()
 
@@ -108,7 +115,7 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, ingest, hosts, metrics, ws):
+    for module in (health, ingest, hosts, metrics, alerts, ws):
         api.include_router(module.router)
     app.include_router(api)
     if fast_ingest:

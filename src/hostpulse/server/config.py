@@ -79,6 +79,11 @@ class ServerSettings(BaseSettings):
     live_outbox: int = Field(
         default=256, gt=0, description="Frames a live client may lag behind before it is dropped."
     )
+    alerts_config: Path | None = Field(
+        default=None,
+        description="alerts.yml with rules, channels and silences (see config/alerts.yml).",
+    )
+    alerts_enabled: bool = Field(default=True, description="Evaluate alert rules on ingest.")
     web_dir: Path | None = Field(
         default=None, description="Serve the dashboard from here instead of the bundled build."
     )

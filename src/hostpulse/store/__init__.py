@@ -31,6 +31,12 @@ def resolve(url_or_path: str | Path) -> tuple[Path, Path]:
     return directory / DB_FILE, directory / WAL_DIR
 
 
+def database_url(url_or_path: str | Path) -> str:
+    """The SQLAlchemy URL of the database behind a store location: other features (alerts,
+    users) keep their tables in the same database."""
+    return sqlite_url(resolve(url_or_path)[0])
+
+
 def open_store(
     url_or_path: str | Path,
     *,
@@ -56,7 +62,15 @@ def open_store(
     )
 
 
-__all__ = ["Retention", "SQLiteStore", "Store", "open_store", "resolve", "sqlite_url"]
+__all__ = [
+    "Retention",
+    "SQLiteStore",
+    "Store",
+    "database_url",
+    "open_store",
+    "resolve",
+    "sqlite_url",
+]
 
 
 def _conforms(store: SQLiteStore) -> Store:

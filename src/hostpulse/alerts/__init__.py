@@ -1,0 +1,1 @@
+"""Alerts: rule evaluation, the alert state machine, notification channels and their API."""

@@ -1,0 +1,167 @@
+"""Outbound connections that cannot be turned against the server's own network (SSRF guard).
+
+Every webhook URL and SMTP host is resolved first; if any address it resolves to is loopback,
+link-local, private, shared, reserved, unspecified or multicast, the target is refused unless
+that address lies in the allow-list. The connection then goes to the address that was checked
+(pinned: no second DNS lookup an attacker could answer differently), with the original name in
+the Host header and TLS SNI/certificate check. Redirects are never followed.
+
+Numeric spellings of IPv4 addresses (``2130706433``, ``0x7f000001``, ``127.1``, ``0177.0.0.1``)
+are read the way ``inet_aton`` (and so many HTTP stacks) would, and checked as that address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from hostpulse.alerts.exceptions import ResolutionError, UnsafeTargetError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host part denotes if it is an IP literal in any spelling, else None."""
+    text = host.strip("[]")
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        return None
+
+
+def refused(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_multicast or not address.is_global
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: httpx.URL
+    host: str
+    port: int
+    address: IPAddress
+
+    @property
+    def pinned_url(self) -> httpx.URL:
+        return self.url.copy_with(host=str(self.address))
+
+    @property
+    def host_header(self) -> str:
+        default = {"http": 80, "https": 443}.get(self.url.scheme)
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return name if self.port == default else f"{name}:{self.port}"
+
+
+class TargetGuard:
+    def __init__(self, allow: Iterable[str] = (), resolver: Resolver | None = None) -> None:
+        self.allow: tuple[IPNetwork, ...] = tuple(
+            ipaddress.ip_network(item, strict=False) for item in allow
+        )
+        self._resolve = resolver or system_resolver
+
+    def permitted(self, address: IPAddress) -> bool:
+        if any(address in net for net in self.allow):
+            return True
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            mapped = address.ipv4_mapped
+            if any(mapped in net for net in self.allow):
+                return True
+        return not refused(address)
+
+    async def check_host(self, host: str, port: int) -> IPAddress:
+        """Resolve ``host`` and return the address to connect to, or raise UnsafeTargetError."""
+        if not host:
+            raise UnsafeTargetError("the target has no host name")
+        literal = literal_address(host)
+        if literal is not None:
+            candidates: list[IPAddress] = [literal]
+        else:
+            try:
+                found = await self._resolve(host, port)
+            except OSError as exc:
+                raise ResolutionError(f"cannot resolve {host!r}: {exc}") from None
+            candidates = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
+            if not candidates:
+                raise ResolutionError(f"{host!r} resolves to no address")
+        for address in candidates:
+            if not self.permitted(address):
+                raise UnsafeTargetError(
+                    f"{host!r} resolves to {address}, a private, loopback, link-local or "
+                    "reserved address; add it to the alerts allow-list to permit it"
+                )
+        return candidates[0]
+
+    async def check_url(self, url: str) -> Target:
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise UnsafeTargetError(f"invalid URL: {exc}") from None
+        if parsed.scheme not in ("http", "https"):
+            raise UnsafeTargetError(f"URL scheme must be http or https, not {parsed.scheme!r}")
+        if parsed.userinfo:
+            raise UnsafeTargetError(
+                "credentials in the URL are not allowed; use the channel's auth"
+            )
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        address = await self.check_host(parsed.host, port)
+        return Target(parsed, parsed.host, port, address)
+
+
+class SafeHttp:
+    """An HTTP client whose every request passes the guard, goes to the pinned address and
+    never follows a redirect."""
+
+    def __init__(
+        self,
+        guard: TargetGuard,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self.guard = guard
+        self._client = httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, transport=transport, verify=verify
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> httpx.Response:
+        target = await self.guard.check_url(url)
+        merged = {"User-Agent": "hostpulse-alerts", **(headers or {}), "Host": target.host_header}
+        extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
+        return await self._client.request(
+            method,
+            target.pinned_url,
+            content=content,
+            headers=merged,
+            auth=auth,
+            extensions=extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,397 @@
+"""The facade the server uses: wires engine, repository and dispatcher, owns the background
+tasks, and offers the operations behind the /alerts API.
+
+Server wiring (at merge)::
+
+    service = AlertService(store_engine, load_config(path, os.environ))
+    await service.start()                      # app lifespan
+    app.state.alerts = service
+    service.observe(host_id, labels, ts_ms, samples)   # after each durable ingest batch
+    await service.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hostpulse.alerts import models
+from hostpulse.alerts.channels import AnyChannelSpec, build_channel, channel_from_dict
+from hostpulse.alerts.channels.email import EmailSpec
+from hostpulse.alerts.clock import Clock, SystemClock
+from hostpulse.alerts.config import AlertsConfig
+from hostpulse.alerts.dispatch import Attempt, Dispatcher, Job, RetryPolicy
+from hostpulse.alerts.engine import AlertEngine, EngineSettings
+from hostpulse.alerts.exceptions import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    ResolutionError,
+    UnsafeTargetError,
+)
+from hostpulse.alerts.net import Resolver, SafeHttp, TargetGuard
+from hostpulse.alerts.repository import AlertRepository, HistoryQuery
+from hostpulse.alerts.rules import default_rules
+from hostpulse.alerts.schema import AnyRule, SilenceSpec, rule_from_dict, rule_to_dict
+from hostpulse.alerts.types import AlertInstance, Kind, Notification, Sample
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MASK = "********"
+_SEEDED = "default_rules_created"
+_HOSTS_SAVE_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Generic[T]):
+    id: str
+    spec: T
+    source: str  # default, config or api
+    created_ms: int
+    updated_ms: int
+
+
+class _Log:
+    def __init__(self, repo: AlertRepository) -> None:
+        self._repo = repo
+
+    async def record_attempt(self, attempt: Attempt) -> None:
+        await self._repo.record_attempt(attempt)
+
+    async def finish(self, notification_id: int | None, ok: bool, error: str | None) -> None:
+        if notification_id is not None:
+            await self._repo.finish(notification_id, ok, error)
+
+
+class AlertService:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        config: AlertsConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        run_ticker: bool = True,
+    ) -> None:
+        self.config = config or AlertsConfig()
+        self.clock = clock or SystemClock()
+        self.repo = AlertRepository(db)
+        self.engine = AlertEngine(
+            self.clock,
+            EngineSettings(self.config.dedup_window, self.config.repeat_interval),
+        )
+        self.guard = TargetGuard(self.config.allow_networks, resolver)
+        self.http = SafeHttp(self.guard, timeout=self.config.http_timeout, transport=transport)
+        retry = self.config.retry
+        self.dispatcher = Dispatcher(
+            self.clock,
+            _Log(self.repo),
+            RetryPolicy(initial_s=retry.initial, max_s=retry.max, max_attempts=retry.attempts),
+            sleep=sleep,
+        )
+        self._run_ticker = run_ticker
+        self._rules: dict[str, Entry[AnyRule]] = {}
+        self._channels: dict[str, Entry[AnyChannelSpec]] = {}
+        self._silences: dict[str, Entry[SilenceSpec]] = {}
+        self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._hosts_saved_ms = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = self.clock.now_ms()
+        repo = self.repo
+        if self.config.create_default_rules and await repo.get_meta(_SEEDED) is None:
+            for rule in default_rules():
+                await repo.put_spec(models.rules, rule.id, rule_to_dict(rule), "default", now)
+            await repo.set_meta(_SEEDED, str(now))
+        for ch in self.config.channels:
+            await repo.put_spec(models.channels, ch.id, _dump(ch), "config", now)
+        for rule in self.config.rules:
+            await repo.put_spec(models.rules, rule.id, rule_to_dict(rule), "config", now)
+        for s in self.config.silences:
+            spec = s.model_dump(mode="json", exclude={"id"})
+            await repo.put_spec(models.silences, s.id, spec, "config", now)
+        await self._load()
+        instances, hosts = await repo.load_state()
+        self.engine.restore(instances, hosts)
+        self._loop = asyncio.get_running_loop()
+        self.engine.on_output = self._signal
+        for queued in await repo.queued_notifications():
+            self.dispatcher.submit(Job(queued.id, queued.channel_id, queued.notification))
+        self._tasks.append(asyncio.create_task(self._flusher(), name="alerts-flush"))
+        if self._run_ticker:
+            self._tasks.append(asyncio.create_task(self._ticker(), name="alerts-tick"))
+        logger.info(
+            "alerts started",
+            extra={"rules": len(self._rules), "channels": len(self._channels)},
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.engine.on_output = None
+        await self.flush(save_hosts=True)
+        await self.dispatcher.close()
+        await self.http.aclose()
+
+    async def _load(self) -> None:
+        self._rules = {}
+        for row in await self.repo.list_specs(models.rules):
+            try:
+                rule = rule_from_dict(row.spec)
+            except ValueError as exc:
+                logger.error("stored rule is invalid", extra={"rule": row.id, "error": str(exc)})
+                continue
+            self._rules[row.id] = Entry(row.id, rule, row.source, row.created_ms, row.updated_ms)
+        self._channels = {}
+        for row in await self.repo.list_specs(models.channels):
+            try:
+                ch = channel_from_dict(row.spec)
+            except ValueError as exc:
+                logger.error("stored channel is invalid", extra={"id": row.id, "error": str(exc)})
+                continue
+            self._channels[row.id] = Entry(row.id, ch, row.source, row.created_ms, row.updated_ms)
+        self._silences = {}
+        for row in await self.repo.list_specs(models.silences):
+            spec = SilenceSpec.model_validate(row.spec)
+            self._silences[row.id] = Entry(row.id, spec, row.source, row.created_ms, row.updated_ms)
+        self._apply()
+        for entry in self._rules.values():
+            missing = [c for c in entry.spec.channels if c not in self._channels]
+            if missing:
+                logger.warning(
+                    "rule names unknown channels", extra={"rule": entry.id, "channels": missing}
+                )
+
+    def _apply(self) -> None:
+        self.engine.set_rules(e.spec for e in self._rules.values())
+        self.engine.set_silences({k: e.spec for k, e in self._silences.items()})
+        self.dispatcher.set_channels(
+            {
+                k: build_channel(e.spec, self.http, self.clock)
+                for k, e in self._channels.items()
+                if e.spec.enabled
+            }
+        )
+
+    def _signal(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # keep evaluating; the next flush retries the host/state save
+                logger.exception("alerts flush failed")
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.evaluation_interval)
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("alerts tick failed")
+
+    # -- the ingest side ---------------------------------------------------------------------
+
+    def observe(
+        self, host: str, host_labels: dict[str, str], ts_ms: int, samples: Sequence[Sample]
+    ) -> None:
+        """Call after a batch is durable, on the event loop's thread (the engine is not
+        thread-safe). Cheap, synchronous, never waits on the network or the database."""
+        self.engine.observe(host, host_labels, ts_ms, samples)
+
+    async def forget_host(self, host: str) -> None:
+        """Call when a host is deleted: its alerts end without notification."""
+        self.engine.forget_host(host)
+        await self.repo.delete_host(host)
+        await self.flush()
+
+    async def tick(self, now_ms: int | None = None) -> None:
+        self.engine.tick(now_ms)
+        await self.flush()
+
+    async def flush(self, *, save_hosts: bool = False) -> None:
+        async with self._flush_lock:
+            now = self.clock.now_ms()
+            with_hosts = save_hosts or now - self._hosts_saved_ms >= _HOSTS_SAVE_MS
+            out = self.engine.drain(hosts=with_hosts)
+            if with_hosts:
+                self._hosts_saved_ms = now
+            items = [(c, n) for n in out.notifications for c in self._route(n)]
+            if not (items or out.changed or out.removed or out.transitions or out.hosts):
+                return
+            ids: list[int | None] = [None] * len(items)
+            try:
+                saved = await self.repo.save_state(
+                    out.changed, out.removed, out.transitions, out.hosts, items, now
+                )
+                ids = list(saved)
+            except Exception:  # the database failing must not swallow a notification
+                logger.exception("could not save alert state; sending anyway")
+            for nid, (channel_id, n) in zip(ids, items, strict=True):
+                self.dispatcher.submit(Job(nid, channel_id, n))
+
+    def _route(self, n: Notification) -> list[str]:
+        wanted = n.channels or tuple(self._channels)
+        out = []
+        for cid in wanted:
+            entry = self._channels.get(cid)
+            if entry is not None and entry.spec.enabled and entry.spec.wants(n):
+                out.append(cid)
+        return out
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def rules(self) -> list[Entry[AnyRule]]:
+        return list(self._rules.values())
+
+    def rule(self, rule_id: str) -> Entry[AnyRule]:
+        return _get(self._rules, rule_id, "rule")
+
+    async def save_rule(self, rule: AnyRule, *, create: bool) -> Entry[AnyRule]:
+        if create and rule.id in self._rules:
+            raise ConflictError(f"a rule with id {rule.id!r} already exists")
+        if not create:
+            self.rule(rule.id)
+        for cid in rule.channels:
+            if cid not in self._channels:
+                raise ConfigError(f"channels: unknown channel {cid!r}")
+        await self.repo.put_spec(
+            models.rules, rule.id, rule_to_dict(rule), "api", self.clock.now_ms()
+        )
+        await self._load()
+        return self.rule(rule.id)
+
+    async def delete_rule(self, rule_id: str) -> None:
+        await self._delete(models.rules, self._rules, rule_id, "rule")
+
+    # -- channels ----------------------------------------------------------------------------
+
+    def channels(self) -> list[Entry[AnyChannelSpec]]:
+        return list(self._channels.values())
+
+    def channel(self, channel_id: str) -> Entry[AnyChannelSpec]:
+        return _get(self._channels, channel_id, "channel")
+
+    async def save_channel(self, spec: AnyChannelSpec, *, create: bool) -> Entry[AnyChannelSpec]:
+        if create and spec.id in self._channels:
+            raise ConflictError(f"a channel with id {spec.id!r} already exists")
+        await self._check_targets(spec)
+        data = _dump(spec)
+        if not create:
+            old = _dump(self.channel(spec.id).spec)
+            for name in type(spec).secret_fields:
+                if data.get(name) == MASK:
+                    data[name] = old.get(name, "")
+        await self.repo.put_spec(models.channels, spec.id, data, "api", self.clock.now_ms())
+        await self._load()
+        return self.channel(spec.id)
+
+    async def _check_targets(self, spec: AnyChannelSpec) -> None:
+        """Refuse a channel pointing into a refused network now, not at the first alert."""
+        try:
+            for url in spec.targets():
+                await self.guard.check_url(url)
+            if isinstance(spec, EmailSpec):
+                await self.guard.check_host(spec.host, spec.port)
+        except UnsafeTargetError as exc:
+            raise ConfigError(f"{spec.type}: {exc}") from None
+        except ResolutionError as exc:  # DNS may be down for a while; sending retries
+            logger.warning("channel target not resolvable now", extra={"error": str(exc)})
+
+    async def delete_channel(self, channel_id: str) -> None:
+        users = [e.id for e in self._rules.values() if channel_id in e.spec.channels]
+        if users:
+            raise ConflictError(f"channel {channel_id!r} is used by rules {users}")
+        await self._delete(models.channels, self._channels, channel_id, "channel")
+
+    async def test_channel(self, channel_id: str) -> Attempt:
+        entry = self.channel(channel_id)
+        n = Notification(
+            kind=Kind.TEST,
+            rule_id="test",
+            rule_title="Test notification",
+            severity=None,
+            alerts=(),
+            created_ms=self.clock.now_ms(),
+            description="If you can read this, the channel works.",
+        )
+        channel = build_channel(entry.spec, self.http, self.clock)
+        return await self.dispatcher.attempt(channel, Job(None, channel_id, n), 1)
+
+    # -- silences ----------------------------------------------------------------------------
+
+    def silences(self) -> list[Entry[SilenceSpec]]:
+        return list(self._silences.values())
+
+    def silence(self, silence_id: str) -> Entry[SilenceSpec]:
+        return _get(self._silences, silence_id, "silence")
+
+    async def save_silence(
+        self, spec: SilenceSpec, silence_id: str | None = None
+    ) -> Entry[SilenceSpec]:
+        if silence_id is None:
+            silence_id = uuid.uuid4().hex[:12]
+        else:
+            self.silence(silence_id)
+        data = spec.model_dump(mode="json")
+        await self.repo.put_spec(models.silences, silence_id, data, "api", self.clock.now_ms())
+        await self._load()
+        return self.silence(silence_id)
+
+    async def delete_silence(self, silence_id: str) -> None:
+        await self._delete(models.silences, self._silences, silence_id, "silence")
+
+    # -- alerts ------------------------------------------------------------------------------
+
+    def active(self) -> list[AlertInstance]:
+        return self.engine.active()
+
+    async def acknowledge(self, alert_id: str, by: str) -> AlertInstance:
+        inst = self.engine.acknowledge(alert_id, by)
+        await self.flush()
+        return inst
+
+    async def history(self, query: HistoryQuery) -> list[dict[str, Any]]:
+        return await self.repo.history(query)
+
+    async def _delete(self, table: Table, items: dict[str, Any], key: str, what: str) -> None:
+        _get(items, key, what)
+        await self.repo.delete_spec(table, key)
+        await self._load()
+
+
+def _get(items: dict[str, Entry[T]], key: str, what: str) -> Entry[T]:
+    entry = items.get(key)
+    if entry is None:
+        raise NotFoundError(f"no {what} with id {key!r}")
+    return entry
+
+
+def _dump(spec: AnyChannelSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json")

@@ -1,0 +1,386 @@
+"""/alerts: rules, channels, silences, active alerts, history, acknowledgement, test sends.
+
+Thin routes over ``hostpulse.alerts.service.AlertService`` (``request.app.state.alerts``).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from hostpulse.alerts.channels import AnyChannelSpec, ChannelConfig
+from hostpulse.alerts.exceptions import AlertsError, ConfigError, ConflictError, NotFoundError
+from hostpulse.alerts.repository import HistoryQuery
+from hostpulse.alerts.rules import silence_active
+from hostpulse.alerts.schema import AnyRule, Rule, SilenceSpec
+from hostpulse.alerts.service import MASK, AlertService, Entry
+from hostpulse.alerts.types import AlertInstance, Notification
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+def get_alerts(request: Request) -> AlertService:
+    service = getattr(request.app.state, "alerts", None)
+    if not isinstance(service, AlertService):
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "alerts are not running")
+    return service
+
+
+Alerts = Annotated[AlertService, Depends(get_alerts)]
+
+
+def _http_error(exc: AlertsError) -> HTTPException:
+    if isinstance(exc, NotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, ConflictError):
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+    if isinstance(exc, ConfigError):
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+    return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
+
+
+class Stored(BaseModel):
+    source: Literal["default", "config", "api"]
+    created_ms: int
+    updated_ms: int
+
+
+class RuleOut(Stored):
+    rule: Rule
+
+
+class ChannelOut(Stored):
+    channel: dict[str, Any] = Field(description="The channel settings; secrets are masked.")
+
+
+class SilenceOut(Stored):
+    id: str
+    active: bool
+    silence: SilenceSpec
+
+
+class AlertOut(BaseModel):
+    id: str
+    rule_id: str
+    rule_title: str
+    host: str
+    labels: dict[str, str]
+    state: str
+    severity: Literal["warning", "critical"] | None
+    value: float | None
+    pending_since_ms: int | None
+    fired_at_ms: int | None
+    acked_by: str | None
+    acked_at_ms: int | None
+
+
+class HistoryOut(BaseModel):
+    id: int
+    alert_id: str
+    rule_id: str
+    host: str
+    labels: dict[str, str]
+    from_state: str
+    to_state: str
+    severity: Literal["warning", "critical"] | None
+    value: float | None
+    at_ms: int
+
+
+class AckIn(BaseModel):
+    by: str = Field(default="anonymous", min_length=1, max_length=255)
+
+
+class NotificationOut(BaseModel):
+    id: int
+    channel_id: str
+    rule_id: str
+    kind: str
+    status: Literal["queued", "sent", "failed"]
+    attempts: int
+    last_error: str | None
+    summary: str
+    created_ms: int
+    updated_ms: int
+
+
+class TestResult(BaseModel):
+    ok: bool
+    status: int | None
+    error: str | None
+    duration_ms: int
+
+
+def _rule_out(e: Entry[AnyRule]) -> RuleOut:
+    return RuleOut(source=e.source, created_ms=e.created_ms, updated_ms=e.updated_ms, rule=e.spec)  # type: ignore[arg-type]
+
+
+def _channel_out(e: Entry[AnyChannelSpec]) -> ChannelOut:
+    data = e.spec.model_dump(mode="json")
+    for name in type(e.spec).secret_fields:
+        if data.get(name):
+            data[name] = MASK
+    return ChannelOut(
+        source=e.source,  # type: ignore[arg-type]
+        created_ms=e.created_ms,
+        updated_ms=e.updated_ms,
+        channel=data,
+    )
+
+
+def _silence_out(e: Entry[SilenceSpec], now_ms: int) -> SilenceOut:
+    return SilenceOut(
+        id=e.id,
+        source=e.source,  # type: ignore[arg-type]
+        created_ms=e.created_ms,
+        updated_ms=e.updated_ms,
+        active=silence_active(e.spec, now_ms),
+        silence=e.spec,
+    )
+
+
+def _sev(value: int | None) -> Literal["warning", "critical"] | None:
+    return None if not value else ("critical" if value >= 2 else "warning")
+
+
+def _alert_out(service: AlertService, a: AlertInstance) -> AlertOut:
+    rule = service.engine.rule(a.rule_id)
+    return AlertOut(
+        id=a.id,
+        rule_id=a.rule_id,
+        rule_title=rule.title if rule else a.rule_id,
+        host=a.host,
+        labels=dict(a.labels),
+        state=a.state.value,
+        severity=_sev(a.severity),
+        value=None if math.isnan(a.value) or math.isinf(a.value) else a.value,
+        pending_since_ms=a.pending_since_ms,
+        fired_at_ms=a.fired_at_ms,
+        acked_by=a.acked_by,
+        acked_at_ms=a.acked_at_ms,
+    )
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+
+@router.get("/rules", response_model=list[RuleOut])
+async def list_rules(alerts: Alerts) -> list[RuleOut]:
+    return [_rule_out(e) for e in alerts.rules()]
+
+
+@router.post("/rules", response_model=RuleOut, status_code=status.HTTP_201_CREATED)
+async def create_rule(rule: Rule, alerts: Alerts) -> RuleOut:
+    try:
+        return _rule_out(await alerts.save_rule(rule, create=True))
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+
+
+@router.get("/rules/{rule_id}", response_model=RuleOut)
+async def get_rule(rule_id: str, alerts: Alerts) -> RuleOut:
+    try:
+        return _rule_out(alerts.rule(rule_id))
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+
+
+@router.put("/rules/{rule_id}", response_model=RuleOut)
+async def replace_rule(rule_id: str, rule: Rule, alerts: Alerts) -> RuleOut:
+    if rule.id != rule_id:
+        raise HTTPException(422, f"id: the body's id {rule.id!r} differs from the URL's")
+    try:
+        return _rule_out(await alerts.save_rule(rule, create=False))
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+
+
+@router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_rule(rule_id: str, alerts: Alerts) -> Response:
+    try:
+        await alerts.delete_rule(rule_id)
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- channels ---------------------------------------------------------------------------------
+
+
+@router.get("/channels", response_model=list[ChannelOut])
+async def list_channels(alerts: Alerts) -> list[ChannelOut]:
+    return [_channel_out(e) for e in alerts.channels()]
+
+
+@router.post("/channels", response_model=ChannelOut, status_code=status.HTTP_201_CREATED)
+async def create_channel(channel: ChannelConfig, alerts: Alerts) -> ChannelOut:
+    try:
+        return _channel_out(await alerts.save_channel(channel, create=True))
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+
+
+@router.get("/channels/{channel_id}", response_model=ChannelOut)
+async def get_channel(channel_id: str, alerts: Alerts) -> ChannelOut:
+    try:
+        return _channel_out(alerts.channel(channel_id))
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+
+
+@router.put("/channels/{channel_id}", response_model=ChannelOut)
+async def replace_channel(channel_id: str, channel: ChannelConfig, alerts: Alerts) -> ChannelOut:
+    if channel.id != channel_id:
+        raise HTTPException(422, f"id: the body's id {channel.id!r} differs from the URL's")
+    try:
+        return _channel_out(await alerts.save_channel(channel, create=False))
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+
+
+@router.delete("/channels/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_channel(channel_id: str, alerts: Alerts) -> Response:
+    try:
+        await alerts.delete_channel(channel_id)
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/channels/{channel_id}/test", response_model=TestResult)
+async def test_channel(channel_id: str, alerts: Alerts) -> TestResult:
+    """Send one test notification now (no retries) and report how it went."""
+    try:
+        attempt = await alerts.test_channel(channel_id)
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+    return TestResult(
+        ok=attempt.ok, status=attempt.status, error=attempt.error, duration_ms=attempt.duration_ms
+    )
+
+
+# -- silences ---------------------------------------------------------------------------------
+
+
+@router.get("/silences", response_model=list[SilenceOut])
+async def list_silences(alerts: Alerts) -> list[SilenceOut]:
+    now = alerts.clock.now_ms()
+    return [_silence_out(e, now) for e in alerts.silences()]
+
+
+@router.post("/silences", response_model=SilenceOut, status_code=status.HTTP_201_CREATED)
+async def create_silence(silence: SilenceSpec, alerts: Alerts) -> SilenceOut:
+    entry = await alerts.save_silence(silence)
+    return _silence_out(entry, alerts.clock.now_ms())
+
+
+@router.get("/silences/{silence_id}", response_model=SilenceOut)
+async def get_silence(silence_id: str, alerts: Alerts) -> SilenceOut:
+    try:
+        return _silence_out(alerts.silence(silence_id), alerts.clock.now_ms())
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+
+
+@router.put("/silences/{silence_id}", response_model=SilenceOut)
+async def replace_silence(silence_id: str, silence: SilenceSpec, alerts: Alerts) -> SilenceOut:
+    try:
+        entry = await alerts.save_silence(silence, silence_id)
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+    return _silence_out(entry, alerts.clock.now_ms())
+
+
+@router.delete("/silences/{silence_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_silence(silence_id: str, alerts: Alerts) -> Response:
+    try:
+        await alerts.delete_silence(silence_id)
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- alerts -----------------------------------------------------------------------------------
+
+
+@router.get("/active", response_model=list[AlertOut])
+async def active_alerts(alerts: Alerts) -> list[AlertOut]:
+    """Pending and firing alerts, most severe first."""
+    return [_alert_out(alerts, a) for a in alerts.active()]
+
+
+@router.post("/active/{alert_id}/ack", response_model=AlertOut)
+async def acknowledge(alert_id: str, alerts: Alerts, body: AckIn | None = None) -> AlertOut:
+    """Acknowledge a firing alert: repeats stop, others see who took it."""
+    try:
+        inst = await alerts.acknowledge(alert_id, (body or AckIn()).by)
+    except AlertsError as exc:
+        raise _http_error(exc) from None
+    return _alert_out(alerts, inst)
+
+
+@router.get("/notifications", response_model=list[NotificationOut])
+async def notifications(
+    alerts: Alerts, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[NotificationOut]:
+    """Recent notifications per channel with their delivery status, newest first."""
+    return [
+        NotificationOut(
+            id=r["id"],
+            channel_id=r["channel_id"],
+            rule_id=r["rule_id"],
+            kind=r["kind"],
+            status=r["status"],
+            attempts=r["attempts"],
+            last_error=r["last_error"],
+            summary=Notification.from_dict(r["payload"]).summary,
+            created_ms=r["created_ms"],
+            updated_ms=r["updated_ms"],
+        )
+        for r in await alerts.repo.notifications(limit)
+    ]
+
+
+def _ms(value: datetime | None) -> int | None:
+    """Milliseconds since the epoch; a time without a zone is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
+@router.get("/history", response_model=list[HistoryOut])
+async def history(
+    alerts: Alerts,
+    host: str | None = None,
+    rule: str | None = None,
+    state: Literal["ok", "pending", "firing", "resolved"] | None = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 or Unix time")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601 or Unix time")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[HistoryOut]:
+    """State changes, newest first, filtered by host, rule, new state and time range."""
+    since_ms, until_ms = _ms(since), _ms(until)
+    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
+        raise HTTPException(422, "until: must be after 'since'")
+    rows = await alerts.history(HistoryQuery(host, rule, state, since_ms, until_ms, limit))
+    return [
+        HistoryOut(
+            id=r["id"],
+            alert_id=r["alert_id"],
+            rule_id=r["rule_id"],
+            host=r["host"],
+            labels={k: v for k, v in r["labels"]},
+            from_state=r["from_state"],
+            to_state=r["to_state"],
+            severity=_sev(r["severity"]),
+            value=r["value"],
+            at_ms=r["at_ms"],
+        )
+        for r in rows
+    ]

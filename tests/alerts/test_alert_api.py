@@ -1,0 +1,243 @@
+"""The /alerts router on a real uvicorn server over loopback, with a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hostpulse.alerts.config import parse_config
+from hostpulse.alerts.repository import AlertRepository
+from hostpulse.alerts.service import AlertService
+from hostpulse.server.api.alerts import router
+
+T = TypeVar("T")
+CPU = "cpu_busy_percent"
+
+
+@dataclass
+class Api:
+    client: httpx.Client
+    loop: asyncio.AbstractEventLoop
+    service: AlertService
+
+    def call(self, fn: Callable[[AlertService], Awaitable[T]]) -> T:
+        """Run a coroutine on the server's loop (the service is not thread-safe)."""
+        return asyncio.run_coroutine_threadsafe(fn(self.service), self.loop).result(10)
+
+
+@pytest.fixture
+def api(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Api]:
+    holder: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+        await AlertRepository(engine).create_tables()
+        cfg = parse_config(
+            {
+                "allow_networks": list(LOOPBACK_ALLOW),
+                "create_default_rules": False,
+                "channels": [{"id": "hook", "type": "webhook", "url": http_receiver.url}],
+            },
+            {},
+        )
+        service = AlertService(engine, cfg)
+        await service.start()
+        app.state.alerts = service
+        holder["loop"] = asyncio.get_running_loop()
+        holder["service"] = service
+        try:
+            yield
+        finally:
+            await service.stop()
+            await engine.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(router, prefix="/api/v1")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/alerts", timeout=10) as c:
+            yield Api(c, holder["loop"], holder["service"])
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+RULE = {"id": "cpu", "metric": CPU, "op": ">", "warning": 80, "critical": 90, "for": "1m"}
+
+
+def test_rules_crud(api: Api) -> None:
+    c = api.client
+    assert c.get("/rules").json() == []
+    created = c.post("/rules", json=RULE)
+    assert created.status_code == 201, created.text
+    assert created.json()["rule"]["for"] == 60.0
+    assert created.json()["source"] == "api"
+    assert c.post("/rules", json=RULE).status_code == 409
+    changed = c.put("/rules/cpu", json={**RULE, "warning": 70})
+    assert changed.status_code == 200 and changed.json()["rule"]["warning"] == 70
+    assert [r["rule"]["id"] for r in c.get("/rules").json()] == ["cpu"]
+    assert c.put("/rules/nope", json={**RULE, "id": "nope"}).status_code == 404
+    assert c.delete("/rules/cpu").status_code == 204
+    assert c.get("/rules/cpu").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "says"),
+    [
+        ({**RULE, "metric": "cpu_nope"}, ["body", "threshold", "metric"], "unknown metric"),
+        ({"id": "x", "metric": CPU}, ["body", "threshold"], "'warning' or a 'critical'"),
+        ({**RULE, "for": "two minutes"}, ["body", "threshold", "for"], "invalid duration"),
+        ({**RULE, "op": "=="}, ["body", "threshold", "op"], "'>', '>=', '<' or '<='"),
+        ({**RULE, "labels": {"mount": "/"}}, ["body", "threshold"], "has no label 'mount'"),
+        ({**RULE, "colour": "red"}, ["body", "threshold", "colour"], "Extra inputs"),
+        ({**RULE, "kind": "magic"}, ["body"], "'kind' must be one of"),
+        ({**RULE, "id": "has space"}, ["body", "threshold", "id"], "pattern"),
+    ],
+)
+def test_invalid_rule_gets_422_saying_what_is_wrong(
+    api: Api, body: dict[str, Any], where: list[str], says: str
+) -> None:
+    response = api.client.post("/rules", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(d["loc"] == where and says in d["msg"] for d in detail), detail
+
+
+def test_rule_with_unknown_channel_or_mismatched_id_is_422(api: Api) -> None:
+    response = api.client.post("/rules", json={**RULE, "channels": ["pager"]})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "channels: unknown channel 'pager'"
+    api.client.post("/rules", json=RULE)
+    response = api.client.put("/rules/cpu", json={**RULE, "id": "other"})
+    assert response.status_code == 422 and "differs" in response.json()["detail"]
+
+
+def test_channels_crud_masks_secrets_and_test_send(api: Api, http_receiver: HttpReceiver) -> None:
+    c = api.client
+    spec = {"id": "signed", "type": "webhook", "url": http_receiver.url, "secret": "abc"}
+    assert c.post("/channels", json=spec).status_code == 201
+    got = c.get("/channels/signed").json()["channel"]
+    assert got["secret"] == "********" and got["url"] == http_receiver.url
+    assert c.put("/channels/signed", json={**got, "name": "Signed"}).status_code == 200
+    kept = api.call(lambda s: asyncio.sleep(0, s.channel("signed").spec))
+    assert kept.secret == "abc"  # type: ignore[union-attr]
+    result = c.post("/channels/signed/test").json()
+    assert result["ok"] is True and result["error"] is None
+    (req,) = http_receiver.wait_for(1)
+    assert req.json()["kind"] == "test"
+    assert "x-hostpulse-signature" in req.headers
+    http_receiver.statuses = [400]
+    failed = c.post("/channels/signed/test").json()
+    assert failed["ok"] is False and failed["status"] == 400
+    bad = c.post("/channels", json={"id": "x", "type": "sms", "account_sid": "a"})
+    assert bad.status_code == 422
+    ssrf = c.post("/channels", json={"id": "x", "type": "slack", "url": "http://169.254.169.254/"})
+    assert ssrf.status_code == 422 and "allow-list" in ssrf.json()["detail"]
+    bad_url = c.post("/channels", json={"id": "x", "type": "discord", "url": "ftp://h/x"})
+    assert bad_url.status_code == 422 and "http:// or https://" in bad_url.text
+    assert c.delete("/channels/signed").status_code == 204
+    assert c.post("/channels/signed/test").status_code == 404
+
+
+def test_silences_crud(api: Api) -> None:
+    c = api.client
+    body = {"hosts": ["web-1"], "ends_at": "2999-01-01T00:00:00Z", "comment": "upgrade"}
+    created = c.post("/silences", json=body)
+    assert created.status_code == 201
+    sid = created.json()["id"]
+    assert created.json()["active"] is True
+    window = {"rules": ["cpu"], "recurring": {"days": ["sun"], "start": "02:00", "duration": "2h"}}
+    assert c.put(f"/silences/{sid}", json=window).json()["silence"]["recurring"]["days"] == ["sun"]
+    assert len(c.get("/silences").json()) == 1
+    bad = c.post("/silences", json={"ends_at": "2999-01-01T00:00:00Z"})
+    assert bad.status_code == 422 and "at least one of" in bad.text
+    assert c.delete(f"/silences/{sid}").status_code == 204
+    assert c.get(f"/silences/{sid}").status_code == 404
+
+
+def test_active_ack_and_history(api: Api, http_receiver: HttpReceiver) -> None:
+    c = api.client
+    assert c.post("/rules", json={**RULE, "for": 0}).status_code == 201
+
+    async def breach(service: AlertService) -> None:
+        now = service.clock.now_ms()
+        service.observe("web-1", {}, now, [(CPU, (), 95.0)])
+        service.observe("web-2", {}, now, [(CPU, (), 85.0)])
+        await service.flush()
+
+    api.call(breach)
+    active = c.get("/active").json()
+    assert [(a["host"], a["severity"], a["state"]) for a in active] == [
+        ("web-1", "critical", "firing"),
+        ("web-2", "warning", "firing"),
+    ]
+    acked = c.post(f"/active/{active[0]['id']}/ack", json={"by": "alice"})
+    assert acked.status_code == 200 and acked.json()["acked_by"] == "alice"
+    assert c.get("/active").json()[0]["acked_by"] == "alice"
+    assert c.post("/active/0000/ack").status_code == 404
+    assert {r.json()["alerts"][0]["host"] for r in http_receiver.wait_for(2)} == {"web-1", "web-2"}
+
+    deadline = time.monotonic() + 10
+    while {n["status"] for n in c.get("/notifications").json()} != {"sent"}:
+        assert time.monotonic() < deadline, c.get("/notifications").json()
+        time.sleep(0.05)
+    sent = c.get("/notifications").json()
+    assert sorted(n["summary"] for n in sent) == [
+        "[CRITICAL] cpu on web-1",
+        "[WARNING] cpu on web-2",
+    ]
+    assert all(n["attempts"] == 1 and n["channel_id"] == "hook" for n in sent)
+
+    history = c.get("/history", params={"host": "web-1", "state": "firing"}).json()
+    assert [(h["from_state"], h["to_state"], h["severity"]) for h in history] == [
+        ("pending", "firing", "critical")
+    ]
+    assert c.get("/history", params={"rule": "other"}).json() == []
+    assert c.get("/history", params={"since": "2999-01-01T00:00:00Z"}).json() == []
+    assert len(c.get("/history", params={"since": "2000-01-01T00:00:00Z"}).json()) == 4
+    bad = c.get("/history", params={"since": "2030-01-01T00:00:00Z", "until": "2020-01-01"})
+    assert bad.status_code == 422
+
+
+def test_openapi_documents_every_alerts_route() -> None:
+    app = FastAPI()
+    app.include_router(router, prefix="/api/v1")
+    paths = app.openapi()["paths"]
+    assert {p.removeprefix("/api/v1/alerts") for p in paths} == {
+        "/rules",
+        "/rules/{rule_id}",
+        "/channels",
+        "/channels/{channel_id}",
+        "/channels/{channel_id}/test",
+        "/silences",
+        "/silences/{silence_id}",
+        "/active",
+        "/active/{alert_id}/ack",
+        "/history",
+        "/notifications",
+    }

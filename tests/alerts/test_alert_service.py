@@ -1,0 +1,254 @@
+"""The service on a real SQLite file: persistence, restart without re-notifying, durable queue,
+default rules, and alerts.yml loading."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hostpulse.alerts.clock import ManualClock
+from hostpulse.alerts.config import load_config, parse_config
+from hostpulse.alerts.exceptions import ConfigError
+from hostpulse.alerts.repository import AlertRepository, HistoryQuery
+from hostpulse.alerts.service import AlertService
+
+CPU = "cpu_busy_percent"
+
+
+def config(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "dedup_window": "5m",
+        "repeat_interval": 0,
+        "create_default_rules": False,
+        "allow_networks": list(LOOPBACK_ALLOW),
+        "retry": {"initial": "20ms", "max": "50ms", "attempts": 50},
+        "channels": [{"id": "hook", "type": "webhook", "url": url}],
+        "rules": [{"id": "cpu", "metric": CPU, "warning": 80, "critical": 90}],
+        **extra,
+    }
+
+
+def run_with(
+    db: Path,
+    cfg: dict[str, Any],
+    clock: ManualClock,
+    body: Callable[[AlertService], Awaitable[Any]],
+) -> Any:
+    async def main() -> Any:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{db}")
+        await AlertRepository(engine).create_tables()
+        service = AlertService(engine, parse_config(cfg, {}), clock=clock, run_ticker=False)
+        await service.start()
+        try:
+            return await body(service)
+        finally:
+            await service.stop()
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+async def feed(
+    service: AlertService, clock: ManualClock, value: float, seconds: int, join: bool = True
+) -> None:
+    for _ in range(seconds // 5):
+        clock.advance(5)
+        service.observe("web-1", {"env": "prod"}, clock.now_ms(), [(CPU, (), value)])
+        await service.tick()
+    if join:
+        await service.dispatcher.join()
+
+
+def test_restart_mid_incident_sends_nothing_extra(
+    tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    db, clock = tmp_path / "alerts.db", ManualClock()
+    cfg = config(http_receiver.url)
+
+    async def first(service: AlertService) -> None:
+        await feed(service, clock, 95, 60)
+
+    run_with(db, cfg, clock, first)
+    assert [r.json()["kind"] for r in http_receiver.wait_for(1)] == ["firing"]
+
+    async def second(service: AlertService) -> list[dict[str, Any]]:
+        assert [a.host for a in service.active()] == ["web-1"]
+        await feed(service, clock, 95, 600)
+        await feed(service, clock, 10, 30)
+        return await service.history(HistoryQuery(host="web-1"))
+
+    rows = run_with(db, cfg, clock, second)
+    assert [r.json()["kind"] for r in http_receiver.wait_for(2)] == ["firing", "resolved"]
+    assert [(r["from_state"], r["to_state"]) for r in reversed(rows)] == [
+        ("ok", "pending"),
+        ("pending", "firing"),
+        ("firing", "resolved"),
+    ]
+
+
+def test_queued_notification_survives_a_restart(
+    tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    db, clock = tmp_path / "alerts.db", ManualClock()
+    http_receiver.statuses = [503] * 3
+    cfg = config(http_receiver.url, retry={"initial": "10s", "max": "10s", "attempts": 5})
+
+    async def first(service: AlertService) -> None:
+        await feed(service, clock, 95, 10, join=False)
+        await asyncio.to_thread(http_receiver.wait_for, 1)
+
+    # stops while the only attempt failed and the retry is 10 s away
+    run_with(db, cfg, clock, lambda s: asyncio.wait_for(first(s), 10))
+    http_receiver.statuses = []
+
+    async def second(service: AlertService) -> list[dict[str, Any]]:
+        await service.dispatcher.join()
+        return await service.repo.notifications()
+
+    rows = run_with(db, cfg, clock, second)
+    bodies = [r.json() for r in http_receiver.wait_for(2)]
+    assert [b["kind"] for b in bodies] == ["firing", "firing"]
+    assert [(r["status"], r["kind"]) for r in rows] == [("sent", "firing")]
+
+
+def test_every_attempt_is_recorded(tmp_path: Path, http_receiver: HttpReceiver) -> None:
+    db, clock = tmp_path / "alerts.db", ManualClock()
+    http_receiver.statuses = [500, 500]
+
+    async def body(service: AlertService) -> list[dict[str, Any]]:
+        await feed(service, clock, 95, 10)
+        return await service.repo.attempts()
+
+    attempts = run_with(db, config(http_receiver.url), clock, body)
+    assert [(a["attempt"], a["ok"], a["status"]) for a in attempts] == [
+        (1, False, 500),
+        (2, False, 500),
+        (3, True, None),
+    ]
+
+
+def test_default_rules_are_created_once(tmp_path: Path, http_receiver: HttpReceiver) -> None:
+    db, clock = tmp_path / "alerts.db", ManualClock()
+    cfg = config(http_receiver.url, rules=[], create_default_rules=True)
+
+    async def first(service: AlertService) -> list[str]:
+        ids = sorted(e.id for e in service.rules())
+        await service.delete_rule("cpu_high")
+        return ids
+
+    assert run_with(db, cfg, clock, first) == [
+        "cpu_high",
+        "disk_full",
+        "disk_io_wait",
+        "host_down",
+        "memory_high",
+    ]
+
+    async def second(service: AlertService) -> list[str]:
+        return sorted(e.id for e in service.rules())
+
+    assert "cpu_high" not in run_with(db, cfg, clock, second)
+
+
+def test_default_thresholds_match_the_seeds(tmp_path: Path, http_receiver: HttpReceiver) -> None:
+    async def body(service: AlertService) -> dict[str, tuple[Any, ...]]:
+        return {
+            e.id: (getattr(e.spec, "metric", None), getattr(e.spec, "warning", None),
+                   getattr(e.spec, "critical", None))
+            for e in service.rules()
+        }  # fmt: skip
+
+    got = run_with(
+        tmp_path / "a.db",
+        config(http_receiver.url, rules=[], create_default_rules=True),
+        ManualClock(),
+        body,
+    )
+    assert got["cpu_high"] == (CPU, 80, 90)
+    assert got["memory_high"] == ("memory_usage_percent", 85, 95)
+    assert got["disk_full"] == ("filesystem_usage_percent", 80, 90)
+    assert got["disk_io_wait"] == ("disk_await_seconds", 0.1, None)
+
+
+def test_alerts_yml_with_env_substitution(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yml"
+    path.write_text(
+        "dedup_window: ${DEDUP:-2m}\n"
+        "channels:\n"
+        "  - id: team\n"
+        "    type: slack\n"
+        "    url: ${SLACK_URL}\n"
+        "rules:\n"
+        "  - id: load\n"
+        "    metric: cpu_load1\n"
+        "    warning: 8\n"
+        "    for: 5m\n"
+    )
+    cfg = load_config(path, {"SLACK_URL": "https://hooks.slack.com/services/T/B/X"})
+    assert cfg.dedup_window == 120
+    assert cfg.channels[0].url == "https://hooks.slack.com/services/T/B/X"  # type: ignore[union-attr]
+    assert cfg.rules[0].for_ == 300  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"channels\[0\]\.url: environment variable SLACK_URL"):
+        load_config(path, {})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"dedup_windw": "5m"}, r"dedup_windw: Extra inputs are not permitted"),
+        ({"dedup_window": "5 minutes"}, r"dedup_window: .*invalid duration"),
+        ({"rules": [{"id": "x", "metric": "cpu_nope", "warning": 1}]},
+         r"rules\[0\]\.metric: .*unknown metric 'cpu_nope'"),
+        ({"rules": [{"id": "x", "metric": CPU}]}, r"rules\[0\]: .*'warning' or a 'critical'"),
+        ({"rules": [{"id": "x", "metric": CPU, "warning": 90, "critical": 80}]},
+         r"critical \(80.0\) must be at or above warning"),
+        ({"rules": [{"id": "x", "kind": "magic"}]}, r"rules\[0\]: 'kind' must be one of"),
+        ({"channels": [{"id": "c", "type": "pager"}]}, r"channels\[0\]"),
+        ({"channels": [{"id": "c", "type": "email", "host": "h", "sender": "a@b", "to": []}]},
+         r"channels\[0\]\.to"),
+        ({"allow_networks": ["10.0.0.0/33"]}, r"allow_networks.*not an IP address"),
+    ],
+)  # fmt: skip
+def test_bad_alerts_yml_names_the_key(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data, {})
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "config" / "alerts.yml"
+    cfg = load_config(example, {"SMTP_PASSWORD": "pw"})
+    assert {c.id for c in cfg.channels} == {"ops-mail", "team-slack"}
+    assert {r.kind for r in cfg.rules} == {"threshold", "compound", "forecast"}
+    assert cfg.silences[0].recurring is not None
+
+
+def test_ten_hosts_stopping_together_reach_the_receiver_as_one_request(
+    tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    clock = ManualClock()
+    cfg = config(http_receiver.url, rules=[{"id": "down", "kind": "absent", "intervals": 3}])
+    hosts = [f"node-{i}" for i in range(10)]
+
+    async def body(service: AlertService) -> None:
+        for _ in range(4):
+            clock.advance(5)
+            for h in hosts:
+                service.observe(h, {}, clock.now_ms(), [(CPU, (), 5.0)])
+            await service.tick()
+        for _ in range(20):  # 100 s of silence
+            clock.advance(5)
+            await service.tick()
+        await service.dispatcher.join()
+
+    run_with(tmp_path / "a.db", cfg, clock, body)
+    (req,) = http_receiver.wait_for(1)
+    assert sorted(a["host"] for a in req.json()["alerts"]) == hosts
+    assert req.json()["summary"] == (
+        "[CRITICAL] down on node-0, node-1, node-2, node-3, node-4 and 5 more"
+    )

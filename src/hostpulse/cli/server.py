@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,17 +21,32 @@ DbOpt = Annotated[str | None, typer.Option("--database-url", help="Store URL or 
 RawOpt = Annotated[str | None, typer.Option("--retention-raw", help="Raw samples [7d].")]
 MinOpt = Annotated[str | None, typer.Option("--retention-minute", help="1-minute rollups [30d].")]
 HourOpt = Annotated[str | None, typer.Option("--retention-hour", help="1-hour rollups [365d].")]
+AlertsOpt = Annotated[
+    Path | None,
+    typer.Option("--alerts-config", help="alerts.yml with rules and channels (config/alerts.yml)."),
+]
 LogOpt = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning [info].")]
 
 
 def load_settings(**overrides: Any) -> ServerSettings:
-    """Environment (HOSTPULSE_*) with flags on top; exit 2 naming the key when invalid."""
+    """Environment (HOSTPULSE_*) with flags on top; exit 2 naming the key when invalid,
+    including a bad alerts.yml (checked here so that the server never starts with it)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return ServerSettings(**given)
+        settings = ServerSettings(**given)
     except ValidationError as exc:
         typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
+    if settings.alerts_config is not None:
+        from hostpulse.alerts.config import load_config
+        from hostpulse.alerts.exceptions import ConfigError
+
+        try:
+            load_config(settings.alerts_config, os.environ)
+        except ConfigError as exc:
+            typer.echo(f"invalid alerts configuration: {exc}", err=True)
+            raise typer.Exit(2) from None
+    return settings
 
 
 def setup_logging(level: str) -> None:
@@ -47,6 +63,7 @@ def server(
     retention_raw: RawOpt = None,
     retention_minute: MinOpt = None,
     retention_hour: HourOpt = None,
+    alerts_config: AlertsOpt = None,
     log_level: LogOpt = None,
 ) -> None:
     """Run the hostpulse server (API docs at /docs)."""
@@ -60,6 +77,7 @@ def server(
         retention_raw=retention_raw,
         retention_minute=retention_minute,
         retention_hour=retention_hour,
+        alerts_config=alerts_config,
         log_level=log_level,
     )
     setup_logging(settings.log_level)

@@ -3,16 +3,16 @@ feeds it every batch the store has acknowledged."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from hostpulse.alerts.config import AlertsConfig, load_config
 from hostpulse.alerts.service import AlertService
 from hostpulse.alerts.types import Sample
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.server.config import ServerSettings
-from hostpulse.store import database_url
 from hostpulse.store.db import make_engine
 
 logger = logging.getLogger(__name__)
@@ -20,17 +20,26 @@ logger = logging.getLogger(__name__)
 Labels = tuple[tuple[str, str], ...]
 
 
-async def open_alerts(settings: ServerSettings) -> AlertService:
-    """The alert service with ``alerts.yml`` loaded (when configured) and its tasks running.
+@contextlib.asynccontextmanager
+async def running_alerts(settings: ServerSettings, url: str) -> AsyncIterator[AlertService]:
+    """The alert service with ``alerts.yml`` loaded (when configured) and its tasks running,
+    stopped and its database connections closed on exit. ``url``: the store's database.
     A bad ``alerts.yml`` raises ``hostpulse.alerts.exceptions.ConfigError`` naming the key."""
     config = (
         load_config(settings.alerts_config, os.environ)
         if settings.alerts_config is not None
         else AlertsConfig()
     )
-    service = AlertService(make_engine(database_url(settings.store_url)), config)
-    await service.start()
-    return service
+    engine = make_engine(url)
+    try:
+        service = AlertService(engine, config)
+        await service.start()
+        try:
+            yield service
+        finally:
+            await service.stop()
+    finally:
+        await engine.dispose()
 
 
 def _host_labels(batch: HostBatch) -> dict[str, str]:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, FastAPI
 
 from hostpulse import __version__
-from hostpulse.server.alerting import observer, open_alerts
+from hostpulse.server.alerting import observer, running_alerts
 from hostpulse.server.api import alerts, health, hosts, ingest, metrics, ws
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.fast_ingest import IngestFastPath
@@ -87,10 +87,11 @@ def create_app(
             await st.start()
         ingest_service = IngestService(st, limits_from(cfg), clock)
         ingest_service.listeners.append(hub.publish)
-        alert_service = await open_alerts(cfg) if cfg.alerts_enabled else None
-        if alert_service is not None:
+        resources = contextlib.AsyncExitStack()
+        if cfg.alerts_enabled:
+            alert_service = await resources.enter_async_context(running_alerts(cfg, st.url))
             ingest_service.listeners.append(observer(alert_service))
-        app.state.alerts = alert_service
+            app.state.alerts = alert_service
         app.state.hp = AppState(settings=cfg, store=st, ingest=ingest_service, clock=clock)
         stop = asyncio.Event()
         job = asyncio.create_task(maintenance_loop(st, cfg.maintenance_interval, clock, stop))
@@ -100,8 +101,7 @@ def create_app(
         finally:
             stop.set()
             await job
-            if alert_service is not None:
-                await alert_service.stop()
+            await resources.aclose()
             if owned:
                 await st.close()
 

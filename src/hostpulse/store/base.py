@@ -20,6 +20,10 @@ from hostpulse.store.types import (
 
 
 class Store(Protocol):
+    url: str
+    """SQLAlchemy URL of the database that holds the store's metadata; alerts and users keep
+    their tables in the same database."""
+
     async def start(self) -> None:
         """Open (creating and migrating when needed) and recover anything not yet compacted."""
 

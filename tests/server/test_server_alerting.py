@@ -1,0 +1,118 @@
+"""The whole path on a real server: a breaching sample posted to /api/v1/ingest reaches a real
+webhook receiver through the alert engine, and shows up in the alerts API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from wire import batch, now_ms, request
+
+from hostpulse.protocol import PROTOBUF_CONTENT_TYPE
+from hostpulse.server.testing import LiveServer
+
+CPU = ("cpu_busy_percent", ())
+
+
+class _Receiver(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.bodies: list[dict[str, Any]] = []
+        self.arrived = threading.Condition()
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while len(self.bodies) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.arrived.wait(left)
+            return list(self.bodies)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with self.server.arrived:
+            self.server.bodies.append(json.loads(body))
+            self.server.arrived.notify_all()
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    srv = _Receiver()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+def _alerts_yml(path: Path, hook_url: str) -> Path:
+    path.write_text(
+        f"""
+create_default_rules: false
+evaluation_interval: 1s
+allow_networks: ["127.0.0.0/8"]
+channels:
+  - id: hook
+    type: webhook
+    url: {hook_url}
+rules:
+  - id: cpu-hot
+    metric: cpu_busy_percent
+    op: ">"
+    warning: 80
+    critical: 90
+"""
+    )
+    return path
+
+
+def _post(srv: LiveServer, host: str, value: float) -> None:
+    body = request(batch(host, [(now_ms(), {CPU: value})])).SerializeToString()
+    res = httpx.post(
+        f"{srv.url}/api/v1/ingest",
+        content=body,
+        headers={"Content-Type": PROTOBUF_CONTENT_TYPE, **srv.agent_headers},
+    )
+    assert res.status_code == 200, res.text
+
+
+def test_a_breaching_sample_reaches_the_webhook_and_the_api(
+    tmp_path: Path, receiver: _Receiver
+) -> None:
+    port = receiver.server_address[1]
+    config = _alerts_yml(tmp_path / "alerts.yml", f"http://127.0.0.1:{port}/hook")
+    with LiveServer(tmp_path / "data", alerts_config=config) as srv:
+        _post(srv, "web-1", 12.0)  # below: nothing is sent
+        _post(srv, "web-1", 97.5)
+        (sent,) = receiver.wait_for(1)
+        assert sent["rule_id"] == "cpu-hot" and sent["severity"] == "critical"
+        assert sent["status"] == "critical" and sent["kind"] == "firing"
+        (alert,) = sent["alerts"]
+        assert alert["host"] == "web-1" and alert["value"] == pytest.approx(97.5)
+        active = httpx.get(f"{srv.url}/api/v1/alerts/active", headers=srv.user_headers).json()
+        assert [(a["rule_id"], a["host"]) for a in active] == [("cpu-hot", "web-1")]
+        # the same breach again within the de-duplication window is not sent twice
+        _post(srv, "web-1", 98.0)
+        assert len(receiver.wait_for(2, timeout=2.0)) == 1

@@ -61,14 +61,6 @@ class LiveServer:
         self._server: Any = None
 
     @property
-    def user_headers(self) -> dict[str, str]:
-        return {}
-
-    @property
-    def agent_headers(self) -> dict[str, str]:
-        return {}
-
-    @property
     def store(self) -> Store:
         assert self._store is not None, "server not started"
         return self._store

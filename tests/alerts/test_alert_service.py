@@ -222,7 +222,10 @@ def test_bad_alerts_yml_names_the_key(data: dict[str, Any], message: str) -> Non
 
 def test_shipped_example_config_is_valid() -> None:
     example = Path(__file__).parents[2] / "config" / "alerts.yml"
-    cfg = load_config(example, {"SMTP_PASSWORD": "pw"})
+    cfg = load_config(
+        example,
+        {"SMTP_PASSWORD": "pw", "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T1/B1/abc"},
+    )
     assert {c.id for c in cfg.channels} == {"ops-mail", "team-slack"}
     assert {r.kind for r in cfg.rules} == {"threshold", "compound", "forecast"}
     assert cfg.silences[0].recurring is not None

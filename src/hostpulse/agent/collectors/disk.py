@@ -24,8 +24,8 @@ from hostpulse.agent.collectors._common import (
     read_text,
 )
 from hostpulse.agent.collectors.base import Labels, Reading
+from hostpulse.agent.collectors.devices import DeviceCounterCollector
 from hostpulse.agent.collectors.statvfs_guard import GuardedStatvfs
-from hostpulse.agent.rates import Counters
 
 logger = logging.getLogger(__name__)
 
@@ -140,36 +140,16 @@ class DiskUsageCollector:
         return True
 
 
-class DiskIOCollector:
+class DiskIOCollector(DeviceCounterCollector[dict[str, float]]):
     name = "disk_io"
+    _is_disk: dict[str, bool]
 
-    def __init__(
-        self,
-        *,
-        proc_root: str = "/proc",
-        sys_root: str = "/sys",
-        use_procfs: bool | None = None,
-        refresh_every: int = 60,
-    ) -> None:
-        self._proc = proc_root
-        self._sys = sys_root
-        self._procfs = sys.platform.startswith("linux") if use_procfs is None else use_procfs
-        self._refresh_every = refresh_every
-        self._calls = 0
-        self._is_disk: dict[str, bool] = {}
-        self._platform_unsupported = platform_unsupported(self.name, current_platform())
-        # /proc/diskstats times are 32-bit millisecond counters even on 64-bit kernels.
-        self._counters = Counters(bits=None)
+    def _forget(self) -> None:
+        self._is_disk = {}  # devices come and go: classify them again now and then
 
     def collect(self, now: float) -> Reading:
-        reading = Reading(unsupported=set(self._platform_unsupported))
-        if self._calls % self._refresh_every == 0:
-            self._is_disk.clear()  # devices come and go: classify them again now and then
-        self._calls += 1
-        try:
-            devices = self._read_linux() if self._procfs else self._read_psutil()
-        except (OSError, ValueError, psutil.Error) as exc:
-            reading.errors.append(f"disk_io: {exc}")
+        reading, devices = self._begin()
+        if devices is None:
             return reading
         if not devices:  # no block device visible (some containers)
             reading.unsupported.update(m.key for m in catalog.for_collector(self.name))

@@ -7,19 +7,16 @@ Linux reads /proc/net/dev and /sys/class/net/<if>/speed; other platforms use psu
 from __future__ import annotations
 
 import logging
-import sys
 
 import psutil
 
 from hostpulse.agent.collectors import procfs
 from hostpulse.agent.collectors._common import (
     add,
-    current_platform,
-    platform_unsupported,
     read_text,
 )
 from hostpulse.agent.collectors.base import Labels, Reading
-from hostpulse.agent.rates import Counters
+from hostpulse.agent.collectors.devices import DeviceCounterCollector
 
 logger = logging.getLogger(__name__)
 
@@ -47,36 +44,16 @@ _RATE_KEY = {
 _SPEED_KEYS = ("network_speed_bytes_per_second", "network_utilization_percent")
 
 
-class NetworkCollector:
+class NetworkCollector(DeviceCounterCollector[tuple[int, ...]]):
     name = NAME
+    _speeds: dict[str, float | None]  # bytes/s; None = the link reports none
 
-    def __init__(
-        self,
-        *,
-        proc_root: str = "/proc",
-        sys_root: str = "/sys",
-        use_procfs: bool | None = None,
-        refresh_every: int = 60,
-    ) -> None:
-        self._proc = proc_root
-        self._sys = sys_root
-        self._procfs = sys.platform.startswith("linux") if use_procfs is None else use_procfs
-        self._refresh_every = refresh_every
-        self._calls = 0
-        self._speeds: dict[str, float | None] = {}  # bytes/s; None = the link reports none
-        self._platform_unsupported = platform_unsupported(NAME, current_platform())
-        # Some drivers keep 32-bit counters even on 64-bit kernels: detect the width.
-        self._counters = Counters(bits=None)
+    def _forget(self) -> None:
+        self._speeds = {}  # a link can renegotiate or an interface be replaced
 
     def collect(self, now: float) -> Reading:
-        reading = Reading(unsupported=set(self._platform_unsupported))
-        if self._calls % self._refresh_every == 0:
-            self._speeds.clear()  # a link can renegotiate or an interface be replaced
-        self._calls += 1
-        try:
-            interfaces = self._read_linux() if self._procfs else self._read_psutil()
-        except (OSError, ValueError, psutil.Error) as exc:
-            reading.errors.append(f"network: {exc}")
+        reading, interfaces = self._begin()
+        if interfaces is None:
             return reading
         if not self._procfs and any(i not in self._speeds for i in interfaces):
             self._psutil_speeds()

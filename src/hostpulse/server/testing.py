@@ -52,7 +52,7 @@ class LiveServer:
         self.settings = ServerSettings(host="127.0.0.1", port=0, data_dir=data_dir, **settings)
         self.clock: Callable[[], float] = clock or Clock()
         self._sock = bind("127.0.0.1", 0)
-        self.url = url_of(self._sock)
+        self.url = url_of(self._sock, self.settings.tls)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store: Store | None = None
         self._ready = threading.Event()

@@ -216,12 +216,12 @@ def check_ca_file(path: str) -> None:
         tls_context(path)
     except FileNotFoundError:
         raise ConfigError("shipper.ca_file", f"{path!r} does not exist") from None
-    except OSError as exc:
-        raise ConfigError("shipper.ca_file", f"cannot read {path!r}: {exc.strerror}") from None
-    except ssl.SSLError:
+    except ssl.SSLError:  # (an OSError too)
         raise ConfigError(
             "shipper.ca_file", f"{path!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
         ) from None
+    except OSError as exc:
+        raise ConfigError("shipper.ca_file", f"cannot read {path!r}: {exc.strerror}") from None
 
 
 def load_settings(

@@ -5,6 +5,8 @@ coroutine on that loop (to read the store directly while the server runs)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -99,9 +101,16 @@ class LiveServer:
         if not self._ready.wait(START_TIMEOUT_S) or self._error is not None:
             self.stop()
             raise RuntimeError(f"test server failed to start: {self._error!r}")
-        r = httpx.get(f"{self.url}/api/v1/health", timeout=5)
+        r = httpx.get(f"{self.url}/api/v1/health", timeout=5, verify=self.verify)
         r.raise_for_status()
         return self
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client needs to trust this server (its own certificate over TLS)."""
+        if self.settings.tls_cert is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.settings.tls_cert))
 
     def stop(self) -> None:
         if self._server is not None:
@@ -125,3 +134,39 @@ class LiveServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def self_signed(
+    directory: Path, name: str = "server", host: str = "127.0.0.1"
+) -> tuple[Path, Path]:
+    """A self-signed certificate for ``host`` (IP or DNS name) and its key, made by ``openssl``
+    in ``directory``: (cert.pem, key.pem), valid for two days."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    san = f"IP:{host}" if host.replace(".", "").isdigit() or ":" in host else f"DNS:{host}"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName={san},DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

@@ -11,8 +11,12 @@ HSTS = "max-age=31536000"
 """``Strict-Transport-Security`` sent on every answer served over TLS (one year)."""
 
 
+_MARKERS = {"certificate": b"-----BEGIN CERTIFICATE-----", "private key": b"PRIVATE KEY-----"}
+
+
 def check_readable(path: Path, what: str) -> Path:
-    """``path`` when it is a readable file; ValueError saying why not."""
+    """``path`` when it is a readable PEM file of ``what`` ("certificate" or "private key");
+    ValueError saying why not."""
     try:
         with path.open("rb") as fh:
             head = fh.read(1 << 16)
@@ -22,8 +26,9 @@ def check_readable(path: Path, what: str) -> Path:
         raise ValueError(f"{str(path)!r} is a directory, not a {what} file") from None
     except OSError as exc:
         raise ValueError(f"cannot read the {what} file {str(path)!r}: {exc.strerror}") from None
-    if b"-----BEGIN " not in head:
-        raise ValueError(f"{str(path)!r} is not a PEM {what} file (no -----BEGIN line)")
+    marker = _MARKERS[what]
+    if marker not in head:
+        raise ValueError(f"{str(path)!r} is not a PEM {what} file (no {marker.decode()} line)")
     return path
 
 
@@ -36,8 +41,15 @@ def check_pair(cert: Path | None, key: Path | None) -> None:
     if key is None:
         raise ValueError("tls_cert is set but tls_key is not: give both (--tls-cert, --tls-key)")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+    def encrypted() -> bytes:  # never a pass phrase prompt on the terminal
+        raise ValueError(
+            f"the private key {str(key)!r} is encrypted: give an unencrypted key "
+            "(e.g. openssl pkey -in enc.key -out tls.key), readable only by the server's user"
+        )
+
     try:
-        context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+        context.load_cert_chain(certfile=str(cert), keyfile=str(key), password=encrypted)
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
         if "KEY_VALUES_MISMATCH" in str(exc):

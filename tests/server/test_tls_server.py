@@ -21,7 +21,7 @@ CLI = [sys.executable, "-c", "from hostpulse.cli.main import main; main()"]
 def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("tls")
     cert, key = self_signed(d, "server")
-    other_cert, other_key = self_signed(d, "other")
+    _, other_key = self_signed(d, "other")
     enc = d / "encrypted.key"
     subprocess.run(
         ["openssl", "pkey", "-in", str(key), "-aes256", "-passout", "pass:x", "-out", str(enc)],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -155,6 +156,54 @@ class BodyLimit:
         return f"{sent}, the limit is {self.limit} bytes (max_api_body_bytes)"
 
 
+_PROBLEM = {
+    "type": "object",
+    "properties": {"detail": {"type": "string", "description": "Why it was refused."}},
+    "required": ["detail"],
+}
+BODY_ERRORS = {
+    "400": "The body is not valid JSON (or not the declared media type).",
+    "413": "The body is larger than the limit (max_api_body_bytes; ingest: max_body_bytes).",
+}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the document say what the server answers: every operation with a body can get 400
+    (a body that cannot be parsed) and 413 (over the size limit) before its route runs; and a
+    422's ``detail`` is either the framework's list of field errors or one sentence (what the
+    routes raise for checks a schema cannot express)."""
+    errors = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+    if errors is not None:
+        listed = errors["properties"]["detail"]
+        errors["properties"]["detail"] = {
+            "anyOf": [listed, {"type": "string"}],
+            "title": "Detail",
+            "description": "The invalid fields, or why the request is invalid.",
+        }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, text in BODY_ERRORS.items():
+                responses.setdefault(
+                    code,
+                    {"description": text, "content": {"application/json": {"schema": _PROBLEM}}},
+                )
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI, *, cors_origins: list[str], max_api_body: int, ingest_path: str) -> None:
     """Add the edge middlewares (call after the others: these wrap them all)."""
     app.add_middleware(BodyLimit, limit=max_api_body, exempt=(ingest_path,))
@@ -169,3 +218,4 @@ def install(app: FastAPI, *, cors_origins: list[str], max_api_body: int, ingest_
             max_age=600,
         )
     app.add_middleware(EdgeHeaders)
+    install_openapi(app)

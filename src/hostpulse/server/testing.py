@@ -61,6 +61,8 @@ class LiveServer:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="hostpulse-test-server", daemon=True)
         self._server: Any = None
+        self.app: Any = None
+        """The running FastAPI app (its ``state``), once started."""
 
     @property
     def store(self) -> Store:
@@ -84,6 +86,7 @@ class LiveServer:
         self._store = store
         try:
             app = create_app(self.settings, store, self.clock, fast_ingest=self.fast_ingest)
+            self.app = app
             self._server = uvicorn_server(app, self.settings)
             serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
             deadline = time.monotonic() + START_TIMEOUT_S

@@ -3,8 +3,14 @@ the server answers over TLS with HSTS, and plain HTTP has no HSTS."""
 
 from __future__ import annotations
 
+import os
+import re
+import selectors
+import signal
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -114,3 +120,51 @@ def test_serves_https_with_hsts(pems: dict[str, Path], tmp_path: Path) -> None:
         assert r.status_code == 200
         assert "strict-transport-security" not in r.headers
         assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_up_over_tls_feeds_its_own_agent_through_the_pinned_certificate(tmp_path: Path) -> None:
+    # issued for a name only (not for 127.0.0.1): the local agent trusts exactly this
+    # certificate, whatever names it carries
+    cert, key = self_signed(tmp_path / "tls", "up", host="monitor.example.com")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    args = ["up", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)]
+    proc = subprocess.Popen(
+        [*CLI, *args, "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False  # the test client connects by address, like the agent
+    output: list[str] = []
+    try:
+        assert proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            if sel.select(timeout=0.5):
+                output.append(proc.stdout.readline())
+                m = re.search(r"hostpulse is up: (https://\S+)", output[-1])
+                url = m.group(1) if m else None
+        assert url is not None, "".join(output)
+        with httpx.Client(verify=context, timeout=10) as client:
+            hosts: list[object] = []
+            while not hosts and time.monotonic() < deadline:
+                hosts = client.get(f"{url}/api/v1/hosts").json()
+                time.sleep(0.2)
+        assert len(hosts) == 1, "the local agent did not deliver over HTTPS"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            assert proc.stdout is not None
+            rest = proc.stdout.read()
+            proc.stdout.close()
+    assert "not trusted" not in rest and "Traceback" not in rest

@@ -25,6 +25,8 @@ def site(tmp_path: Path) -> Iterator[LiveServer]:
     (web / "assets" / "index-abc123.js").write_text(APP_JS)
     (web / "favicon.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     (tmp_path / "site" / "secret.txt").write_text(SECRET)  # next to the folder, not in it
+    (web / "link.txt").symlink_to(tmp_path / "site" / "secret.txt")  # a way out by symlink
+    (web / "assets" / "up").symlink_to(tmp_path / "site")
     srv = LiveServer(tmp_path / "data", web_dir=web)
     srv.start()
     try:
@@ -125,6 +127,8 @@ def test_api_and_missing_assets_are_not_the_index(site: LiveServer) -> None:
         "/assets/%2e%2e%2f%2e%2e%2fsecret.txt",
         "/..;/secret.txt",
         "/assets/...%2f...%2fsecret.txt",
+        "/link.txt",
+        "/assets/up/secret.txt",
     ],
 )
 def test_no_path_reads_outside_the_folder(site: LiveServer, target: str) -> None:

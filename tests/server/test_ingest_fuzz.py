@@ -242,3 +242,17 @@ def test_the_valid_request_is_accepted(tmp_path: Path) -> None:
         assert h.accepted == 1
 
     run(tmp_path, test)
+
+
+def test_a_json_body_that_is_not_an_object_is_a_400(tmp_path: Path) -> None:
+    # found by schemathesis: protobuf's JSON parser took `[]` as an empty request (200)
+    def test(h: Harness) -> None:
+        for body in (b"[]", b" [1, 2]", b"null", b"42", b'"batches"', b"\n true"):
+            try:
+                h.loop.run_until_complete(h.service.ingest_body(body, JSON_CONTENT_TYPE, None))
+            except IngestError as exc:
+                assert exc.status == 400 and "expected an object" in exc.reason
+            else:
+                raise AssertionError(f"{body!r} was accepted")
+
+    run(tmp_path, test)

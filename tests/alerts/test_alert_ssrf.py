@@ -10,7 +10,7 @@ from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
 
 from hostpulse.alerts.channels import build_channel, channel_from_dict
 from hostpulse.alerts.clock import ManualClock
-from hostpulse.alerts.exceptions import DeliveryError, UnsafeTargetError
+from hostpulse.alerts.exceptions import DeliveryError, ResolutionError, UnsafeTargetError
 from hostpulse.alerts.net import SafeHttp, TargetGuard
 from hostpulse.alerts.types import Kind, Notification
 
@@ -166,3 +166,10 @@ def test_smtp_host_is_checked_the_same_way() -> None:
     }
     with pytest.raises(DeliveryError, match="allow-list"):
         _send(spec, ())
+
+
+def test_a_host_name_that_is_not_valid_idna_is_a_resolution_error() -> None:
+    # found by schemathesis: the system resolver raised UnicodeError (a 500 from the API);
+    # the name is refused while being encoded, before any lookup leaves the machine
+    with pytest.raises(ResolutionError, match="cannot resolve"):
+        asyncio.run(TargetGuard().check_host("\u00c8-g\u00912\u00cb.example", 25))

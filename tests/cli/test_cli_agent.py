@@ -168,3 +168,17 @@ def test_agent_process_does_not_import_heavy_modules() -> None:
     assert {"hostpulse", "psutil", "google"} <= imported
     heavy = {"typer", "click", "rich", "pydantic", "fastapi", "sqlalchemy", "numpy", "yaml"}
     assert not imported & heavy, imported & heavy
+
+
+@pytest.mark.parametrize(
+    ("ca", "says"), [("/nonexistent/ca.pem", "does not exist"), ("{yml}", "no PEM certificate")]
+)
+def test_a_bad_ca_file_exits_2_naming_the_key(tmp_path: Path, ca: str, says: str) -> None:
+    path = tmp_path / "agent.yml"
+    path.write_text("interval: 5\n")
+    result = run("agent", "--server", "https://127.0.0.1:1", "--ca", ca.format(yml=path), "--once")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hostpulse agent: configuration error: shipper.ca_file:")
+    assert says in lines[0]

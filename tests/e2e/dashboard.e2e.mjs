@@ -19,13 +19,26 @@ const b = await launch({ width: 1400, height: 900 })
 const page = b.context.pages()[0] ?? (await b.context.newPage())
 const errors = []
 page.on('pageerror', (e) => errors.push(e.message))
+// the server's Content-Security-Policy must not block anything the dashboard does
+const violations = []
+await page.exposeFunction('__hpCspViolation', (v) => violations.push(v))
+await page.addInitScript(() => {
+  document.addEventListener('securitypolicyviolation', (e) => {
+    window.__hpCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`)
+  })
+})
+page.on('console', (m) => {
+  if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) violations.push(m.text())
+})
 const connState = () => page.locator('.conn').getAttribute('data-state')
 const lastOf = async (sel) => Number((await page.locator(sel).getAttribute('data-last')) || 0)
 
 try {
   step('fleet shows every simulated host')
   await page.emulateMedia({ colorScheme: 'light' })
-  await page.goto(url)
+  const first = await page.goto(url)
+  const csp = first.headers()['content-security-policy'] ?? ''
+  check(csp.includes("script-src 'self'") && csp.includes("frame-ancestors 'none'"), `CSP header: ${csp}`)
   await poll(async () => (await connState()) === 'live', { what: 'live connection' })
   for (const name of hosts) {
     await page.locator('.card', { hasText: name }).first().waitFor({ timeout: 20000 })
@@ -112,6 +125,15 @@ try {
   await page.getByRole('heading', { name: '페이지를 찾을 수 없습니다' }).waitFor()
 
   check(errors.length === 0, `page errors: ${errors.join('; ')}`)
+  check(violations.length === 0, `CSP violations: ${violations.join('; ')}`)
+  // and the policy is really enforced: an inline script injected now is refused
+  await page.evaluate(() => {
+    const s = document.createElement('script')
+    s.textContent = 'window.__hpInlineRan = true'
+    document.head.appendChild(s)
+  })
+  await poll(async () => violations.length > 0, { timeout: 5000, what: 'the inline script refused' })
+  check(!(await page.evaluate(() => window.__hpInlineRan === true)), 'an inline script ran')
   console.log('E2E OK')
 } finally {
   await b.close()

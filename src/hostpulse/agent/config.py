@@ -206,6 +206,24 @@ def from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
+def check_ca_file(path: str) -> None:
+    """ConfigError naming ``shipper.ca_file`` unless it holds PEM certificates."""
+    import ssl
+
+    from hostpulse.agent.transport import tls_context
+
+    try:
+        tls_context(path)
+    except FileNotFoundError:
+        raise ConfigError("shipper.ca_file", f"{path!r} does not exist") from None
+    except ssl.SSLError:  # (an OSError too)
+        raise ConfigError(
+            "shipper.ca_file", f"{path!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError("shipper.ca_file", f"cannot read {path!r}: {exc.strerror}") from None
+
+
 def load_settings(
     config_file: Path | None = None,
     *,
@@ -233,6 +251,8 @@ def load_settings(
             ingest_url(settings.shipper.server)
         except ValueError as exc:
             raise ConfigError("shipper.server", str(exc)) from None
+    if settings.shipper.ca_file is not None:
+        check_ca_file(settings.shipper.ca_file)
     if settings.exporter.listen is not None:
         try:
             parse_listen(settings.exporter.listen)

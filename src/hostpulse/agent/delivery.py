@@ -34,8 +34,13 @@ class LocalAgent:
     ``start(url)`` once the server accepts requests, ``stop()`` before the server stops, so the
     last snapshots are flushed while it still listens."""
 
-    def __init__(self, spool_dir: Path, *, interval: float = 5.0) -> None:
+    def __init__(
+        self, spool_dir: Path, *, interval: float = 5.0, pinned_cert: str | None = None
+    ) -> None:
+        """``pinned_cert``: the server's own certificate, the only one trusted for an
+        ``https://`` URL (whatever names it was issued for)."""
         self._spool_dir = spool_dir
+        self._pinned = pinned_cert
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,7 +51,11 @@ class LocalAgent:
 
         settings = AgentSettings(
             interval=self._interval,
-            shipper=ShipperSettings(server=server_url),
+            shipper=ShipperSettings(
+                server=server_url,
+                ca_file=self._pinned,
+                verify_hostname=self._pinned is None,
+            ),
             spool=SpoolSettings(dir=str(self._spool_dir)),
         )
         self._thread = threading.Thread(

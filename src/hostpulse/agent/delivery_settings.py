@@ -36,7 +36,15 @@ class ShipperSettings:
     """On shutdown, keep delivering what is pending for at most this long (seconds)."""
     compression: Literal["gzip", "none"] = "gzip"
     ca_file: str | None = None
+    """PEM file of the CA certificate(s) that signed the server's certificate (``--ca``); a
+    self-signed server certificate itself works too. Default: the system's CAs."""
     verify_tls: bool = True
+    """False turns certificate checks off entirely (testing only: anyone can pose as the
+    server); prefer ``ca_file``."""
+    verify_hostname: bool = True
+    """False accepts a certificate trusted through ``ca_file`` whatever host name it was issued
+    for: ``hostpulse up``'s own agent uses it for its loopback connection, pinned to the
+    server's certificate."""
 
 
 def default_spool_dir() -> Path:

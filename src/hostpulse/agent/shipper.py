@@ -115,6 +115,7 @@ class Shipper:
                 ingest_url(settings.server),
                 ca_file=settings.ca_file,
                 verify_tls=settings.verify_tls,
+                verify_hostname=settings.verify_hostname,
             )
         self.settings = settings
         self._spool = spool

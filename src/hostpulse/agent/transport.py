@@ -55,10 +55,34 @@ def ingest_url(server: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+def tls_context(
+    ca_file: str | None, verify: bool = True, verify_hostname: bool = True
+) -> ssl.SSLContext:
+    """The client context: the system's CAs, or only those in ``ca_file`` (which may also be
+    the server's own self-signed or leaf certificate: partial chains are accepted, as curl
+    does). ``ssl.SSLError``/``OSError`` for an unreadable or non-PEM ``ca_file``."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if ca_file is not None:
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif not verify_hostname:
+        context.check_hostname = False
+    return context
+
+
 class HttpTransport:
     """Keeps one connection open between requests; reconnects after any failure."""
 
-    def __init__(self, url: str, *, ca_file: str | None = None, verify_tls: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ca_file: str | None = None,
+        verify_tls: bool = True,
+        verify_hostname: bool = True,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) URL, got {url!r}")
@@ -68,10 +92,7 @@ class HttpTransport:
         self._path = parts.path or "/"
         self._context: ssl.SSLContext | None = None
         if self._https:
-            self._context = ssl.create_default_context(cafile=ca_file)
-            if not verify_tls:
-                self._context.check_hostname = False
-                self._context.verify_mode = ssl.CERT_NONE
+            self._context = tls_context(ca_file, verify_tls, verify_hostname)
         self._conn: http.client.HTTPConnection | None = None
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
@@ -105,6 +126,12 @@ class HttpTransport:
             if resp.will_close or rest:
                 self.close()
             return Response(status, hdrs, data)
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise TransportError(
+                f"TLS: the server's certificate is not trusted ({exc.verify_message}); "
+                "give its CA with --ca / shipper.ca_file"
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             stale = isinstance(exc, _STALE)

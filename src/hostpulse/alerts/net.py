@@ -96,7 +96,7 @@ class TargetGuard:
         else:
             try:
                 found = await self._resolve(host, port)
-            except OSError as exc:
+            except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA name
                 raise ResolutionError(f"cannot resolve {host!r}: {exc}") from None
             candidates = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
             if not candidates:

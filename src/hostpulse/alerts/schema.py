@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     Tag,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -299,6 +300,20 @@ class Recurrence(Strict):
         return value
 
 
+Instant = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number", "description": "Unix time in seconds"},
+            ]
+        }
+    ),
+]
+"""A point in time: ISO 8601 with a zone, or Unix time (what validation accepts)."""
+
+
 class SilenceSpec(Strict):
     """Mute notifications for matching alerts: by host, rule and/or host labels.
 
@@ -311,8 +326,8 @@ class SilenceSpec(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     comment: str = ""
     created_by: str = ""
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
     recurring: Recurrence | None = None
 
     @model_validator(mode="after")

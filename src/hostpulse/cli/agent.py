@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-n", metavar="N", help="processes in the top lists (default 10)")
     p.add_argument("--listen", metavar="HOST:PORT", help="serve /metrics, e.g. 127.0.0.1:9100")
     p.add_argument("--server", metavar="URL", help="ship to this hostpulse server (http(s)://...)")
+    p.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="PEM CA certificate that signed the server's (or the self-signed certificate "
+        "itself); default: the system's CAs",
+    )
     p.add_argument("--spool-dir", metavar="DIR", help="on-disk buffer for unsent snapshots")
     p.add_argument("--host-id", metavar="ID", help="host identifier (default /etc/machine-id)")
     p.add_argument(
@@ -71,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         "top_n": args.top_n,
         "exporter.listen": args.listen,
         "shipper.server": args.server,
+        "shipper.ca_file": args.ca,
         "spool.dir": args.spool_dir,
         "host_id": args.host_id,
         "log.level": args.log_level,

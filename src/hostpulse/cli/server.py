@@ -25,6 +25,23 @@ AlertsOpt = Annotated[
     Path | None,
     typer.Option("--alerts-config", help="alerts.yml with rules and channels (config/alerts.yml)."),
 ]
+TlsCertOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-cert", help="Serve HTTPS with this PEM certificate (chain); needs --tls-key."
+    ),
+]
+TlsKeyOpt = Annotated[
+    Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert (unencrypted).")
+]
+CorsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cors-origins",
+        help="Browser origins allowed to call the API, comma-separated "
+        "(https://ops.example.com); default none.",
+    ),
+]
 LogOpt = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning [info].")]
 
 
@@ -64,6 +81,9 @@ def server(
     retention_minute: MinOpt = None,
     retention_hour: HourOpt = None,
     alerts_config: AlertsOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    cors_origins: CorsOpt = None,
     log_level: LogOpt = None,
 ) -> None:
     """Run the hostpulse server (API docs at /docs)."""
@@ -78,6 +98,9 @@ def server(
         retention_minute=retention_minute,
         retention_hour=retention_hour,
         alerts_config=alerts_config,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        cors_origins=cors_origins,
         log_level=log_level,
     )
     setup_logging(settings.log_level)

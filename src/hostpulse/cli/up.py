@@ -11,7 +11,16 @@ from types import FrameType
 
 import typer
 
-from hostpulse.cli.server import DataOpt, HostOpt, LogOpt, PortOpt, load_settings, setup_logging
+from hostpulse.cli.server import (
+    DataOpt,
+    HostOpt,
+    LogOpt,
+    PortOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    load_settings,
+    setup_logging,
+)
 from hostpulse.server.config import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -43,14 +52,26 @@ def up(
     host: HostOpt = None,
     port: PortOpt = None,
     data_dir: DataOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
     log_level: LogOpt = None,
 ) -> None:
     """Start the server with this machine's agent and print the URL."""
-    settings = load_settings(host=host, port=port, data_dir=data_dir, log_level=log_level)
+    settings = load_settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        log_level=log_level,
+    )
     setup_logging(settings.log_level)
     from hostpulse.agent.delivery import LocalAgent
 
-    local = LocalAgent(Path(settings.data_dir) / "spool")
+    # over TLS the local agent trusts exactly the server's own certificate (pinned; the
+    # loopback address need not be among the names it was issued for)
+    pinned = str(settings.tls_cert) if settings.tls else None
+    local = LocalAgent(Path(settings.data_dir) / "spool", pinned_cert=pinned)
 
     async def start_local(url: str, _settings: ServerSettings) -> None:
         local.start(url)

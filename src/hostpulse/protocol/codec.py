@@ -96,6 +96,9 @@ def parse(body: bytes, content_type: str | None) -> IngestRequest:
             raise CodecError(f"malformed protobuf body: {exc}") from None
         return request
     if kind == JSON_CONTENT_TYPE:
+        if not body.lstrip(b" \t\r\n").startswith(b"{"):
+            # json_format.Parse takes a top-level list or scalar as an empty request
+            raise CodecError('malformed JSON body: expected an object ({"batches": [...]})')
         try:
             json_format.Parse(body, request)
         except (json_format.ParseError, UnicodeDecodeError) as exc:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, FastAPI
 
 from hostpulse import __version__
+from hostpulse.server import edge
 from hostpulse.server.alerting import observer, running_alerts
 from hostpulse.server.api import alerts, health, hosts, ingest, metrics, ws
 from hostpulse.server.config import ServerSettings
@@ -63,6 +64,9 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
         max_decompressed_bytes=settings.max_decompressed_bytes,
         max_future_ms=int(settings.max_future * 1000),
         max_series_per_host=settings.max_series_per_host,
+        max_pending=settings.ingest_max_pending,
+        max_pending_bytes=settings.ingest_max_pending_bytes,
+        overload_retry_after=settings.overload_retry_after,
     )
 
 
@@ -120,6 +124,12 @@ def create_app(
     app.include_router(api)
     if fast_ingest:
         app.add_middleware(IngestFastPath, path=f"{API_PREFIX}/ingest")
+    edge.install(
+        app,
+        cors_origins=cfg.cors_origins,
+        max_api_body=cfg.max_api_body_bytes,
+        ingest_path=f"{API_PREFIX}/ingest",
+    )
     app.state.live = hub
     mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

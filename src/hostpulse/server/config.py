@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hostpulse.store.types import Retention
 
@@ -62,6 +63,36 @@ class ServerSettings(BaseSettings):
     max_decompressed_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest ingest body after decompression."
     )
+    max_api_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest body of any other API request (JSON: rules, channels...; 413 above).",
+    )
+    ingest_max_pending: int = Field(
+        default=256,
+        gt=0,
+        description="Ingest requests admitted at once (decoding or waiting for the durable "
+        "write); more are answered 503 + Retry-After at once, nothing stored.",
+    )
+    ingest_max_pending_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        gt=0,
+        description="Request bytes of the admitted ingest requests together (503 above).",
+    )
+    overload_retry_after: int = Field(
+        default=5, ge=1, le=3600, description="Seconds in Retry-After of an overload 503."
+    )
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) to serve HTTPS; needs tls_key."
+    )
+    tls_key: Path | None = Field(
+        default=None, validate_default=True, description="PEM private key of tls_cert."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (comma-separated, e.g. "
+        "https://ops.example.com); none by default: no CORS headers at all.",
+    )
     max_future: float = Field(
         default=300, ge=0, description="Reject samples stamped further than this in the future."
     )
@@ -97,6 +128,36 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _seconds(cls, value: str | float | int) -> float:
         return parse_duration(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        from hostpulse.server.edge import parse_origins
+
+        return parse_origins(value)
+
+    @field_validator("tls_cert")
+    @classmethod
+    def _tls_cert(cls, cert: Path | None) -> Path | None:
+        from hostpulse.server.tls import check_readable
+
+        return None if cert is None else check_readable(cert, "certificate")
+
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_key(cls, key: Path | None, info: ValidationInfo) -> Path | None:
+        from hostpulse.server.tls import check_pair, check_readable
+
+        if key is not None:
+            check_readable(key, "private key")
+        if "tls_cert" in info.data:  # else tls_cert itself is wrong and reported as such
+            check_pair(info.data["tls_cert"], key)
+        return key
+
+    @property
+    def tls(self) -> bool:
+        """Serving HTTPS (both tls_cert and tls_key set)."""
+        return self.tls_cert is not None and self.tls_key is not None
 
     @property
     def retention(self) -> Retention:

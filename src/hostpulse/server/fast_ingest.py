@@ -43,7 +43,7 @@ class IngestFastPath:
                 _text(headers.get(b"content-encoding")),
             )
         except IngestError as exc:
-            await _answer(send, exc.status, {"detail": exc.reason})
+            await _answer(send, exc.status, {"detail": exc.reason}, exc.headers)
             return
         await _answer(
             send,
@@ -79,8 +79,12 @@ async def _read(receive: Receive, declared: bytes | None, limit: int) -> bytes |
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
+async def _answer(
+    send: Send, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
+) -> None:
     body = json.dumps(payload).encode()
     headers = [*_JSON, (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -24,6 +24,7 @@ from hostpulse.protocol import (
     IngestRequest,
     codec,
 )
+from hostpulse.server.admission import Admission, Overloaded
 from hostpulse.store.base import Store
 from hostpulse.store.exceptions import InvalidRequestError
 from hostpulse.store.types import IngestResult
@@ -35,12 +36,14 @@ MAX_LABEL_LENGTH = 1024
 
 
 class IngestError(Exception):
-    """A request that is refused; ``status`` is the HTTP status to answer with."""
+    """A request that is refused; ``status`` is the HTTP status to answer with, ``headers``
+    extra response headers (``Retry-After`` of an overload 503)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,9 @@ class IngestLimits:
     max_decompressed_bytes: int = 64 * 1024 * 1024
     max_future_ms: int = 300_000
     max_series_per_host: int = 5000
+    max_pending: int = 256
+    max_pending_bytes: int = 256 * 1024 * 1024
+    overload_retry_after: int = 5
 
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -220,6 +226,9 @@ class IngestService:
         self.limits = limits
         self._clock = clock
         self.registry = SeriesRegistry(store, limits.max_series_per_host)
+        self.admission = Admission(
+            limits.max_pending, limits.max_pending_bytes, limits.overload_retry_after
+        )
         self._validated: set[bytes] = set()
         self.listeners: list[Callable[[IngestRequest], None]] = []
         """Called with each request once the store has it (the live hub); must not block."""
@@ -231,8 +240,17 @@ class IngestService:
     async def ingest_body(
         self, body: bytes, content_type: str | None, encoding: str | None
     ) -> IngestResult:
-        """Decode, validate and store one request body (IngestError when refused)."""
-        return await self.ingest(decode(body, content_type, encoding, self.limits))
+        """Decode, validate and store one request body (IngestError when refused; 503 with
+        Retry-After when the server is overloaded, before any work is done)."""
+        size = len(body)
+        try:
+            self.admission.enter(size)
+        except Overloaded as exc:
+            raise IngestError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+        try:
+            return await self.ingest(decode(body, content_type, encoding, self.limits))
+        finally:
+            self.admission.leave(size)
 
     async def ingest(self, request: IngestRequest) -> IngestResult:
         now_ms = int(self._clock() * 1000)

@@ -35,10 +35,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, tls: bool = False) -> str:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
@@ -50,6 +50,8 @@ def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        ssl_certfile=str(settings.tls_cert) if settings.tls else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls else None,
     )
     return uvicorn.Server(config)
 
@@ -64,7 +66,7 @@ async def serve_async(
     """Serve until SIGINT/SIGTERM (uvicorn's handlers) or ``server.should_exit``."""
     sock = sock or bind(settings.host, settings.port)
     server = uvicorn_server(app or create_app(settings), settings)
-    url = url_of(sock)
+    url = url_of(sock, settings.tls)
 
     async def announce() -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -5,6 +5,8 @@ coroutine on that loop (to read the store directly while the server runs)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -52,13 +54,15 @@ class LiveServer:
         self.settings = ServerSettings(host="127.0.0.1", port=0, data_dir=data_dir, **settings)
         self.clock: Callable[[], float] = clock or Clock()
         self._sock = bind("127.0.0.1", 0)
-        self.url = url_of(self._sock)
+        self.url = url_of(self._sock, self.settings.tls)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store: Store | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="hostpulse-test-server", daemon=True)
         self._server: Any = None
+        self.app: Any = None
+        """The running FastAPI app (its ``state``), once started."""
 
     @property
     def store(self) -> Store:
@@ -82,6 +86,7 @@ class LiveServer:
         self._store = store
         try:
             app = create_app(self.settings, store, self.clock, fast_ingest=self.fast_ingest)
+            self.app = app
             self._server = uvicorn_server(app, self.settings)
             serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
             deadline = time.monotonic() + START_TIMEOUT_S
@@ -99,9 +104,16 @@ class LiveServer:
         if not self._ready.wait(START_TIMEOUT_S) or self._error is not None:
             self.stop()
             raise RuntimeError(f"test server failed to start: {self._error!r}")
-        r = httpx.get(f"{self.url}/api/v1/health", timeout=5)
+        r = httpx.get(f"{self.url}/api/v1/health", timeout=5, verify=self.verify)
         r.raise_for_status()
         return self
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client needs to trust this server (its own certificate over TLS)."""
+        if self.settings.tls_cert is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.settings.tls_cert))
 
     def stop(self) -> None:
         if self._server is not None:
@@ -125,3 +137,39 @@ class LiveServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def self_signed(
+    directory: Path, name: str = "server", host: str = "127.0.0.1"
+) -> tuple[Path, Path]:
+    """A self-signed certificate for ``host`` (IP or DNS name) and its key, made by ``openssl``
+    in ``directory``: (cert.pem, key.pem), valid for two days."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    san = f"IP:{host}" if host.replace(".", "").isdigit() or ":" in host else f"DNS:{host}"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName={san},DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

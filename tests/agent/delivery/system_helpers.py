@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -81,7 +82,9 @@ class Proc:
         self.kill()
 
 
-def start_server(data_dir: Path, port: int, log: Path) -> Proc:
+def start_server(data_dir: Path, port: int, log: Path, *extra: str, ca: Path | None = None) -> Proc:
+    """``hostpulse server`` with ``extra`` flags; ``ca``: it serves HTTPS with a certificate
+    that CA vouches for."""
     p = Proc(
         [
             HOSTPULSE,
@@ -94,16 +97,19 @@ def start_server(data_dir: Path, port: int, log: Path) -> Proc:
             str(data_dir),
             "--log-level",
             "warning",
+            *extra,
         ],
         log,
         clean_env(),
     )
     deadline = time.monotonic() + 60
-    url = f"http://127.0.0.1:{port}/api/v1/health"
+    scheme = "https" if ca is not None else "http"
+    url = f"{scheme}://127.0.0.1:{port}/api/v1/health"
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
     while True:
         assert p.alive, "server exited:\n" + p.output()
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 if r.status == 200:
                     return p
         except (urllib.error.URLError, OSError):
@@ -112,7 +118,7 @@ def start_server(data_dir: Path, port: int, log: Path) -> Proc:
         time.sleep(0.1)
 
 
-def start_agent(server_url: str, spool_dir: Path, log: Path, **env: str) -> Proc:
+def start_agent(server_url: str, spool_dir: Path, log: Path, *extra: str, **env: str) -> Proc:
     """An agent collecting every second and shipping to ``server_url``; short backoff so a
     test does not wait a minute after an outage."""
     settings = {
@@ -136,6 +142,7 @@ def start_agent(server_url: str, spool_dir: Path, log: Path, **env: str) -> Proc
             str(spool_dir),
             "--log-level",
             "info",
+            *extra,
         ],
         log,
         clean_env(**settings),

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from hostpulse.alerts.channels import AnyChannelSpec, ChannelConfig
 from hostpulse.alerts.exceptions import AlertsError, ConfigError, ConflictError, NotFoundError
@@ -20,7 +20,13 @@ from hostpulse.alerts.schema import AnyRule, Rule, SilenceSpec
 from hostpulse.alerts.service import MASK, AlertService, Entry
 from hostpulse.alerts.types import AlertInstance, Notification
 
-router = APIRouter(prefix="/alerts", tags=["alerts"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The request cannot be carried out as given."},
+    404: {"description": "No rule, channel, silence or alert with that id."},
+    409: {"description": "An entry with that id exists already."},
+    503: {"description": "Alerts are not running on this server."},
+}
+router = APIRouter(prefix="/alerts", tags=["alerts"], responses=_ERRORS)
 
 
 def get_alerts(request: Request) -> AlertService:
@@ -354,14 +360,19 @@ def _ms(value: datetime | None) -> int | None:
     return int(value.timestamp() * 1000)
 
 
+_TIME_DOC = "ISO 8601 (2026-11-22T08:00:00Z; without a zone: UTC) or Unix time in seconds"
+# documented as the string it is: more spellings are accepted than format=date-time says
+_TIME_SCHEMA = WithJsonSchema({"type": "string", "description": _TIME_DOC})
+
+
 @router.get("/history", response_model=list[HistoryOut])
 async def history(
     alerts: Alerts,
     host: str | None = None,
     rule: str | None = None,
     state: Literal["ok", "pending", "firing", "resolved"] | None = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601 or Unix time")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601 or Unix time")] = None,
+    since: Annotated[datetime | None, Query(description=_TIME_DOC), _TIME_SCHEMA] = None,
+    until: Annotated[datetime | None, Query(description=_TIME_DOC), _TIME_SCHEMA] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[HistoryOut]:
     """State changes, newest first, filtered by host, rule, new state and time range."""

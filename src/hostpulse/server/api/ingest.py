@@ -33,6 +33,13 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     413: {"model": Problem, "description": "Body over the size limit (sent or decompressed)."},
     415: {"model": Problem, "description": "Content-Type or Content-Encoding not supported."},
     422: {"model": Problem, "description": "Invalid content; nothing was stored."},
+    503: {
+        "model": Problem,
+        "description": "Overloaded: nothing was stored; send again after `Retry-After` seconds.",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        },
+    },
 }
 
 
@@ -73,5 +80,5 @@ async def ingest(request: Request, state: StateDep) -> IngestAccepted:
             body, request.headers.get("content-type"), request.headers.get("content-encoding")
         )
     except IngestError as exc:
-        raise HTTPException(exc.status, exc.reason) from None
+        raise HTTPException(exc.status, exc.reason, headers=exc.headers) from None
     return IngestAccepted(accepted_samples=result.accepted, duplicate_samples=result.duplicates)

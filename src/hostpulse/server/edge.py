@@ -1,0 +1,221 @@
+"""What every HTTP answer goes through before the routes: the CORS allow-list, the body size
+limit of the JSON API, ``X-Content-Type-Options`` on everything and HSTS over TLS.
+
+Plain ASGI middlewares (no per-request framework objects): ingest runs through them hundreds of
+times a second. The dashboard's own headers (CSP and friends) are set in ``static.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hostpulse.server.tls import HSTS
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+_HSTS = (b"strict-transport-security", HSTS.encode())
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Content-Encoding", "Accept", "Accept-Language"]
+
+
+def parse_origins(value: object) -> list[str]:
+    """``"https://a.example, http://b.example:8080"`` or a list of them -> the list, each
+    checked to be ``scheme://host[:port]`` (what a browser sends in ``Origin``)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items: list[object] = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError("expected a comma-separated list of origins like https://ops.example.com")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"{item!r} is not an origin like https://ops.example.com")
+        origin = item.strip().rstrip("/")
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or "*" in origin
+        ):
+            raise ValueError(
+                f"{item!r} is not an origin: give scheme://host[:port] exactly, "
+                "e.g. https://ops.example.com (no path, no wildcard)"
+            )
+        out.append(origin)
+    return out
+
+
+class EdgeHeaders:
+    """``X-Content-Type-Options: nosniff`` on every answer; ``Strict-Transport-Security`` on
+    those served over TLS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = [NOSNIFF, _HSTS] if scope.get("scheme") == "https" else [NOSNIFF]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {k.lower() for k, _ in headers}
+                headers.extend(h for h in extra if h[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def answer(
+    send: Send, status: int, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """A JSON ``{"detail": ...}`` answer straight from a middleware."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """413 for a request body over ``limit`` bytes, on every path but ``exempt`` (ingest has
+    its own, larger limits). A declared ``Content-Length`` is checked before anything is read;
+    a chunked body is read up to the limit first, then handed on."""
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        declared: bytes | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared is not None:
+            if not declared.isdigit():
+                await answer(send, 400, "Content-Length is not a number")
+                return
+            if int(declared) > self.limit:
+                await answer(send, 413, self._reason(int(declared)))
+                return
+        if chunked and declared is None:
+            messages: list[Message] = []
+            total = 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                total += len(message.get("body", b""))
+                if total > self.limit:
+                    await answer(send, 413, self._reason(None))
+                    return
+                if not message.get("more_body", False):
+                    break
+            queued = iter(messages)
+
+            async def replay() -> Message:
+                return next(queued, None) or await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _reason(self, size: int | None) -> str:
+        sent = f"body is {size} bytes" if size is not None else "body exceeds the limit"
+        return f"{sent}, the limit is {self.limit} bytes (max_api_body_bytes)"
+
+
+_PROBLEM = {
+    "type": "object",
+    "properties": {"detail": {"type": "string", "description": "Why it was refused."}},
+    "required": ["detail"],
+}
+BODY_ERRORS = {
+    "400": "The body is not valid JSON (or not the declared media type).",
+    "413": "The body is larger than the limit (max_api_body_bytes; ingest: max_body_bytes).",
+}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the document say what the server answers: every operation with a body can get 400
+    (a body that cannot be parsed) and 413 (over the size limit) before its route runs; and a
+    422's ``detail`` is either the framework's list of field errors or one sentence (what the
+    routes raise for checks a schema cannot express)."""
+    errors = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+    if errors is not None:
+        listed = errors["properties"]["detail"]
+        errors["properties"]["detail"] = {
+            "anyOf": [listed, {"type": "string"}],
+            "title": "Detail",
+            "description": "The invalid fields, or why the request is invalid.",
+        }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, text in BODY_ERRORS.items():
+                responses.setdefault(
+                    code,
+                    {"description": text, "content": {"application/json": {"schema": _PROBLEM}}},
+                )
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install(app: FastAPI, *, cors_origins: list[str], max_api_body: int, ingest_path: str) -> None:
+    """Add the edge middlewares (call after the others: these wrap them all)."""
+    app.add_middleware(BodyLimit, limit=max_api_body, exempt=(ingest_path,))
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            expose_headers=["Retry-After"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    app.add_middleware(EdgeHeaders)
+    install_openapi(app)

@@ -1,0 +1,75 @@
+"""Whole system over HTTPS: a real ``hostpulse agent`` ships to a real ``hostpulse server``
+serving a self-signed certificate. Trusted through ``--ca`` it delivers; without it, or with
+another CA, it refuses the certificate, logs why, stores nothing and keeps the snapshots
+spooled, and delivers them once it is given the right CA."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.request
+from pathlib import Path
+
+from system_helpers import (
+    free_port,
+    spool_state,
+    start_agent,
+    start_server,
+    stored_timestamps,
+    wait_until,
+)
+
+from hostpulse.server.testing import self_signed
+
+REFUSED = "certificate is not trusted"
+
+
+def test_agent_ships_over_https_only_to_a_certificate_it_trusts(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path / "tls", "server")
+    other_ca, _ = self_signed(tmp_path / "tls", "other")
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    data, spool = tmp_path / "data", tmp_path / "spool"
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
+    server = start_server(data, port, tmp_path / "server.log", *tls, ca=cert)
+    try:
+        # another CA, then the system's CAs: the handshake fails, nothing is sent
+        for i, extra in enumerate((("--ca", str(other_ca)), ())):
+            log = tmp_path / f"refused-{i}.log"
+            agent = start_agent(url, spool, log, *extra)
+            try:
+                wait_until(lambda log=log: REFUSED in log.read_text(), 30, "a refused handshake")
+                time.sleep(2)  # a few more snapshots spooled, a retry or two
+            finally:
+                assert agent.terminate() == 0
+            out = agent.output()
+            assert "retrying in" in out  # a TLS failure is retried, not a rejection
+            assert "Traceback" not in out and "server refused" not in out
+        refused = spool_state(spool)
+        assert refused.get("sent", 0) == refused.get("rejected", 0) == 0
+        assert refused["retried"] >= 2
+        assert refused["queued"] >= 4
+
+        # the right CA: the backlog and the new snapshots arrive
+        agent = start_agent(url, spool, tmp_path / "trusted.log", "--ca", str(cert))
+        try:
+            wait_until(lambda: _hosts(url, cert), 30, "the host to arrive over HTTPS")
+        finally:
+            assert agent.terminate() == 0
+        assert REFUSED not in agent.output()
+    finally:
+        server.terminate()
+    counters = spool_state(spool)
+    assert counters["queued"] > refused["queued"]
+    assert counters["sent"] == counters["queued"]
+    assert counters.get("rejected", 0) == 0
+    stamps = stored_timestamps(data)
+    assert len(stamps) == len(set(stamps)) == counters["queued"]
+
+
+def _hosts(url: str, ca: Path) -> list[object]:
+    context = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(f"{url}/api/v1/hosts", timeout=5, context=context) as r:
+        hosts: list[object] = json.loads(r.read())
+    return hosts

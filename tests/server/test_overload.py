@@ -1,0 +1,152 @@
+"""Overload on a real server over loopback: with a tiny admission cap, a flood of concurrent
+ingest requests is answered promptly, each with 200 or 503 + Retry-After, and a refused
+request stores nothing. A real agent that meets 503 delivers everything later, exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from wire import batch, now_ms, request
+
+from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, codec
+from hostpulse.server.testing import LiveServer
+from hostpulse.store.types import Tier
+
+CLIENT_TIMEOUT_S = 15.0  # "prompt": far below an agent's own timeout, and never reached
+FLOOD = 32
+
+
+def flood_body(host: str, snapshots: int = 50) -> bytes:
+    start = now_ms() - 120_000
+    snaps = [
+        (start + 1000 * i, {("cpu_busy_percent", ()): float(i), ("cpu_load1", ()): 0.5})
+        for i in range(snapshots)
+    ]
+    return codec.encode(request(batch(host, snaps)), encoding="gzip")
+
+
+def post(client: httpx.Client, url: str, body: bytes) -> httpx.Response:
+    return client.post(
+        url + "/api/v1/ingest",
+        content=body,
+        headers={"content-type": PROTOBUF_CONTENT_TYPE, "content-encoding": "gzip"},
+    )
+
+
+def one_flood(srv: LiveServer, round_: int) -> dict[str, httpx.Response]:
+    """FLOOD requests at once, each from its own host and connection."""
+    hosts = [f"flood-{round_}-{i}" for i in range(FLOOD)]
+    bodies = {h: flood_body(h) for h in hosts}
+    gate = threading.Barrier(FLOOD)
+
+    def send(host: str) -> httpx.Response:
+        with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
+            gate.wait(10)
+            return post(client, srv.url, bodies[host])
+
+    with ThreadPoolExecutor(FLOOD) as pool:
+        return dict(zip(hosts, pool.map(send, hosts), strict=True))
+
+
+@pytest.mark.parametrize("fast_ingest", [True, False], ids=["fast-path", "framework-route"])
+def test_a_flood_is_answered_promptly_and_refusals_store_nothing(
+    tmp_path: Path, fast_ingest: bool
+) -> None:
+    with LiveServer(
+        tmp_path / "data",
+        fast_ingest=fast_ingest,
+        ingest_max_pending=1,
+        overload_retry_after=3,
+    ) as srv:
+        answers: dict[str, httpx.Response] = {}
+        for round_ in range(6):  # until both outcomes were seen (the first round nearly always)
+            answers.update(one_flood(srv, round_))
+            codes = {r.status_code for r in answers.values()}
+            if {200, 503} <= codes:
+                break
+        assert codes == {200, 503}, codes
+        for host, r in answers.items():
+            if r.status_code == 503:
+                assert r.headers["retry-after"] == "3", host
+                assert r.json()["detail"].startswith("server busy:")
+                assert srv.call(srv.store.host(host)) is None, f"{host} was refused but stored"
+            else:
+                assert r.json() == {"accepted_samples": 100, "duplicate_samples": 0}
+                res = srv.call(
+                    srv.store.query_range(host, "cpu_busy_percent", 0, 2**62, tier=Tier.RAW)
+                )
+                assert sum(len(s.points) for s in res.series) == 50
+        # the refused hosts can send again once the flood is over
+        refused = [h for h, r in answers.items() if r.status_code == 503][:3]
+        with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
+            for host in refused:
+                assert post(client, srv.url, flood_body(host)).status_code == 200
+        assert srv.call(srv.store.host(refused[0])) is not None
+
+
+def test_an_agent_that_meets_503_delivers_everything_later_exactly_once(tmp_path: Path) -> None:
+    host_id = "overloaded-agent"
+    with LiveServer(tmp_path / "data", ingest_max_pending=1, overload_retry_after=1) as srv:
+        log = tmp_path / "agent.log"
+        stop_flood = threading.Event()
+
+        def flood(worker: int) -> None:
+            with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
+                for n in range(100_000):
+                    if stop_flood.is_set():
+                        return
+                    post(client, srv.url, flood_body(f"flood-{worker}-{n}", 20))
+
+        workers = [threading.Thread(target=flood, args=(w,), daemon=True) for w in range(6)]
+        for w in workers:
+            w.start()
+        agent = start_agent(srv.url, host_id, tmp_path / "spool", log)
+        try:
+            deadline = time.monotonic() + 60
+            while "HTTP 503" not in log.read_text():
+                assert agent.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the agent never met a 503"
+                time.sleep(0.2)
+            stop_flood.set()
+            for w in workers:
+                w.join(CLIENT_TIMEOUT_S + 5)
+            time.sleep(3)  # the spooled snapshots are re-sent after Retry-After
+        finally:
+            stop_flood.set()
+            agent.send_signal(signal.SIGTERM)
+            code = agent.wait(30)
+        assert code == 0, log.read_text()
+        text = log.read_text()
+        assert "retrying in" in text and "server refused" not in text
+        res = srv.call(srv.store.query_range(host_id, "memory_used_bytes", 0, 2**62, tier=Tier.RAW))
+    stamps = [p.ts_ms for s in res.series for p in s.points]
+    queued = int(_counter(tmp_path / "spool", "queued"))
+    assert _counter(tmp_path / "spool", "sent") == queued
+    assert _counter(tmp_path / "spool", "retried") >= 1
+    assert len(stamps) == len(set(stamps)) == queued
+
+
+def start_agent(url: str, host_id: str, spool: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
+    env.update(HOSTPULSE_SHIPPER__BACKOFF_MAX="2", HOSTPULSE_SHIPPER__FLUSH_TIMEOUT="10")
+    exe = str(Path(sys.executable).with_name("hostpulse"))
+    args = [exe, "agent", "--server", url, "--interval", "1", "--host-id", host_id]
+    args += ["--spool-dir", str(spool), "--log-level", "info"]
+    with log.open("ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def _counter(spool: Path, name: str) -> int:
+    import json
+
+    counters: dict[str, int] = json.loads((spool / "state.json").read_text())["counters"]
+    return counters.get(name, 0)

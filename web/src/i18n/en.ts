@@ -94,6 +94,7 @@ export const en = {
   'login.throttled': 'Too many attempts; wait a minute and try again.',
   'nav.logout': 'Log out',
   'notfound.title': 'Page not found',
+  'card.alerts': '{n} firing alerts',
   'nav.alerts': 'Alerts',
   'nav.settings': 'Settings',
   'common.save': 'Save',

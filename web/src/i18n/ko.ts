@@ -96,6 +96,7 @@ export const ko: Messages = {
   'login.throttled': '시도가 너무 많습니다. 잠시 후 다시 시도하세요.',
   'nav.logout': '로그아웃',
   'notfound.title': '페이지를 찾을 수 없습니다',
+  'card.alerts': '발생 중인 알림 {n}개',
   'nav.alerts': '알림',
   'nav.settings': '설정',
   'common.save': '저장',

@@ -116,8 +116,8 @@ export function validateSilence(f: SilenceForm, nowMs: number): SilenceErrors {
     const end = f.endsAt ? new Date(f.endsAt).getTime() : NaN
     if (Number.isNaN(start)) e.starts_at = 'silence.err.time'
     if (Number.isNaN(end)) e.ends_at = 'silence.err.time'
-    else if (end <= start) e.ends_at = 'silence.err.order'
     else if (end <= nowMs) e.ends_at = 'silence.err.past'
+    else if (end <= start) e.ends_at = 'silence.err.order'
   } else {
     if (!f.days.length) e['recurring.days'] = 'silence.err.days'
     if (minutes(f.start) === null) e['recurring.start'] = 'silence.err.time'

@@ -5,6 +5,7 @@
 // HP_INTERVAL_MS, HP_SHOTS (where screenshots go).
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
+import { alertsSteps } from './alerts.e2e.mjs'
 import { check, launch, poll } from './browser.mjs'
 
 const url = process.env.HP_URL
@@ -43,6 +44,9 @@ try {
   await page.getByPlaceholder('Search hosts').fill(hosts[0])
   await poll(async () => (await page.locator('.card').count()) === 1, { what: 'one card after search' })
   await page.getByPlaceholder('Search hosts').fill('')
+
+  await alertsSteps(page, { url, hostId, shots, step })
+  await page.goto(url)
 
   step('host page: live chart gains points every interval')
   await page.locator(`.card[data-host="${hostId}"]`).click()

@@ -6,7 +6,7 @@ import { check, poll } from './browser.mjs'
 
 const RULE = 'e2e_memory_used'
 
-export async function alertsSteps(page, { url, hostId, shots, step }) {
+export async function alertsSteps(page, { url, hostId, shots, step, receiver }) {
   step('alerts: create a rule in the editor')
   await page.locator('[data-nav=alerts]').click()
   await page.waitForURL('**/alerts')
@@ -52,6 +52,23 @@ export async function alertsSteps(page, { url, hostId, shots, step }) {
   step('alerts: the fleet card of the host shows the firing alert')
   await page.goto(url)
   await page.locator(`.card[data-host="${hostId}"] [data-testid=card-alerts]`).waitFor({ timeout: 10000 })
+
+  step('alerts: a webhook channel and its test send')
+  await page.goto(`${url}/alerts?tab=channels`)
+  await page.getByRole('button', { name: 'New channel' }).click()
+  const ch = page.locator('[data-testid=channel-editor]')
+  await ch.locator('[name=id]').fill('e2e-hook')
+  await ch.locator('[name=type]').selectOption('webhook')
+  await ch.locator('[name=url]').fill(receiver)
+  await ch.locator('button[type=submit]').click()
+  const chRow = page.locator('[data-testid=channels] tr[data-channel=e2e-hook]')
+  await chRow.waitFor()
+  await chRow.getByRole('button', { name: 'Send test' }).click()
+  const result = await poll(async () => {
+    const text = await chRow.getByTestId('test-result').innerText().catch(() => '')
+    return text && !text.startsWith('Sending') ? text : 0
+  }, { what: 'test send result' })
+  check(/^Test sent \(\d+ ms\)/.test(result), `test send said: ${result}`)
 
   step('alerts: dark theme and phone width')
   await page.goto(`${url}/alerts`)

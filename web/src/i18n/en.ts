@@ -206,7 +206,7 @@ export const en = {
   'channel.secretHint': 'Secrets show as ******** — leave them so to keep the stored value.',
   'channel.test': 'Send test',
   'channel.sending': 'Sending…',
-  'channel.testOk': 'Test sent (HTTP {status}, {ms} ms).',
+  'channel.testOk': 'Test sent ({ms} ms).',
   'channel.testFailed': 'Test failed: {error}',
   'channel.confirmDelete': 'Delete channel {id}?',
   'channel.err.required': 'Required.',

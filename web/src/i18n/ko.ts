@@ -208,7 +208,7 @@ export const ko: Messages = {
   'channel.secretHint': '비밀 값은 ********로 보입니다. 그대로 두면 저장된 값이 유지됩니다.',
   'channel.test': '테스트 전송',
   'channel.sending': '보내는 중…',
-  'channel.testOk': '테스트를 보냈습니다 (HTTP {status}, {ms} ms).',
+  'channel.testOk': '테스트를 보냈습니다 ({ms} ms).',
   'channel.testFailed': '테스트 실패: {error}',
   'channel.confirmDelete': '채널 {id}을(를) 삭제할까요?',
   'channel.err.required': '필수 항목입니다.',

@@ -12,6 +12,7 @@ import { useSession } from '../../stores/session'
 import { alert, fakeServer, type FakeServer } from '../../test/fakeServer'
 import NavLinks from '../NavLinks.vue'
 import ActiveAlerts from './ActiveAlerts.vue'
+import ChannelList from './ChannelList.vue'
 import RuleEditor from './RuleEditor.vue'
 import RuleList from './RuleList.vue'
 
@@ -135,6 +136,29 @@ describe('rules', () => {
     const metricField = w.find('select[name=metric]').element.closest('.field')!
     expect(metricField.querySelector('.err')?.textContent).toBe("unknown metric 'nope' (see hostpulse.catalog)")
     expect(w.emitted('done')).toBeUndefined()
+  })
+})
+
+describe('channels', () => {
+  it("sends a test and shows the server's answer on the channel's row", async () => {
+    await as('editor')
+    const cfg = useAlertConfig()
+    await cfg.load()
+    cfg.channels = [{ source: 'api', created_ms: 1, updated_ms: 1, channel: { id: 'ops', type: 'webhook', url: 'https://hooks.example.com/x' } }]
+    const w = mount(ChannelList, { global: { plugins: [router()] } })
+    await w.findAll('[data-channel=ops] button').find((b) => b.text() === 'Send test')!.trigger('click')
+    await flushPromises()
+    expect(post()).toEqual([{ method: 'POST', path: '/alerts/channels/ops/test', body: {} }])
+    expect(w.find('[data-testid=test-result]').text()).toBe('Test failed: HTTP 500: down')
+    expect(w.find('[data-testid=test-result]').classes()).toContain('error')
+  })
+
+  it('offers a viewer no test, edit or delete', async () => {
+    await as('viewer')
+    const cfg = useAlertConfig()
+    cfg.channels = [{ source: 'api', created_ms: 1, updated_ms: 1, channel: { id: 'ops', type: 'webhook' } }]
+    const w = mount(ChannelList, { global: { plugins: [router()] } })
+    expect(w.findAll('button').length).toBe(0)
   })
 })
 

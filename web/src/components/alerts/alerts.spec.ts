@@ -175,6 +175,19 @@ describe('nav', () => {
     }
   })
 
+  it("takes the role from the server's /auth/me over the one saved at login", async () => {
+    srv = fakeServer({ role: 'editor', username: 'ada' })
+    setApi(new ApiClient({ fetch: srv.fetch }))
+    const session = useSession()
+    session.user = { username: 'ada', role: 'admin' }
+    expect(session.can('admin')).toBe(true)
+    await session.probe()
+    expect(session.user).toEqual({ username: 'ada', role: 'editor' })
+    expect(session.can('admin')).toBe(false)
+    expect(session.can('editor')).toBe(true)
+    expect(session.actor).toBe('ada')
+  })
+
   it('shows every alert control on a server without authentication, but not Settings', async () => {
     srv = fakeServer({ role: 'viewer', active: [alert('a1')] })
     const fetch = srv.fetch

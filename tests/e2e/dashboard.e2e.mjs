@@ -2,9 +2,10 @@
 // started (fed by `hostpulse simulate`). Steps print "STEP <name>"; at "RESTART" the driver
 // restarts the server and answers on stdin.
 // Env: HP_URL (server), HP_HOSTS (comma-separated hostnames), HP_HOST_ID (a host to open),
-// HP_INTERVAL_MS, HP_SHOTS (where screenshots go).
+// HP_INTERVAL_MS, HP_SHOTS (where screenshots go), HP_RECEIVER (a webhook receiver's URL).
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
+import { alertsSteps } from './alerts.e2e.mjs'
 import { check, launch, poll } from './browser.mjs'
 
 const url = process.env.HP_URL
@@ -56,6 +57,9 @@ try {
   await page.getByPlaceholder('Search hosts').fill(hosts[0])
   await poll(async () => (await page.locator('.card').count()) === 1, { what: 'one card after search' })
   await page.getByPlaceholder('Search hosts').fill('')
+
+  await alertsSteps(page, { url, hostId, shots, step, receiver: process.env.HP_RECEIVER })
+  await page.goto(url)
 
   step('host page: live chart gains points every interval')
   await page.locator(`.card[data-host="${hostId}"]`).click()

@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium against a real server fed by ``hostpulse simulate``:
-fleet, live host chart, 7-day history, reconnect after a server restart, themes, Korean, phone
-width. Takes the screenshots in docs/screenshots/."""
+fleet, alerts (a rule made in the editor fires and is acknowledged; a channel's test send reaches
+a real receiver), live host chart, 7-day history, reconnect after a server restart, themes,
+Korean, phone width. Takes the screenshots in docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 from pathlib import Path
 
 import httpx
+from conftest import Receiver
 from e2ekit import ROOT, Server, require_browser, simulate, stop
 
 HOSTS = 6
@@ -17,7 +19,7 @@ INTERVAL_S = 1.0
 TIMEOUT_S = 240.0
 
 
-def test_dashboard_end_to_end(server: Server, tmp_path: Path) -> None:
+def test_dashboard_end_to_end(server: Server, receiver: Receiver, tmp_path: Path) -> None:
     require_browser()
     # a day of coarse history first (rollups for the 7-day view), then live every second
     backfill = simulate(
@@ -37,10 +39,14 @@ def test_dashboard_end_to_end(server: Server, tmp_path: Path) -> None:
             "HP_HOST_ID": hosts[0]["host_id"],
             "HP_INTERVAL_MS": str(int(INTERVAL_S * 1000)),
             "HP_SHOTS": str(shots),
+            "HP_RECEIVER": receiver.url,
             "PATH": "/usr/bin:/bin:/usr/local/bin",
         }
         log = run_browser(env, server)
         assert "E2E OK" in log, log
+        # "send test" on the Alerts page reached the receiver
+        tests = [b for b in receiver.bodies if b.get("kind") == "test"]
+        assert tests, receiver.bodies
     finally:
         stop(live)
 

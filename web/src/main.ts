@@ -17,3 +17,5 @@ if (window.location.pathname === '/') void useFleet(pinia).load()
 const router = makeRouter()
 guard(router, () => session.required && !session.loggedIn)
 app.use(router).mount('#app')
+// the role from the server (and whether it has authentication at all) decides the write controls
+void session.probe()

@@ -2,11 +2,19 @@
 // run it against a real server or a recorded transport.
 import type { CurrentSnapshot, History, HistoryQuery, HostOut, ProcessesOut } from './types'
 
+/** One problem of a refused request body (FastAPI's 422 `detail` list). */
+export interface FieldProblem {
+  loc: (string | number)[]
+  msg: string
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly detail: string,
     readonly path: string,
+    /** The per-field problems of a 422, when the server listed them. */
+    readonly problems: FieldProblem[] = [],
   ) {
     super(`${status} ${detail}`)
     this.name = 'ApiError'
@@ -61,6 +69,18 @@ export class ApiClient {
     return this.request<T>('POST', path, body, undefined, opts.auth ?? true)
   }
 
+  put<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PUT', path, body)
+  }
+
+  patch<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PATCH', path, body)
+  }
+
+  delete(path: string): Promise<void> {
+    return this.request<void>('DELETE', path, undefined)
+  }
+
   private async request<T>(
     method: string,
     path: string,
@@ -86,7 +106,7 @@ export class ApiClient {
         throw new ApiError(0, `network error: ${(err as Error).message}`, path)
       }
       if (resp.status === 401 && auth && attempt === 0 && (await this.unauthorized())) continue
-      if (!resp.ok) throw new ApiError(resp.status, await detailOf(resp), path)
+      if (!resp.ok) throw await errorOf(resp, path)
       if (resp.status === 204) return undefined as T
       return (await resp.json()) as T
     }
@@ -163,14 +183,21 @@ function enc(s: string): string {
   return encodeURIComponent(s)
 }
 
-async function detailOf(resp: Response): Promise<string> {
+async function errorOf(resp: Response, path: string): Promise<ApiError> {
   const text = await resp.text()
+  let detail = text.slice(0, 300) || resp.statusText
+  let problems: FieldProblem[] = []
   try {
     const body = JSON.parse(text) as { detail?: unknown }
-    if (typeof body.detail === 'string') return body.detail
-    if (body.detail !== undefined) return JSON.stringify(body.detail)
+    if (typeof body.detail === 'string') detail = body.detail
+    else if (Array.isArray(body.detail)) {
+      problems = body.detail
+        .filter((p): p is FieldProblem => typeof p === 'object' && p !== null && typeof p.msg === 'string')
+        .map((p) => ({ loc: Array.isArray(p.loc) ? p.loc : [], msg: p.msg.replace(/^Value error, /, '') }))
+      detail = problems.map((p) => `${p.loc.filter((x) => x !== 'body').join('.')}: ${p.msg}`).join('; ') || JSON.stringify(body.detail)
+    } else if (body.detail !== undefined) detail = JSON.stringify(body.detail)
   } catch {
-    /* not JSON: fall through */
+    /* not JSON: keep the text */
   }
-  return text.slice(0, 300) || resp.statusText
+  return new ApiError(resp.status, detail, path, problems)
 }

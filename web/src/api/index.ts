@@ -1,4 +1,6 @@
 import { ApiClient } from './client'
+import { AdminApi } from './admin'
+import { AlertsApi } from './alerts'
 
 let client = new ApiClient()
 
@@ -9,4 +11,14 @@ export function useApi(): ApiClient {
 
 export function setApi(c: ApiClient): void {
   client = c
+}
+
+/** The alerts API on the app's client. */
+export function useAlertsApi(): AlertsApi {
+  return new AlertsApi(client)
+}
+
+/** The admin API (users, agent keys, enrollment) on the app's client. */
+export function useAdminApi(): AdminApi {
+  return new AdminApi(client)
 }

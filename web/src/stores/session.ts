@@ -4,7 +4,7 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 import { useApi } from '../api'
-import type { TokensOut, UserOut } from '../api/client'
+import { ApiError, type TokensOut, type UserOut } from '../api/client'
 
 const KEY = 'hostpulse.session'
 
@@ -31,6 +31,9 @@ export const useSession = defineStore('session', () => {
   /** The server answered 401 and we hold no usable token: the login page is needed. */
   const required = ref(false)
   const loggedIn = computed(() => access.value !== null && user.value !== null)
+  /** The server has no authentication routes (`/auth/me` is 404): it enforces nothing, so the
+   * UI shows every control. Unknown (false) until `probe()` has answered. */
+  const authless = ref(false)
   let renewing: Promise<boolean> | null = null
 
   function set(t: TokensOut) {
@@ -84,10 +87,29 @@ export const useSession = defineStore('session', () => {
     if (token) await useApi().logout(token).catch(() => undefined)
   }
 
+  /** Ask the server who we are (`/auth/me`): refreshes the role, notices a server without
+   * authentication; a 401 there leads to the login page like any other call. */
+  async function probe(): Promise<void> {
+    try {
+      const me = await useApi().me()
+      authless.value = false
+      if (user.value && (me.role !== user.value.role || me.username !== user.value.username)) {
+        user.value = me
+        localStorage.setItem(KEY, JSON.stringify({ access: access.value, refresh: refreshToken.value, user: me }))
+      }
+    } catch (e) {
+      authless.value = e instanceof ApiError && e.status === 404
+    }
+  }
+
+  /** May the user do what `role` may? (the UI hides what the server would refuse) */
   const can = (role: UserOut['role']) => {
+    if (authless.value) return role !== 'admin'
     const order = { viewer: 0, editor: 1, admin: 2 }
     return user.value !== null && order[user.value.role] >= order[role]
   }
+  /** The name recorded on acknowledgements and silences. */
+  const actor = computed(() => user.value?.username ?? 'anonymous')
 
-  return { access, user, required, loggedIn, login, renew, logout, can }
+  return { access, user, required, loggedIn, authless, actor, login, renew, logout, probe, can }
 })

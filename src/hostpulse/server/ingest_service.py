@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hostpulse import catalog
@@ -52,6 +52,10 @@ class IngestLimits:
 
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+Listener = Callable[[IngestRequest, Sequence[bytes]], None]
+"""Called with each request once the store has it, and with each batch's series signature
+(``series_signature``: equal signatures mean the same host identity and series table, so a
+listener can cache what it derives from the table); must not block."""
 
 
 def decode(
@@ -221,8 +225,8 @@ class IngestService:
         self._clock = clock
         self.registry = SeriesRegistry(store, limits.max_series_per_host)
         self._validated: set[bytes] = set()
-        self.listeners: list[Callable[[IngestRequest], None]] = []
-        """Called with each request once the store has it (the live hub); must not block."""
+        self.listeners: list[Listener] = []
+        """Called once the store has a request (the live hub, the alert engine)."""
 
     def _release(self, reserved: list[tuple[str, set[SeriesKey]]]) -> None:
         for host_id, new in reserved:
@@ -237,14 +241,16 @@ class IngestService:
     async def ingest(self, request: IngestRequest) -> IngestResult:
         now_ms = int(self._clock() * 1000)
         per_host: dict[str, list[SeriesKey]] = {}
-        signatures: list[bytes] = []
+        signatures: list[bytes] = []  # of each batch
+        fresh: list[bytes] = []  # of the batches whose table is validated by this request
         for b, batch in enumerate(request.batches):
             sig = series_signature(batch)
+            signatures.append(sig)
             if sig not in self._validated:
                 keys = _series_keys(batch)
                 validate_series(batch, b, keys)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
-                signatures.append(sig)
+                fresh.append(sig)
             validate_snapshots(batch, now_ms, self.limits)
         reserved: list[tuple[str, set[SeriesKey]]] = []
         try:
@@ -257,12 +263,12 @@ class IngestService:
         except BaseException:
             self._release(reserved)
             raise
-        if len(self._validated) + len(signatures) > self.MAX_SIGNATURES:
+        if len(self._validated) + len(fresh) > self.MAX_SIGNATURES:
             self._validated.clear()
-        self._validated.update(signatures)
+        self._validated.update(fresh)
         for listener in self.listeners:
             try:
-                listener(request)
+                listener(request, signatures)
             except Exception:  # stored already: a listener's bug must not fail the request
                 logger.exception("ingest listener failed")
         return result

@@ -203,13 +203,32 @@ def validate_snapshots(batch: HostBatch, now_ms: int, limits: IngestLimits) -> i
     return samples
 
 
+def _field_size(size: int) -> int:
+    """Bytes of a length-delimited field with a one-byte tag and ``size`` bytes of content."""
+    return 2 + size if size < 0x80 else 1 + (size.bit_length() + 6) // 7 + size
+
+
 def series_signature(batch: HostBatch) -> bytes:
-    """A digest of the host's identity and series table (everything but the snapshots):
-    one C-level copy and serialisation instead of a Python object per series."""
-    head = HostBatch()
-    head.CopyFrom(batch)
-    head.ClearField("snapshots")
-    return hashlib.blake2b(head.SerializeToString(deterministic=True), digest_size=16).digest()
+    """A digest of the host's identity and series table (everything but the snapshots).
+
+    The serialized batch is ``host``, ``series``, ``snapshots``, ``unsupported`` in field
+    order, so the head is the prefix before the snapshots' bytes: one C-level serialisation
+    instead of a copy of the batch (half the cost). Should a serializer ever order the fields
+    differently, the copy is made."""
+    data = batch.SerializeToString()
+    snaps = sum(_field_size(s.ByteSize()) for s in batch.snapshots)
+    unsupported = [u.encode() for u in batch.unsupported]
+    cut = len(data) - snaps - sum(_field_size(len(u)) for u in unsupported)
+    expected = 0x1A if snaps else 0x22 if unsupported else None
+    if cut < 0 or (data[cut] if cut < len(data) else None) != expected:
+        head = HostBatch()
+        head.CopyFrom(batch)
+        head.ClearField("snapshots")
+        return b"c" + hashlib.blake2b(head.SerializeToString(), digest_size=16).digest()
+    digest = hashlib.blake2b(memoryview(data)[:cut], digest_size=16)
+    for u in unsupported:
+        digest.update(b"\x00" + u)
+    return digest.digest()
 
 
 class IngestService:

@@ -281,54 +281,6 @@ async def run(args: argparse.Namespace, rx: Receiver, url: str, pid: int) -> dic
     }
 
 
-def sample_batch(i: int, cpu: float) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
-    """About 150 samples, shaped like a real host's batch (for ``observe_cost``)."""
-    samples: list[tuple[str, tuple[tuple[str, str], ...], float]] = [
-        ("cpu_busy_percent", (), cpu),
-        ("memory_usage_percent", (), 40.0 + i % 20),
-        ("cpu_load1", (), 0.5),
-        ("cpu_load5", (), 0.4),
-        ("cpu_load15", (), 0.3),
-    ]
-    for core in range(8):
-        for mode in ("user", "system", "idle", "iowait", "steal"):
-            samples.append(("cpu_core_usage_percent", (("cpu", str(core)), ("mode", mode)), 5.0))
-    for dev, mount in (("sda1", "/"), ("sdb1", "/data")):
-        labels = (("device", dev), ("mountpoint", mount))
-        samples.append(("filesystem_usage_percent", labels, 50.0))
-        samples.append(("filesystem_free_bytes", labels, 5e10))
-        samples.append(("filesystem_used_bytes", labels, 5e10))
-    for dev in ("sda", "sdb"):
-        samples.append(("disk_await_seconds", (("device", dev),), 0.004))
-        samples.append(("disk_busy_percent", (("device", dev),), 3.0))
-    while len(samples) < 150:
-        n = len(samples)
-        samples.append(("network_receive_bytes_per_second", (("interface", f"eth{n}"),), 1e5))
-    return samples
-
-
-def observe_cost(hosts: int = 1000, rounds: int = 5) -> tuple[float, float]:
-    """Microseconds per 150-sample batch: with the default rules, and with no rules at all."""
-    from hostpulse.alerts.clock import SystemClock
-    from hostpulse.alerts.engine import AlertEngine
-    from hostpulse.alerts.rules import default_rules
-
-    batches = [sample_batch(h, 20.0 + h % 30) for h in range(hosts)]
-    result = []
-    for rules in (default_rules(), []):
-        engine = AlertEngine(SystemClock())
-        engine.set_rules(rules)
-        best = float("inf")
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            now = int(time.time() * 1000)
-            for h, batch in enumerate(batches):
-                engine.observe(f"host-{h}", {}, now, batch)
-            best = min(best, time.perf_counter() - t0)
-        result.append(best / hosts * 1e6)
-    return result[0], result[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -351,7 +303,6 @@ def main() -> None:
                 r = asyncio.run(run(args, rx, url, proc.pid))
     finally:
         rx.stop()
-    with_rules, no_rules = observe_cost()
     lines = [
         f"{args.hosts} simulated hosts posting every {args.interval:g} s over HTTP "
         f"({r['requests']:.0f} feed requests, {r['failures']:.0f} refused; server CPU "
@@ -364,8 +315,6 @@ def main() -> None:
         f"ingest 2xx received    -> webhook received   P50 {r['after_p50_ms']:7.1f} ms   "
         f"P95 {r['after_p95_ms']:7.1f} ms",
         f"reference: direct POST to the same receiver  P50 {r['ref_p50_ms']:7.1f} ms",
-        f"observe() tight loop, 150-sample batch: {with_rules:.1f} us with the default rules, "
-        f"{no_rules:.1f} us with none",
         "```",
     ]
     text = "\n".join(lines)

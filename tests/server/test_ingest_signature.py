@@ -3,6 +3,8 @@ alert observer reuse what it derived from it): equal exactly when host and table
 
 from __future__ import annotations
 
+import hashlib
+
 from wire import batch
 
 from hostpulse.protocol import HostBatch, Label
@@ -42,3 +44,13 @@ def test_host_table_and_unsupported_list_each_change_it() -> None:
     no_snapshots.ClearField("snapshots")
     no_snapshots.unsupported.append("cpu_frequency_hertz")
     assert series_signature(no_snapshots) == series_signature(unsupported)
+
+
+def test_it_is_the_digest_of_the_batch_without_its_snapshots() -> None:
+    for b in (_two(), batch("h3", [])):
+        b.unsupported.extend(["cpu_frequency_hertz", "disk_io_time_seconds"])
+        head = HostBatch()
+        head.CopyFrom(b)
+        head.ClearField("snapshots")
+        expected = hashlib.blake2b(head.SerializeToString(), digest_size=16).digest()
+        assert series_signature(b) == expected

@@ -209,26 +209,30 @@ def _field_size(size: int) -> int:
 
 
 def series_signature(batch: HostBatch) -> bytes:
-    """A digest of the host's identity and series table (everything but the snapshots).
+    """A digest of the batch serialized without its snapshots (host identity, series table,
+    unsupported list).
 
-    The serialized batch is ``host``, ``series``, ``snapshots``, ``unsupported`` in field
-    order, so the head is the prefix before the snapshots' bytes: one C-level serialisation
-    instead of a copy of the batch (half the cost). Should a serializer ever order the fields
-    differently, the copy is made."""
+    The serialization is ``host``, ``series``, ``snapshots``, ``unsupported`` in field order,
+    so those bytes are the serialized batch minus the snapshots' span: one C-level
+    serialisation instead of a copy of the batch (half the cost). Should a serializer ever
+    order the fields differently, the copy is made (same digest)."""
     data = batch.SerializeToString()
     snaps = sum(_field_size(s.ByteSize()) for s in batch.snapshots)
-    unsupported = [u.encode() for u in batch.unsupported]
-    cut = len(data) - snaps - sum(_field_size(len(u)) for u in unsupported)
-    expected = 0x1A if snaps else 0x22 if unsupported else None
-    if cut < 0 or (data[cut] if cut < len(data) else None) != expected:
-        head = HostBatch()
-        head.CopyFrom(batch)
-        head.ClearField("snapshots")
-        return b"c" + hashlib.blake2b(head.SerializeToString(), digest_size=16).digest()
-    digest = hashlib.blake2b(memoryview(data)[:cut], digest_size=16)
-    for u in unsupported:
-        digest.update(b"\x00" + u)
-    return digest.digest()
+    tail = sum(_field_size(len(u.encode())) for u in batch.unsupported)
+    cut = len(data) - snaps - tail
+    if (
+        cut >= 0
+        and (snaps == 0 or data[cut] == 0x1A)
+        and (tail == 0 or data[len(data) - tail] == 0x22)
+    ):
+        view = memoryview(data)
+        digest = hashlib.blake2b(view[:cut], digest_size=16)
+        digest.update(view[len(data) - tail :])
+        return digest.digest()
+    head = HostBatch()
+    head.CopyFrom(batch)
+    head.ClearField("snapshots")
+    return hashlib.blake2b(head.SerializeToString(), digest_size=16).digest()
 
 
 class IngestService:

@@ -158,13 +158,27 @@ async def generate_history(
     heads = store.heads  # type: ignore[attr-defined]
     loop = asyncio.get_running_loop()
     written = 0
+    done_hosts = 0
+
+    async def store_rows(done: set[asyncio.Future[list[dict[str, int | bytes]]]]) -> None:
+        nonlocal written, done_hosts
+        for fut in done:
+            rows = fut.result()
+            written += sum(len(r["data"]) for r in rows)  # type: ignore[arg-type]
+            async with engine.begin() as conn:
+                await conn.execute(insert(schema.blocks), rows)
+            done_hosts += 1
+            if done_hosts % 100 == 0:
+                print(f"  generated history of {done_hosts} hosts", flush=True)
+
+    # a few hosts in flight at a time: each host's blocks are ~7 MB
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-        pending = []
+        inflight: set[asyncio.Future[list[dict[str, int | bytes]]]] = set()
         for i in range(first, len(fleet)):
             head = heads[fleet[i].host_id]
             col = {(c.metric, c.labels): c for c in head.columns}
             cols = [col[k] for k in fleet[i].series]
-            pending.append(
+            inflight.add(
                 loop.run_in_executor(
                     pool,
                     host_rollups,
@@ -178,13 +192,12 @@ async def generate_history(
                     hour_days,
                 )
             )
-        for k, fut in enumerate(asyncio.as_completed(pending)):
-            rows = await fut
-            written += sum(len(r["data"]) for r in rows)  # type: ignore[arg-type]
-            async with engine.begin() as conn:
-                await conn.execute(insert(schema.blocks), rows)
-            if (k + 1) % 100 == 0:
-                print(f"  generated history of {k + 1} hosts", flush=True)
+            if len(inflight) >= 2 * workers:
+                done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                await store_rows(done)
+        if inflight:
+            done, _ = await asyncio.wait(inflight)
+            await store_rows(done)
     return written
 
 

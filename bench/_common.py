@@ -64,9 +64,10 @@ def process(
 
 @contextlib.contextmanager
 def our_server(
-    data_dir: Path, log: Path, *extra: str
+    data_dir: Path, log: Path, *extra: str, src: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``hostpulse server`` (uvicorn, one process) on a free loopback port."""
+    """``hostpulse server`` (uvicorn, one process) on a free loopback port; ``src``: run the
+    package from another source tree (e.g. an older commit's ``src``) instead."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -83,7 +84,10 @@ def our_server(
         "warning",
         *extra,
     ]
-    with process(cmd, log) as proc:
+    env = None
+    if src is not None:
+        env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    with process(cmd, log, env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v1/health", proc=proc)
         yield url, proc

@@ -10,6 +10,10 @@ their rounds in order (Prometheus refuses out-of-order samples). Round 0 (series
 sent before timing.
 
     python bench/ingest.py --hosts 1000 --rounds 30 --samples-per-request 500
+
+``--baseline-src DIR`` also runs the server from another source tree (say, a checkout of an
+older commit: ``git worktree add /tmp/old <commit>``, then ``--baseline-src /tmp/old/src``),
+in the same run, for a before/after ratio. ``--skip-prometheus`` leaves Prometheus out.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import math
 import sys
 import tempfile
 import time
@@ -39,12 +42,23 @@ from hostpulse.sim.push import make_hosts
 OURS_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
 
 
+def ingest_headers(host_ids: list[str]) -> dict[str, str]:
+    """Headers of one ingest request carrying ``host_ids`` (the one place to add per-host
+    credentials)."""
+    return OURS_HEADERS
+
+
+Req = tuple[bytes, int, dict[str, str]]  # body, samples, headers
+Rounds = list[list[list[Req]]]
+
+
 @dataclass
 class Load:
-    """Pre-built request bodies: ``rounds[r][c]`` = list of (body, samples) for connection c."""
+    """Pre-built requests: ``rounds[r][c]`` = list of (body, samples, headers) for
+    connection c."""
 
-    ours: list[list[list[tuple[bytes, int]]]]
-    prom: list[list[list[tuple[bytes, int]]]]
+    ours: Rounds
+    prom: Rounds
     samples_per_round: int
 
 
@@ -81,12 +95,12 @@ def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int
             ],
             start_ms,
         )
-    ours: list[list[list[tuple[bytes, int]]]] = []
-    prom: list[list[list[tuple[bytes, int]]]] = []
+    ours: Rounds = []
+    prom: Rounds = []
     for r in range(rounds):
         t = int(ts[r])
-        o_round: list[list[tuple[bytes, int]]] = [[] for _ in range(clients)]
-        p_round: list[list[tuple[bytes, int]]] = [[] for _ in range(clients)]
+        o_round: list[list[Req]] = [[] for _ in range(clients)]
+        p_round: list[list[Req]] = [[] for _ in range(clients)]
         for gi, g in enumerate(groups):
             parts, n = [], 0
             for h in g:
@@ -96,31 +110,30 @@ def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int
                 ).SerializeToString()
                 parts.append(_len_field(0x0A, head[h.host_id] + _len_field(0x1A, snap)))
                 n += len(vals)
-            o_round[gi % clients].append((gzip.compress(b"".join(parts), compresslevel=1), n))
+            body = gzip.compress(b"".join(parts), compresslevel=1)
+            o_round[gi % clients].append((body, n, ingest_headers([h.host_id for h in g])))
             labels = [lab for h in g for lab in prom_labels[h.host_id]]
             flat = [v for h in g for v in values[h.host_id][r]]
-            p_round[gi % clients].append((fast_write_request(labels, t, flat), n))
+            p_round[gi % clients].append((fast_write_request(labels, t, flat), n, WRITE_HEADERS))
         ours.append(o_round)
         prom.append(p_round)
-    total = sum(n for c in ours[0] for _, n in c)
+    total = sum(n for c in ours[0] for _, n, _ in c)
     return Load(ours, prom, total)
 
 
-async def drive(
-    url: str, path: str, headers: dict[str, str], rounds: list[list[list[tuple[bytes, int]]]]
-) -> tuple[int, int]:
+async def drive(url: str, path: str, rounds: Rounds) -> tuple[int, int]:
     """Send every round; returns (samples accepted, failed requests)."""
     host, port = url.removeprefix("http://").split(":")
     n_clients = len(rounds[0])
     conns = [RawClient(host, int(port)) for _ in range(n_clients)]
     raw = [
         [
-            [RawClient.build("POST", path, host, headers, b) for b, _ in rnd[c]]
+            [RawClient.build("POST", path, host, hd, b) for b, _, hd in rnd[c]]
             for c in range(n_clients)
         ]
         for rnd in rounds
     ]
-    counts = [[[n for _, n in rnd[c]] for c in range(n_clients)] for rnd in rounds]
+    counts = [[[n for _, n, _ in rnd[c]] for c in range(n_clients)] for rnd in rounds]
     ok = failed = 0
 
     async def worker(c: int) -> None:
@@ -159,23 +172,22 @@ class Result:
             f"{self.name:<11} {self.rate:>10,.0f} samples/s  ({self.samples:,} samples in "
             f"{self.seconds:.1f} s, {self.failed} failed requests; server CPU "
             f"{self.server_cpu:.1f} s = {self.samples / max(self.server_cpu, 1e-9):,.0f} samples "
-            f"per CPU-second; client CPU {self.client_cpu:.1f} s)"
+            f"per CPU-second; client CPU {self.client_cpu:.1f} s = "
+            f"{100 * self.client_cpu / self.seconds:.0f} % of a core)"
         )
 
 
-def measure(
-    name: str,
-    url: str,
-    pid: int,
-    path: str,
-    headers: dict[str, str],
-    rounds: list[list[list[tuple[bytes, int]]]],
-) -> Result:
-    asyncio.run(drive(url, path, headers, rounds[:1]))  # series creation, not timed
+def measure(name: str, url: str, pid: int, path: str, rounds: Rounds) -> Result:
+    asyncio.run(drive(url, path, rounds[:1]))  # series creation, not timed
     cpu0, own0, t0 = cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
-    ok, failed = asyncio.run(drive(url, path, headers, rounds[1:]))
+    ok, failed = asyncio.run(drive(url, path, rounds[1:]))
     elapsed = time.perf_counter() - t0
     return Result(name, ok, failed, elapsed, cpu_seconds(pid) - cpu0, own_cpu_seconds() - own0)
+
+
+def median_result(runs: list[Result]) -> Result:
+    """The run with the median rate (of an odd count; the lower middle otherwise)."""
+    return sorted(runs, key=lambda r: r.rate)[(len(runs) - 1) // 2]
 
 
 def main() -> None:
@@ -186,6 +198,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30, help="snapshots per host (first is warm-up)")
     ap.add_argument("--samples-per-request", type=int, default=500)
     ap.add_argument("--clients", type=int, default=8, help="concurrent connections")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each server, alternating")
+    ap.add_argument("--baseline-src", type=Path, help="also run the server from this src tree")
+    ap.add_argument("--skip-prometheus", action="store_true")
     ap.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
     args = ap.parse_args()
 
@@ -198,34 +213,47 @@ def main() -> None:
         f"({n_req} requests per round, ~{load.samples_per_round // n_req} samples each) "
         f"in {time.perf_counter() - t:.1f} s"
     )
-    results = []
+    runs: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
-        with our_server(root / "ours", root / "ours.log") as (url, proc):
-            results.append(
-                measure("hostpulse", url, proc.pid, "/api/v1/ingest", OURS_HEADERS, load.ours)
+        for rep in range(args.repeat):
+            systems: list[tuple[str, Path | None]] = [("hostpulse", None)]
+            if args.baseline_src is not None:
+                systems.insert(0, ("baseline", args.baseline_src))
+            for name, src in systems:
+                data = root / f"{name}-{rep}"
+                with our_server(data, root / f"{name}.log", src=src) as (url, proc):
+                    r = measure(name, url, proc.pid, "/api/v1/ingest", load.ours)
+                runs.setdefault(name, []).append(r)
+                print(r.line(), flush=True)
+            if not args.skip_prometheus:
+                tsdb = root / f"tsdb-{rep}"
+                tsdb.mkdir()
+                with prometheus(tsdb, root / "prom.log") as (url, proc):
+                    r = measure("prometheus", url, proc.pid, "/api/v1/write", load.prom)
+                runs.setdefault("prometheus", []).append(r)
+                print(r.line(), flush=True)
+    lines = [median_result(rs).line() for rs in runs.values()]
+    ours = [r.rate for r in runs["hostpulse"]]
+    for ref in ("baseline", "prometheus"):
+        if ref in runs:
+            ratios = sorted(o / b.rate for o, b in zip(ours, runs[ref], strict=True))
+            lines.append(
+                f"ratio hostpulse / {ref}: median {ratios[(len(ratios) - 1) // 2]:.2f} "
+                f"(per run: {', '.join(f'{x:.2f}' for x in ratios)})"
             )
-        print(results[-1].line())
-        (root / "tsdb").mkdir()
-        with prometheus(root / "tsdb", root / "prom.log") as (url, proc):
-            results.append(
-                measure("prometheus", url, proc.pid, "/api/v1/write", WRITE_HEADERS, load.prom)
-            )
-        print(results[-1].line())
-    ours, prom = results
-    ratio = ours.rate / prom.rate if prom.rate else math.nan
-    print(f"ratio hostpulse / prometheus: {ratio:.2f}")
+    print("\n".join(lines))
     if not args.no_doc:
         body = "\n".join(
             [
                 f"{args.hosts} simulated hosts x ~{load.samples_per_round // args.hosts} series, "
                 f"{args.rounds - 1} timed rounds, ~{load.samples_per_round // n_req} samples per "
-                f"request, {args.clients} connections.",
+                f"request, {args.clients} connections; {args.repeat} runs of each server "
+                "(alternating), the median run shown; client CPU = this script's own CPU time "
+                "while it sends.",
                 "",
                 "```",
-                ours.line(),
-                prom.line(),
-                f"ratio hostpulse / prometheus: {ratio:.2f}",
+                *lines,
                 "```",
             ]
         )

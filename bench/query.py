@@ -1,33 +1,52 @@
-"""Query latency over HTTP: hostpulse's API vs Prometheus's HTTP API, the same data in both.
+"""Query latency over HTTP with 1,000 hosts that all have history: hostpulse's API vs
+Prometheus's HTTP API.
 
-Data: ``--hosts`` simulated hosts (~150 series each) with the last minute of samples, of which
-``--deep-hosts`` also have ``--days`` of history at 5 s. The deep history is what a 24 h and a
-30-day query read, and hostpulse keeps each host's data apart (blocks per host and window), so
-the latency of a query depends on that host's data, not on how many other hosts have 7 days. Writing
-7 days x 1,000 hosts x 150 series (18 billion samples) is out of reach of this machine in a
-benchmark run; the figures say what was used.
+Data (hostpulse): every one of ``--hosts`` simulated hosts (~130-150 series each, the agent's
+catalog on a sim host: CPU per mode and core, memory, two filesystems, two disks, network
+interfaces, processes, TCP states) has ``--days`` days of 1-minute rollups and
+``--hour-days`` days of 1-hour rollups, plus the last minute of raw samples at 5 s written
+through ``Store.ingest`` (so "current" is served as in operation). ``--deep-hosts`` of them
+instead get their whole history as raw samples at 5 s through ``Store.ingest``, the store
+building its rollups itself (compaction + merge), exactly as in operation.
 
-hostpulse: the store is filled through its ``Store`` interface, maintained (compaction,
-rollups), closed, then ``hostpulse server`` serves it. Prometheus: remote write, oldest first.
-Queries, sequential, over one keep-alive connection to each server, alternating between the two
-so that both see the same machine load; P50/P95 of ``--repeat`` requests:
+Why the others are generated, and why that is equivalent for these queries: 7 days of raw
+samples for 1,000 hosts x ~140 series is ~17 billion samples (~33 GB at 1.9 bytes a sample),
+about 10 hours of store ingest on this machine. None of the three queries reads raw blocks:
+the store answers a 24 h range at a 60 s step from its 1-minute tier and a 30-day range at a 1 h
+step from its 1-hour tier (``pick_tier``), plus the head. So each generated host gets exactly
+the rollup blocks the store would hold: one real day of its samples at 5 s is generated
+(``SimHost.block``, all its series), aggregated by the store's own ``rollup.from_raw`` /
+``rollup.bucket`` into 1-minute and 1-hour rows, encoded by the store's own ``codec.encode``
+with the store's quantisation scales (``choose_scales``), one block per host, tier and day, as
+``merge_rollups`` leaves them; that day's rows are reused (timestamps shifted) for every day of
+the history, so the blocks have the real size, shape and compressibility. The deep hosts (real
+path) are queried too, and their figures sit beside the generated hosts' as a check.
+
+Prometheus has no rollups: the same 7 days for 1,000 hosts would be the same 17 billion raw
+samples, out of reach here, so it gets the deep hosts' raw history (remote write, oldest first)
+and every host's last minute, and is queried on the deep hosts.
+
+Queries: sequential, each over one keep-alive connection, round-robin between the systems so
+that all see the same machine load; P50/P95 of ``--repeat`` requests each, hosts drawn at
+random:
 
 - current: hostpulse ``GET /api/v1/hosts/{id}/current`` (all series of a host); Prometheus
-  ``/api/v1/query?query={instance="{id}"}`` (the same series, newest values). Measured twice:
-  "cold" is the first read of each host after the server started (hostpulse then loads the
-  host's newest values from disk), then again as in steady operation.
+  ``/api/v1/query?query={instance="{id}"}`` (the same series, newest values). "cold" is the
+  first read of each host after the server started (the host's newest values are read from
+  disk), then again as in steady operation.
 - 24 h history, step 60 s: hostpulse ``.../metrics/cpu_busy_percent/history``; Prometheus
-  ``query_range`` of ``node_cpu_busy_percent{instance=...}`` with ``avg_over_time`` per step.
-- 30-day history, step 1 h: the same with a 30-day range (hostpulse answers from its 1-hour
-  rollups; Prometheus from raw samples).
+  ``query_range`` of ``avg_over_time(node_cpu_busy_percent{instance=...}[60s])``.
+- 30-day history, step 1 h: the same with a 30-day range.
 
-    python bench/query.py --hosts 1000 --deep-hosts 2 --days 7
+    python bench/query.py --hosts 1000 --days 7 --hour-days 30 --deep-hosts 2
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import os
 import random
 import sys
 import tempfile
@@ -35,7 +54,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import numpy as np
+from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -46,15 +67,155 @@ from hostpulse import catalog
 from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
 from hostpulse.server.config import ServerSettings
 from hostpulse.sim.build import host_message, series_defs
-from hostpulse.sim.model import SimHost
+from hostpulse.sim.model import SimHost, make_profile
 from hostpulse.sim.push import make_hosts
-from hostpulse.store import open_store
+from hostpulse.store import blocks, codec, open_store, rollup, schema
+from hostpulse.store.base import Store
+from hostpulse.store.quantize import choose_scales
 
+SEED = 3
 CHUNK = 120  # snapshots per host per write (10 minutes)
+DAY_MS = blocks.DAY_MS
+LEVEL = 3  # the store's default zstd level
 
 
-async def fill(fleet: list[SimHost], deep: int, days: float, data: Path, prom_url: str) -> int:
-    """Write the same samples into our store (directly) and Prometheus (remote write)."""
+def query_headers() -> dict[str, str]:
+    """Headers of every hostpulse query (the one place to add a user token)."""
+    return {}
+
+
+# --- generated rollup history --------------------------------------------------------------
+
+
+def host_rollups(
+    index: int,
+    host_key: int,
+    ids: list[int],
+    kmax: list[int],
+    lossy: list[bool],
+    end_ms: int,
+    minute_days: float,
+    hour_days: float,
+) -> list[dict[str, int | bytes]]:
+    """The 1-minute and 1-hour blocks of one simulated host for the ``minute_days`` and
+    ``hour_days`` before ``end_ms`` (one block per tier and day, as the store leaves them after
+    merging). ``ids``/``kmax``/``lossy``: the store's series of the host, in ``SimHost.series``
+    order. Runs in a worker process."""
+    host = SimHost(make_profile(index, SEED), SEED)
+    today = end_ms - end_ms % DAY_MS
+    day_ts = np.arange(today - DAY_MS, today, 5000, dtype=np.int64)
+    vals = host.block(day_ts)
+    order = np.argsort(np.array(ids))
+    sid = np.array(ids, dtype=np.int64)[order]
+    vals = vals[:, order]
+    scales = choose_scales(
+        vals, np.array(kmax, dtype=np.int64)[order], np.array(lossy, dtype=np.bool_)[order]
+    )
+    minute = rollup.bucket(rollup.from_raw(day_ts, vals), rollup.MINUTE_MS)
+    hour = rollup.bucket(minute, rollup.HOUR_MS)
+    tiers = [
+        (schema.Kind.MINUTE, minute, rollup.MINUTE_MS, end_ms - int(minute_days * DAY_MS)),
+        (schema.Kind.HOUR, hour, rollup.HOUR_MS, end_ms - int(hour_days * DAY_MS)),
+    ]
+    out: list[dict[str, int | bytes]] = []
+    for kind, rows, step, start in tiers:
+        day = today
+        while day + DAY_MS > start:
+            shifted = rows.ts - (today - DAY_MS) + day
+            keep = (shifted >= start - start % step) & (shifted + step <= end_ms)
+            if keep.any():
+                part = rollup.Rows(shifted, rows.count, rows.sum, rows.min, rows.max, rows.last)
+                part = part.take(keep)
+                stats = rollup.to_stats(part)
+                data = codec.encode(part.ts, sid, stats, blocks.rollup_scales(scales, stats), LEVEL)
+                out.append(
+                    blocks.BlockRow(
+                        host_key,
+                        kind,
+                        day,
+                        int(part.ts[0]),
+                        int(part.ts[-1]) + step,
+                        int(keep.sum()) * len(sid),
+                        data,
+                    ).as_dict()
+                )
+            day -= DAY_MS
+    return out
+
+
+async def generate_history(
+    store: Store,
+    fleet: list[SimHost],
+    first: int,
+    end_ms: int,
+    minute_days: float,
+    hour_days: float,
+    workers: int,
+) -> int:
+    """Rollup blocks for hosts ``fleet[first:]`` (already registered in ``store``), computed
+    in ``workers`` processes and inserted as they come; returns the bytes written."""
+    engine = store.engine  # type: ignore[attr-defined]
+    heads = store.heads  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    written = 0
+    done_hosts = 0
+
+    async def store_rows(done: set[asyncio.Future[list[dict[str, int | bytes]]]]) -> None:
+        nonlocal written, done_hosts
+        for fut in done:
+            rows = fut.result()
+            written += sum(len(r["data"]) for r in rows)  # type: ignore[arg-type]
+            async with engine.begin() as conn:
+                await conn.execute(insert(schema.blocks), rows)
+            done_hosts += 1
+            if done_hosts % 100 == 0:
+                print(f"  generated history of {done_hosts} hosts", flush=True)
+
+    # a few hosts in flight at a time: each host's blocks are ~7 MB
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        inflight: set[asyncio.Future[list[dict[str, int | bytes]]]] = set()
+        for i in range(first, len(fleet)):
+            head = heads[fleet[i].host_id]
+            col = {(c.metric, c.labels): c for c in head.columns}
+            cols = [col[k] for k in fleet[i].series]
+            inflight.add(
+                loop.run_in_executor(
+                    pool,
+                    host_rollups,
+                    i,
+                    head.key,
+                    [c.series_id for c in cols],
+                    [c.kmax for c in cols],
+                    [c.lossy for c in cols],
+                    end_ms,
+                    minute_days,
+                    hour_days,
+                )
+            )
+            if len(inflight) >= 2 * workers:
+                done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                await store_rows(done)
+        if inflight:
+            done, _ = await asyncio.wait(inflight)
+            await store_rows(done)
+    return written
+
+
+# --- raw samples through the store's write path ------------------------------------------------
+
+
+async def fill(
+    fleet: list[SimHost],
+    deep: int,
+    days: float,
+    hour_days: float,
+    workers: int,
+    data: Path,
+    prom_url: str,
+) -> tuple[int, int]:
+    """Raw samples into our store and Prometheus (the deep hosts' history and everyone's last
+    minute), then generated rollups for the other hosts; returns (raw samples, bytes of
+    generated blocks)."""
     end_ms = (int(time.time() * 1000) // 5000) * 5000 - 30_000
     deep_start = end_ms - int(days * 86_400_000)
     recent_start = end_ms - 60_000
@@ -108,67 +269,95 @@ async def fill(fleet: list[SimHost], deep: int, days: float, data: Path, prom_ur
             await store.maintain(int(time.time() * 1000))
             last_maint = time.monotonic()
     await write(fleet, np.arange(recent_start, end_ms + 1, 5000, dtype=np.int64))
-    await store.maintain(int(time.time() * 1000))
-    await store.close()
     for c in conns:
         await c.close()
     if failed:
         print(f"{failed} Prometheus writes refused", file=sys.stderr)
-    return total
+    print(f"  raw samples written: {total:,}", flush=True)
+    generated = await generate_history(store, fleet, deep, recent_start, days, hour_days, workers)
+    await store.maintain(int(time.time() * 1000))
+    await store.close()
+    return total, generated
 
 
-async def timed(
-    url_a: str, paths_a: list[str], url_b: str, paths_b: list[str]
-) -> tuple[list[float], list[float]]:
-    """Latencies (ms) of each list of GETs, alternating a and b so both see the same load."""
+# --- queries --------------------------------------------------------------------------------
+
+
+async def timed(targets: list[tuple[str, list[str], dict[str, str]]]) -> list[list[float]]:
+    """Latencies (ms) of each list of GETs (url, paths, headers), round-robin between the
+    lists so that all see the same load."""
     clients = []
-    for url in (url_a, url_b):
+    for url, _, _ in targets:
         host, port = url.removeprefix("http://").split(":")
         clients.append((host, RawClient(host, int(port))))
-    out: tuple[list[float], list[float]] = ([], [])
-    for pa, pb in zip(paths_a, paths_b, strict=True):
-        for k, p in enumerate((pa, pb)):
+    out: list[list[float]] = [[] for _ in targets]
+    for i in range(max(len(p) for _, p, _ in targets)):
+        for k, (_, paths, headers) in enumerate(targets):
+            if i >= len(paths):
+                continue
             host, conn = clients[k]
-            raw = RawClient.build("GET", p, host, {}, b"")
+            raw = RawClient.build("GET", paths[i], host, headers, b"")
             t0 = time.perf_counter()
             status, body = await conn.send(raw)
             out[k].append((time.perf_counter() - t0) * 1000)
             if status != 200:
-                raise RuntimeError(f"GET {p}: {status} {body[:300]!r}")
+                raise RuntimeError(f"GET {paths[i]}: {status} {body[:300]!r}")
     for _, conn in clients:
         await conn.close()
     return out
 
 
-def queries(
-    fleet: list[SimHost], deep: int, repeat: int, now_s: int
-) -> dict[str, tuple[list[str], list[str]]]:
+def _ours_history(host: str, now_s: int, span: int, step: int) -> str:
+    return (
+        f"/api/v1/hosts/{host}/metrics/cpu_busy_percent/history?start={(now_s - span) * 1000}"
+        f"&end={now_s * 1000}&step={step}s"
+    )
+
+
+def _prom_history(host: str, now_s: int, span: int, step: int) -> str:
+    return (
+        "/api/v1/query_range?query="
+        + quote(f'avg_over_time(node_cpu_busy_percent{{instance="{host}"}}[{step}s])')
+        + f"&start={now_s - span}&end={now_s}&step={step}"
+    )
+
+
+QueryPaths = tuple[list[str], list[str], list[str]]  # ours random, ours deep, prometheus deep
+
+
+def queries(fleet: list[SimHost], deep: int, repeat: int, now_s: int) -> dict[str, QueryPaths]:
     rnd = random.Random(1)
-    cur_hosts = [rnd.choice(fleet).host_id for _ in range(repeat)]
     deep_ids = [h.host_id for h in fleet[:deep]]
-    out: dict[str, tuple[list[str], list[str]]] = {}
+    rest = [h.host_id for h in fleet[deep:]]
+    out: dict[str, QueryPaths] = {}
+    cur = rnd.sample(rest, min(repeat, len(rest)))
+    cur_deep = [deep_ids[i % deep] for i in range(repeat)]
     out["current"] = (
-        [f"/api/v1/hosts/{h}/current" for h in cur_hosts],
+        [f"/api/v1/hosts/{h}/current" for h in cur],
+        [f"/api/v1/hosts/{h}/current" for h in cur_deep],
         [
             "/api/v1/query?query=" + quote(f'{{instance="{h}"}}') + f"&time={now_s}"
-            for h in cur_hosts
+            for h in cur_deep
         ],
     )
     for name, span, step in (("24 h history", 86_400, 60), ("30-day history", 30 * 86_400, 3600)):
-        hosts = [deep_ids[i % deep] for i in range(repeat)]
-        ours = [
-            f"/api/v1/hosts/{h}/metrics/cpu_busy_percent/history?start={(now_s - span) * 1000}"
-            f"&end={now_s * 1000}&step={step}s"
-            for h in hosts
-        ]
-        prom = [
-            "/api/v1/query_range?query="
-            + quote(f'avg_over_time(node_cpu_busy_percent{{instance="{h}"}}[{step}s])')
-            + f"&start={now_s - span}&end={now_s}&step={step}"
-            for h in hosts
-        ]
-        out[name] = (ours, prom)
+        hosts = [rnd.choice(rest) for _ in range(repeat)]
+        d = [deep_ids[i % deep] for i in range(repeat)]
+        out[name] = (
+            [_ours_history(h, now_s, span, step) for h in hosts],
+            [_ours_history(h, now_s, span, step) for h in d],
+            [_prom_history(h, now_s, span, step) for h in d],
+        )
     return out
+
+
+def answer_shape(url: str, headers: dict[str, str]) -> str:
+    """What a history answer holds (tier, series, points), to show that the generated hosts'
+    answers are as full as the raw-path hosts'."""
+    body = httpx.get(url, headers=headers, timeout=30).json()
+    series = body.get("series", [])
+    points = sum(len(s.get("points", [])) for s in series)
+    return f"tier {body.get('tier')}, {len(series)} series, {points} points"
 
 
 def main() -> None:
@@ -176,47 +365,71 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--hosts", type=int, default=1000)
-    ap.add_argument("--deep-hosts", type=int, default=2)
-    ap.add_argument("--days", type=float, default=7.0)
-    ap.add_argument("--repeat", type=int, default=200)
+    ap.add_argument("--deep-hosts", type=int, default=2, help="hosts with raw history")
+    ap.add_argument("--days", type=float, default=7.0, help="raw / 1-minute history")
+    ap.add_argument("--hour-days", type=float, default=30.0, help="1-hour history")
+    ap.add_argument("--repeat", type=int, default=300)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args()
-    fleet = make_hosts(args.hosts, seed=3)
-    results: dict[str, dict[str, tuple[float, float]]] = {}
+    fleet = make_hosts(args.hosts, seed=SEED)
+    results: dict[str, list[tuple[float, float]]] = {}
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         root = Path(tmp)
         (root / "tsdb").mkdir()
         with prometheus(root / "tsdb", root / "prom.log") as (purl, _p):
             t0 = time.perf_counter()
-            n = asyncio.run(fill(fleet, args.deep_hosts, args.days, root / "ours", purl))
-            print(f"wrote {n:,} samples to each in {time.perf_counter() - t0:.0f} s")
+            n, generated = asyncio.run(
+                fill(
+                    fleet,
+                    args.deep_hosts,
+                    args.days,
+                    args.hour_days,
+                    args.workers,
+                    root / "ours",
+                    purl,
+                )
+            )
+            fill_s = time.perf_counter() - t0
+            db_bytes = sum(f.stat().st_size for f in (root / "ours").rglob("*") if f.is_file())
+            print(f"filled in {fill_s:.0f} s; hostpulse data {db_bytes / 2**30:.1f} GiB")
             now_s = int(time.time())
             qs = queries(fleet, args.deep_hosts, args.repeat, now_s)
             with our_server(root / "ours", root / "ours.log") as (ourl, _o):
-                for name, (ours, prom) in qs.items():
+                hd = query_headers()
+                for name in ("24 h history", "30-day history"):
+                    for label, path in (("random", qs[name][0][0]), ("raw-path", qs[name][1][0])):
+                        print(f"  {name}, {label} host: {answer_shape(ourl + path, hd)}")
+                for name, (ours, ours_deep, prom) in qs.items():
+                    targets = [(ourl, ours, hd), (ourl, ours_deep, hd), (purl, prom, {})]
                     if name == "current":
                         # the first read of a host after a restart loads its newest values
                         # from disk; afterwards (agents pushing) they are in memory
-                        o, p = asyncio.run(timed(ourl, ours, purl, prom))
-                        results["current, cold"] = {
-                            "hostpulse": (percentile(o, 0.5), percentile(o, 0.95)),
-                            "prometheus": (percentile(p, 0.5), percentile(p, 0.95)),
-                        }
+                        lat = asyncio.run(timed(targets))
+                        results["current, cold"] = [
+                            (percentile(x, 0.5), percentile(x, 0.95)) for x in lat
+                        ]
                     else:
-                        asyncio.run(timed(ourl, ours[:5], purl, prom[:5]))  # warm-up
-                    o, p = asyncio.run(timed(ourl, ours, purl, prom))
-                    results[name] = {
-                        "hostpulse": (percentile(o, 0.5), percentile(o, 0.95)),
-                        "prometheus": (percentile(p, 0.5), percentile(p, 0.95)),
-                    }
+                        asyncio.run(timed([(u, p[:5], h) for u, p, h in targets]))  # warm-up
+                    lat = asyncio.run(timed(targets))
+                    results[name] = [(percentile(x, 0.5), percentile(x, 0.95)) for x in lat]
+    total_s = time.perf_counter() - began
     lines = [
-        f"data: {args.hosts} hosts x ~150 series with the last minute; {args.deep_hosts} of them "
-        f"with {args.days} days at 5 s; {n:,} samples in each system; {args.repeat} queries each",
-        f"{'query':<16} {'hostpulse P50/P95 ms':>22} {'prometheus P50/P95 ms':>24}",
+        f"data: {args.hosts} hosts x ~{sum(len(h.series) for h in fleet) // len(fleet)} series; "
+        f"{args.hosts - args.deep_hosts} with generated 1-minute rollups for {args.days:g} days "
+        f"and 1-hour rollups for {args.hour_days:g} days ({generated / 2**30:.1f} GiB of blocks),"
+        f" {args.deep_hosts} with {args.days:g} days of raw samples at 5 s through the store; "
+        f"every host's last minute raw; {n:,} raw samples in each system; hostpulse data "
+        f"{db_bytes / 2**30:.1f} GiB; fill {fill_s:.0f} s, whole run {total_s:.0f} s; "
+        f"{args.repeat} queries each",
+        f"{'query':<16} {'hostpulse, random hosts':>24} {'hostpulse, raw-path hosts':>26} "
+        f"{'prometheus, same hosts':>23}",
+        f"{'':<16} {'P50 / P95 ms':>24} {'P50 / P95 ms':>26} {'P50 / P95 ms':>23}",
     ]
     for name, r in results.items():
-        (o50, o95), (p50, p95) = r["hostpulse"], r["prometheus"]
-        lines.append(f"{name:<16} {o50:>10.1f} / {o95:>8.1f} {p50:>12.1f} / {p95:>8.1f}")
+        cells = [f"{p50:.1f} / {p95:.1f}" for p50, p95 in r]
+        lines.append(f"{name:<16} {cells[0]:>24} {cells[1]:>26} {cells[2]:>23}")
     print("\n".join(lines))
     if not args.no_doc:
         append_doc(

@@ -116,3 +116,47 @@ def test_a_breaching_sample_reaches_the_webhook_and_the_api(
         # the same breach again within the de-duplication window is not sent twice
         _post(srv, "web-1", 98.0)
         assert len(receiver.wait_for(2, timeout=2.0)) == 1
+
+
+MEM = ("memory_usage_percent", ())
+LOAD = ("cpu_load1", ())
+
+
+def _post_values(srv: LiveServer, host: str, values: dict[tuple[str, tuple[()]], float]) -> None:
+    body = request(batch(host, [(now_ms(), values)])).SerializeToString()
+    res = httpx.post(
+        f"{srv.url}/api/v1/ingest", content=body, headers={"Content-Type": PROTOBUF_CONTENT_TYPE}
+    )
+    assert res.status_code == 200, res.text
+
+
+def test_a_rule_added_later_and_a_changed_series_table_are_both_seen(
+    tmp_path: Path, receiver: _Receiver
+) -> None:
+    """The server remembers per host which series the rules read; a new rule and a host whose
+    series table changes (the watched series moves to another position) must not be missed."""
+    port = receiver.server_address[1]
+    config = _alerts_yml(tmp_path / "alerts.yml", f"http://127.0.0.1:{port}/hook")
+    with LiveServer(tmp_path / "data", alerts_config=config) as srv:
+        _post_values(srv, "db-1", {LOAD: 1.0, MEM: 99.0})  # no rule reads memory yet
+        rule = {
+            "id": "mem-hot",
+            "metric": "memory_usage_percent",
+            "op": ">",
+            "warning": 80,
+            "critical": 90,
+        }
+        res = httpx.post(f"{srv.url}/api/v1/alerts/rules", json=rule)
+        assert res.status_code == 201, res.text
+        # the same table again: now memory is read
+        _post_values(srv, "db-1", {LOAD: 1.0, MEM: 95.0})
+        (sent,) = receiver.wait_for(1)
+        assert (sent["rule_id"], sent["alerts"][0]["value"]) == ("mem-hot", pytest.approx(95.0))
+        # the host's table changes so that CPU sits where memory was: each value goes to its
+        # own series (a stale table would report 91 as memory)
+        _post_values(srv, "db-2", {CPU: 10.0, MEM: 10.0})
+        _post_values(srv, "db-2", {MEM: 10.0, CPU: 91.0})
+        sent = receiver.wait_for(2)[1]
+        assert (sent["rule_id"], sent["alerts"][0]["host"]) == ("cpu-hot", "db-2")
+        assert sent["alerts"][0]["value"] == pytest.approx(91.0)
+        assert len(receiver.wait_for(3, timeout=1.5)) == 2  # memory 10 % fires nothing

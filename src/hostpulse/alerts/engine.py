@@ -74,6 +74,7 @@ class AlertEngine:
         self._evaluators: list[Evaluator] = []
         self._absent: list[Evaluator] = []
         self._by_metric: dict[str, list[tuple[Evaluator, int]]] = {}
+        self._watched: frozenset[str] = frozenset()
         self._silences: dict[str, SilenceSpec] = {}
         self._instances: dict[tuple[str, str, Labels], AlertInstance] = {}
         self._by_id: dict[str, AlertInstance] = {}
@@ -98,10 +99,17 @@ class AlertEngine:
             for metric, index in ev.metrics():
                 by_metric.setdefault(metric, []).append((ev, index))
         self._by_metric = by_metric
+        self._watched = frozenset(by_metric)
         for inst in list(self._instances.values()):
             if inst.rule_id not in self._rules:
                 self._forget(inst)
         self._signal()
+
+    @property
+    def watched_metrics(self) -> frozenset[str]:
+        """The metrics some rule reads; ``observe`` ignores samples of other metrics. A new
+        object each time the rules change, so callers may cache by identity."""
+        return self._watched
 
     def set_silences(self, silences: dict[str, SilenceSpec]) -> None:
         self._silences = dict(silences)

@@ -218,6 +218,11 @@ class AlertService:
 
     # -- the ingest side ---------------------------------------------------------------------
 
+    @property
+    def watched_metrics(self) -> frozenset[str]:
+        """See ``AlertEngine.watched_metrics``: samples of other metrics need not be passed."""
+        return self.engine.watched_metrics
+
     def observe(
         self, host: str, host_labels: dict[str, str], ts_ms: int, samples: Sequence[Sample]
     ) -> None:

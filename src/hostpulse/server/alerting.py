@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from hostpulse.alerts.config import AlertsConfig, load_config
 from hostpulse.alerts.service import AlertService
 from hostpulse.alerts.types import Sample
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.server.config import ServerSettings
+from hostpulse.server.ingest_service import Listener
 from hostpulse.store.db import make_engine
 
 logger = logging.getLogger(__name__)
@@ -48,30 +50,50 @@ def _host_labels(batch: HostBatch) -> dict[str, str]:
     return labels
 
 
-def observer(service: AlertService) -> Callable[[IngestRequest], None]:
-    """An ingest listener: hands each acknowledged snapshot to the engine (cheap and
-    synchronous; sends happen on the service's own tasks)."""
-    tables: dict[str, tuple[bytes, list[tuple[str, Labels]]]] = {}
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """What the observer derives from one host's identity and series table."""
 
-    def series_of(batch: HostBatch) -> list[tuple[str, Labels]]:
-        digest = b"".join(s.SerializeToString() for s in batch.series)
-        cached = tables.get(batch.host.host_id)
-        if cached is not None and cached[0] == digest:
-            return cached[1]
-        table = [(s.metric, tuple((lb.name, lb.value) for lb in s.labels)) for s in batch.series]
-        tables[batch.host.host_id] = (digest, table)
+    signature: bytes
+    watched: frozenset[str]  # the engine's watched metrics this was derived for
+    host_labels: dict[str, str]
+    wanted: list[tuple[int, str, Labels]]  # (position in the table, metric, labels)
+
+
+def observer(service: AlertService) -> Listener:
+    """An ingest listener: hands each acknowledged snapshot to the engine (cheap and
+    synchronous; sends happen on the service's own tasks). Only the series of metrics some
+    rule reads are passed (the engine ignores the others); which those are is worked out once
+    per host series table (by its signature) and rule set, not per request."""
+    tables: dict[str, _Table] = {}
+
+    def table_of(batch: HostBatch, signature: bytes) -> _Table:
+        host_id = batch.host.host_id
+        watched = service.watched_metrics
+        cached = tables.get(host_id)
+        if cached is not None and cached.signature == signature and cached.watched is watched:
+            return cached
+        wanted = [
+            (i, s.metric, tuple((lb.name, lb.value) for lb in s.labels))
+            for i, s in enumerate(batch.series)
+            if s.metric in watched
+        ]
+        table = _Table(signature, watched, _host_labels(batch), wanted)
+        tables[host_id] = table
         return table
 
-    def observe(request: IngestRequest) -> None:
-        for batch in request.batches:
-            table = series_of(batch)
-            labels = _host_labels(batch)
+    def observe(request: IngestRequest, signatures: Sequence[bytes]) -> None:
+        for batch, signature in zip(request.batches, signatures, strict=True):
+            table = table_of(batch, signature)
             host_id = batch.host.host_id
             for snap in batch.snapshots:
-                samples: list[Sample] = [
-                    (table[i][0], table[i][1], v)
-                    for i, v in zip(snap.series_index, snap.values, strict=True)
-                ]
-                service.observe(host_id, labels, snap.timestamp_ms, samples)
+                samples: list[Sample] = []
+                if table.wanted:
+                    values = dict(zip(snap.series_index, snap.values, strict=True))
+                    for i, metric, labels in table.wanted:
+                        v = values.get(i)
+                        if v is not None:
+                            samples.append((metric, labels, v))
+                service.observe(host_id, table.host_labels, snap.timestamp_ms, samples)
 
     return observe

@@ -90,7 +90,7 @@ def create_app(
         if owned:
             await st.start()
         ingest_service = IngestService(st, limits_from(cfg), clock)
-        ingest_service.listeners.append(hub.publish)
+        ingest_service.listeners.append(lambda request, _signatures: hub.publish(request))
         resources = contextlib.AsyncExitStack()
         if cfg.alerts_enabled:
             alert_service = await resources.enter_async_context(running_alerts(cfg, st.url))

@@ -9,9 +9,9 @@ one (OpenAPI) and behaves identically; both read the body with the same limits a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hostpulse.server.ingest_service import IngestError
@@ -82,7 +82,7 @@ async def _read(receive: Receive, declared: bytes | None, limit: int) -> bytes |
 async def _answer(
     send: Send, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
 ) -> None:
-    body = json.dumps(payload).encode()
+    body = orjson.dumps(payload)
     headers = [*_JSON, (b"content-length", str(len(body)).encode())]
     if extra:
         headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hostpulse.server.auth.ingest_guard import IngestDenied, ingest_host
 from hostpulse.server.ingest_service import IngestError
 from hostpulse.server.state import AppState
 
@@ -33,6 +34,12 @@ class IngestFastPath:
         state: AppState = scope["app"].state.hp
         headers = {k: v for k, v in scope["headers"]}
         limit = state.ingest.limits.max_body_bytes
+        try:  # the same key + host check as the route (auth/ingest_guard.py)
+            host_id = await ingest_host(scope["app"].state, headers.get(b"authorization"))
+        except IngestDenied as exc:
+            extra = tuple((k.lower().encode(), v.encode()) for k, v in exc.headers.items())
+            await _answer(send, exc.status, {"detail": exc.reason}, extra)
+            return
         try:
             body = await _read(receive, headers.get(b"content-length"), limit)
             if body is None:  # the client went away
@@ -41,6 +48,7 @@ class IngestFastPath:
                 body,
                 _text(headers.get(b"content-type")),
                 _text(headers.get(b"content-encoding")),
+                only_host=host_id,
             )
         except IngestError as exc:
             await _answer(send, exc.status, {"detail": exc.reason})
@@ -79,8 +87,10 @@ async def _read(receive: Receive, declared: bytes | None, limit: int) -> bytes |
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
+async def _answer(
+    send: Send, status: int, payload: dict[str, Any], extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     body = json.dumps(payload).encode()
-    headers = [*_JSON, (b"content-length", str(len(body)).encode())]
+    headers = [*_JSON, (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

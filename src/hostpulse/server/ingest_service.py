@@ -229,12 +229,22 @@ class IngestService:
             self.registry.release(host_id, new)
 
     async def ingest_body(
-        self, body: bytes, content_type: str | None, encoding: str | None
+        self,
+        body: bytes,
+        content_type: str | None,
+        encoding: str | None,
+        only_host: str | None = None,
     ) -> IngestResult:
         """Decode, validate and store one request body (IngestError when refused)."""
-        return await self.ingest(decode(body, content_type, encoding, self.limits))
+        return await self.ingest(decode(body, content_type, encoding, self.limits), only_host)
 
-    async def ingest(self, request: IngestRequest) -> IngestResult:
+    async def ingest(self, request: IngestRequest, only_host: str | None = None) -> IngestResult:
+        """Store ``request``; with ``only_host`` (the agent key's host) every batch must be
+        that host's, else IngestError(403) and nothing is stored."""
+        if only_host is not None:
+            for batch in request.batches:
+                if batch.host.host_id != only_host:
+                    raise IngestError(403, f"this key may only push for host {only_host}")
         now_ms = int(self._clock() * 1000)
         per_host: dict[str, list[SeriesKey]] = {}
         signatures: list[bytes] = []

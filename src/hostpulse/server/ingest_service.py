@@ -241,10 +241,6 @@ class IngestService:
     async def ingest(self, request: IngestRequest, only_host: str | None = None) -> IngestResult:
         """Store ``request``; with ``only_host`` (the agent key's host) every batch must be
         that host's, else IngestError(403) and nothing is stored."""
-        if only_host is not None:
-            for batch in request.batches:
-                if batch.host.host_id != only_host:
-                    raise IngestError(403, f"this key may only push for host {only_host}")
         now_ms = int(self._clock() * 1000)
         per_host: dict[str, list[SeriesKey]] = {}
         signatures: list[bytes] = []
@@ -256,6 +252,10 @@ class IngestService:
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 signatures.append(sig)
             validate_snapshots(batch, now_ms, self.limits)
+        if only_host is not None:  # after validation: a bad body is 422 whoever sends it
+            for batch in request.batches:
+                if batch.host.host_id != only_host:
+                    raise IngestError(403, f"this key may only push for host {only_host}")
         reserved: list[tuple[str, set[SeriesKey]]] = []
         try:
             for host_id, keys in per_host.items():

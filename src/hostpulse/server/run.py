@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from hostpulse.server.app import create_app
+from hostpulse.server.auth import redact
 from hostpulse.server.config import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    # uvicorn (re)configures its loggers in Config(): filter them afterwards
+    redact.install()
     return uvicorn.Server(config)
 
 

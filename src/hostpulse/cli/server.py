@@ -26,6 +26,15 @@ AlertsOpt = Annotated[
     typer.Option("--alerts-config", help="alerts.yml with rules and channels (config/alerts.yml)."),
 ]
 LogOpt = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning [info].")]
+AdminPasswordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--admin-password",
+        help="Password of the first admin (first start only; at least 12 characters). "
+        "Default: a random one, printed once. Also HOSTPULSE_ADMIN_PASSWORD.",
+        show_default=False,
+    ),
+]
 
 
 def load_settings(**overrides: Any) -> ServerSettings:
@@ -65,8 +74,10 @@ def server(
     retention_hour: HourOpt = None,
     alerts_config: AlertsOpt = None,
     log_level: LogOpt = None,
+    admin_password: AdminPasswordOpt = None,
 ) -> None:
-    """Run the hostpulse server (API docs at /docs)."""
+    """Run the hostpulse server (API docs at /docs). The first start creates the user admin
+    and prints its password once (or takes --admin-password)."""
     from hostpulse.server.run import serve
 
     settings = load_settings(
@@ -79,6 +90,7 @@ def server(
         retention_hour=retention_hour,
         alerts_config=alerts_config,
         log_level=log_level,
+        admin_password=admin_password,
     )
     setup_logging(settings.log_level)
 

@@ -16,8 +16,8 @@ from hostpulse.server.alerting import observer, running_alerts
 from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
 from hostpulse.server.auth.deps import require
 from hostpulse.server.auth.lifecycle import Announce, announce_on_terminal, running_auth
+from hostpulse.server.auth.offline import config_of
 from hostpulse.server.auth.roles import Role
-from hostpulse.server.auth.settings import AuthConfig
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.fast_ingest import IngestFastPath
 from hostpulse.server.ingest_service import IngestLimits, IngestService
@@ -70,16 +70,6 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
     )
 
 
-def auth_config(settings: ServerSettings) -> AuthConfig:
-    return AuthConfig(
-        access_ttl_s=int(settings.access_token_ttl),
-        refresh_ttl_s=int(settings.refresh_token_ttl),
-        agent_rate_limit=settings.agent_rate_limit,
-        user_rate_limit=settings.user_rate_limit,
-        rate_window_s=settings.rate_limit_window,
-    )
-
-
 def create_app(
     settings: ServerSettings | None = None,
     store: Store | None = None,
@@ -107,7 +97,7 @@ def create_app(
         admin_password = cfg.admin_password.get_secret_value() if cfg.admin_password else None
         app.state.auth = await resources.enter_async_context(
             running_auth(
-                auth_config(cfg),
+                config_of(cfg),
                 st.url,
                 cfg.data_dir,
                 admin_password=admin_password,

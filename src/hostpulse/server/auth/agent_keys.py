@@ -1,12 +1,15 @@
 """Per-host agent keys and the enrollment tokens that create them.
 
 A request's key is found by its SHA-256 (one dict lookup once cached). The cache holds live
-keys only and is updated by every revoke/rotate/enroll of this process, so a revocation is
-effective on the next request. ``last_used_ms`` is kept in memory and written in bulk
+keys only and is updated by every revoke/rotate/enroll of this process, so a revocation through
+the API is effective on the next request; an entry is also re-read from the database after
+``CACHE_TTL_S``, so a revocation by another process (``hostpulse key revoke``, another replica)
+takes effect within that time. ``last_used_ms`` is kept in memory and written in bulk
 (``flush``), not on every ingest."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from hostpulse.server.auth import tokens
@@ -20,6 +23,7 @@ PREFIX_SHOWN = 8
 BAD_KEY = "invalid or revoked agent key"
 BAD_ENROLL = "unknown, expired or already used enrollment token"
 _MAX_NEGATIVE = 10_000
+CACHE_TTL_S = 10.0
 
 
 def check_host_id(host_id: str) -> None:
@@ -29,12 +33,17 @@ def check_host_id(host_id: str) -> None:
 
 class AgentKeyService:
     def __init__(
-        self, repo: AuthRepository, config: AuthConfig, clock_ms: Callable[[], int]
+        self,
+        repo: AuthRepository,
+        config: AuthConfig,
+        clock_ms: Callable[[], int],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.repo = repo
         self.config = config
         self._now = clock_ms
-        self._live: dict[str, Agent] = {}  # key hash -> principal
+        self._monotonic = monotonic
+        self._live: dict[str, tuple[Agent, float]] = {}  # key hash -> (principal, read at)
         self._dead: set[str] = set()  # hashes known to be unknown or revoked
         self._last_used: dict[int, int] = {}
 
@@ -42,17 +51,22 @@ class AgentKeyService:
 
     async def authenticate(self, key: str) -> Agent:
         h = tokens.digest(key)
-        agent = self._live.get(h)
-        if agent is None:
+        cached = self._live.get(h)
+        now = self._monotonic()
+        if cached is not None and now - cached[1] < CACHE_TTL_S:
+            agent = cached[0]
+        else:
             if h in self._dead:
                 raise Unauthenticated(BAD_KEY)
             row = await self.repo.key_by_hash(h)
             if row is None or row.revoked_ms is not None:
+                self._live.pop(h, None)
                 if len(self._dead) >= _MAX_NEGATIVE:
                     self._dead.clear()
                 self._dead.add(h)
                 raise Unauthenticated(BAD_KEY)
-            agent = self._live[h] = Agent(row.id, row.host_id)
+            agent = Agent(row.id, row.host_id)
+            self._live[h] = (agent, now)
         self._last_used[agent.key_id] = self._now()
         return agent
 
@@ -61,7 +75,7 @@ class AgentKeyService:
         await self.repo.touch_keys(pending)
 
     def _forget(self, *, key_id: int | None = None, host_id: str | None = None) -> None:
-        for h, a in list(self._live.items()):
+        for h, (a, _) in list(self._live.items()):
             if a.key_id == key_id or a.host_id == host_id:
                 del self._live[h]
                 self._dead.add(h)

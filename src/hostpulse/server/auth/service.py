@@ -38,7 +38,7 @@ class AuthService:
         self.config = cfg
         self.repo = repo
         self.users = UserService(repo, secret, cfg, clock_ms, monotonic)
-        self.agents = AgentKeyService(repo, cfg, clock_ms)
+        self.agents = AgentKeyService(repo, cfg, clock_ms, monotonic)
         self.user_rate = RateLimiter(cfg.user_rate_limit, cfg.rate_window_s, monotonic)
         self.agent_rate = RateLimiter(cfg.agent_rate_limit, cfg.rate_window_s, monotonic)
 

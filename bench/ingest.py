@@ -1,9 +1,10 @@
 """Ingest throughput: hostpulse vs Prometheus (remote-write receiver), the same samples, one run.
 
 Both get identical data: simulated hosts (about 150 series each), one snapshot per host per
-round, rounds 5 s apart; requests of whole host-snapshots of about ``--samples-per-request``
-samples (Prometheus's remote-write default is 500). Every request body is built and compressed
-before the clock starts (hostpulse: protobuf + gzip; Prometheus: prompb + snappy), and sent over
+round, rounds 5 s apart. hostpulse gets one host's snapshot per request with that host's own
+agent key (a key may push only for its host, as agents do); Prometheus gets requests of whole
+host-snapshots of about ``--samples-per-request`` samples (its remote-write default is 500).
+Every request body is built and compressed before the clock starts (hostpulse: protobuf + gzip; Prometheus: prompb + snappy), and sent over
 ``--clients`` keep-alive connections by a minimal HTTP client, so the client's cost is small;
 its CPU time is printed beside the servers'. Each connection owns a fixed set of hosts and sends
 their rounds in order (Prometheus refuses out-of-order samples). Round 0 (series creation) is
@@ -28,7 +29,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, append_doc, cpu_seconds, our_server, own_cpu_seconds
+from _common import (
+    RawClient,
+    append_doc,
+    cpu_seconds,
+    enroll_all,
+    our_server,
+    own_cpu_seconds,
+)
 from _prom import WRITE_HEADERS, fast_write_request, prometheus, sample_prefixes, series_labels
 
 from hostpulse import catalog
@@ -43,8 +51,9 @@ OURS_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "g
 class Load:
     """Pre-built request bodies: ``rounds[r][c]`` = list of (body, samples) for connection c."""
 
-    ours: list[list[list[tuple[bytes, int]]]]
-    prom: list[list[list[tuple[bytes, int]]]]
+    ours: list[list[list[tuple[bytes, int, str]]]]
+    """(body, samples, host_id): one host per request."""
+    prom: list[list[list[tuple[bytes, int, str]]]]
     samples_per_round: int
 
 
@@ -81,46 +90,58 @@ def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int
             ],
             start_ms,
         )
-    ours: list[list[list[tuple[bytes, int]]]] = []
-    prom: list[list[list[tuple[bytes, int]]]] = []
+    ours: list[list[list[tuple[bytes, int, str]]]] = []
+    prom: list[list[list[tuple[bytes, int, str]]]] = []
     for r in range(rounds):
         t = int(ts[r])
-        o_round: list[list[tuple[bytes, int]]] = [[] for _ in range(clients)]
-        p_round: list[list[tuple[bytes, int]]] = [[] for _ in range(clients)]
+        o_round: list[list[tuple[bytes, int, str]]] = [[] for _ in range(clients)]
+        p_round: list[list[tuple[bytes, int, str]]] = [[] for _ in range(clients)]
         for gi, g in enumerate(groups):
-            parts, n = [], 0
+            n = 0
             for h in g:
                 vals = values[h.host_id][r]
                 snap = Snapshot(
                     timestamp_ms=t, series_index=range(len(vals)), values=vals, sequence=r
                 ).SerializeToString()
-                parts.append(_len_field(0x0A, head[h.host_id] + _len_field(0x1A, snap)))
+                part = _len_field(0x0A, head[h.host_id] + _len_field(0x1A, snap))
+                body = gzip.compress(part, compresslevel=1)
+                o_round[gi % clients].append((body, len(vals), h.host_id))
                 n += len(vals)
-            o_round[gi % clients].append((gzip.compress(b"".join(parts), compresslevel=1), n))
             labels = [lab for h in g for lab in prom_labels[h.host_id]]
             flat = [v for h in g for v in values[h.host_id][r]]
-            p_round[gi % clients].append((fast_write_request(labels, t, flat), n))
+            p_round[gi % clients].append((fast_write_request(labels, t, flat), n, ""))
         ours.append(o_round)
         prom.append(p_round)
-    total = sum(n for c in ours[0] for _, n in c)
+    total = sum(n for c in ours[0] for _, n, _ in c)
     return Load(ours, prom, total)
 
 
 async def drive(
-    url: str, path: str, headers: dict[str, str], rounds: list[list[list[tuple[bytes, int]]]]
+    url: str,
+    path: str,
+    headers: dict[str, str],
+    rounds: list[list[list[tuple[bytes, int, str]]]],
+    keys: dict[str, str] | None = None,
 ) -> tuple[int, int]:
-    """Send every round; returns (samples accepted, failed requests)."""
+    """Send every round (each request with its host's key when ``keys`` is given); returns
+    (samples accepted, failed requests)."""
+
+    def head(host_id: str) -> dict[str, str]:
+        if keys is None:
+            return headers
+        return {**headers, "Authorization": f"Bearer {keys[host_id]}"}
+
     host, port = url.removeprefix("http://").split(":")
     n_clients = len(rounds[0])
     conns = [RawClient(host, int(port)) for _ in range(n_clients)]
     raw = [
         [
-            [RawClient.build("POST", path, host, headers, b) for b, _ in rnd[c]]
+            [RawClient.build("POST", path, host, head(h), b) for b, _, h in rnd[c]]
             for c in range(n_clients)
         ]
         for rnd in rounds
     ]
-    counts = [[[n for _, n in rnd[c]] for c in range(n_clients)] for rnd in rounds]
+    counts = [[[n for _, n, _ in rnd[c]] for c in range(n_clients)] for rnd in rounds]
     ok = failed = 0
 
     async def worker(c: int) -> None:
@@ -169,11 +190,12 @@ def measure(
     pid: int,
     path: str,
     headers: dict[str, str],
-    rounds: list[list[list[tuple[bytes, int]]]],
+    rounds: list[list[list[tuple[bytes, int, str]]]],
+    keys: dict[str, str] | None = None,
 ) -> Result:
-    asyncio.run(drive(url, path, headers, rounds[:1]))  # series creation, not timed
+    asyncio.run(drive(url, path, headers, rounds[:1], keys))  # series creation, not timed
     cpu0, own0, t0 = cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
-    ok, failed = asyncio.run(drive(url, path, headers, rounds[1:]))
+    ok, failed = asyncio.run(drive(url, path, headers, rounds[1:], keys))
     elapsed = time.perf_counter() - t0
     return Result(name, ok, failed, elapsed, cpu_seconds(pid) - cpu0, own_cpu_seconds() - own0)
 
@@ -193,17 +215,21 @@ def main() -> None:
     t = time.perf_counter()
     load = build(args.hosts, args.rounds, args.samples_per_request, args.clients, start_ms)
     n_req = sum(len(c) for c in load.ours[0])
+    n_prom = sum(len(c) for c in load.prom[0])
     print(
         f"built {args.rounds} rounds x {load.samples_per_round:,} samples "
-        f"({n_req} requests per round, ~{load.samples_per_round // n_req} samples each) "
+        f"(hostpulse: {n_req} requests per round, one host each; Prometheus: {n_prom} of "
+        f"~{load.samples_per_round // n_prom} samples) "
         f"in {time.perf_counter() - t:.1f} s"
     )
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
         with our_server(root / "ours", root / "ours.log") as (url, proc):
+            hosts = sorted({h for c in load.ours[0] for _, _, h in c})
+            keys = enroll_all(url, hosts)  # every host enrolls, as its agent would
             results.append(
-                measure("hostpulse", url, proc.pid, "/api/v1/ingest", OURS_HEADERS, load.ours)
+                measure("hostpulse", url, proc.pid, "/api/v1/ingest", OURS_HEADERS, load.ours, keys)
             )
         print(results[-1].line())
         (root / "tsdb").mkdir()
@@ -219,8 +245,10 @@ def main() -> None:
         body = "\n".join(
             [
                 f"{args.hosts} simulated hosts x ~{load.samples_per_round // args.hosts} series, "
-                f"{args.rounds - 1} timed rounds, ~{load.samples_per_round // n_req} samples per "
-                f"request, {args.clients} connections.",
+                f"{args.rounds - 1} timed rounds, one host (~{load.samples_per_round // n_req} "
+                f"samples) per hostpulse request with its agent key, "
+                f"~{load.samples_per_round // n_prom} samples per Prometheus request, "
+                f"{args.clients} connections.",
                 "",
                 "```",
                 ours.line(),

@@ -4,11 +4,11 @@ Both get identical data: simulated hosts (about 150 series each), one snapshot p
 round, rounds 5 s apart. hostpulse gets one host's snapshot per request with that host's own
 agent key (a key may push only for its host, as agents do); Prometheus gets requests of whole
 host-snapshots of about ``--samples-per-request`` samples (its remote-write default is 500).
-Every request body is built and compressed before the clock starts (hostpulse: protobuf + gzip; Prometheus: prompb + snappy), and sent over
-``--clients`` keep-alive connections by a minimal HTTP client, so the client's cost is small;
-its CPU time is printed beside the servers'. Each connection owns a fixed set of hosts and sends
-their rounds in order (Prometheus refuses out-of-order samples). Round 0 (series creation) is
-sent before timing.
+Every request body is built and compressed before the clock starts (hostpulse: protobuf + gzip;
+Prometheus: prompb + snappy), and sent over ``--clients`` keep-alive connections by a minimal HTTP
+client, so the client's cost is small; its CPU time is printed beside the servers'. Each connection
+owns a fixed set of hosts and sends their rounds in order (Prometheus refuses out-of-order
+samples). Round 0 (series creation) is sent before timing.
 
     python bench/ingest.py --hosts 1000 --rounds 30 --samples-per-request 500
 """

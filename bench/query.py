@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, append_doc, our_server, percentile
+from _common import RawClient, admin_headers, append_doc, our_server, percentile
 from _prom import WRITE_HEADERS, multi_write_request, prometheus, series_labels
 
 from hostpulse import catalog
@@ -118,9 +118,14 @@ async def fill(fleet: list[SimHost], deep: int, days: float, data: Path, prom_ur
 
 
 async def timed(
-    url_a: str, paths_a: list[str], url_b: str, paths_b: list[str]
+    url_a: str,
+    paths_a: list[str],
+    url_b: str,
+    paths_b: list[str],
+    headers_a: dict[str, str] | None = None,
 ) -> tuple[list[float], list[float]]:
-    """Latencies (ms) of each list of GETs, alternating a and b so both see the same load."""
+    """Latencies (ms) of each list of GETs, alternating a and b so both see the same load;
+    ``headers_a`` go with a's requests (hostpulse: a signed-in user's token)."""
     clients = []
     for url in (url_a, url_b):
         host, port = url.removeprefix("http://").split(":")
@@ -129,7 +134,7 @@ async def timed(
     for pa, pb in zip(paths_a, paths_b, strict=True):
         for k, p in enumerate((pa, pb)):
             host, conn = clients[k]
-            raw = RawClient.build("GET", p, host, {}, b"")
+            raw = RawClient.build("GET", p, host, (headers_a or {}) if k == 0 else {}, b"")
             t0 = time.perf_counter()
             status, body = await conn.send(raw)
             out[k].append((time.perf_counter() - t0) * 1000)
@@ -193,18 +198,19 @@ def main() -> None:
             now_s = int(time.time())
             qs = queries(fleet, args.deep_hosts, args.repeat, now_s)
             with our_server(root / "ours", root / "ours.log") as (ourl, _o):
+                auth = admin_headers(ourl)
                 for name, (ours, prom) in qs.items():
                     if name == "current":
                         # the first read of a host after a restart loads its newest values
                         # from disk; afterwards (agents pushing) they are in memory
-                        o, p = asyncio.run(timed(ourl, ours, purl, prom))
+                        o, p = asyncio.run(timed(ourl, ours, purl, prom, auth))
                         results["current, cold"] = {
                             "hostpulse": (percentile(o, 0.5), percentile(o, 0.95)),
                             "prometheus": (percentile(p, 0.5), percentile(p, 0.95)),
                         }
                     else:
-                        asyncio.run(timed(ourl, ours[:5], purl, prom[:5]))  # warm-up
-                    o, p = asyncio.run(timed(ourl, ours, purl, prom))
+                        asyncio.run(timed(ourl, ours[:5], purl, prom[:5], auth))  # warm-up
+                    o, p = asyncio.run(timed(ourl, ours, purl, prom, auth))
                     results[name] = {
                         "hostpulse": (percentile(o, 0.5), percentile(o, 0.95)),
                         "prometheus": (percentile(p, 0.5), percentile(p, 0.95)),

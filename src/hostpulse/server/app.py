@@ -102,6 +102,7 @@ def create_app(
                 cfg.data_dir,
                 admin_password=admin_password,
                 announce=announce,
+                clock=clock,
             )
         )
         if cfg.alerts_enabled:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -45,13 +46,17 @@ async def running_auth(
     *,
     admin_password: str | None = None,
     announce: Announce = announce_on_terminal,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[AuthService]:
-    """The auth service on ``database_url`` (its tables come from the store's migrations)."""
+    """The auth service on ``database_url`` (its tables come from the store's migrations);
+    ``clock``: the server's wall clock in seconds (expiry of refresh and enrollment tokens)."""
     secret = load_or_create_secret(data_dir)
     engine = make_engine(database_url)
     stop = asyncio.Event()
     try:
-        service = AuthService(AuthRepository(engine), secret, config)
+        service = AuthService(
+            AuthRepository(engine), secret, config, clock_ms=lambda: int(clock() * 1000)
+        )
         generated = await service.users.ensure_admin(admin_password)
         if generated is not None:
             announce(generated)

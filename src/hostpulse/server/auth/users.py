@@ -60,10 +60,15 @@ class UserService:
     # -- accounts -----------------------------------------------------------------------------
 
     async def ensure_admin(self, password: str | None) -> str | None:
-        """On the first start (no users at all) create ``admin``: with ``password`` when given,
-        else a generated one, which is returned (to be shown once). None otherwise."""
-        if await self.repo.count_users() > 0:
+        """When there is no admin (the first start), create ``admin``: with ``password`` when
+        given, else a generated one, which is returned (to be shown once). None otherwise."""
+        if await self.repo.count_users(Role.admin.value) > 0:
             return None
+        if await self.repo.get_user(FIRST_ADMIN) is not None:
+            raise Conflict(
+                f"there is no admin and the user {FIRST_ADMIN!r} exists with another role; "
+                "add one: hostpulse user add NAME --role admin"
+            )
         generated = passwords.generate_password() if password is None else None
         await self.create(FIRST_ADMIN, password or generated or "", Role.admin)
         return generated

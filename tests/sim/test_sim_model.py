@@ -136,3 +136,15 @@ def test_simulate_command_backfills_then_pushes_live(tmp_path: Path) -> None:
             headers=srv.headers("viewer"),
         ).json()
         assert len(hist["series"][0]["points"]) >= 170  # 3 minutes at 1 s, plus live
+
+
+def test_simulate_refuses_to_run_without_an_enrollment_token() -> None:
+    from typer.testing import CliRunner
+
+    from hostpulse.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["simulate", "--hosts", "1", "--server", "http://127.0.0.1:9", "--duration", "0"]
+    )
+    assert result.exit_code == 2
+    assert "--enroll-token" in result.output and "hostpulse token create" in result.output

@@ -85,3 +85,23 @@ def test_token_and_key_commands(tmp_path: Path) -> None:
         assert cli(data, "key", "revoke", "999")[0] == 1
         code, out = cli(data, "token", "create", "--ttl", "soon")
         assert code == 2 and "--ttl" in out
+
+
+def test_a_key_revoked_by_the_command_is_refused_by_the_running_server(tmp_path: Path) -> None:
+    import time
+
+    data = tmp_path / "d"
+    with LiveServer(data) as srv:
+        key = srv.agent_key("web-1")
+        headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+        url = f"{srv.url}/api/v1/ingest"
+        assert httpx.post(url, content=b"{}", headers=headers).status_code == 200  # cached
+        code, out = cli(data, "key", "list")
+        key_id = re.search(r"^\s*(\d+)\s+web-1", out, re.M)
+        assert code == 0 and key_id
+        assert cli(data, "key", "revoke", key_id.group(1))[0] == 0
+        revoked_at = time.monotonic()
+        while httpx.post(url, content=b"{}", headers=headers).status_code == 200:
+            assert time.monotonic() - revoked_at < 12, "still accepted after the key cache's 10 s"
+            time.sleep(0.5)
+        assert httpx.post(url, content=b"{}", headers=headers).status_code == 401

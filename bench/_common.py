@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,6 +23,50 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
+ADMIN_PASSWORD = "bench-" + secrets.token_urlsafe(12)
+"""The first admin's password of every server a benchmark starts (HOSTPULSE_ADMIN_PASSWORD)."""
+SERVER_ENV = {
+    "HOSTPULSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    # a benchmark pushes far faster than the per-key limit (100 requests/min) allows
+    "HOSTPULSE_AGENT_RATE_LIMIT": "100000000",
+    "HOSTPULSE_USER_RATE_LIMIT": "100000000",
+}
+
+
+def admin_headers(url: str) -> dict[str, str]:
+    """Sign in as the admin: its Authorization header."""
+    r = httpx.post(
+        f"{url}/api/v1/auth/login",
+        json={"username": "admin", "password": ADMIN_PASSWORD},
+        timeout=30,
+    )
+    r.raise_for_status()
+    return {"authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def fleet_token(url: str) -> str:
+    """A multi-use enrollment token (for ``hostpulse simulate --enroll-token``)."""
+    r = httpx.post(
+        f"{url}/api/v1/enrollment-tokens",
+        json={"single_use": False, "ttl_seconds": 86400},
+        headers=admin_headers(url),
+        timeout=30,
+    )
+    r.raise_for_status()
+    token: str = r.json()["token"]
+    return token
+
+
+def enroll_all(url: str, host_ids: Sequence[str]) -> dict[str, str]:
+    """Enroll every host like its agent would: host_id -> its agent key."""
+    token = fleet_token(url)
+    keys: dict[str, str] = {}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for host_id in host_ids:
+            r = client.post("/api/v1/agent/enroll", json={"token": token, "host_id": host_id})
+            r.raise_for_status()
+            keys[host_id] = r.json()["key"]
+    return keys
 
 
 def free_port() -> int:
@@ -84,9 +129,9 @@ def our_server(
         "warning",
         *extra,
     ]
-    env = None
+    env = {**os.environ, **SERVER_ENV}
     if src is not None:
-        env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        env["PYTHONPATH"] = f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     with process(cmd, log, env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v1/health", proc=proc)

@@ -8,14 +8,14 @@ receiver process on 127.0.0.1 (allow-listed with ``allow_networks``). The receiv
 request on arrival (``time.time_ns``, the same clock as this script).
 
 Load: ``--hosts`` simulated hosts (``hostpulse.sim``: ~130-150 series each) post one snapshot
-every ``--interval`` seconds over HTTP (protobuf + gzip, 20 hosts per request, requests spread
-evenly over the interval, 4 keep-alive connections); their CPU is capped at 85 % so that only
-the breaches fire. Every ``--every`` seconds one host (a different one each time) sends an
-extra snapshot of its whole series table with CPU at 97 %, in a request of its own on its own
-connection. Latency = receiver arrival - the moment the request was written to the socket
-(on loopback, the moment it reaches the server's socket; the server's queueing, decoding,
-durable write, rule evaluation and the webhook POST are all inside it). Also shown: arrival -
-the moment the 2xx came back (what happens after the ingest is acknowledged).
+every ``--interval`` seconds over HTTP (protobuf + gzip, one host per request with its own agent
+key, requests spread evenly over the interval, 4 keep-alive connections); their CPU is capped at
+85 % so that only the breaches fire. Every ``--every`` seconds one host (a different one each
+time) sends an extra snapshot of its whole series table with CPU at 97 %, in a request of its own
+on its own connection. Latency = receiver arrival - the moment the request was written to the
+socket (on loopback, the moment it reaches the server's socket; the server's queueing, decoding,
+durable write, rule evaluation and the webhook POST are all inside it). Also shown: arrival - the
+moment the 2xx came back (what happens after the ingest is acknowledged).
 
 Reference, same run: a direct POST of a similar body to the same receiver.
 
@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, append_doc, cpu_seconds, our_server
+from _common import RawClient, append_doc, cpu_seconds, enroll_all, our_server
 
 from hostpulse.protocol import HostBatch, Snapshot
 from hostpulse.sim.build import host_message, series_defs
@@ -75,10 +75,9 @@ s.serve_forever()
 """
 
 
-def ingest_headers(host_ids: list[str]) -> dict[str, str]:
-    """Headers of an ingest request carrying ``host_ids`` (the one place to add per-host
-    credentials)."""
-    return BASE_HEADERS
+def ingest_headers(key: str) -> dict[str, str]:
+    """Headers of an ingest request for one host: its own agent key."""
+    return {**BASE_HEADERS, "Authorization": f"Bearer {key}"}
 
 
 class Receiver:
@@ -132,8 +131,9 @@ class Fleet:
     """The simulated hosts' requests: each host's identity and series table encoded once, a
     fresh snapshot of its values per report (CPU capped at 85 %)."""
 
-    def __init__(self, hosts: list[SimHost], interval: float) -> None:
+    def __init__(self, hosts: list[SimHost], interval: float, keys: dict[str, str]) -> None:
         self.hosts = hosts
+        self.keys = keys
         self.heads = [
             HostBatch(host=host_message(h, interval), series=series_defs(h)).SerializeToString()
             for h in hosts
@@ -154,10 +154,11 @@ class Fleet:
         self.seq[i] += 1
         return _field(0x0A, self.heads[i] + _field(0x1A, snap))
 
-    def request(self, host_url: str, indices: list[int], ts_ms: int, cpu: float | None) -> bytes:
-        body = gzip.compress(b"".join(self._batch(i, ts_ms, cpu) for i in indices), 1)
-        ids = [self.hosts[i].host_id for i in indices]
-        return RawClient.build("POST", INGEST, host_url, ingest_headers(ids), body)
+    def request(self, host_url: str, i: int, ts_ms: int, cpu: float | None) -> bytes:
+        """One host's report (a key pushes only for its own host)."""
+        body = gzip.compress(self._batch(i, ts_ms, cpu), 1)
+        headers = ingest_headers(self.keys[self.hosts[i].host_id])
+        return RawClient.build("POST", INGEST, host_url, headers, body)
 
 
 def _field(tag: int, payload: bytes) -> bytes:
@@ -173,19 +174,14 @@ async def feed(
     url: str,
     fleet: Fleet,
     interval: float,
-    per_request: int,
     stop: asyncio.Event,
     failures: list[str],
 ) -> int:
-    """Every host reports once per ``interval``, ``per_request`` hosts a request, requests
-    spread evenly; returns the number of requests sent."""
+    """Every host reports once per ``interval`` in its own request, requests spread evenly;
+    returns the number of requests sent."""
     host, port = url.removeprefix("http://").split(":")
     conns = [RawClient(host, int(port)) for _ in range(4)]
-    groups = [
-        list(range(i, min(i + per_request, len(fleet.hosts))))
-        for i in range(0, len(fleet.hosts), per_request)
-    ]
-    gap = interval / len(groups)
+    gap = interval / len(fleet.hosts)
     sent = 0
     inflight: set[asyncio.Task[None]] = set()
 
@@ -196,9 +192,8 @@ async def feed(
 
     start = time.monotonic()
     while not stop.is_set():
-        g = groups[sent % len(groups)]
         ts = (time.time_ns() // 10_000_000) * 10  # whole 10 ms: breaches use other ms
-        raw = fleet.request(f"{host}:{port}", g, ts, None)
+        raw = fleet.request(f"{host}:{port}", sent % len(fleet.hosts), ts, None)
         task = asyncio.create_task(one(conns[sent % len(conns)], raw))
         inflight.add(task)
         task.add_done_callback(inflight.discard)
@@ -216,7 +211,7 @@ async def feed(
 
 async def run(args: argparse.Namespace, rx: Receiver, url: str, pid: int) -> dict[str, float]:
     hosts = make_hosts(args.hosts, seed=11)
-    fleet = Fleet(hosts, args.interval)
+    fleet = Fleet(hosts, args.interval, enroll_all(url, [h.host_id for h in hosts]))
     breach = random.Random(7).sample(range(args.hosts), args.breaches)
     # Reference: a direct POST of a similar body to the same receiver.
     ref: list[float] = []
@@ -230,7 +225,7 @@ async def run(args: argparse.Namespace, rx: Receiver, url: str, pid: int) -> dic
             ref.append((rx.arrivals[("ref", f"ref{k}")] - t0) / 1e6)
     stop = asyncio.Event()
     failures: list[str] = []
-    feeder = asyncio.create_task(feed(url, fleet, args.interval, 20, stop, failures))
+    feeder = asyncio.create_task(feed(url, fleet, args.interval, stop, failures))
     await asyncio.sleep(2 * args.interval)  # every host has reported twice
     host, port = url.removeprefix("http://").split(":")
     conn = RawClient(host, int(port))
@@ -239,7 +234,7 @@ async def run(args: argparse.Namespace, rx: Receiver, url: str, pid: int) -> dic
     try:
         for i in breach:
             ts = (time.time_ns() // 10_000_000) * 10 + 3
-            raw = fleet.request(f"{host}:{port}", [i], ts, 97.0)
+            raw = fleet.request(f"{host}:{port}", i, ts, 97.0)
             t0 = time.time_ns()
             status, body = await conn.send(raw)
             t1 = time.time_ns()

@@ -1,6 +1,15 @@
 // Measures the dashboard in Debian's Chromium (driven by bench/dashboard.py). Prints one JSON line.
-// Env: HP_URL, HP_HOST_ID, HP_HOSTS (expected count), HP_LOADS, HP_SECONDS, HP_WEB_DIR.
-import { launch } from '../tests/e2e/browser.mjs'
+// Env: HP_URL, HP_HOST_ID, HP_HOSTS (expected count), HP_LOADS, HP_SECONDS, HP_WEB_DIR,
+// HP_SESSION (the signed-in session the dashboard keeps in localStorage: a logged-in user's load).
+import { launch as launchBrowser } from '../tests/e2e/browser.mjs'
+
+async function launch(opts) {
+  const b = await launchBrowser(opts)
+  await b.context.addInitScript((saved) => {
+    if (!localStorage.getItem('hostpulse.session')) localStorage.setItem('hostpulse.session', saved)
+  }, process.env.HP_SESSION)
+  return b
+}
 
 const url = process.env.HP_URL
 const hostId = process.env.HP_HOST_ID

@@ -37,7 +37,17 @@ from hostpulse.protocol import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, append_doc, our_server, percentile, process
+from _common import (
+    ADMIN_PASSWORD,
+    ROOT,
+    admin_headers,
+    append_doc,
+    enroll_all,
+    fleet_token,
+    our_server,
+    percentile,
+    process,
+)
 
 TARGET_LOAD_MS = 1000
 TARGET_JS_GZ = 300 * 1024
@@ -47,7 +57,8 @@ TARGET_P95_MS = 1000
 def wait_hosts(url: str, n: int, timeout: float = 180) -> list[dict[str, object]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        hosts: list[dict[str, object]] = httpx.get(url + "/api/v1/hosts", timeout=30).json()
+        r = httpx.get(url + "/api/v1/hosts", headers=admin_headers(url), timeout=30)
+        hosts: list[dict[str, object]] = r.json()
         if len(hosts) >= n:
             return hosts
         time.sleep(1)
@@ -67,6 +78,8 @@ class Pusher(threading.Thread):
 
     def run(self) -> None:
         labels = [Label(name=n, value=v) for n, v in (("env", "bench"),)]
+        key = enroll_all(self.url, ["bench-live"])["bench-live"]
+        headers = {"content-type": PROTOBUF_CONTENT_TYPE, "authorization": f"Bearer {key}"}
         with httpx.Client(base_url=self.url, timeout=10) as client:
             seq = 0
             while not self.stop_event.wait(self.interval if seq else 0):
@@ -88,9 +101,7 @@ class Pusher(threading.Thread):
                     sequence=seq,
                 )
                 body = IngestRequest(batches=[batch]).SerializeToString()
-                r = client.post(
-                    "/api/v1/ingest", content=body, headers={"content-type": PROTOBUF_CONTENT_TYPE}
-                )
+                r = client.post("/api/v1/ingest", content=body, headers=headers)
                 r.raise_for_status()
                 self.sent += 1
 
@@ -109,14 +120,25 @@ def main() -> int:
         t = Path(tmp)
         with our_server(t / "data", t / "server.log") as (url, _srv):
             sim = [*sim_cmd, "--hosts", str(args.hosts), "--interval", str(args.interval)]
-            sim += ["--server", url, "--hosts-per-request", "50"]
+            sim += ["--server", url, "--enroll-token", fleet_token(url)]
             pusher = Pusher(url, args.live_interval)
             with process(sim, t / "sim.log"):
                 pusher.start()
                 hosts = wait_hosts(url, args.hosts + 1)
                 time.sleep(5)
+                signed_in = httpx.post(
+                    url + "/api/v1/auth/login",
+                    json={"username": "admin", "password": ADMIN_PASSWORD},
+                    timeout=30,
+                ).json()
+                session = {
+                    "access": signed_in["access_token"],
+                    "refresh": signed_in["refresh_token"],
+                    "user": signed_in["user"],
+                }
                 env = {
                     "HP_URL": url,
+                    "HP_SESSION": json.dumps(session),
                     "HP_HOST_ID": "bench-live",
                     "HP_HOSTS": str(len(hosts)),
                     "HP_LOADS": str(args.loads),

@@ -1,13 +1,15 @@
 """Ingest throughput: hostpulse vs Prometheus (remote-write receiver), the same samples, one run.
 
-Both get identical data: simulated hosts (about 150 series each), one snapshot per host per
-round, rounds 5 s apart; requests of whole host-snapshots of about ``--samples-per-request``
-samples (Prometheus's remote-write default is 500). Every request body is built and compressed
-before the clock starts (hostpulse: protobuf + gzip; Prometheus: prompb + snappy), and sent over
-``--clients`` keep-alive connections by a minimal HTTP client, so the client's cost is small;
-its CPU time is printed beside the servers'. Each connection owns a fixed set of hosts and sends
-their rounds in order (Prometheus refuses out-of-order samples). Round 0 (series creation) is
-sent before timing.
+Both get identical data: simulated hosts (about 150 series each), one snapshot per host per round,
+rounds 5 s apart, in requests of about ``--samples-per-request`` samples (Prometheus's remote-
+write default is 500). A hostpulse request carries one host with its own agent key (a key may push
+only for its host): about 3 consecutive snapshots of that host, as an agent sends when it batches;
+a Prometheus request carries whole snapshots of about 3 hosts. Every request body is built and
+compressed before the clock starts (hostpulse: protobuf + gzip; Prometheus: prompb + snappy), and
+sent over ``--clients`` keep-alive connections by a minimal HTTP client, so the client's cost is
+small; its CPU time is printed beside the servers'. Each connection owns a fixed set of hosts and
+sends their rounds in order (Prometheus refuses out-of-order samples). Round 0 (series creation)
+is sent before timing.
 
     python bench/ingest.py --hosts 1000 --rounds 30 --samples-per-request 500
 
@@ -24,6 +26,7 @@ import gzip
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +34,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, append_doc, cpu_seconds, our_server, own_cpu_seconds
+from _common import (
+    RawClient,
+    append_doc,
+    cpu_seconds,
+    enroll_all,
+    our_server,
+    own_cpu_seconds,
+)
 from _prom import WRITE_HEADERS, fast_write_request, prometheus, sample_prefixes, series_labels
 
 from hostpulse import catalog
@@ -42,20 +52,24 @@ from hostpulse.sim.push import make_hosts
 OURS_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
 
 
-def ingest_headers(host_ids: list[str]) -> dict[str, str]:
-    """Headers of one ingest request carrying ``host_ids`` (the one place to add per-host
-    credentials)."""
-    return OURS_HEADERS
+Headers = Callable[[str], dict[str, str]]
+"""The headers of one request for a host ("" for Prometheus's multi-host requests)."""
 
 
-Req = tuple[bytes, int, dict[str, str]]  # body, samples, headers
+def keyed(keys: dict[str, str]) -> Headers:
+    """hostpulse's headers: each request with its host's own agent key."""
+    return lambda host_id: {**OURS_HEADERS, "Authorization": f"Bearer {keys[host_id]}"}
+
+
+Req = tuple[bytes, int, str]  # body, samples, host
 Rounds = list[list[list[Req]]]
 
 
 @dataclass
 class Load:
-    """Pre-built requests: ``rounds[r][c]`` = list of (body, samples, headers) for
-    connection c."""
+    """Pre-built requests: ``rounds[r][c]`` = list of (body, samples, host) for connection c.
+    ``ours[0]`` and ``prom[0]`` (series creation, not timed) hold round 0; the rest of ``ours``
+    holds rounds 1.. in requests of ``per_host`` snapshots, the rest of ``prom`` one round each."""
 
     ours: Rounds
     prom: Rounds
@@ -73,7 +87,7 @@ def _len_field(tag: int, payload: bytes) -> bytes:
 
 def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int) -> Load:
     """Pre-encode every request. A HostBatch is its host+series part (encoded once per host)
-    followed by one encoded Snapshot: concatenated protobuf fields, the same message the agent
+    followed by encoded Snapshots: concatenated protobuf fields, the same message the agent
     sends."""
     fleet = make_hosts(hosts)
     avg = sum(len(h.series) for h in fleet) / len(fleet)
@@ -95,40 +109,48 @@ def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int
             ],
             start_ms,
         )
-    ours: Rounds = []
+
+    def snapshot(h_id: str, r: int) -> bytes:
+        vals = values[h_id][r]
+        return _len_field(
+            0x1A,
+            Snapshot(
+                timestamp_ms=int(ts[r]), series_index=range(len(vals)), values=vals, sequence=r
+            ).SerializeToString(),
+        )
+
+    def ours_round(rs: range) -> list[list[Req]]:
+        out: list[list[Req]] = [[] for _ in range(clients)]
+        for i, h in enumerate(fleet):
+            batch = _len_field(0x0A, head[h.host_id] + b"".join(snapshot(h.host_id, r) for r in rs))
+            n = len(rs) * len(values[h.host_id][0])
+            out[i % clients].append((gzip.compress(batch, compresslevel=1), n, h.host_id))
+        return out
+
+    ours: Rounds = [ours_round(range(1))]
+    ours += [ours_round(range(r, min(r + group, rounds))) for r in range(1, rounds, group)]
     prom: Rounds = []
     for r in range(rounds):
         t = int(ts[r])
-        o_round: list[list[Req]] = [[] for _ in range(clients)]
         p_round: list[list[Req]] = [[] for _ in range(clients)]
         for gi, g in enumerate(groups):
-            parts, n = [], 0
-            for h in g:
-                vals = values[h.host_id][r]
-                snap = Snapshot(
-                    timestamp_ms=t, series_index=range(len(vals)), values=vals, sequence=r
-                ).SerializeToString()
-                parts.append(_len_field(0x0A, head[h.host_id] + _len_field(0x1A, snap)))
-                n += len(vals)
-            body = gzip.compress(b"".join(parts), compresslevel=1)
-            o_round[gi % clients].append((body, n, ingest_headers([h.host_id for h in g])))
             labels = [lab for h in g for lab in prom_labels[h.host_id]]
             flat = [v for h in g for v in values[h.host_id][r]]
-            p_round[gi % clients].append((fast_write_request(labels, t, flat), n, WRITE_HEADERS))
-        ours.append(o_round)
+            n = len(flat)
+            p_round[gi % clients].append((fast_write_request(labels, t, flat), n, ""))
         prom.append(p_round)
     total = sum(n for c in ours[0] for _, n, _ in c)
     return Load(ours, prom, total)
 
 
-async def drive(url: str, path: str, rounds: Rounds) -> tuple[int, int]:
+async def drive(url: str, path: str, rounds: Rounds, headers: Headers) -> tuple[int, int]:
     """Send every round; returns (samples accepted, failed requests)."""
     host, port = url.removeprefix("http://").split(":")
     n_clients = len(rounds[0])
     conns = [RawClient(host, int(port)) for _ in range(n_clients)]
     raw = [
         [
-            [RawClient.build("POST", path, host, hd, b) for b, _, hd in rnd[c]]
+            [RawClient.build("POST", path, host, headers(h), b) for b, _, h in rnd[c]]
             for c in range(n_clients)
         ]
         for rnd in rounds
@@ -177,10 +199,10 @@ class Result:
         )
 
 
-def measure(name: str, url: str, pid: int, path: str, rounds: Rounds) -> Result:
-    asyncio.run(drive(url, path, rounds[:1]))  # series creation, not timed
+def measure(name: str, url: str, pid: int, path: str, rounds: Rounds, headers: Headers) -> Result:
+    asyncio.run(drive(url, path, rounds[:1], headers))  # series creation, not timed
     cpu0, own0, t0 = cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
-    ok, failed = asyncio.run(drive(url, path, rounds[1:]))
+    ok, failed = asyncio.run(drive(url, path, rounds[1:], headers))
     elapsed = time.perf_counter() - t0
     return Result(name, ok, failed, elapsed, cpu_seconds(pid) - cpu0, own_cpu_seconds() - own0)
 
@@ -207,12 +229,15 @@ def main() -> None:
     start_ms = (int(time.time() * 1000) - args.rounds * 5000 - 60_000) // 1000 * 1000
     t = time.perf_counter()
     load = build(args.hosts, args.rounds, args.samples_per_request, args.clients, start_ms)
-    n_req = sum(len(c) for c in load.ours[0])
+    ours_per_req = sum(n for c in load.ours[1] for _, n, _ in c) // args.hosts
+    n_prom = sum(len(c) for c in load.prom[0])
+    prom_per_req = load.samples_per_round // n_prom
     print(
-        f"built {args.rounds} rounds x {load.samples_per_round:,} samples "
-        f"({n_req} requests per round, ~{load.samples_per_round // n_req} samples each) "
-        f"in {time.perf_counter() - t:.1f} s"
+        f"built {args.rounds} rounds x {load.samples_per_round:,} samples (hostpulse: one host "
+        f"per request, ~{ours_per_req} samples each; Prometheus: {n_prom} requests per round, "
+        f"~{prom_per_req} samples each) in {time.perf_counter() - t:.1f} s"
     )
+    hosts = sorted({h for c in load.ours[0] for _, _, h in c})
     runs: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
@@ -223,14 +248,24 @@ def main() -> None:
             for name, src in systems:
                 data = root / f"{name}-{rep}"
                 with our_server(data, root / f"{name}.log", src=src) as (url, proc):
-                    r = measure(name, url, proc.pid, "/api/v1/ingest", load.ours)
+                    # every host enrolls, as its agent would (a baseline from before agent
+                    # keys takes no key)
+                    hdr = keyed(enroll_all(url, hosts)) if src is None else lambda _: OURS_HEADERS
+                    r = measure(name, url, proc.pid, "/api/v1/ingest", load.ours, hdr)
                 runs.setdefault(name, []).append(r)
                 print(r.line(), flush=True)
             if not args.skip_prometheus:
                 tsdb = root / f"tsdb-{rep}"
                 tsdb.mkdir()
                 with prometheus(tsdb, root / "prom.log") as (url, proc):
-                    r = measure("prometheus", url, proc.pid, "/api/v1/write", load.prom)
+                    r = measure(
+                        "prometheus",
+                        url,
+                        proc.pid,
+                        "/api/v1/write",
+                        load.prom,
+                        lambda _: WRITE_HEADERS,
+                    )
                 runs.setdefault("prometheus", []).append(r)
                 print(r.line(), flush=True)
     lines = [median_result(rs).line() for rs in runs.values()]
@@ -247,8 +282,9 @@ def main() -> None:
         body = "\n".join(
             [
                 f"{args.hosts} simulated hosts x ~{load.samples_per_round // args.hosts} series, "
-                f"{args.rounds - 1} timed rounds, ~{load.samples_per_round // n_req} samples per "
-                f"request, {args.clients} connections; {args.repeat} runs of each server "
+                f"{args.rounds - 1} timed rounds; hostpulse: one host per request with its agent "
+                f"key, ~{ours_per_req} samples each; Prometheus: ~{prom_per_req} samples per "
+                f"request; {args.clients} connections; {args.repeat} runs of each server "
                 "(alternating), the median run shown; client CPU = this script's own CPU time "
                 "while it sends.",
                 "",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from _common import append_doc, free_port, wait_http
+from _common import ADMIN_PASSWORD, append_doc, enroll_all, free_port, wait_http
 
 from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
 from hostpulse.agent.shipper import Shipper
@@ -69,8 +69,10 @@ class Server:
         cmd = [sys.executable, "-c", "from hostpulse.cli.main import main; main()", "server"]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data)]
         cmd += ["--log-level", "warning"]
+        # the default per-key rate limit stays on: the backlog drain must work within it
+        env = {**os.environ, "HOSTPULSE_ADMIN_PASSWORD": ADMIN_PASSWORD}
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         wait_http(f"{self.url}/api/v1/health", proc=self.proc)
 
     def stop(self) -> None:
@@ -144,18 +146,25 @@ def main() -> None:
     server.start()
     rng = random.Random(1)
     agents: list[SimAgent] = []
-    for i in range(args.agents):
+    hosts = [SimHost(make_profile(i, 1), 1) for i in range(args.agents)]
+    keys = enroll_all(server.url, [h.host_id for h in hosts] + [REAL_HOST])
+    for i, host in enumerate(hosts):
         spool = Spool(SpoolSettings(dir=str(work / "spools" / str(i))))
         shipper = Shipper(
-            ShipperSettings(server=server.url), spool, rng=random.Random(rng.random())
+            ShipperSettings(server=server.url, api_key=keys[host.host_id]),
+            spool,
+            rng=random.Random(rng.random()),
         )
         shipper.start()
-        agents.append(SimAgent(SimHost(make_profile(i, 1), 1), shipper))
+        agents.append(SimAgent(host, shipper))
     real_env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
+    (work / "real.key").write_text(keys[REAL_HOST])
+    (work / "real.key").chmod(0o600)
     # the console script: its lean entry point is what a real host runs (no typer, no server)
     real_cmd = [str(Path(sys.executable).with_name("hostpulse")), "agent"]
     real_cmd += ["--server", server.url, "--interval", "1", "--host-id", REAL_HOST]
     real_cmd += ["--spool-dir", str(work / "real-spool"), "--log-level", "warning"]
+    real_cmd += ["--key-file", str(work / "real.key")]
     with (work / "agent.log").open("ab") as out:
         real = subprocess.Popen(real_cmd, stdout=out, stderr=subprocess.STDOUT, env=real_env)
     stop = threading.Event()

@@ -60,7 +60,7 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, append_doc, our_server, percentile
+from _common import RawClient, admin_headers, append_doc, our_server, percentile
 from _prom import WRITE_HEADERS, multi_write_request, prometheus, series_labels
 
 from hostpulse import catalog
@@ -79,9 +79,9 @@ DAY_MS = blocks.DAY_MS
 LEVEL = 3  # the store's default zstd level
 
 
-def query_headers() -> dict[str, str]:
-    """Headers of every hostpulse query (the one place to add a user token)."""
-    return {}
+def query_headers(url: str) -> dict[str, str]:
+    """Headers of every hostpulse query: a signed-in admin's token."""
+    return admin_headers(url)
 
 
 # --- generated rollup history --------------------------------------------------------------
@@ -397,7 +397,7 @@ def main() -> None:
             now_s = int(time.time())
             qs = queries(fleet, args.deep_hosts, args.repeat, now_s)
             with our_server(root / "ours", root / "ours.log") as (ourl, _o):
-                hd = query_headers()
+                hd = query_headers(ourl)
                 for name in ("24 h history", "30-day history"):
                     for label, path in (("random", qs[name][0][0]), ("raw-path", qs[name][1][0])):
                         print(f"  {name}, {label} host: {answer_shape(ourl + path, hd)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import threading
 import time
@@ -23,6 +24,9 @@ from hostpulse.alerts.config import parse_config
 from hostpulse.alerts.repository import AlertRepository
 from hostpulse.alerts.service import AlertService
 from hostpulse.server.api.alerts import router
+from hostpulse.server.auth.repository import AuthRepository
+from hostpulse.server.auth.roles import Role
+from hostpulse.server.auth.service import AuthService
 
 T = TypeVar("T")
 CPU = "cpu_busy_percent"
@@ -58,6 +62,14 @@ def api(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Api]:
         service = AlertService(engine, cfg)
         await service.start()
         app.state.alerts = service
+        # the router checks roles: alice is an editor (writes rules, acknowledges alerts)
+        auth_repo = AuthRepository(engine)
+        await auth_repo.create_tables()
+        auth = AuthService(auth_repo, secrets.token_hex(32).encode())
+        password = secrets.token_urlsafe(16)
+        await auth.users.create("alice", password, Role.editor)
+        holder["token"] = (await auth.users.login("alice", password, "test")).access_token
+        app.state.auth = auth
         holder["loop"] = asyncio.get_running_loop()
         holder["service"] = service
         try:
@@ -79,7 +91,11 @@ def api(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Api]:
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/alerts", timeout=10) as c:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/v1/alerts",
+            headers={"authorization": f"Bearer {holder['token']}"},
+            timeout=10,
+        ) as c:
             yield Api(c, holder["loop"], holder["service"])
     finally:
         server.should_exit = True

@@ -1,8 +1,9 @@
 // The dashboard end to end in headless Chromium, against the real server the pytest driver
 // started (fed by `hostpulse simulate`). Steps print "STEP <name>"; at "RESTART" the driver
 // restarts the server and answers on stdin.
-// Env: HP_URL (server), HP_HOSTS (comma-separated hostnames), HP_HOST_ID (a host to open),
-// HP_INTERVAL_MS, HP_SHOTS (where screenshots go), HP_RECEIVER (a webhook receiver's URL).
+// Env: HP_URL (server), HP_USER and HP_PASSWORD (the admin the server was started with),
+// HP_HOSTS (comma-separated hostnames), HP_HOST_ID (a host to open), HP_INTERVAL_MS,
+// HP_SHOTS (where screenshots go), HP_RECEIVER (a webhook receiver's URL).
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { alertsSteps } from './alerts.e2e.mjs'
@@ -35,11 +36,21 @@ const connState = () => page.locator('.conn').getAttribute('data-state')
 const lastOf = async (sel) => Number((await page.locator(sel).getAttribute('data-last')) || 0)
 
 try {
-  step('fleet shows every simulated host')
+  step('sign in: a wrong password is refused, the admin password gets in')
   await page.emulateMedia({ colorScheme: 'light' })
   const first = await page.goto(url)
   const csp = first.headers()['content-security-policy'] ?? ''
   check(csp.includes("script-src 'self'") && csp.includes("frame-ancestors 'none'"), `CSP header: ${csp}`)
+  await page.waitForURL('**/login**')
+  await page.locator('input[name=username]').fill(process.env.HP_USER)
+  await page.locator('input[name=password]').fill('not-the-password')
+  await page.locator('form button[type=submit]').click()
+  await page.getByRole('alert').waitFor()
+  await page.locator('input[name=password]').fill(process.env.HP_PASSWORD)
+  await page.locator('form button[type=submit]').click()
+  await page.waitForURL((u) => !u.pathname.startsWith('/login'))
+
+  step('fleet shows every simulated host')
   await poll(async () => (await connState()) === 'live', { what: 'live connection' })
   for (const name of hosts) {
     await page.locator('.card', { hasText: name }).first().waitFor({ timeout: 20000 })

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from hostpulse.server.testing import enrollment_token, login
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -53,6 +56,8 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    admin_password: str = field(default_factory=lambda: "e2e-" + secrets.token_urlsafe(12))
+    """The first admin's password (HOSTPULSE_ADMIN_PASSWORD): the E2E signs in with it."""
 
     @property
     def url(self) -> str:
@@ -61,9 +66,8 @@ class Server:
     def start(self) -> Server:
         cmd = [cli(), "server", "--port", str(self.port), "--data-dir", str(self.data_dir)]
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-            )
+            env = {**os.environ, "HOSTPULSE_ADMIN_PASSWORD": self.admin_password, **self.env}
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -84,12 +88,23 @@ class Server:
         self.stop()
         self.start()
 
+    def headers(self) -> dict[str, str]:
+        """The admin's Authorization header (signed in through the API)."""
+        token = login(self.url, "admin", self.admin_password)["access_token"]
+        return {"authorization": f"Bearer {token}"}
+
+    def fleet_token(self) -> str:
+        """A multi-use enrollment token for ``hostpulse simulate --enroll-token``."""
+        token = self.headers()["authorization"].split()[1]
+        return enrollment_token(self.url, token, single_use=False)
+
 
 def simulate(
-    url: str, hosts: int, interval: float, log: Path, *extra: str
+    server: Server, hosts: int, interval: float, log: Path, *extra: str
 ) -> subprocess.Popen[bytes]:
+    """``hostpulse simulate``: each simulated host enrolls with a multi-use token."""
     cmd = [cli(), "simulate", "--hosts", str(hosts), "--interval", str(interval)]
-    cmd += ["--server", url, *extra]
+    cmd += ["--server", server.url, "--enroll-token", server.fleet_token(), *extra]
     with log.open("ab") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 

@@ -23,18 +23,21 @@ def test_dashboard_end_to_end(server: Server, receiver: Receiver, tmp_path: Path
     require_browser()
     # a day of coarse history first (rollups for the 7-day view), then live every second
     backfill = simulate(
-        server.url, HOSTS, 60, tmp_path / "backfill.log", "--backfill", "24", "--duration", "0"
+        server, HOSTS, 60, tmp_path / "backfill.log", "--backfill", "24", "--duration", "0"
     )
     assert backfill.wait(120) == 0, (tmp_path / "backfill.log").read_text()[-2000:]
-    live = simulate(server.url, HOSTS, INTERVAL_S, tmp_path / "live.log")
+    live = simulate(server, HOSTS, INTERVAL_S, tmp_path / "live.log")
     try:
-        hosts = httpx.get(server.url + "/api/v1/hosts", timeout=10).json()
+        hosts = httpx.get(server.url + "/api/v1/hosts", headers=server.headers(), timeout=10)
+        hosts = hosts.json()
         assert len(hosts) == HOSTS
         names = sorted(h["hostname"] for h in hosts)
         shots = ROOT / "docs" / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         env = {
             "HP_URL": server.url,
+            "HP_USER": "admin",
+            "HP_PASSWORD": server.admin_password,
             "HP_HOSTS": ",".join(names),
             "HP_HOST_ID": hosts[0]["host_id"],
             "HP_INTERVAL_MS": str(int(INTERVAL_S * 1000)),

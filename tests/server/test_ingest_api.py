@@ -30,8 +30,11 @@ def post(
     content_type: str = PB,
     encoding: str | None = "gzip",
     headers: dict[str, str] | None = None,
+    *,
+    host: str,
 ) -> httpx.Response:
-    h = {"content-type": content_type}
+    """POST as the agent of ``host`` (its own enrolled key)."""
+    h = {"content-type": content_type, **srv.agent_headers(host)}
     if encoding:
         h["content-encoding"] = encoding
     h.update(headers or {})
@@ -62,7 +65,10 @@ def sample_request(host_id: str, t0: int, n: int = 3) -> IngestRequest:
 
 def history(srv: LiveServer, host: str, metric: str, **params: str) -> dict[str, object]:
     r = httpx.get(
-        f"{srv.url}/api/v1/hosts/{host}/metrics/{metric}/history", params=params, timeout=30
+        f"{srv.url}/api/v1/hosts/{host}/metrics/{metric}/history",
+        params=params,
+        headers=srv.headers("viewer"),
+        timeout=30,
     )
     assert r.status_code == 200, r.text
     body: dict[str, object] = r.json()
@@ -78,11 +84,13 @@ def test_round_trip_current_and_history(server: LiveServer, as_json: bool, encod
     req = sample_request("rt-host", t0)
     body = codec.encode(req, json=as_json, encoding=encoding)
     ctype = "application/json" if as_json else PB
-    r = post(server, body, ctype, None if encoding == "identity" else encoding)
+    r = post(server, body, ctype, None if encoding == "identity" else encoding, host="rt-host")
     assert r.status_code == 200, r.text
     assert r.json() == {"accepted_samples": 9, "duplicate_samples": 0}
 
-    cur = httpx.get(f"{server.url}/api/v1/hosts/rt-host/current", timeout=10).json()
+    cur = httpx.get(
+        f"{server.url}/api/v1/hosts/rt-host/current", headers=server.headers("viewer"), timeout=10
+    ).json()
     got = {
         (v["metric"], tuple(sorted(v["labels"].items()))): (v["ts_ms"], v["value"])
         for v in cur["values"]
@@ -118,7 +126,13 @@ def test_json_body_in_protobuf_json_mapping(server: LiveServer) -> None:
             }
         ]
     }
-    r = post(server, json.dumps(doc).encode(), "application/json; charset=utf-8", None)
+    r = post(
+        server,
+        json.dumps(doc).encode(),
+        "application/json; charset=utf-8",
+        None,
+        host="json-host",
+    )
     assert r.status_code == 200, r.text
     h = history(server, "json-host", "memory_usage_percent", start=str(t - 1000))
     assert h["series"][0]["points"][0]["value"] == 55.5  # type: ignore[index]
@@ -127,9 +141,10 @@ def test_json_body_in_protobuf_json_mapping(server: LiveServer) -> None:
 def test_resent_batch_stores_nothing_twice(server: LiveServer) -> None:
     req = sample_request("dup-host", now_ms() - 30_000)
     body = codec.encode(req)
-    assert post(server, body).json() == {"accepted_samples": 9, "duplicate_samples": 0}
+    first = post(server, body, host="dup-host")
+    assert first.json() == {"accepted_samples": 9, "duplicate_samples": 0}
     before = stats(server)
-    again = post(server, body)
+    again = post(server, body, host="dup-host")
     assert again.status_code == 200
     assert again.json() == {"accepted_samples": 0, "duplicate_samples": 9}
     assert stats(server) == before
@@ -229,14 +244,16 @@ CASES: dict[str, tuple[Callable[[int], bytes], str, str | None, int, str]] = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_refused_and_stores_nothing(server: LiveServer, case: str) -> None:
     # some data first, so "unchanged" is checked against a non-empty store
-    assert post(server, codec.encode(sample_request("base", now_ms() - 20_000))).status_code == 200
+    base = codec.encode(sample_request("base", now_ms() - 20_000))
+    assert post(server, base, host="base").status_code == 200
     before = stats(server)
     make, ctype, enc, status, reason = CASES[case]
-    r = post(server, make(now_ms()), ctype, enc)
+    r = post(server, make(now_ms()), ctype, enc, host="bad")
     assert r.status_code == status, r.text
     assert reason.lower() in r.json()["detail"].lower()
     assert stats(server) == before
-    hosts = {h["host_id"] for h in httpx.get(f"{server.url}/api/v1/hosts").json()}
+    listed = httpx.get(f"{server.url}/api/v1/hosts", headers=server.headers("viewer")).json()
+    hosts = {h["host_id"] for h in listed}
     assert hosts == {"base"}
 
 
@@ -247,7 +264,7 @@ def test_body_over_the_size_limit_gets_413_before_decompressing(
         before = stats(srv)
         big = gzip.compress(json_format.MessageToJson(sample_request("x", now_ms(), 5)).encode())
         big += b"\0" * 60_000  # declared length over the limit
-        r = post(srv, big, PB, "gzip")
+        r = post(srv, big, PB, "gzip", host="x")
         assert r.status_code == 413
         assert "limit" in r.json()["detail"]
 
@@ -258,7 +275,7 @@ def test_body_over_the_size_limit_gets_413_before_decompressing(
         r2 = httpx.post(
             f"{srv.url}/api/v1/ingest",
             content=chunks(),
-            headers={"content-type": PB},
+            headers={"content-type": PB, **srv.agent_headers("x")},
             timeout=30,
         )
         assert r2.status_code == 413
@@ -268,19 +285,22 @@ def test_body_over_the_size_limit_gets_413_before_decompressing(
 def test_too_many_series_counts_what_the_host_already_has(server: LiveServer) -> None:
     t = now_ms() - 10_000
     first = {("cpu_core_busy_percent", (("cpu", str(c)),)): 1.0 for c in range(250)}
-    assert post(server, codec.encode(request(batch("h", [(t, first)])))).status_code == 200
+    assert (
+        post(server, codec.encode(request(batch("h", [(t, first)]))), host="h").status_code == 200
+    )
     more = {("cpu_core_busy_percent", (("cpu", str(c)),)): 1.0 for c in range(250, 320)}
     before = stats(server)
-    r = post(server, codec.encode(request(batch("h", [(t, more)]))))
+    r = post(server, codec.encode(request(batch("h", [(t, more)]))), host="h")
     assert r.status_code == 422
     assert "320 series" in r.json()["detail"]
     assert stats(server) == before
     # the same 250 series again are fine
-    assert post(server, codec.encode(request(batch("h", [(t + 5000, first)])))).status_code == 200
+    again = codec.encode(request(batch("h", [(t + 5000, first)])))
+    assert post(server, again, host="h").status_code == 200
 
 
 def test_empty_request_is_accepted(server: LiveServer) -> None:
-    r = post(server, codec.encode(IngestRequest()))
+    r = post(server, codec.encode(IngestRequest()), host="any")
     assert r.status_code == 200
     assert r.json() == {"accepted_samples": 0, "duplicate_samples": 0}
 
@@ -289,16 +309,17 @@ def test_the_framework_route_behaves_like_the_fast_path(tmp_path: Path, clock: C
     with LiveServer(tmp_path / "d", clock, fast_ingest=False, max_body_bytes=200_000) as srv:
         t = now_ms()
         body = codec.encode(sample_request("slow", t - 12_000), json=True)
-        r = post(srv, body, "application/json", "gzip")
+        r = post(srv, body, "application/json", "gzip", host="slow")
         assert r.json() == {"accepted_samples": 9, "duplicate_samples": 0}
-        assert post(srv, body, "application/json", "gzip").json()["duplicate_samples"] == 9
+        again = post(srv, body, "application/json", "gzip", host="slow")
+        assert again.json()["duplicate_samples"] == 9
         before = stats(srv)
         for case in ("NaN", "wrong content type", "decompression bomb", "malformed protobuf"):
             make, ctype, enc, status, reason = CASES[case]
-            r = post(srv, make(t), ctype, enc)
+            r = post(srv, make(t), ctype, enc, host="bad")
             assert r.status_code == status, (case, r.text)
             assert reason.lower() in r.json()["detail"].lower()
-        r = post(srv, b"\0" * 250_000, PB, None)
+        r = post(srv, b"\0" * 250_000, PB, None, host="bad")
         assert r.status_code == 413
         assert stats(srv) == before
 
@@ -329,7 +350,11 @@ def test_concurrent_requests_cannot_both_pass_the_series_limit(server: LiveServe
 
     async def both() -> list[int]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            headers = {"content-type": PB, "content-encoding": "gzip"}
+            headers = {
+                "content-type": PB,
+                "content-encoding": "gzip",
+                **server.agent_headers("race"),
+            }
             rs = await asyncio.gather(
                 *(client.post("/api/v1/ingest", content=b, headers=headers) for b in bodies)
             )

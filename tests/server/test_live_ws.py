@@ -36,19 +36,20 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def ws_url(srv: LiveServer, query: str) -> str:
-    return srv.url.replace("http://", "ws://") + "/api/v1/ws?" + query
+    """The live URL with a viewer's access token (as the dashboard sends it)."""
+    token = srv.token("viewer")
+    return srv.url.replace("http://", "ws://") + f"/api/v1/ws?token={token}&" + query
 
 
 def open_ws(srv: LiveServer, query: str, **kw: Any) -> connect:
     return connect(ws_url(srv, query), proxy=None, compression=None, **kw)
 
 
-async def post(client: httpx.AsyncClient, req: IngestRequest) -> None:
-    r = await client.post(
-        "/api/v1/ingest",
-        content=req.SerializeToString(),
-        headers={"content-type": PROTOBUF_CONTENT_TYPE},
-    )
+async def post(srv: LiveServer, client: httpx.AsyncClient, req: IngestRequest) -> None:
+    """As the agent of the request's (single) host, with its own key."""
+    headers = {"content-type": PROTOBUF_CONTENT_TYPE}
+    headers.update(srv.agent_headers(req.batches[0].host.host_id))
+    r = await client.post("/api/v1/ingest", content=req.SerializeToString(), headers=headers)
     assert r.status_code == 200, r.text
 
 
@@ -85,8 +86,8 @@ def test_subscribed_clients_receive_ingested_samples(live_server: LiveServer) ->
             assert first.subscribed.fleet
             assert first.subscribed.heartbeat_seconds == pytest.approx(0.3)
             ts = now_ms()
-            await post(http, sample("db-1", ts, 10.0, 20.0))
-            await post(http, sample("web-1", ts, 55.5, 66.6))
+            await post(live_server, http, sample("db-1", ts, 10.0, 20.0))
+            await post(live_server, http, sample("web-1", ts, 55.5, 66.6))
             samples: list[LiveFrame] = []
             summaries: dict[str, Any] = {}
             async with asyncio.timeout(DEADLINE_S):
@@ -140,7 +141,7 @@ def test_json_frames_and_changing_the_subscription(live_server: LiveServer) -> N
             await ws.send(json.dumps({"hosts": ["app-7"]}))
             assert (await recv_json(ws, "subscribed"))["subscribed"]["hosts"] == ["app-7"]
             ts = now_ms()
-            await post(http, sample("app-7", ts, 12.5, 30.0))
+            await post(live_server, http, sample("app-7", ts, 12.5, 30.0))
             frame = (await recv_json(ws, "samples"))["samples"]
             assert frame["host"]["host_id"] == "app-7"
             assert frame["snapshots"][0]["timestamp_ms"] == str(ts)
@@ -196,7 +197,7 @@ def test_stalled_client_is_dropped_and_ingest_goes_on(live_server: LiveServer) -
             start = now_ms() - 86_400_000
             async with asyncio.timeout(120):  # a blocked ingest would hang here
                 for i in range(n_requests):
-                    await post(http, big_request("big-1", start + i * 120_000, rng))
+                    await post(live_server, http, big_request("big-1", start + i * 120_000, rng))
             await asyncio.wait_for(reader, DEADLINE_S)
             assert received == n_requests  # the reading client got every batch
             # the stalled client was cut off: it sees the close (code 1013) once it reads
@@ -207,6 +208,6 @@ def test_stalled_client_is_dropped_and_ingest_goes_on(live_server: LiveServer) -
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1013
             # and the server still serves and ingests
-            await post(http, sample("big-1", now_ms(), 1.0, 2.0))
+            await post(live_server, http, sample("big-1", now_ms(), 1.0, 2.0))
 
     asyncio.run(run())

@@ -21,12 +21,23 @@ PB = {"content-type": "application/x-protobuf", "content-encoding": "gzip"}
 
 
 def ingest(srv: LiveServer, req: IngestRequest) -> None:
-    r = httpx.post(f"{srv.url}/api/v1/ingest", content=codec.encode(req), headers=PB, timeout=60)
-    assert r.status_code == 200, r.text
+    """Each host's batches with that host's own agent key."""
+    by_host: dict[str, IngestRequest] = {}
+    for b in req.batches:
+        by_host.setdefault(b.host.host_id, IngestRequest()).batches.append(b)
+    for host, part in by_host.items():
+        headers = {**PB, **srv.agent_headers(host)}
+        r = httpx.post(
+            f"{srv.url}/api/v1/ingest", content=codec.encode(part), headers=headers, timeout=60
+        )
+        assert r.status_code == 200, r.text
 
 
 def get(srv: LiveServer, path: str, status: int = 200, **params: Any) -> Any:
-    r = httpx.get(f"{srv.url}/api/v1{path}", params=params, timeout=30)
+    """GET as a signed-in viewer."""
+    r = httpx.get(
+        f"{srv.url}/api/v1{path}", params=params, headers=srv.headers("viewer"), timeout=30
+    )
     assert r.status_code == status, r.text
     return r.json()
 

@@ -93,7 +93,7 @@ def _post(srv: LiveServer, host: str, value: float) -> None:
     res = httpx.post(
         f"{srv.url}/api/v1/ingest",
         content=body,
-        headers={"Content-Type": PROTOBUF_CONTENT_TYPE},
+        headers={"Content-Type": PROTOBUF_CONTENT_TYPE, **srv.agent_headers(host)},
     )
     assert res.status_code == 200, res.text
 
@@ -111,7 +111,8 @@ def test_a_breaching_sample_reaches_the_webhook_and_the_api(
         assert sent["status"] == "critical" and sent["kind"] == "firing"
         (alert,) = sent["alerts"]
         assert alert["host"] == "web-1" and alert["value"] == pytest.approx(97.5)
-        active = httpx.get(f"{srv.url}/api/v1/alerts/active").json()
+        active = httpx.get(f"{srv.url}/api/v1/alerts/active", headers=srv.headers("viewer"))
+        active = active.json()
         assert [(a["rule_id"], a["host"]) for a in active] == [("cpu-hot", "web-1")]
         # the same breach again within the de-duplication window is not sent twice
         _post(srv, "web-1", 98.0)

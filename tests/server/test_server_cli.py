@@ -15,10 +15,17 @@ import httpx
 import numpy as np
 
 from hostpulse.protocol import IngestRequest, codec
+from hostpulse.server.testing import agent_key, login
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
 
 CLI = [sys.executable, "-c", "from hostpulse.cli.main import main; main()"]
+ADMIN_PASSWORD = "cli-test-" + os.urandom(8).hex()
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "HOSTPULSE_ADMIN_PASSWORD": ADMIN_PASSWORD}
+
+
+def _admin(url: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {login(url, 'admin', ADMIN_PASSWORD)['access_token']}"}
 
 
 def _wait_for_url(proc: subprocess.Popen[str], timeout: float = 60) -> str:
@@ -52,13 +59,13 @@ def test_server_command_prints_its_url_and_serves(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=ENV,
     )
     try:
         url = _wait_for_url(proc)
         assert url.startswith("http://127.0.0.1:")
         assert httpx.get(f"{url}/api/v1/ready", timeout=10).json()["ready"] is True
-        assert httpx.get(f"{url}/api/v1/hosts", timeout=10).json() == []
+        assert httpx.get(f"{url}/api/v1/hosts", headers=_admin(url), timeout=10).json() == []
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -132,7 +139,7 @@ def _start(data: Path) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=ENV,
     )
     try:
         return proc, _wait_for_url(proc)
@@ -161,10 +168,15 @@ def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:
     body = codec.encode(IngestRequest(batches=[req]))
     proc, url = _start(tmp_path / "d")
     try:
+        key = agent_key(url, _admin(url)["authorization"].split()[1], host.host_id)
         r = httpx.post(
             f"{url}/api/v1/ingest",
             content=body,
-            headers={"content-type": "application/x-protobuf", "content-encoding": "gzip"},
+            headers={
+                "content-type": "application/x-protobuf",
+                "content-encoding": "gzip",
+                "authorization": f"Bearer {key}",
+            },
             timeout=30,
         )
         assert r.status_code == 200 and r.json()["accepted_samples"] == 2 * len(host.series)
@@ -172,7 +184,9 @@ def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:
         _stop(proc, signal.SIGKILL)  # no shutdown, no flush
     proc, url = _start(tmp_path / "d")
     try:
-        cur = httpx.get(f"{url}/api/v1/hosts/{host.host_id}/current", timeout=10).json()
+        cur = httpx.get(
+            f"{url}/api/v1/hosts/{host.host_id}/current", headers=_admin(url), timeout=10
+        ).json()
         assert len(cur["values"]) == len(host.series)
         assert {v["ts_ms"] for v in cur["values"]} == {t}
     finally:

@@ -10,7 +10,7 @@ import numpy as np
 from hostpulse import catalog
 from hostpulse.server.testing import Clock, LiveServer
 from hostpulse.sim.model import SimHost, make_profile
-from hostpulse.sim.push import backfill, make_hosts, run_live
+from hostpulse.sim.push import backfill, enroll_hosts, make_hosts, run_live
 
 DAY_MS = 86_400_000
 
@@ -67,22 +67,27 @@ def test_simulated_hosts_are_accepted_by_a_real_server(tmp_path: Path) -> None:
 
     hosts = make_hosts(3)
 
-    async def push(url: str) -> tuple[int, int, int]:
+    async def push(url: str, token: str) -> tuple[int, int, int]:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            keys = await enroll_hosts(client, hosts, token)
+            assert len(set(keys.values())) == 3  # a key of its own for each host
             now = int(time.time() * 1000)
-            bf = await backfill(client, hosts, now - 600_000, now - 10_000, 5.0, chunk=40)
-            live = await run_live(client, hosts, 2.0, 0.5)  # one tick; online for 4 s
+            bf = await backfill(
+                client, hosts, now - 600_000, now - 10_000, 5.0, keys=keys, chunk=40
+            )
+            live = await run_live(client, hosts, 2.0, 0.5, keys=keys)  # one tick; online 4 s
             return bf.samples, live.samples, bf.failures + live.failures
 
     with LiveServer(tmp_path / "d", Clock()) as srv:
-        backfilled, live, failures = asyncio.run(push(srv.url))
+        token = srv.enrollment_token(single_use=False)
+        backfilled, live, failures = asyncio.run(push(srv.url, token))
         assert failures == 0
         assert backfilled == sum(len(h.series) for h in hosts) * 118
         assert live >= sum(len(h.series) for h in hosts)
         stats = srv.call(srv.store.stats())
         assert stats.hosts == 3
         assert stats.raw_samples == backfilled + live
-        listed = httpx.get(f"{srv.url}/api/v1/hosts").json()
+        listed = httpx.get(f"{srv.url}/api/v1/hosts", headers=srv.headers("viewer")).json()
         assert {h["status"] for h in listed} == {"online"}
         assert {h["hostname"].split("-")[0] for h in listed} <= {
             "web",
@@ -114,6 +119,8 @@ def test_simulate_command_backfills_then_pushes_live(tmp_path: Path) -> None:
                 "0.05",
                 "--server",
                 srv.url,
+                "--enroll-token",
+                srv.enrollment_token(single_use=False),
             ],
             capture_output=True,
             text=True,
@@ -121,10 +128,23 @@ def test_simulate_command_backfills_then_pushes_live(tmp_path: Path) -> None:
         )
         assert r.returncode == 0, r.stderr
         assert "back-filled" in r.stdout and "pushed" in r.stdout
-        hosts = httpx.get(f"{srv.url}/api/v1/hosts").json()
+        hosts = httpx.get(f"{srv.url}/api/v1/hosts", headers=srv.headers("viewer")).json()
         assert sorted(h["host_id"] for h in hosts) == ["sim-00000", "sim-00001"]
         hist = httpx.get(
             f"{srv.url}/api/v1/hosts/sim-00000/metrics/cpu_busy_percent/history",
             params={"start": "now-4m"},
+            headers=srv.headers("viewer"),
         ).json()
         assert len(hist["series"][0]["points"]) >= 170  # 3 minutes at 1 s, plus live
+
+
+def test_simulate_refuses_to_run_without_an_enrollment_token() -> None:
+    from typer.testing import CliRunner
+
+    from hostpulse.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["simulate", "--hosts", "1", "--server", "http://127.0.0.1:9", "--duration", "0"]
+    )
+    assert result.exit_code == 2
+    assert "--enroll-token" in result.output and "hostpulse token create" in result.output

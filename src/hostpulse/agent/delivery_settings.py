@@ -19,7 +19,10 @@ class ShipperSettings:
     server: str | None = None
     """Server base URL (``https://monitor.example.com``); None: do not ship."""
     api_key: str | None = None
-    """Sent as ``Authorization: Bearer <key>``."""
+    """Sent as ``Authorization: Bearer <key>``; default: the key in ``key_file``."""
+    key_file: str | None = None
+    """Where ``--enroll`` saves this host's key (mode 0600) and the agent reads it from;
+    default ``agent.key`` beside the spool directory."""
     timeout: float = field(default=10.0, metadata={"min": 0.1, "max": 300.0})
     max_batch_snapshots: int = field(default=200, metadata={"min": 1, "max": 10_000})
     """Oldest snapshots per request: 200 keeps the agent's peak memory while draining flat."""

@@ -7,7 +7,8 @@ table into one ``HostBatch``, and POSTs an ``IngestRequest`` (protobuf, gzip, be
 
 - 2xx: the records leave the spool (counted ``sent``);
 - 429 / 503 with ``Retry-After``: the same body again after at least that long;
-- 5xx, 429/503 without the header, connection errors and timeouts: the same body again after an
+- 5xx, 429/503 without the header, 401 (no valid agent key yet: enroll or re-enroll the host,
+  the snapshots wait in the spool), connection errors and timeouts: the same body again after an
   exponential, jittered backoff (1 s doubling to 60 s by default), counted ``retried``;
 - any other status: never resent; logged with the server's reason, counted ``rejected``.
 
@@ -261,7 +262,7 @@ class Shipper:
                 after = min(after, self.settings.retry_after_max)
                 return _Outcome("retry", jitter_after(after, self._rng), detail)
             return _Outcome("retry", self._backoff.next_delay(), detail)
-        if status >= 500 or status < 200 or 300 <= status < 400:
+        if status >= 500 or status < 200 or 300 <= status < 400 or status == 401:
             return _Outcome("retry", self._backoff.next_delay(), detail)
         return _Outcome("rejected", 0.0, detail)
 

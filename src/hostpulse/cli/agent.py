@@ -13,7 +13,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from hostpulse.agent.config import AgentSettings
 
 EXIT_CONFIG = 2
 
@@ -47,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
         "itself); default: the system's CAs",
     )
     p.add_argument("--spool-dir", metavar="DIR", help="on-disk buffer for unsent snapshots")
+    p.add_argument(
+        "--enroll",
+        metavar="TOKEN",
+        help="exchange this enrollment token (from the server's admin) for the host's agent "
+        "key, save it to the key file, then run",
+    )
+    p.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="this host's agent key (default: agent.key beside the spool directory)",
+    )
     p.add_argument("--host-id", metavar="ID", help="host identifier (default /etc/machine-id)")
     p.add_argument(
         "--label", "-l", action="append", metavar="NAME=VALUE", help="host label (repeat)"
@@ -79,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         "shipper.server": args.server,
         "shipper.ca_file": args.ca,
         "spool.dir": args.spool_dir,
+        "shipper.key_file": args.key_file,
         "host_id": args.host_id,
         "log.level": args.log_level,
         "log.file": args.log_file,
@@ -95,6 +110,11 @@ def _run(args: argparse.Namespace) -> int:
         setup_logging(settings.log)
     except OSError as exc:
         return _fail(f"configuration error: log.file: cannot open it: {exc.strerror}")
+
+    if args.enroll:
+        code = _enroll(settings, args.enroll)
+        if code:
+            return code
 
     from hostpulse.agent.service import ListenError, collect_once, serve
     from hostpulse.agent.spool import SpoolError
@@ -113,4 +133,25 @@ def _run(args: argparse.Namespace) -> int:
         )
     except SpoolError as exc:
         return _fail(f"spool.dir: {exc}")
+    return 0
+
+
+def _enroll(settings: AgentSettings, token: str) -> int:
+    """Exchange ``token`` for this host's key and save it (mode 0600); 0 or the exit status."""
+    import logging
+    import socket
+
+    from hostpulse.agent.enroll import EnrollError, key_path, request_key, save_key
+    from hostpulse.agent.snapshot import resolve_host_id
+
+    host_id = resolve_host_id(settings.host_id)
+    path = key_path(settings.shipper, settings.spool)
+    try:
+        key = request_key(settings.shipper, token, host_id, socket.gethostname())
+        save_key(path, key)
+    except EnrollError as exc:
+        return _fail(f"enrollment failed: {exc}")
+    except OSError as exc:
+        return _fail(f"shipper.key_file: cannot write {path}: {exc.strerror}")
+    logging.getLogger(__name__).info("enrolled host %s; its agent key is in %s", host_id, path)
     return 0

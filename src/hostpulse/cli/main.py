@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hostpulse import __version__
-from hostpulse.cli import agent_cmd, db, top
+from hostpulse.cli import agent_cmd, db, keys, top, user
 from hostpulse.cli.server import server as server_command
 from hostpulse.cli.simulate import simulate as simulate_command
 from hostpulse.cli.up import up as up_command
@@ -23,6 +23,9 @@ app.command("server")(server_command)
 app.command("simulate")(simulate_command)
 app.command("up")(up_command)
 app.add_typer(db.app, name="db")
+app.add_typer(user.app, name="user")
+app.add_typer(keys.tokens, name="token")
+app.add_typer(keys.keys, name="key")
 
 
 @app.callback()

@@ -43,6 +43,15 @@ CorsOpt = Annotated[
     ),
 ]
 LogOpt = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning [info].")]
+AdminPasswordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--admin-password",
+        help="Password of the first admin (first start only; at least 12 characters). "
+        "Default: a random one, printed once. Also HOSTPULSE_ADMIN_PASSWORD.",
+        show_default=False,
+    ),
+]
 
 
 def load_settings(**overrides: Any) -> ServerSettings:
@@ -85,8 +94,10 @@ def server(
     tls_key: TlsKeyOpt = None,
     cors_origins: CorsOpt = None,
     log_level: LogOpt = None,
+    admin_password: AdminPasswordOpt = None,
 ) -> None:
-    """Run the hostpulse server (API docs at /docs)."""
+    """Run the hostpulse server (API docs at /docs). The first start creates the user admin
+    and prints its password once (or takes --admin-password)."""
     from hostpulse.server.run import serve
 
     settings = load_settings(
@@ -102,6 +113,7 @@ def server(
         tls_key=tls_key,
         cors_origins=cors_origins,
         log_level=log_level,
+        admin_password=admin_password,
     )
     setup_logging(settings.log_level)
 

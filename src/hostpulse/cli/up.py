@@ -12,6 +12,7 @@ from types import FrameType
 import typer
 
 from hostpulse.cli.server import (
+    AdminPasswordOpt,
     DataOpt,
     HostOpt,
     LogOpt,
@@ -55,8 +56,10 @@ def up(
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     log_level: LogOpt = None,
+    admin_password: AdminPasswordOpt = None,
 ) -> None:
-    """Start the server with this machine's agent and print the URL."""
+    """Start the server with this machine's agent and print the URL. The first start creates
+    the user admin and prints its password once (or takes --admin-password)."""
     settings = load_settings(
         host=host,
         port=port,
@@ -64,17 +67,23 @@ def up(
         tls_cert=tls_cert,
         tls_key=tls_key,
         log_level=log_level,
+        admin_password=admin_password,
     )
     setup_logging(settings.log_level)
     from hostpulse.agent.delivery import LocalAgent
+    from hostpulse.agent.snapshot import resolve_host_id
+    from hostpulse.server.auth.offline import issue_key
 
     # over TLS the local agent trusts exactly the server's own certificate (pinned; the
     # loopback address need not be among the names it was issued for)
     pinned = str(settings.tls_cert) if settings.tls else None
-    local = LocalAgent(Path(settings.data_dir) / "spool", pinned_cert=pinned)
+    host_id = resolve_host_id(None)
+    local = LocalAgent(Path(settings.data_dir) / "spool", pinned_cert=pinned, host_id=host_id)
 
-    async def start_local(url: str, _settings: ServerSettings) -> None:
-        local.start(url)
+    async def start_local(url: str, settings: ServerSettings) -> None:
+        # the local agent gets this host's key directly from the database (a new one at each
+        # start; the previous one stops working): no token to copy around
+        local.start(url, api_key=await issue_key(settings, host_id))
 
     # uvicorn re-raises the SIGTERM it caught once the server has stopped: with a Python handler
     # in place that ends run_up here (rather than killing the process), so the agent is stopped

@@ -9,12 +9,16 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from hostpulse import __version__
 from hostpulse.server import edge
 from hostpulse.server.alerting import observer, running_alerts
-from hostpulse.server.api import alerts, health, hosts, ingest, metrics, ws
+from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
+from hostpulse.server.auth.deps import require
+from hostpulse.server.auth.lifecycle import Announce, announce_on_terminal, running_auth
+from hostpulse.server.auth.offline import config_of
+from hostpulse.server.auth.roles import Role
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.fast_ingest import IngestFastPath
 from hostpulse.server.ingest_service import IngestLimits, IngestService
@@ -76,10 +80,12 @@ def create_app(
     clock: Callable[[], float] = time.time,
     *,
     fast_ingest: bool = True,
+    announce: Announce = announce_on_terminal,
 ) -> FastAPI:
     """The server. Without ``store`` the app opens (and closes) the one the settings name; a
     store passed in is used as is and its caller starts and closes it. ``fast_ingest=False``
-    serves ingest through the framework route only (same behaviour, more overhead)."""
+    serves ingest through the framework route only (same behaviour, more overhead).
+    ``announce`` shows the first admin's generated password (first start only)."""
     cfg = settings or ServerSettings()
     hub = LiveHub(outbox=cfg.live_outbox, heartbeat_s=cfg.live_heartbeat, clock=clock)
 
@@ -92,6 +98,17 @@ def create_app(
         ingest_service = IngestService(st, limits_from(cfg), clock)
         ingest_service.listeners.append(lambda request, _signatures: hub.publish(request))
         resources = contextlib.AsyncExitStack()
+        admin_password = cfg.admin_password.get_secret_value() if cfg.admin_password else None
+        app.state.auth = await resources.enter_async_context(
+            running_auth(
+                config_of(cfg),
+                st.url,
+                cfg.data_dir,
+                admin_password=admin_password,
+                announce=announce,
+                clock=clock,
+            )
+        )
         if cfg.alerts_enabled:
             alert_service = await resources.enter_async_context(running_alerts(cfg, st.url))
             ingest_service.listeners.append(observer(alert_service))
@@ -119,8 +136,13 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, ingest, hosts, metrics, alerts, ws):
+    # public: health, ready, login/refresh/logout, enroll; every other route checks who calls
+    # (docs/security.md has the table); the OpenAPI schema stays public like /docs
+    viewer = [Depends(require(Role.viewer))]
+    for module in (health, auth, users, agent_keys, ingest, alerts, ws):
         api.include_router(module.router)
+    for module in (hosts, metrics):
+        api.include_router(module.router, dependencies=viewer)
     app.include_router(api)
     if fast_ingest:
         app.add_middleware(IngestFastPath, path=f"{API_PREFIX}/ingest")

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hostpulse.store.types import Retention
@@ -118,13 +118,48 @@ class ServerSettings(BaseSettings):
     web_dir: Path | None = Field(
         default=None, description="Serve the dashboard from here instead of the bundled build."
     )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the first admin, used only when the database has no user yet "
+        "(default: a random one printed once). At least 12 characters.",
+    )
+    agent_rate_limit: int = Field(
+        default=100, gt=0, description="Requests per agent key per rate_limit_window (429 above)."
+    )
+    user_rate_limit: int = Field(
+        default=1200, gt=0, description="Requests per user per rate_limit_window (429 above)."
+    )
+    rate_limit_window: float = Field(
+        default=60, gt=0, description="Window of the rate limits, in seconds (1m)."
+    )
+    access_token_ttl: float = Field(
+        default=900, ge=30, le=86400, description="Lifetime of an access token (15m)."
+    )
+    refresh_token_ttl: float = Field(
+        default=30 * 86400, ge=60, description="Lifetime of a refresh token (30d)."
+    )
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 12:
+            raise ValueError("must be at least 12 characters")
+        return value
 
     @field_validator("retention_raw", "retention_minute", "retention_hour", mode="before")
     @classmethod
     def _duration(cls, value: str | float | int) -> float:
         return parse_duration(value)
 
-    @field_validator("max_future", "maintenance_interval", "live_heartbeat", mode="before")
+    @field_validator(
+        "max_future",
+        "maintenance_interval",
+        "live_heartbeat",
+        "rate_limit_window",
+        "access_token_ttl",
+        "refresh_token_ttl",
+        mode="before",
+    )
     @classmethod
     def _seconds(cls, value: str | float | int) -> float:
         return parse_duration(value)

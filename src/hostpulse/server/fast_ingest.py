@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hostpulse.server.auth.ingest_guard import IngestDenied, ingest_host
 from hostpulse.server.ingest_service import IngestError
 from hostpulse.server.state import AppState
 
@@ -33,6 +34,11 @@ class IngestFastPath:
         state: AppState = scope["app"].state.hp
         headers = {k: v for k, v in scope["headers"]}
         limit = state.ingest.limits.max_body_bytes
+        try:  # the same key + host check as the route (auth/ingest_guard.py)
+            host_id = await ingest_host(scope["app"].state, headers.get(b"authorization"))
+        except IngestDenied as exc:
+            await _answer(send, exc.status, {"detail": exc.reason}, exc.headers)
+            return
         try:
             body = await _read(receive, headers.get(b"content-length"), limit)
             if body is None:  # the client went away
@@ -41,6 +47,7 @@ class IngestFastPath:
                 body,
                 _text(headers.get(b"content-type")),
                 _text(headers.get(b"content-encoding")),
+                only_host=host_id,
             )
         except IngestError as exc:
             await _answer(send, exc.status, {"detail": exc.reason}, exc.headers)

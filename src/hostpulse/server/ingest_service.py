@@ -265,7 +265,11 @@ class IngestService:
             self.registry.release(host_id, new)
 
     async def ingest_body(
-        self, body: bytes, content_type: str | None, encoding: str | None
+        self,
+        body: bytes,
+        content_type: str | None,
+        encoding: str | None,
+        only_host: str | None = None,
     ) -> IngestResult:
         """Decode, validate and store one request body (IngestError when refused; 503 with
         Retry-After when the server is overloaded, before any work is done)."""
@@ -275,11 +279,13 @@ class IngestService:
         except Overloaded as exc:
             raise IngestError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
         try:
-            return await self.ingest(decode(body, content_type, encoding, self.limits))
+            return await self.ingest(decode(body, content_type, encoding, self.limits), only_host)
         finally:
             self.admission.leave(size)
 
-    async def ingest(self, request: IngestRequest) -> IngestResult:
+    async def ingest(self, request: IngestRequest, only_host: str | None = None) -> IngestResult:
+        """Store ``request``; with ``only_host`` (the agent key's host) every batch must be
+        that host's, else IngestError(403) and nothing is stored."""
         now_ms = int(self._clock() * 1000)
         per_host: dict[str, list[SeriesKey]] = {}
         signatures: list[bytes] = []  # of each batch
@@ -293,6 +299,10 @@ class IngestService:
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
             validate_snapshots(batch, now_ms, self.limits)
+        if only_host is not None:  # after validation: a bad body is 422 whoever sends it
+            for batch in request.batches:
+                if batch.host.host_id != only_host:
+                    raise IngestError(403, f"this key may only push for host {only_host}")
         reserved: list[tuple[str, set[SeriesKey]]] = []
         try:
             for host_id, keys in per_host.items():

@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from hostpulse.server.app import create_app
+from hostpulse.server.auth import redact
 from hostpulse.server.config import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
         ssl_certfile=str(settings.tls_cert) if settings.tls else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls else None,
     )
+    # uvicorn (re)configures its loggers in Config(): filter them afterwards
+    redact.install()
     return uvicorn.Server(config)
 
 

@@ -1,10 +1,16 @@
 """A real server on a loopback port in a background thread, for tests of the server and of its
 clients (simulator, dashboard, alerts). It runs uvicorn with its own event loop; ``call`` runs a
-coroutine on that loop (to read the store directly while the server runs)."""
+coroutine on that loop (to read the store directly while the server runs).
+
+Every route but health/login needs credentials: ``srv.headers("viewer")`` (or ``"editor"``,
+``"admin"``) signs in a real user of that role (created through the API on first use) and
+``srv.agent_headers("web-1")`` enrolls that host through the API and returns its agent key's
+header. The first admin's password is ``srv.admin_password`` (random per server)."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import ssl
 import subprocess
 import threading
@@ -38,6 +44,51 @@ class Clock:
         self.offset += seconds
 
 
+def login(url: str, username: str, password: str) -> dict[str, Any]:
+    """``POST /api/v1/auth/login`` on the server at ``url``; the TokensOut body."""
+    r = httpx.post(
+        f"{url}/api/v1/auth/login", json={"username": username, "password": password}, timeout=30
+    )
+    r.raise_for_status()
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def enrollment_token(
+    url: str,
+    admin_token: str,
+    host_id: str | None = None,
+    *,
+    ttl_seconds: int = 3600,
+    single_use: bool = True,
+) -> str:
+    """A new enrollment token, created by an admin through the API."""
+    r = httpx.post(
+        f"{url}/api/v1/enrollment-tokens",
+        json={"host_id": host_id, "ttl_seconds": ttl_seconds, "single_use": single_use},
+        headers={"authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    )
+    r.raise_for_status()
+    token: str = r.json()["token"]
+    return token
+
+
+def enroll(url: str, host_id: str, token: str) -> str:
+    """``POST /api/v1/agent/enroll``: the host's new agent key."""
+    r = httpx.post(
+        f"{url}/api/v1/agent/enroll", json={"token": token, "host_id": host_id}, timeout=30
+    )
+    r.raise_for_status()
+    key: str = r.json()["key"]
+    return key
+
+
+def agent_key(url: str, admin_token: str, host_id: str) -> str:
+    """Enroll ``host_id`` with a single-use token bound to it: its agent key."""
+    return enroll(url, host_id, enrollment_token(url, admin_token, host_id))
+
+
 class LiveServer:
     """``with LiveServer(tmp_path) as srv: httpx.get(srv.url + "/api/v1/health")``."""
 
@@ -51,7 +102,21 @@ class LiveServer:
     ) -> None:
         self.fast_ingest = fast_ingest
         settings.setdefault("maintenance_interval", 3600)
+        # tests push and read far more often than a real agent or user; the limits have their
+        # own tests with small values (tests/server/security/test_rate_limits.py)
+        settings.setdefault("agent_rate_limit", 1_000_000)
+        settings.setdefault("user_rate_limit", 1_000_000)
+        if "admin_password" not in settings:
+            settings["admin_password"] = "pw-" + secrets.token_urlsafe(16)
         self.settings = ServerSettings(host="127.0.0.1", port=0, data_dir=data_dir, **settings)
+        pw = self.settings.admin_password
+        self.admin_password: str | None = pw.get_secret_value() if pw is not None else None
+        self.passwords: dict[str, str] = {}
+        """Password of each user created through ``token``."""
+        self.announced: list[str] = []
+        """Passwords shown by the first start (only when no admin_password was set)."""
+        self._tokens: dict[str, str] = {}
+        self._keys: dict[str, str] = {}
         self.clock: Callable[[], float] = clock or Clock()
         self._sock = bind("127.0.0.1", 0)
         self.url = url_of(self._sock, self.settings.tls)
@@ -85,7 +150,13 @@ class LiveServer:
         await store.start()
         self._store = store
         try:
-            app = create_app(self.settings, store, self.clock, fast_ingest=self.fast_ingest)
+            app = create_app(
+                self.settings,
+                store,
+                self.clock,
+                fast_ingest=self.fast_ingest,
+                announce=self.announced.append,
+            )
             self.app = app
             self._server = uvicorn_server(app, self.settings)
             serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
@@ -121,6 +192,58 @@ class LiveServer:
         if self._thread.is_alive():
             self._thread.join(START_TIMEOUT_S)
         self._sock.close()
+
+    # -- credentials ----------------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """``POST /api/v1/auth/login``; the TokensOut body (raises on a refusal)."""
+        return login(self.url, username, password)
+
+    def token(self, role: str = "admin") -> str:
+        """An access token of a user with ``role`` (``admin`` is the first admin; ``viewer``
+        and ``editor`` users of those names are created through the API on first use)."""
+        if role not in self._tokens:
+            if role == "admin":
+                assert self.admin_password is not None, "no admin password known"
+                password = self.admin_password
+                self.passwords["admin"] = password
+            else:
+                password = "pw-" + secrets.token_urlsafe(16)
+                r = httpx.post(
+                    f"{self.url}/api/v1/users",
+                    json={"username": role, "password": password, "role": role},
+                    headers=self.headers("admin"),
+                    timeout=30,
+                )
+                r.raise_for_status()
+                self.passwords[role] = password
+            self._tokens[role] = self.login(role, password)["access_token"]
+        return self._tokens[role]
+
+    def headers(self, role: str = "admin") -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token(role)}"}
+
+    def agent_key(self, host_id: str) -> str:
+        """The agent key of ``host_id``, enrolled through the API (an admin's enrollment token
+        bound to the host, exchanged at ``POST /api/v1/agent/enroll``) on first use."""
+        if host_id not in self._keys:
+            self._keys[host_id] = self.enroll(host_id, self.enrollment_token(host_id))
+        return self._keys[host_id]
+
+    def enrollment_token(
+        self, host_id: str | None = None, *, ttl_seconds: int = 3600, single_use: bool = True
+    ) -> str:
+        return enrollment_token(
+            self.url, self.token("admin"), host_id, ttl_seconds=ttl_seconds, single_use=single_use
+        )
+
+    def enroll(self, host_id: str, token: str) -> str:
+        """Exchange ``token`` for ``host_id``'s key (which ``agent_headers`` then uses)."""
+        self._keys[host_id] = key = enroll(self.url, host_id, token)
+        return key
+
+    def agent_headers(self, host_id: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.agent_key(host_id)}"}
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the server's loop and return its result."""

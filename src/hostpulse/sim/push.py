@@ -1,4 +1,8 @@
-"""Push simulated hosts to a server: live (one snapshot per host per interval) or back-filled."""
+"""Push simulated hosts to a server: live (one snapshot per host per interval) or back-filled.
+
+Each simulated host is an agent of its own: it enrolls with an enrollment token
+(``enroll_hosts``, a multi-use token for a fleet) and pushes only its own batches with its own
+key, as real agents do; there is no key that may speak for several hosts."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -18,6 +22,13 @@ from hostpulse.sim.model import SimHost, make_profile
 
 logger = logging.getLogger(__name__)
 INGEST_PATH = "/api/v1/ingest"
+ENROLL_PATH = "/api/v1/agent/enroll"
+Keys = Mapping[str, str]
+"""host_id -> that host's agent key."""
+
+
+class EnrollError(Exception):
+    pass
 
 
 @dataclass(slots=True)
@@ -31,12 +42,39 @@ def make_hosts(count: int, seed: int = 0) -> list[SimHost]:
     return [SimHost(make_profile(i, seed), seed) for i in range(count)]
 
 
+async def enroll_hosts(
+    client: httpx.AsyncClient, hosts: list[SimHost], token: str, *, concurrency: int = 8
+) -> dict[str, str]:
+    """Enroll every host with ``token`` (multi-use for more than one host): their keys."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(host: SimHost) -> tuple[str, str]:
+        async with sem:
+            r = await client.post(ENROLL_PATH, json={"token": token, "host_id": host.host_id})
+        if r.status_code != 201:
+            detail = r.json().get("detail") if r.content else ""
+            raise EnrollError(f"enrolling {host.host_id}: HTTP {r.status_code}: {detail}")
+        return host.host_id, str(r.json()["key"])
+
+    return dict(await asyncio.gather(*(one(h) for h in hosts)))
+
+
 async def post(
-    client: httpx.AsyncClient, request: IngestRequest, stats: PushStats, *, retries: int = 3
+    client: httpx.AsyncClient,
+    request: IngestRequest,
+    stats: PushStats,
+    key: str,
+    *,
+    retries: int = 3,
 ) -> None:
+    """POST ``request`` (batches of one host) with that host's ``key``."""
     body = codec.encode(request, encoding="gzip")
     samples = sum(len(s.values) for b in request.batches for s in b.snapshots)
-    headers = {"content-type": PROTOBUF_CONTENT_TYPE, "content-encoding": "gzip"}
+    headers = {
+        "content-type": PROTOBUF_CONTENT_TYPE,
+        "content-encoding": "gzip",
+        "authorization": f"Bearer {key}",
+    }
     for attempt in range(retries + 1):
         try:
             resp = await client.post(INGEST_PATH, content=body, headers=headers)
@@ -48,6 +86,10 @@ async def post(
                 stats.samples += samples
                 return
             logger.warning("server refused a batch: %s %s", resp.status_code, resp.text[:300])
+            after = resp.headers.get("retry-after")
+            if resp.status_code == 429 and after is not None and after.isdigit():
+                await asyncio.sleep(min(60.0, float(after)))
+                continue
             if resp.status_code < 500:
                 break
         await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
@@ -61,6 +103,7 @@ async def backfill(
     end_ms: int,
     interval: float,
     *,
+    keys: Keys,
     chunk: int = 60,
     concurrency: int = 4,
 ) -> PushStats:
@@ -71,9 +114,9 @@ async def backfill(
     sem = asyncio.Semaphore(concurrency)
     pending: set[asyncio.Task[None]] = set()
 
-    async def send(req: IngestRequest) -> None:
+    async def send(req: IngestRequest, key: str) -> None:
         async with sem:
-            await post(client, req, stats)
+            await post(client, req, stats, key)
 
     t = start_ms
     seq = 0
@@ -83,7 +126,7 @@ async def backfill(
             req = IngestRequest(batches=[host_batch(h, ts, interval, sequence_start=seq)])
             while len(pending) >= concurrency * 2:
                 _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            pending.add(asyncio.create_task(send(req)))
+            pending.add(asyncio.create_task(send(req, keys[h.host_id])))
         t += chunk * step
         seq += len(ts)
     if pending:
@@ -97,31 +140,28 @@ async def run_live(
     interval: float,
     duration: float | None,
     *,
-    hosts_per_request: int = 20,
+    keys: Keys,
+    concurrency: int = 16,
     clock: Callable[[], float] = time.time,
     stop: asyncio.Event | None = None,
 ) -> PushStats:
-    """One snapshot per host every ``interval`` seconds until ``duration`` or ``stop``."""
+    """One snapshot per host every ``interval`` seconds until ``duration`` or ``stop`` (one
+    request per host, with its key; at most ``concurrency`` in flight)."""
     stats = PushStats()
     stop = stop or asyncio.Event()
+    sem = asyncio.Semaphore(concurrency)
     started = clock()
     tick = 0
     while not stop.is_set() and (duration is None or clock() - started < duration):
         now_ms = int(clock() * 1000)
         ts = np.array([now_ms], dtype=np.int64)
-        groups = [hosts[i : i + hosts_per_request] for i in range(0, len(hosts), hosts_per_request)]
-        await asyncio.gather(
-            *(
-                post(
-                    client,
-                    IngestRequest(
-                        batches=[host_batch(h, ts, interval, sequence_start=tick) for h in g]
-                    ),
-                    stats,
-                )
-                for g in groups
-            )
-        )
+
+        async def send(h: SimHost, ts: np.ndarray = ts, tick: int = tick) -> None:
+            req = IngestRequest(batches=[host_batch(h, ts, interval, sequence_start=tick)])
+            async with sem:
+                await post(client, req, stats, keys[h.host_id])
+
+        await asyncio.gather(*(send(h) for h in hosts))
         tick += 1
         next_at = started + tick * interval
         delay = max(0.0, next_at - clock())

@@ -26,6 +26,7 @@ from hostpulse.store.types import Tier
 
 HOSTPULSE = str(Path(sys.executable).with_name("hostpulse"))
 HOST_ID = "delivery-test-host"
+ADMIN_PASSWORD = "delivery-" + os.urandom(8).hex()
 METRIC = "memory_used_bytes"  # present in every snapshot (memory runs at the agent interval)
 
 
@@ -100,7 +101,7 @@ def start_server(data_dir: Path, port: int, log: Path, *extra: str, ca: Path | N
             *extra,
         ],
         log,
-        clean_env(),
+        clean_env(HOSTPULSE_ADMIN_PASSWORD=ADMIN_PASSWORD),
     )
     deadline = time.monotonic() + 60
     scheme = "https" if ca is not None else "http"
@@ -118,9 +119,28 @@ def start_server(data_dir: Path, port: int, log: Path, *extra: str, ca: Path | N
         time.sleep(0.1)
 
 
-def start_agent(server_url: str, spool_dir: Path, log: Path, *extra: str, **env: str) -> Proc:
+def enrollment_token(server_url: str, host_id: str = HOST_ID) -> str:
+    """A single-use token for ``host_id``, created by the admin through the API."""
+    from hostpulse.server.testing import enrollment_token as create
+    from hostpulse.server.testing import login
+
+    admin = login(server_url, "admin", ADMIN_PASSWORD)["access_token"]
+    return create(server_url, admin, host_id)
+
+
+def host_key(server_url: str, host_id: str = HOST_ID) -> str:
+    """Enroll ``host_id`` through the API: its agent key."""
+    from hostpulse.server.testing import enroll
+
+    return enroll(server_url, host_id, enrollment_token(server_url, host_id))
+
+
+def start_agent(
+    server_url: str, spool_dir: Path, log: Path, *extra: str, enroll: str | None = None, **env: str
+) -> Proc:
     """An agent collecting every second and shipping to ``server_url``; short backoff so a
-    test does not wait a minute after an outage."""
+    test does not wait a minute after an outage. ``enroll``: an enrollment token the agent
+    exchanges for its key first (saved beside the spool, used by the next starts too)."""
     settings = {
         "HOSTPULSE_SHIPPER__BACKOFF_MAX": "2",
         "HOSTPULSE_SHIPPER__TIMEOUT": "5",
@@ -143,6 +163,7 @@ def start_agent(server_url: str, spool_dir: Path, log: Path, *extra: str, **env:
             "--log-level",
             "info",
             *extra,
+            *(["--enroll", enroll] if enroll else []),
         ],
         log,
         clean_env(**settings),

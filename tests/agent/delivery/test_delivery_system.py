@@ -15,7 +15,9 @@ from delivery_helpers import PLAIN, make_batch
 from system_helpers import (
     HOST_ID,
     CuttingProxy,
+    enrollment_token,
     free_port,
+    host_key,
     spool_state,
     start_agent,
     start_server,
@@ -50,7 +52,7 @@ def test_server_outage_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> N
     url = f"http://127.0.0.1:{port}"
     data, spool = tmp_path / "data", tmp_path / "spool"
     server = start_server(data, port, tmp_path / "server.log")
-    agent = start_agent(url, spool, tmp_path / "agent.log")
+    agent = start_agent(url, spool, tmp_path / "agent.log", enroll=enrollment_token(url))
     try:
         time.sleep(4)  # shipping live
         server.terminate()
@@ -78,6 +80,7 @@ def test_agent_sigkilled_at_random_points_loses_at_most_the_last_second(tmp_path
     data, spool = tmp_path / "data", tmp_path / "spool"
     runs: list[tuple[float, float]] = []  # wall clock: agent started, agent killed
     server = start_server(data, port, tmp_path / "server.log")
+    token: str | None = enrollment_token(url)  # the first run enrolls, the others reuse the key
     try:
         for i in range(KILLS):
             down = (i // 5) % 2 == 1  # five kills with the server up, five with it down, ...
@@ -86,7 +89,8 @@ def test_agent_sigkilled_at_random_points_loses_at_most_the_last_second(tmp_path
             if not down and not server.alive:
                 server = start_server(data, port, tmp_path / "server.log")
             started = time.time()
-            agent = start_agent(url, spool, tmp_path / "agent.log")
+            agent = start_agent(url, spool, tmp_path / "agent.log", enroll=token)
+            token = None
             time.sleep(rng.uniform(1.2, 2.5))
             agent.kill()  # SIGKILL, at a random point of the agent's second
             runs.append((started, time.time()))
@@ -119,7 +123,9 @@ def test_a_lost_response_from_the_real_server_stores_nothing_twice(tmp_path: Pat
     server = start_server(data, port, tmp_path / "server.log")
     proxy = CuttingProxy(port, cut=1)
     spool = Spool(SpoolSettings(dir=str(tmp_path / "spool")))
-    shipper = Shipper(ShipperSettings(server=proxy.url, backoff_min=0.05, backoff_max=0.2), spool)
+    key = host_key(f"http://127.0.0.1:{port}")
+    settings = ShipperSettings(server=proxy.url, api_key=key, backoff_min=0.05, backoff_max=0.2)
+    shipper = Shipper(settings, spool)
     now = int(time.time() * 1000)
     batches = [make_batch(now - 3000 + 1000 * i, host=HOST_ID, seq=i) for i in range(3)]
     try:

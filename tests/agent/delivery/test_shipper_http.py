@@ -66,6 +66,23 @@ def test_a_400_is_never_resent_and_counted_as_rejected(
     assert (stats.rejected, stats.sent, stats.retried) == (1, 1, 0)
 
 
+def test_a_401_keeps_the_snapshots_and_retries_until_the_key_is_accepted(
+    receiver: Receiver, make_agent: MakeAgent
+) -> None:
+    """No valid key yet (a revoked key, a host not enrolled): the snapshots wait in the spool
+    and are sent once the server accepts the key, never dropped as rejected."""
+    receiver.script = [Step(401, body=b'{"detail": "invalid or revoked agent key"}'), Step(200)]
+    shipper = make_agent(receiver.url).start()
+    shipper.put(make_batch(1_000))
+    arrivals = receiver.wait_for(2)
+    assert arrivals[0].raw == arrivals[1].raw
+    deadline = time.monotonic() + 5
+    while shipper.stats().spool_snapshots and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stats = shipper.stats()
+    assert (stats.sent, stats.retried, stats.rejected) == (1, 1, 0)
+
+
 def test_the_server_reason_for_a_refusal_is_logged(
     receiver: Receiver, make_agent: MakeAgent, caplog: object
 ) -> None:

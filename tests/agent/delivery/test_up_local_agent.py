@@ -12,10 +12,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from system_helpers import HOSTPULSE, clean_env
+from system_helpers import ADMIN_PASSWORD, HOSTPULSE, clean_env
 
 from hostpulse.agent.delivery_settings import SpoolSettings
 from hostpulse.agent.spool import Spool
+from hostpulse.server.testing import login
 
 URL = re.compile(r"hostpulse is up: (http://\S+)")
 
@@ -27,7 +28,7 @@ def test_up_runs_the_server_with_the_local_agent_shipping_to_it(tmp_path: Path) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=clean_env(PYTHONUNBUFFERED="1"),
+        env=clean_env(PYTHONUNBUFFERED="1", HOSTPULSE_ADMIN_PASSWORD=ADMIN_PASSWORD),
     )
     assert proc.stdout is not None
     try:
@@ -40,10 +41,14 @@ def test_up_runs_the_server_with_the_local_agent_shipping_to_it(tmp_path: Path) 
                 assert line, f"up exited with {proc.wait()}"
                 m = URL.search(line)
                 url = m.group(1) if m else ""
+        token = login(url, "admin", ADMIN_PASSWORD)["access_token"]
         hosts: list[dict[str, object]] = []
         while not hosts:
             assert time.monotonic() < deadline, "the local agent never reached the server"
-            with urllib.request.urlopen(f"{url}/api/v1/hosts", timeout=5) as r:
+            req = urllib.request.Request(
+                f"{url}/api/v1/hosts", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(req, timeout=5) as r:
                 hosts = json.loads(r.read())
             time.sleep(0.2)
         assert hosts[0]["hostname"] == os.uname().nodename

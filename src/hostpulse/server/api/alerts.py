@@ -19,6 +19,7 @@ from hostpulse.alerts.rules import silence_active
 from hostpulse.alerts.schema import AnyRule, Rule, SilenceSpec
 from hostpulse.alerts.service import MASK, AlertService, Entry
 from hostpulse.alerts.types import AlertInstance, Notification
+from hostpulse.server.auth.deps import EditorDep, method_role
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The request cannot be carried out as given."},
@@ -26,7 +27,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "An entry with that id exists already."},
     503: {"description": "Alerts are not running on this server."},
 }
-router = APIRouter(prefix="/alerts", tags=["alerts"], responses=_ERRORS)
+# reads need a viewer, writes (rules, channels, silences, acks, test sends) an editor
+router = APIRouter(
+    prefix="/alerts", tags=["alerts"], responses=_ERRORS, dependencies=[Depends(method_role)]
+)
 
 
 def get_alerts(request: Request) -> AlertService:
@@ -320,10 +324,14 @@ async def active_alerts(alerts: Alerts) -> list[AlertOut]:
 
 
 @router.post("/active/{alert_id}/ack", response_model=AlertOut)
-async def acknowledge(alert_id: str, alerts: Alerts, body: AckIn | None = None) -> AlertOut:
-    """Acknowledge a firing alert: repeats stop, others see who took it."""
+async def acknowledge(
+    alert_id: str, alerts: Alerts, user: EditorDep, body: AckIn | None = None
+) -> AlertOut:
+    """Acknowledge a firing alert: repeats stop, others see who took it (recorded as the
+    signed-in user; ``by`` in the body is ignored)."""
+    del body
     try:
-        inst = await alerts.acknowledge(alert_id, (body or AckIn()).by)
+        inst = await alerts.acknowledge(alert_id, user.username)
     except AlertsError as exc:
         raise _http_error(exc) from None
     return _alert_out(alerts, inst)

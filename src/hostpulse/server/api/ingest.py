@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException, Request
 from hostpulse.protocol import JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE
 from hostpulse.server.api.deps import StateDep
 from hostpulse.server.api.models import IngestAccepted, Problem
+from hostpulse.server.auth.deps import Credentials
+from hostpulse.server.auth.ingest_guard import IngestDenied, ingest_host
 from hostpulse.server.ingest_service import IngestError
 
 router = APIRouter(tags=["ingest"])
@@ -30,9 +32,12 @@ _BODY_DOC = {
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": Problem, "description": "Malformed or corrupt body."},
+    401: {"model": Problem, "description": "No valid agent key."},
+    403: {"model": Problem, "description": "A batch of another host than the key's, or a user."},
     413: {"model": Problem, "description": "Body over the size limit (sent or decompressed)."},
     415: {"model": Problem, "description": "Content-Type or Content-Encoding not supported."},
     422: {"model": Problem, "description": "Invalid content; nothing was stored."},
+    429: {"model": Problem, "description": "The key's rate limit; see Retry-After."},
     503: {
         "model": Problem,
         "description": "Overloaded: nothing was stored; send again after `Retry-After` seconds.",
@@ -69,15 +74,23 @@ async def _read_body(request: Request, limit: int) -> bytes:
     openapi_extra=_BODY_DOC,
     summary="Store a batch of snapshots",
 )
-async def ingest(request: Request, state: StateDep) -> IngestAccepted:
-    """Validates the whole request and stores all of it or nothing. Idempotent per
+async def ingest(request: Request, state: StateDep, _creds: Credentials) -> IngestAccepted:
+    """Needs the host's agent key (``Authorization: Bearer hpk_...``); every batch must be that
+    host's. Validates the whole request and stores all of it or nothing. Idempotent per
     (host, series, timestamp): samples already stored are counted as duplicates. The answer is
     sent once the data is durable."""
+    try:
+        host_id = await ingest_host(request.app.state, request.headers.get("authorization"))
+    except IngestDenied as exc:
+        raise HTTPException(exc.status, exc.reason, headers=exc.headers or None) from None
     limits = state.ingest.limits
     body = await _read_body(request, limits.max_body_bytes)
     try:
         result = await state.ingest.ingest_body(
-            body, request.headers.get("content-type"), request.headers.get("content-encoding")
+            body,
+            request.headers.get("content-type"),
+            request.headers.get("content-encoding"),
+            only_host=host_id,
         )
     except IngestError as exc:
         raise HTTPException(exc.status, exc.reason, headers=exc.headers) from None

@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 
+from hostpulse.server.auth.deps import websocket_user
 from hostpulse.server.live import (
     LiveClient,
     LiveHub,
@@ -40,15 +41,10 @@ async def websocket_principal(
     token: Annotated[
         str | None, Query(description="Access token (browsers cannot set headers).")
     ] = None,
-) -> str | None:
-    """AUTH SEAM (replaced when the security branch is merged): who is connecting.
-
-    At the merge this becomes ``return (await websocket_user(websocket)).username`` with
-    ``websocket_user`` from ``hostpulse.server.auth.deps`` (it reads ``?token=`` or
-    ``Authorization: Bearer`` and refuses with 1008). The dashboard already sends ``?token=``.
-    Until then every connection is accepted anonymously and this returns None."""
-    del websocket, token
-    return None
+) -> str:
+    """Who is connecting: a viewer+ user from ``?token=`` or ``Authorization: Bearer``;
+    refused with close code 1008 otherwise."""
+    return (await websocket_user(websocket, token)).username
 
 
 def get_hub(websocket: WebSocket) -> LiveHub:
@@ -142,7 +138,7 @@ async def _receiver(ws: WebSocket, client: LiveClient, hub: LiveHub) -> None:
 async def live(
     websocket: WebSocket,
     hub: Annotated[LiveHub, Depends(get_hub)],
-    principal: Annotated[str | None, Depends(websocket_principal)],
+    principal: Annotated[str, Depends(websocket_principal)],
     format: Annotated[WireFormat, Query()] = WireFormat.PROTOBUF,
     hosts: Annotated[str | None, Query(description="Comma-separated host ids.")] = None,
     fleet: Annotated[bool, Query(description="Receive the fleet summary.")] = False,

@@ -1,0 +1,105 @@
+"""/agent-keys and /enrollment-tokens (admin), /agent/enroll and /agent/rotate (agents)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from hostpulse.server.api.auth_models import (
+    AgentKeyOut,
+    EnrollIn,
+    EnrollmentIn,
+    EnrollmentOut,
+    HostKeyOut,
+    NewEnrollmentOut,
+    NewKeyOut,
+)
+from hostpulse.server.auth.deps import AdminDep, AgentDep, AuthDep, http_error
+from hostpulse.server.auth.exceptions import AuthError
+
+router = APIRouter(tags=["agent keys"])
+
+
+def _fail(exc: AuthError) -> HTTPException:
+    return http_error(exc)
+
+
+@router.get("/agent-keys", response_model=list[AgentKeyOut], summary="Every host's agent key")
+async def list_keys(_: AdminDep, auth: AuthDep) -> list[AgentKeyOut]:
+    """Never the key or its hash: ``prefix`` is enough to recognise one."""
+    return [AgentKeyOut.of(k) for k in await auth.agents.list_keys()]
+
+
+@router.post("/agent-keys/{key_id}/revoke", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_key(key_id: int, _: AdminDep, auth: AuthDep) -> Response:
+    """The key stops working at its next request."""
+    try:
+        await auth.agents.revoke(key_id)
+    except AuthError as exc:
+        raise _fail(exc) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/agent-keys/{key_id}/rotate", response_model=NewKeyOut)
+async def rotate_key(key_id: int, _: AdminDep, auth: AuthDep) -> NewKeyOut:
+    """A new key for the same host (shown once); the old one stops working."""
+    try:
+        new = await auth.agents.rotate(key_id)
+    except AuthError as exc:
+        raise _fail(exc) from None
+    return NewKeyOut(id=new.id, host_id=new.host_id, key=new.key)
+
+
+@router.get("/enrollment-tokens", response_model=list[EnrollmentOut])
+async def list_enrollments(_: AdminDep, auth: AuthDep) -> list[EnrollmentOut]:
+    return [EnrollmentOut.of(e) for e in await auth.agents.list_enrollments()]
+
+
+@router.post(
+    "/enrollment-tokens", response_model=NewEnrollmentOut, status_code=status.HTTP_201_CREATED
+)
+async def create_enrollment(
+    body: EnrollmentIn, request: Request, _: AdminDep, auth: AuthDep
+) -> NewEnrollmentOut:
+    """A token a host exchanges for its agent key (shown once, with the command to run)."""
+    try:
+        row, token = await auth.agents.create_enrollment(
+            body.host_id, body.ttl_seconds, body.single_use
+        )
+    except AuthError as exc:
+        raise _fail(exc) from None
+    server = str(request.base_url).rstrip("/")
+    return NewEnrollmentOut(
+        id=row.id,
+        token=token,
+        host_id=row.host_id,
+        expires_at=row.expires_ms,
+        single_use=row.single_use,
+        command=f"hostpulse agent --server {server} --enroll {token}",
+    )
+
+
+@router.delete("/enrollment-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_enrollment(token_id: int, _: AdminDep, auth: AuthDep) -> Response:
+    try:
+        await auth.agents.delete_enrollment(token_id)
+    except AuthError as exc:
+        raise _fail(exc) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/agent/enroll", response_model=HostKeyOut, status_code=status.HTTP_201_CREATED)
+async def enroll(body: EnrollIn, auth: AuthDep) -> HostKeyOut:
+    """Exchange an enrollment token for the host's agent key (no other authentication).
+    401: unknown, expired or used token; 403: the token is bound to another host."""
+    try:
+        new = await auth.agents.enroll(body.token, body.host_id)
+    except AuthError as exc:
+        raise _fail(exc) from None
+    return HostKeyOut(host_id=new.host_id, key=new.key)
+
+
+@router.post("/agent/rotate", response_model=HostKeyOut)
+async def rotate_own(agent: AgentDep, auth: AuthDep) -> HostKeyOut:
+    """A new key for the calling agent's host; the key used for this call stops working."""
+    new = await auth.agents.issue(agent.host_id)
+    return HostKeyOut(host_id=new.host_id, key=new.key)

@@ -1,0 +1,82 @@
+"""Opens the auth service on the store's database for the server's lifetime: the signing
+secret, the first admin, and the periodic write of the keys' ``last_used``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from hostpulse.server.auth.repository import AuthRepository
+from hostpulse.server.auth.service import AuthService
+from hostpulse.server.auth.settings import AuthConfig
+from hostpulse.server.auth.tokens import load_or_create_secret
+from hostpulse.store.db import make_engine
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 60.0
+Announce = Callable[[str], None]
+"""Shows the generated first admin password to the operator (never through logging)."""
+
+
+def announce_on_terminal(password: str) -> None:
+    sys.stderr.write(first_admin_message(password))
+    sys.stderr.flush()
+
+
+def first_admin_message(password: str) -> str:
+    return (
+        "\n"
+        "  First start: created the user 'admin' with this password (shown only once):\n"
+        f"\n      {password}\n\n"
+        "  Sign in with it, then change it: hostpulse user passwd admin\n\n"
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_auth(
+    config: AuthConfig,
+    database_url: str,
+    data_dir: Path,
+    *,
+    admin_password: str | None = None,
+    announce: Announce = announce_on_terminal,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[AuthService]:
+    """The auth service on ``database_url`` (its tables come from the store's migrations);
+    ``clock``: the server's wall clock in seconds (expiry of refresh and enrollment tokens)."""
+    secret = load_or_create_secret(data_dir)
+    engine = make_engine(database_url)
+    stop = asyncio.Event()
+    try:
+        service = AuthService(
+            AuthRepository(engine), secret, config, clock_ms=lambda: int(clock() * 1000)
+        )
+        generated = await service.users.ensure_admin(admin_password)
+        if generated is not None:
+            announce(generated)
+            logger.info("created the first admin user 'admin' (password shown on the terminal)")
+        flusher = asyncio.create_task(_flush_loop(service, stop))
+        try:
+            yield service
+        finally:
+            stop.set()
+            await flusher
+            await service.agents.flush()
+    finally:
+        await engine.dispose()
+
+
+async def _flush_loop(service: AuthService, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=FLUSH_INTERVAL_S)
+        try:
+            await service.agents.flush()
+        except Exception:  # keep the loop alive; the next run writes them again
+            logger.exception("could not record when agent keys were last used")

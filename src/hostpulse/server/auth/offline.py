@@ -1,0 +1,44 @@
+"""The auth service without a running server, on the server's database and data directory:
+for the ``hostpulse user|key|token`` commands and for ``hostpulse up``'s local agent."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from hostpulse.server.auth.repository import AuthRepository
+from hostpulse.server.auth.service import AuthService
+from hostpulse.server.auth.settings import AuthConfig
+from hostpulse.server.auth.tokens import load_or_create_secret
+from hostpulse.server.config import ServerSettings
+from hostpulse.store import database_url, resolve
+from hostpulse.store.db import make_engine, upgrade
+
+
+def config_of(settings: ServerSettings) -> AuthConfig:
+    return AuthConfig(
+        access_ttl_s=int(settings.access_token_ttl),
+        refresh_ttl_s=int(settings.refresh_token_ttl),
+        agent_rate_limit=settings.agent_rate_limit,
+        user_rate_limit=settings.user_rate_limit,
+        rate_window_s=settings.rate_limit_window,
+    )
+
+
+@contextlib.asynccontextmanager
+async def offline_auth(settings: ServerSettings) -> AsyncIterator[AuthService]:
+    """The service on the database the server uses (its schema brought up to date first)."""
+    resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(database_url(settings.store_url))
+    try:
+        await upgrade(engine)
+        secret = load_or_create_secret(settings.data_dir)
+        yield AuthService(AuthRepository(engine), secret, config_of(settings))
+    finally:
+        await engine.dispose()
+
+
+async def issue_key(settings: ServerSettings, host_id: str) -> str:
+    """A new agent key for ``host_id`` (its previous key stops working)."""
+    async with offline_auth(settings) as auth:
+        return (await auth.agents.issue(host_id)).key

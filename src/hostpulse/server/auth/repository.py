@@ -1,0 +1,264 @@
+"""All reads and writes of the auth tables. Nothing else in the package issues SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hostpulse.server.auth import models as m
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    username: str
+    password_hash: str
+    role: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRow:
+    id: int
+    username: str
+    expires_ms: int
+    revoked_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    id: int
+    host_id: str
+    prefix: str
+    created_ms: int
+    last_used_ms: int | None
+    revoked_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentRow:
+    id: int
+    host_id: str | None
+    expires_ms: int
+    single_use: bool
+    uses: int
+    created_ms: int
+
+
+_KEY_COLS = (
+    m.agent_keys.c.id,
+    m.agent_keys.c.host_id,
+    m.agent_keys.c.prefix,
+    m.agent_keys.c.created_ms,
+    m.agent_keys.c.last_used_ms,
+    m.agent_keys.c.revoked_ms,
+)
+_ENROLL_COLS = (
+    m.enrollment_tokens.c.id,
+    m.enrollment_tokens.c.host_id,
+    m.enrollment_tokens.c.expires_ms,
+    m.enrollment_tokens.c.single_use,
+    m.enrollment_tokens.c.uses,
+    m.enrollment_tokens.c.created_ms,
+)
+
+
+class AuthRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create_tables(self) -> None:
+        """For tests and tools; the server uses the Alembic migrations."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(m.metadata.create_all)
+
+    # -- users --------------------------------------------------------------------------------
+
+    async def count_users(self, role: str | None = None) -> int:
+        stmt = select(func.count()).select_from(m.users)
+        if role is not None:
+            stmt = stmt.where(m.users.c.role == role)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def get_user(self, username: str) -> UserRow | None:
+        async with self.engine.connect() as conn:
+            r = (await conn.execute(select(m.users).where(m.users.c.username == username))).first()
+        return None if r is None else UserRow(r.username, r.password_hash, r.role, r.created_ms)
+
+    async def list_users(self) -> list[UserRow]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(m.users).order_by(m.users.c.username))
+            return [UserRow(r.username, r.password_hash, r.role, r.created_ms) for r in rows]
+
+    async def insert_user(self, username: str, password_hash: str, role: str, now: int) -> bool:
+        """False when the name is taken."""
+        async with self.engine.begin() as conn:
+            exists = (
+                await conn.execute(select(m.users.c.username).where(m.users.c.username == username))
+            ).first()
+            if exists is not None:
+                return False
+            await conn.execute(
+                insert(m.users).values(
+                    username=username,
+                    password_hash=password_hash,
+                    role=role,
+                    created_ms=now,
+                    updated_ms=now,
+                )
+            )
+        return True
+
+    async def update_user(
+        self, username: str, now: int, *, role: str | None = None, password_hash: str | None = None
+    ) -> None:
+        values: dict[str, object] = {"updated_ms": now}
+        if role is not None:
+            values["role"] = role
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        async with self.engine.begin() as conn:
+            await conn.execute(update(m.users).where(m.users.c.username == username).values(values))
+
+    async def delete_user(self, username: str, now: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(m.users).where(m.users.c.username == username))
+            await conn.execute(
+                update(m.refresh_tokens)
+                .where(m.refresh_tokens.c.username == username)
+                .where(m.refresh_tokens.c.revoked_ms.is_(None))
+                .values(revoked_ms=now)
+            )
+
+    # -- refresh tokens -----------------------------------------------------------------------
+
+    async def insert_refresh(self, token_hash: str, username: str, now: int, expires: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(m.refresh_tokens).values(
+                    token_hash=token_hash, username=username, created_ms=now, expires_ms=expires
+                )
+            )
+
+    async def get_refresh(self, token_hash: str) -> RefreshRow | None:
+        t = m.refresh_tokens
+        async with self.engine.connect() as conn:
+            r = (await conn.execute(select(t).where(t.c.token_hash == token_hash))).first()
+        return None if r is None else RefreshRow(r.id, r.username, r.expires_ms, r.revoked_ms)
+
+    async def revoke_refresh(self, token_id: int, now: int) -> bool:
+        """True when this call revoked it (False: it was revoked already, e.g. a race)."""
+        t = m.refresh_tokens
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(t).where(t.c.id == token_id, t.c.revoked_ms.is_(None)).values(revoked_ms=now)
+            )
+        return bool(res.rowcount)
+
+    async def revoke_user_refresh(self, username: str, now: int) -> None:
+        t = m.refresh_tokens
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(t)
+                .where(t.c.username == username, t.c.revoked_ms.is_(None))
+                .values(revoked_ms=now)
+            )
+
+    # -- agent keys ---------------------------------------------------------------------------
+
+    async def insert_key(self, host_id: str, key_hash: str, prefix: str, now: int) -> int:
+        """A new key for ``host_id``; the host's other live keys are revoked (one per host)."""
+        t = m.agent_keys
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(t)
+                .where(t.c.host_id == host_id, t.c.revoked_ms.is_(None))
+                .values(revoked_ms=now)
+            )
+            res = await conn.execute(
+                insert(t).values(host_id=host_id, key_hash=key_hash, prefix=prefix, created_ms=now)
+            )
+            return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+    async def key_by_hash(self, key_hash: str) -> KeyRow | None:
+        async with self.engine.connect() as conn:
+            r = (
+                await conn.execute(select(*_KEY_COLS).where(m.agent_keys.c.key_hash == key_hash))
+            ).first()
+        return None if r is None else KeyRow(*r)
+
+    async def get_key(self, key_id: int) -> KeyRow | None:
+        async with self.engine.connect() as conn:
+            r = (await conn.execute(select(*_KEY_COLS).where(m.agent_keys.c.id == key_id))).first()
+        return None if r is None else KeyRow(*r)
+
+    async def list_keys(self) -> list[KeyRow]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(*_KEY_COLS).order_by(m.agent_keys.c.id))
+            return [KeyRow(*r) for r in rows]
+
+    async def revoke_key(self, key_id: int, now: int) -> None:
+        t = m.agent_keys
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(t).where(t.c.id == key_id, t.c.revoked_ms.is_(None)).values(revoked_ms=now)
+            )
+
+    async def touch_keys(self, last_used: dict[int, int]) -> None:
+        if not last_used:
+            return
+        t = m.agent_keys
+        async with self.engine.begin() as conn:
+            for key_id, ms in last_used.items():
+                await conn.execute(update(t).where(t.c.id == key_id).values(last_used_ms=ms))
+
+    # -- enrollment tokens --------------------------------------------------------------------
+
+    async def insert_enrollment(
+        self, token_hash: str, host_id: str | None, expires: int, single_use: bool, now: int
+    ) -> int:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                insert(m.enrollment_tokens).values(
+                    token_hash=token_hash,
+                    host_id=host_id,
+                    expires_ms=expires,
+                    single_use=single_use,
+                    uses=0,
+                    created_ms=now,
+                )
+            )
+            return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+    async def enrollment_by_hash(self, token_hash: str) -> EnrollmentRow | None:
+        t = m.enrollment_tokens
+        async with self.engine.connect() as conn:
+            r = (
+                await conn.execute(select(*_ENROLL_COLS).where(t.c.token_hash == token_hash))
+            ).first()
+        return None if r is None else EnrollmentRow(*r)
+
+    async def list_enrollments(self) -> list[EnrollmentRow]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(*_ENROLL_COLS).order_by(m.enrollment_tokens.c.id))
+            return [EnrollmentRow(*r) for r in rows]
+
+    async def delete_enrollment(self, token_id: int) -> bool:
+        t = m.enrollment_tokens
+        async with self.engine.begin() as conn:
+            res = await conn.execute(delete(t).where(t.c.id == token_id))
+        return bool(res.rowcount)
+
+    async def use_enrollment(self, token_id: int) -> bool:
+        """Count one use; False when a single-use token was used already (atomic)."""
+        t = m.enrollment_tokens
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(t)
+                .where(t.c.id == token_id)
+                .where((t.c.single_use.is_(False)) | (t.c.uses == 0))
+                .values(uses=t.c.uses + 1)
+            )
+        return bool(res.rowcount)

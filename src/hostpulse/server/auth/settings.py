@@ -1,0 +1,21 @@
+"""The auth service's knobs (filled from ``ServerSettings`` by ``hostpulse.server.auth.run``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    access_ttl_s: int = 15 * 60
+    refresh_ttl_s: int = 30 * 86400
+    login_failures: int = 10
+    """Failed logins per account and per client address within ``login_window_s``; the next
+    attempt is answered 429 until the oldest is that old."""
+    login_window_s: float = 60.0
+    agent_rate_limit: int = 100
+    """Requests per agent key per ``rate_window_s``."""
+    user_rate_limit: int = 1200
+    """Requests per user per ``rate_window_s``."""
+    rate_window_s: float = 60.0
+    max_enrollment_ttl_s: int = 30 * 86400

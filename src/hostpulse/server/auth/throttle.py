@@ -1,0 +1,82 @@
+"""In-memory counters for login throttling and request rate limits (per server process).
+
+Both keep bounded state: a fixed number of timestamps per key, and keys idle for a window are
+pruned once the table grows."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+
+from hostpulse.server.auth.exceptions import Throttled
+
+MAX_KEYS = 100_000
+
+
+class FailureThrottle:
+    """After ``limit`` failures of a key within ``window`` seconds, further attempts are
+    refused until the oldest of them is ``window`` seconds old."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def check(self, key: str, what: str) -> None:
+        """Throttled when ``key`` may not try now."""
+        times = self._failures.get(key)
+        if times is None or len(times) < self.limit:
+            return
+        wait = times[0] + self.window - self._clock()
+        if wait > 0:
+            raise Throttled(f"too many failed logins for {what}; try again later", math.ceil(wait))
+
+    def failed(self, key: str) -> None:
+        now = self._clock()
+        times = self._failures.get(key)
+        if times is None:
+            if len(self._failures) >= MAX_KEYS:
+                self._prune(now)
+            times = self._failures[key] = deque(maxlen=self.limit)
+        times.append(now)
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def _prune(self, now: float) -> None:
+        stale = [k for k, t in self._failures.items() if not t or t[-1] + self.window <= now]
+        for k in stale:
+            del self._failures[k]
+
+
+class RateLimiter:
+    """At most ``limit`` requests per key in each ``window`` (a window starts with the first
+    request after the previous one ended); the next one gets Throttled with the seconds left."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._windows: dict[object, list[float]] = {}  # key -> [window start, count]
+
+    def hit(self, key: object) -> None:
+        now = self._clock()
+        slot = self._windows.get(key)
+        if slot is None or now - slot[0] >= self.window:
+            if slot is None and len(self._windows) >= MAX_KEYS:
+                self._prune(now)
+            self._windows[key] = [now, 1.0]
+            return
+        if slot[1] >= self.limit:
+            raise Throttled(
+                f"rate limit of {self.limit} requests per {self.window:g} s exceeded",
+                math.ceil(slot[0] + self.window - now),
+            )
+        slot[1] += 1
+
+    def _prune(self, now: float) -> None:
+        stale = [k for k, s in self._windows.items() if now - s[0] >= self.window]
+        for k in stale:
+            del self._windows[k]

@@ -1,0 +1,197 @@
+"""Users and sessions: accounts with roles, login (throttled), access and refresh tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+
+from hostpulse.server.auth import passwords, tokens
+from hostpulse.server.auth.exceptions import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
+from hostpulse.server.auth.principals import Tokens, User
+from hostpulse.server.auth.repository import AuthRepository, UserRow
+from hostpulse.server.auth.roles import Role
+from hostpulse.server.auth.settings import AuthConfig
+from hostpulse.server.auth.throttle import FailureThrottle
+
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+FIRST_ADMIN = "admin"
+BAD_LOGIN = "invalid username or password"
+BAD_REFRESH = "invalid, expired or revoked refresh token"
+
+
+def check_username(username: str) -> None:
+    if not USERNAME.fullmatch(username):
+        raise InvalidInput(
+            "username: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidInput(f"role: must be one of {', '.join(r.value for r in Role)}") from None
+
+
+class UserService:
+    def __init__(
+        self,
+        repo: AuthRepository,
+        secret: bytes,
+        config: AuthConfig,
+        clock_ms: Callable[[], int],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repo = repo
+        self._secret = secret
+        self.config = config
+        self._now = clock_ms
+        self.throttle = FailureThrottle(config.login_failures, config.login_window_s, monotonic)
+        self._roles: dict[str, Role | None] = {}  # cache of username -> role (None: no user)
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    async def ensure_admin(self, password: str | None) -> str | None:
+        """When there is no admin (the first start), create ``admin``: with ``password`` when
+        given, else a generated one, which is returned (to be shown once). None otherwise."""
+        if await self.repo.count_users(Role.admin.value) > 0:
+            return None
+        if await self.repo.get_user(FIRST_ADMIN) is not None:
+            raise Conflict(
+                f"there is no admin and the user {FIRST_ADMIN!r} exists with another role; "
+                "add one: hostpulse user add NAME --role admin"
+            )
+        generated = passwords.generate_password() if password is None else None
+        await self.create(FIRST_ADMIN, password or generated or "", Role.admin)
+        return generated
+
+    async def create(self, username: str, password: str, role: Role) -> UserRow:
+        check_username(username)
+        hashed = await asyncio.to_thread(passwords.hash_password, password)
+        if not await self.repo.insert_user(username, hashed, role.value, self._now()):
+            raise Conflict(f"user {username!r} exists")
+        self._roles.clear()
+        row = await self.repo.get_user(username)
+        assert row is not None
+        return row
+
+    async def list_users(self) -> list[UserRow]:
+        return await self.repo.list_users()
+
+    async def get(self, username: str) -> UserRow:
+        row = await self.repo.get_user(username)
+        if row is None:
+            raise NotFound(f"no user {username!r}")
+        return row
+
+    async def update(
+        self, actor: User, username: str, *, role: Role | None, password: str | None
+    ) -> UserRow:
+        """Admins change anyone; other users only their own password (object check)."""
+        if actor.role is not Role.admin and (actor.username != username or role is not None):
+            raise Forbidden("only an admin may change other users or roles")
+        row = await self.get(username)
+        if role is not None and role is not Role.admin and row.role == Role.admin.value:
+            await self._keep_an_admin(username)
+        hashed = None
+        if password is not None:
+            hashed = await asyncio.to_thread(passwords.hash_password, password)
+        await self.repo.update_user(username, self._now(), role=role, password_hash=hashed)
+        if hashed is not None:  # a new password ends every session of the old one
+            await self.repo.revoke_user_refresh(username, self._now())
+        self._roles.clear()
+        return await self.get(username)
+
+    async def delete(self, username: str) -> None:
+        row = await self.get(username)
+        if row.role == Role.admin.value:
+            await self._keep_an_admin(username)
+        await self.repo.delete_user(username, self._now())
+        self._roles.clear()
+
+    async def _keep_an_admin(self, username: str) -> None:
+        if await self.repo.count_users(Role.admin.value) <= 1:
+            raise Conflict(f"{username!r} is the last admin; make another user admin first")
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    async def login(self, username: str, password: str, address: str) -> Tokens:
+        """Tokens for a right password. Throttled (429) after too many failures for the account
+        or from the address; Unauthenticated otherwise (same reason for a wrong name)."""
+        keys = ((f"user:{username.lower()}", f"account {username!r}"), (f"addr:{address}", address))
+        for key, what in keys:
+            self.throttle.check(key, what)
+        row = await self.repo.get_user(username)
+        ok = await asyncio.to_thread(
+            passwords.verify_password, row.password_hash if row else None, password
+        )
+        if row is None or not ok:
+            for key, _ in keys:
+                self.throttle.failed(key)
+            raise Unauthenticated(BAD_LOGIN)
+        self.throttle.succeeded(keys[0][0])
+        return await self._issue(User(row.username, Role(row.role)))
+
+    async def refresh(self, refresh_token: str) -> Tokens:
+        """A new pair for a live refresh token, which is revoked (rotation). Presenting a
+        revoked one again revokes every session of its user (it was probably stolen)."""
+        row = await self.repo.get_refresh(tokens.digest(refresh_token))
+        now = self._now()
+        if row is None:
+            raise Unauthenticated(BAD_REFRESH)
+        if row.revoked_ms is not None:
+            await self.repo.revoke_user_refresh(row.username, now)
+            raise Unauthenticated(BAD_REFRESH)
+        if row.expires_ms <= now or not await self.repo.revoke_refresh(row.id, now):
+            raise Unauthenticated(BAD_REFRESH)
+        role = await self.role_of(row.username)
+        if role is None:
+            raise Unauthenticated(BAD_REFRESH)
+        return await self._issue(User(row.username, role))
+
+    async def logout(self, refresh_token: str) -> None:
+        row = await self.repo.get_refresh(tokens.digest(refresh_token))
+        if row is not None:
+            await self.repo.revoke_refresh(row.id, self._now())
+
+    async def _issue(self, user: User) -> Tokens:
+        refresh = tokens.new_token(tokens.REFRESH_PREFIX)
+        now = self._now()
+        await self.repo.insert_refresh(
+            tokens.digest(refresh), user.username, now, now + self.config.refresh_ttl_s * 1000
+        )
+        access = tokens.issue_access(self._secret, user.username, self.config.access_ttl_s)
+        return Tokens(access, refresh, self.config.access_ttl_s, user)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def role_of(self, username: str) -> Role | None:
+        if username in self._roles:
+            return self._roles[username]
+        row = await self.repo.get_user(username)
+        role = None if row is None else Role(row.role)
+        self._roles[username] = role
+        return role
+
+    async def from_access_token(self, token: str) -> User:
+        """The user of a valid access token whose account still exists (its current role)."""
+        username = tokens.read_access(self._secret, token)
+        role = await self.role_of(username)
+        if role is None:
+            raise Unauthenticated("the user of this token no longer exists")
+        return User(username, role)
+
+    def looks_valid(self, token: str) -> bool:
+        try:
+            tokens.read_access(self._secret, token)
+        except Unauthenticated:
+            return False
+        return True

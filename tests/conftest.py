@@ -1,0 +1,3 @@
+"""Suite-wide: the secret-leak guard (tests/leakguard.py) watches every test."""
+
+pytest_plugins = ["leakguard"]

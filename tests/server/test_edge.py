@@ -37,11 +37,15 @@ def test_an_allowed_origin_gets_its_preflight_and_answers(cors_server: LiveServe
     assert "POST" in pre.headers["access-control-allow-methods"]
     assert "authorization" in pre.headers["access-control-allow-headers"].lower()
     assert "access-control-allow-credentials" not in pre.headers
-    r = httpx.get(cors_server.url + "/api/v1/hosts", headers={"origin": ALLOWED})
+    r = httpx.get(
+        cors_server.url + "/api/v1/hosts",
+        headers={"origin": ALLOWED, **cors_server.headers("viewer")},
+    )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == ALLOWED
     other = httpx.get(
-        cors_server.url + "/api/v1/hosts", headers={"origin": "http://localhost:5173"}
+        cors_server.url + "/api/v1/hosts",
+        headers={"origin": "http://localhost:5173", **cors_server.headers("viewer")},
     )
     assert other.headers["access-control-allow-origin"] == "http://localhost:5173"
 
@@ -60,7 +64,10 @@ def test_a_refused_origin_gets_no_cors_headers(cors_server: LiveServer, origin: 
     pre = httpx.options(url, headers={"origin": origin, **PREFLIGHT})
     assert pre.status_code == 400
     assert "access-control-allow-origin" not in pre.headers
-    r = httpx.get(cors_server.url + "/api/v1/hosts", headers={"origin": origin})
+    r = httpx.get(
+        cors_server.url + "/api/v1/hosts",
+        headers={"origin": origin, **cors_server.headers("viewer")},
+    )
     assert r.status_code == 200  # the browser, not the server, withholds the answer
     assert "access-control-allow-origin" not in r.headers
 
@@ -70,7 +77,7 @@ def test_no_cors_headers_at_all_by_default(tmp_path: Path) -> None:
         pre = httpx.options(
             srv.url + "/api/v1/alerts/rules", headers={"origin": ALLOWED, **PREFLIGHT}
         )
-        r = httpx.get(srv.url + "/api/v1/hosts", headers={"origin": ALLOWED})
+        r = httpx.get(srv.url + "/api/v1/hosts", headers={"origin": ALLOWED, **srv.headers()})
     assert pre.status_code == 405  # no CORS layer: OPTIONS is just an unknown method
     for resp in (pre, r):
         assert not [h for h in resp.headers if h.startswith("access-control-")]
@@ -117,26 +124,33 @@ def rule(name: str, padding: int = 0) -> dict[str, object]:
 
 def test_api_bodies_over_the_limit_get_413_with_a_reason(small_body_server: LiveServer) -> None:
     url = small_body_server.url + "/api/v1/alerts/rules"
-    big = httpx.post(url, json=rule("too-big", 5000))
+    auth = small_body_server.headers("editor")
+    big = httpx.post(url, json=rule("too-big", 5000), headers=auth)
     assert big.status_code == 413
     assert big.json()["detail"] == (
         f"body is {len(big.request.content)} bytes, the limit is 2000 bytes (max_api_body_bytes)"
     )
     # a chunked body (no Content-Length) is counted as it arrives
     chunks = iter([b'{"id": "chunked", "description": "', b"y" * 3000, b'"}'])
-    chunked = httpx.post(url, content=chunks, headers={"content-type": "application/json"})
+    chunked = httpx.post(url, content=chunks, headers={"content-type": "application/json", **auth})
     assert chunked.status_code == 413
     assert "limit is 2000 bytes" in chunked.json()["detail"]
-    ok = httpx.post(url, json=rule("fits"))
-    assert ok.status_code != 413, ok.text
-    assert httpx.get(url).status_code == 200
-    assert "too-big" not in httpx.get(url).text
+    ok = httpx.post(url, json=rule("fits"), headers=auth)
+    assert ok.status_code == 201, ok.text
+    listed = httpx.get(url, headers=auth)
+    assert listed.status_code == 200
+    assert "too-big" not in listed.text
+    assert "fits" in listed.text
 
 
 def test_a_chunked_body_under_the_limit_reaches_the_route(small_body_server: LiveServer) -> None:
     url = small_body_server.url + "/api/v1/alerts/silences"
     chunks = iter([b'{"matchers": ', b"[]}"])
-    r = httpx.post(url, content=chunks, headers={"content-type": "application/json"})
+    r = httpx.post(
+        url,
+        content=chunks,
+        headers={"content-type": "application/json", **small_body_server.headers("editor")},
+    )
     assert r.status_code == 422  # read in full and validated by the route, not cut off
     assert "413" not in r.text
 
@@ -149,7 +163,10 @@ def test_ingest_keeps_its_own_larger_limit(small_body_server: LiveServer) -> Non
     r = httpx.post(
         small_body_server.url + "/api/v1/ingest",
         content=body,
-        headers={"content-type": PROTOBUF_CONTENT_TYPE},
+        headers={
+            "content-type": PROTOBUF_CONTENT_TYPE,
+            **small_body_server.agent_headers("big-host"),
+        },
     )
     assert r.status_code == 200, r.text
 

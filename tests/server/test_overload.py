@@ -34,11 +34,16 @@ def flood_body(host: str, snapshots: int = 50) -> bytes:
     return codec.encode(request(batch(host, snaps)), encoding="gzip")
 
 
-def post(client: httpx.Client, url: str, body: bytes) -> httpx.Response:
+def post(client: httpx.Client, srv: LiveServer, host: str, body: bytes) -> httpx.Response:
+    """``body`` (``host``'s batch) with that host's agent key."""
     return client.post(
-        url + "/api/v1/ingest",
+        srv.url + "/api/v1/ingest",
         content=body,
-        headers={"content-type": PROTOBUF_CONTENT_TYPE, "content-encoding": "gzip"},
+        headers={
+            "content-type": PROTOBUF_CONTENT_TYPE,
+            "content-encoding": "gzip",
+            **srv.agent_headers(host),
+        },
     )
 
 
@@ -46,12 +51,14 @@ def one_flood(srv: LiveServer, round_: int) -> dict[str, httpx.Response]:
     """FLOOD requests at once, each from its own host and connection."""
     hosts = [f"flood-{round_}-{i}" for i in range(FLOOD)]
     bodies = {h: flood_body(h) for h in hosts}
+    for h in hosts:
+        srv.agent_key(h)  # enrolled before the flood
     gate = threading.Barrier(FLOOD)
 
     def send(host: str) -> httpx.Response:
         with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
             gate.wait(10)
-            return post(client, srv.url, bodies[host])
+            return post(client, srv, host, bodies[host])
 
     with ThreadPoolExecutor(FLOOD) as pool:
         return dict(zip(hosts, pool.map(send, hosts), strict=True))
@@ -89,7 +96,7 @@ def test_a_flood_is_answered_promptly_and_refusals_store_nothing(
         refused = [h for h, r in answers.items() if r.status_code == 503][:3]
         with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
             for host in refused:
-                assert post(client, srv.url, flood_body(host)).status_code == 200
+                assert post(client, srv, host, flood_body(host)).status_code == 200
         assert srv.call(srv.store.host(refused[0])) is not None
 
 
@@ -100,16 +107,22 @@ def test_an_agent_that_meets_503_delivers_everything_later_exactly_once(tmp_path
         stop_flood = threading.Event()
 
         def flood(worker: int) -> None:
+            host = f"flood-{worker}"  # the same batch again and again: each one is admitted
+            body = flood_body(host, 20)  # (or refused) before it is found to be a duplicate
             with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
-                for n in range(100_000):
+                for _ in range(100_000):
                     if stop_flood.is_set():
                         return
-                    post(client, srv.url, flood_body(f"flood-{worker}-{n}", 20))
+                    post(client, srv, host, body)
+
+        for w in range(6):
+            srv.agent_key(f"flood-{w}")
 
         workers = [threading.Thread(target=flood, args=(w,), daemon=True) for w in range(6)]
         for w in workers:
             w.start()
-        agent = start_agent(srv.url, host_id, tmp_path / "spool", log)
+        token = srv.enrollment_token(host_id)
+        agent = start_agent(srv.url, host_id, tmp_path / "spool", log, token)
         try:
             deadline = time.monotonic() + 60
             while "HTTP 503" not in log.read_text():
@@ -135,12 +148,14 @@ def test_an_agent_that_meets_503_delivers_everything_later_exactly_once(tmp_path
     assert len(stamps) == len(set(stamps)) == queued
 
 
-def start_agent(url: str, host_id: str, spool: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_agent(
+    url: str, host_id: str, spool: Path, log: Path, enroll: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
     env.update(HOSTPULSE_SHIPPER__BACKOFF_MAX="2", HOSTPULSE_SHIPPER__FLUSH_TIMEOUT="10")
     exe = str(Path(sys.executable).with_name("hostpulse"))
     args = [exe, "agent", "--server", url, "--interval", "1", "--host-id", host_id]
-    args += ["--spool-dir", str(spool), "--log-level", "info"]
+    args += ["--spool-dir", str(spool), "--log-level", "info", "--enroll", enroll]
     with log.open("ab") as out:
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 

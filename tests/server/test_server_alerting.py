@@ -126,7 +126,9 @@ LOAD = ("cpu_load1", ())
 def _post_values(srv: LiveServer, host: str, values: dict[tuple[str, tuple[()]], float]) -> None:
     body = request(batch(host, [(now_ms(), values)])).SerializeToString()
     res = httpx.post(
-        f"{srv.url}/api/v1/ingest", content=body, headers={"Content-Type": PROTOBUF_CONTENT_TYPE}
+        f"{srv.url}/api/v1/ingest",
+        content=body,
+        headers={"Content-Type": PROTOBUF_CONTENT_TYPE, **srv.agent_headers(host)},
     )
     assert res.status_code == 200, res.text
 
@@ -147,7 +149,7 @@ def test_a_rule_added_later_and_a_changed_series_table_are_both_seen(
             "warning": 80,
             "critical": 90,
         }
-        res = httpx.post(f"{srv.url}/api/v1/alerts/rules", json=rule)
+        res = httpx.post(f"{srv.url}/api/v1/alerts/rules", json=rule, headers=srv.headers("editor"))
         assert res.status_code == 201, res.text
         # the same table again: now memory is read
         _post_values(srv, "db-1", {LOAD: 1.0, MEM: 95.0})

@@ -167,11 +167,24 @@ BODY_ERRORS = {
 }
 
 
+AUTH_ERRORS = {
+    "401": "Not signed in: no, an expired or an invalid token or agent key.",
+    "403": "Signed in, but this role or key may not do this.",
+    "429": "Too many requests from this user or key; send again after Retry-After seconds.",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+
+
+def _problem(text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": _PROBLEM}}}
+
+
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Make the document say what the server answers: every operation with a body can get 400
     (a body that cannot be parsed) and 413 (over the size limit) before its route runs; and a
     422's ``detail`` is either the framework's list of field errors or one sentence (what the
-    routes raise for checks a schema cannot express)."""
+    routes raise for checks a schema cannot express). Every operation that takes a bearer token
+    can get 401, 403 and 429 (with Retry-After) from the authentication in front of it."""
     errors = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
     if errors is not None:
         listed = errors["properties"]["detail"]
@@ -182,14 +195,16 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
         }
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
-            if not isinstance(operation, dict) or "requestBody" not in operation:
+            if not isinstance(operation, dict):
                 continue
             responses = operation.setdefault("responses", {})
-            for code, text in BODY_ERRORS.items():
-                responses.setdefault(
-                    code,
-                    {"description": text, "content": {"application/json": {"schema": _PROBLEM}}},
-                )
+            if "security" in operation:
+                for code, text in AUTH_ERRORS.items():
+                    responses.setdefault(code, _problem(text))
+                responses["429"].setdefault("headers", _RETRY_AFTER)
+            if "requestBody" in operation:
+                for code, text in BODY_ERRORS.items():
+                    responses.setdefault(code, _problem(text))
     return schema
 
 

@@ -44,10 +44,17 @@ class Clock:
         self.offset += seconds
 
 
-def login(url: str, username: str, password: str) -> dict[str, Any]:
+Verify = ssl.SSLContext | bool
+"""How the helpers below check an ``https://`` server's certificate (httpx's ``verify``)."""
+
+
+def login(url: str, username: str, password: str, *, verify: Verify = True) -> dict[str, Any]:
     """``POST /api/v1/auth/login`` on the server at ``url``; the TokensOut body."""
     r = httpx.post(
-        f"{url}/api/v1/auth/login", json={"username": username, "password": password}, timeout=30
+        f"{url}/api/v1/auth/login",
+        json={"username": username, "password": password},
+        timeout=30,
+        verify=verify,
     )
     r.raise_for_status()
     body: dict[str, Any] = r.json()
@@ -61,6 +68,7 @@ def enrollment_token(
     *,
     ttl_seconds: int = 3600,
     single_use: bool = True,
+    verify: Verify = True,
 ) -> str:
     """A new enrollment token, created by an admin through the API."""
     r = httpx.post(
@@ -68,25 +76,30 @@ def enrollment_token(
         json={"host_id": host_id, "ttl_seconds": ttl_seconds, "single_use": single_use},
         headers={"authorization": f"Bearer {admin_token}"},
         timeout=30,
+        verify=verify,
     )
     r.raise_for_status()
     token: str = r.json()["token"]
     return token
 
 
-def enroll(url: str, host_id: str, token: str) -> str:
+def enroll(url: str, host_id: str, token: str, *, verify: Verify = True) -> str:
     """``POST /api/v1/agent/enroll``: the host's new agent key."""
     r = httpx.post(
-        f"{url}/api/v1/agent/enroll", json={"token": token, "host_id": host_id}, timeout=30
+        f"{url}/api/v1/agent/enroll",
+        json={"token": token, "host_id": host_id},
+        timeout=30,
+        verify=verify,
     )
     r.raise_for_status()
     key: str = r.json()["key"]
     return key
 
 
-def agent_key(url: str, admin_token: str, host_id: str) -> str:
+def agent_key(url: str, admin_token: str, host_id: str, *, verify: Verify = True) -> str:
     """Enroll ``host_id`` with a single-use token bound to it: its agent key."""
-    return enroll(url, host_id, enrollment_token(url, admin_token, host_id))
+    token = enrollment_token(url, admin_token, host_id, verify=verify)
+    return enroll(url, host_id, token, verify=verify)
 
 
 class LiveServer:

@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 from system_helpers import (
+    ADMIN_PASSWORD,
+    HOST_ID,
     free_port,
     spool_state,
     start_agent,
@@ -20,7 +22,7 @@ from system_helpers import (
     wait_until,
 )
 
-from hostpulse.server.testing import self_signed
+from hostpulse.server.testing import agent_key, login, self_signed
 
 REFUSED = "certificate is not trusted"
 
@@ -33,11 +35,14 @@ def test_agent_ships_over_https_only_to_a_certificate_it_trusts(tmp_path: Path) 
     data, spool = tmp_path / "data", tmp_path / "spool"
     tls = ("--tls-cert", str(cert), "--tls-key", str(key))
     server = start_server(data, port, tmp_path / "server.log", *tls, ca=cert)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    admin = login(url, "admin", ADMIN_PASSWORD, verify=trusted)["access_token"]
+    key = agent_key(url, admin, HOST_ID, verify=trusted)
     try:
         # another CA, then the system's CAs: the handshake fails, nothing is sent
         for i, extra in enumerate((("--ca", str(other_ca)), ())):
             log = tmp_path / f"refused-{i}.log"
-            agent = start_agent(url, spool, log, *extra)
+            agent = start_agent(url, spool, log, *extra, HOSTPULSE_SHIPPER__API_KEY=key)
             try:
                 wait_until(lambda log=log: REFUSED in log.read_text(), 30, "a refused handshake")
                 time.sleep(2)  # a few more snapshots spooled, a retry or two
@@ -52,9 +57,11 @@ def test_agent_ships_over_https_only_to_a_certificate_it_trusts(tmp_path: Path) 
         assert refused["queued"] >= 4
 
         # the right CA: the backlog and the new snapshots arrive
-        agent = start_agent(url, spool, tmp_path / "trusted.log", "--ca", str(cert))
+        agent = start_agent(
+            url, spool, tmp_path / "trusted.log", "--ca", str(cert), HOSTPULSE_SHIPPER__API_KEY=key
+        )
         try:
-            wait_until(lambda: _hosts(url, cert), 30, "the host to arrive over HTTPS")
+            wait_until(lambda: _hosts(url, trusted, admin), 30, "the host to arrive over HTTPS")
         finally:
             assert agent.terminate() == 0
         assert REFUSED not in agent.output()
@@ -68,8 +75,10 @@ def test_agent_ships_over_https_only_to_a_certificate_it_trusts(tmp_path: Path) 
     assert len(stamps) == len(set(stamps)) == counters["queued"]
 
 
-def _hosts(url: str, ca: Path) -> list[object]:
-    context = ssl.create_default_context(cafile=str(ca))
-    with urllib.request.urlopen(f"{url}/api/v1/hosts", timeout=5, context=context) as r:
+def _hosts(url: str, context: ssl.SSLContext, token: str) -> list[object]:
+    req = urllib.request.Request(
+        f"{url}/api/v1/hosts", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(req, timeout=5, context=context) as r:
         hosts: list[object] = json.loads(r.read())
     return hosts

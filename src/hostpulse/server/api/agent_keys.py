@@ -13,10 +13,21 @@ from hostpulse.server.api.auth_models import (
     NewEnrollmentOut,
     NewKeyOut,
 )
+from hostpulse.server.api.models import Problem
 from hostpulse.server.auth.deps import AdminDep, AgentDep, AuthDep, http_error
 from hostpulse.server.auth.exceptions import AuthError
 
 router = APIRouter(tags=["agent keys"])
+_NO_KEY: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "No such key."}
+}
+_NO_TOKEN: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "No such enrollment token."}
+}
+_ENROLL: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "Unknown, expired or used enrollment token."},
+    403: {"model": Problem, "description": "The token is bound to another host."},
+}
 
 
 def _fail(exc: AuthError) -> HTTPException:
@@ -29,7 +40,9 @@ async def list_keys(_: AdminDep, auth: AuthDep) -> list[AgentKeyOut]:
     return [AgentKeyOut.of(k) for k in await auth.agents.list_keys()]
 
 
-@router.post("/agent-keys/{key_id}/revoke", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/agent-keys/{key_id}/revoke", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_KEY
+)
 async def revoke_key(key_id: int, _: AdminDep, auth: AuthDep) -> Response:
     """The key stops working at its next request."""
     try:
@@ -39,7 +52,7 @@ async def revoke_key(key_id: int, _: AdminDep, auth: AuthDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/agent-keys/{key_id}/rotate", response_model=NewKeyOut)
+@router.post("/agent-keys/{key_id}/rotate", response_model=NewKeyOut, responses=_NO_KEY)
 async def rotate_key(key_id: int, _: AdminDep, auth: AuthDep) -> NewKeyOut:
     """A new key for the same host (shown once); the old one stops working."""
     try:
@@ -78,7 +91,9 @@ async def create_enrollment(
     )
 
 
-@router.delete("/enrollment-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/enrollment-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_TOKEN
+)
 async def delete_enrollment(token_id: int, _: AdminDep, auth: AuthDep) -> Response:
     try:
         await auth.agents.delete_enrollment(token_id)
@@ -87,7 +102,12 @@ async def delete_enrollment(token_id: int, _: AdminDep, auth: AuthDep) -> Respon
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/agent/enroll", response_model=HostKeyOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/agent/enroll",
+    response_model=HostKeyOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_ENROLL,
+)
 async def enroll(body: EnrollIn, auth: AuthDep) -> HostKeyOut:
     """Exchange an enrollment token for the host's agent key (no other authentication).
     401: unknown, expired or used token; 403: the token is bound to another host."""

@@ -7,10 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from hostpulse.server.api.auth_models import UserIn, UserOut, UserPatch
+from hostpulse.server.api.models import Problem
 from hostpulse.server.auth.deps import AdminDep, AuthDep, ViewerDep, http_error
 from hostpulse.server.auth.exceptions import AuthError
 
 router = APIRouter(prefix="/users", tags=["users"])
+_NO_USER: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "No such user."}
+}
 Username = Annotated[str, Path(min_length=1, max_length=64)]
 
 
@@ -23,7 +27,12 @@ async def list_users(_: AdminDep, auth: AuthDep) -> list[UserOut]:
     return [UserOut.of(u) for u in await auth.users.list_users()]
 
 
-@router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=UserOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"model": Problem, "description": "A user with that name exists."}},
+)
 async def create_user(body: UserIn, _: AdminDep, auth: AuthDep) -> UserOut:
     """422 when the password has fewer than 12 characters; 409 when the name exists."""
     try:
@@ -32,7 +41,11 @@ async def create_user(body: UserIn, _: AdminDep, auth: AuthDep) -> UserOut:
         raise _fail(exc) from None
 
 
-@router.patch("/{username}", response_model=UserOut)
+@router.patch(
+    "/{username}",
+    response_model=UserOut,
+    responses={**_NO_USER, 409: {"model": Problem, "description": "The last admin stays admin."}},
+)
 async def update_user(
     username: Username, body: UserPatch, user: ViewerDep, auth: AuthDep
 ) -> UserOut:
@@ -44,7 +57,11 @@ async def update_user(
     return UserOut.of(row)
 
 
-@router.delete("/{username}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{username}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NO_USER, 409: {"model": Problem, "description": "The last admin stays."}},
+)
 async def delete_user(username: Username, _: AdminDep, auth: AuthDep) -> Response:
     """409 when it would remove the last admin."""
     try:

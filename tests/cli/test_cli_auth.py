@@ -63,7 +63,7 @@ def test_token_and_key_commands(tmp_path: Path) -> None:
         )
         assert code == 0, out
         token = re.search(r"--enroll (\S+)", out)
-        assert token and f"hostpulse agent --server {srv.url} --enroll" in out
+        assert token and f"hostpulse agent --server {srv.url} --host-id web-1 --enroll" in out
         record_secret(token.group(1))
         key = srv.enroll("web-1", token.group(1))
         code, out = cli(data, "token", "list")

@@ -7,6 +7,7 @@
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { alertsSteps } from './alerts.e2e.mjs'
+import { settingsSteps } from './settings.e2e.mjs'
 import { check, launch, poll } from './browser.mjs'
 
 const url = process.env.HP_URL
@@ -70,6 +71,12 @@ try {
   await page.getByPlaceholder('Search hosts').fill('')
 
   await alertsSteps(page, { url, hostId, shots, step, receiver: process.env.HP_RECEIVER })
+  await settingsSteps(page, {
+    url,
+    step,
+    shots,
+    admin: { user: process.env.HP_USER, password: process.env.HP_PASSWORD },
+  })
   await page.goto(url)
 
   step('host page: live chart gains points every interval')

@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium against a real server fed by ``hostpulse simulate``:
-fleet, alerts (a rule made in the editor fires and is acknowledged; a channel's test send reaches
-a real receiver), live host chart, 7-day history, reconnect after a server restart, themes,
+sign-in, fleet, alerts (a rule made in the editor fires and is acknowledged; a channel's test
+send reaches a real receiver), settings (a viewer added, an enrollment command), logout, what a
+viewer may not see, live host chart, 7-day history, reconnect after a server restart, themes,
 Korean, phone width. Takes the screenshots in docs/screenshots/."""
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ def test_dashboard_end_to_end(server: Server, receiver: Receiver, tmp_path: Path
         }
         log = run_browser(env, server)
         assert "E2E OK" in log, log
+        for name in (
+            "sign in: a wrong password is refused, the admin password gets in",
+            "alerts: the rule fires and shows on the Alerts page",
+            "settings: the admin adds a viewer",
+            "logout: back to the login page, and the app stays closed",
+            "viewer: sees alerts but no editor, no acknowledge, no Settings",
+            "history: 7 days draws from a rollup tier",
+        ):
+            assert f"STEP {name}" in log, name
         # "send test" on the Alerts page reached the receiver
         tests = [b for b in receiver.bodies if b.get("kind") == "test"]
         assert tests, receiver.bodies

@@ -40,6 +40,7 @@ def create_token(
     database_url: DbOpt = None,
 ) -> None:
     """Create an enrollment token: hostpulse token create --host web-1 --ttl 1h"""
+    from hostpulse.server.auth.agent_keys import enroll_command
     from hostpulse.server.config import parse_duration
 
     try:
@@ -56,7 +57,7 @@ def create_token(
     uses = "once" if row.single_use else "any number of times"
     typer.echo(f"enrollment token {row.id} for {scope}, usable {uses} until {when(row.expires_ms)}")
     typer.echo("shown only now; on the host run:")
-    typer.echo(f"  hostpulse agent --server {server_url.rstrip('/')} --enroll {token}")
+    typer.echo(f"  {enroll_command(server_url, token, row.host_id)}")
 
 
 @tokens.command("list")

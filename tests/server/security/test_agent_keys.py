@@ -61,8 +61,8 @@ def test_enrollment_tokens_expire_are_single_use_and_host_bound(tmp_path: Path) 
         created = httpx.post(
             f"{srv.url}/api/v1/enrollment-tokens", json={"host_id": "db-1"}, headers=srv.headers()
         ).json()
-        assert (
-            created["command"] == f"hostpulse agent --server {srv.url} --enroll {created['token']}"
+        assert created["command"] == (
+            f"hostpulse agent --server {srv.url} --host-id db-1 --enroll {created['token']}"
         )
         gone = httpx.delete(
             f"{srv.url}/api/v1/enrollment-tokens/{created['id']}", headers=srv.headers()
@@ -222,3 +222,20 @@ def test_keys_and_tokens_are_not_in_the_database_or_in_later_responses(tmp_path:
     assert b"$argon2id$" in blob  # the hashes are there (so the search reads the tables)
     for secret in issued:
         assert secret.encode() not in blob
+
+
+def test_ids_out_of_range_are_a_422_not_a_server_error(tmp_path: Path) -> None:
+    """Found by the schema fuzzing: an id past 64 bits reached the database (500)."""
+    with LiveServer(tmp_path / "data") as srv:
+        admin = srv.headers("admin")
+        huge = 2**70
+        for method, path in (
+            ("POST", f"/api/v1/agent-keys/{huge}/revoke"),
+            ("POST", f"/api/v1/agent-keys/{huge}/rotate"),
+            ("DELETE", f"/api/v1/enrollment-tokens/{huge}"),
+            ("POST", "/api/v1/agent-keys/0/revoke"),
+        ):
+            r = httpx.request(method, srv.url + path, headers=admin)
+            assert r.status_code == 422, (path, r.text)
+        r = httpx.post(srv.url + f"/api/v1/agent-keys/{2**63 - 1}/revoke", headers=admin)
+        assert r.status_code == 404, r.text

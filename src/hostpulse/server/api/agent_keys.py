@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
 from hostpulse.server.api.auth_models import (
     AgentKeyOut,
@@ -14,10 +16,12 @@ from hostpulse.server.api.auth_models import (
     NewKeyOut,
 )
 from hostpulse.server.api.models import Problem
+from hostpulse.server.auth.agent_keys import enroll_command
 from hostpulse.server.auth.deps import AdminDep, AgentDep, AuthDep, http_error
 from hostpulse.server.auth.exceptions import AuthError
 
 router = APIRouter(tags=["agent keys"])
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The row's id (as listed).")]
 _NO_KEY: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "No such key."}
 }
@@ -43,7 +47,7 @@ async def list_keys(_: AdminDep, auth: AuthDep) -> list[AgentKeyOut]:
 @router.post(
     "/agent-keys/{key_id}/revoke", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_KEY
 )
-async def revoke_key(key_id: int, _: AdminDep, auth: AuthDep) -> Response:
+async def revoke_key(key_id: RowId, _: AdminDep, auth: AuthDep) -> Response:
     """The key stops working at its next request."""
     try:
         await auth.agents.revoke(key_id)
@@ -53,7 +57,7 @@ async def revoke_key(key_id: int, _: AdminDep, auth: AuthDep) -> Response:
 
 
 @router.post("/agent-keys/{key_id}/rotate", response_model=NewKeyOut, responses=_NO_KEY)
-async def rotate_key(key_id: int, _: AdminDep, auth: AuthDep) -> NewKeyOut:
+async def rotate_key(key_id: RowId, _: AdminDep, auth: AuthDep) -> NewKeyOut:
     """A new key for the same host (shown once); the old one stops working."""
     try:
         new = await auth.agents.rotate(key_id)
@@ -87,14 +91,14 @@ async def create_enrollment(
         host_id=row.host_id,
         expires_at=row.expires_ms,
         single_use=row.single_use,
-        command=f"hostpulse agent --server {server} --enroll {token}",
+        command=enroll_command(server, token, row.host_id),
     )
 
 
 @router.delete(
     "/enrollment-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_TOKEN
 )
-async def delete_enrollment(token_id: int, _: AdminDep, auth: AuthDep) -> Response:
+async def delete_enrollment(token_id: RowId, _: AdminDep, auth: AuthDep) -> Response:
     try:
         await auth.agents.delete_enrollment(token_id)
     except AuthError as exc:

@@ -9,6 +9,7 @@ takes effect within that time. ``last_used_ms`` is kept in memory and written in
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 
@@ -24,6 +25,14 @@ BAD_KEY = "invalid or revoked agent key"
 BAD_ENROLL = "unknown, expired or already used enrollment token"
 _MAX_NEGATIVE = 10_000
 CACHE_TTL_S = 10.0
+
+
+def enroll_command(server_url: str, token: str, host_id: str | None) -> str:
+    """What to run on the new host (with ``--host-id`` when the token is bound to a host)."""
+    parts = ["hostpulse", "agent", "--server", server_url.rstrip("/")]
+    if host_id:
+        parts += ["--host-id", host_id]
+    return shlex.join([*parts, "--enroll", token])
 
 
 def check_host_id(host_id: str) -> None:

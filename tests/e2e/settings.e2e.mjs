@@ -50,7 +50,7 @@ export async function settingsSteps(page, { url, step, admin, shots }) {
   await enrollment.locator('button[type=submit]').click()
   const command = await page.getByTestId('command').innerText()
   check(
-    command.startsWith(`hostpulse agent --server ${url} --enroll `) && command.length > 60,
+    command.startsWith(`hostpulse agent --server ${url} --host-id ${NEW_HOST} --enroll hpe_`) && command.length > 80,
     `enrollment command: ${command}`,
   )
   await enrollment.locator('tbody tr', { hasText: NEW_HOST }).waitFor()

@@ -24,10 +24,14 @@ SECRETS: set[str] = set()
 TEXTS: list[tuple[str, str]] = []  # (where, text)
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 MIN_SECRET = 12
+MIN_DISTINCT = 8
+"""A value with fewer distinct characters (``000000000000``, a password the schema fuzzing made
+up) cannot be told from ordinary text such as a zero-padded number in a log line; every key,
+token and generated password has far more."""
 
 
 def record_secret(value: str | None) -> None:
-    if value and len(value) >= MIN_SECRET:
+    if value and len(value) >= MIN_SECRET and len(set(value)) >= MIN_DISTINCT:
         SECRETS.add(value)
 
 

@@ -51,3 +51,15 @@ def test_find_leaks_names_the_place_not_the_secret() -> None:
     found = find_leaks({secret}, [("a.log", "nothing"), ("b.log", f"token={secret}")])
     assert found == ["a secret starting 'hpr_ss' (44 chars) in b.log"]
     assert find_leaks({secret}, [("a.log", "token=[redacted]")]) == []
+
+
+def test_values_that_look_like_ordinary_text_are_not_recorded() -> None:
+    import leakguard
+
+    before = set(leakguard.SECRETS)
+    leakguard.record_secret("000000000000")  # a fuzzed password; also a zero-padded number
+    leakguard.record_secret("short-pw")
+    assert before == leakguard.SECRETS
+    leakguard.record_secret("pw-Zq8xK2mL9vTn")
+    assert "pw-Zq8xK2mL9vTn" in leakguard.SECRETS
+    leakguard.SECRETS.discard("pw-Zq8xK2mL9vTn")

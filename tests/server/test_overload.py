@@ -165,3 +165,52 @@ def _counter(spool: Path, name: str) -> int:
 
     counters: dict[str, int] = json.loads((spool / "state.json").read_text())["counters"]
     return counters.get(name, 0)
+
+
+STORE_CANNOT_WRITE = """
+import asyncio, resource, sys, time
+sys.path.insert(0, sys.argv[2])
+from wire import batch, now_ms, request
+from hostpulse.protocol import codec
+from hostpulse.server.ingest_service import IngestError, IngestLimits, IngestService
+from hostpulse.store import open_store
+
+def body(t):
+    return codec.encode(request(batch("h", [(t, {("cpu_busy_percent", ()): 1.0})])))
+
+async def main() -> None:
+    store = open_store(sys.argv[1])
+    await store.start()
+    service = IngestService(store, IngestLimits(overload_retry_after=7), time.time)
+    t = now_ms() - 60_000
+    await service.ingest_body(body(t), "application/x-protobuf", "gzip")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)  # the log cannot grow: a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (store.wal.current.path.stat().st_size, hard))
+    try:
+        await service.ingest_body(body(t + 1000), "application/x-protobuf", "gzip")
+        print("stored")
+    except IngestError as exc:
+        print(exc.status, exc.headers, exc.reason)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    await service.ingest_body(body(t + 2000), "application/x-protobuf", "gzip")
+    print((await store.stats()).raw_samples)
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_store_that_cannot_write_answers_503_with_retry_after(tmp_path: Path) -> None:
+    # a real failing write (a file size limit, as a full disk): the agent gets a 503 it retries
+    # after Retry-After, with the reason, instead of a 500; nothing of the request is stored
+    r = subprocess.run(
+        [sys.executable, "-c", STORE_CANNOT_WRITE, str(tmp_path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    refused, samples = r.stdout.splitlines()
+    assert refused.startswith("503 {'Retry-After': '7'} the store cannot write: File too large")
+    assert "nothing was stored" in refused
+    assert samples == "2"

@@ -6,6 +6,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from hostpulse.protocol import IngestRequest, codec
 from hostpulse.server.testing import agent_key, login
@@ -96,6 +98,38 @@ def test_bad_settings_name_the_key_and_exit_2(tmp_path: Path) -> None:
         [*CLI, "server", "--retention-hour", "-5d"], capture_output=True, text=True, timeout=60
     )
     assert r2.returncode == 2 and "retention_hour" in r2.stderr
+
+
+@pytest.mark.parametrize("command", ["server", "up"])
+def test_unusable_settings_name_the_key_without_a_traceback(tmp_path: Path, command: str) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("not a directory")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = str(taken.getsockname()[1])
+    cases = [
+        (["--log-level", "loud"], "HOSTPULSE_LOG_LEVEL (log_level)"),
+        (["--data-dir", str(a_file)], "HOSTPULSE_DATA_DIR (data_dir): cannot create"),
+        (["--port", port], f"cannot listen on 127.0.0.1:{port}: Address already in use"),
+        (["--host", "no-such-host.invalid"], "cannot listen on no-such-host.invalid"),
+    ]
+    if command == "server":
+        cases.append((["--database-url", "postgresql://db/hp"], "HOSTPULSE_DATABASE_URL"))
+    try:
+        for args, message in cases:
+            r = subprocess.run(
+                [*CLI, command, "--port", "0", "--data-dir", str(tmp_path / "d"), *args],
+                env={**ENV, "XDG_DATA_HOME": str(tmp_path / "xdg")},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert r.returncode == 2, (args, r.stderr)
+            assert message in r.stderr, (args, r.stderr)
+            assert "Traceback" not in r.stderr + r.stdout, (args, r.stderr)
+    finally:
+        taken.close()
 
 
 def test_up_serves_from_the_per_user_data_dir(tmp_path: Path) -> None:

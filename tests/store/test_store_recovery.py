@@ -100,3 +100,67 @@ async def test_killed_process_loses_nothing_acknowledged(tmp_path: Path, clock: 
         assert snap is not None and snap.ts_ms == ROWS[-1][0] - ROWS[-1][0] % 30_000
     finally:
         await store.close()
+
+
+DISK_FULL = """
+import asyncio, resource, signal, sys
+sys.path.insert(0, sys.argv[2])
+from storekit import T0, batch, request
+from hostpulse.store import open_store
+from hostpulse.store.exceptions import StoreUnavailableError
+
+ROWS = [(T0 + i * 5000, [i + 0.5, 1000.0 * i, i / 4, 10.0 * i, i * 1e-6]) for i in range(30)]
+
+async def main() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit a write fails with EFBIG
+    store = open_store(sys.argv[1])
+    await store.start()
+    await store.ingest(request(batch("h1", ROWS[:10])), T0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    # the log may grow by 100 bytes only: the next record is written in part, then fails
+    limit = store.wal.current.path.stat().st_size + 100
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        await store.ingest(request(batch("h1", ROWS[10:20])), T0)
+        print("stored", flush=True)
+    except StoreUnavailableError as exc:
+        print("refused:", exc, flush=True)
+    print("ready", await store.ready(), flush=True)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    print("ready", await store.ready(), flush=True)
+    await store.ingest(request(batch("h1", ROWS[20:])), T0)
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_failed_log_write_refuses_that_request_and_keeps_the_later_ones(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # a real failing write (a file size limit, as a full disk does): the request is refused
+    # (StoreUnavailableError), the store is not ready meanwhile, and the partial record it
+    # left must not hide the requests acknowledged after it when the log is replayed
+    kit = Path(__file__).parent
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        DISK_FULL,
+        str(tmp_path),
+        str(kit),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("refused: the store cannot write"), lines
+    assert lines[1:] == ["ready False", "ready True"]
+    rows = [(T0 + i * 5000, 1000.0 * i) for i in range(30)]
+    store = open_store(tmp_path, clock=clock)
+    await store.start()
+    try:
+        got = await store.query_range("h1", "memory_used_bytes", T0, T0 + 3_600_000, tier=Tier.RAW)
+        assert [(p.ts_ms, p.value) for p in got.series[0].points] == rows[:10] + rows[20:]
+    finally:
+        await store.close()

@@ -117,3 +117,28 @@ def test_db_command_upgrades_and_reports(tmp_path: Path) -> None:
     assert _revision(db_file) == _head()
     res = runner.invoke(app, ["db", "history", *args])
     assert res.exit_code == 0 and "0001_metadata -> 0002_blocks" in res.output
+
+
+def test_the_alembic_command_upgrades_from_the_repository_root(tmp_path: Path) -> None:
+    # `alembic upgrade head` as an operator types it (alembic.ini at the root of the checkout),
+    # on an empty store and on one at the previous revision
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    alembic = [sys.executable, "-m", "alembic"]
+    env = {**os.environ, "HOSTPULSE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("HOSTPULSE_DATABASE_URL", None)
+    db = tmp_path / "data" / "store" / "hostpulse.db"
+    previous = "0100_alerts"
+    for target in (previous, "head"):
+        r = subprocess.run(
+            [*alembic, "upgrade", target], cwd=root, env=env, capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        assert _revision(db) == (previous if target == previous else _head())
+    empty = {**env, "HOSTPULSE_DATA_DIR": str(tmp_path / "fresh")}
+    r = subprocess.run([*alembic, "upgrade", "head"], cwd=root, env=empty, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert _revision(tmp_path / "fresh" / "store" / "hostpulse.db") == _head()

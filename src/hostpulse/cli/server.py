@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from hostpulse.server.config import ServerSettings, describe_error
+from hostpulse.server.config import ServerSettings, check_data_dir, describe_error
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Listen address [127.0.0.1].")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Listen port [8400].")]
@@ -42,7 +42,9 @@ CorsOpt = Annotated[
         "(https://ops.example.com); default none.",
     ),
 ]
-LogOpt = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning [info].")]
+LogOpt = Annotated[
+    str | None, typer.Option("--log-level", help="debug, info, warning, error \\[info].")
+]
 AdminPasswordOpt = Annotated[
     str | None,
     typer.Option(
@@ -63,6 +65,10 @@ def load_settings(**overrides: Any) -> ServerSettings:
     except ValidationError as exc:
         typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
+    problem = check_data_dir(settings)
+    if problem is not None:
+        typer.echo(f"invalid server settings:\n{problem}", err=True)
+        raise typer.Exit(2)
     if settings.alerts_config is not None:
         from hostpulse.alerts.config import load_config
         from hostpulse.alerts.exceptions import ConfigError
@@ -98,7 +104,7 @@ def server(
 ) -> None:
     """Run the hostpulse server (API docs at /docs). The first start creates the user admin
     and prints its password once (or takes --admin-password)."""
-    from hostpulse.server.run import serve
+    from hostpulse.server.run import ListenError, serve
 
     settings = load_settings(
         host=host,
@@ -120,4 +126,8 @@ def server(
     async def announce(url: str) -> None:
         typer.echo(f"hostpulse server listening on {url} (API docs: {url}/docs)")
 
-    serve(settings, on_started=announce)
+    try:
+        serve(settings, on_started=announce)
+    except ListenError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None

@@ -88,11 +88,16 @@ def up(
     # uvicorn re-raises the SIGTERM it caught once the server has stopped: with a Python handler
     # in place that ends run_up here (rather than killing the process), so the agent is stopped
     # cleanly and its spool synced; what it could not deliver is sent at the next start
+    from hostpulse.server.run import ListenError
+
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         run_up(settings, start_local)
     except _Stopped:
         pass
+    except ListenError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     finally:
         local.stop()
         signal.signal(signal.SIGTERM, previous)

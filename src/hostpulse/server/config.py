@@ -19,6 +19,7 @@ def default_data_dir() -> Path:
     return Path(base) / "hostpulse"
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -146,6 +147,22 @@ class ServerSettings(BaseSettings):
             raise ValueError("must be at least 12 characters")
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.strip().lower() not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+        return value.strip().lower()
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        from hostpulse.store import resolve
+
+        if value is not None:
+            resolve(value)  # ValueError naming the URL when it is not a store this server has
+        return value
+
     @field_validator("retention_raw", "retention_minute", "retention_hour", mode="before")
     @classmethod
     def _duration(cls, value: str | float | int) -> float:
@@ -205,6 +222,23 @@ class ServerSettings(BaseSettings):
     @property
     def store_url(self) -> str:
         return self.database_url or str(self.data_dir / "store")
+
+
+def check_data_dir(settings: ServerSettings) -> str | None:
+    """Create the data directory and the store's; the problem as a message naming the key when
+    that is not possible, else None."""
+    from hostpulse.store import resolve
+
+    store_key = "database_url" if settings.database_url is not None else "data_dir"
+    store_dir = resolve(settings.store_url)[0].parent
+    for key, path in (("data_dir", settings.data_dir), (store_key, store_dir)):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"HOSTPULSE_{key.upper()} ({key}): cannot create {str(path)!r}: {exc.strerror}"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"HOSTPULSE_{key.upper()} ({key}): {str(path)!r} is not writable"
+    return None
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -26,7 +26,7 @@ from hostpulse.protocol import (
 )
 from hostpulse.server.admission import Admission, Overloaded
 from hostpulse.store.base import Store
-from hostpulse.store.exceptions import InvalidRequestError
+from hostpulse.store.exceptions import InvalidRequestError, StoreUnavailableError
 from hostpulse.store.types import IngestResult
 
 logger = logging.getLogger(__name__)
@@ -311,6 +311,11 @@ class IngestService:
         except InvalidRequestError as exc:  # the store's own check, after ours
             self._release(reserved)
             raise IngestError(422, str(exc)) from None
+        except StoreUnavailableError as exc:  # disk full, I/O error: nothing stored, send again
+            self._release(reserved)
+            logger.error("ingest refused: %s", exc)
+            retry = str(self.limits.overload_retry_after)
+            raise IngestError(503, f"{exc}; nothing was stored", {"Retry-After": retry}) from None
         except BaseException:
             self._release(reserved)
             raise

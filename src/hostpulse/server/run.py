@@ -24,13 +24,25 @@ OnStarted = Callable[[str], Awaitable[None]]
 STARTUP_TIMEOUT_S = 120.0
 
 
+class ListenError(OSError):
+    """The listen address cannot be used (port taken, unknown host); the message names the
+    settings."""
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # accepted connections inherit it: small answers go out at once, not after a delayed ACK
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(HOSTPULSE_HOST / --host, HOSTPULSE_PORT / --port)"
+        ) from None
     sock.listen(2048)
     sock.setblocking(False)
     return sock

@@ -19,11 +19,16 @@ from typing import cast
 import numpy as np
 from google.protobuf.message import DecodeError
 from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.protocol import IngestRequest, Snapshot
 from hostpulse.store import codec, db, schema
-from hostpulse.store.exceptions import InvalidRequestError, StoreClosedError
+from hostpulse.store.exceptions import (
+    InvalidRequestError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
 from hostpulse.store.head import HostHead, IntP, WindowBuf
 from hostpulse.store.maintenance import Maintenance
 from hostpulse.store.prepare import Prepared, prepare
@@ -134,6 +139,11 @@ class SQLiteStore(Registry, Reads, Maintenance):
             return False
         async with self._engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+        try:
+            await asyncio.to_thread(self._wal.probe)
+        except OSError as exc:  # disk full, data directory gone
+            logger.warning("store not ready: cannot write in %s: %s", self.wal_dir, exc)
+            return False
         return True
 
     async def _load_metadata(self) -> None:
@@ -175,10 +185,18 @@ class SQLiteStore(Registry, Reads, Maintenance):
 
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
         prep = prepare(request)
-        colmaps = await self.register(prep, received_ms)
+        try:
+            colmaps = await self.register(prep, received_ms)
+        except OperationalError as exc:  # e.g. "database or disk is full", "database is locked"
+            raise StoreUnavailableError(f"the store cannot write: {exc.orig}") from exc
         seg, durable = self.wal.begin(prep.payload, prep.newest_ms)
         try:
-            await durable
+            try:
+                await durable
+            except OSError as exc:
+                raise StoreUnavailableError(
+                    f"the store cannot write: {exc.strerror or exc}"
+                ) from exc
             return await self._apply_durable(prep, colmaps)
         finally:
             await self.wal.applied(seg)

@@ -15,6 +15,11 @@ class StoreClosedError(StoreError):
     """The store was used before ``start()`` or after ``close()``."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store cannot write now (disk full, I/O error, database locked): nothing of the
+    request was stored; the same request may succeed later."""
+
+
 class BadCursorError(StoreError, ValueError):
     """A pagination cursor that this store did not issue."""
 

@@ -9,6 +9,7 @@ is older than the compaction watermark (everything in them is committed to SQLit
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import struct
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 _REC = struct.Struct("<II")
 _SUFFIX = ".wal"
+_PROBE_BYTES = 4096
 
 
 @dataclass(slots=True)
@@ -49,6 +51,7 @@ class WriteAheadLog:
         self._flusher: asyncio.Task[None] | None = None
         self._io_lock = asyncio.Lock()
         self._applied = asyncio.Condition()
+        self._torn = False  # a failed write could not be undone: start a new segment first
 
     @property
     def current(self) -> Segment:
@@ -88,7 +91,8 @@ class WriteAheadLog:
         if self._fh is not None:
             self._fh.close()
             self.current.closed = True
-        self._fh = path.open("ab")
+        # unbuffered: after a failed write no bytes linger in a buffer to be written later
+        self._fh = path.open("ab", buffering=0)
         self.segments.append(Segment(number, path))
         dir_fd = os.open(self.directory, os.O_RDONLY)
         try:
@@ -122,11 +126,17 @@ class WriteAheadLog:
                     await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:
-        fh = self._fh
-        assert fh is not None
         try:
+            if self._torn:
+                self._open_new()
+                self._torn = False
+            fh = self._fh
+            assert fh is not None
             await asyncio.to_thread(_write_and_sync, fh, b"".join(p.data for p in batch))
         except OSError as exc:
+            # the records were not acknowledged; what was written of them is cut off again, so
+            # the records appended after it stay readable (replay stops at a torn record)
+            self._torn = self._torn or not getattr(exc, "undone", False)
             logger.error("wal write failed: %s", exc)
             for p in batch:
                 if not p.future.done():
@@ -159,6 +169,20 @@ class WriteAheadLog:
                 dropped += 1
         return dropped
 
+    def probe(self) -> None:
+        """Write (and remove) a small file beside the segments: OSError when the log could not
+        be written now (disk full, directory gone)."""
+        path = self.directory / "ready.probe"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                if os.write(fd, bytes(_PROBE_BYTES)) < _PROBE_BYTES:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            finally:
+                os.close(fd)
+        finally:
+            path.unlink(missing_ok=True)
+
     def bytes_on_disk(self) -> int:
         return sum(s.path.stat().st_size for s in self.segments if s.path.exists())
 
@@ -173,6 +197,19 @@ class WriteAheadLog:
 
 
 def _write_and_sync(fh: BinaryIO, data: bytes) -> None:
-    fh.write(data)
-    fh.flush()
-    os.fsync(fh.fileno())
+    """Append ``data`` and fsync; on failure truncate the file back to where it was (the
+    exception then has ``undone = True``), so no partial record stays in the segment."""
+    fd = fh.fileno()
+    size = os.fstat(fd).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            raise exc from None
+        exc.undone = True  # type: ignore[attr-defined]
+        raise

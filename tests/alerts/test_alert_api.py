@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import socket
 import threading
@@ -18,6 +19,7 @@ import pytest
 import uvicorn
 from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hostpulse.alerts.config import parse_config
@@ -27,6 +29,7 @@ from hostpulse.server.api.alerts import router
 from hostpulse.server.auth.repository import AuthRepository
 from hostpulse.server.auth.roles import Role
 from hostpulse.server.auth.service import AuthService
+from hostpulse.server.edge import validation_failed
 
 T = TypeVar("T")
 CPU = "cpu_busy_percent"
@@ -80,6 +83,7 @@ def api(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Api]:
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(router, prefix="/api/v1")
+    app.add_exception_handler(RequestValidationError, validation_failed)  # as the server does
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -133,12 +137,26 @@ def test_rules_crud(api: Api) -> None:
         ({**RULE, "colour": "red"}, ["body", "threshold", "colour"], "Extra inputs"),
         ({**RULE, "kind": "magic"}, ["body"], "'kind' must be one of"),
         ({**RULE, "id": "has space"}, ["body", "threshold", "id"], "pattern"),
+        # an endless "for" once broke the evaluation of every sample after it
+        ({**RULE, "for": "inf"}, ["body", "threshold", "for"], "not a finite number"),
+        ({**RULE, "for": "nan"}, ["body", "threshold", "for"], "not a finite number"),
+        ({**RULE, "for": float("inf")}, ["body", "threshold", "for"], "not a finite number"),
+        (
+            {**RULE, "aggregation": {"fn": "avg", "window": "1e400"}},
+            ["body", "threshold", "aggregation", "window"],
+            "not a finite number",
+        ),
+        ({**RULE, "warning": float("nan")}, ["body", "threshold", "warning"], "finite number"),
+        ({**RULE, "critical": float("inf")}, ["body", "threshold", "critical"], "finite number"),
     ],
 )
 def test_invalid_rule_gets_422_saying_what_is_wrong(
     api: Api, body: dict[str, Any], where: list[str], says: str
 ) -> None:
-    response = api.client.post("/rules", json=body)
+    # json.dumps writes NaN and Infinity, which the server's JSON parser reads
+    response = api.client.post(
+        "/rules", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert any(d["loc"] == where and says in d["msg"] for d in detail), detail

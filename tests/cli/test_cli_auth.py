@@ -1,5 +1,5 @@
 """`hostpulse user|token|key` on a server's data directory, and a running server that sees the
-changes (users at once; keys revoked by the command within the key cache's 10 s)."""
+changes (new users at once; removed users and revoked keys within the caches' 10 s)."""
 
 from __future__ import annotations
 
@@ -105,3 +105,24 @@ def test_a_key_revoked_by_the_command_is_refused_by_the_running_server(tmp_path:
             assert time.monotonic() - revoked_at < 12, "still accepted after the key cache's 10 s"
             time.sleep(0.5)
         assert httpx.post(url, content=b"{}", headers=headers).status_code == 401
+
+
+def test_a_user_removed_by_the_command_loses_access_to_the_running_server(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    data = tmp_path / "d"
+    with LiveServer(data) as srv:
+        headers = srv.headers("editor")
+        me = f"{srv.url}/api/v1/auth/me"
+        assert httpx.get(me, headers=headers).status_code == 200  # the role is cached now
+        assert cli(data, "user", "remove", "editor")[0] == 0
+        removed_at = time.monotonic()
+        while httpx.get(me, headers=headers).status_code == 200:
+            assert time.monotonic() - removed_at < 12, "still signed in after the role cache's 10 s"
+            time.sleep(0.5)
+        assert httpx.get(me, headers=headers).status_code == 401
+        rule = {"id": "late", "metric": "cpu_busy_percent", "warning": 99}
+        r = httpx.post(f"{srv.url}/api/v1/alerts/rules", json=rule, headers=headers)
+        assert r.status_code == 401

@@ -25,6 +25,7 @@ def test_user_commands(tmp_path: Path) -> None:
     data = tmp_path / "d"
     code, out = cli(data, "user", "add", "alice", "--role", "editor", stdin="short\nshort\n")
     assert code == 2 and "at least 12 characters" in out
+    assert data.stat().st_mode & 0o777 == 0o700  # created for the server's user only
     pw = "alice-password-1"
     record_secret(pw)
     code, out = cli(data, "user", "add", "alice", "--role", "editor", stdin=f"{pw}\n{pw}\n")

@@ -198,6 +198,30 @@ def test_channels_crud_masks_secrets_and_test_send(api: Api, http_receiver: Http
     assert c.post("/channels/signed/test").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ({"X-A": "b\r\nX-Injected: 1"}, "printable ASCII on one line"),
+        ({"X-Team": "\u00fcber"}, "printable ASCII on one line"),
+        ({"Bad Name": "x"}, "not a valid HTTP header name"),
+        ({"Content-Length": "5"}, "set by hostpulse"),
+    ],
+)
+def test_webhook_headers_that_could_never_be_sent_are_422(
+    api: Api, http_receiver: HttpReceiver, headers: dict[str, str], says: str
+) -> None:
+    spec = {"id": "h", "type": "webhook", "url": http_receiver.url, "headers": headers}
+    response = api.client.post("/channels", json=spec)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "webhook", "headers"] and says in error["msg"]
+    ok = {**spec, "headers": {"Authorization": "Bearer abc", "X-Team": "ops"}}
+    assert api.client.post("/channels", json=ok).status_code == 201
+    assert api.client.post("/channels/h/test").json()["ok"] is True
+    (req,) = http_receiver.wait_for(1)
+    assert req.headers["x-team"] == "ops"
+
+
 def test_silences_crud(api: Api) -> None:
     c = api.client
     body = {"hosts": ["web-1"], "ends_at": "2999-01-01T00:00:00Z", "comment": "upgrade"}

@@ -222,6 +222,25 @@ def test_webhook_headers_that_could_never_be_sent_are_422(
     assert req.headers["x-team"] == "ops"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("to", ["ops@example.com\r\nBcc: someone@example.net"]),
+        ("to", ["not an address"]),
+        ("sender", "hostpulse@example.com\nBcc: someone@example.net"),
+    ],
+)
+def test_email_addresses_that_could_never_be_sent_are_422(
+    api: Api, field: str, value: object
+) -> None:
+    spec = {"id": "m", "type": "email", "host": "127.0.0.1", "sender": "hp@example.com"}
+    spec |= {"to": ["Ops <ops@example.com>"], field: value}
+    response = api.client.post("/channels", json=spec)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "email", field] and "not an email address" in error["msg"]
+
+
 def test_silences_crud(api: Api) -> None:
     c = api.client
     body = {"hosts": ["web-1"], "ends_at": "2999-01-01T00:00:00Z", "comment": "upgrade"}

@@ -45,6 +45,14 @@ def test_user_commands(tmp_path: Path) -> None:
         bad = httpx.post(f"{srv.url}/api/v1/auth/login", json={"username": "alice", "password": pw})
         assert bad.status_code == 401
         assert srv.login("alice", new)["access_token"]
+        assert cli(data, "user", "role", "alice", "admin") == (0, "alice is now admin\n")
+        assert srv.login("alice", new)["user"]["role"] == "admin"
+        assert cli(data, "user", "role", "alice", "boss")[0] == 2
+        assert cli(data, "user", "role", "alice", "viewer")[0] == 0
+        assert cli(data, "user", "role", "admin", "viewer") == (
+            1,
+            "error: 'admin' is the last admin; make another user admin first\n",
+        )
         assert cli(data, "user", "remove", "alice")[0] == 0
         assert cli(data, "user", "remove", "admin") == (
             1,

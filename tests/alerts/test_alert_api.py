@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import socket
 import threading
@@ -18,6 +19,7 @@ import pytest
 import uvicorn
 from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hostpulse.alerts.config import parse_config
@@ -27,6 +29,7 @@ from hostpulse.server.api.alerts import router
 from hostpulse.server.auth.repository import AuthRepository
 from hostpulse.server.auth.roles import Role
 from hostpulse.server.auth.service import AuthService
+from hostpulse.server.edge import validation_failed
 
 T = TypeVar("T")
 CPU = "cpu_busy_percent"
@@ -80,6 +83,7 @@ def api(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Api]:
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(router, prefix="/api/v1")
+    app.add_exception_handler(RequestValidationError, validation_failed)  # as the server does
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -133,12 +137,26 @@ def test_rules_crud(api: Api) -> None:
         ({**RULE, "colour": "red"}, ["body", "threshold", "colour"], "Extra inputs"),
         ({**RULE, "kind": "magic"}, ["body"], "'kind' must be one of"),
         ({**RULE, "id": "has space"}, ["body", "threshold", "id"], "pattern"),
+        # an endless "for" once broke the evaluation of every sample after it
+        ({**RULE, "for": "inf"}, ["body", "threshold", "for"], "not a finite number"),
+        ({**RULE, "for": "nan"}, ["body", "threshold", "for"], "not a finite number"),
+        ({**RULE, "for": float("inf")}, ["body", "threshold", "for"], "not a finite number"),
+        (
+            {**RULE, "aggregation": {"fn": "avg", "window": "1e400"}},
+            ["body", "threshold", "aggregation", "window"],
+            "not a finite number",
+        ),
+        ({**RULE, "warning": float("nan")}, ["body", "threshold", "warning"], "finite number"),
+        ({**RULE, "critical": float("inf")}, ["body", "threshold", "critical"], "finite number"),
     ],
 )
 def test_invalid_rule_gets_422_saying_what_is_wrong(
     api: Api, body: dict[str, Any], where: list[str], says: str
 ) -> None:
-    response = api.client.post("/rules", json=body)
+    # json.dumps writes NaN and Infinity, which the server's JSON parser reads
+    response = api.client.post(
+        "/rules", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert any(d["loc"] == where and says in d["msg"] for d in detail), detail
@@ -178,6 +196,49 @@ def test_channels_crud_masks_secrets_and_test_send(api: Api, http_receiver: Http
     assert bad_url.status_code == 422 and "http:// or https://" in bad_url.text
     assert c.delete("/channels/signed").status_code == 204
     assert c.post("/channels/signed/test").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ({"X-A": "b\r\nX-Injected: 1"}, "printable ASCII on one line"),
+        ({"X-Team": "\u00fcber"}, "printable ASCII on one line"),
+        ({"Bad Name": "x"}, "not a valid HTTP header name"),
+        ({"Content-Length": "5"}, "set by hostpulse"),
+    ],
+)
+def test_webhook_headers_that_could_never_be_sent_are_422(
+    api: Api, http_receiver: HttpReceiver, headers: dict[str, str], says: str
+) -> None:
+    spec = {"id": "h", "type": "webhook", "url": http_receiver.url, "headers": headers}
+    response = api.client.post("/channels", json=spec)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "webhook", "headers"] and says in error["msg"]
+    ok = {**spec, "headers": {"Authorization": "Bearer abc", "X-Team": "ops"}}
+    assert api.client.post("/channels", json=ok).status_code == 201
+    assert api.client.post("/channels/h/test").json()["ok"] is True
+    (req,) = http_receiver.wait_for(1)
+    assert req.headers["x-team"] == "ops"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("to", ["ops@example.com\r\nBcc: someone@example.net"]),
+        ("to", ["not an address"]),
+        ("sender", "hostpulse@example.com\nBcc: someone@example.net"),
+    ],
+)
+def test_email_addresses_that_could_never_be_sent_are_422(
+    api: Api, field: str, value: object
+) -> None:
+    spec = {"id": "m", "type": "email", "host": "127.0.0.1", "sender": "hp@example.com"}
+    spec |= {"to": ["Ops <ops@example.com>"], field: value}
+    response = api.client.post("/channels", json=spec)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "email", field] and "not an email address" in error["msg"]
 
 
 def test_silences_crud(api: Api) -> None:

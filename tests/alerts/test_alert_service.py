@@ -255,3 +255,29 @@ def test_ten_hosts_stopping_together_reach_the_receiver_as_one_request(
     assert req.json()["summary"] == (
         "[CRITICAL] down on node-0, node-1, node-2, node-3, node-4 and 5 more"
     )
+
+
+def test_an_invalid_stored_channel_is_skipped_and_logged_without_its_secret(
+    tmp_path: Path, http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hostpulse.alerts import models
+
+    db = tmp_path / "a.db"
+    secret = "smtp-secret-" + "9f3c1a7e5b"
+
+    async def store_a_broken_channel(service: AlertService) -> None:
+        spec = {"id": "mail", "type": "email", "host": "smtp.example.com", "password": secret}
+        await service.repo.put_spec(models.channels, "mail", spec, "api", 1)  # no sender, no to
+
+    clock = ManualClock(1_000_000)
+    run_with(db, config(http_receiver.url), clock, store_a_broken_channel)
+    with caplog.at_level("ERROR", logger="hostpulse.alerts.service"):
+        ids = run_with(db, config(http_receiver.url), clock, lambda s: _ids(s))
+    assert ids == ["hook"]
+    (record,) = [r for r in caplog.records if r.getMessage() == "stored channel is invalid"]
+    assert record.id == "mail" and "sender" in record.error  # type: ignore[attr-defined]
+    assert secret not in record.error  # type: ignore[attr-defined]
+
+
+async def _ids(service: AlertService) -> list[str]:
+    return [e.id for e in service.channels()]

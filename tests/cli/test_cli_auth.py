@@ -1,5 +1,5 @@
 """`hostpulse user|token|key` on a server's data directory, and a running server that sees the
-changes (users at once; keys revoked by the command within the key cache's 10 s)."""
+changes (new users at once; removed users and revoked keys within the caches' 10 s)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def test_user_commands(tmp_path: Path) -> None:
     data = tmp_path / "d"
     code, out = cli(data, "user", "add", "alice", "--role", "editor", stdin="short\nshort\n")
     assert code == 2 and "at least 12 characters" in out
+    assert data.stat().st_mode & 0o777 == 0o700  # created for the server's user only
     pw = "alice-password-1"
     record_secret(pw)
     code, out = cli(data, "user", "add", "alice", "--role", "editor", stdin=f"{pw}\n{pw}\n")
@@ -44,6 +45,14 @@ def test_user_commands(tmp_path: Path) -> None:
         bad = httpx.post(f"{srv.url}/api/v1/auth/login", json={"username": "alice", "password": pw})
         assert bad.status_code == 401
         assert srv.login("alice", new)["access_token"]
+        assert cli(data, "user", "role", "alice", "admin") == (0, "alice is now admin\n")
+        assert srv.login("alice", new)["user"]["role"] == "admin"
+        assert cli(data, "user", "role", "alice", "boss")[0] == 2
+        assert cli(data, "user", "role", "alice", "viewer")[0] == 0
+        assert cli(data, "user", "role", "admin", "viewer") == (
+            1,
+            "error: 'admin' is the last admin; make another user admin first\n",
+        )
         assert cli(data, "user", "remove", "alice")[0] == 0
         assert cli(data, "user", "remove", "admin") == (
             1,
@@ -105,3 +114,24 @@ def test_a_key_revoked_by_the_command_is_refused_by_the_running_server(tmp_path:
             assert time.monotonic() - revoked_at < 12, "still accepted after the key cache's 10 s"
             time.sleep(0.5)
         assert httpx.post(url, content=b"{}", headers=headers).status_code == 401
+
+
+def test_a_user_removed_by_the_command_loses_access_to_the_running_server(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    data = tmp_path / "d"
+    with LiveServer(data) as srv:
+        headers = srv.headers("editor")
+        me = f"{srv.url}/api/v1/auth/me"
+        assert httpx.get(me, headers=headers).status_code == 200  # the role is cached now
+        assert cli(data, "user", "remove", "editor")[0] == 0
+        removed_at = time.monotonic()
+        while httpx.get(me, headers=headers).status_code == 200:
+            assert time.monotonic() - removed_at < 12, "still signed in after the role cache's 10 s"
+            time.sleep(0.5)
+        assert httpx.get(me, headers=headers).status_code == 401
+        rule = {"id": "late", "metric": "cpu_busy_percent", "warning": 99}
+        r = httpx.post(f"{srv.url}/api/v1/alerts/rules", json=rule, headers=headers)
+        assert r.status_code == 401

@@ -182,3 +182,63 @@ def test_a_non_numeric_content_length_is_a_400(small_body_server: LiveServer) ->
         while chunk := s.recv(65536):
             data += chunk
     assert data.split()[1] == b"400"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    with LiveServer(tmp_path / "data") as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    ("path", "role", "body", "loc"),
+    [
+        # Python's JSON parser reads NaN and Infinity; the 422 echoing them could not be encoded
+        (
+            "/api/v1/alerts/rules",
+            "editor",
+            '{"id": "a", "kind": "absent", "intervals": NaN}',
+            ["body", "absent", "intervals"],
+        ),
+        (
+            "/api/v1/alerts/silences",
+            "editor",
+            '{"hosts": ["h"], "ends_at": Infinity}',
+            ["body", "ends_at"],
+        ),
+        (
+            "/api/v1/users",
+            "admin",
+            '{"username": "u", "password": "longenough-pw", "role": NaN}',
+            ["body", "role"],
+        ),
+    ],
+)
+def test_a_refused_non_finite_number_gets_a_422_not_a_500(
+    server: LiveServer, path: str, role: str, body: str, loc: list[str]
+) -> None:
+    headers = {"content-type": "application/json", **server.headers(role)}
+    r = httpx.post(server.url + path, content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert any(error["loc"] == loc for error in r.json()["detail"]), r.text
+
+
+def test_a_422_does_not_echo_the_refused_password_or_secret(server: LiveServer) -> None:
+    short = "Tr0ub4dor&3"  # 11 characters: refused
+    r = httpx.post(
+        server.url + "/api/v1/users",
+        json={"username": "bob", "password": short, "role": "viewer"},
+        headers=server.headers("admin"),
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "password"]
+    assert "at least 12 characters" in r.text
+    assert short not in r.text
+    secret = "hook-signing-secret-0f9a"
+    r = httpx.post(
+        server.url + "/api/v1/alerts/channels",
+        json={"id": "hook", "type": "webhook", "url": "ftp://example.com/", "secret": secret},
+        headers=server.headers("editor"),
+    )
+    assert r.status_code == 422 and "http:// or https://" in r.text
+    assert secret not in r.text

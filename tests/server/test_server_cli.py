@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -225,3 +227,83 @@ def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:
         assert {v["ts_ms"] for v in cur["values"]} == {t}
     finally:
         _stop(proc, signal.SIGTERM)
+
+
+class _Hook(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        self.send_response(400 if self.path.startswith("/refuse") else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_the_server_log_names_what_failed_but_not_a_webhook_url(tmp_path: Path) -> None:
+    hooks = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    hooks.paths = []  # type: ignore[attr-defined]
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    token = "xoxb" + os.urandom(12).hex()  # the secret part of a Slack webhook URL
+    base = f"http://127.0.0.1:{hooks.server_address[1]}"
+    (tmp_path / "alerts.yml").write_text(
+        f"""
+allow_networks: ["127.0.0.0/8"]
+channels:
+  - id: team-slack
+    type: slack
+    url: "${{SLACK_WEBHOOK_URL}}"
+  - id: refused
+    type: webhook
+    url: {base}/refuse
+rules:
+  - id: cpu-hot
+    metric: cpu_busy_percent
+    warning: 50
+"""
+    )
+    log_and_config = ["--alerts-config", str(tmp_path / "alerts.yml"), "--log-level", "info"]
+    proc = subprocess.Popen(
+        [*CLI, "server", "--port", "0", "--data-dir", str(tmp_path / "d"), *log_and_config],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**ENV, "SLACK_WEBHOOK_URL": f"{base}/services/T0/B0/{token}"},
+    )
+    try:
+        url = _wait_for_url(proc)
+        key = agent_key(url, _admin(url)["authorization"].split()[1], "web-1")
+        test = httpx.post(f"{url}/api/v1/alerts/channels/team-slack/test", headers=_admin(url))
+        assert test.status_code == 200 and test.json()["ok"], test.text
+        ingest = {
+            "batches": [
+                {
+                    "host": {"hostId": "web-1", "intervalSeconds": 5},
+                    "series": [{"metric": "cpu_busy_percent"}],
+                    "snapshots": [
+                        {"timestampMs": int(time.time() * 1000), "seriesIndex": [0], "values": [99]}
+                    ],
+                }
+            ]
+        }
+        r = httpx.post(
+            f"{url}/api/v1/ingest", json=ingest, headers={"authorization": f"Bearer {key}"}
+        )
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 20
+        while "/refuse" not in hooks.paths or len(hooks.paths) < 3:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, hooks.paths  # type: ignore[attr-defined]
+            time.sleep(0.2)
+        time.sleep(0.5)  # the refused send's log line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        hooks.shutdown()
+        hooks.server_close()
+    assert f"/services/T0/B0/{token}" in hooks.paths  # type: ignore[attr-defined]
+    assert token not in out
+    # the log says which channel failed and why (the record's extra fields)
+    line = re.search(r"notification not delivered (.*)", out)
+    assert line and "channel='refused'" in line[1] and "HTTP 400" in line[1], out
+    assert "asctime" not in line[1]

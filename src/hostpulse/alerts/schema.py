@@ -6,6 +6,7 @@ silently ignored. Durations accept seconds (``120``) or text (``"2m"``, ``"1h30m
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, time
 from enum import IntEnum, StrEnum
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    FiniteFloat,
     Tag,
     TypeAdapter,
     WithJsonSchema,
@@ -56,6 +58,8 @@ def parse_duration(value: object) -> float:
                 ) from None
     else:
         raise ValueError("a duration must be a number of seconds or text like '2m'")
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration {value!r} is not a finite number of seconds")
     if seconds < 0:
         raise ValueError(f"duration {value!r} is negative")
     return seconds
@@ -139,8 +143,8 @@ class Condition(Strict):
     metric: str
     labels: dict[str, str] = Field(default_factory=dict)
     op: Op = Op.GT
-    warning: float | None = None
-    critical: float | None = None
+    warning: FiniteFloat | None = None
+    critical: FiniteFloat | None = None
     aggregation: Aggregation = Field(default_factory=Aggregation)
 
     @field_validator("metric")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
+from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,7 +29,7 @@ from hostpulse.alerts import models
 from hostpulse.alerts.channels import AnyChannelSpec, build_channel, channel_from_dict
 from hostpulse.alerts.channels.email import EmailSpec
 from hostpulse.alerts.clock import Clock, SystemClock
-from hostpulse.alerts.config import AlertsConfig
+from hostpulse.alerts.config import AlertsConfig, format_errors
 from hostpulse.alerts.dispatch import Attempt, Dispatcher, Job, RetryPolicy
 from hostpulse.alerts.engine import AlertEngine, EngineSettings
 from hostpulse.alerts.exceptions import (
@@ -160,15 +161,15 @@ class AlertService:
             try:
                 rule = rule_from_dict(row.spec)
             except ValueError as exc:
-                logger.error("stored rule is invalid", extra={"rule": row.id, "error": str(exc)})
+                logger.error("stored rule is invalid", extra={"rule": row.id, "error": _why(exc)})
                 continue
             self._rules[row.id] = Entry(row.id, rule, row.source, row.created_ms, row.updated_ms)
         self._channels = {}
         for row in await self.repo.list_specs(models.channels):
             try:
                 ch = channel_from_dict(row.spec)
-            except ValueError as exc:
-                logger.error("stored channel is invalid", extra={"id": row.id, "error": str(exc)})
+            except ValueError as exc:  # the reason only: the stored input holds secrets
+                logger.error("stored channel is invalid", extra={"id": row.id, "error": _why(exc)})
                 continue
             self._channels[row.id] = Entry(row.id, ch, row.source, row.created_ms, row.updated_ms)
         self._silences = {}
@@ -400,3 +401,8 @@ def _get(items: dict[str, Entry[T]], key: str, what: str) -> Entry[T]:
 
 def _dump(spec: AnyChannelSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json")
+
+
+def _why(exc: ValueError) -> str:
+    """What is wrong, without pydantic's echo of the input (a channel's password or URL)."""
+    return format_errors(exc) if isinstance(exc, ValidationError) else str(exc)

@@ -81,10 +81,28 @@ def load_settings(**overrides: Any) -> ServerSettings:
     return settings
 
 
+_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class _Formatter(logging.Formatter):
+    """The message, then the ``extra`` fields of hostpulse's own records (which channel, which
+    rule, the error) as ``key=value``: without them "notification not delivered" says nothing."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        if not record.name.startswith("hostpulse"):
+            return text
+        extra = [f"{k}={v!r}" for k, v in vars(record).items() if k not in _RECORD_FIELDS]
+        return " ".join([text, *extra])
+
+
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    # httpx logs every request's full URL at INFO, and the URL of a Slack or Discord webhook
+    # (or a webhook with a token in its query) is a secret: the alerts record sends themselves
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def server(

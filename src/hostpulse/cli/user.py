@@ -1,4 +1,4 @@
-"""`hostpulse user add|list|passwd|remove`: accounts on the server's database (run it on the
+"""`hostpulse user add|list|passwd|role|remove`: accounts on the server's database (run it on the
 server's machine, as the user that runs the server)."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from hostpulse.server.auth.repository import UserRow
     from hostpulse.server.auth.service import AuthService
 
-app = typer.Typer(help="Users who sign in to the dashboard and API: add, list, passwd, remove.")
+app = typer.Typer(
+    help="Users who sign in to the dashboard and API: add, list, passwd, role, remove."
+)
 
 NameArg = Annotated[str, typer.Argument(help="User name, e.g. alice.")]
 PasswordOpt = Annotated[
@@ -78,6 +80,26 @@ def passwd(
 
     run_auth(data_dir, database_url, op)
     typer.echo(f"changed the password of {username}")
+
+
+@app.command("role")
+def role(
+    username: NameArg,
+    new_role: Annotated[str, typer.Argument(metavar="ROLE", help="viewer, editor or admin.")],
+    data_dir: DataOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Change a user's role: hostpulse user role alice admin (never demotes the last admin)."""
+    from hostpulse.server.auth.principals import User
+    from hostpulse.server.auth.roles import Role
+    from hostpulse.server.auth.users import parse_role
+
+    async def op(auth: AuthService) -> UserRow:
+        operator = User("(command line)", Role.admin)
+        return await auth.users.update(operator, username, role=parse_role(new_role), password=None)
+
+    row = run_auth(data_dir, database_url, op)
+    typer.echo(f"{row.username} is now {row.role}")
 
 
 @app.command("remove")

@@ -38,7 +38,8 @@ def open_default_store(settings: ServerSettings, clock: Callable[[], float]) -> 
     from hostpulse.store import open_store
 
     if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # only the server's user may enter it: the database holds channel secrets
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return open_store(
         settings.store_url, retention=settings.retention, clock=lambda: int(clock() * 1000)
     )

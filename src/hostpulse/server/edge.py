@@ -1,5 +1,6 @@
 """What every HTTP answer goes through before the routes: the CORS allow-list, the body size
-limit of the JSON API, ``X-Content-Type-Options`` on everything and HSTS over TLS.
+limit of the JSON API, ``X-Content-Type-Options`` on everything and HSTS over TLS; and how a
+request that fails validation is answered (422 without echoing what was sent).
 
 Plain ASGI middlewares (no per-request framework objects): ingest runs through them hundreds of
 times a second. The dashboard's own headers (CSP and friends) are set in ``static.py``.
@@ -12,7 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -219,6 +223,15 @@ def install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+async def validation_failed(_request: Request, exc: Exception) -> JSONResponse:
+    """422 with each error's ``loc``, ``msg``, ``type`` and ``ctx`` but not the framework's
+    ``input`` echo: that would send back a refused password, a channel's secret, or a NaN
+    or Infinity a lenient JSON parser read (which JSON cannot carry: the answer became a 500)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{k: v for k, v in error.items() if k != "input"} for error in errors]
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(detail)})
+
+
 def install(app: FastAPI, *, cors_origins: list[str], max_api_body: int, ingest_path: str) -> None:
     """Add the edge middlewares (call after the others: these wrap them all)."""
     app.add_middleware(BodyLimit, limit=max_api_body, exempt=(ingest_path,))
@@ -233,4 +246,5 @@ def install(app: FastAPI, *, cors_origins: list[str], max_api_body: int, ingest_
             max_age=600,
         )
     app.add_middleware(EdgeHeaders)
+    app.add_exception_handler(RequestValidationError, validation_failed)
     install_openapi(app)

@@ -70,6 +70,8 @@ def test_first_start_prints_a_generated_password_once(tmp_path: Path) -> None:
         for fixed in FIXED:
             assert login(url, "admin", fixed).status_code == 401, fixed
         assert "admin" in out and (data / "jwt-secret").stat().st_mode & 0o777 == 0o600
+        # the database (channel secrets in it) is out of other local users' reach
+        assert data.stat().st_mode & 0o777 == 0o700
     finally:
         stop(proc)
     proc, url, again = start()  # the second start prints no password

@@ -7,14 +7,15 @@ while TLS verifies the certificate against the configured host name.
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hostpulse.alerts import render
 from hostpulse.alerts.channels.base import ChannelSpec
@@ -39,6 +40,25 @@ class EmailSpec(ChannelSpec):
     verify_tls: bool = True
     ca_file: str = ""
     """PEM file of the CA that signed the server's certificate (internal CAs)."""
+
+    @field_validator("sender", "to")
+    @classmethod
+    def _addresses(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        """``ops@example.com`` or ``Ops <ops@example.com>``, on one line: checked when saved,
+        not found out at the first alert (a line break was an internal error at every send)."""
+        for text in (value,) if isinstance(value, str) else value:
+            address = parseaddr(text)[1]
+            stripped = text.strip()
+            if (
+                not text.isprintable()
+                or not _ADDRESS.fullmatch(address)
+                or not (stripped == address or stripped.endswith(f"<{address}>"))
+            ):
+                raise ValueError(f"{text!r} is not an email address like ops@example.com")
+        return value
+
+
+_ADDRESS = re.compile(r"[^\s@<>]+@[^\s@<>]+")
 
 
 class _PinnedSMTP(smtplib.SMTP):
@@ -65,7 +85,7 @@ def build_message(spec: EmailSpec, n: Notification, now_ms: int) -> EmailMessage
     msg["From"] = spec.sender
     msg["To"] = ", ".join(spec.to)
     msg["Date"] = formatdate(now_ms / 1000, usegmt=True)
-    msg["Message-ID"] = make_msgid(domain=spec.sender.rsplit("@", 1)[-1])
+    msg["Message-ID"] = make_msgid(domain=parseaddr(spec.sender)[1].rsplit("@", 1)[-1])
     msg.set_content(render.email_text(n, now_ms))
     msg.add_alternative(render.email_html(n, now_ms), subtype="html")
     return msg

@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from typing import Any, Literal
+
+from pydantic import field_validator
 
 from hostpulse.alerts.channels.base import ChannelSpec, send_http
 from hostpulse.alerts.clock import Clock
@@ -25,6 +28,25 @@ class WebhookSpec(ChannelSpec):
     url: str
     secret: str = ""
     headers: dict[str, str] = {}
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        """Refused when saved rather than failing every send: names are HTTP tokens, values
+        printable ASCII on one line, and the request's own framing is not replaceable."""
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if name.lower() in _FIXED_HEADERS:
+                raise ValueError(f"header {name!r} is set by hostpulse and cannot be given")
+            if not _HEADER_VALUE.fullmatch(text):
+                raise ValueError(f"header {name!r}: the value must be printable ASCII on one line")
+        return value
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+_FIXED_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-type"}
 
 
 def payload(n: Notification) -> dict[str, Any]:

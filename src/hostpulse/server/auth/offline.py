@@ -28,6 +28,8 @@ def config_of(settings: ServerSettings) -> AuthConfig:
 @contextlib.asynccontextmanager
 async def offline_auth(settings: ServerSettings) -> AsyncIterator[AuthService]:
     """The service on the database the server uses (its schema brought up to date first)."""
+    if settings.database_url is None:  # created as the server would: for its user only
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(database_url(settings.store_url))
     try:

@@ -74,7 +74,7 @@ def read_access(secret: bytes, token: str) -> str:
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The signing secret in ``data_dir/jwt-secret`` (created on first start, mode 0600)."""
     path = data_dir / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

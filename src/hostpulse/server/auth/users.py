@@ -25,6 +25,9 @@ USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 FIRST_ADMIN = "admin"
 BAD_LOGIN = "invalid username or password"
 BAD_REFRESH = "invalid, expired or revoked refresh token"
+ROLE_CACHE_TTL_S = 10.0
+"""A user's role is re-read after this long, so a user removed (or a role changed) by another
+process (``hostpulse user remove``, another replica) loses access within it."""
 
 
 def check_username(username: str) -> None:
@@ -55,7 +58,9 @@ class UserService:
         self.config = config
         self._now = clock_ms
         self.throttle = FailureThrottle(config.login_failures, config.login_window_s, monotonic)
-        self._roles: dict[str, Role | None] = {}  # cache of username -> role (None: no user)
+        self._monotonic = monotonic
+        # username -> (role or None for no such user, when it was read)
+        self._roles: dict[str, tuple[Role | None, float]] = {}
 
     # -- accounts -----------------------------------------------------------------------------
 
@@ -174,11 +179,13 @@ class UserService:
     # -- requests -----------------------------------------------------------------------------
 
     async def role_of(self, username: str) -> Role | None:
-        if username in self._roles:
-            return self._roles[username]
+        now = self._monotonic()
+        cached = self._roles.get(username)
+        if cached is not None and now - cached[1] < ROLE_CACHE_TTL_S:
+            return cached[0]
         row = await self.repo.get_user(username)
         role = None if row is None else Role(row.role)
-        self._roles[username] = role
+        self._roles[username] = (role, now)
         return role
 
     async def from_access_token(self, token: str) -> User:

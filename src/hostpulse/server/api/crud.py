@@ -75,32 +75,15 @@ def add_crud_routes(router: APIRouter, crud: Crud[ServiceT, SpecT, OutT]) -> Non
             await crud.delete(service, entry_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    one, many = f"/{crud.plural}/{{{crud.noun}_id}}", f"/{crud.plural}"
-    router.add_api_route(
-        many,
-        list_all,
-        methods=["GET"],
-        name=f"list_{crud.plural}",
-        response_model=types.GenericAlias(list, (crud.out,)),
-    )
-    router.add_api_route(
-        many,
-        create,
-        methods=["POST"],
-        name=f"create_{crud.noun}",
-        response_model=crud.out,
-        status_code=status.HTTP_201_CREATED,
-    )
-    router.add_api_route(
-        one, get, methods=["GET"], name=f"get_{crud.noun}", response_model=crud.out
-    )
-    router.add_api_route(
-        one, replace, methods=["PUT"], name=f"replace_{crud.noun}", response_model=crud.out
-    )
-    router.add_api_route(
-        one,
-        delete,
-        methods=["DELETE"],
-        name=f"delete_{crud.noun}",
-        status_code=status.HTTP_204_NO_CONTENT,
-    )
+    many, one = f"/{crud.plural}", f"/{crud.plural}/{{{crud.noun}_id}}"
+    routes: list[tuple[str, str, str, Callable[..., Awaitable[object]], object, int]] = [
+        (many, "GET", f"list_{crud.plural}", list_all, types.GenericAlias(list, (crud.out,)), 200),
+        (many, "POST", f"create_{crud.noun}", create, crud.out, status.HTTP_201_CREATED),
+        (one, "GET", f"get_{crud.noun}", get, crud.out, 200),
+        (one, "PUT", f"replace_{crud.noun}", replace, crud.out, 200),
+        (one, "DELETE", f"delete_{crud.noun}", delete, None, status.HTTP_204_NO_CONTENT),
+    ]
+    for path, method, name, endpoint, model, code in routes:
+        router.add_api_route(
+            path, endpoint, methods=[method], name=name, response_model=model, status_code=code
+        )

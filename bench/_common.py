@@ -4,6 +4,7 @@ appending results to docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -221,6 +222,39 @@ def machine() -> str:
         f"{platform.node()}: {psutil.cpu_count()} cores (shared with other jobs), "
         f"{psutil.virtual_memory().total / 2**30:.1f} GiB, Python {platform.python_version()}"
     )
+
+
+def dir_size(path: Path) -> int:
+    """Bytes of the files below ``path``."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def varint(n: int) -> bytes:
+    """``n`` as a protobuf base-128 varint."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: the tag byte, the length, the payload (encoded by hand
+    so that a benchmark can concatenate pre-encoded parts)."""
+    return bytes([tag]) + varint(len(payload)) + payload
+
+
+def bench_args(doc: str | None) -> argparse.ArgumentParser:
+    """The benchmark's argument parser: its docstring as the help, and ``--no-doc``."""
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
+    return ap
 
 
 def append_doc(title: str, command: str, body: str) -> None:

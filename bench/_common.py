@@ -264,3 +264,12 @@ def append_doc(title: str, command: str, body: str) -> None:
     text = f"\n### {title} — {when}\n\nMachine: {machine()}.  \nCommand: `{command}`\n\n{body}\n"
     with DOC.open("a") as f:
         f.write(text)
+
+
+def report(title: str, lines: list[str], no_doc: bool) -> None:
+    """Print the result lines; unless ``no_doc``, append them as a code block to
+    docs/benchmarks.md under ``title``, with the command that produced them."""
+    text = "\n".join(lines)
+    print(text)
+    if not no_doc:
+        append_doc(title, "python " + " ".join(sys.argv), f"```\n{text}\n```")

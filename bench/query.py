@@ -62,11 +62,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     RawClient,
     admin_headers,
-    append_doc,
     bench_args,
     dir_size,
     our_server,
     percentile,
+    report,
 )
 from _prom import SimFeed, prometheus
 
@@ -408,13 +408,7 @@ def main() -> None:
     for name, r in results.items():
         cells = [f"{p50:.1f} / {p95:.1f}" for p50, p95 in r]
         lines.append(f"{name:<16} {cells[0]:>24} {cells[1]:>26} {cells[2]:>23}")
-    print("\n".join(lines))
-    if not args.no_doc:
-        append_doc(
-            "Query latency",
-            "python " + " ".join(sys.argv),
-            "```\n" + "\n".join(lines) + "\n```",
-        )
+    report("Query latency", lines, args.no_doc)
 
 
 if __name__ == "__main__":

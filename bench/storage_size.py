@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import append_doc, bench_args, dir_size
+from _common import bench_args, dir_size, report
 from _prom import SimFeed, block_stats, prometheus
 
 from hostpulse.protocol import IngestRequest
@@ -108,13 +108,7 @@ def main() -> None:
         f"{prom_samples:,} samples; head not counted; {int(r['prom_failed'])} refused requests)",
         f"ratio hostpulse / prometheus: {ours / prom:.2f}",
     ]
-    print("\n".join(lines))
-    if not args.no_doc:
-        append_doc(
-            "Storage size",
-            "python " + " ".join(sys.argv),
-            "```\n" + "\n".join(lines) + "\n```",
-        )
+    report("Storage size", lines, args.no_doc)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ appending results to docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -223,6 +224,39 @@ def machine() -> str:
     )
 
 
+def dir_size(path: Path) -> int:
+    """Bytes of the files below ``path``."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def varint(n: int) -> bytes:
+    """``n`` as a protobuf base-128 varint."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: the tag byte, the length, the payload (encoded by hand
+    so that a benchmark can concatenate pre-encoded parts)."""
+    return bytes([tag]) + varint(len(payload)) + payload
+
+
+def bench_args(doc: str | None) -> argparse.ArgumentParser:
+    """The benchmark's argument parser: its docstring as the help, and ``--no-doc``."""
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
+    return ap
+
+
 def append_doc(title: str, command: str, body: str) -> None:
     """Append a dated section to docs/benchmarks.md."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
@@ -230,3 +264,12 @@ def append_doc(title: str, command: str, body: str) -> None:
     text = f"\n### {title} — {when}\n\nMachine: {machine()}.  \nCommand: `{command}`\n\n{body}\n"
     with DOC.open("a") as f:
         f.write(text)
+
+
+def report(title: str, lines: list[str], no_doc: bool) -> None:
+    """Print the result lines; unless ``no_doc``, append them as a code block to
+    docs/benchmarks.md under ``title``, with the command that produced them."""
+    text = "\n".join(lines)
+    print(text)
+    if not no_doc:
+        append_doc(title, "python " + " ".join(sys.argv), f"```\n{text}\n```")

@@ -4,6 +4,7 @@ snappy-compressed). The messages are compiled from ``bench/prompb.proto`` at run
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import json
@@ -12,13 +13,19 @@ import subprocess
 import sys
 import tempfile
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cramjam
 import numpy as np
-from _common import free_port, process, wait_http
+from _common import RawClient, dir_size, free_port, pb_field, process, varint, wait_http
 from numpy.typing import NDArray
+
+from hostpulse import catalog
+from hostpulse.protocol import HostBatch, Snapshot
+from hostpulse.sim.build import host_message, series_defs
+from hostpulse.sim.model import SimHost
 
 HERE = Path(__file__).resolve().parent
 PROMETHEUS = "/usr/bin/prometheus"
@@ -88,36 +95,20 @@ def write_request(
     return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    return bytes([tag]) + _varint(len(payload)) + payload
-
-
 def series_labels(name: str, labels: dict[str, str]) -> bytes:
     """The encoded ``labels`` of a TimeSeries (field 1, repeated), sorted as Prometheus wants."""
     pairs = [("__name__", name), *sorted(labels.items())]
     return b"".join(
-        _field(0x0A, _field(0x0A, k.encode()) + _field(0x12, v.encode())) for k, v in pairs
+        pb_field(0x0A, pb_field(0x0A, k.encode()) + pb_field(0x12, v.encode())) for k, v in pairs
     )
 
 
 def sample_prefixes(labels: Sequence[bytes], ts_ms: int) -> list[bytes]:
     """Per series, the encoded TimeSeries up to its one sample's value, for timestamps of the
     same encoded length as ``ts_ms`` (see ``fast_write_request``)."""
-    sample_len = 9 + 1 + len(_varint(ts_ms))
+    sample_len = 9 + 1 + len(varint(ts_ms))
     return [
-        b"\x0a" + _varint(len(lab) + 2 + sample_len) + lab + bytes([0x12, sample_len, 0x09])
+        b"\x0a" + varint(len(lab) + 2 + sample_len) + lab + bytes([0x12, sample_len, 0x09])
         for lab in labels
     ]
 
@@ -125,7 +116,7 @@ def sample_prefixes(labels: Sequence[bytes], ts_ms: int) -> list[bytes]:
 def fast_write_request(prefixes: Sequence[bytes], ts_ms: int, values: Sequence[float]) -> bytes:
     """A snappy-compressed WriteRequest with one sample per series, encoded by hand: the same
     bytes ``write_request`` produces, without building a message object per sample."""
-    tail = b"\x10" + _varint(ts_ms)
+    tail = b"\x10" + varint(ts_ms)
     packed = struct.pack(f"<{len(values)}d", *values)
     body = b"".join(p + packed[8 * i : 8 * i + 8] + tail for i, p in enumerate(prefixes))
     return bytes(cramjam.snappy.compress_raw(body))
@@ -136,14 +127,14 @@ def multi_write_request(
 ) -> bytes:
     """WriteRequest: one TimeSeries per series (``labels[i]``) with a sample per timestamp,
     ``values[j, i]`` at ``ts[j]``; hand-encoded and snappy-compressed."""
-    tails = [b"\x10" + _varint(t) for t in ts]
+    tails = [b"\x10" + varint(t) for t in ts]
     parts = []
     for i, lab in enumerate(labels):
         col = values[:, i].astype("<f8").tobytes()
         samples = b"".join(
-            _field(0x12, b"\x09" + col[8 * j : 8 * j + 8] + tails[j]) for j in range(len(ts))
+            pb_field(0x12, b"\x09" + col[8 * j : 8 * j + 8] + tails[j]) for j in range(len(ts))
         )
-        parts.append(_field(0x0A, lab + samples))
+        parts.append(pb_field(0x0A, lab + samples))
     return bytes(cramjam.snappy.compress_raw(b"".join(parts)))
 
 
@@ -154,5 +145,56 @@ def block_stats(tsdb: Path) -> tuple[int, int, int]:
         info = json.loads(meta.read_text())
         blocks += 1
         samples += int(info["stats"]["numSamples"])
-        size += sum(f.stat().st_size for f in meta.parent.rglob("*") if f.is_file())
+        size += dir_size(meta.parent)
     return blocks, samples, size
+
+
+class SimFeed:
+    """The same samples of simulated hosts for both systems: a ``HostBatch`` (5 s interval) for
+    hostpulse's store, a remote-write request for Prometheus, sent over ``connections``
+    keep-alive connections. ``failed`` counts the requests Prometheus refused."""
+
+    def __init__(self, fleet: Sequence[SimHost], prom_url: str, connections: int = 4) -> None:
+        self.heads = {
+            h.host_id: HostBatch(host=host_message(h, 5.0), series=series_defs(h)) for h in fleet
+        }
+        self.labels = {
+            h.host_id: [
+                series_labels(catalog.get(k).prom_name, {**dict(lab), "instance": h.host_id})
+                for k, lab in h.series
+            ]
+            for h in fleet
+        }
+        self.host, port = prom_url.removeprefix("http://").split(":")
+        self.conns = [RawClient(self.host, int(port)) for _ in range(connections)]
+        self.failed = 0
+
+    def batch(self, h: SimHost, ts: list[int], vals: NDArray[np.float64]) -> HostBatch:
+        """Host ``h``'s snapshots: ``vals[r]`` at ``ts[r]``."""
+        b = HostBatch()
+        b.CopyFrom(self.heads[h.host_id])
+        idx = list(range(vals.shape[1]))
+        for r, tv in enumerate(ts):
+            b.snapshots.append(Snapshot(timestamp_ms=tv, series_index=idx, values=vals[r].tolist()))
+        return b
+
+    def send(
+        self, n: int, h: SimHost, ts: list[int], vals: NDArray[np.float64]
+    ) -> Coroutine[Any, Any, tuple[int, bytes]]:
+        """The same samples to Prometheus on connection ``n`` (round-robin); not sent until
+        awaited (``settle``)."""
+        body = multi_write_request(self.labels[h.host_id], ts, vals)
+        raw = RawClient.build("POST", "/api/v1/write", self.host, WRITE_HEADERS, body)
+        return self.conns[n % len(self.conns)].send(raw)
+
+    async def settle(self, sends: list[Coroutine[Any, Any, tuple[int, bytes]]]) -> None:
+        """Send, count the refused requests and show the first three."""
+        for status, text in await asyncio.gather(*sends):
+            if status >= 300:
+                self.failed += 1
+                if self.failed <= 3:
+                    print(f"  prometheus refused: {status} {text[:200]!r}", file=sys.stderr)
+
+    async def close(self) -> None:
+        for c in self.conns:
+            await c.close()

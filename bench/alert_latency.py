@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, append_doc, cpu_seconds, enroll_all, our_server
+from _common import RawClient, append_doc, bench_args, cpu_seconds, enroll_all, our_server, pb_field
 
 from hostpulse.protocol import HostBatch, Snapshot
 from hostpulse.sim.build import host_message, series_defs
@@ -152,22 +152,13 @@ class Fleet:
             sequence=self.seq[i],
         ).SerializeToString()
         self.seq[i] += 1
-        return _field(0x0A, self.heads[i] + _field(0x1A, snap))
+        return pb_field(0x0A, self.heads[i] + pb_field(0x1A, snap))
 
     def request(self, host_url: str, i: int, ts_ms: int, cpu: float | None) -> bytes:
         """One host's report (a key pushes only for its own host)."""
         body = gzip.compress(self._batch(i, ts_ms, cpu), 1)
         headers = ingest_headers(self.keys[self.hosts[i].host_id])
         return RawClient.build("POST", INGEST, host_url, headers, body)
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    n, out = len(payload), bytearray([tag])
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out) + payload
 
 
 async def feed(
@@ -277,14 +268,11 @@ async def run(args: argparse.Namespace, rx: Receiver, url: str, pid: int) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_args(__doc__)
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between reports")
     parser.add_argument("--breaches", type=int, default=60)
     parser.add_argument("--every", type=float, default=1.0, help="seconds between breaches")
-    parser.add_argument("--no-doc", action="store_true", help="do not append to the docs")
     args = parser.parse_args()
     rx = Receiver()
     try:

@@ -20,7 +20,6 @@ in the same run, for a before/after ratio. ``--skip-prometheus`` leaves Promethe
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gzip
 import sys
@@ -37,10 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     RawClient,
     append_doc,
+    bench_args,
     cpu_seconds,
     enroll_all,
     our_server,
     own_cpu_seconds,
+    pb_field,
 )
 from _prom import WRITE_HEADERS, fast_write_request, prometheus, sample_prefixes, series_labels
 
@@ -76,15 +77,6 @@ class Load:
     samples_per_round: int
 
 
-def _len_field(tag: int, payload: bytes) -> bytes:
-    n, out = len(payload), bytearray([tag])
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out) + payload
-
-
 def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int) -> Load:
     """Pre-encode every request. A HostBatch is its host+series part (encoded once per host)
     followed by encoded Snapshots: concatenated protobuf fields, the same message the agent
@@ -112,7 +104,7 @@ def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int
 
     def snapshot(h_id: str, r: int) -> bytes:
         vals = values[h_id][r]
-        return _len_field(
+        return pb_field(
             0x1A,
             Snapshot(
                 timestamp_ms=int(ts[r]), series_index=range(len(vals)), values=vals, sequence=r
@@ -122,7 +114,7 @@ def build(hosts: int, rounds: int, per_request: int, clients: int, start_ms: int
     def ours_round(rs: range) -> list[list[Req]]:
         out: list[list[Req]] = [[] for _ in range(clients)]
         for i, h in enumerate(fleet):
-            batch = _len_field(0x0A, head[h.host_id] + b"".join(snapshot(h.host_id, r) for r in rs))
+            batch = pb_field(0x0A, head[h.host_id] + b"".join(snapshot(h.host_id, r) for r in rs))
             n = len(rs) * len(values[h.host_id][0])
             out[i % clients].append((gzip.compress(batch, compresslevel=1), n, h.host_id))
         return out
@@ -213,9 +205,7 @@ def median_result(runs: list[Result]) -> Result:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = bench_args(__doc__)
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=30, help="snapshots per host (first is warm-up)")
     ap.add_argument("--samples-per-request", type=int, default=500)
@@ -223,7 +213,6 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each server, alternating")
     ap.add_argument("--baseline-src", type=Path, help="also run the server from this src tree")
     ap.add_argument("--skip-prometheus", action="store_true")
-    ap.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
     args = ap.parse_args()
 
     start_ms = (int(time.time() * 1000) - args.rounds * 5000 - 60_000) // 1000 * 1000

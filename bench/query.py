@@ -43,7 +43,6 @@ random:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import concurrent.futures
 import os
@@ -60,13 +59,19 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, admin_headers, append_doc, our_server, percentile
-from _prom import WRITE_HEADERS, multi_write_request, prometheus, series_labels
+from _common import (
+    RawClient,
+    admin_headers,
+    bench_args,
+    dir_size,
+    our_server,
+    percentile,
+    report,
+)
+from _prom import SimFeed, prometheus
 
-from hostpulse import catalog
-from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
+from hostpulse.protocol import IngestRequest
 from hostpulse.server.config import ServerSettings
-from hostpulse.sim.build import host_message, series_defs
 from hostpulse.sim.model import SimHost, make_profile
 from hostpulse.sim.push import make_hosts
 from hostpulse.store import blocks, codec, open_store, rollup, schema
@@ -221,46 +226,23 @@ async def fill(
     recent_start = end_ms - 60_000
     store = open_store(ServerSettings(data_dir=data).store_url)  # where the server looks
     await store.start()
-    host, port = prom_url.removeprefix("http://").split(":")
-    conns = [RawClient(host, int(port)) for _ in range(4)]
-    heads = {h.host_id: HostBatch(host=host_message(h, 5.0), series=series_defs(h)) for h in fleet}
-    labels = {
-        h.host_id: [
-            series_labels(catalog.get(k).prom_name, {**dict(lab), "instance": h.host_id})
-            for k, lab in h.series
-        ]
-        for h in fleet
-    }
+    feed = SimFeed(fleet, prom_url)
     total = 0
-    failed = 0
     last_maint = time.monotonic()
 
     async def write(hosts: list[SimHost], ts: np.ndarray) -> None:
-        nonlocal total, failed
+        nonlocal total
         ts_list = ts.tolist()
         sends = []
         batches = []
         for i, h in enumerate(hosts):
             vals = h.block(ts)
-            b = HostBatch()
-            b.CopyFrom(heads[h.host_id])
-            idx = list(range(vals.shape[1]))
-            for r, tv in enumerate(ts_list):
-                b.snapshots.append(
-                    Snapshot(timestamp_ms=tv, series_index=idx, values=vals[r].tolist())
-                )
-            batches.append(b)
-            body = multi_write_request(labels[h.host_id], ts_list, vals)
-            raw = RawClient.build("POST", "/api/v1/write", host, WRITE_HEADERS, body)
-            sends.append(conns[i % len(conns)].send(raw))
+            batches.append(feed.batch(h, ts_list, vals))
+            sends.append(feed.send(i, h, ts_list, vals))
         for k in range(0, len(batches), 50):
             res = await store.ingest(IngestRequest(batches=batches[k : k + 50]), end_ms)
             total += res.accepted
-        for status, text in await asyncio.gather(*sends):
-            if status >= 300:
-                failed += 1
-                if failed <= 3:
-                    print(f"  prometheus refused: {status} {text[:200]!r}", file=sys.stderr)
+        await feed.settle(sends)
 
     step = CHUNK * 5000
     for t in range(deep_start, recent_start, step):
@@ -269,10 +251,9 @@ async def fill(
             await store.maintain(int(time.time() * 1000))
             last_maint = time.monotonic()
     await write(fleet, np.arange(recent_start, end_ms + 1, 5000, dtype=np.int64))
-    for c in conns:
-        await c.close()
-    if failed:
-        print(f"{failed} Prometheus writes refused", file=sys.stderr)
+    await feed.close()
+    if feed.failed:
+        print(f"{feed.failed} Prometheus writes refused", file=sys.stderr)
     print(f"  raw samples written: {total:,}", flush=True)
     generated = await generate_history(store, fleet, deep, recent_start, days, hour_days, workers)
     await store.maintain(int(time.time() * 1000))
@@ -361,16 +342,13 @@ def answer_shape(url: str, headers: dict[str, str]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = bench_args(__doc__)
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--deep-hosts", type=int, default=2, help="hosts with raw history")
     ap.add_argument("--days", type=float, default=7.0, help="raw / 1-minute history")
     ap.add_argument("--hour-days", type=float, default=30.0, help="1-hour history")
     ap.add_argument("--repeat", type=int, default=300)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args()
     fleet = make_hosts(args.hosts, seed=SEED)
     results: dict[str, list[tuple[float, float]]] = {}
@@ -392,7 +370,7 @@ def main() -> None:
                 )
             )
             fill_s = time.perf_counter() - t0
-            db_bytes = sum(f.stat().st_size for f in (root / "ours").rglob("*") if f.is_file())
+            db_bytes = dir_size(root / "ours")
             print(f"filled in {fill_s:.0f} s; hostpulse data {db_bytes / 2**30:.1f} GiB")
             now_s = int(time.time())
             qs = queries(fleet, args.deep_hosts, args.repeat, now_s)
@@ -430,13 +408,7 @@ def main() -> None:
     for name, r in results.items():
         cells = [f"{p50:.1f} / {p95:.1f}" for p50, p95 in r]
         lines.append(f"{name:<16} {cells[0]:>24} {cells[1]:>26} {cells[2]:>23}")
-    print("\n".join(lines))
-    if not args.no_doc:
-        append_doc(
-            "Query latency",
-            "python " + " ".join(sys.argv),
-            "```\n" + "\n".join(lines) + "\n```",
-        )
+    report("Query latency", lines, args.no_doc)
 
 
 if __name__ == "__main__":

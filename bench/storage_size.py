@@ -14,7 +14,6 @@ head and its WAL, the newest ~3 h, are not counted).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import tempfile
@@ -25,40 +24,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, append_doc
-from _prom import WRITE_HEADERS, block_stats, multi_write_request, prometheus, series_labels
+from _common import bench_args, dir_size, report
+from _prom import SimFeed, block_stats, prometheus
 
-from hostpulse import catalog
-from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
-from hostpulse.sim.build import host_message, series_defs
+from hostpulse.protocol import IngestRequest
 from hostpulse.sim.push import make_hosts
 from hostpulse.store import open_store
 
 CHUNK = 60  # snapshots per host per request (5 minutes)
 
 
-def dir_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 async def run(hosts: int, hours: float, root: Path, prom_url: str) -> dict[str, float]:
     fleet = make_hosts(hosts, seed=7)
     end_ms = (int(time.time() * 1000) // 300_000) * 300_000 - 600_000
     start_ms = end_ms - int(hours * 3_600_000)
-    heads = {h.host_id: HostBatch(host=host_message(h, 5.0), series=series_defs(h)) for h in fleet}
-    labels = {
-        h.host_id: [
-            series_labels(catalog.get(k).prom_name, {**dict(lab), "instance": h.host_id})
-            for k, lab in h.series
-        ]
-        for h in fleet
-    }
     store = open_store(root / "ours")
     await store.start()
-    host, port = prom_url.removeprefix("http://").split(":")
-    conns = [RawClient(host, int(port)) for _ in range(4)]
+    feed = SimFeed(fleet, prom_url)
     total = 0
-    prom_failed = 0
     t_ours = t_prom = 0.0
     for chunks, t in enumerate(range(start_ms, end_ms, CHUNK * 5000), start=1):
         ts = np.arange(t, min(end_ms, t + CHUNK * 5000), 5000, dtype=np.int64)
@@ -66,34 +49,21 @@ async def run(hosts: int, hours: float, root: Path, prom_url: str) -> dict[str, 
         sends = []
         for i, h in enumerate(fleet):
             vals = h.block(ts)
-            batch = HostBatch()
-            batch.CopyFrom(heads[h.host_id])
-            idx = list(range(vals.shape[1]))
-            for r, tv in enumerate(ts_list):
-                batch.snapshots.append(
-                    Snapshot(timestamp_ms=tv, series_index=idx, values=vals[r].tolist())
-                )
+            batch = feed.batch(h, ts_list, vals)
             t0 = time.perf_counter()
             res = await store.ingest(IngestRequest(batches=[batch]), int(time.time() * 1000))
             t_ours += time.perf_counter() - t0
             total += res.accepted
-            body = multi_write_request(labels[h.host_id], ts_list, vals)
-            raw = RawClient.build("POST", "/api/v1/write", host, WRITE_HEADERS, body)
-            sends.append(conns[i % len(conns)].send(raw))
+            sends.append(feed.send(i, h, ts_list, vals))
         t0 = time.perf_counter()
-        for status, text in await asyncio.gather(*sends):
-            if status >= 300:
-                prom_failed += 1
-                if prom_failed <= 3:
-                    print(f"  prometheus refused: {status} {text[:200]!r}", file=sys.stderr)
+        await feed.settle(sends)
         t_prom += time.perf_counter() - t0
         if chunks % 12 == 0:  # every simulated hour, as the server's maintenance job would
             await store.maintain(int(time.time() * 1000))
     await store.maintain(int(time.time() * 1000))
     stats = await store.stats()
     await store.close()
-    for c in conns:
-        await c.close()
+    await feed.close()
     ours_bytes = dir_size(root / "ours")
     return {
         "samples": total,
@@ -102,19 +72,16 @@ async def run(hosts: int, hours: float, root: Path, prom_url: str) -> dict[str, 
         "ours_raw": stats.raw_samples,
         "minute": stats.minute_points,
         "hour": stats.hour_points,
-        "prom_failed": prom_failed,
+        "prom_failed": feed.failed,
         "t_ours": t_ours,
         "t_prom": t_prom,
     }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = bench_args(__doc__)
     ap.add_argument("--hosts", type=int, default=10)
     ap.add_argument("--hours", type=float, default=24.0)
-    ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-size-") as tmp:
         root = Path(tmp)
@@ -141,13 +108,7 @@ def main() -> None:
         f"{prom_samples:,} samples; head not counted; {int(r['prom_failed'])} refused requests)",
         f"ratio hostpulse / prometheus: {ours / prom:.2f}",
     ]
-    print("\n".join(lines))
-    if not args.no_doc:
-        append_doc(
-            "Storage size",
-            "python " + " ".join(sys.argv),
-            "```\n" + "\n".join(lines) + "\n```",
-        )
+    report("Storage size", lines, args.no_doc)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,88 +15,39 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from cli_process import CLI, CliProcess, run_cli
 
 from hostpulse.protocol import IngestRequest, codec
 from hostpulse.server.testing import agent_key, login
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
 
-CLI = [sys.executable, "-c", "from hostpulse.cli.main import main; main()"]
 ADMIN_PASSWORD = "cli-test-" + os.urandom(8).hex()
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "HOSTPULSE_ADMIN_PASSWORD": ADMIN_PASSWORD}
+ENV = {**os.environ, "HOSTPULSE_ADMIN_PASSWORD": ADMIN_PASSWORD}
 
 
 def _admin(url: str) -> dict[str, str]:
     return {"authorization": f"Bearer {login(url, 'admin', ADMIN_PASSWORD)['access_token']}"}
 
 
-def _wait_for_url(proc: subprocess.Popen[str], timeout: float = 60) -> str:
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    seen = ""
-    while time.monotonic() < deadline and proc.poll() is None:
-        if sel.select(timeout=0.5):
-            line = proc.stdout.readline()
-            seen += line
-            m = re.search(r"listening on (http://\S+)", line)
-            if m:
-                return m.group(1)
-    raise AssertionError(f"no URL printed; output so far: {seen!r}")
-
-
 def test_server_command_prints_its_url_and_serves(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            *CLI,
-            "server",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=ENV,
-    )
-    try:
-        url = _wait_for_url(proc)
+    args = ["server", "--port", "0", "--data-dir", str(tmp_path / "d"), "--log-level", "warning"]
+    with CliProcess(args, ENV) as server:
+        url = server.url()
         assert url.startswith("http://127.0.0.1:")
         assert httpx.get(f"{url}/api/v1/ready", timeout=10).json()["ready"] is True
         assert httpx.get(f"{url}/api/v1/hosts", headers=_admin(url), timeout=10).json() == []
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-            assert proc.stdout is not None
-            proc.stdout.close()
     # uvicorn shuts down gracefully, then re-raises the signal it caught
-    assert proc.returncode in (0, -signal.SIGTERM)
+    assert server.proc.returncode in (0, -signal.SIGTERM)
     assert any((tmp_path / "d").iterdir())
 
 
 def test_bad_settings_name_the_key_and_exit_2(tmp_path: Path) -> None:
     env = {**os.environ, "HOSTPULSE_RETENTION_RAW": "forever"}
-    r = subprocess.run(
-        [*CLI, "server", "--data-dir", str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = run_cli(["server", "--data-dir", str(tmp_path)], env)
     assert r.returncode == 2
     assert "HOSTPULSE_RETENTION_RAW" in r.stderr and "forever" in r.stderr
-    r2 = subprocess.run(
-        [*CLI, "server", "--retention-hour", "-5d"], capture_output=True, text=True, timeout=60
-    )
+    r2 = run_cli(["server", "--retention-hour", "-5d"])
     assert r2.returncode == 2 and "retention_hour" in r2.stderr
 
 
@@ -135,66 +84,18 @@ def test_unusable_settings_name_the_key_without_a_traceback(tmp_path: Path, comm
 
 
 def test_up_serves_from_the_per_user_data_dir(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    proc = subprocess.Popen(
-        [*CLI, "up", "--port", "0", "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
-            if sel.select(timeout=0.5):
-                m = re.search(r"hostpulse is up: (http://\S+)", proc.stdout.readline())
-                url = m.group(1) if m else None
-        assert url is not None
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    with CliProcess(["up", "--port", "0", "--log-level", "warning"], env) as up:
+        url = up.wait_for(r"hostpulse is up: (http://\S+)").group(1)
         assert httpx.get(f"{url}/api/v1/ready", timeout=10).status_code == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-            assert proc.stdout is not None
-            proc.stdout.close()
     assert (tmp_path / "xdg" / "hostpulse").is_dir()
     assert any((tmp_path / "xdg" / "hostpulse").iterdir())
 
 
-def _start(data: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [*CLI, "server", "--port", "0", "--data-dir", str(data), "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=ENV,
+def _server(data: Path) -> CliProcess:
+    return CliProcess(
+        ["server", "--port", "0", "--data-dir", str(data), "--log-level", "warning"], ENV
     )
-    try:
-        return proc, _wait_for_url(proc)
-    except BaseException:
-        proc.kill()
-        proc.wait(timeout=10)
-        raise
-
-
-def _stop(proc: subprocess.Popen[str], sig: int) -> None:
-    try:
-        proc.send_signal(sig)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        assert proc.stdout is not None
-        proc.stdout.close()
 
 
 def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:
@@ -202,8 +103,8 @@ def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:
     t = int(time.time() * 1000) - 10_000
     req = host_batch(host, np.array([t - 5000, t], dtype=np.int64), 5.0)
     body = codec.encode(IngestRequest(batches=[req]))
-    proc, url = _start(tmp_path / "d")
-    try:
+    with _server(tmp_path / "d") as server:
+        url = server.url()
         key = agent_key(url, _admin(url)["authorization"].split()[1], host.host_id)
         r = httpx.post(
             f"{url}/api/v1/ingest",
@@ -216,17 +117,14 @@ def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:
             timeout=30,
         )
         assert r.status_code == 200 and r.json()["accepted_samples"] == 2 * len(host.series)
-    finally:
-        _stop(proc, signal.SIGKILL)  # no shutdown, no flush
-    proc, url = _start(tmp_path / "d")
-    try:
+        server.stop(signal.SIGKILL)  # no shutdown, no flush
+    with _server(tmp_path / "d") as server:
+        url = server.url()
         cur = httpx.get(
             f"{url}/api/v1/hosts/{host.host_id}/current", headers=_admin(url), timeout=10
         ).json()
         assert len(cur["values"]) == len(host.series)
         assert {v["ts_ms"] for v in cur["values"]} == {t}
-    finally:
-        _stop(proc, signal.SIGTERM)
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -264,15 +162,12 @@ rules:
 """
     )
     log_and_config = ["--alerts-config", str(tmp_path / "alerts.yml"), "--log-level", "info"]
-    proc = subprocess.Popen(
-        [*CLI, "server", "--port", "0", "--data-dir", str(tmp_path / "d"), *log_and_config],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**ENV, "SLACK_WEBHOOK_URL": f"{base}/services/T0/B0/{token}"},
+    server = CliProcess(
+        ["server", "--port", "0", "--data-dir", str(tmp_path / "d"), *log_and_config],
+        {**ENV, "SLACK_WEBHOOK_URL": f"{base}/services/T0/B0/{token}"},
     )
     try:
-        url = _wait_for_url(proc)
+        url = server.url()
         key = agent_key(url, _admin(url)["authorization"].split()[1], "web-1")
         test = httpx.post(f"{url}/api/v1/alerts/channels/team-slack/test", headers=_admin(url))
         assert test.status_code == 200 and test.json()["ok"], test.text
@@ -297,8 +192,8 @@ rules:
             time.sleep(0.2)
         time.sleep(0.5)  # the refused send's log line
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        server.stop()
+        out = server.output
         hooks.shutdown()
         hooks.server_close()
     assert f"/services/T0/B0/{token}" in hooks.paths  # type: ignore[attr-defined]

@@ -4,23 +4,18 @@ the server answers over TLS with HSTS, and plain HTTP has no HSTS."""
 from __future__ import annotations
 
 import os
-import re
-import selectors
-import signal
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from cli_process import CliProcess, run_cli
 from pydantic import ValidationError
 
 from hostpulse.server.config import ServerSettings, describe_error
 from hostpulse.server.testing import LiveServer, self_signed
-
-CLI = [sys.executable, "-c", "from hostpulse.cli.main import main; main()"]
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +78,8 @@ def test_unreadable_key_is_refused(pems: dict[str, Path]) -> None:
 def test_server_and_up_exit_2_on_a_mismatched_pair(
     pems: dict[str, Path], tmp_path: Path, command: str
 ) -> None:
-    r = subprocess.run(
+    r = run_cli(
         [
-            *CLI,
             command,
             "--port",
             "0",
@@ -95,11 +89,7 @@ def test_server_and_up_exit_2_on_a_mismatched_pair(
             str(pems["cert"]),
             "--tls-key",
             str(pems["other_key"]),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
+        ]
     )
     assert r.returncode == 2, r.stderr
     assert "HOSTPULSE_TLS_KEY (tls_key)" in r.stderr and "does not belong" in r.stderr
@@ -126,45 +116,18 @@ def test_up_over_tls_feeds_its_own_agent_through_the_pinned_certificate(tmp_path
     # issued for a name only (not for 127.0.0.1): the local agent trusts exactly this
     # certificate, whatever names it carries
     cert, key = self_signed(tmp_path / "tls", "up", host="monitor.example.com")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
     args = ["up", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)]
-    proc = subprocess.Popen(
-        [*CLI, *args, "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
     context = ssl.create_default_context(cafile=str(cert))
     context.check_hostname = False  # the test client connects by address, like the agent
-    output: list[str] = []
-    try:
-        assert proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
+    with CliProcess([*args, "--log-level", "warning"], env) as up:
+        url = up.wait_for(r"hostpulse is up: (https://\S+)").group(1)
         deadline = time.monotonic() + 60
-        url = None
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
-            if sel.select(timeout=0.5):
-                output.append(proc.stdout.readline())
-                m = re.search(r"hostpulse is up: (https://\S+)", output[-1])
-                url = m.group(1) if m else None
-        assert url is not None, "".join(output)
         with httpx.Client(verify=context, timeout=10) as client:
             hosts: list[object] = []
             while not hosts and time.monotonic() < deadline:
                 hosts = client.get(f"{url}/api/v1/hosts").json()
                 time.sleep(0.2)
         assert len(hosts) == 1, "the local agent did not deliver over HTTPS"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-            assert proc.stdout is not None
-            rest = proc.stdout.read()
-            proc.stdout.close()
+        rest = up.stop()
     assert "not trusted" not in rest and "Traceback" not in rest

@@ -105,6 +105,15 @@ def setup_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def start_settings(flags: dict[str, Any]) -> ServerSettings:
+    """Settings for a command that runs the server, from its flags (its parameters, named as
+    the ``ServerSettings`` fields, None where not given: pass ``locals()`` first thing), with
+    logging set up."""
+    settings = load_settings(**flags)
+    setup_logging(settings.log_level)
+    return settings
+
+
 def server(
     host: HostOpt = None,
     port: PortOpt = None,
@@ -122,24 +131,8 @@ def server(
 ) -> None:
     """Run the hostpulse server (API docs at /docs). The first start creates the user admin
     and prints its password once (or takes --admin-password)."""
+    settings = start_settings(locals())
     from hostpulse.server.run import ListenError, serve
-
-    settings = load_settings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        retention_raw=retention_raw,
-        retention_minute=retention_minute,
-        retention_hour=retention_hour,
-        alerts_config=alerts_config,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        cors_origins=cors_origins,
-        log_level=log_level,
-        admin_password=admin_password,
-    )
-    setup_logging(settings.log_level)
 
     async def announce(url: str) -> None:
         typer.echo(f"hostpulse server listening on {url} (API docs: {url}/docs)")

@@ -19,8 +19,7 @@ from hostpulse.cli.server import (
     PortOpt,
     TlsCertOpt,
     TlsKeyOpt,
-    load_settings,
-    setup_logging,
+    start_settings,
 )
 from hostpulse.server.config import ServerSettings
 
@@ -60,16 +59,7 @@ def up(
 ) -> None:
     """Start the server with this machine's agent and print the URL. The first start creates
     the user admin and prints its password once (or takes --admin-password)."""
-    settings = load_settings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        log_level=log_level,
-        admin_password=admin_password,
-    )
-    setup_logging(settings.log_level)
+    settings = start_settings(locals())
     from hostpulse.agent.delivery import LocalAgent
     from hostpulse.agent.snapshot import resolve_host_id
     from hostpulse.server.auth.offline import issue_key

@@ -3,41 +3,14 @@ declares, chained after the alerts revision, and downgrades cleanly."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
-from sqlalchemy import create_engine, inspect
+from revision_check import check_revision, load_revision
 
-import hostpulse
 from hostpulse.server.auth import models
-
-REVISION = Path(hostpulse.__file__).parent / "store/migrations/versions/0200_auth.py"
-
-
-def _revision() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rev_0200_auth", REVISION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_migration_matches_models_and_downgrades_cleanly(tmp_path: Path) -> None:
-    rev = _revision()
+    rev = load_revision("0200_auth")
     assert (rev.revision, rev.down_revision) == ("0200_auth", "0100_alerts")
-    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    try:
-        with engine.begin() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            with Operations.context(ctx):
-                rev.upgrade()
-            assert compare_metadata(ctx, models.metadata) == []
-            with Operations.context(ctx):
-                rev.downgrade()
-            assert inspect(conn).get_table_names() == []
-    finally:
-        engine.dispose()
+    check_revision(rev, models.metadata, tmp_path / "m.db")

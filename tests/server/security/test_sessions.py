@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from cli_process import CliProcess, run_cli
 from leakguard import record_output, record_secret
 
 from hostpulse.server.testing import LiveServer
 
-CLI = [sys.executable, "-c", "from hostpulse.cli.main import main; main()"]
 FIXED = ("admin", "password", "admin123456789", "changeme", "hostpulse", "administrator1")
 
 
@@ -28,38 +23,16 @@ def login(url: str, user: str, password: str, client: httpx.Client | None = None
 
 def test_first_start_prints_a_generated_password_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
-    env["PYTHONUNBUFFERED"] = "1"
     data = tmp_path / "d"
 
-    def start() -> tuple[subprocess.Popen[str], str, str]:
-        proc = subprocess.Popen(
-            [*CLI, "server", "--port", "0", "--data-dir", str(data), "--log-level", "info"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
+    def start() -> CliProcess:
+        return CliProcess(
+            ["server", "--port", "0", "--data-dir", str(data), "--log-level", "info"], env
         )
-        assert proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        seen, deadline = "", time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if sel.select(timeout=0.5):
-                seen += proc.stdout.readline()
-                m = re.search(r"listening on (http://\S+)", seen)
-                if m:
-                    return proc, m.group(1), seen
-        proc.kill()
-        raise AssertionError(f"no URL: {seen!r}")
 
-    def stop(proc: subprocess.Popen[str]) -> None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        assert proc.stdout is not None
-        proc.stdout.close()
-
-    proc, url, out = start()
-    try:
+    with start() as server:
+        url = server.url()
+        out = server.output
         m = re.search(r"password \(shown only once\):\s+(\S+)", out)
         assert m, out
         password = m.group(1)
@@ -72,25 +45,16 @@ def test_first_start_prints_a_generated_password_once(tmp_path: Path) -> None:
         assert "admin" in out and (data / "jwt-secret").stat().st_mode & 0o777 == 0o600
         # the database (channel secrets in it) is out of other local users' reach
         assert data.stat().st_mode & 0o777 == 0o700
-    finally:
-        stop(proc)
-    proc, url, again = start()  # the second start prints no password
-    try:
+    with start() as server:  # the second start prints no password
+        url = server.url()
+        again = server.output
         assert "shown only once" not in again and password not in again
         assert login(url, "admin", password).status_code == 200
-    finally:
-        stop(proc)
 
 
 def test_admin_password_from_the_environment_must_be_long_enough(tmp_path: Path) -> None:
     env = {**os.environ, "HOSTPULSE_ADMIN_PASSWORD": "short-pw"}
-    r = subprocess.run(
-        [*CLI, "server", "--data-dir", str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = run_cli(["server", "--data-dir", str(tmp_path)], env)
     assert r.returncode == 2
     assert "HOSTPULSE_ADMIN_PASSWORD" in r.stderr and "12 characters" in r.stderr
 

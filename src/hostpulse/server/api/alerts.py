@@ -6,10 +6,12 @@ Thin routes over ``hostpulse.alerts.service.AlertService`` (``request.app.state.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from hostpulse.alerts.channels import AnyChannelSpec, ChannelConfig
@@ -19,6 +21,7 @@ from hostpulse.alerts.rules import silence_active
 from hostpulse.alerts.schema import AnyRule, Rule, SilenceSpec
 from hostpulse.alerts.service import MASK, AlertService, Entry
 from hostpulse.alerts.types import AlertInstance, Notification
+from hostpulse.server.api.crud import Crud, add_crud_routes
 from hostpulse.server.auth.deps import EditorDep, method_role
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -175,90 +178,74 @@ def _alert_out(service: AlertService, a: AlertInstance) -> AlertOut:
     )
 
 
-# -- rules ------------------------------------------------------------------------------------
+# -- rules, channels, silences: list, create, get, replace, delete -------------------------------
 
 
-@router.get("/rules", response_model=list[RuleOut])
-async def list_rules(alerts: Alerts) -> list[RuleOut]:
-    return [_rule_out(e) for e in alerts.rules()]
-
-
-@router.post("/rules", response_model=RuleOut, status_code=status.HTTP_201_CREATED)
-async def create_rule(rule: Rule, alerts: Alerts) -> RuleOut:
+@contextmanager
+def _http_errors() -> Iterator[None]:
     try:
-        return _rule_out(await alerts.save_rule(rule, create=True))
+        yield
     except AlertsError as exc:
         raise _http_error(exc) from None
 
 
-@router.get("/rules/{rule_id}", response_model=RuleOut)
-async def get_rule(rule_id: str, alerts: Alerts) -> RuleOut:
-    try:
-        return _rule_out(alerts.rule(rule_id))
-    except AlertsError as exc:
-        raise _http_error(exc) from None
+def _same_id(body_id: str, url_id: str | None) -> None:
+    if url_id is not None and body_id != url_id:
+        raise HTTPException(422, f"id: the body's id {body_id!r} differs from the URL's")
 
 
-@router.put("/rules/{rule_id}", response_model=RuleOut)
-async def replace_rule(rule_id: str, rule: Rule, alerts: Alerts) -> RuleOut:
-    if rule.id != rule_id:
-        raise HTTPException(422, f"id: the body's id {rule.id!r} differs from the URL's")
-    try:
-        return _rule_out(await alerts.save_rule(rule, create=False))
-    except AlertsError as exc:
-        raise _http_error(exc) from None
+async def _rule_body(rule: Rule) -> AnyRule:
+    return rule
 
 
-@router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(rule_id: str, alerts: Alerts) -> Response:
-    try:
-        await alerts.delete_rule(rule_id)
-    except AlertsError as exc:
-        raise _http_error(exc) from None
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def _save_rule(alerts: AlertService, rule: AnyRule, rule_id: str | None) -> RuleOut:
+    _same_id(rule.id, rule_id)
+    return _rule_out(await alerts.save_rule(rule, create=rule_id is None))
 
 
-# -- channels ---------------------------------------------------------------------------------
+add_crud_routes(
+    router,
+    Crud(
+        noun="rule",
+        plural="rules",
+        out=RuleOut,
+        service=get_alerts,
+        body=_rule_body,
+        errors=_http_errors,
+        list_all=lambda alerts: [_rule_out(e) for e in alerts.rules()],
+        get=lambda alerts, rule_id: _rule_out(alerts.rule(rule_id)),
+        save=_save_rule,
+        delete=AlertService.delete_rule,
+    ),
+)
 
 
-@router.get("/channels", response_model=list[ChannelOut])
-async def list_channels(alerts: Alerts) -> list[ChannelOut]:
-    return [_channel_out(e) for e in alerts.channels()]
+async def _channel_body(channel: ChannelConfig) -> AnyChannelSpec:
+    return channel
 
 
-@router.post("/channels", response_model=ChannelOut, status_code=status.HTTP_201_CREATED)
-async def create_channel(channel: ChannelConfig, alerts: Alerts) -> ChannelOut:
-    try:
-        return _channel_out(await alerts.save_channel(channel, create=True))
-    except AlertsError as exc:
-        raise _http_error(exc) from None
+async def _save_channel(
+    alerts: AlertService, channel: AnyChannelSpec, channel_id: str | None
+) -> ChannelOut:
+    _same_id(channel.id, channel_id)
+    return _channel_out(await alerts.save_channel(channel, create=channel_id is None))
 
 
-@router.get("/channels/{channel_id}", response_model=ChannelOut)
-async def get_channel(channel_id: str, alerts: Alerts) -> ChannelOut:
-    try:
-        return _channel_out(alerts.channel(channel_id))
-    except AlertsError as exc:
-        raise _http_error(exc) from None
-
-
-@router.put("/channels/{channel_id}", response_model=ChannelOut)
-async def replace_channel(channel_id: str, channel: ChannelConfig, alerts: Alerts) -> ChannelOut:
-    if channel.id != channel_id:
-        raise HTTPException(422, f"id: the body's id {channel.id!r} differs from the URL's")
-    try:
-        return _channel_out(await alerts.save_channel(channel, create=False))
-    except AlertsError as exc:
-        raise _http_error(exc) from None
-
-
-@router.delete("/channels/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_channel(channel_id: str, alerts: Alerts) -> Response:
-    try:
-        await alerts.delete_channel(channel_id)
-    except AlertsError as exc:
-        raise _http_error(exc) from None
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+add_crud_routes(
+    router,
+    Crud(
+        noun="channel",
+        plural="channels",
+        out=ChannelOut,
+        service=get_alerts,
+        body=_channel_body,
+        errors=_http_errors,
+        list_all=lambda alerts: [_channel_out(e) for e in alerts.channels()],
+        get=lambda alerts, channel_id: _channel_out(alerts.channel(channel_id)),
+        save=_save_channel,
+        delete=AlertService.delete_channel,
+    ),
+)
 
 
 @router.post("/channels/{channel_id}/test", response_model=TestResult)
@@ -273,45 +260,38 @@ async def test_channel(channel_id: str, alerts: Alerts) -> TestResult:
     )
 
 
-# -- silences ---------------------------------------------------------------------------------
+async def _silence_body(silence: SilenceSpec) -> SilenceSpec:
+    return silence
 
 
-@router.get("/silences", response_model=list[SilenceOut])
-async def list_silences(alerts: Alerts) -> list[SilenceOut]:
+def _silences(alerts: AlertService) -> list[SilenceOut]:
     now = alerts.clock.now_ms()
     return [_silence_out(e, now) for e in alerts.silences()]
 
 
-@router.post("/silences", response_model=SilenceOut, status_code=status.HTTP_201_CREATED)
-async def create_silence(silence: SilenceSpec, alerts: Alerts) -> SilenceOut:
-    entry = await alerts.save_silence(silence)
-    return _silence_out(entry, alerts.clock.now_ms())
+async def _save_silence(
+    alerts: AlertService, silence: SilenceSpec, silence_id: str | None
+) -> SilenceOut:
+    return _silence_out(await alerts.save_silence(silence, silence_id), alerts.clock.now_ms())
 
 
-@router.get("/silences/{silence_id}", response_model=SilenceOut)
-async def get_silence(silence_id: str, alerts: Alerts) -> SilenceOut:
-    try:
-        return _silence_out(alerts.silence(silence_id), alerts.clock.now_ms())
-    except AlertsError as exc:
-        raise _http_error(exc) from None
-
-
-@router.put("/silences/{silence_id}", response_model=SilenceOut)
-async def replace_silence(silence_id: str, silence: SilenceSpec, alerts: Alerts) -> SilenceOut:
-    try:
-        entry = await alerts.save_silence(silence, silence_id)
-    except AlertsError as exc:
-        raise _http_error(exc) from None
-    return _silence_out(entry, alerts.clock.now_ms())
-
-
-@router.delete("/silences/{silence_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_silence(silence_id: str, alerts: Alerts) -> Response:
-    try:
-        await alerts.delete_silence(silence_id)
-    except AlertsError as exc:
-        raise _http_error(exc) from None
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+add_crud_routes(
+    router,
+    Crud(
+        noun="silence",
+        plural="silences",
+        out=SilenceOut,
+        service=get_alerts,
+        body=_silence_body,
+        errors=_http_errors,
+        list_all=_silences,
+        get=lambda alerts, silence_id: _silence_out(
+            alerts.silence(silence_id), alerts.clock.now_ms()
+        ),
+        save=_save_silence,
+        delete=AlertService.delete_silence,
+    ),
+)
 
 
 # -- alerts -----------------------------------------------------------------------------------

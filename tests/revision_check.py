@@ -1,0 +1,43 @@
+"""One Alembic revision of store/migrations on its own: it creates exactly the tables a models
+module declares, and its downgrade removes them again."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import MetaData, create_engine, inspect
+
+import hostpulse
+
+VERSIONS = Path(hostpulse.__file__).parent / "store/migrations/versions"
+
+
+def load_revision(name: str) -> ModuleType:
+    """The revision module ``versions/<name>.py`` (they are not importable by name)."""
+    spec = importlib.util.spec_from_file_location(f"rev_{name}", VERSIONS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_revision(rev: ModuleType, metadata: MetaData, db: Path) -> None:
+    """Upgrade an empty SQLite file ``db`` with ``rev`` alone: no difference to ``metadata``
+    (types compared too); downgrade: no table left."""
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with engine.begin() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            with Operations.context(ctx):
+                rev.upgrade()
+            assert compare_metadata(ctx, metadata) == []
+            with Operations.context(ctx):
+                rev.downgrade()
+            assert inspect(conn).get_table_names() == []
+    finally:
+        engine.dispose()

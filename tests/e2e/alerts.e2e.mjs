@@ -2,7 +2,7 @@
 // the Alerts page, the nav and the fleet cards, and is acknowledged. Runs on a page that has
 // already loaded the app (a login step, when the server needs one, goes before it).
 import { join } from 'node:path'
-import { check, poll } from './browser.mjs'
+import { check, poll, squeezedCells } from './browser.mjs'
 
 const RULE = 'e2e_memory_used'
 
@@ -88,6 +88,8 @@ export async function alertsSteps(page, { url, hostId, shots, step, receiver }) 
     await page.locator(`[data-testid=${tab === 'history' ? 'alert-history' : tab}]`).waitFor()
     const o = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
     check(o <= 0, `alerts ${tab} tab wider than the phone by ${o}px`)
+    const squeezed = await squeezedCells(page, `[data-testid=${tab === 'history' ? 'alert-history' : tab}]`)
+    check(squeezed.length === 0, `alerts ${tab} tab: cells squeezed or cut off on a phone: ${squeezed.join('; ')}`)
   }
   // the history has the rule's firing
   await page.locator('[data-tab=history]').click()

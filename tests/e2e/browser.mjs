@@ -50,3 +50,16 @@ export async function poll(fn, { timeout = 20000, interval = 200, what = 'condit
   }
   throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`)
 }
+
+/** Cells of the tables under `selector` squeezed or cut off (on a phone a table turns into one
+ * card per row, each cell as wide as the card): "column: text" of each offender. */
+export async function squeezedCells(page, selector) {
+  return page.locator(`${selector} td`).evaluateAll((tds) =>
+    tds
+      .filter((td) => {
+        const r = td.getBoundingClientRect()
+        return r.width > 0 && (r.right > window.innerWidth + 1 || r.width < 120)
+      })
+      .map((td) => `${td.dataset.label ?? '?'}: ${td.innerText.slice(0, 30)} (${Math.round(td.getBoundingClientRect().width)}px)`),
+  )
+}

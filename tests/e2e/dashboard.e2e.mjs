@@ -39,10 +39,21 @@ const lastOf = async (sel) => Number((await page.locator(sel).getAttribute('data
 try {
   step('sign in: a wrong password is refused, the admin password gets in')
   await page.emulateMedia({ colorScheme: 'light' })
+  // a first visit goes to the login page without a request that fails (each is a console error)
+  const early = []
+  const onResponse = (r) => r.status() >= 400 && early.push(`${r.status()} ${r.url()}`)
+  const onConsole = (m) => ['error', 'warning'].includes(m.type()) && early.push(m.text())
+  page.on('response', onResponse)
+  page.on('console', onConsole)
   const first = await page.goto(url)
   const csp = first.headers()['content-security-policy'] ?? ''
   check(csp.includes("script-src 'self'") && csp.includes("frame-ancestors 'none'"), `CSP header: ${csp}`)
   await page.waitForURL('**/login**')
+  await page.locator('input[name=username]').waitFor()
+  await page.waitForTimeout(500)
+  page.off('response', onResponse)
+  page.off('console', onConsole)
+  check(early.length === 0, `the first visit failed requests or logged errors: ${early.join('; ')}`)
   await page.locator('input[name=username]').fill(process.env.HP_USER)
   await page.locator('input[name=password]').fill('not-the-password')
   await page.locator('form button[type=submit]').click()
@@ -141,6 +152,9 @@ try {
   await poll(async () => (await lastOf(live)) > 0, { what: 'live chart on the phone' })
   const hostOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
   check(hostOverflow <= 0, `host page wider than the phone by ${hostOverflow}px`)
+  // the charts speak Korean too (uPlot's own legend says "Time" and its axes "5:05pm")
+  const legendTime = await page.locator('[data-testid=live-cpu] .u-legend .u-series').first().innerText()
+  check(legendTime.includes('시간') && !/time/i.test(legendTime), `chart legend in Korean: ${legendTime}`)
 
   step('unknown paths fall back to the app')
   await page.goto(`${url}/no/such/page`)

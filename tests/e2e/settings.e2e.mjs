@@ -3,7 +3,7 @@
 // page and the app stays closed; the viewer signs in, sees no rule editor, no acknowledge
 // button and no Settings; then the admin signs in again for the steps that follow.
 import { join } from 'node:path'
-import { check, poll } from './browser.mjs'
+import { check, poll, squeezedCells } from './browser.mjs'
 
 const VIEWER = 'e2e-viewer'
 const VIEWER_PASSWORD = 'viewer-e2e-password-1'
@@ -55,6 +55,16 @@ export async function settingsSteps(page, { url, step, admin, shots }) {
   )
   await enrollment.locator('tbody tr', { hasText: NEW_HOST }).waitFor()
   await page.screenshot({ path: join(shots, 'settings.png'), fullPage: true })
+
+  step('settings on a phone: every table turns into cards')
+  const size = page.viewportSize()
+  await page.setViewportSize({ width: 375, height: 740 })
+  await page.waitForTimeout(300)
+  for (const id of ['users', 'agent-keys', 'enrollment']) {
+    const squeezed = await squeezedCells(page, `[data-testid=${id}]`)
+    check(squeezed.length === 0, `settings ${id}: cells squeezed or cut off on a phone: ${squeezed.join('; ')}`)
+  }
+  await page.setViewportSize(size)
 
   step('logout: back to the login page, and the app stays closed')
   await signOut(page)

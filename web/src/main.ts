@@ -12,10 +12,14 @@ const pinia = createPinia()
 const app = createApp(App).use(pinia)
 const session = useSession(pinia)
 setApi(new ApiClient({ token: () => session.access, unauthorized: () => session.renew() }))
+// nobody has signed in from this browser: straight to the login page, asking the server nothing
+// (every 401 would be an error in the console); a server without authentication answers the
+// login with 404 and the app goes on (session.login)
+if (!session.loggedIn) session.required = true
 // the fleet page needs the host list (index.html already asked for it)
-if (window.location.pathname === '/') void useFleet(pinia).load()
+if (window.location.pathname === '/' && session.loggedIn) void useFleet(pinia).load()
 const router = makeRouter()
 guard(router, () => session.required && !session.loggedIn)
 app.use(router).mount('#app')
-// the role from the server (and whether it has authentication at all) decides the write controls
-void session.probe()
+// the role from the server decides the write controls (App asks again after each login)
+if (session.loggedIn) void session.probe()

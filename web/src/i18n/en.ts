@@ -46,6 +46,7 @@ export const en = {
   'host.uptime': 'Uptime',
   'host.interval': 'Interval',
   'host.agent': 'Agent',
+  'chart.time': 'Time',
   'host.live': 'Live',
   'host.history': 'History',
   'host.tier': 'Tier {tier}, step {step}',

@@ -48,6 +48,7 @@ export const ko: Messages = {
   'host.uptime': '가동 시간',
   'host.interval': '수집 주기',
   'host.agent': '에이전트',
+  'chart.time': '시간',
   'host.live': '실시간',
   'host.history': '기록',
   'host.tier': '계층 {tier}, 간격 {step}',

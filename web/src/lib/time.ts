@@ -17,3 +17,30 @@ export function since(ms: number | null | undefined, now: number): string {
   if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`
   return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`
 }
+
+const locale = (lang: Lang) => (lang === 'ko' ? 'ko-KR' : 'en-GB')
+
+/** Tick labels of a chart's time axis (`splits` in seconds, `incr` the step between them):
+ * in the user's language and 24-hour clock; the date under the first tick and where it
+ * changes. (uPlot's own labels are English only: "5:05pm 12/5/26".) */
+export function axisTimes(splits: number[], incr: number, lang: Lang): string[] {
+  const clock = new Intl.DateTimeFormat(locale(lang), {
+    hour: '2-digit', minute: '2-digit', ...(incr < 60 ? { second: '2-digit' } : {}), hourCycle: 'h23',
+  })
+  const day = new Intl.DateTimeFormat(locale(lang), { month: 'short', day: 'numeric' })
+  let lastDay = ''
+  return splits.map((s) => {
+    const d = new Date(s * 1000)
+    const date = day.format(d)
+    const newDay = date !== lastDay
+    lastDay = date
+    if (incr >= 86400) return date
+    return newDay ? `${clock.format(d)}\n${date}` : clock.format(d)
+  })
+}
+
+/** The time in a chart's legend (seconds since the epoch). */
+export function chartTime(s: number | null | undefined, lang: Lang): string {
+  if (s === null || s === undefined) return '–'
+  return when(s * 1000, lang)
+}

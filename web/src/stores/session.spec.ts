@@ -95,6 +95,24 @@ describe('session', () => {
   })
 })
 
+describe('a server without authentication', () => {
+  it('answers the login with 404: the app goes on without a session', async () => {
+    setApi(new ApiClient({ fetch: async () => new Response('{"detail":"Not Found"}', { status: 404 }) }))
+    const s = useSession()
+    s.required = true // a fresh browser starts at the login page (main.ts)
+    await s.login('ada', 'whatever')
+    expect(s.authless).toBe(true)
+    expect(s.required).toBe(false)
+    expect(s.loggedIn).toBe(false)
+  })
+
+  it('but a wrong password on a real one is still an error', async () => {
+    const s = useSession()
+    await expect(s.login('ada', 'wrong')).rejects.toMatchObject({ status: 401 })
+    expect(s.authless).toBe(false)
+  })
+})
+
 describe('router guard', () => {
   it('sends to the login page only when the server asked for a login', async () => {
     const s = useSession()

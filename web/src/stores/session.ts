@@ -51,8 +51,15 @@ export const useSession = defineStore('session', () => {
     localStorage.removeItem(KEY)
   }
 
+  /** Sign in; on a server without authentication (no login route: 404) nobody needs to. */
   async function login(username: string, password: string): Promise<void> {
-    set(await useApi().login(username, password))
+    try {
+      set(await useApi().login(username, password))
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e
+      authless.value = true
+      required.value = false
+    }
   }
 
   /** On a 401: renew the tokens once (callers share one renewal); false when that fails. */

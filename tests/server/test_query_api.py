@@ -3,6 +3,7 @@ processes, health, readiness and the API docs."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,13 @@ def test_health_ready_docs_and_openapi(server: LiveServer) -> None:
     for page in ("/docs", "/redoc"):
         r = httpx.get(server.url + page, timeout=10)
         assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        # the pages work offline: every script, style and icon comes from this server
+        refs = re.findall(r"""(?:src|href)\s*[=:]\s*['"]([^'"]+)['"]""", r.text)
+        assert any(ref.endswith(".js") for ref in refs), refs
+        for ref in refs:
+            assert ref.startswith("/"), (page, ref)
+            asset = httpx.get(server.url + ref, timeout=10)
+            assert asset.status_code == 200 and asset.content, (page, ref)
     spec = get(server, "/openapi.json")
     paths = set(spec["paths"])
     assert {

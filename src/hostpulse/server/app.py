@@ -24,7 +24,7 @@ from hostpulse.server.fast_ingest import IngestFastPath
 from hostpulse.server.ingest_service import IngestLimits, IngestService
 from hostpulse.server.live import LiveHub
 from hostpulse.server.state import AppState
-from hostpulse.server.static import bundled_web_dir, mount_dashboard
+from hostpulse.server.static import bundled_web_dir, mount_api_docs, mount_dashboard
 from hostpulse.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -132,8 +132,8 @@ def create_app(
         version=__version__,
         description="Ingest and query API of the hostpulse server. Everything is under /api/v1.",
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # served by mount_api_docs, from the package rather than a CDN
+        redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     api = APIRouter(prefix=API_PREFIX)
@@ -154,5 +154,6 @@ def create_app(
         ingest_path=f"{API_PREFIX}/ingest",
     )
     app.state.live = hub
+    mount_api_docs(app, f"{API_PREFIX}/openapi.json")
     mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
 logger = logging.getLogger(__name__)
 
@@ -157,3 +158,31 @@ def mount_dashboard(app: FastAPI, root: Path) -> None:
         "/{path:path}", serve, methods=["GET", "HEAD"], include_in_schema=False, name="dashboard"
     )
     logger.debug("dashboard served", extra={"root": str(dashboard.root)})
+
+
+def mount_api_docs(app: FastAPI, openapi_url: str) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts from the dashboard's folder
+    (``api-docs/``, copied there by the web build): nothing is fetched from a CDN, so the pages
+    work on a network with no way out."""
+    title = f"{app.title} API"
+
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=title,
+            swagger_js_url="/api-docs/swagger-ui-bundle.js",
+            swagger_css_url="/api-docs/swagger-ui.css",
+            swagger_favicon_url="/favicon.svg",
+        )
+
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=title,
+            redoc_js_url="/api-docs/redoc.standalone.js",
+            redoc_favicon_url="/favicon.svg",
+            with_google_fonts=False,
+        )
+
+    app.add_api_route("/docs", swagger, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)

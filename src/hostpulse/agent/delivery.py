@@ -53,8 +53,8 @@ def start_delivery(shipper: ShipperSettings, spool: SpoolSettings) -> Delivery:
 
 class LocalAgent:
     """This machine's agent in a background thread of another process (``hostpulse up``):
-    ``start(url)`` once the server accepts requests, ``stop()`` before the server stops, so the
-    last snapshots are flushed while it still listens."""
+    ``start(url)`` once the server accepts requests, ``stop()`` when it has stopped: the spool is
+    synced, and what was not delivered yet goes at the next start."""
 
     def __init__(
         self,

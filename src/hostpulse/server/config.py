@@ -233,7 +233,7 @@ def check_data_dir(settings: ServerSettings) -> str | None:
     store_dir = resolve(settings.store_url)[0].parent
     for key, path in (("data_dir", settings.data_dir), (store_key, store_dir)):
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)  # secrets inside
         except OSError as exc:
             return f"HOSTPULSE_{key.upper()} ({key}): cannot create {str(path)!r}: {exc.strerror}"
         if not os.access(path, os.W_OK | os.X_OK):

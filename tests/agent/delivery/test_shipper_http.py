@@ -151,9 +151,15 @@ def test_outage_then_backfill_oldest_first_with_live_samples(
     receiver.wait_stored(expected)
     assert set(receiver.stored) == expected
     assert all(n == 1 for n in receiver.stored.values()), "a sample was stored twice"
-    # the backlog went oldest first
+    # the backlog went oldest first: each request is up to 20 of the oldest pending, then (when
+    # more were pending) up to 2 of the newest put since the previous read, which are newer;
+    # which ones those are depends on how far the puts had got at each read
     firsts = [a.timestamps() for a in receiver.arrivals if a.answered == 200]
-    backlog = [ts for stamps in firsts for ts in stamps if ts < 99_000]
+    backlog: list[int] = []
+    for stamps in firsts:
+        oldest, live = stamps[:20], stamps[20:]
+        assert all(ts > max(oldest) for ts in live), stamps
+        backlog.extend(oldest)
     assert backlog == sorted(backlog)
 
     def arrival_of(ts: int) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from hostpulse.store.prepare import varint  # the store's own encoder, re-exported for _prom
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 ADMIN_PASSWORD = "bench-" + secrets.token_urlsafe(12)
@@ -227,19 +229,6 @@ def machine() -> str:
 def dir_size(path: Path) -> int:
     """Bytes of the files below ``path``."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def varint(n: int) -> bytes:
-    """``n`` as a protobuf base-128 varint."""
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def pb_field(tag: int, payload: bytes) -> bytes:

@@ -202,8 +202,7 @@ class Shipper:
                 body = self._encode(records)
             except (zlib.error, DecodeError) as exc:  # can never be sent: do not block the rest
                 logger.error("dropping %d unreadable spooled records: %s", len(records), exc)
-                n = self._spool.ack((r.seq for r in records), delivered=False)
-                self._spool.add_counter("rejected", n)
+                self._spool.ack((r.seq for r in records), delivered=False, count_as="rejected")
                 continue
             if not self._deliver(records, body):
                 return
@@ -225,12 +224,11 @@ class Shipper:
             outcome = self._attempt(body)
             if outcome.kind == "sent":
                 self._backoff.reset()
-                self._spool.add_counter("sent", self._spool.ack(seqs))
+                self._spool.ack(seqs, count_as="sent")
                 return True
             if outcome.kind == "rejected":
-                n = self._spool.ack(seqs, delivered=False)
+                n = self._spool.ack(seqs, delivered=False, count_as="rejected")
                 logger.error("server refused %d snapshots (never resent): %s", n, outcome.detail)
-                self._spool.add_counter("rejected", n)
                 return True
             if self._closing.is_set():
                 return False  # stays in the spool, sent at the next start

@@ -219,11 +219,15 @@ class Spool:
             self._dropped_reasons.clear()
             return out
 
-    def ack(self, seqs: Iterable[int], *, delivered: bool = True) -> int:
+    def ack(
+        self, seqs: Iterable[int], *, delivered: bool = True, count_as: str | None = None
+    ) -> int:
         """Remove records the server accepted (``delivered``) or refused for good. Returns how
         many of them the caller should count as sent / rejected: a record the size cap had
         already dropped while it was in flight counts as sent (and is taken off the dropped
-        counter) when delivered, and only as dropped when refused."""
+        counter) when delivered, and only as dropped when refused. ``count_as`` adds that number
+        to a counter under the same lock, so no reader of ``stats()`` sees the records gone from
+        the spool but not yet counted."""
         with self._lock:
             n = 0
             for s in seqs:
@@ -239,6 +243,8 @@ class Spool:
             self._inflight.clear()
             self._advance()
             self._state_dirty = True
+            if count_as is not None:
+                self._bump(count_as, n)
             return n
 
     def _dropped_reason_of(self, seq: int) -> str:

@@ -16,6 +16,7 @@ _401: dict[int | str, dict[str, object]] = {401: {"model": Problem}}
 _LOGIN_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "Wrong username or password."},
     429: {"model": Problem, "description": "Too many failed logins; see Retry-After."},
+    503: {"model": Problem, "description": "Too many password checks at once; see Retry-After."},
 }
 
 
@@ -35,7 +36,9 @@ def _fail(exc: AuthError) -> HTTPException:
 @router.post("/login", response_model=TokensOut, responses=_LOGIN_ERRORS, summary="Sign in")
 async def login(body: LoginIn, request: Request, auth: AuthDep) -> TokensOut:
     """An access token (JWT, ``expires_in`` seconds) and a refresh token. Ten failed logins
-    within a minute for one account or from one address are answered 429 with Retry-After."""
+    within a minute for one account or from one address are answered 429 with Retry-After
+    (each attempt counts from the moment it arrives, concurrent ones included); 503 with
+    Retry-After when more password checks wait than the server allows."""
     address = request.client.host if request.client else "unknown"
     try:
         return _out(await auth.users.login(body.username, body.password, address))

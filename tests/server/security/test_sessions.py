@@ -111,7 +111,8 @@ def test_object_checks_on_users(tmp_path: Path) -> None:
         viewer, editor = srv.headers("viewer"), srv.headers("editor")
         users = f"{srv.url}/api/v1/users"
         # a viewer changes their own password, not another user's, nor their own role
-        own = httpx.patch(f"{users}/viewer", json={"password": "viewer-new-pass"}, headers=viewer)
+        change = {"password": "viewer-new-pass", "current_password": srv.passwords["viewer"]}
+        own = httpx.patch(f"{users}/viewer", json=change, headers=viewer)
         assert own.status_code == 200 and own.json()["role"] == "viewer"
         assert "password" not in own.text and "hash" not in own.text
         other = httpx.patch(f"{users}/editor", json={"password": "x" * 12}, headers=viewer)

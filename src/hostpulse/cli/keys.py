@@ -27,7 +27,11 @@ IdArg = Annotated[int, typer.Argument(help="The id shown by the list command.")]
 def create_token(
     host: Annotated[
         str | None,
-        typer.Option("--host", help="Only this host_id may enroll with it (default: any)."),
+        typer.Option(
+            "--host",
+            help="Only this host_id may enroll with it (default: any). Needed to enroll a host "
+            "again while it has a live key (its old key stops working).",
+        ),
     ] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="Valid for: 30m, 1h, 7d ...")] = "1h",
     multi_use: Annotated[

@@ -31,6 +31,10 @@ _NO_TOKEN: dict[int | str, dict[str, object]] = {
 _ENROLL: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "Unknown, expired or used enrollment token."},
     403: {"model": Problem, "description": "The token is bound to another host."},
+    409: {
+        "model": Problem,
+        "description": "The host has a live key and the token is not bound to it.",
+    },
 }
 
 
@@ -114,7 +118,9 @@ async def delete_enrollment(token_id: RowId, _: AdminDep, auth: AuthDep) -> Resp
 )
 async def enroll(body: EnrollIn, auth: AuthDep) -> HostKeyOut:
     """Exchange an enrollment token for the host's agent key (no other authentication).
-    401: unknown, expired or used token; 403: the token is bound to another host."""
+    401: unknown, expired or used token; 403: the token is bound to another host; 409: the
+    host has a live key and the token is not bound to it (an unbound or multi-use token
+    cannot replace an enrolled host's key; the token is not used up)."""
     try:
         new = await auth.agents.enroll(body.token, body.host_id)
     except AuthError as exc:

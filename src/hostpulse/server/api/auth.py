@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from hostpulse.server.api.auth_models import LoginIn, Me, RefreshIn, TokensOut
 from hostpulse.server.api.models import Problem
-from hostpulse.server.auth.deps import AuthDep, ViewerDep, http_error
+from hostpulse.server.auth.deps import NO_STORE, AuthDep, ViewerDep, http_error
 from hostpulse.server.auth.exceptions import AuthError
 from hostpulse.server.auth.principals import Tokens
 
@@ -33,7 +33,13 @@ def _fail(exc: AuthError) -> HTTPException:
     return http_error(exc)
 
 
-@router.post("/login", response_model=TokensOut, responses=_LOGIN_ERRORS, summary="Sign in")
+@router.post(
+    "/login",
+    response_model=TokensOut,
+    responses=_LOGIN_ERRORS,
+    summary="Sign in",
+    dependencies=NO_STORE,
+)
 async def login(body: LoginIn, request: Request, auth: AuthDep) -> TokensOut:
     """An access token (JWT, ``expires_in`` seconds) and a refresh token. Ten failed logins
     within a minute for one account or from one address are answered 429 with Retry-After
@@ -46,7 +52,13 @@ async def login(body: LoginIn, request: Request, auth: AuthDep) -> TokensOut:
         raise _fail(exc) from None
 
 
-@router.post("/refresh", response_model=TokensOut, responses=_401, summary="Renew the tokens")
+@router.post(
+    "/refresh",
+    response_model=TokensOut,
+    responses=_401,
+    summary="Renew the tokens",
+    dependencies=NO_STORE,
+)
 async def refresh(body: RefreshIn, auth: AuthDep) -> TokensOut:
     """A new pair; the refresh token sent is revoked (using it again gives 401)."""
     try:

@@ -47,7 +47,7 @@ def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
 
     from hostpulse.server.config import ServerSettings
 
-    assert ServerSettings(trusted_proxies="127.0.0.1, 10.0.0.0/24").trusted_proxies == [
+    assert ServerSettings(trusted_proxies="127.0.0.1, 10.0.0.9/24").trusted_proxies == [
         "127.0.0.1",
         "10.0.0.0/24",
     ]

@@ -21,11 +21,13 @@ def parse_networks(value: object) -> list[str]:
     out: list[str] = []
     for item in items:
         text = str(item).strip()
-        try:
-            ipaddress.ip_network(text, strict=False)
+        try:  # normalised: uvicorn reads 10.0.0.1/24 (host bits set) as no network at all
+            if "/" in text:
+                out.append(str(ipaddress.ip_network(text, strict=False)))
+            else:
+                out.append(str(ipaddress.ip_address(text)))
         except ValueError:
             raise ValueError(
                 f"{text!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/24)"
             ) from None
-        out.append(text)
     return out

@@ -62,6 +62,10 @@ def create_token(
     typer.echo(f"enrollment token {row.id} for {scope}, usable {uses} until {when(row.expires_ms)}")
     typer.echo("shown only now; on the host run:")
     typer.echo(f"  {enroll_command(server_url, token, row.host_id)}")
+    typer.echo(
+        "(to keep the token out of the process list, put it in a file only the agent's user "
+        "can read and use --enroll-file FILE instead of --enroll, or set HOSTPULSE_ENROLL_TOKEN)"
+    )
 
 
 @tokens.command("list")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from hostpulse.server.auth import passwords, tokens
 from hostpulse.server.auth.exceptions import (
-    AuthError,
+    Busy,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -108,17 +108,16 @@ class UserService:
         role: Role | None,
         password: str | None,
         current_password: str | None = None,
-        own_password_check: bool = True,
     ) -> UserRow:
         """Admins change anyone; other users only their own password (object check). Changing
         one's own password needs the current one (``current_password``), so that a stolen
         access token cannot take the account over; wrong ones count against the account's
-        login throttle. ``own_password_check=False``: the operator on the server's machine
-        (``hostpulse user passwd``)."""
+        login throttle. (The operator of ``hostpulse user passwd`` acts as a user of another
+        name, which no account can have.)"""
         if actor.role is not Role.admin and (actor.username != username or role is not None):
             raise Forbidden("only an admin may change other users or roles")
         row = await self.get(username)
-        if password is not None and own_password_check and actor.username == username:
+        if password is not None and actor.username == username:
             await self._confirm_current(row, current_password)
         if role is not None and role is not Role.admin and row.role == Role.admin.value:
             await self._keep_an_admin(username)
@@ -148,7 +147,7 @@ class UserService:
             ok = await self.hashing.run(
                 passwords.verify_password, row.password_hash, current_password
             )
-        except AuthError:
+        except Busy:  # nothing was checked
             self.throttle.release(key, stamp)
             raise
         if not ok:
@@ -166,14 +165,14 @@ class UserService:
         or from the address; Unauthenticated otherwise (same reason for a wrong name)."""
         keys = [(f"user:{username.lower()}", f"account {username!r}"), (f"addr:{address}", address)]
         # counted before the (slow) check, so that concurrent attempts cannot all pass the
-        # throttle; taken back when the password is right or no check was made
+        # throttle; taken back when the password is right or no check was made (Busy)
         stamp = self.throttle.attempt(keys)
         try:
             row = await self.repo.get_user(username)
             ok = await self.hashing.run(
                 passwords.verify_password, row.password_hash if row else None, password
             )
-        except BaseException:
+        except Busy:
             for key, _ in keys:
                 self.throttle.release(key, stamp)
             raise

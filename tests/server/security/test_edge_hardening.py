@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from cli_process import run_cli
 
 from hostpulse.server.testing import LiveServer
 
@@ -57,6 +58,12 @@ def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
         assert "trusted_proxies" in str(exc) and "not an IP address" in str(exc)
     else:
         raise AssertionError("a host name was accepted as a trusted proxy")
+
+
+def test_the_server_command_names_a_bad_trusted_proxy(tmp_path: Path) -> None:
+    r = run_cli(["server", "--data-dir", str(tmp_path), "--trusted-proxies", "127.0.0.1,nope"])
+    assert r.returncode == 2
+    assert "HOSTPULSE_TRUSTED_PROXIES" in r.stderr and "'nope'" in r.stderr
 
 
 def test_html_pages_cannot_be_framed(tmp_path: Path) -> None:

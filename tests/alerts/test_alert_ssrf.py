@@ -37,6 +37,17 @@ REFUSED = [
     "http://3232235777/",  # 192.168.1.1
     "http://0xA9FEA9FE/",  # 169.254.169.254
     "http://017700000001/",  # octal
+    # IPv6 forms that carry a refused IPv4 address
+    "http://[::127.0.0.1]/",  # IPv4-compatible
+    "http://[::a9fe:a9fe]/",  # IPv4-compatible metadata address
+    "http://[::ffff:169.254.169.254]/",  # IPv4-mapped
+    "http://[64:ff9b::127.0.0.1]/",  # NAT64
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64
+    "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4 of 169.254.169.254
+    "http://[2002:c0a8:101::1]/",  # 6to4 of 192.168.1.1
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo, client 127.0.0.1
 ]
 
 
@@ -48,6 +59,25 @@ def check(url: str, allow: tuple[str, ...] = (), resolver: Any = None) -> Any:
 def test_private_loopback_link_local_and_numeric_spellings_are_refused(url: str) -> None:
     with pytest.raises(UnsafeTargetError, match=r"allow-list|resolves"):
         check(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::ffff:8.8.8.8]/", "http://[64:ff9b::8.8.8.8]/", "http://[2002:808:808::1]/"]
+)
+def test_ipv6_forms_of_a_public_ipv4_address_are_accepted(url: str) -> None:
+    check(url)
+
+
+def test_the_refusal_names_the_setting_that_allows_it() -> None:
+    with pytest.raises(UnsafeTargetError, match=r"allow_networks"):
+        check("http://10.0.0.7/")
+
+
+def test_allow_list_covers_the_ipv4_address_an_ipv6_form_carries() -> None:
+    assert check("http://[2002:7f00:1::]/", ("127.0.0.0/8",)).address
+    assert check("http://[64:ff9b::127.0.0.1]/", ("127.0.0.0/8",)).address
+    with pytest.raises(UnsafeTargetError):
+        check("http://[64:ff9b::a9fe:a9fe]/", ("127.0.0.0/8",))
 
 
 def test_public_address_is_accepted_and_pinned() -> None:

@@ -94,9 +94,16 @@ class Server:
         return {"authorization": f"Bearer {token}"}
 
     def fleet_token(self) -> str:
-        """A multi-use enrollment token for ``hostpulse simulate --enroll-token``."""
-        token = self.headers()["authorization"].split()[1]
-        return enrollment_token(self.url, token, single_use=False)
+        """A multi-use enrollment token for ``hostpulse simulate --enroll-token``. A host that
+        is enrolled already is re-enrolled only after an admin revoked its key (a multi-use
+        token cannot take a host over), so the live keys are revoked first."""
+        headers = self.headers()
+        keys = httpx.get(f"{self.url}/api/v1/agent-keys", headers=headers, timeout=30)
+        for key in keys.json():
+            if key["revoked_at"] is None:
+                revoke = f"{self.url}/api/v1/agent-keys/{key['id']}/revoke"
+                httpx.post(revoke, headers=headers, timeout=30).raise_for_status()
+        return enrollment_token(self.url, headers["authorization"].split()[1], single_use=False)
 
 
 def simulate(

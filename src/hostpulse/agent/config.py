@@ -78,6 +78,9 @@ class AgentSettings:
     intervals: IntervalSettings = field(default_factory=IntervalSettings)
     top_n: int = field(default=10, metadata={"min": 1, "max": 1000})
     host_id: str | None = None
+    enroll_token: str | None = None
+    """``HOSTPULSE_ENROLL_TOKEN``: an enrollment token exchanged for this host's key when no
+    key is saved yet (unlike ``--enroll``, it does not show in the process list)."""
     labels: dict[str, str] = field(default_factory=dict)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     log: LogSettings = field(default_factory=LogSettings)

@@ -8,6 +8,9 @@ the Host header and TLS SNI/certificate check. Redirects are never followed.
 
 Numeric spellings of IPv4 addresses (``2130706433``, ``0x7f000001``, ``127.1``, ``0177.0.0.1``)
 are read the way ``inet_aton`` (and so many HTTP stacks) would, and checked as that address.
+IPv6 addresses that carry an IPv4 address (IPv4-mapped ``::ffff:127.0.0.1``, IPv4-compatible
+``::127.0.0.1``, NAT64 ``64:ff9b::127.0.0.1``, 6to4 ``2002:7f00:1::`` and Teredo) are checked as
+the IPv4 address they carry too: a host or gateway may deliver them there.
 """
 
 from __future__ import annotations
@@ -46,9 +49,41 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""RFC 8215 local-use NAT64: where the IPv4 address sits depends on the local prefix length,
+so the whole range is refused (it is never globally routed)."""
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def embedded_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo
+    server and client); none for a plain address."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return ()
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        return address.teredo
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in NAT64_WELL_KNOWN:
+        return (low,)
+    if address in IPV4_COMPATIBLE and int(address) > 1:  # not :: or ::1 (themselves refused)
+        return (low,)
+    return ()
+
+
 def refused(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    carried = embedded_ipv4(address)
+    if any(refused(v4) for v4 in carried):
+        return True
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in NAT64_LOCAL:
+            return True
+        if carried and address.ipv4_mapped is not None:  # judged as the IPv4 address alone
+            return False
     return address.is_multicast or not address.is_global
 
 
@@ -80,10 +115,9 @@ class TargetGuard:
     def permitted(self, address: IPAddress) -> bool:
         if any(address in net for net in self.allow):
             return True
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            mapped = address.ipv4_mapped
-            if any(mapped in net for net in self.allow):
-                return True
+        carried = embedded_ipv4(address)
+        if carried and all(any(v4 in net for net in self.allow) for v4 in carried):
+            return True
         return not refused(address)
 
     async def check_host(self, host: str, port: int) -> IPAddress:
@@ -105,7 +139,8 @@ class TargetGuard:
             if not self.permitted(address):
                 raise UnsafeTargetError(
                     f"{host!r} resolves to {address}, a private, loopback, link-local or "
-                    "reserved address; add it to the alerts allow-list to permit it"
+                    "reserved address; to permit it, add it or its network to the alerts "
+                    "allow-list, allow_networks in the alerts configuration (alerts.yml)"
                 )
         return candidates[0]
 

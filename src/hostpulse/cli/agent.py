@@ -54,7 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--enroll",
         metavar="TOKEN",
         help="exchange this enrollment token (from the server's admin) for the host's agent "
-        "key, save it to the key file, then run",
+        "key, save it to the key file, then run (the token shows in the process list: "
+        "prefer --enroll-file or HOSTPULSE_ENROLL_TOKEN)",
+    )
+    p.add_argument(
+        "--enroll-file",
+        metavar="FILE",
+        help="read the enrollment token from this file instead; like HOSTPULSE_ENROLL_TOKEN, "
+        "used only while the host has no saved key",
     )
     p.add_argument(
         "--key-file",
@@ -111,8 +118,13 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"configuration error: log.file: cannot open it: {exc.strerror}")
 
-    if args.enroll:
-        code = _enroll(settings, args.enroll)
+    try:
+        token = _enroll_token(args, settings)
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
+        return _fail(f"--enroll-file: cannot read {args.enroll_file}: {why}")
+    if token is not None:
+        code = _enroll(settings, token)
         if code:
             return code
 
@@ -134,6 +146,31 @@ def _run(args: argparse.Namespace) -> int:
     except SpoolError as exc:
         return _fail(f"spool.dir: {exc}")
     return 0
+
+
+def _enroll_token(args: argparse.Namespace, settings: AgentSettings) -> str | None:
+    """The token to enroll with now: ``--enroll`` always; ``--enroll-file`` or
+    ``HOSTPULSE_ENROLL_TOKEN`` only while no key is saved (so that they can stay in a service
+    unit across restarts). OSError when the file cannot be read or is empty."""
+    if args.enroll:
+        return str(args.enroll)
+    if args.enroll_file is None and settings.enroll_token is None:
+        return None
+    from hostpulse.agent.enroll import EnrollError, key_path, read_key
+
+    if settings.shipper.api_key:
+        return None
+    try:
+        if read_key(key_path(settings.shipper, settings.spool)) is not None:
+            return None
+    except EnrollError:
+        return None  # the shipper reports the unreadable key file
+    if args.enroll_file is None:
+        return settings.enroll_token
+    token = Path(args.enroll_file).expanduser().read_text(encoding="utf-8").strip()
+    if not token:
+        raise OSError(0, "the file is empty")
+    return token
 
 
 def _enroll(settings: AgentSettings, token: str) -> int:

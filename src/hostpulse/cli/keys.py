@@ -27,7 +27,11 @@ IdArg = Annotated[int, typer.Argument(help="The id shown by the list command.")]
 def create_token(
     host: Annotated[
         str | None,
-        typer.Option("--host", help="Only this host_id may enroll with it (default: any)."),
+        typer.Option(
+            "--host",
+            help="Only this host_id may enroll with it (default: any). Needed to enroll a host "
+            "again while it has a live key (its old key stops working).",
+        ),
     ] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="Valid for: 30m, 1h, 7d ...")] = "1h",
     multi_use: Annotated[
@@ -58,6 +62,10 @@ def create_token(
     typer.echo(f"enrollment token {row.id} for {scope}, usable {uses} until {when(row.expires_ms)}")
     typer.echo("shown only now; on the host run:")
     typer.echo(f"  {enroll_command(server_url, token, row.host_id)}")
+    typer.echo(
+        "(to keep the token out of the process list, put it in a file only the agent's user "
+        "can read and use --enroll-file FILE instead of --enroll, or set HOSTPULSE_ENROLL_TOKEN)"
+    )
 
 
 @tokens.command("list")

@@ -42,6 +42,14 @@ CorsOpt = Annotated[
         "(https://ops.example.com); default none.",
     ),
 ]
+ProxiesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trusted-proxies",
+        help="Reverse proxies whose X-Forwarded-For is believed, comma-separated addresses or "
+        "networks (127.0.0.1,10.0.0.0/24); default none.",
+    ),
+]
 LogOpt = Annotated[
     str | None, typer.Option("--log-level", help="debug, info, warning, error \\[info].")
 ]
@@ -128,6 +136,7 @@ def server(
     cors_origins: CorsOpt = None,
     log_level: LogOpt = None,
     admin_password: AdminPasswordOpt = None,
+    trusted_proxies: ProxiesOpt = None,
 ) -> None:
     """Run the hostpulse server (API docs at /docs). The first start creates the user admin
     and prints its password once (or takes --admin-password)."""

@@ -16,7 +16,7 @@ from hostpulse.server import edge
 from hostpulse.server.alerting import observer, running_alerts
 from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
 from hostpulse.server.auth.deps import require
-from hostpulse.server.auth.lifecycle import Announce, announce_on_terminal, running_auth
+from hostpulse.server.auth.lifecycle import Announce, running_auth
 from hostpulse.server.auth.offline import config_of
 from hostpulse.server.auth.roles import Role
 from hostpulse.server.config import ServerSettings
@@ -81,12 +81,13 @@ def create_app(
     clock: Callable[[], float] = time.time,
     *,
     fast_ingest: bool = True,
-    announce: Announce = announce_on_terminal,
+    announce: Announce | None = None,
 ) -> FastAPI:
     """The server. Without ``store`` the app opens (and closes) the one the settings name; a
     store passed in is used as is and its caller starts and closes it. ``fast_ingest=False``
     serves ingest through the framework route only (same behaviour, more overhead).
-    ``announce`` shows the first admin's generated password (first start only)."""
+    ``announce`` shows the first admin's generated password (first start only; default: on
+    the terminal, or in a 0600 file in the data directory when there is none)."""
     cfg = settings or ServerSettings()
     hub = LiveHub(outbox=cfg.live_outbox, heartbeat_s=cfg.live_heartbeat, clock=clock)
 

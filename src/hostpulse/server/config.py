@@ -139,6 +139,25 @@ class ServerSettings(BaseSettings):
     refresh_token_ttl: float = Field(
         default=30 * 86400, ge=60, description="Lifetime of a refresh token (30d)."
     )
+    password_hash_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Password checks and hashes (argon2id, 64 MiB each) run at once.",
+    )
+    password_hash_queue: int = Field(
+        default=32,
+        ge=0,
+        le=10_000,
+        description="Password checks (logins) waiting for a turn; more are answered 503 with "
+        "Retry-After.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (comma-separated, e.g. 127.0.0.1,10.0.0.0/24); "
+        "none by default: the client address is the connection's.",
+    )
 
     @field_validator("admin_password")
     @classmethod
@@ -180,6 +199,13 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _seconds(cls, value: str | float | int) -> float:
         return parse_duration(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        from hostpulse.server.auth.proxies import parse_networks
+
+        return parse_networks(value)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -23,6 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hostpulse.server.tls import HSTS
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
+NO_FRAMING = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+]
+"""On every HTML answer that has no policy of its own (``/docs``, ``/redoc``): no other site
+may frame it (clickjacking)."""
 _HSTS = (b"strict-transport-security", HSTS.encode())
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 CORS_HEADERS = ["Authorization", "Content-Type", "Content-Encoding", "Accept", "Accept-Language"]
@@ -63,7 +69,8 @@ def parse_origins(value: object) -> list[str]:
 
 class EdgeHeaders:
     """``X-Content-Type-Options: nosniff`` on every answer; ``Strict-Transport-Security`` on
-    those served over TLS."""
+    those served over TLS; ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'`` on
+    HTML answers that do not set them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -77,8 +84,11 @@ class EdgeHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                present = {k.lower() for k, _ in headers}
-                headers.extend(h for h in extra if h[0] not in present)
+                present = {k.lower(): v for k, v in headers}
+                added = list(extra)
+                if present.get(b"content-type", b"").lower().startswith(b"text/html"):
+                    added += NO_FRAMING
+                headers.extend(h for h in added if h[0] not in present)
                 message = {**message, "headers": headers}
             await send(message)
 

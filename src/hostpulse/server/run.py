@@ -63,6 +63,10 @@ def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # X-Forwarded-For / -Proto only from the configured proxies (uvicorn's default trusts
+        # every local process, which could then pick the address the login throttle counts)
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
         ssl_certfile=str(settings.tls_cert) if settings.tls else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls else None,
     )

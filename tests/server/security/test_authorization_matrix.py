@@ -186,7 +186,17 @@ TABLE: dict[tuple[str, str], Entry] = {
         lambda s: ("/api/v1/users", {"json": {"username": uid("new"), "password": "q" * 14}}),
     ),
     ("PATCH", "/api/v1/users/{username}"): Entry(
-        "self", 200, at("/api/v1/users/viewer", json={"password": "viewer-password-" + "x" * 8})
+        "self",
+        200,
+        lambda s: (
+            "/api/v1/users/viewer",
+            {
+                "json": {
+                    "password": s.passwords["viewer"],
+                    "current_password": s.passwords["viewer"],
+                }
+            },
+        ),
     ),
     ("DELETE", "/api/v1/users/{username}"): Entry(
         "admin", 204, lambda s: (f"/api/v1/users/{new_user(s)}", {})

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_process import CliProcess, run_cli
+from cli_process import CLI, CliProcess, run_cli
 from leakguard import record_output, record_secret
 
 from hostpulse.server.testing import LiveServer
@@ -21,7 +26,10 @@ def login(url: str, user: str, password: str, client: httpx.Client | None = None
     return send(f"{url}/api/v1/auth/login", json={"username": user, "password": password})
 
 
-def test_first_start_prints_a_generated_password_once(tmp_path: Path) -> None:
+def test_first_start_without_a_terminal_writes_the_password_to_a_0600_file(
+    tmp_path: Path,
+) -> None:
+    """Under a service manager stderr goes to a log or the journal: the password must not."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
     data = tmp_path / "d"
 
@@ -30,26 +38,60 @@ def test_first_start_prints_a_generated_password_once(tmp_path: Path) -> None:
             ["server", "--port", "0", "--data-dir", str(data), "--log-level", "info"], env
         )
 
+    file = data / "initial-admin-password"
     with start() as server:
         url = server.url()
         out = server.output
-        m = re.search(r"password \(shown only once\):\s+(\S+)", out)
-        assert m, out
-        password = m.group(1)
+        password = file.read_text().strip()
         record_secret(password)
-        record_output("first start output (password redacted)", out.replace(password, "*"))
+        record_output("first start output", out)
+        assert file.stat().st_mode & 0o777 == 0o600
+        assert password not in out and "shown only once" not in out
+        assert str(file) in out  # the log says where it is
         assert len(password) >= 16
         assert login(url, "admin", password).status_code == 200
         for fixed in FIXED:
             assert login(url, "admin", fixed).status_code == 401, fixed
-        assert "admin" in out and (data / "jwt-secret").stat().st_mode & 0o777 == 0o600
+        assert (data / "jwt-secret").stat().st_mode & 0o777 == 0o600
         # the database (channel secrets in it) is out of other local users' reach
         assert data.stat().st_mode & 0o777 == 0o700
-    with start() as server:  # the second start prints no password
+    file.unlink()  # as the operator is told to, after signing in
+    with start() as server:  # the second start writes and prints no password
         url = server.url()
-        again = server.output
-        assert "shown only once" not in again and password not in again
+        assert not file.exists() and str(file) not in server.output
         assert login(url, "admin", password).status_code == 200
+
+
+def test_first_start_on_a_terminal_prints_the_password_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
+    data = tmp_path / "d"
+    leader, follower = pty.openpty()
+    args = [*CLI, "server", "--port", "0", "--data-dir", str(data)]
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env
+    )
+    os.close(follower)
+    out = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"(API docs:" not in out:
+            assert time.monotonic() < deadline and proc.poll() is None, out.decode()
+            if select.select([leader], [], [], 0.5)[0]:
+                out += os.read(leader, 65536)
+        text = out.decode()
+        m = re.search(r"password \(shown only once\):\s+(\S+)", text)
+        assert m, text
+        password = m.group(1)
+        record_secret(password)
+        record_output("first start on a terminal (password redacted)", text.replace(password, "*"))
+        url = re.search(r"server listening on (\S+)", text)
+        assert url
+        assert login(url.group(1), "admin", password).status_code == 200
+        assert not (data / "initial-admin-password").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        os.close(leader)
 
 
 def test_admin_password_from_the_environment_must_be_long_enough(tmp_path: Path) -> None:
@@ -111,7 +153,8 @@ def test_object_checks_on_users(tmp_path: Path) -> None:
         viewer, editor = srv.headers("viewer"), srv.headers("editor")
         users = f"{srv.url}/api/v1/users"
         # a viewer changes their own password, not another user's, nor their own role
-        own = httpx.patch(f"{users}/viewer", json={"password": "viewer-new-pass"}, headers=viewer)
+        change = {"password": "viewer-new-pass", "current_password": srv.passwords["viewer"]}
+        own = httpx.patch(f"{users}/viewer", json=change, headers=viewer)
         assert own.status_code == 200 and own.json()["role"] == "viewer"
         assert "password" not in own.text and "hash" not in own.text
         other = httpx.patch(f"{users}/editor", json={"password": "x" * 12}, headers=viewer)

@@ -17,7 +17,7 @@ from hostpulse.server.api.auth_models import (
 )
 from hostpulse.server.api.models import Problem
 from hostpulse.server.auth.agent_keys import enroll_command
-from hostpulse.server.auth.deps import AdminDep, AgentDep, AuthDep, http_error
+from hostpulse.server.auth.deps import NO_STORE, AdminDep, AgentDep, AuthDep, http_error
 from hostpulse.server.auth.exceptions import AuthError
 
 router = APIRouter(tags=["agent keys"])
@@ -31,6 +31,10 @@ _NO_TOKEN: dict[int | str, dict[str, object]] = {
 _ENROLL: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "Unknown, expired or used enrollment token."},
     403: {"model": Problem, "description": "The token is bound to another host."},
+    409: {
+        "model": Problem,
+        "description": "The host has a live key and the token is not bound to it.",
+    },
 }
 
 
@@ -56,7 +60,12 @@ async def revoke_key(key_id: RowId, _: AdminDep, auth: AuthDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/agent-keys/{key_id}/rotate", response_model=NewKeyOut, responses=_NO_KEY)
+@router.post(
+    "/agent-keys/{key_id}/rotate",
+    response_model=NewKeyOut,
+    responses=_NO_KEY,
+    dependencies=NO_STORE,
+)
 async def rotate_key(key_id: RowId, _: AdminDep, auth: AuthDep) -> NewKeyOut:
     """A new key for the same host (shown once); the old one stops working."""
     try:
@@ -72,7 +81,10 @@ async def list_enrollments(_: AdminDep, auth: AuthDep) -> list[EnrollmentOut]:
 
 
 @router.post(
-    "/enrollment-tokens", response_model=NewEnrollmentOut, status_code=status.HTTP_201_CREATED
+    "/enrollment-tokens",
+    response_model=NewEnrollmentOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=NO_STORE,
 )
 async def create_enrollment(
     body: EnrollmentIn, request: Request, _: AdminDep, auth: AuthDep
@@ -111,10 +123,13 @@ async def delete_enrollment(token_id: RowId, _: AdminDep, auth: AuthDep) -> Resp
     response_model=HostKeyOut,
     status_code=status.HTTP_201_CREATED,
     responses=_ENROLL,
+    dependencies=NO_STORE,
 )
 async def enroll(body: EnrollIn, auth: AuthDep) -> HostKeyOut:
     """Exchange an enrollment token for the host's agent key (no other authentication).
-    401: unknown, expired or used token; 403: the token is bound to another host."""
+    401: unknown, expired or used token; 403: the token is bound to another host; 409: the
+    host has a live key and the token is not bound to it (an unbound or multi-use token
+    cannot replace an enrolled host's key; the token is not used up)."""
     try:
         new = await auth.agents.enroll(body.token, body.host_id)
     except AuthError as exc:
@@ -122,7 +137,7 @@ async def enroll(body: EnrollIn, auth: AuthDep) -> HostKeyOut:
     return HostKeyOut(host_id=new.host_id, key=new.key)
 
 
-@router.post("/agent/rotate", response_model=HostKeyOut)
+@router.post("/agent/rotate", response_model=HostKeyOut, dependencies=NO_STORE)
 async def rotate_own(agent: AgentDep, auth: AuthDep) -> HostKeyOut:
     """A new key for the calling agent's host; the key used for this call stops working."""
     new = await auth.agents.issue(agent.host_id)

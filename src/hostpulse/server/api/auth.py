@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from hostpulse.server.api.auth_models import LoginIn, Me, RefreshIn, TokensOut
 from hostpulse.server.api.models import Problem
-from hostpulse.server.auth.deps import AuthDep, ViewerDep, http_error
+from hostpulse.server.auth.deps import NO_STORE, AuthDep, ViewerDep, http_error
 from hostpulse.server.auth.exceptions import AuthError
 from hostpulse.server.auth.principals import Tokens
 
@@ -16,6 +16,7 @@ _401: dict[int | str, dict[str, object]] = {401: {"model": Problem}}
 _LOGIN_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "Wrong username or password."},
     429: {"model": Problem, "description": "Too many failed logins; see Retry-After."},
+    503: {"model": Problem, "description": "Too many password checks at once; see Retry-After."},
 }
 
 
@@ -32,10 +33,18 @@ def _fail(exc: AuthError) -> HTTPException:
     return http_error(exc)
 
 
-@router.post("/login", response_model=TokensOut, responses=_LOGIN_ERRORS, summary="Sign in")
+@router.post(
+    "/login",
+    response_model=TokensOut,
+    responses=_LOGIN_ERRORS,
+    summary="Sign in",
+    dependencies=NO_STORE,
+)
 async def login(body: LoginIn, request: Request, auth: AuthDep) -> TokensOut:
     """An access token (JWT, ``expires_in`` seconds) and a refresh token. Ten failed logins
-    within a minute for one account or from one address are answered 429 with Retry-After."""
+    within a minute for one account or from one address are answered 429 with Retry-After
+    (each attempt counts from the moment it arrives, concurrent ones included); 503 with
+    Retry-After when more password checks wait than the server allows."""
     address = request.client.host if request.client else "unknown"
     try:
         return _out(await auth.users.login(body.username, body.password, address))
@@ -43,7 +52,13 @@ async def login(body: LoginIn, request: Request, auth: AuthDep) -> TokensOut:
         raise _fail(exc) from None
 
 
-@router.post("/refresh", response_model=TokensOut, responses=_401, summary="Renew the tokens")
+@router.post(
+    "/refresh",
+    response_model=TokensOut,
+    responses=_401,
+    summary="Renew the tokens",
+    dependencies=NO_STORE,
+)
 async def refresh(body: RefreshIn, auth: AuthDep) -> TokensOut:
     """A new pair; the refresh token sent is revoked (using it again gives 401)."""
     try:

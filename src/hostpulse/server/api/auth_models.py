@@ -54,6 +54,13 @@ class UserIn(BaseModel):
 class UserPatch(BaseModel):
     role: Role | None = None
     password: str | None = Field(default=None, min_length=12, max_length=1024)
+    current_password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Your current password: required to change your own password (an admin "
+        "setting another user's password does not send it).",
+    )
 
 
 class AgentKeyOut(BaseModel):

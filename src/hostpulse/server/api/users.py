@@ -44,14 +44,28 @@ async def create_user(body: UserIn, _: AdminDep, auth: AuthDep) -> UserOut:
 @router.patch(
     "/{username}",
     response_model=UserOut,
-    responses={**_NO_USER, 409: {"model": Problem, "description": "The last admin stays admin."}},
+    responses={
+        **_NO_USER,
+        403: {"model": Problem, "description": "Not allowed, or a wrong current_password."},
+        409: {"model": Problem, "description": "The last admin stays admin."},
+        429: {"model": Problem, "description": "Too many wrong current passwords."},
+        503: {"model": Problem, "description": "Too many password checks at once."},
+    },
 )
 async def update_user(
     username: Username, body: UserPatch, user: ViewerDep, auth: AuthDep
 ) -> UserOut:
-    """Admins change any user's role or password; others only their own password."""
+    """Admins change any user's role or password; others only their own password. Changing
+    your own password needs ``current_password`` (422 without it, 403 when wrong; wrong ones
+    count against the account's login throttle)."""
     try:
-        row = await auth.users.update(user, username, role=body.role, password=body.password)
+        row = await auth.users.update(
+            user,
+            username,
+            role=body.role,
+            password=body.password,
+            current_password=body.current_password,
+        )
     except AuthError as exc:
         raise _fail(exc) from None
     return UserOut.of(row)

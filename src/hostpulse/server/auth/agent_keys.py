@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable
 
 from hostpulse.server.auth import tokens
-from hostpulse.server.auth.exceptions import Forbidden, InvalidInput, NotFound, Unauthenticated
+from hostpulse.server.auth.exceptions import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from hostpulse.server.auth.principals import Agent, NewKey
 from hostpulse.server.auth.repository import AuthRepository, EnrollmentRow, KeyRow
 from hostpulse.server.auth.settings import AuthConfig
@@ -91,14 +97,27 @@ class AgentKeyService:
 
     # -- keys ---------------------------------------------------------------------------------
 
-    async def issue(self, host_id: str) -> NewKey:
-        """A new key for ``host_id``; the host's previous key stops working (one per host)."""
+    async def issue(self, host_id: str, *, replace: bool = True) -> NewKey:
+        """A new key for ``host_id``; the host's previous key stops working (one per host).
+        ``replace=False``: Conflict when the host has a live key."""
         check_host_id(host_id)
         key = tokens.new_token(tokens.AGENT_KEY_PREFIX)
-        self._forget(host_id=host_id)
         prefix = key[: len(tokens.AGENT_KEY_PREFIX) + PREFIX_SHOWN]
-        key_id = await self.repo.insert_key(host_id, tokens.digest(key), prefix, self._now())
+        key_id = await self.repo.insert_key(
+            host_id, tokens.digest(key), prefix, self._now(), replace=replace
+        )
+        if key_id is None:
+            raise self._enrolled(host_id)
+        self._forget(host_id=host_id)
         return NewKey(key_id, host_id, key)
+
+    @staticmethod
+    def _enrolled(host_id: str) -> Conflict:
+        return Conflict(
+            f"host {host_id!r} is already enrolled; to enroll it again use a token bound to it "
+            f"(hostpulse token create --host {shlex.quote(host_id)}) or revoke its agent key "
+            "first"
+        )
 
     async def list_keys(self) -> list[KeyRow]:
         await self.flush()
@@ -149,13 +168,18 @@ class AgentKeyService:
             raise NotFound(f"no enrollment token {token_id}")
 
     async def enroll(self, token: str, host_id: str) -> NewKey:
-        """Exchange an enrollment token for ``host_id``'s key."""
+        """Exchange an enrollment token for ``host_id``'s key. A host that has a live key is
+        replaced only with a token bound to it (an admin named the host): an unbound or
+        multi-use token cannot take over an enrolled host (Conflict, the token not used)."""
         check_host_id(host_id)
         row = await self.repo.enrollment_by_hash(tokens.digest(token))
         if row is None or row.expires_ms <= self._now():
             raise Unauthenticated(BAD_ENROLL)
         if row.host_id is not None and row.host_id != host_id:
             raise Forbidden(f"this enrollment token is for host {row.host_id}, not {host_id}")
+        bound = row.host_id == host_id
+        if not bound and await self.repo.live_key_of(host_id):
+            raise self._enrolled(host_id)
         if not await self.repo.use_enrollment(row.id):
             raise Unauthenticated(BAD_ENROLL)
-        return await self.issue(host_id)
+        return await self.issue(host_id, replace=bound)

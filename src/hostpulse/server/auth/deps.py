@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, WebSocket, WebSocketException, status
+from fastapi import (
+    Depends,
+    HTTPException,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketException,
+    status,
+)
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hostpulse.server.auth.exceptions import AuthError, Forbidden, Throttled, Unauthenticated
@@ -31,6 +39,16 @@ def http_error(exc: AuthError) -> HTTPException:
     if isinstance(exc, Throttled):
         headers["Retry-After"] = str(exc.retry_after)
     return HTTPException(exc.status, exc.reason, headers=headers or None)
+
+
+async def no_store(response: Response) -> None:
+    """On answers that carry a secret (tokens, keys): no cache, proxy or browser keeps them."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+NO_STORE = [Depends(no_store)]
+"""``dependencies=NO_STORE`` on every route whose answer issues a token or key."""
 
 
 def auth_of(app_state: object) -> AuthService:

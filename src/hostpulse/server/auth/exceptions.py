@@ -47,3 +47,10 @@ class Throttled(AuthError):
     def __init__(self, reason: str, retry_after: int) -> None:
         super().__init__(reason)
         self.retry_after = max(1, retry_after)
+
+
+class Busy(Throttled):
+    """Too much work of this kind in progress (password checks): answer 503 with
+    ``Retry-After``; nothing was checked."""
+
+    status = 503

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TextIO
 
 from hostpulse.server.auth.repository import AuthRepository
 from hostpulse.server.auth.service import AuthService
@@ -20,13 +22,32 @@ from hostpulse.store.db import make_engine
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 60.0
+PASSWORD_FILE = "initial-admin-password"
 Announce = Callable[[str], None]
 """Shows the generated first admin password to the operator (never through logging)."""
 
 
-def announce_on_terminal(password: str) -> None:
-    sys.stderr.write(first_admin_message(password))
-    sys.stderr.flush()
+def announce_first_admin(password: str, data_dir: Path, stream: TextIO | None = None) -> None:
+    """On a terminal: print the password on it. Otherwise (a service, output going to a log or
+    the journal): write it to ``data_dir/initial-admin-password`` (mode 0600) and log only
+    where it is."""
+    out = stream or sys.stderr
+    if out.isatty():
+        out.write(first_admin_message(password))
+        out.flush()
+        logger.info("created the first admin user 'admin' (password shown on the terminal)")
+        return
+    path = data_dir / PASSWORD_FILE
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a leftover of an earlier database: never reuse its mode or owner
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(password + "\n")
+    logger.warning(
+        "created the first admin user 'admin'; its password is in %s (readable by this user "
+        "only): sign in, change it, then delete the file",
+        path,
+    )
 
 
 def first_admin_message(password: str) -> str:
@@ -45,11 +66,12 @@ async def running_auth(
     data_dir: Path,
     *,
     admin_password: str | None = None,
-    announce: Announce = announce_on_terminal,
+    announce: Announce | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[AuthService]:
     """The auth service on ``database_url`` (its tables come from the store's migrations);
-    ``clock``: the server's wall clock in seconds (expiry of refresh and enrollment tokens)."""
+    ``clock``: the server's wall clock in seconds (expiry of refresh and enrollment tokens);
+    ``announce``: shows a generated first admin password (default ``announce_first_admin``)."""
     secret = load_or_create_secret(data_dir)
     engine = make_engine(database_url)
     stop = asyncio.Event()
@@ -59,8 +81,10 @@ async def running_auth(
         )
         generated = await service.users.ensure_admin(admin_password)
         if generated is not None:
-            announce(generated)
-            logger.info("created the first admin user 'admin' (password shown on the terminal)")
+            if announce is None:
+                announce_first_admin(generated, data_dir)
+            else:
+                announce(generated)
         flusher = asyncio.create_task(_flush_loop(service, stop))
         try:
             yield service

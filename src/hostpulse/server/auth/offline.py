@@ -22,6 +22,8 @@ def config_of(settings: ServerSettings) -> AuthConfig:
         agent_rate_limit=settings.agent_rate_limit,
         user_rate_limit=settings.user_rate_limit,
         rate_window_s=settings.rate_limit_window,
+        hash_concurrency=settings.password_hash_concurrency,
+        hash_queue=settings.password_hash_queue,
     )
 
 

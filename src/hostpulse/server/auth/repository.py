@@ -64,6 +64,10 @@ _ENROLL_COLS = (
 )
 
 
+class _HostHasKey(Exception):
+    """Inside ``insert_key``: the host has a live key and may not be replaced."""
+
+
 class AuthRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -168,19 +172,30 @@ class AuthRepository:
 
     # -- agent keys ---------------------------------------------------------------------------
 
-    async def insert_key(self, host_id: str, key_hash: str, prefix: str, now: int) -> int:
-        """A new key for ``host_id``; the host's other live keys are revoked (one per host)."""
+    async def insert_key(
+        self, host_id: str, key_hash: str, prefix: str, now: int, *, replace: bool = True
+    ) -> int | None:
+        """A new key for ``host_id``; the host's other live keys are revoked (one per host).
+        ``replace=False``: when the host has a live key, nothing changes and the answer is None
+        (decided inside the write transaction, so two enrollments cannot both see none)."""
         t = m.agent_keys
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(t)
-                .where(t.c.host_id == host_id, t.c.revoked_ms.is_(None))
-                .values(revoked_ms=now)
-            )
-            res = await conn.execute(
-                insert(t).values(host_id=host_id, key_hash=key_hash, prefix=prefix, created_ms=now)
-            )
-            return int(res.inserted_primary_key[0])  # type: ignore[index]
+        try:
+            async with self.engine.begin() as conn:
+                revoked = await conn.execute(
+                    update(t)
+                    .where(t.c.host_id == host_id, t.c.revoked_ms.is_(None))
+                    .values(revoked_ms=now)
+                )
+                if revoked.rowcount and not replace:
+                    raise _HostHasKey  # rolls the revocation back
+                res = await conn.execute(
+                    insert(t).values(
+                        host_id=host_id, key_hash=key_hash, prefix=prefix, created_ms=now
+                    )
+                )
+                return int(res.inserted_primary_key[0])  # type: ignore[index]
+        except _HostHasKey:
+            return None
 
     async def key_by_hash(self, key_hash: str) -> KeyRow | None:
         async with self.engine.connect() as conn:
@@ -188,6 +203,15 @@ class AuthRepository:
                 await conn.execute(select(*_KEY_COLS).where(m.agent_keys.c.key_hash == key_hash))
             ).first()
         return None if r is None else KeyRow(*r)
+
+    async def live_key_of(self, host_id: str) -> bool:
+        """Whether ``host_id`` has a key that is not revoked."""
+        t = m.agent_keys
+        async with self.engine.connect() as conn:
+            r = await conn.execute(
+                select(t.c.id).where(t.c.host_id == host_id, t.c.revoked_ms.is_(None)).limit(1)
+            )
+            return r.first() is not None
 
     async def get_key(self, key_id: int) -> KeyRow | None:
         async with self.engine.connect() as conn:

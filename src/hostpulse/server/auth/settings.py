@@ -19,3 +19,7 @@ class AuthConfig:
     """Requests per user per ``rate_window_s``."""
     rate_window_s: float = 60.0
     max_enrollment_ttl_s: int = 30 * 86400
+    hash_concurrency: int = 2
+    """Password hashes and checks (argon2id, 64 MiB each) run at once."""
+    hash_queue: int = 32
+    """Password checks waiting for a turn; more are answered 503 with Retry-After."""

@@ -33,8 +33,28 @@ class FailureThrottle:
         if wait > 0:
             raise Throttled(f"too many failed logins for {what}; try again later", math.ceil(wait))
 
-    def failed(self, key: str) -> None:
+    def attempt(self, keys: list[tuple[str, str]]) -> float:
+        """Check every ``(key, what)`` and count one attempt against each, in one step with no
+        await in between: concurrent attempts cannot all pass the check before any of them is
+        counted. An attempt that turns out right is taken back with ``release``. Returns its
+        stamp."""
+        for key, what in keys:
+            self.check(key, what)
         now = self._clock()
+        for key, _ in keys:
+            self._record(key, now)
+        return now
+
+    def release(self, key: str, stamp: float) -> None:
+        """Take back one attempt counted by ``attempt`` (it was not a failure)."""
+        times = self._failures.get(key)
+        if times is not None and stamp in times:
+            times.remove(stamp)
+
+    def failed(self, key: str) -> None:
+        self._record(key, self._clock())
+
+    def _record(self, key: str, now: float) -> None:
         times = self._failures.get(key)
         if times is None:
             if len(self._failures) >= MAX_KEYS:

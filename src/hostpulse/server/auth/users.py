@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Callable
 
 from hostpulse.server.auth import passwords, tokens
 from hostpulse.server.auth.exceptions import (
+    Busy,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
     Unauthenticated,
 )
+from hostpulse.server.auth.gate import HashGate
 from hostpulse.server.auth.principals import Tokens, User
 from hostpulse.server.auth.repository import AuthRepository, UserRow
 from hostpulse.server.auth.roles import Role
@@ -58,6 +59,7 @@ class UserService:
         self.config = config
         self._now = clock_ms
         self.throttle = FailureThrottle(config.login_failures, config.login_window_s, monotonic)
+        self.hashing = HashGate(config.hash_concurrency, config.hash_queue)
         self._monotonic = monotonic
         # username -> (role or None for no such user, when it was read)
         self._roles: dict[str, tuple[Role | None, float]] = {}
@@ -80,7 +82,8 @@ class UserService:
 
     async def create(self, username: str, password: str, role: Role) -> UserRow:
         check_username(username)
-        hashed = await asyncio.to_thread(passwords.hash_password, password)
+        passwords.check_password(password)
+        hashed = await self.hashing.run(passwords.hash_password, password)
         if not await self.repo.insert_user(username, hashed, role.value, self._now()):
             raise Conflict(f"user {username!r} exists")
         self._roles.clear()
@@ -98,17 +101,30 @@ class UserService:
         return row
 
     async def update(
-        self, actor: User, username: str, *, role: Role | None, password: str | None
+        self,
+        actor: User,
+        username: str,
+        *,
+        role: Role | None,
+        password: str | None,
+        current_password: str | None = None,
     ) -> UserRow:
-        """Admins change anyone; other users only their own password (object check)."""
+        """Admins change anyone; other users only their own password (object check). Changing
+        one's own password needs the current one (``current_password``), so that a stolen
+        access token cannot take the account over; wrong ones count against the account's
+        login throttle. (The operator of ``hostpulse user passwd`` acts as a user of another
+        name, which no account can have.)"""
         if actor.role is not Role.admin and (actor.username != username or role is not None):
             raise Forbidden("only an admin may change other users or roles")
         row = await self.get(username)
+        if password is not None and actor.username == username:
+            await self._confirm_current(row, current_password)
         if role is not None and role is not Role.admin and row.role == Role.admin.value:
             await self._keep_an_admin(username)
         hashed = None
         if password is not None:
-            hashed = await asyncio.to_thread(passwords.hash_password, password)
+            passwords.check_password(password)
+            hashed = await self.hashing.run(passwords.hash_password, password)
         await self.repo.update_user(username, self._now(), role=role, password_hash=hashed)
         if hashed is not None:  # a new password ends every session of the old one
             await self.repo.revoke_user_refresh(username, self._now())
@@ -122,6 +138,22 @@ class UserService:
         await self.repo.delete_user(username, self._now())
         self._roles.clear()
 
+    async def _confirm_current(self, row: UserRow, current_password: str | None) -> None:
+        if current_password is None:
+            raise InvalidInput("current_password: required to change your own password")
+        key = f"user:{row.username.lower()}"
+        stamp = self.throttle.attempt([(key, f"account {row.username!r}")])
+        try:
+            ok = await self.hashing.run(
+                passwords.verify_password, row.password_hash, current_password
+            )
+        except Busy:  # nothing was checked
+            self.throttle.release(key, stamp)
+            raise
+        if not ok:
+            raise Forbidden("current_password: wrong password")
+        self.throttle.release(key, stamp)
+
     async def _keep_an_admin(self, username: str) -> None:
         if await self.repo.count_users(Role.admin.value) <= 1:
             raise Conflict(f"{username!r} is the last admin; make another user admin first")
@@ -131,18 +163,23 @@ class UserService:
     async def login(self, username: str, password: str, address: str) -> Tokens:
         """Tokens for a right password. Throttled (429) after too many failures for the account
         or from the address; Unauthenticated otherwise (same reason for a wrong name)."""
-        keys = ((f"user:{username.lower()}", f"account {username!r}"), (f"addr:{address}", address))
-        for key, what in keys:
-            self.throttle.check(key, what)
-        row = await self.repo.get_user(username)
-        ok = await asyncio.to_thread(
-            passwords.verify_password, row.password_hash if row else None, password
-        )
-        if row is None or not ok:
+        keys = [(f"user:{username.lower()}", f"account {username!r}"), (f"addr:{address}", address)]
+        # counted before the (slow) check, so that concurrent attempts cannot all pass the
+        # throttle; taken back when the password is right or no check was made (Busy)
+        stamp = self.throttle.attempt(keys)
+        try:
+            row = await self.repo.get_user(username)
+            ok = await self.hashing.run(
+                passwords.verify_password, row.password_hash if row else None, password
+            )
+        except Busy:
             for key, _ in keys:
-                self.throttle.failed(key)
+                self.throttle.release(key, stamp)
+            raise
+        if row is None or not ok:
             raise Unauthenticated(BAD_LOGIN)
         self.throttle.succeeded(keys[0][0])
+        self.throttle.release(keys[1][0], stamp)
         return await self._issue(User(row.username, Role(row.role)))
 
     async def refresh(self, refresh_token: str) -> Tokens:

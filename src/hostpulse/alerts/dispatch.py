@@ -1,5 +1,12 @@
 """Delivers notifications: one queue and worker per channel, retries with backoff, every
-attempt recorded. A slow or failing channel never delays another channel or the caller."""
+attempt recorded. A slow or failing channel never delays another channel or the caller.
+
+The worker never waits on the database: a job may reach its worker before its notification
+row is written (``Job.row`` resolves to the row id once it is), and every attempt and outcome
+is recorded by a task of its own, in order per job. So a database busy with something else
+(the store's compaction holds SQLite's write lock for seconds at fleet scale) delays the
+record of a delivery, never the delivery itself nor the next notification behind it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hostpulse.alerts.channels import Channel
@@ -25,6 +32,12 @@ class Job:
     notification_id: int | None
     channel_id: str
     notification: Notification
+    row: asyncio.Future[int | None] | None = None
+    """Set when the notification row is still being written: resolves to its id (None if
+    the write failed). ``notification_id`` is then ignored."""
+
+    async def row_id(self) -> int | None:
+        return self.notification_id if self.row is None else await asyncio.shield(self.row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,7 @@ class Dispatcher:
         self._channels: dict[str, Channel] = {}
         self._queues: dict[str, asyncio.Queue[Job]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._records: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def set_channels(self, channels: dict[str, Channel]) -> None:
@@ -116,26 +130,67 @@ class Dispatcher:
         attempt = 0
         error: str | None = "channel no longer exists"
         ok = False
+        tail: asyncio.Task[None] | None = None
         while True:
             channel = self._channels.get(job.channel_id)
             if channel is None:
                 break
             attempt += 1
-            result = await self.attempt(channel, job, attempt)
+            result = await self._try(channel, job, attempt)
+            tail = self._record(tail, job, result)
             ok, error = result.ok, result.error
             if ok or not result.retryable or attempt >= self.retry.max_attempts:
                 break
             await self._sleep(self.retry.delay(attempt))
-        if self.log is not None:
-            await self.log.finish(job.notification_id, ok, error)
+        self._record(tail, job, (ok, error))
         if not ok:
             logger.warning(
                 "notification not delivered",
                 extra={"channel": job.channel_id, "attempts": attempt, "error": error},
             )
 
+    def _record(
+        self,
+        after: asyncio.Task[None] | None,
+        job: Job,
+        what: Attempt | tuple[bool, str | None],
+    ) -> asyncio.Task[None] | None:
+        """Record an attempt or the outcome of ``job`` on a task of its own, after ``after``
+        (the job's previous record) and once the notification row exists."""
+        if self.log is None:
+            return None
+        task = asyncio.create_task(self._write(after, job, what))
+        self._records.add(task)
+        task.add_done_callback(self._records.discard)
+        return task
+
+    async def _write(
+        self,
+        after: asyncio.Task[None] | None,
+        job: Job,
+        what: Attempt | tuple[bool, str | None],
+    ) -> None:
+        if after is not None:
+            await asyncio.wait([after])
+        assert self.log is not None
+        try:
+            nid = await job.row_id()
+            if isinstance(what, Attempt):
+                await self.log.record_attempt(replace(what, notification_id=nid))
+            else:
+                await self.log.finish(nid, *what)
+        except Exception:  # the delivery happened; only its record is missing
+            logger.exception("could not record a delivery", extra={"channel": job.channel_id})
+
     async def attempt(self, channel: Channel, job: Job, number: int) -> Attempt:
-        """One delivery attempt, recorded."""
+        """One delivery attempt, recorded before this returns (test sends)."""
+        result = await self._try(channel, job, number)
+        if self.log is not None:
+            await self.log.record_attempt(replace(result, notification_id=await job.row_id()))
+        return result
+
+    async def _try(self, channel: Channel, job: Job, number: int) -> Attempt:
+        """One delivery attempt; the caller records it."""
         start = time.perf_counter()
         at = self.clock.now_ms()
         status: int | None = None
@@ -149,7 +204,7 @@ class Dispatcher:
         except Exception as exc:  # a bug in a channel must not kill its worker
             logger.exception("channel crashed", extra={"channel": job.channel_id})
             error = f"internal error: {type(exc).__name__}: {exc}"
-        result = Attempt(
+        return Attempt(
             job.notification_id,
             job.channel_id,
             number,
@@ -160,17 +215,18 @@ class Dispatcher:
             int((time.perf_counter() - start) * 1000),
             retryable,
         )
-        if self.log is not None:
-            await self.log.record_attempt(result)
-        return result
 
     async def join(self, limit_s: float = 30.0) -> None:
-        """Wait until every queued job is finished (tests, shutdown)."""
+        """Wait until every queued job is finished and recorded (tests, shutdown)."""
         async with asyncio.timeout(limit_s):
             for queue in list(self._queues.values()):
                 await queue.join()
+            while self._records:
+                await asyncio.wait(list(self._records))
 
-    async def close(self) -> None:
+    async def close(self, limit_s: float = 10.0) -> None:
+        """Stop the workers (a job being delivered stays queued in the database and is sent
+        again at the next start) and let the records already made be written."""
         self._closed = True
         for task in self._workers.values():
             task.cancel()
@@ -178,3 +234,9 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers.clear()
+        if self._records:
+            _, late = await asyncio.wait(list(self._records), timeout=limit_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)

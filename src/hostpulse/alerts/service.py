@@ -31,7 +31,7 @@ from hostpulse.alerts.channels.email import EmailSpec
 from hostpulse.alerts.clock import Clock, SystemClock
 from hostpulse.alerts.config import AlertsConfig, format_errors
 from hostpulse.alerts.dispatch import Attempt, Dispatcher, Job, RetryPolicy
-from hostpulse.alerts.engine import AlertEngine, EngineSettings
+from hostpulse.alerts.engine import AlertEngine, EngineSettings, Outbox
 from hostpulse.alerts.exceptions import (
     ConfigError,
     ConflictError,
@@ -107,7 +107,7 @@ class AlertService:
         self._channels: dict[str, Entry[AnyChannelSpec]] = {}
         self._silences: dict[str, Entry[SilenceSpec]] = {}
         self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
+        self._save_tail: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hosts_saved_ms = 0
@@ -205,8 +205,8 @@ class AlertService:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self.flush()
-            except Exception:  # keep evaluating; the next flush retries the host/state save
+                self._take()
+            except Exception:  # keep evaluating
                 logger.exception("alerts flush failed")
 
     async def _ticker(self) -> None:
@@ -242,25 +242,56 @@ class AlertService:
         await self.flush()
 
     async def flush(self, *, save_hosts: bool = False) -> None:
-        async with self._flush_lock:
-            now = self.clock.now_ms()
-            with_hosts = save_hosts or now - self._hosts_saved_ms >= _HOSTS_SAVE_MS
-            out = self.engine.drain(hosts=with_hosts)
-            if with_hosts:
-                self._hosts_saved_ms = now
-            items = [(c, n) for n in out.notifications for c in self._route(n)]
-            if not (items or out.changed or out.removed or out.transitions or out.hosts):
-                return
-            ids: list[int | None] = [None] * len(items)
-            try:
-                saved = await self.repo.save_state(
-                    out.changed, out.removed, out.transitions, out.hosts, items, now
-                )
-                ids = list(saved)
-            except Exception:  # the database failing must not swallow a notification
-                logger.exception("could not save alert state; sending anyway")
-            for nid, (channel_id, n) in zip(ids, items, strict=True):
-                self.dispatcher.submit(Job(nid, channel_id, n))
+        """Hand what the engine decided to the dispatcher and wait until it, and everything
+        taken before it, is saved."""
+        self._take(save_hosts=save_hosts)
+        tail = self._save_tail
+        if tail is not None:
+            await asyncio.shield(tail)
+
+    def _take(self, *, save_hosts: bool = False) -> None:
+        """Drain the engine and submit its notifications at once; their rows, the alert
+        state, history and hosts are saved by a task chained after the previous save, so a
+        busy database delays the record, never a notification (a crash between the send and
+        the save can only repeat a notification, never lose one that the database holds)."""
+        now = self.clock.now_ms()
+        with_hosts = save_hosts or now - self._hosts_saved_ms >= _HOSTS_SAVE_MS
+        out = self.engine.drain(hosts=with_hosts)
+        if with_hosts:
+            self._hosts_saved_ms = now
+        items = [(c, n) for n in out.notifications for c in self._route(n)]
+        if not (items or out.changed or out.removed or out.transitions or out.hosts):
+            return
+        loop = asyncio.get_running_loop()
+        rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
+        for row, (channel_id, n) in zip(rows, items, strict=True):
+            self.dispatcher.submit(Job(None, channel_id, n, row))
+        self._save_tail = asyncio.create_task(
+            self._save(self._save_tail, out, items, rows, now), name="alerts-save"
+        )
+
+    async def _save(
+        self,
+        after: asyncio.Task[None] | None,
+        out: Outbox,
+        items: list[tuple[str, Notification]],
+        rows: list[asyncio.Future[int | None]],
+        now: int,
+    ) -> None:
+        ids: list[int | None] = [None] * len(items)
+        try:
+            if after is not None:
+                await asyncio.wait([after])
+            saved = await self.repo.save_state(
+                out.changed, out.removed, out.transitions, out.hosts, items, now
+            )
+            ids = list(saved)
+        except Exception:  # the database failing must not swallow a notification
+            logger.exception("could not save alert state; the notifications are sent anyway")
+        finally:
+            for row, nid in zip(rows, ids, strict=True):
+                if not row.done():
+                    row.set_result(nid)
 
     def _route(self, n: Notification) -> list[str]:
         wanted = n.channels or tuple(self._channels)

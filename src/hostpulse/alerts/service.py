@@ -26,7 +26,13 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.alerts import models
-from hostpulse.alerts.channels import AnyChannelSpec, build_channel, channel_from_dict
+from hostpulse.alerts.channels import (
+    MASK,
+    AnyChannelSpec,
+    build_channel,
+    channel_from_dict,
+    unmask,
+)
 from hostpulse.alerts.channels.email import EmailSpec
 from hostpulse.alerts.clock import Clock, SystemClock
 from hostpulse.alerts.config import AlertsConfig, format_errors
@@ -48,7 +54,7 @@ from hostpulse.alerts.types import AlertInstance, Kind, Notification, Sample
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MASK = "********"
+__all__ = ["MASK", "AlertService", "Entry"]
 _SEEDED = "default_rules_created"
 _HOSTS_SAVE_MS = 30_000
 
@@ -336,15 +342,14 @@ class AlertService:
         return _get(self._channels, channel_id, "channel")
 
     async def save_channel(self, spec: AnyChannelSpec, *, create: bool) -> Entry[AnyChannelSpec]:
+        """Create or replace a channel; a masked secret sent back keeps the stored one only
+        while the target is unchanged (``channels.unmask``)."""
         if create and spec.id in self._channels:
             raise ConflictError(f"a channel with id {spec.id!r} already exists")
+        stored = None if create else self.channel(spec.id).spec
+        spec = unmask(spec, stored)
         await self._check_targets(spec)
         data = _dump(spec)
-        if not create:
-            old = _dump(self.channel(spec.id).spec)
-            for name in type(spec).secret_fields:
-                if data.get(name) == MASK:
-                    data[name] = old.get(name, "")
         await self.repo.put_spec(models.channels, spec.id, data, "api", self.clock.now_ms())
         await self._load()
         return self.channel(spec.id)

@@ -13,6 +13,9 @@ from hostpulse.alerts.types import Notification, State
 
 
 class AlertmanagerSpec(ChannelSpec):
+    secret_fields = ("url",)  # a proxy in front of Alertmanager may take a token in the URL
+    target_fields = ("url",)
+
     type: Literal["alertmanager"] = "alertmanager"
     url: str
     generator_url: str = ""

@@ -12,7 +12,8 @@ from hostpulse.alerts.types import Notification
 
 
 class DiscordSpec(ChannelSpec):
-    secret_fields = ("url",)
+    secret_fields = ("url",)  # the webhook URL carries its token
+    target_fields = ("url",)
 
     type: Literal["discord"] = "discord"
     url: str

@@ -11,7 +11,8 @@ from hostpulse.alerts.types import Notification
 
 
 class SlackSpec(ChannelSpec):
-    secret_fields = ("url",)
+    secret_fields = ("url",)  # the incoming-webhook URL is the credential
+    target_fields = ("url",)
 
     type: Literal["slack"] = "slack"
     url: str

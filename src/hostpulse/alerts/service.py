@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -49,7 +49,7 @@ from hostpulse.alerts.net import Resolver, SafeHttp, TargetGuard
 from hostpulse.alerts.repository import AlertRepository, HistoryQuery
 from hostpulse.alerts.rules import default_rules
 from hostpulse.alerts.schema import AnyRule, SilenceSpec, rule_from_dict, rule_to_dict
-from hostpulse.alerts.types import AlertInstance, Kind, Notification, Sample
+from hostpulse.alerts.types import AlertInstance, HostDirectory, Kind, Notification, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ T = TypeVar("T")
 __all__ = ["MASK", "AlertService", "Entry"]
 _SEEDED = "default_rules_created"
 _HOSTS_SAVE_MS = 30_000
+_NAMES_WAIT_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +92,12 @@ class AlertService:
         resolver: Resolver | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         run_ticker: bool = True,
+        hosts: HostDirectory | None = None,
     ) -> None:
+        """``hosts``: where hostnames come from (notifications and answers name hosts by
+        them, with the id alongside); without it, hosts are named by their ids."""
         self.config = config or AlertsConfig()
+        self.hosts = hosts
         self.clock = clock or SystemClock()
         self.repo = AlertRepository(db)
         self.engine = AlertEngine(
@@ -114,6 +119,7 @@ class AlertService:
         self._silences: dict[str, Entry[SilenceSpec]] = {}
         self._wake = asyncio.Event()
         self._save_tail: asyncio.Task[None] | None = None
+        self._take_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hosts_saved_ms = 0
@@ -211,7 +217,7 @@ class AlertService:
             await self._wake.wait()
             self._wake.clear()
             try:
-                self._take()
+                await self._take()
             except Exception:  # keep evaluating
                 logger.exception("alerts flush failed")
 
@@ -250,31 +256,68 @@ class AlertService:
     async def flush(self, *, save_hosts: bool = False) -> None:
         """Hand what the engine decided to the dispatcher and wait until it, and everything
         taken before it, is saved."""
-        self._take(save_hosts=save_hosts)
+        await self._take(save_hosts=save_hosts)
         tail = self._save_tail
         if tail is not None:
             await asyncio.shield(tail)
 
-    def _take(self, *, save_hosts: bool = False) -> None:
+    async def _take(self, *, save_hosts: bool = False) -> None:
         """Drain the engine and submit its notifications at once; their rows, the alert
         state, history and hosts are saved by a task chained after the previous save, so a
         busy database delays the record, never a notification (a crash between the send and
         the save can only repeat a notification, never lose one that the database holds)."""
-        now = self.clock.now_ms()
-        with_hosts = save_hosts or now - self._hosts_saved_ms >= _HOSTS_SAVE_MS
-        out = self.engine.drain(hosts=with_hosts)
-        if with_hosts:
-            self._hosts_saved_ms = now
-        items = [(c, n) for n in out.notifications for c in self._route(n)]
-        if not (items or out.changed or out.removed or out.transitions or out.hosts):
-            return
-        loop = asyncio.get_running_loop()
-        rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
-        for row, (channel_id, n) in zip(rows, items, strict=True):
-            self.dispatcher.submit(Job(None, channel_id, n, row))
-        self._save_tail = asyncio.create_task(
-            self._save(self._save_tail, out, items, rows, now), name="alerts-save"
-        )
+        async with self._take_lock:
+            now = self.clock.now_ms()
+            with_hosts = save_hosts or now - self._hosts_saved_ms >= _HOSTS_SAVE_MS
+            out = self.engine.drain(hosts=with_hosts)
+            if with_hosts:
+                self._hosts_saved_ms = now
+            notifications = await self._named(out.notifications)
+            items = [(c, n) for n in notifications for c in self._route(n)]
+            if not (items or out.changed or out.removed or out.transitions or out.hosts):
+                return
+            loop = asyncio.get_running_loop()
+            rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
+            for row, (channel_id, n) in zip(rows, items, strict=True):
+                self.dispatcher.submit(Job(None, channel_id, n, row))
+            self._save_tail = asyncio.create_task(
+                self._save(self._save_tail, out, items, rows, now), name="alerts-save"
+            )
+
+    async def host_names(self, host_ids: Iterable[str]) -> dict[str, str]:
+        """Hostname by host id, for the ids the host directory knows. Bounded: a directory
+        slower than ``_NAMES_WAIT_S`` leaves the rest named by their ids."""
+        names: dict[str, str] = {}
+        if self.hosts is None:
+            return names
+        try:
+            async with asyncio.timeout(_NAMES_WAIT_S):
+                for host_id in set(host_ids):
+                    found = await self.hosts.host(host_id)
+                    if found is not None and found.hostname:
+                        names[host_id] = found.hostname
+        except TimeoutError:
+            logger.warning("host names not found in time; hosts are named by their ids")
+        except Exception:
+            logger.exception("host name lookup failed; hosts are named by their ids")
+        return names
+
+    async def _named(self, notifications: list[Notification]) -> list[Notification]:
+        """The notifications with each alert's hostname filled in."""
+        if self.hosts is None or not notifications:
+            return notifications
+        names = await self.host_names(v.host for n in notifications for v in n.alerts)
+        if not names:
+            return notifications
+        return [
+            replace(
+                n,
+                alerts=tuple(
+                    replace(v, host_name=names[v.host]) if v.host in names else v for v in n.alerts
+                ),
+            )
+            for n in notifications
+        ]
 
     async def _save(
         self,

@@ -38,8 +38,9 @@ def payload(n: Notification, spec: AlertmanagerSpec) -> list[dict[str, Any]]:
         item: dict[str, Any] = {
             "labels": labels,
             "annotations": {
-                "summary": f"{n.rule_title} on {v.host}",
+                "summary": f"{n.rule_title} on {v.display}",
                 "description": render.line(v),
+                "hostname": v.display,
             },
             "startsAt": render.iso(v.started_at_ms or n.created_ms),
         }

@@ -101,6 +101,7 @@ class AlertOut(BaseModel):
     rule_id: str
     rule_title: str
     host: str
+    host_name: str = Field(description="The host's hostname; its id when the host is unknown.")
     labels: dict[str, str]
     state: str
     severity: Literal["warning", "critical"] | None
@@ -109,6 +110,9 @@ class AlertOut(BaseModel):
     fired_at_ms: int | None
     acked_by: str | None
     acked_at_ms: int | None
+    silenced: bool = Field(description="A silence mutes this alert's notifications now.")
+    silence_id: str | None = Field(description="That silence (the one ending last, if several).")
+    silenced_until_ms: int | None = Field(description="When that silence's window ends.")
 
 
 class HistoryOut(BaseModel):
@@ -116,6 +120,7 @@ class HistoryOut(BaseModel):
     alert_id: str
     rule_id: str
     host: str
+    host_name: str = Field(description="The host's hostname; its id when the host is unknown.")
     labels: dict[str, str]
     from_state: str
     to_state: str
@@ -177,13 +182,18 @@ def _sev(value: int | None) -> Literal["warning", "critical"] | None:
     return None if not value else ("critical" if value >= 2 else "warning")
 
 
-def _alert_out(service: AlertService, a: AlertInstance) -> AlertOut:
+def _alert_out(service: AlertService, a: AlertInstance, names: dict[str, str]) -> AlertOut:
     rule = service.engine.rule(a.rule_id)
+    silence = service.engine.silence_of(a, service.clock.now_ms())
     return AlertOut(
         id=a.id,
         rule_id=a.rule_id,
         rule_title=rule.title if rule else a.rule_id,
         host=a.host,
+        host_name=names.get(a.host, a.host),
+        silenced=silence is not None,
+        silence_id=silence[0] if silence else None,
+        silenced_until_ms=silence[1] if silence else None,
         labels=dict(a.labels),
         state=a.state.value,
         severity=_sev(a.severity),
@@ -330,8 +340,10 @@ add_crud_routes(
 
 @router.get("/active", response_model=list[AlertOut])
 async def active_alerts(alerts: Alerts) -> list[AlertOut]:
-    """Pending and firing alerts, most severe first."""
-    return [_alert_out(alerts, a) for a in alerts.active()]
+    """Pending and firing alerts, most severe first, with whether a silence mutes each."""
+    active = alerts.active()
+    names = await alerts.host_names(a.host for a in active)
+    return [_alert_out(alerts, a, names) for a in active]
 
 
 @router.post("/active/{alert_id}/ack", response_model=AlertOut)
@@ -345,7 +357,7 @@ async def acknowledge(
         inst = await alerts.acknowledge(alert_id, user.username)
     except AlertsError as exc:
         raise _http_error(exc) from None
-    return _alert_out(alerts, inst)
+    return _alert_out(alerts, inst, await alerts.host_names([inst.host]))
 
 
 @router.get("/notifications", response_model=list[NotificationOut])
@@ -399,12 +411,14 @@ async def history(
     if since_ms is not None and until_ms is not None and until_ms <= since_ms:
         raise HTTPException(422, "until: must be after 'since'")
     rows = await alerts.history(HistoryQuery(host, rule, state, since_ms, until_ms, limit))
+    names = await alerts.host_names(r["host"] for r in rows)
     return [
         HistoryOut(
             id=r["id"],
             alert_id=r["alert_id"],
             rule_id=r["rule_id"],
             host=r["host"],
+            host_name=names.get(r["host"], r["host"]),
             labels={k: v for k, v in r["labels"]},
             from_state=r["from_state"],
             to_state=r["to_state"],

@@ -60,8 +60,9 @@ INGEST = "/api/v1/ingest"
 BASE_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
 
 RECEIVER = r"""
-import json, sys, time
+import json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+out = threading.Lock()  # one line per request: concurrent handlers must not interleave
 class H(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -72,7 +73,8 @@ class H(BaseHTTPRequestHandler):
         except ValueError:
             doc, ids = {}, []
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
-        print(json.dumps({"t": now, "hosts": ids, "rule": doc.get("rule_id")}), flush=True)
+        with out:
+            print(json.dumps({"t": now, "hosts": ids, "rule": doc.get("rule_id")}), flush=True)
     def log_message(self, *a): pass
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
@@ -102,7 +104,11 @@ class Receiver:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            doc = json.loads(line)
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                print(f"receiver: unreadable line {line[:200]!r}", file=sys.stderr)
+                continue
             with self.got:
                 for host in doc["hosts"]:
                     self.arrivals.setdefault((doc["rule"], host), doc["t"])

@@ -409,3 +409,46 @@ def test_notifications_name_hosts_by_hostname_with_the_id_alongside(
     assert discord["embeds"][0]["fields"][0]["name"] == f"db-1 \\({machine_id}\\)"
     assert webhook["summary"] == "[CRITICAL] CPU usage high on db-1"
     assert (webhook["alerts"][0]["host"], webhook["alerts"][0]["host_name"]) == (machine_id, "db-1")
+
+
+def test_a_notification_waiting_for_its_retry_does_not_hold_up_the_next_one(
+    http_receiver: HttpReceiver,
+) -> None:
+    """The first notification gets a 503; while its backoff runs (held here until the test
+    releases it: no timing), the next notification on the same channel is delivered."""
+    http_receiver.statuses = [503]
+
+    async def main() -> tuple[list[str], list[str], Log]:
+        release = asyncio.Event()
+
+        async def backoff(_seconds: float) -> None:
+            await release.wait()
+
+        http = SafeHttp(TargetGuard(LOOPBACK_ALLOW), timeout=5)
+        log = Log()
+        dispatcher = Dispatcher(CLOCK, log, RetryPolicy(), sleep=backoff)
+        channel = build_channel(
+            channel_from_dict({"id": "w", "type": "webhook", "url": http_receiver.url}), http, CLOCK
+        )
+        dispatcher.set_channels({"w": channel})
+        first, second = notification(hosts=1), notification(hosts=2)
+        dispatcher.submit(Job(1, "w", first))
+        dispatcher.submit(Job(2, "w", second))
+        before = await asyncio.to_thread(http_receiver.wait_for, 2)
+        release.set()
+        after = await asyncio.to_thread(http_receiver.wait_for, 3)
+        await dispatcher.join()
+        await dispatcher.close()
+        await http.aclose()
+        hosts = [",".join(a["host"] for a in r.json()["alerts"]) for r in before]
+        return hosts, [",".join(a["host"] for a in r.json()["alerts"]) for r in after], log
+
+    before, after, log = asyncio.run(main())
+    assert before == ["web-0", "web-0,web-1"]  # the 503, then the next one at once
+    assert after == ["web-0", "web-0,web-1", "web-0"]  # the retry once its backoff ended
+    assert sorted((a.notification_id, a.attempt, a.ok) for a in log.attempts) == [
+        (1, 1, False),
+        (1, 2, True),
+        (2, 1, True),
+    ]
+    assert sorted(log.finished) == [(1, True, None), (2, True, None)]

@@ -37,9 +37,10 @@ CPU = "cpu_busy_percent"
 
 @dataclass
 class Api:
-    client: httpx.Client
+    client: httpx.Client  # signed in as alice, an editor
     loop: asyncio.AbstractEventLoop
     service: AlertService
+    viewer: httpx.Client  # signed in as victor, a viewer
 
     def call(self, fn: Callable[[AlertService], Awaitable[T]]) -> T:
         """Run a coroutine on the server's loop (the service is not thread-safe)."""
@@ -72,6 +73,8 @@ def api(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Api]:
         password = secrets.token_urlsafe(16)
         await auth.users.create("alice", password, Role.editor)
         holder["token"] = (await auth.users.login("alice", password, "test")).access_token
+        await auth.users.create("victor", password, Role.viewer)
+        holder["viewer"] = (await auth.users.login("victor", password, "test")).access_token
         app.state.auth = auth
         holder["loop"] = asyncio.get_running_loop()
         holder["service"] = service
@@ -95,12 +98,16 @@ def api(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[Api]:
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}/api/v1/alerts",
-            headers={"authorization": f"Bearer {holder['token']}"},
-            timeout=10,
-        ) as c:
-            yield Api(c, holder["loop"], holder["service"])
+        base = f"http://127.0.0.1:{port}/api/v1/alerts"
+        with (
+            httpx.Client(
+                base_url=base, headers={"authorization": f"Bearer {holder['token']}"}, timeout=10
+            ) as c,
+            httpx.Client(
+                base_url=base, headers={"authorization": f"Bearer {holder['viewer']}"}, timeout=10
+            ) as viewer,
+        ):
+            yield Api(c, holder["loop"], holder["service"], viewer)
     finally:
         server.should_exit = True
         thread.join(20)
@@ -176,7 +183,7 @@ def test_channels_crud_masks_secrets_and_test_send(api: Api, http_receiver: Http
     spec = {"id": "signed", "type": "webhook", "url": http_receiver.url, "secret": "abc"}
     assert c.post("/channels", json=spec).status_code == 201
     got = c.get("/channels/signed").json()["channel"]
-    assert got["secret"] == "********" and got["url"] == http_receiver.url
+    assert got["secret"] == "********" and got["url"] == "********"
     assert c.put("/channels/signed", json={**got, "name": "Signed"}).status_code == 200
     kept = api.call(lambda s: asyncio.sleep(0, s.channel("signed").spec))
     assert kept.secret == "abc"  # type: ignore[union-attr]
@@ -318,3 +325,139 @@ def test_openapi_documents_every_alerts_route() -> None:
         "/history",
         "/notifications",
     }
+
+
+MASK = "********"
+# every channel type with every secret-bearing field set; "moved" changes its target
+CHANNELS: list[tuple[dict[str, Any], list[str], dict[str, Any]]] = [
+    (
+        {
+            "id": "mail",
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": 2525,
+            "username": "hp",
+            "password": "smtp-pass",
+            "sender": "hp@example.com",
+            "to": ["ops@example.com"],
+        },
+        ["password"],
+        {"host": "127.0.0.2"},
+    ),
+    (
+        {
+            "id": "text",
+            "type": "sms",
+            "base_url": "http://127.0.0.1:9/",
+            "account_sid": "AC123",
+            "auth_token": "tw-token",
+            "from_number": "+15550000001",
+            "to": ["+15550000002"],
+        },
+        ["account_sid", "auth_token"],
+        {"base_url": "http://127.0.0.2:9/"},
+    ),
+    (
+        {
+            "id": "hook2",
+            "type": "webhook",
+            "url": "http://127.0.0.1:9/hook?token=t0k",
+            "secret": "hmac-key",
+            "headers": {"Authorization": "Bearer hdr-secret", "X-Team": "ops"},
+        },
+        ["url", "secret", "headers.Authorization", "headers.X-Team"],
+        {"url": "http://127.0.0.2:9/hook"},
+    ),
+    (
+        {"id": "am", "type": "alertmanager", "url": "http://127.0.0.1:9/am?key=k3y"},
+        ["url"],
+        {},  # the URL is the only secret: a new URL is a new secret
+    ),
+    (
+        {"id": "sl", "type": "slack", "url": "http://127.0.0.1:9/services/T/B/xyz"},
+        ["url"],
+        {},
+    ),
+    (
+        {"id": "dc", "type": "discord", "url": "http://127.0.0.1:9/api/webhooks/1/abc"},
+        ["url"],
+        {},
+    ),
+]
+SECRETS = ("smtp-pass", "AC123", "tw-token", "t0k", "hmac-key", "hdr-secret", "k3y", "xyz", "abc")
+
+
+def _field(data: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        data = data[part]
+    return data
+
+
+@pytest.mark.parametrize(("spec", "secrets_at", "moved"), CHANNELS, ids=lambda v: str(v)[:12])
+def test_channel_secrets_are_masked_for_editors_and_viewers_see_no_target(
+    api: Api, spec: dict[str, Any], secrets_at: list[str], moved: dict[str, Any]
+) -> None:
+    del moved
+    created = api.client.post("/channels", json=spec)
+    assert created.status_code == 201, created.text
+    for answer in (created, api.client.get(f"/channels/{spec['id']}"), api.client.get("/channels")):
+        assert not any(s in answer.text for s in SECRETS), answer.text
+    got = api.client.get(f"/channels/{spec['id']}").json()["channel"]
+    assert all(_field(got, path) == MASK for path in secrets_at)
+    for answer in (api.viewer.get(f"/channels/{spec['id']}"), api.viewer.get("/channels")):
+        assert answer.status_code == 200
+        assert not any(s in answer.text for s in SECRETS), answer.text
+    seen = api.viewer.get(f"/channels/{spec['id']}").json()["channel"]
+    assert set(seen) == {"id", "name", "type", "enabled", "min_severity", "send_resolved"}
+
+
+@pytest.mark.parametrize(("spec", "secrets_at", "moved"), CHANNELS, ids=lambda v: str(v)[:12])
+def test_a_masked_secret_is_kept_only_while_the_target_is_unchanged(
+    api: Api, spec: dict[str, Any], secrets_at: list[str], moved: dict[str, Any]
+) -> None:
+    c, cid = api.client, spec["id"]
+    assert c.post("/channels", json=spec).status_code == 201
+    echoed = c.get(f"/channels/{cid}").json()["channel"]
+    renamed = c.put(f"/channels/{cid}", json={**echoed, "name": "renamed"})
+    assert renamed.status_code == 200, renamed.text
+    stored = api.call(lambda s: asyncio.sleep(0, s.channel(cid).spec)).model_dump(mode="json")
+    assert stored == {**spec, "name": "renamed", **{k: stored[k] for k in stored if k not in spec}}
+    if moved:
+        refused = c.put(f"/channels/{cid}", json={**echoed, **moved})
+        assert refused.status_code == 422, refused.text
+        first_masked = next(p for p in secrets_at if p.split(".")[0] not in moved)
+        assert refused.json()["detail"].startswith(f"{first_masked}: the channel's")
+        again = api.call(lambda s: asyncio.sleep(0, s.channel(cid).spec)).model_dump(mode="json")
+        assert again == stored  # nothing changed
+        fresh = {**spec, **moved}
+        assert c.put(f"/channels/{cid}", json=fresh).status_code == 200
+    # a mask where nothing is stored is not saved as the secret
+    bare = {**spec, "id": cid + "x", **{p: MASK for p in secrets_at if "." not in p}}
+    refused = c.post("/channels", json=bare)
+    assert refused.status_code == 422 and "give the value" in refused.json()["detail"]
+
+
+def test_an_editor_cannot_redirect_a_stored_smtp_password_to_its_own_server(api: Api) -> None:
+    spec, _, _ = CHANNELS[0]
+    c = api.client
+    assert c.post("/channels", json=spec).status_code == 201
+    echoed = c.get("/channels/mail").json()["channel"]
+    for change in ({"host": "127.0.0.9"}, {"port": 25}, {"security": "none"}):
+        answer = c.put("/channels/mail", json={**echoed, **change})
+        assert answer.status_code == 422
+        assert answer.json()["detail"].startswith("password: the channel's")
+    kept = api.call(lambda s: asyncio.sleep(0, s.channel("mail").spec))
+    assert (kept.host, kept.port, kept.password) == ("127.0.0.1", 2525, "smtp-pass")  # type: ignore[union-attr]
+
+
+def test_a_silence_is_created_by_the_signed_in_user(api: Api) -> None:
+    c = api.client
+    body = {"hosts": ["web-1"], "ends_at": "2999-01-01T00:00:00Z", "created_by": "mallory"}
+    created = c.post("/silences", json=body)
+    assert created.status_code == 201
+    assert created.json()["silence"]["created_by"] == "alice"
+    sid = created.json()["id"]
+    replaced = c.put(f"/silences/{sid}", json={**body, "comment": "longer"})
+    assert replaced.json()["silence"]["created_by"] == "alice"
+    assert c.get(f"/silences/{sid}").json()["silence"]["created_by"] == "alice"
+    assert api.viewer.post("/silences", json=body).status_code == 403

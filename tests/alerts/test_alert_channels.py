@@ -8,6 +8,7 @@ import email
 import email.policy
 import hashlib
 import hmac
+import re
 import threading
 from typing import Any
 from urllib.parse import parse_qs
@@ -98,7 +99,8 @@ def test_slack_gets_documented_incoming_webhook_payload(http_receiver: HttpRecei
 def test_discord_gets_content_and_embed(http_receiver: HttpReceiver) -> None:
     deliver({"id": "d", "type": "discord", "url": http_receiver.url}, notification(Kind.RESOLVED))
     body = http_receiver.wait_for(1)[0].json()
-    assert body["content"] == "[RESOLVED] CPU usage high on web-0"
+    # markdown characters are escaped: Discord shows "[RESOLVED] CPU usage high on web-0"
+    assert body["content"] == r"\[RESOLVED\] CPU usage high on web-0"
     (embed,) = body["embeds"]
     assert embed["title"] == body["content"]
     assert embed["color"] == 0x2E7D32
@@ -300,3 +302,153 @@ def test_a_hanging_channel_does_not_block_another(
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+HOSTILE = "<!channel> @everyone <https://evil.example|Click> [Click](https://evil.example) & *b*"
+
+
+def hostile_notification() -> Notification:
+    """Agent-controlled text (host id, hostname, series labels) carrying Slack and Discord
+    control sequences."""
+    view = AlertView(
+        id="a0",
+        rule_id="cpu_high",
+        host="<@U123>",
+        labels=(("mount", HOSTILE),),
+        state=State.FIRING,
+        severity=Severity.CRITICAL,
+        value=97.5,
+        started_at_ms=CLOCK.now_ms(),
+        resolved_at_ms=None,
+        host_name=HOSTILE,
+    )
+    return Notification(
+        kind=Kind.FIRING,
+        rule_id="cpu_high",
+        rule_title="CPU usage high",
+        severity=Severity.CRITICAL,
+        alerts=(view,),
+        created_ms=CLOCK.now_ms(),
+        description="see <!here>",
+    )
+
+
+def _mrkdwn_texts(body: dict[str, Any]) -> list[str]:
+    texts = [body["text"]]
+    for block in body["blocks"]:
+        if block["type"] == "section":
+            texts.append(block["text"]["text"])
+        elif block["type"] == "context":
+            texts += [e["text"] for e in block["elements"]]
+    return texts
+
+
+def test_slack_escapes_agent_text_so_it_cannot_mention_or_link(
+    http_receiver: HttpReceiver,
+) -> None:
+    deliver({"id": "s", "type": "slack", "url": http_receiver.url}, hostile_notification())
+    body = http_receiver.wait_for(1)[0].json()
+    texts = _mrkdwn_texts(body)
+    assert len(texts) == 3
+    for text in texts:  # no control sequence survives in any field Slack parses
+        assert "<" not in text and ">" not in text
+        assert "&amp;" in text or "&lt;" in text
+    section = texts[1]
+    assert "&lt;!channel&gt; @everyone &lt;https://evil.example|Click&gt;" in section
+    assert "&lt;@U123&gt;" in section and "&amp; *b*" in section
+    assert texts[2] == "see &lt;!here&gt;"
+    # the header is plain_text, which Slack shows as written
+    assert body["blocks"][0]["text"]["type"] == "plain_text"
+
+
+def test_discord_escapes_agent_text_and_allows_no_mentions(http_receiver: HttpReceiver) -> None:
+    deliver({"id": "d", "type": "discord", "url": http_receiver.url}, hostile_notification())
+    body = http_receiver.wait_for(1)[0].json()
+    assert body["allowed_mentions"] == {"parse": []}
+    (embed,) = body["embeds"]
+    (field,) = embed["fields"]
+    texts = [body["content"], embed["title"], embed["description"], field["name"], field["value"]]
+    for text in texts:
+        assert "@everyone" not in text and "@here" not in text
+        # every markdown character Discord would read is escaped by a backslash
+        unescaped = re.sub(r"\\.", "", text)
+        assert not set(unescaped) & set("<>[]()*_~`|#"), text
+    assert "@\u200beveryone" in body["content"]
+    assert r"\[Click\]\(https://evil.example\)" in field["value"]
+    assert r"\<!channel\>" in field["value"] and r"\*b\*" in field["value"]
+
+
+def test_notifications_name_hosts_by_hostname_with_the_id_alongside(
+    http_receiver: HttpReceiver,
+) -> None:
+    machine_id = "4f0c9d3e2b1a49c8a7d6e5f4c3b2a190"
+    n = notification()
+    named = Notification(
+        kind=n.kind,
+        rule_id=n.rule_id,
+        rule_title=n.rule_title,
+        severity=n.severity,
+        alerts=tuple(
+            AlertView(**{**{s: getattr(v, s) for s in v.__slots__}, "host": machine_id})
+            for v in n.alerts
+        ),
+        created_ms=n.created_ms,
+    )
+    from dataclasses import replace
+
+    named = replace(named, alerts=tuple(replace(v, host_name="db-1") for v in named.alerts))
+    for spec in (
+        {"id": "s", "type": "slack", "url": http_receiver.url},
+        {"id": "d", "type": "discord", "url": http_receiver.url},
+        {"id": "w", "type": "webhook", "url": http_receiver.url},
+    ):
+        deliver(spec, named)
+    slack, discord, webhook = (r.json() for r in http_receiver.wait_for(3))
+    assert slack["text"] == "[CRITICAL] CPU usage high on db-1"
+    assert f"db-1 ({machine_id}): firing critical" in slack["blocks"][1]["text"]["text"]
+    assert discord["embeds"][0]["fields"][0]["name"] == f"db-1 \\({machine_id}\\)"
+    assert webhook["summary"] == "[CRITICAL] CPU usage high on db-1"
+    assert (webhook["alerts"][0]["host"], webhook["alerts"][0]["host_name"]) == (machine_id, "db-1")
+
+
+def test_a_notification_waiting_for_its_retry_does_not_hold_up_the_next_one(
+    http_receiver: HttpReceiver,
+) -> None:
+    """The first notification gets a 503; while its backoff runs (held here until the test
+    releases it: no timing), the next notification on the same channel is delivered."""
+    http_receiver.statuses = [503]
+
+    async def main() -> tuple[list[str], list[str], Log]:
+        release = asyncio.Event()
+
+        async def backoff(_seconds: float) -> None:
+            await release.wait()
+
+        http = SafeHttp(TargetGuard(LOOPBACK_ALLOW), timeout=5)
+        log = Log()
+        dispatcher = Dispatcher(CLOCK, log, RetryPolicy(), sleep=backoff)
+        channel = build_channel(
+            channel_from_dict({"id": "w", "type": "webhook", "url": http_receiver.url}), http, CLOCK
+        )
+        dispatcher.set_channels({"w": channel})
+        first, second = notification(hosts=1), notification(hosts=2)
+        dispatcher.submit(Job(1, "w", first))
+        dispatcher.submit(Job(2, "w", second))
+        before = await asyncio.to_thread(http_receiver.wait_for, 2)
+        release.set()
+        after = await asyncio.to_thread(http_receiver.wait_for, 3)
+        await dispatcher.join()
+        await dispatcher.close()
+        await http.aclose()
+        hosts = [",".join(a["host"] for a in r.json()["alerts"]) for r in before]
+        return hosts, [",".join(a["host"] for a in r.json()["alerts"]) for r in after], log
+
+    before, after, log = asyncio.run(main())
+    assert before == ["web-0", "web-0,web-1"]  # the 503, then the next one at once
+    assert after == ["web-0", "web-0,web-1", "web-0"]  # the retry once its backoff ended
+    assert sorted((a.notification_id, a.attempt, a.ok) for a in log.attempts) == [
+        (1, 1, False),
+        (1, 2, True),
+        (2, 1, True),
+    ]
+    assert sorted(log.finished) == [(1, True, None), (2, True, None)]

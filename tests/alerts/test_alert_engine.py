@@ -337,3 +337,24 @@ def test_grouped_alert_not_yet_sent_is_sent_after_a_restart() -> None:
         h.clock.advance(5)
         h.tick()
     assert [(n.kind, [v.host for v in n.alerts]) for n in h.sent] == [(Kind.FIRING, ["a"])]
+
+
+def test_a_new_alert_is_announced_at_observe_while_others_wait_in_a_group_or_a_window() -> None:
+    """Issue 18, engine side: the first notification of a new alert is in the outbox as soon
+    as its sample is observed: no tick, no clock step, whatever other alerts are waiting
+    for (a grouped rule's group_wait, a flapping alert's dedup window, a silence)."""
+    grouped = {"id": "mem", "metric": "memory_usage_percent", "critical": 90, "group_wait": "30s"}
+    h = Harness([cpu_rule(), grouped], dedup_window_s=300, repeat_interval_s=0)
+    h.feed("db-1", "memory_usage_percent", 95)  # collected for 30 s, not sent yet
+    h.feed("h1", CPU, 95)
+    h.feed("h1", CPU, 10)
+    h.feed("h1", CPU, 95)  # flapping: its next firing waits for the window
+    h.engine.set_silences(
+        {"s": SilenceSpec.model_validate({"hosts": ["h2"], "ends_at": "2999-01-01T00:00:00Z"})}
+    )
+    h.feed("h2", CPU, 95)  # silenced: not sent
+    assert [(n.rule_id, n.alerts[0].host) for n in h.sent] == [("cpu", "h1")]
+    h.feed("h3", CPU, 97)  # the new alert: announced at once
+    assert [(n.kind, n.rule_id, n.alerts[0].host) for n in h.sent[1:]] == [
+        (Kind.FIRING, "cpu", "h3")
+    ]

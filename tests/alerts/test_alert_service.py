@@ -4,6 +4,7 @@ default rules, and alerts.yml loading."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from hostpulse.alerts.config import load_config, parse_config
 from hostpulse.alerts.exceptions import ConfigError
 from hostpulse.alerts.repository import AlertRepository, HistoryQuery
 from hostpulse.alerts.service import AlertService
+from hostpulse.store.db import make_engine
 
 CPU = "cpu_busy_percent"
 
@@ -281,3 +283,48 @@ def test_an_invalid_stored_channel_is_skipped_and_logged_without_its_secret(
 
 async def _ids(service: AlertService) -> list[str]:
     return [e.id for e in service.channels()]
+
+
+def test_a_new_alerts_first_notification_waits_for_no_database_other_alert_or_timer(
+    tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    """Issue 18: at fleet scale the store's writes hold SQLite's write lock for seconds, and
+    notifications waited for it. Here another connection holds the lock (as the store's
+    compaction does) while two hosts breach; the clock never moves and nothing ticks. Both
+    notifications must reach the receiver while the lock is held (the second not queued
+    behind the first one's record), and be recorded once the lock is released."""
+    db, clock = tmp_path / "hp.db", ManualClock()
+
+    async def main() -> tuple[list[Any], list[Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        engine = make_engine(f"sqlite+aiosqlite:///{db}")  # the store's pragmas: WAL, 10 s busy
+        await AlertRepository(engine).create_tables()
+        service = AlertService(
+            engine, parse_config(config(http_receiver.url), {}), clock=clock, run_ticker=False
+        )
+        await service.start()
+        holder = sqlite3.connect(db, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long store write has it
+            service.observe("web-1", {}, clock.now_ms(), [(CPU, (), 95.0)])
+            first = await asyncio.to_thread(http_receiver.wait_for, 1, 8.0)
+            service.observe("web-2", {}, clock.now_ms(), [(CPU, (), 96.0)])
+            both = await asyncio.to_thread(http_receiver.wait_for, 2, 8.0)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        try:
+            await service.flush()
+            await service.dispatcher.join()
+            rows = await service.repo.notifications()
+            attempts = await service.repo.attempts()
+        finally:
+            await service.stop()
+            await engine.dispose()
+        return [r.json()["alerts"][0]["host"] for r in first], both, rows, attempts
+
+    first, both, rows, attempts = asyncio.run(main())
+    assert first == ["web-1"]
+    assert [r.json()["alerts"][0]["host"] for r in both] == ["web-1", "web-2"]
+    # nothing could be written while the lock was held; once it is released both are recorded
+    assert sorted((r["status"], r["attempts"]) for r in rows) == [("sent", 1), ("sent", 1)]
+    assert [(a["ok"], a["notification_id"] is not None) for a in attempts] == [(True, True)] * 2

@@ -163,3 +163,41 @@ def test_a_rule_added_later_and_a_changed_series_table_are_both_seen(
         assert (sent["rule_id"], sent["alerts"][0]["host"]) == ("cpu-hot", "db-2")
         assert sent["alerts"][0]["value"] == pytest.approx(91.0)
         assert len(receiver.wait_for(3, timeout=1.5)) == 2  # memory 10 % fires nothing
+
+
+def test_alerts_name_the_host_by_its_hostname_and_show_silences(
+    tmp_path: Path, receiver: _Receiver
+) -> None:
+    """Notifications, /active and /history name a host by the hostname in the store's
+    registry, with the id alongside; /active says whether a silence mutes an alert."""
+    machine_id = "4f0c9d3e2b1a49c8a7d6e5f4c3b2a190"
+    hostname = f"{machine_id}.example"  # what tests/server/wire.py reports as the hostname
+    port = receiver.server_address[1]
+    config = _alerts_yml(tmp_path / "alerts.yml", f"http://127.0.0.1:{port}/hook")
+    with LiveServer(tmp_path / "data", alerts_config=config) as srv:
+        _post(srv, machine_id, 97.5)
+        (sent,) = receiver.wait_for(1)
+        assert sent["summary"] == f"[CRITICAL] cpu-hot on {hostname}"
+        assert (sent["alerts"][0]["host"], sent["alerts"][0]["host_name"]) == (
+            machine_id,
+            hostname,
+        )
+        api = f"{srv.url}/api/v1/alerts"
+        (alert,) = httpx.get(f"{api}/active", headers=srv.headers("viewer")).json()
+        assert (alert["host"], alert["host_name"]) == (machine_id, hostname)
+        assert (alert["silenced"], alert["silence_id"], alert["silenced_until_ms"]) == (
+            False,
+            None,
+            None,
+        )
+        history = httpx.get(f"{api}/history", headers=srv.headers("viewer")).json()
+        assert {(h["host"], h["host_name"]) for h in history} == {(machine_id, hostname)}
+        silence = httpx.post(
+            f"{api}/silences",
+            json={"hosts": [machine_id], "ends_at": "2999-01-01T00:00:00Z"},
+            headers=srv.headers("editor"),
+        )
+        assert silence.status_code == 201, silence.text
+        (alert,) = httpx.get(f"{api}/active", headers=srv.headers("viewer")).json()
+        assert alert["silenced"] is True and alert["silence_id"] == silence.json()["id"]
+        assert alert["silenced_until_ms"] == 32472144000000  # 2999-01-01T00:00:00Z

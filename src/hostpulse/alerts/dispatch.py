@@ -1,5 +1,15 @@
 """Delivers notifications: one queue and worker per channel, retries with backoff, every
-attempt recorded. A slow or failing channel never delays another channel or the caller."""
+attempt recorded. A slow or failing channel never delays another channel or the caller, and a
+notification waiting for its retry never holds up the ones behind it in its channel (it
+rejoins the queue when its backoff ends, so a retried notification can arrive after a newer
+one).
+
+The worker never waits on the database: a job may reach its worker before its notification
+row is written (``Job.row`` resolves to the row id once it is), and every attempt and outcome
+is recorded by a task of its own, in order per job. So a database busy with something else
+(the store's compaction holds SQLite's write lock for seconds at fleet scale) delays the
+record of a delivery, never the delivery itself nor the next notification behind it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hostpulse.alerts.channels import Channel
@@ -25,6 +35,12 @@ class Job:
     notification_id: int | None
     channel_id: str
     notification: Notification
+    row: asyncio.Future[int | None] | None = None
+    """Set when the notification row is still being written: resolves to its id (None if
+    the write failed). ``notification_id`` is then ignored."""
+
+    async def row_id(self) -> int | None:
+        return self.notification_id if self.row is None else await asyncio.shield(self.row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +54,15 @@ class Attempt:
     error: str | None
     duration_ms: int
     retryable: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A job on its way: the attempts made so far and its last record (records stay in order)."""
+
+    job: Job
+    attempts: int = 0
+    tail: asyncio.Task[None] | None = None
 
 
 class DeliveryLog(Protocol):
@@ -75,8 +100,10 @@ class Dispatcher:
         self._queue_limit = queue_limit
         self._sleep = sleep
         self._channels: dict[str, Channel] = {}
-        self._queues: dict[str, asyncio.Queue[Job]] = {}
+        self._queues: dict[str, asyncio.Queue[_Pending]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._records: set[asyncio.Task[None]] = set()
+        self._retries: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def set_channels(self, channels: dict[str, Channel]) -> None:
@@ -87,55 +114,107 @@ class Dispatcher:
 
     def submit(self, job: Job) -> bool:
         """Queue a job for its channel's worker; False if the queue is full (job dropped)."""
+        return self._enqueue(_Pending(job))
+
+    def _enqueue(self, item: _Pending) -> bool:
+        channel_id = item.job.channel_id
         if self._closed:
             return False
-        queue = self._queues.get(job.channel_id)
+        queue = self._queues.get(channel_id)
         if queue is None:
-            queue = self._queues[job.channel_id] = asyncio.Queue(self._queue_limit)
-        worker = self._workers.get(job.channel_id)
+            queue = self._queues[channel_id] = asyncio.Queue(self._queue_limit)
+        worker = self._workers.get(channel_id)
         if worker is None or worker.done():
-            self._workers[job.channel_id] = asyncio.create_task(
-                self._work(job.channel_id, queue), name=f"alerts-channel-{job.channel_id}"
+            self._workers[channel_id] = asyncio.create_task(
+                self._work(queue), name=f"alerts-channel-{channel_id}"
             )
         try:
-            queue.put_nowait(job)
+            queue.put_nowait(item)
         except asyncio.QueueFull:
-            logger.error("notification queue full, dropped", extra={"channel": job.channel_id})
+            logger.error("notification queue full, dropped", extra={"channel": channel_id})
             return False
         return True
 
-    async def _work(self, channel_id: str, queue: asyncio.Queue[Job]) -> None:
+    async def _work(self, queue: asyncio.Queue[_Pending]) -> None:
         while True:
-            job = await queue.get()
+            item = await queue.get()
             try:
-                await self._deliver(job)
+                await self._deliver(item)
             finally:
                 queue.task_done()
 
-    async def _deliver(self, job: Job) -> None:
-        attempt = 0
-        error: str | None = "channel no longer exists"
-        ok = False
-        while True:
-            channel = self._channels.get(job.channel_id)
-            if channel is None:
-                break
-            attempt += 1
-            result = await self.attempt(channel, job, attempt)
-            ok, error = result.ok, result.error
-            if ok or not result.retryable or attempt >= self.retry.max_attempts:
-                break
-            await self._sleep(self.retry.delay(attempt))
-        if self.log is not None:
-            await self.log.finish(job.notification_id, ok, error)
+    async def _deliver(self, item: _Pending) -> None:
+        """One attempt; a retryable failure waits for its backoff off the worker."""
+        job = item.job
+        channel = self._channels.get(job.channel_id)
+        if channel is None:
+            self._finish(item, False, "channel no longer exists")
+            return
+        item.attempts += 1
+        result = await self._try(channel, job, item.attempts)
+        item.tail = self._record(item.tail, job, result)
+        if result.ok or not result.retryable or item.attempts >= self.retry.max_attempts:
+            self._finish(item, result.ok, result.error)
+            return
+        task = asyncio.create_task(self._retry_later(item, self.retry.delay(item.attempts)))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _retry_later(self, item: _Pending, delay: float) -> None:
+        await self._sleep(delay)
+        if not self._enqueue(item) and not self._closed:
+            self._finish(item, False, "notification queue full")
+
+    def _finish(self, item: _Pending, ok: bool, error: str | None) -> None:
+        self._record(item.tail, item.job, (ok, error))
         if not ok:
             logger.warning(
                 "notification not delivered",
-                extra={"channel": job.channel_id, "attempts": attempt, "error": error},
+                extra={"channel": item.job.channel_id, "attempts": item.attempts, "error": error},
             )
 
+    def _record(
+        self,
+        after: asyncio.Task[None] | None,
+        job: Job,
+        what: Attempt | tuple[bool, str | None],
+    ) -> asyncio.Task[None] | None:
+        """Record an attempt or the outcome of ``job`` on a task of its own, after ``after``
+        (the job's previous record) and once the notification row exists."""
+        if self.log is None:
+            return None
+        task = asyncio.create_task(self._write(after, job, what))
+        self._records.add(task)
+        task.add_done_callback(self._records.discard)
+        return task
+
+    async def _write(
+        self,
+        after: asyncio.Task[None] | None,
+        job: Job,
+        what: Attempt | tuple[bool, str | None],
+    ) -> None:
+        if after is not None:
+            await asyncio.wait([after])
+        assert self.log is not None
+        try:
+            nid = await job.row_id()
+            if isinstance(what, Attempt):
+                await self.log.record_attempt(replace(what, notification_id=nid))
+            else:
+                await self.log.finish(nid, *what)
+        except Exception:  # the delivery happened; only its record is missing
+            logger.exception("could not record a delivery", extra={"channel": job.channel_id})
+
     async def attempt(self, channel: Channel, job: Job, number: int) -> Attempt:
-        """One delivery attempt, recorded."""
+        """One delivery attempt, recorded before this returns (test sends)."""
+        result = await self._try(channel, job, number)
+        if self.log is not None:
+            await self.log.record_attempt(replace(result, notification_id=await job.row_id()))
+        return result
+
+    async def _try(self, channel: Channel, job: Job, number: int) -> Attempt:
+        """One delivery attempt; the caller records it."""
         start = time.perf_counter()
         at = self.clock.now_ms()
         status: int | None = None
@@ -149,7 +228,7 @@ class Dispatcher:
         except Exception as exc:  # a bug in a channel must not kill its worker
             logger.exception("channel crashed", extra={"channel": job.channel_id})
             error = f"internal error: {type(exc).__name__}: {exc}"
-        result = Attempt(
+        return Attempt(
             job.notification_id,
             job.channel_id,
             number,
@@ -160,21 +239,34 @@ class Dispatcher:
             int((time.perf_counter() - start) * 1000),
             retryable,
         )
-        if self.log is not None:
-            await self.log.record_attempt(result)
-        return result
 
     async def join(self, limit_s: float = 30.0) -> None:
-        """Wait until every queued job is finished (tests, shutdown)."""
+        """Wait until every job is finished, retries included, and recorded (tests)."""
         async with asyncio.timeout(limit_s):
-            for queue in list(self._queues.values()):
-                await queue.join()
+            while True:
+                for queue in list(self._queues.values()):
+                    await queue.join()
+                if self._retries:
+                    await asyncio.wait(list(self._retries))
+                elif self._records:
+                    await asyncio.wait(list(self._records))
+                elif all(q.empty() for q in self._queues.values()):
+                    return
 
-    async def close(self) -> None:
+    async def close(self, limit_s: float = 10.0) -> None:
+        """Stop the workers (a job being delivered stays queued in the database and is sent
+        again at the next start) and let the records already made be written."""
         self._closed = True
-        for task in self._workers.values():
+        stopping = [*self._workers.values(), *self._retries]
+        for task in stopping:
             task.cancel()
-        for task in self._workers.values():
+        for task in stopping:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers.clear()
+        if self._records:
+            _, late = await asyncio.wait(list(self._records), timeout=limit_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from hostpulse.alerts.clock import Clock
 from hostpulse.alerts.evaluators import Evaluator, build
 from hostpulse.alerts.exceptions import ConflictError, NotFoundError
-from hostpulse.alerts.rules import silence_active, silence_matches
+from hostpulse.alerts.rules import silence_active, silence_matches, silence_until
 from hostpulse.alerts.schema import AnyRule, Severity, SilenceSpec
 from hostpulse.alerts.types import (
     AlertInstance,
@@ -248,6 +248,20 @@ class AlertEngine:
             inst.pending_since_ms = None
         if to in (State.OK, State.RESOLVED):
             inst.acked_by, inst.acked_at_ms = None, None
+
+    def silence_of(self, inst: AlertInstance, now_ms: int) -> tuple[str, int] | None:
+        """The silence that mutes this alert now and when its window ends (the latest end
+        if several do), or None."""
+        seen = self._hosts.get(inst.host)
+        labels = seen.labels if seen else {}
+        found: tuple[str, int] | None = None
+        for silence_id, spec in self._silences.items():
+            if not silence_matches(spec, inst.rule_id, inst.host, labels):
+                continue
+            until = silence_until(spec, now_ms)
+            if until is not None and (found is None or until > found[1]):
+                found = (silence_id, until)
+        return found
 
     def _silenced(self, inst: AlertInstance, now_ms: int) -> bool:
         if not self._silences:

@@ -37,8 +37,15 @@ def series_text(view: AlertView) -> str:
     return ",".join(f"{k}={v}" for k, v in view.labels)
 
 
+def host_text(view: AlertView) -> str:
+    """The host as people know it, with its id alongside: ``web-1 (4f0c...)``."""
+    if view.host_name and view.host_name != view.host:
+        return f"{view.host_name} ({view.host})"
+    return view.host
+
+
 def line(view: AlertView) -> str:
-    parts = [view.host]
+    parts = [host_text(view)]
     if view.labels:
         parts.append(f"{{{series_text(view)}}}")
     sev = view.severity.label if view.severity else ""
@@ -67,7 +74,7 @@ def email_html(n: Notification, sent_ms: int) -> str:
     e = html.escape
     rows = "\n".join(
         "    <tr>"
-        f"<td>{e(v.host)}</td><td>{e(series_text(v))}</td>"
+        f"<td>{e(host_text(v))}</td><td>{e(series_text(v))}</td>"
         f"<td>{e(v.severity.label if v.severity else '')}</td>"
         f"<td>{e(value_text(v))}</td><td>{e(iso(v.started_at_ms))}</td></tr>"
         for v in n.alerts

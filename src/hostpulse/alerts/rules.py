@@ -150,23 +150,34 @@ _WEEKDAYS = list(Weekday)
 
 
 def silence_active(spec: SilenceSpec, now_ms: int) -> bool:
+    return silence_until(spec, now_ms) is not None
+
+
+def silence_until(spec: SilenceSpec, now_ms: int) -> int | None:
+    """When the silence's current window ends (ms), or None if it is not active now."""
     now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     if spec.recurring is None:
         if spec.starts_at is not None and now < spec.starts_at:
-            return False
-        return spec.ends_at is None or now < spec.ends_at
+            return None
+        if spec.ends_at is None:
+            return _FOREVER_MS
+        return int(spec.ends_at.timestamp() * 1000) if now < spec.ends_at else None
     rec = spec.recurring
     local = now.astimezone(ZoneInfo(rec.timezone))
     span = timedelta(seconds=rec.duration)
-    # A window that started up to 7 days ago may still be open.
+    # A window that started up to 7 days ago may still be open; the latest end counts.
+    ends: list[int] = []
     for back in range(8):
         day = (local - timedelta(days=back)).date()
         if _WEEKDAYS[day.weekday()] not in rec.days:
             continue
         start = datetime.combine(day, rec.start, tzinfo=ZoneInfo(rec.timezone))
         if start <= local < start + span:
-            return True
-    return False
+            ends.append(int((start + span).timestamp() * 1000))
+    return max(ends) if ends else None
+
+
+_FOREVER_MS = 253402300799000  # 9999-12-31T23:59:59Z: a one-off silence without an end
 
 
 def silence_matches(

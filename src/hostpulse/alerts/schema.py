@@ -329,7 +329,11 @@ class SilenceSpec(Strict):
     rules: tuple[str, ...] = ()
     labels: dict[str, str] = Field(default_factory=dict)
     comment: str = ""
-    created_by: str = ""
+    created_by: str = Field(
+        default="",
+        description="Through the API: set by the server to the signed-in user who created the "
+        "silence (a value sent is ignored). In alerts.yml: as written.",
+    )
     starts_at: Instant | None = None
     ends_at: Instant | None = None
     recurring: Recurrence | None = None

@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -26,12 +26,18 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.alerts import models
-from hostpulse.alerts.channels import AnyChannelSpec, build_channel, channel_from_dict
+from hostpulse.alerts.channels import (
+    MASK,
+    AnyChannelSpec,
+    build_channel,
+    channel_from_dict,
+    unmask,
+)
 from hostpulse.alerts.channels.email import EmailSpec
 from hostpulse.alerts.clock import Clock, SystemClock
 from hostpulse.alerts.config import AlertsConfig, format_errors
 from hostpulse.alerts.dispatch import Attempt, Dispatcher, Job, RetryPolicy
-from hostpulse.alerts.engine import AlertEngine, EngineSettings
+from hostpulse.alerts.engine import AlertEngine, EngineSettings, Outbox
 from hostpulse.alerts.exceptions import (
     ConfigError,
     ConflictError,
@@ -43,14 +49,15 @@ from hostpulse.alerts.net import Resolver, SafeHttp, TargetGuard
 from hostpulse.alerts.repository import AlertRepository, HistoryQuery
 from hostpulse.alerts.rules import default_rules
 from hostpulse.alerts.schema import AnyRule, SilenceSpec, rule_from_dict, rule_to_dict
-from hostpulse.alerts.types import AlertInstance, Kind, Notification, Sample
+from hostpulse.alerts.types import AlertInstance, HostDirectory, Kind, Notification, Sample
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MASK = "********"
+__all__ = ["MASK", "AlertService", "Entry"]
 _SEEDED = "default_rules_created"
 _HOSTS_SAVE_MS = 30_000
+_NAMES_WAIT_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +92,12 @@ class AlertService:
         resolver: Resolver | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         run_ticker: bool = True,
+        hosts: HostDirectory | None = None,
     ) -> None:
+        """``hosts``: where hostnames come from (notifications and answers name hosts by
+        them, with the id alongside); without it, hosts are named by their ids."""
         self.config = config or AlertsConfig()
+        self.hosts = hosts
         self.clock = clock or SystemClock()
         self.repo = AlertRepository(db)
         self.engine = AlertEngine(
@@ -107,7 +118,8 @@ class AlertService:
         self._channels: dict[str, Entry[AnyChannelSpec]] = {}
         self._silences: dict[str, Entry[SilenceSpec]] = {}
         self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
+        self._save_tail: asyncio.Task[None] | None = None
+        self._take_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hosts_saved_ms = 0
@@ -205,8 +217,8 @@ class AlertService:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self.flush()
-            except Exception:  # keep evaluating; the next flush retries the host/state save
+                await self._take()
+            except Exception:  # keep evaluating
                 logger.exception("alerts flush failed")
 
     async def _ticker(self) -> None:
@@ -242,25 +254,93 @@ class AlertService:
         await self.flush()
 
     async def flush(self, *, save_hosts: bool = False) -> None:
-        async with self._flush_lock:
+        """Hand what the engine decided to the dispatcher and wait until it, and everything
+        taken before it, is saved."""
+        await self._take(save_hosts=save_hosts)
+        tail = self._save_tail
+        if tail is not None:
+            await asyncio.shield(tail)
+
+    async def _take(self, *, save_hosts: bool = False) -> None:
+        """Drain the engine and submit its notifications at once; their rows, the alert
+        state, history and hosts are saved by a task chained after the previous save, so a
+        busy database delays the record, never a notification (a crash between the send and
+        the save can only repeat a notification, never lose one that the database holds)."""
+        async with self._take_lock:
             now = self.clock.now_ms()
             with_hosts = save_hosts or now - self._hosts_saved_ms >= _HOSTS_SAVE_MS
             out = self.engine.drain(hosts=with_hosts)
             if with_hosts:
                 self._hosts_saved_ms = now
-            items = [(c, n) for n in out.notifications for c in self._route(n)]
+            notifications = await self._named(out.notifications)
+            items = [(c, n) for n in notifications for c in self._route(n)]
             if not (items or out.changed or out.removed or out.transitions or out.hosts):
                 return
-            ids: list[int | None] = [None] * len(items)
-            try:
-                saved = await self.repo.save_state(
-                    out.changed, out.removed, out.transitions, out.hosts, items, now
-                )
-                ids = list(saved)
-            except Exception:  # the database failing must not swallow a notification
-                logger.exception("could not save alert state; sending anyway")
-            for nid, (channel_id, n) in zip(ids, items, strict=True):
-                self.dispatcher.submit(Job(nid, channel_id, n))
+            loop = asyncio.get_running_loop()
+            rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
+            for row, (channel_id, n) in zip(rows, items, strict=True):
+                self.dispatcher.submit(Job(None, channel_id, n, row))
+            self._save_tail = asyncio.create_task(
+                self._save(self._save_tail, out, items, rows, now), name="alerts-save"
+            )
+
+    async def host_names(self, host_ids: Iterable[str]) -> dict[str, str]:
+        """Hostname by host id, for the ids the host directory knows. Bounded: a directory
+        slower than ``_NAMES_WAIT_S`` leaves the rest named by their ids."""
+        names: dict[str, str] = {}
+        if self.hosts is None:
+            return names
+        try:
+            async with asyncio.timeout(_NAMES_WAIT_S):
+                for host_id in set(host_ids):
+                    found = await self.hosts.host(host_id)
+                    if found is not None and found.hostname:
+                        names[host_id] = found.hostname
+        except TimeoutError:
+            logger.warning("host names not found in time; hosts are named by their ids")
+        except Exception:
+            logger.exception("host name lookup failed; hosts are named by their ids")
+        return names
+
+    async def _named(self, notifications: list[Notification]) -> list[Notification]:
+        """The notifications with each alert's hostname filled in."""
+        if self.hosts is None or not notifications:
+            return notifications
+        names = await self.host_names(v.host for n in notifications for v in n.alerts)
+        if not names:
+            return notifications
+        return [
+            replace(
+                n,
+                alerts=tuple(
+                    replace(v, host_name=names[v.host]) if v.host in names else v for v in n.alerts
+                ),
+            )
+            for n in notifications
+        ]
+
+    async def _save(
+        self,
+        after: asyncio.Task[None] | None,
+        out: Outbox,
+        items: list[tuple[str, Notification]],
+        rows: list[asyncio.Future[int | None]],
+        now: int,
+    ) -> None:
+        ids: list[int | None] = [None] * len(items)
+        try:
+            if after is not None:
+                await asyncio.wait([after])
+            saved = await self.repo.save_state(
+                out.changed, out.removed, out.transitions, out.hosts, items, now
+            )
+            ids = list(saved)
+        except Exception:  # the database failing must not swallow a notification
+            logger.exception("could not save alert state; the notifications are sent anyway")
+        finally:
+            for row, nid in zip(rows, ids, strict=True):
+                if not row.done():
+                    row.set_result(nid)
 
     def _route(self, n: Notification) -> list[str]:
         wanted = n.channels or tuple(self._channels)
@@ -305,15 +385,14 @@ class AlertService:
         return _get(self._channels, channel_id, "channel")
 
     async def save_channel(self, spec: AnyChannelSpec, *, create: bool) -> Entry[AnyChannelSpec]:
+        """Create or replace a channel; a masked secret sent back keeps the stored one only
+        while the target is unchanged (``channels.unmask``)."""
         if create and spec.id in self._channels:
             raise ConflictError(f"a channel with id {spec.id!r} already exists")
+        stored = None if create else self.channel(spec.id).spec
+        spec = unmask(spec, stored)
         await self._check_targets(spec)
         data = _dump(spec)
-        if not create:
-            old = _dump(self.channel(spec.id).spec)
-            for name in type(spec).secret_fields:
-                if data.get(name) == MASK:
-                    data[name] = old.get(name, "")
         await self.repo.put_spec(models.channels, spec.id, data, "api", self.clock.now_ms())
         await self._load()
         return self.channel(spec.id)

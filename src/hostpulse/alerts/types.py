@@ -6,7 +6,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from hostpulse.alerts.schema import Severity
 
@@ -96,12 +96,20 @@ class AlertView:
     started_at_ms: int | None
     resolved_at_ms: int | None
     host_labels: Labels = ()
+    host_name: str = ""
+    """The host's hostname from the host registry ('' when unknown)."""
+
+    @property
+    def display(self) -> str:
+        """What people call the host: its hostname, else its id."""
+        return self.host_name or self.host
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "rule_id": self.rule_id,
             "host": self.host,
+            "host_name": self.display,
             "labels": dict(self.labels),
             "host_labels": dict(self.host_labels),
             "state": self.state.value,
@@ -119,6 +127,7 @@ class AlertView:
             id=data["id"],
             rule_id=data["rule_id"],
             host=data["host"],
+            host_name=data.get("host_name", "") if data.get("host_name") != data["host"] else "",
             labels=tuple(sorted(data.get("labels", {}).items())),
             host_labels=tuple(sorted(data.get("host_labels", {}).items())),
             state=State(data["state"]),
@@ -149,7 +158,7 @@ class Notification:
 
     @property
     def summary(self) -> str:
-        hosts = sorted({a.host for a in self.alerts})
+        hosts = sorted({a.display for a in self.alerts})
         sev = self.severity.label.upper() if self.severity else "INFO"
         status = "RESOLVED" if self.resolved else sev
         if self.kind is Kind.TEST:
@@ -195,3 +204,15 @@ class HostSeen:
     last_seen_ms: int
     interval_ms: int = 5000
     last_ts_ms: int = 0
+
+
+class NamedHost(Protocol):
+    @property
+    def hostname(self) -> str: ...
+
+
+class HostDirectory(Protocol):
+    """Where the alerts look up a host's name by its id: the store's host registry (its
+    ``host(host_id)`` answers from memory). The alerts package does not import the server."""
+
+    async def host(self, host_id: str) -> NamedHost | None: ...

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from hostpulse.alerts.config import AlertsConfig, load_config
 from hostpulse.alerts.service import AlertService
-from hostpulse.alerts.types import Sample
+from hostpulse.alerts.types import HostDirectory, Sample
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.ingest_service import Listener
@@ -23,9 +23,12 @@ Labels = tuple[tuple[str, str], ...]
 
 
 @contextlib.asynccontextmanager
-async def running_alerts(settings: ServerSettings, url: str) -> AsyncIterator[AlertService]:
+async def running_alerts(
+    settings: ServerSettings, url: str, hosts: HostDirectory | None = None
+) -> AsyncIterator[AlertService]:
     """The alert service with ``alerts.yml`` loaded (when configured) and its tasks running,
-    stopped and its database connections closed on exit. ``url``: the store's database.
+    stopped and its database connections closed on exit. ``url``: the store's database;
+    ``hosts``: the store (its host registry names hosts in notifications and answers).
     A bad ``alerts.yml`` raises ``hostpulse.alerts.exceptions.ConfigError`` naming the key."""
     config = (
         load_config(settings.alerts_config, os.environ)
@@ -34,7 +37,7 @@ async def running_alerts(settings: ServerSettings, url: str) -> AsyncIterator[Al
     )
     engine = make_engine(url)
     try:
-        service = AlertService(engine, config)
+        service = AlertService(engine, config, hosts=hosts)
         await service.start()
         try:
             yield service

@@ -112,7 +112,7 @@ def create_app(
             )
         )
         if cfg.alerts_enabled:
-            alert_service = await resources.enter_async_context(running_alerts(cfg, st.url))
+            alert_service = await resources.enter_async_context(running_alerts(cfg, st.url, st))
             ingest_service.listeners.append(observer(alert_service))
             app.state.alerts = alert_service
         app.state.hp = AppState(settings=cfg, store=st, ingest=ingest_service, clock=clock)

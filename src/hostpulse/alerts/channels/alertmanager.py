@@ -13,6 +13,9 @@ from hostpulse.alerts.types import Notification, State
 
 
 class AlertmanagerSpec(ChannelSpec):
+    secret_fields = ("url",)  # a proxy in front of Alertmanager may take a token in the URL
+    target_fields = ("url",)
+
     type: Literal["alertmanager"] = "alertmanager"
     url: str
     generator_url: str = ""
@@ -35,8 +38,9 @@ def payload(n: Notification, spec: AlertmanagerSpec) -> list[dict[str, Any]]:
         item: dict[str, Any] = {
             "labels": labels,
             "annotations": {
-                "summary": f"{n.rule_title} on {v.host}",
+                "summary": f"{n.rule_title} on {v.display}",
                 "description": render.line(v),
+                "hostname": v.display,
             },
             "startsAt": render.iso(v.started_at_ms or n.created_ms),
         }

@@ -13,11 +13,21 @@ from hostpulse.alerts.net import SafeHttp
 from hostpulse.alerts.schema import ID_PATTERN, Severity, Strict
 from hostpulse.alerts.types import Notification
 
+MASK = "********"
+"""What API answers show instead of a secret; sent back unchanged, it keeps the stored value
+(unless the channel's target changed)."""
+
 
 class ChannelSpec(Strict):
     """Settings every channel has. Subclasses add a ``type`` literal and their own keys."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields shown as ``MASK`` to everyone (credentials, URLs that carry a token)."""
+    secret_maps: ClassVar[tuple[str, ...]] = ()
+    """Mappings whose every value is shown as ``MASK`` (webhook ``headers``)."""
+    target_fields: ClassVar[tuple[str, ...]] = ()
+    """Where and how a notification (and so its secrets) goes. When one of them changes, the
+    masked secrets are not carried over: they must be given again."""
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
@@ -31,8 +41,8 @@ class ChannelSpec(Strict):
     def _urls(self) -> ChannelSpec:
         for name in self.url_fields:
             value = getattr(self, name, None)
-            if not isinstance(value, str):
-                continue
+            if not isinstance(value, str) or (value == MASK and name in self.secret_fields):
+                continue  # a masked URL sent back: the stored one is checked when saved
             try:
                 url = httpx.URL(value)
             except (httpx.InvalidURL, TypeError) as exc:
@@ -40,6 +50,11 @@ class ChannelSpec(Strict):
             if url.scheme not in ("http", "https") or not url.host:
                 raise ValueError(f"{name}: must be an http:// or https:// URL with a host")
         return self
+
+    @classmethod
+    def public_fields(cls) -> tuple[str, ...]:
+        """What a viewer may see: the settings every channel has, none of its targets."""
+        return ("type", *ChannelSpec.model_fields)
 
     def targets(self) -> list[str]:
         """URLs this channel sends to (checked by the SSRF guard when saved)."""

@@ -27,6 +27,7 @@ from hostpulse.alerts.types import Notification
 
 class EmailSpec(ChannelSpec):
     secret_fields = ("password",)
+    target_fields = ("host", "port", "security", "verify_tls", "ca_file")
 
     type: Literal["email"] = "email"
     host: str = Field(min_length=1)

@@ -18,7 +18,8 @@ E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
 class SmsSpec(ChannelSpec):
-    secret_fields = ("auth_token",)
+    secret_fields = ("account_sid", "auth_token")  # the provider's credentials
+    target_fields = ("base_url",)
 
     type: Literal["sms"] = "sms"
     base_url: str = "https://api.twilio.com"

@@ -22,7 +22,9 @@ from hostpulse.alerts.types import Notification
 
 
 class WebhookSpec(ChannelSpec):
-    secret_fields = ("secret",)
+    secret_fields = ("url", "secret")  # a URL's path or query often carries a token
+    secret_maps = ("headers",)  # e.g. Authorization
+    target_fields = ("url",)
 
     type: Literal["webhook"] = "webhook"
     url: str

@@ -8,21 +8,24 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from hostpulse.alerts.channels import AnyChannelSpec, ChannelConfig
+from hostpulse.alerts.channels import AnyChannelSpec, ChannelConfig, masked, public
 from hostpulse.alerts.exceptions import AlertsError, ConfigError, ConflictError, NotFoundError
 from hostpulse.alerts.repository import HistoryQuery
 from hostpulse.alerts.rules import silence_active
 from hostpulse.alerts.schema import AnyRule, Rule, SilenceSpec
-from hostpulse.alerts.service import MASK, AlertService, Entry
+from hostpulse.alerts.service import AlertService, Entry
 from hostpulse.alerts.types import AlertInstance, Notification
 from hostpulse.server.api.crud import Crud, add_crud_routes
 from hostpulse.server.auth.deps import EditorDep, method_role
+from hostpulse.server.auth.principals import User
+from hostpulse.server.auth.roles import Role
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The request cannot be carried out as given."},
@@ -46,6 +49,19 @@ def get_alerts(request: Request) -> AlertService:
 Alerts = Annotated[AlertService, Depends(get_alerts)]
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The service and who calls it: what a channel shows, and who creates a silence,
+    depend on the signed-in user."""
+
+    alerts: AlertService
+    user: User
+
+
+async def get_caller(alerts: Alerts, user: Annotated[User, Depends(method_role)]) -> Caller:
+    return Caller(alerts, user)
+
+
 def _http_error(exc: AlertsError) -> HTTPException:
     if isinstance(exc, NotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
@@ -67,7 +83,11 @@ class RuleOut(Stored):
 
 
 class ChannelOut(Stored):
-    channel: dict[str, Any] = Field(description="The channel settings; secrets are masked.")
+    channel: dict[str, Any] = Field(
+        description="The channel settings. Secrets (passwords, tokens, webhook URLs and header "
+        "values) read as '********' for everyone; viewers see no target at all (only id, "
+        "name, type, enabled, min_severity, send_resolved)."
+    )
 
 
 class SilenceOut(Stored):
@@ -81,6 +101,7 @@ class AlertOut(BaseModel):
     rule_id: str
     rule_title: str
     host: str
+    host_name: str = Field(description="The host's hostname; its id when the host is unknown.")
     labels: dict[str, str]
     state: str
     severity: Literal["warning", "critical"] | None
@@ -89,6 +110,9 @@ class AlertOut(BaseModel):
     fired_at_ms: int | None
     acked_by: str | None
     acked_at_ms: int | None
+    silenced: bool = Field(description="A silence mutes this alert's notifications now.")
+    silence_id: str | None = Field(description="That silence (the one ending last, if several).")
+    silenced_until_ms: int | None = Field(description="When that silence's window ends.")
 
 
 class HistoryOut(BaseModel):
@@ -96,6 +120,7 @@ class HistoryOut(BaseModel):
     alert_id: str
     rule_id: str
     host: str
+    host_name: str = Field(description="The host's hostname; its id when the host is unknown.")
     labels: dict[str, str]
     from_state: str
     to_state: str
@@ -132,11 +157,8 @@ def _rule_out(e: Entry[AnyRule]) -> RuleOut:
     return RuleOut(source=e.source, created_ms=e.created_ms, updated_ms=e.updated_ms, rule=e.spec)  # type: ignore[arg-type]
 
 
-def _channel_out(e: Entry[AnyChannelSpec]) -> ChannelOut:
-    data = e.spec.model_dump(mode="json")
-    for name in type(e.spec).secret_fields:
-        if data.get(name):
-            data[name] = MASK
+def _channel_out(e: Entry[AnyChannelSpec], user: User) -> ChannelOut:
+    data = masked(e.spec) if user.role.allows(Role.editor) else public(e.spec)
     return ChannelOut(
         source=e.source,  # type: ignore[arg-type]
         created_ms=e.created_ms,
@@ -160,13 +182,18 @@ def _sev(value: int | None) -> Literal["warning", "critical"] | None:
     return None if not value else ("critical" if value >= 2 else "warning")
 
 
-def _alert_out(service: AlertService, a: AlertInstance) -> AlertOut:
+def _alert_out(service: AlertService, a: AlertInstance, names: dict[str, str]) -> AlertOut:
     rule = service.engine.rule(a.rule_id)
+    silence = service.engine.silence_of(a, service.clock.now_ms())
     return AlertOut(
         id=a.id,
         rule_id=a.rule_id,
         rule_title=rule.title if rule else a.rule_id,
         host=a.host,
+        host_name=names.get(a.host, a.host),
+        silenced=silence is not None,
+        silence_id=silence[0] if silence else None,
+        silenced_until_ms=silence[1] if silence else None,
         labels=dict(a.labels),
         state=a.state.value,
         severity=_sev(a.severity),
@@ -225,10 +252,15 @@ async def _channel_body(channel: ChannelConfig) -> AnyChannelSpec:
 
 
 async def _save_channel(
-    alerts: AlertService, channel: AnyChannelSpec, channel_id: str | None
+    caller: Caller, channel: AnyChannelSpec, channel_id: str | None
 ) -> ChannelOut:
     _same_id(channel.id, channel_id)
-    return _channel_out(await alerts.save_channel(channel, create=channel_id is None))
+    saved = await caller.alerts.save_channel(channel, create=channel_id is None)
+    return _channel_out(saved, caller.user)
+
+
+async def _delete_channel(caller: Caller, channel_id: str) -> None:
+    await caller.alerts.delete_channel(channel_id)
 
 
 add_crud_routes(
@@ -237,13 +269,13 @@ add_crud_routes(
         noun="channel",
         plural="channels",
         out=ChannelOut,
-        service=get_alerts,
+        service=get_caller,
         body=_channel_body,
         errors=_http_errors,
-        list_all=lambda alerts: [_channel_out(e) for e in alerts.channels()],
-        get=lambda alerts, channel_id: _channel_out(alerts.channel(channel_id)),
+        list_all=lambda c: [_channel_out(e, c.user) for e in c.alerts.channels()],
+        get=lambda c, channel_id: _channel_out(c.alerts.channel(channel_id), c.user),
         save=_save_channel,
-        delete=AlertService.delete_channel,
+        delete=_delete_channel,
     ),
 )
 
@@ -264,15 +296,24 @@ async def _silence_body(silence: SilenceSpec) -> SilenceSpec:
     return silence
 
 
-def _silences(alerts: AlertService) -> list[SilenceOut]:
-    now = alerts.clock.now_ms()
-    return [_silence_out(e, now) for e in alerts.silences()]
+def _silences(caller: Caller) -> list[SilenceOut]:
+    now = caller.alerts.clock.now_ms()
+    return [_silence_out(e, now) for e in caller.alerts.silences()]
 
 
-async def _save_silence(
-    alerts: AlertService, silence: SilenceSpec, silence_id: str | None
-) -> SilenceOut:
-    return _silence_out(await alerts.save_silence(silence, silence_id), alerts.clock.now_ms())
+async def _save_silence(caller: Caller, silence: SilenceSpec, silence_id: str | None) -> SilenceOut:
+    """``created_by`` is the signed-in user who created the silence (kept when it is
+    replaced); a value in the body is ignored."""
+    alerts = caller.alerts
+    creator = caller.user.username
+    if silence_id is not None:
+        creator = alerts.silence(silence_id).spec.created_by or creator
+    spec = silence.model_copy(update={"created_by": creator})
+    return _silence_out(await alerts.save_silence(spec, silence_id), alerts.clock.now_ms())
+
+
+async def _delete_silence(caller: Caller, silence_id: str) -> None:
+    await caller.alerts.delete_silence(silence_id)
 
 
 add_crud_routes(
@@ -281,15 +322,15 @@ add_crud_routes(
         noun="silence",
         plural="silences",
         out=SilenceOut,
-        service=get_alerts,
+        service=get_caller,
         body=_silence_body,
         errors=_http_errors,
         list_all=_silences,
-        get=lambda alerts, silence_id: _silence_out(
-            alerts.silence(silence_id), alerts.clock.now_ms()
+        get=lambda c, silence_id: _silence_out(
+            c.alerts.silence(silence_id), c.alerts.clock.now_ms()
         ),
         save=_save_silence,
-        delete=AlertService.delete_silence,
+        delete=_delete_silence,
     ),
 )
 
@@ -299,8 +340,10 @@ add_crud_routes(
 
 @router.get("/active", response_model=list[AlertOut])
 async def active_alerts(alerts: Alerts) -> list[AlertOut]:
-    """Pending and firing alerts, most severe first."""
-    return [_alert_out(alerts, a) for a in alerts.active()]
+    """Pending and firing alerts, most severe first, with whether a silence mutes each."""
+    active = alerts.active()
+    names = await alerts.host_names(a.host for a in active)
+    return [_alert_out(alerts, a, names) for a in active]
 
 
 @router.post("/active/{alert_id}/ack", response_model=AlertOut)
@@ -314,7 +357,7 @@ async def acknowledge(
         inst = await alerts.acknowledge(alert_id, user.username)
     except AlertsError as exc:
         raise _http_error(exc) from None
-    return _alert_out(alerts, inst)
+    return _alert_out(alerts, inst, await alerts.host_names([inst.host]))
 
 
 @router.get("/notifications", response_model=list[NotificationOut])
@@ -368,12 +411,14 @@ async def history(
     if since_ms is not None and until_ms is not None and until_ms <= since_ms:
         raise HTTPException(422, "until: must be after 'since'")
     rows = await alerts.history(HistoryQuery(host, rule, state, since_ms, until_ms, limit))
+    names = await alerts.host_names(r["host"] for r in rows)
     return [
         HistoryOut(
             id=r["id"],
             alert_id=r["alert_id"],
             rule_id=r["rule_id"],
             host=r["host"],
+            host_name=names.get(r["host"], r["host"]),
             labels={k: v for k, v in r["labels"]},
             from_state=r["from_state"],
             to_state=r["to_state"],

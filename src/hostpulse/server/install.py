@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import threading
 import zipfile
@@ -57,6 +58,13 @@ def agent_script(server_url: str, version: str = __version__) -> str:
         raise InstallError(f"cannot put this server URL into a shell script: {server_url!r}")
     template = files("hostpulse.server").joinpath("agent_install.sh").read_text("utf-8")
     return template.replace("@SERVER_URL@", url).replace("@VERSION@", version)
+
+
+def install_command(server_url: str, token: str, host_id: str | None) -> str:
+    """The one line that installs, enrolls and starts the agent on a new host."""
+    url = server_url.rstrip("/")
+    args = ["--token", token, *(["--host", host_id] if host_id else [])]
+    return f"curl -fsSL {shlex.quote(url + '/install/agent.sh')} | sudo sh -s -- {shlex.join(args)}"
 
 
 def _package_files(root: Path) -> Iterator[Path]:

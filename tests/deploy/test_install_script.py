@@ -114,8 +114,10 @@ def test_add_host_in_one_command(tmp_path: Path) -> None:
         assert agent.returncode == 0, err
         assert host["labels"] == {"role": "web"}
 
-        # again, as an upgrade: no token needed, the key and the unit stay
-        again = run(["sh", script, "--host", "web-1", "--label", "role=web"], env=env)
+        # again, as an upgrade, with no option at all: no token needed; the key, the host id,
+        # the labels and the unit stay
+        again = run(["sh", script], env=env)
         assert "enrolled already" in again.stdout
+        assert read_env_file(env_file) == settings
         assert key.read_text() == key_text
         assert unit.read_text() == (ROOT / "deploy/systemd" / UNIT).read_text()

@@ -9,7 +9,7 @@
 # /etc/hostpulse/agent.env and the systemd unit hostpulse-agent.service, exchanges the
 # enrollment token for this host's agent key (/var/lib/hostpulse-agent/agent.key), then
 # enables and (re)starts the service. Running it again upgrades the agent to the server's
-# version and keeps the key: the token is only needed the first time.
+# version and keeps the key, host id and labels: the token is only needed the first time.
 #
 # Options:
 #   --token TOKEN        enrollment token (or HOSTPULSE_ENROLL_TOKEN in the environment)
@@ -106,6 +106,10 @@ fetch() { # fetch URL FILE, with the host's Python: curl or wget need not be ins
     "$PY" -c "$FETCH_PY" "$1" "$2" "$CA" </dev/null || die "cannot download $1"
 }
 
+previous() { # previous NAME: its value in the agent.env an earlier run wrote
+    sed -n "s/^$1=//p" "$ETC/agent.env" | tail -n 1
+}
+
 main() {
     TOKEN="${HOSTPULSE_ENROLL_TOKEN:-}"
     HOST_ID=""
@@ -149,6 +153,11 @@ main() {
 
     OPT="$ROOT/opt/hostpulse"
     ETC="$ROOT/etc/hostpulse"
+    if [ -f "$ETC/agent.env" ]; then # a re-run keeps what the first run was told
+        [ -n "$HOST_ID" ] || HOST_ID=$(previous HOSTPULSE_HOST_ID)
+        [ -n "$LABELS" ] || LABELS=$(previous HOSTPULSE_LABELS)
+        [ -n "$CA" ] || [ -z "$(previous HOSTPULSE_SHIPPER__CA_FILE)" ] || CA="$ETC/ca.pem"
+    fi
     STATE="$ROOT/var/lib/hostpulse-agent"
     UNIT_DIR="$ROOT/etc/systemd/system"
     KEY="$STATE/agent.key"
@@ -170,7 +179,7 @@ main() {
     [ -x "$OPT/venv/bin/python" ] || "$PY" -m venv "$OPT/venv" </dev/null
     "$OPT/venv/bin/python" -m pip install --quiet --upgrade "$WORK/$WHEEL" </dev/null ||
         die "pip could not install the agent (see above; PIP_INDEX_URL names a PyPI mirror)"
-    if [ -n "$CA" ]; then
+    if [ -n "$CA" ] && [ "$CA" != "$ETC/ca.pem" ]; then
         cp "$CA" "$ETC/ca.pem"
         chmod 0644 "$ETC/ca.pem"
     fi

@@ -25,6 +25,7 @@ SERVER_PACKAGES = frozenset(
         "pyjwt",
         "httpx",
         "pydantic-settings",
+        "zstandard",
     }
 )
 """What an agent-only install must not pull (the ``server`` extra and what only it brings)."""

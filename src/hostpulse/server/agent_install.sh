@@ -211,9 +211,16 @@ main() {
             . "$ETC/agent.env"
             set +a
             [ -z "$CA" ] || HOSTPULSE_SHIPPER__CA_FILE="$ETC/ca.pem"
-            HOSTPULSE_SHIPPER__KEY_FILE="$KEY" HOSTPULSE_SPOOL__DIR="$STATE/spool" \
-                "$OPT/venv/bin/hostpulse" agent --config "$ETC/agent.yml" --once --format json \
-                --enroll "$TOKEN" </dev/null >/dev/null
+            export HOSTPULSE_SHIPPER__KEY_FILE="$KEY" HOSTPULSE_SPOOL__DIR="$STATE/spool"
+            agent="$OPT/venv/bin/hostpulse"
+            if [ "$REENROLL" = 0 ] && "$agent" agent --help </dev/null | grep -q -- --enroll-file; then
+                # an agent that reads the token from its environment: not in the process list
+                HOSTPULSE_ENROLL_TOKEN="$TOKEN" "$agent" agent --config "$ETC/agent.yml" \
+                    --once --format json </dev/null >/dev/null
+            else
+                "$agent" agent --config "$ETC/agent.yml" --once --format json --enroll "$TOKEN" \
+                    </dev/null >/dev/null
+            fi
         ) || die "enrollment failed (see the message above); get a fresh token and run again"
     else
         echo "hostpulse install: this host is enrolled already (key in /var/lib/hostpulse-agent)"

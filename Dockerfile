@@ -2,8 +2,8 @@
 # listening on port 8400 as the unprivileged user hostpulse (uid 10001).
 #   docker build -t hostpulse .
 #   docker run -d -p 8400:8400 -v hostpulse:/var/lib/hostpulse hostpulse
-# The first start prints the admin password once to the log (docker logs), unless
-# HOSTPULSE_ADMIN_PASSWORD is set. Every HOSTPULSE_* setting can be passed with -e.
+# Pass HOSTPULSE_ADMIN_PASSWORD for the first start (it creates the user admin with it); every
+# HOSTPULSE_* setting can be passed with -e.
 # The same image runs the agent: docker run ... hostpulse agent --server URL (see
 # deploy/compose/one-box.yml for the mounts and namespaces it needs).
 #

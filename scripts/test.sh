@@ -17,6 +17,13 @@ command -v openssl >/dev/null || need+=(openssl)  # self-signed certificates for
 [ -d /usr/share/fonts/truetype/nanum ] || need+=(fonts-nanum)
 
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
+
+# deployment tests: systemd-analyze verifies the units, haproxy checks its config, the image
+# is built with buildah (chroot isolation) on a base debootstrap makes from Debian's packages
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v buildah >/dev/null || need+=(buildah)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

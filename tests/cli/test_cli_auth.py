@@ -73,6 +73,8 @@ def test_token_and_key_commands(tmp_path: Path) -> None:
         assert code == 0, out
         token = re.search(r"--enroll (\S+)", out)
         assert token and f"hostpulse agent --server {srv.url} --host-id web-1 --enroll" in out
+        install = f"curl -fsSL {srv.url}/install/agent.sh | sudo sh -s -- --token {token.group(1)}"
+        assert f"{install} --host web-1" in out
         record_secret(token.group(1))
         key = srv.enroll("web-1", token.group(1))
         code, out = cli(data, "token", "list")

@@ -53,6 +53,12 @@ export async function settingsSteps(page, { url, step, admin, shots }) {
     command.startsWith(`hostpulse agent --server ${url} --host-id ${NEW_HOST} --enroll hpe_`) && command.length > 80,
     `enrollment command: ${command}`,
   )
+  const install = await page.getByTestId('install-command').innerText()
+  const token = command.split(' --enroll ')[1]
+  check(
+    install === `curl -fsSL ${url}/install/agent.sh | sudo sh -s -- --token ${token} --host ${NEW_HOST}`,
+    `install command: ${install}`,
+  )
   await enrollment.locator('tbody tr', { hasText: NEW_HOST }).waitFor()
   await page.screenshot({ path: join(shots, 'settings.png'), fullPage: true })
 

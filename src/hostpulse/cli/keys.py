@@ -46,6 +46,7 @@ def create_token(
     """Create an enrollment token: hostpulse token create --host web-1 --ttl 1h"""
     from hostpulse.server.auth.agent_keys import enroll_command
     from hostpulse.server.config import parse_duration
+    from hostpulse.server.install import install_command
 
     try:
         seconds = int(parse_duration(ttl))
@@ -60,7 +61,11 @@ def create_token(
     scope = f"host {row.host_id}" if row.host_id else "any host"
     uses = "once" if row.single_use else "any number of times"
     typer.echo(f"enrollment token {row.id} for {scope}, usable {uses} until {when(row.expires_ms)}")
-    typer.echo("shown only now; on the host run:")
+    typer.echo(
+        "shown only now; on a new host paste (as root; installs, enrolls, starts the agent):"
+    )
+    typer.echo(f"  {install_command(server_url, token, row.host_id)}")
+    typer.echo("or, where hostpulse is installed already, run:")
     typer.echo(f"  {enroll_command(server_url, token, row.host_id)}")
     typer.echo(
         "(to keep the token out of the process list, put it in a file only the agent's user "

@@ -1,14 +1,25 @@
-"""The `hostpulse` command. Each sub-command lives in its own module and is registered here."""
+"""The `hostpulse` command. Each sub-command lives in its own module and is registered here.
+
+The base distribution is the agent; the server's commands need the ``server`` extra. On an
+agent-only install they are still listed, and running one exits 2 with the line to install it
+instead of an ImportError traceback.
+"""
 
 from __future__ import annotations
+
+from importlib.util import find_spec
 
 import typer
 
 from hostpulse import __version__
-from hostpulse.cli import agent_cmd, db, keys, top, user
-from hostpulse.cli.server import server as server_command
-from hostpulse.cli.simulate import simulate as simulate_command
-from hostpulse.cli.up import up as up_command
+from hostpulse.cli import agent_cmd, top
+
+SERVER_EXTRA_MODULES = ("fastapi", "uvicorn", "pydantic_settings", "sqlalchemy", "alembic", "numpy")
+"""Import names of the ``server`` extra's packages that the server commands need at start."""
+
+SERVER_COMMANDS = ("server", "up", "simulate")
+SERVER_GROUPS = ("db", "user", "token", "key")
+EXIT_CONFIG = 2
 
 app = typer.Typer(
     name="hostpulse",
@@ -19,13 +30,47 @@ app = typer.Typer(
 )
 
 
-app.command("server")(server_command)
-app.command("simulate")(simulate_command)
-app.command("up")(up_command)
-app.add_typer(db.app, name="db")
-app.add_typer(user.app, name="user")
-app.add_typer(keys.tokens, name="token")
-app.add_typer(keys.keys, name="key")
+def server_extra_missing() -> list[str]:
+    """The ``server`` extra's modules that cannot be imported (empty on a full install)."""
+    return [name for name in SERVER_EXTRA_MODULES if find_spec(name) is None]
+
+
+def missing_extra_message(command: str, missing: list[str]) -> str:
+    return (
+        f"hostpulse {command}: this is an agent-only install (missing: {', '.join(missing)}). "
+        "The server and its tools need the server extra: pip install 'hostpulse[server]'"
+    )
+
+
+def _register_server_commands() -> None:
+    from hostpulse.cli import db, keys, user
+    from hostpulse.cli.server import server as server_command
+    from hostpulse.cli.simulate import simulate as simulate_command
+    from hostpulse.cli.up import up as up_command
+
+    app.command("server")(server_command)
+    app.command("simulate")(simulate_command)
+    app.command("up")(up_command)
+    app.add_typer(db.app, name="db")
+    app.add_typer(user.app, name="user")
+    app.add_typer(keys.tokens, name="token")
+    app.add_typer(keys.keys, name="key")
+
+
+def _register_placeholders(missing: list[str]) -> None:
+    """Stand-ins that take any arguments and exit 2 naming the extra to install."""
+    for name in (*SERVER_COMMANDS, *SERVER_GROUPS):
+
+        def placeholder(ctx: typer.Context, _name: str = name) -> None:
+            typer.echo(missing_extra_message(_name, missing), err=True)
+            raise typer.Exit(EXIT_CONFIG)
+
+        app.command(
+            name,
+            help="Needs the server extra: pip install 'hostpulse[server]'.",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            add_help_option=False,
+        )(placeholder)
 
 
 @app.callback()
@@ -41,6 +86,12 @@ def version() -> None:
 
 app.command("agent", **agent_cmd.SETTINGS)(agent_cmd.agent)
 app.command("top")(top.top)
+
+_missing = server_extra_missing()
+if _missing:
+    _register_placeholders(_missing)
+else:
+    _register_server_commands()
 
 
 def main() -> None:

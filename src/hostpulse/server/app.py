@@ -15,6 +15,7 @@ from hostpulse import __version__
 from hostpulse.server import edge
 from hostpulse.server.alerting import observer, running_alerts
 from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
+from hostpulse.server.api import install as install_api
 from hostpulse.server.auth.deps import require
 from hostpulse.server.auth.lifecycle import Announce, running_auth
 from hostpulse.server.auth.offline import config_of
@@ -22,6 +23,7 @@ from hostpulse.server.auth.roles import Role
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.fast_ingest import IngestFastPath
 from hostpulse.server.ingest_service import IngestLimits, IngestService
+from hostpulse.server.install import AgentWheel
 from hostpulse.server.live import LiveHub
 from hostpulse.server.state import AppState
 from hostpulse.server.static import bundled_web_dir, mount_api_docs, mount_dashboard
@@ -155,6 +157,8 @@ def create_app(
         ingest_path=f"{API_PREFIX}/ingest",
     )
     app.state.live = hub
+    app.state.agent_wheel = AgentWheel(cfg.data_dir / "cache")
+    app.include_router(install_api.router)
     mount_api_docs(app, f"{API_PREFIX}/openapi.json")
     mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

@@ -64,6 +64,10 @@ def test_enrollment_tokens_expire_are_single_use_and_host_bound(tmp_path: Path) 
         assert created["command"] == (
             f"hostpulse agent --server {srv.url} --host-id db-1 --enroll {created['token']}"
         )
+        assert created["install_command"] == (
+            f"curl -fsSL {srv.url}/install/agent.sh | sudo sh -s -- "
+            f"--token {created['token']} --host db-1"
+        )
         gone = httpx.delete(
             f"{srv.url}/api/v1/enrollment-tokens/{created['id']}", headers=srv.headers()
         )

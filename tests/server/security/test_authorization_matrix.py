@@ -25,6 +25,7 @@ from wire import batch, now_ms, request
 
 from hostpulse.protocol import IngestRequest, codec
 from hostpulse.server.app import create_app
+from hostpulse.server.install import wheel_filename
 from hostpulse.server.testing import LiveServer
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
@@ -159,6 +160,8 @@ T0 = now_ms() - 3_600_000
 TABLE: dict[tuple[str, str], Entry] = {
     ("GET", "/api/v1/health"): Entry("public", 200, at("/api/v1/health")),
     ("GET", "/api/v1/ready"): Entry("public", 200, at("/api/v1/ready")),
+    ("GET", "/install/agent.sh"): Entry("public", 200, at("/install/agent.sh")),
+    ("GET", "/install/{filename}"): Entry("public", 200, at(f"/install/{wheel_filename()}")),
     ("POST", "/api/v1/auth/login"): Entry(
         "public",
         200,

@@ -49,6 +49,7 @@ export interface CreatedEnrollment {
   expires_at: number
   single_use: boolean
   command: string
+  install_command: string
 }
 
 const enc = encodeURIComponent

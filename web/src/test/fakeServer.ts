@@ -134,7 +134,7 @@ export function fakeServer(init: Partial<Pick<FakeServer, 'role' | 'username' | 
       const id = `t${++n}`
       const tok = { id, host_id: body.host_id ?? null, expires_at: 1_700_000_000_000 + (body.ttl_seconds ?? 3600) * 1000, single_use: body.single_use ?? true, uses: 0, created_at: 1_700_000_000_000 }
       s.tokens.push(tok)
-      return json({ ...tok, token: `hpe_${id}`, command: `hostpulse agent --server http://hp.test --enroll hpe_${id}` }, 201)
+      return json({ ...tok, token: `hpe_${id}`, command: `hostpulse agent --server http://hp.test --enroll hpe_${id}`, install_command: `curl -fsSL http://hp.test/install/agent.sh | sudo sh -s -- --token hpe_${id}` }, 201)
     }
     const tok = /^\/enrollment-tokens\/([^/]+)$/.exec(path)
     if (tok && method === 'DELETE') {

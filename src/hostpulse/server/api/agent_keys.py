@@ -19,6 +19,7 @@ from hostpulse.server.api.models import Problem
 from hostpulse.server.auth.agent_keys import enroll_command
 from hostpulse.server.auth.deps import NO_STORE, AdminDep, AgentDep, AuthDep, http_error
 from hostpulse.server.auth.exceptions import AuthError
+from hostpulse.server.install import install_command
 
 router = APIRouter(tags=["agent keys"])
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The row's id (as listed).")]
@@ -104,6 +105,7 @@ async def create_enrollment(
         expires_at=row.expires_ms,
         single_use=row.single_use,
         command=enroll_command(server, token, row.host_id),
+        install_command=install_command(server, token, row.host_id),
     )
 
 

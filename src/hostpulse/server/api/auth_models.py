@@ -126,7 +126,11 @@ class NewEnrollmentOut(BaseModel):
     host_id: str | None
     expires_at: int
     single_use: bool
-    command: str = Field(description="What to run on the host to enroll it.")
+    command: str = Field(description="What to run on a host where hostpulse is installed.")
+    install_command: str = Field(
+        description="What to paste on a new host (as root): installs the agent from this "
+        "server, enrolls it and starts its systemd service."
+    )
 
 
 class EnrollIn(BaseModel):

@@ -10,14 +10,27 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from hostpulse.server.config import ServerSettings, check_data_dir, describe_error
+from hostpulse.server.config import (
+    ServerSettings,
+    check_data_dir,
+    check_database,
+    describe_error,
+)
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Listen address [127.0.0.1].")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Listen port [8400].")]
 DataOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory [~/.local/share/hostpulse].")
 ]
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="Store URL or path.")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="postgresql://user@host:5432/dbname: users, keys, tokens and alerts in PostgreSQL "
+        "(samples stay under --data-dir); or a path / sqlite+aiosqlite:/// URL for the embedded "
+        "store. Also HOSTPULSE_DATABASE_URL.",
+    ),
+]
 RawOpt = Annotated[str | None, typer.Option("--retention-raw", help="Raw samples [7d].")]
 MinOpt = Annotated[str | None, typer.Option("--retention-minute", help="1-minute rollups [30d].")]
 HourOpt = Annotated[str | None, typer.Option("--retention-hour", help="1-hour rollups [365d].")]
@@ -65,7 +78,7 @@ def load_settings(**overrides: Any) -> ServerSettings:
     except ValidationError as exc:
         typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
-    problem = check_data_dir(settings)
+    problem = check_data_dir(settings) or check_database(settings)
     if problem is not None:
         typer.echo(f"invalid server settings:\n{problem}", err=True)
         raise typer.Exit(2)

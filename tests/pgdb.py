@@ -63,3 +63,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         (tmp_path / "relational").mkdir(exist_ok=True)
         return sqlite_url(tmp_path / "relational" / "hostpulse.db")
     return empty_pg(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture(params=DIALECTS)
+def server_db(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings of a server's relational database: none (the SQLite file in its data
+    directory, the default), then ``database_url`` of the session's PostgreSQL database
+    (emptied; the samples stay in the data directory)."""
+    if request.param == "sqlite":
+        return {}
+    return {"database_url": empty_pg(request.getfixturevalue("pg_database"))}

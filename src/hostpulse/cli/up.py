@@ -20,6 +20,7 @@ from hostpulse.cli.server import (
     PortOpt,
     TlsCertOpt,
     TlsKeyOpt,
+    lock_data_dir,
     start_settings,
 )
 from hostpulse.server.config import ServerSettings
@@ -65,6 +66,14 @@ def up(
     """Start the server with this machine's agent and print the URL. The first start creates
     the user admin and prints its password once (or takes --admin-password)."""
     settings = start_settings(locals())
+    lock = lock_data_dir(settings)  # before the local agent opens its spool in there
+    try:
+        _up(settings)
+    finally:
+        lock.release()
+
+
+def _up(settings: ServerSettings) -> None:
     from hostpulse.agent.delivery import LocalAgent
     from hostpulse.agent.snapshot import resolve_host_id
     from hostpulse.server.app import create_app

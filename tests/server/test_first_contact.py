@@ -6,31 +6,31 @@ came from a second pool on the SQLite file opening connections while the store w
 from __future__ import annotations
 
 import asyncio
-import gzip
+import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
-from wire import batch, now_ms, request
 
+from hostpulse.protocol import IngestRequest, codec
 from hostpulse.server.testing import Clock, LiveServer
+from hostpulse.sim.build import host_batch
+from hostpulse.sim.model import SimHost, make_profile
 
 HOSTS = 1000
 CONNECTIONS = 16
-SERIES = [(("cpu_busy_percent", ()), 12.5)] + [
-    (("filesystem_usage_percent", (("device", f"/dev/sd{d}1"), ("mountpoint", f"/m{d}"))), 40.0)
-    for d in "abcdefgh"
-]
 
 
-def _body(host_id: str, ts: int) -> bytes:
-    values = {key: v for key, v in SERIES}
-    return gzip.compress(request(batch(host_id, [(ts, values)])).SerializeToString())
+def _bodies(hosts: list[SimHost]) -> dict[str, bytes]:
+    """Each simulated host's first request (~150 series, its process list): what an agent
+    sends at first contact."""
+    ts = np.array([int(time.time() * 1000) - 5000], dtype=np.int64)
+    return {h.host_id: codec.encode(IngestRequest(batches=[host_batch(h, ts, 5.0)])) for h in hosts}
 
 
-async def _first_contact(url: str, keys: dict[str, str]) -> Counter[int]:
-    ts = now_ms()
+async def _first_contact(url: str, keys: dict[str, str], bodies: dict[str, bytes]) -> Counter[int]:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for host_id in keys:
         queue.put_nowait(host_id)
@@ -43,7 +43,7 @@ async def _first_contact(url: str, keys: dict[str, str]) -> Counter[int]:
                 host_id = queue.get_nowait()
                 r = await client.post(
                     "/api/v1/ingest",
-                    content=_body(host_id, ts),
+                    content=bodies[host_id],
                     headers={
                         "Content-Type": "application/x-protobuf",
                         "Content-Encoding": "gzip",
@@ -58,14 +58,16 @@ async def _first_contact(url: str, keys: dict[str, str]) -> Counter[int]:
 
 @pytest.mark.slow
 def test_first_contact_of_1000_hosts_over_16_connections_has_no_5xx(tmp_path: Path) -> None:
-    with LiveServer(tmp_path / "data", Clock()) as srv:
+    hosts = [SimHost(make_profile(i)) for i in range(HOSTS)]
+    bodies = _bodies(hosts)
+    with LiveServer(tmp_path / "data", Clock(), max_series_per_host=5000) as srv:
         token = srv.enrollment_token(single_use=False)
-        keys = {f"fleet-{i:04d}": "" for i in range(HOSTS)}
+        keys = {h.host_id: "" for h in hosts}
         with httpx.Client(base_url=srv.url, timeout=30) as client:
             for host_id in keys:
                 r = client.post("/api/v1/agent/enroll", json={"token": token, "host_id": host_id})
                 assert r.status_code == 201, r.text
                 keys[host_id] = r.json()["key"]
-        statuses = asyncio.run(_first_contact(srv.url, keys))
+        statuses = asyncio.run(_first_contact(srv.url, keys, bodies))
         assert statuses == Counter({200: HOSTS}), statuses
         assert len(srv.call(srv.store.hosts())) == HOSTS

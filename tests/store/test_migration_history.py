@@ -4,12 +4,16 @@ upgrading again works (a downgraded database is usable)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, MetaData, inspect, text
+from typer.testing import CliRunner
 
 from hostpulse.alerts import models as alert_models
+from hostpulse.cli.main import app
 from hostpulse.server.auth import models as auth_models
 from hostpulse.store import schema
 from hostpulse.store.db import Database, downgrade, upgrade
@@ -73,3 +77,26 @@ async def test_upgrade_step_by_step_keeps_the_rows(database_url: str) -> None:
             assert (await conn.execute(text("SELECT host_id FROM ts_hosts"))).all() == [("old",)]
     finally:
         await database.close()
+
+
+def test_db_command_upgrades_every_database_the_server_opens(
+    tmp_path: Path, server_db: dict[str, str]
+) -> None:
+    """``hostpulse db`` with the server's flags: on PostgreSQL it upgrades the relational
+    database and the store's own file, and ``current`` names both."""
+    runner = CliRunner()
+    args = ["--data-dir", str(tmp_path)]
+    if server_db:
+        args += ["--database-url", server_db["database_url"]]
+    res = runner.invoke(app, ["db", "upgrade", "0100_alerts", *args])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("upgraded ") == (2 if server_db else 1)
+    res = runner.invoke(app, ["db", "current", *args])
+    assert res.exit_code == 0 and res.output.count("0100_alerts") == (2 if server_db else 1)
+    res = runner.invoke(app, ["db", "upgrade", *args])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["db", "current", *args])
+    assert res.output.count("0200_auth (head)") == (2 if server_db else 1), res.output
+    if server_db:
+        assert "postgresql" in res.output and str(tmp_path / "store") in res.output
+        assert (tmp_path / "store" / "hostpulse.db").is_file()

@@ -1,8 +1,9 @@
 """One Alembic revision of store/migrations on its own: it creates exactly the tables a models
-module declares, and its downgrade removes them again."""
+module declares, and its downgrade removes them again (on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -10,9 +11,10 @@ from types import ModuleType
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import MetaData, create_engine, inspect
+from sqlalchemy import Connection, MetaData, inspect
 
 import hostpulse
+from hostpulse.store.db import make_engine
 
 VERSIONS = Path(hostpulse.__file__).parent / "store/migrations/versions"
 
@@ -26,18 +28,26 @@ def load_revision(name: str) -> ModuleType:
     return module
 
 
-def check_revision(rev: ModuleType, metadata: MetaData, db: Path) -> None:
-    """Upgrade an empty SQLite file ``db`` with ``rev`` alone: no difference to ``metadata``
+def _check(conn: Connection, rev: ModuleType, metadata: MetaData) -> None:
+    ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+    with Operations.context(ctx):
+        rev.upgrade()
+    assert compare_metadata(ctx, metadata) == []
+    with Operations.context(ctx):
+        rev.downgrade()
+    assert inspect(conn).get_table_names() == []
+
+
+def check_revision(rev: ModuleType, metadata: MetaData, url: str) -> None:
+    """Upgrade the empty database at ``url`` with ``rev`` alone: no difference to ``metadata``
     (types compared too); downgrade: no table left."""
-    engine = create_engine(f"sqlite:///{db}")
-    try:
-        with engine.begin() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            with Operations.context(ctx):
-                rev.upgrade()
-            assert compare_metadata(ctx, metadata) == []
-            with Operations.context(ctx):
-                rev.downgrade()
-            assert inspect(conn).get_table_names() == []
-    finally:
-        engine.dispose()
+
+    async def main() -> None:
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_check, rev, metadata)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

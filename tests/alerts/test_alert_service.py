@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from hostpulse.alerts.clock import ManualClock
 from hostpulse.alerts.config import load_config, parse_config
@@ -37,13 +36,14 @@ def config(url: str, **extra: Any) -> dict[str, Any]:
 
 
 def run_with(
-    db: Path,
+    db: Path | str,
     cfg: dict[str, Any],
     clock: ManualClock,
     body: Callable[[AlertService], Awaitable[Any]],
 ) -> Any:
     async def main() -> Any:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{db}")
+        # a path: a SQLite file; else a database URL (the database_url fixture)
+        engine = make_engine(db if isinstance(db, str) else f"sqlite+aiosqlite:///{db}")
         await AlertRepository(engine).create_tables()
         service = AlertService(engine, parse_config(cfg, {}), clock=clock, run_ticker=False)
         await service.start()
@@ -68,9 +68,9 @@ async def feed(
 
 
 def test_restart_mid_incident_sends_nothing_extra(
-    tmp_path: Path, http_receiver: HttpReceiver
+    database_url: str, http_receiver: HttpReceiver
 ) -> None:
-    db, clock = tmp_path / "alerts.db", ManualClock()
+    db, clock = database_url, ManualClock()
     cfg = config(http_receiver.url)
 
     async def first(service: AlertService) -> None:
@@ -95,9 +95,9 @@ def test_restart_mid_incident_sends_nothing_extra(
 
 
 def test_queued_notification_survives_a_restart(
-    tmp_path: Path, http_receiver: HttpReceiver
+    database_url: str, http_receiver: HttpReceiver
 ) -> None:
-    db, clock = tmp_path / "alerts.db", ManualClock()
+    db, clock = database_url, ManualClock()
     http_receiver.statuses = [503] * 3
     cfg = config(http_receiver.url, retry={"initial": "10s", "max": "10s", "attempts": 5})
 
@@ -119,8 +119,8 @@ def test_queued_notification_survives_a_restart(
     assert [(r["status"], r["kind"]) for r in rows] == [("sent", "firing")]
 
 
-def test_every_attempt_is_recorded(tmp_path: Path, http_receiver: HttpReceiver) -> None:
-    db, clock = tmp_path / "alerts.db", ManualClock()
+def test_every_attempt_is_recorded(database_url: str, http_receiver: HttpReceiver) -> None:
+    db, clock = database_url, ManualClock()
     http_receiver.statuses = [500, 500]
 
     async def body(service: AlertService) -> list[dict[str, Any]]:
@@ -135,8 +135,8 @@ def test_every_attempt_is_recorded(tmp_path: Path, http_receiver: HttpReceiver) 
     ]
 
 
-def test_default_rules_are_created_once(tmp_path: Path, http_receiver: HttpReceiver) -> None:
-    db, clock = tmp_path / "alerts.db", ManualClock()
+def test_default_rules_are_created_once(database_url: str, http_receiver: HttpReceiver) -> None:
+    db, clock = database_url, ManualClock()
     cfg = config(http_receiver.url, rules=[], create_default_rules=True)
 
     async def first(service: AlertService) -> list[str]:
@@ -260,11 +260,11 @@ def test_ten_hosts_stopping_together_reach_the_receiver_as_one_request(
 
 
 def test_an_invalid_stored_channel_is_skipped_and_logged_without_its_secret(
-    tmp_path: Path, http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
+    database_url: str, http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     from hostpulse.alerts import models
 
-    db = tmp_path / "a.db"
+    db = database_url
     secret = "smtp-secret-" + "9f3c1a7e5b"
 
     async def store_a_broken_channel(service: AlertService) -> None:

@@ -16,45 +16,51 @@ from hostpulse.server.testing import LiveServer
 runner = CliRunner()
 
 
-def cli(data: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
-    result = runner.invoke(app, [*args, "--data-dir", str(data)], input=stdin)
+def cli(
+    data: Path | tuple[Path, str | None], *args: str, stdin: str | None = None
+) -> tuple[int, str]:
+    """``hostpulse ARGS --data-dir DATA`` (``(DATA, URL)``: and ``--database-url URL``)."""
+    data, url = data if isinstance(data, tuple) else (data, None)
+    db = ["--database-url", url] if url else []
+    result = runner.invoke(app, [*args, "--data-dir", str(data), *db], input=stdin)
     return result.exit_code, result.output
 
 
-def test_user_commands(tmp_path: Path) -> None:
+def test_user_commands(tmp_path: Path, server_db: dict[str, str]) -> None:
     data = tmp_path / "d"
-    code, out = cli(data, "user", "add", "alice", "--role", "editor", stdin="short\nshort\n")
+    where = (data, server_db.get("database_url"))  # the commands find the same database
+    code, out = cli(where, "user", "add", "alice", "--role", "editor", stdin="short\nshort\n")
     assert code == 2 and "at least 12 characters" in out
     assert data.stat().st_mode & 0o777 == 0o700  # created for the server's user only
     pw = "alice-password-1"
     record_secret(pw)
-    code, out = cli(data, "user", "add", "alice", "--role", "editor", stdin=f"{pw}\n{pw}\n")
+    code, out = cli(where, "user", "add", "alice", "--role", "editor", stdin=f"{pw}\n{pw}\n")
     assert code == 0 and "added user alice (editor)" in out
-    code, out = cli(data, "user", "add", "alice", stdin=f"{pw}\n{pw}\n")
+    code, out = cli(where, "user", "add", "alice", stdin=f"{pw}\n{pw}\n")
     assert code == 1 and "exists" in out
-    code, out = cli(data, "user", "add", "bob", "--role", "boss", stdin=f"{pw}\n{pw}\n")
+    code, out = cli(where, "user", "add", "bob", "--role", "boss", stdin=f"{pw}\n{pw}\n")
     assert code == 2 and "viewer, editor, admin" in out
-    code, out = cli(data, "user", "list")
+    code, out = cli(where, "user", "list")
     assert code == 0 and re.search(r"alice\s+editor", out) and pw not in out
-    with LiveServer(data) as srv:  # no admin yet: the first start adds one
+    with LiveServer(data, **server_db) as srv:  # no admin yet: the first start adds one
         assert srv.login("alice", pw)["user"] == {"username": "alice", "role": "editor"}
         new = "alice-password-2"
         record_secret(new)
-        code, out = cli(data, "user", "passwd", "alice", stdin=f"{new}\n{new}\n")
+        code, out = cli(where, "user", "passwd", "alice", stdin=f"{new}\n{new}\n")
         assert code == 0
         bad = httpx.post(f"{srv.url}/api/v1/auth/login", json={"username": "alice", "password": pw})
         assert bad.status_code == 401
         assert srv.login("alice", new)["access_token"]
-        assert cli(data, "user", "role", "alice", "admin") == (0, "alice is now admin\n")
+        assert cli(where, "user", "role", "alice", "admin") == (0, "alice is now admin\n")
         assert srv.login("alice", new)["user"]["role"] == "admin"
-        assert cli(data, "user", "role", "alice", "boss")[0] == 2
-        assert cli(data, "user", "role", "alice", "viewer")[0] == 0
-        assert cli(data, "user", "role", "admin", "viewer") == (
+        assert cli(where, "user", "role", "alice", "boss")[0] == 2
+        assert cli(where, "user", "role", "alice", "viewer")[0] == 0
+        assert cli(where, "user", "role", "admin", "viewer") == (
             1,
             "error: 'admin' is the last admin; make another user admin first\n",
         )
-        assert cli(data, "user", "remove", "alice")[0] == 0
-        assert cli(data, "user", "remove", "admin") == (
+        assert cli(where, "user", "remove", "alice")[0] == 0
+        assert cli(where, "user", "remove", "admin") == (
             1,
             "error: 'admin' is the last admin; make another user admin first\n",
         )

@@ -66,7 +66,9 @@ def test_unusable_settings_name_the_key_without_a_traceback(tmp_path: Path, comm
         (["--host", "no-such-host.invalid"], "cannot listen on no-such-host.invalid"),
     ]
     if command == "server":
-        cases.append((["--database-url", "postgresql://db/hp"], "HOSTPULSE_DATABASE_URL"))
+        # nothing listens on port 1: the database is checked before the server starts
+        bad_db = "postgresql://postgres@127.0.0.1:1/hp"
+        cases.append((["--database-url", bad_db], "HOSTPULSE_DATABASE_URL"))
     try:
         for args, message in cases:
             r = subprocess.run(

@@ -115,7 +115,7 @@ def test_db_command_upgrades_and_reports(tmp_path: Path) -> None:
     res = runner.invoke(app, ["db", "upgrade", *args])
     assert res.exit_code == 0, res.output
     assert _revision(db_file) == _head()
-    res = runner.invoke(app, ["db", "history", *args])
+    res = runner.invoke(app, ["db", "history"])
     assert res.exit_code == 0 and "0001_metadata -> 0002_blocks" in res.output
 
 

@@ -1,66 +1,68 @@
-"""`hostpulse db`: the store's schema migrations (Alembic) from the command line."""
+"""`hostpulse db`: the schema migrations (Alembic) of the server's databases from the command
+line: the relational database (PostgreSQL when --database-url says so) and the embedded
+store's SQLite file. Same flags and HOSTPULSE_* variables as `hostpulse server`."""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from alembic import command
+from sqlalchemy import make_url
 
-from hostpulse.store import resolve, sqlite_url
+from hostpulse.cli.server import DataOpt, DbOpt, load_settings
+from hostpulse.server.config import ServerSettings
+from hostpulse.store import database_url, resolve
 from hostpulse.store.db import alembic_config
 
 app = typer.Typer(help="Database schema: upgrade, show the current revision, list revisions.")
 
-DataOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        envvar="HOSTPULSE_DATA_DIR",
-        help="Data directory (the store is its 'store' folder) [~/.local/share/hostpulse].",
-    ),
-]
-UrlOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", envvar="HOSTPULSE_DATABASE_URL", help="Store URL or path."),
-]
+
+def _urls(settings: ServerSettings) -> list[str]:
+    """The databases the server opens: the relational one, and the store's file when that is
+    another one (relational state in PostgreSQL)."""
+    urls = [settings.relational_url]
+    if settings.on_postgres:
+        db_path = resolve(settings.store_url)[0]
+        db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        urls.append(database_url(settings.store_url))
+    else:
+        resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return urls
 
 
-def _url(data_dir: Path | None, database_url: str | None) -> str:
-    if database_url is None:
-        base = data_dir or Path.home() / ".local" / "share" / "hostpulse"
-        database_url = str(base / "store")
-    db_path, _wal = resolve(database_url)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    return sqlite_url(db_path)
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @app.command()
 def upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     data_dir: DataOpt = None,
-    database_url: UrlOpt = None,
+    database_url: DbOpt = None,
 ) -> None:
     """Upgrade the schema to REVISION (the newest by default). The server also does this on
     start."""
-    url = _url(data_dir, database_url)
-    command.upgrade(alembic_config(url), revision)
-    typer.echo(f"upgraded {url} to {revision}")
+    for url in _urls(load_settings(data_dir=data_dir, database_url=database_url)):
+        command.upgrade(alembic_config(url), revision)
+        typer.echo(f"upgraded {_shown(url)} to {revision}")
 
 
 @app.command()
-def current(data_dir: DataOpt = None, database_url: UrlOpt = None) -> None:
-    """Print the schema revision of the database."""
-    out = io.StringIO()
-    command.current(alembic_config(_url(data_dir, database_url), out), verbose=False)
-    typer.echo(out.getvalue().rstrip() or "(no revision: empty database)")
+def current(data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
+    """Print the schema revision of the database(s)."""
+    urls = _urls(load_settings(data_dir=data_dir, database_url=database_url))
+    for url in urls:
+        out = io.StringIO()
+        command.current(alembic_config(url, out), verbose=False)
+        text = out.getvalue().rstrip() or "(no revision: empty database)"
+        typer.echo(f"{_shown(url)}: {text}" if len(urls) > 1 else text)
 
 
 @app.command()
-def history(data_dir: DataOpt = None, database_url: UrlOpt = None) -> None:
+def history() -> None:
     """List the known schema revisions, newest first."""
     out = io.StringIO()
-    command.history(alembic_config(_url(data_dir, database_url), out))
+    command.history(alembic_config("sqlite://", out))
     typer.echo(out.getvalue().rstrip())

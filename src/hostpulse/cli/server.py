@@ -5,19 +5,35 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from hostpulse.server.config import ServerSettings, check_data_dir, describe_error
+from hostpulse.server.config import (
+    ServerSettings,
+    check_data_dir,
+    check_database,
+    describe_error,
+)
+
+if TYPE_CHECKING:
+    from hostpulse.server.datalock import DataDirLock
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Listen address [127.0.0.1].")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Listen port [8400].")]
 DataOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory [~/.local/share/hostpulse].")
 ]
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="Store URL or path.")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="postgresql://user@host:5432/dbname: users, keys, tokens and alerts in PostgreSQL "
+        "(samples stay under --data-dir); or a path / sqlite+aiosqlite:/// URL for the embedded "
+        "store. Also HOSTPULSE_DATABASE_URL.",
+    ),
+]
 RawOpt = Annotated[str | None, typer.Option("--retention-raw", help="Raw samples [7d].")]
 MinOpt = Annotated[str | None, typer.Option("--retention-minute", help="1-minute rollups [30d].")]
 HourOpt = Annotated[str | None, typer.Option("--retention-hour", help="1-hour rollups [365d].")]
@@ -73,7 +89,7 @@ def load_settings(**overrides: Any) -> ServerSettings:
     except ValidationError as exc:
         typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
-    problem = check_data_dir(settings)
+    problem = check_data_dir(settings) or check_database(settings)
     if problem is not None:
         typer.echo(f"invalid server settings:\n{problem}", err=True)
         raise typer.Exit(2)
@@ -146,8 +162,27 @@ def server(
     async def announce(url: str) -> None:
         typer.echo(f"hostpulse server listening on {url} (API docs: {url}/docs)")
 
+    lock = lock_data_dir(settings)
     try:
         serve(settings, on_started=announce)
     except ListenError as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    finally:
+        lock.release()
+
+
+def lock_data_dir(settings: ServerSettings) -> DataDirLock:
+    """The data directory (and the embedded store's, when elsewhere) for this process alone
+    until ``release``; another server on it: the directory and its pid printed, exit 2."""
+    from hostpulse.server.datalock import DataDirInUse, DataDirLock
+    from hostpulse.store import resolve
+
+    data_dir = settings.data_dir.resolve()
+    store_dir = resolve(settings.store_url)[1].parent.resolve()
+    inside = store_dir == data_dir or data_dir in store_dir.parents
+    try:
+        return DataDirLock([data_dir] if inside else [data_dir, store_dir]).acquire()
+    except DataDirInUse as exc:
+        typer.echo(f"cannot start: {exc}", err=True)
         raise typer.Exit(2) from None

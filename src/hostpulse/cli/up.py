@@ -8,6 +8,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -19,9 +20,13 @@ from hostpulse.cli.server import (
     PortOpt,
     TlsCertOpt,
     TlsKeyOpt,
+    lock_data_dir,
     start_settings,
 )
 from hostpulse.server.config import ServerSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ def run_up(
     settings: ServerSettings,
     start_agent: LocalAgentStarter = no_local_agent,
     echo: Callable[[str], None] = typer.echo,
+    app: FastAPI | None = None,
 ) -> None:
     """The seam for ``up``: start the server, then (once it accepts requests) the local agent."""
     from hostpulse.server.run import serve
@@ -45,7 +51,7 @@ def run_up(
         echo(f"hostpulse is up: {url}  (data: {Path(settings.data_dir)}, API docs: {url}/docs)")
         await start_agent(url, settings)
 
-    serve(settings, on_started=started)
+    serve(settings, app=app, on_started=started)
 
 
 def up(
@@ -60,9 +66,17 @@ def up(
     """Start the server with this machine's agent and print the URL. The first start creates
     the user admin and prints its password once (or takes --admin-password)."""
     settings = start_settings(locals())
+    lock = lock_data_dir(settings)  # before the local agent opens its spool in there
+    try:
+        _up(settings)
+    finally:
+        lock.release()
+
+
+def _up(settings: ServerSettings) -> None:
     from hostpulse.agent.delivery import LocalAgent
     from hostpulse.agent.snapshot import resolve_host_id
-    from hostpulse.server.auth.offline import issue_key
+    from hostpulse.server.app import create_app
 
     # over TLS the local agent trusts exactly the server's own certificate (pinned; the
     # loopback address need not be among the names it was issued for)
@@ -70,10 +84,14 @@ def up(
     host_id = resolve_host_id(None)
     local = LocalAgent(Path(settings.data_dir) / "spool", pinned_cert=pinned, host_id=host_id)
 
+    app = create_app(settings)
+
     async def start_local(url: str, settings: ServerSettings) -> None:
-        # the local agent gets this host's key directly from the database (a new one at each
-        # start; the previous one stops working): no token to copy around
-        local.start(url, api_key=await issue_key(settings, host_id))
+        # the local agent gets this host's key from the running server's auth service (a new
+        # one at each start; the previous one stops working): no token to copy around, and no
+        # second connection pool on the database
+        key = await app.state.auth.agents.issue(host_id)
+        local.start(url, api_key=key.key)
 
     # uvicorn re-raises the SIGTERM it caught once the server has stopped: with a Python handler
     # in place that ends run_up here (rather than killing the process), so the agent is stopped
@@ -82,7 +100,7 @@ def up(
 
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        run_up(settings, start_local)
+        run_up(settings, start_local, app=app)
     except _Stopped:
         pass
     except ListenError as exc:

@@ -9,13 +9,14 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from hostpulse.alerts.config import AlertsConfig, load_config
 from hostpulse.alerts.service import AlertService
 from hostpulse.alerts.types import HostDirectory, Sample
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.ingest_service import Listener
-from hostpulse.store.db import make_engine
 
 logger = logging.getLogger(__name__)
 
@@ -24,27 +25,23 @@ Labels = tuple[tuple[str, str], ...]
 
 @contextlib.asynccontextmanager
 async def running_alerts(
-    settings: ServerSettings, url: str, hosts: HostDirectory | None = None
+    settings: ServerSettings, engine: AsyncEngine, hosts: HostDirectory | None = None
 ) -> AsyncIterator[AlertService]:
     """The alert service with ``alerts.yml`` loaded (when configured) and its tasks running,
-    stopped and its database connections closed on exit. ``url``: the store's database;
-    ``hosts``: the store (its host registry names hosts in notifications and answers).
+    stopped on exit. ``engine``: the process's database (``db.Database``), opened and closed by
+    its owner; ``hosts``: the store (its host registry names hosts in notifications and answers).
     A bad ``alerts.yml`` raises ``hostpulse.alerts.exceptions.ConfigError`` naming the key."""
     config = (
         load_config(settings.alerts_config, os.environ)
         if settings.alerts_config is not None
         else AlertsConfig()
     )
-    engine = make_engine(url)
+    service = AlertService(engine, config, hosts=hosts)
+    await service.start()
     try:
-        service = AlertService(engine, config, hosts=hosts)
-        await service.start()
-        try:
-            yield service
-        finally:
-            await service.stop()
+        yield service
     finally:
-        await engine.dispose()
+        await service.stop()
 
 
 def _host_labels(batch: HostBatch) -> dict[str, str]:

@@ -28,23 +28,51 @@ from hostpulse.server.live import LiveHub
 from hostpulse.server.state import AppState
 from hostpulse.server.static import bundled_web_dir, mount_api_docs, mount_dashboard
 from hostpulse.store.base import Store
+from hostpulse.store.db import Database
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 
 
-def open_default_store(settings: ServerSettings, clock: Callable[[], float]) -> Store:
+def open_default_store(
+    settings: ServerSettings, clock: Callable[[], float], database: Database
+) -> Store:
     """The store named by the settings (the embedded SQLite store under ``data_dir`` unless
-    ``database_url`` says otherwise)."""
+    ``database_url`` says otherwise). On SQLite it shares ``database`` (the process's one
+    pool); with the relational state in PostgreSQL it keeps its samples in its own file."""
     from hostpulse.store import open_store
 
-    if settings.database_url is None:
-        # only the server's user may enter it: the database holds channel secrets
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return open_store(
-        settings.store_url, retention=settings.retention, clock=lambda: int(clock() * 1000)
+        settings.store_url,
+        retention=settings.retention,
+        clock=lambda: int(clock() * 1000),
+        database=database if database.dialect == "sqlite" else None,
     )
+
+
+@contextlib.asynccontextmanager
+async def open_backends(
+    settings: ServerSettings, clock: Callable[[], float]
+) -> AsyncIterator[tuple[Database, Store]]:
+    """The process's ``Database`` (opened once, schema migrated) and the store on it, both
+    closed on exit."""
+    from hostpulse.store import resolve
+
+    # only the server's user may enter it: the database holds channel secrets
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    database = Database(settings.relational_url)
+    try:
+        await database.open()
+        store = open_default_store(settings, clock, database)
+        await store.start()
+        try:
+            yield database, store
+        finally:
+            await store.close()
+    finally:
+        await database.close()
 
 
 async def maintenance_loop(
@@ -82,31 +110,37 @@ def create_app(
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
     *,
+    database: Database | None = None,
     fast_ingest: bool = True,
     announce: Announce | None = None,
 ) -> FastAPI:
-    """The server. Without ``store`` the app opens (and closes) the one the settings name; a
-    store passed in is used as is and its caller starts and closes it. ``fast_ingest=False``
+    """The server. Without ``store`` the app opens (and closes) the database and the store the
+    settings name (``open_backends``); a store passed in comes with its open ``database`` and
+    its caller starts and closes both. ``fast_ingest=False``
     serves ingest through the framework route only (same behaviour, more overhead).
     ``announce`` shows the first admin's generated password (first start only; default: on
     the terminal, or in a 0600 file in the data directory when there is none)."""
     cfg = settings or ServerSettings()
     hub = LiveHub(outbox=cfg.live_outbox, heartbeat_s=cfg.live_heartbeat, clock=clock)
 
+    if (store is None) != (database is None):
+        raise ValueError("create_app: pass both store and database, or neither")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = contextlib.AsyncExitStack()
         owned = store is None
-        st = open_default_store(cfg, clock) if store is None else store
-        if owned:
-            await st.start()
+        if store is None or database is None:
+            db, st = await resources.enter_async_context(open_backends(cfg, clock))
+        else:
+            db, st = database, store
         ingest_service = IngestService(st, limits_from(cfg), clock)
         ingest_service.listeners.append(lambda request, _signatures: hub.publish(request))
-        resources = contextlib.AsyncExitStack()
         admin_password = cfg.admin_password.get_secret_value() if cfg.admin_password else None
         app.state.auth = await resources.enter_async_context(
             running_auth(
                 config_of(cfg),
-                st.url,
+                db.engine,
                 cfg.data_dir,
                 admin_password=admin_password,
                 announce=announce,
@@ -114,21 +148,22 @@ def create_app(
             )
         )
         if cfg.alerts_enabled:
-            alert_service = await resources.enter_async_context(running_alerts(cfg, st.url, st))
+            alert_service = await resources.enter_async_context(running_alerts(cfg, db.engine, st))
             ingest_service.listeners.append(observer(alert_service))
             app.state.alerts = alert_service
         app.state.hp = AppState(settings=cfg, store=st, ingest=ingest_service, clock=clock)
         stop = asyncio.Event()
         job = asyncio.create_task(maintenance_loop(st, cfg.maintenance_interval, clock, stop))
-        logger.info("server started", extra={"store": cfg.store_url if owned else "injected"})
+        logger.info(
+            "server started",
+            extra={"database": db.shown_url, "store": cfg.store_url if owned else "injected"},
+        )
         try:
             yield
         finally:
             stop.set()
             await job
             await resources.aclose()
-            if owned:
-                await st.close()
 
     app = FastAPI(
         title="hostpulse",

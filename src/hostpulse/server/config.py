@@ -10,13 +10,16 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hostpulse.store.db import default_data_dir, is_postgres, postgres_url
 from hostpulse.store.types import Retention
 
-
-def default_data_dir() -> Path:
-    """``$XDG_DATA_HOME/hostpulse`` or ``~/.local/share/hostpulse``."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "hostpulse"
+__all__ = [
+    "ServerSettings",
+    "check_data_dir",
+    "check_database",
+    "default_data_dir",
+    "describe_error",
+]
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -46,9 +49,16 @@ class ServerSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Listen address.")
     port: int = Field(default=8400, ge=0, le=65535, description="Listen port (0 picks a free one).")
-    data_dir: Path = Field(default_factory=default_data_dir, description="Where the store lives.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded store, the signing secret and the server lock live.",
+    )
     database_url: str | None = Field(
-        default=None, description="Store URL; default: the embedded SQLite store under data_dir."
+        default=None,
+        description="postgresql://user@host:5432/dbname keeps users, keys, tokens and alerts "
+        "in PostgreSQL (samples stay in the embedded store under data_dir); a path or "
+        "sqlite+aiosqlite:/// URL moves the embedded store (and those tables with it). "
+        "Default: the embedded SQLite store under data_dir.",
     )
     retention_raw: float = Field(default=7 * 86400, description="Keep raw samples this long (7d).")
     retention_minute: float = Field(default=30 * 86400, description="Keep 1-minute rollups (30d).")
@@ -178,7 +188,9 @@ class ServerSettings(BaseSettings):
     def _database_url(cls, value: str | None) -> str | None:
         from hostpulse.store import resolve
 
-        if value is not None:
+        if value is not None and is_postgres(value):
+            postgres_url(value)  # ValueError when it names no database
+        elif value is not None:
             resolve(value)  # ValueError naming the URL when it is not a store this server has
         return value
 
@@ -246,8 +258,27 @@ class ServerSettings(BaseSettings):
         )
 
     @property
+    def on_postgres(self) -> bool:
+        """The relational state is in PostgreSQL (``database_url`` is a postgresql:// URL)."""
+        return self.database_url is not None and is_postgres(self.database_url)
+
+    @property
     def store_url(self) -> str:
-        return self.database_url or str(self.data_dir / "store")
+        """Where the embedded store keeps its samples: a SQLite ``database_url``, else the
+        ``store`` folder of the data directory."""
+        if self.database_url is None or self.on_postgres:
+            return str(self.data_dir / "store")
+        return self.database_url
+
+    @property
+    def relational_url(self) -> str:
+        """SQLAlchemy URL of the database with users, keys, tokens and alerts: PostgreSQL when
+        ``database_url`` says so, else the embedded store's SQLite file."""
+        from hostpulse.store import database_url
+
+        if self.database_url is not None and self.on_postgres:
+            return postgres_url(self.database_url)
+        return database_url(self.store_url)
 
 
 def check_data_dir(settings: ServerSettings) -> str | None:
@@ -255,7 +286,9 @@ def check_data_dir(settings: ServerSettings) -> str | None:
     that is not possible, else None."""
     from hostpulse.store import resolve
 
-    store_key = "database_url" if settings.database_url is not None else "data_dir"
+    store_key = (
+        "data_dir" if settings.database_url is None or settings.on_postgres else "database_url"
+    )
     store_dir = resolve(settings.store_url)[0].parent
     for key, path in (("data_dir", settings.data_dir), (store_key, store_dir)):
         try:
@@ -265,6 +298,39 @@ def check_data_dir(settings: ServerSettings) -> str | None:
         if not os.access(path, os.W_OK | os.X_OK):
             return f"HOSTPULSE_{key.upper()} ({key}): {str(path)!r} is not writable"
     return None
+
+
+def check_database(settings: ServerSettings) -> str | None:
+    """With the relational state in PostgreSQL: connect once (and let go) so that a wrong URL,
+    an unknown database or a refused login is reported naming the key before the server
+    starts; None when it answers (or on SQLite, which needs no check)."""
+    if not settings.on_postgres:
+        return None
+    import asyncio
+
+    from sqlalchemy import text
+
+    from hostpulse.store.db import make_engine
+
+    engine = make_engine(settings.relational_url)
+
+    async def probe() -> None:
+        try:
+            async with asyncio.timeout(DATABASE_PROBE_TIMEOUT_S), engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure to connect is the operator's to fix, with its text
+        shown = engine.url.render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+        return f"HOSTPULSE_DATABASE_URL (database_url): cannot connect to {shown}: {reason}"
+    return None
+
+
+DATABASE_PROBE_TIMEOUT_S = 15.0
 
 
 def describe_error(exc: ValidationError) -> str:

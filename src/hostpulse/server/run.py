@@ -105,11 +105,14 @@ async def serve_async(
         sock.close()
 
 
-def serve(settings: ServerSettings, *, on_started: OnStarted | None = None) -> None:
-    """Blocking: run the server in a fresh event loop (uvloop when available)."""
+def serve(
+    settings: ServerSettings, *, app: FastAPI | None = None, on_started: OnStarted | None = None
+) -> None:
+    """Blocking: run the server (``app``, default ``create_app(settings)``) in a fresh event
+    loop (uvloop when available)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        asyncio.run(serve_async(settings, on_started=on_started))
+        asyncio.run(serve_async(settings, app=app, on_started=on_started))
     else:
-        uvloop.run(serve_async(settings, on_started=on_started))
+        uvloop.run(serve_async(settings, app=app, on_started=on_started))

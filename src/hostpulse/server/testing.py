@@ -22,10 +22,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from hostpulse.server.app import create_app, open_default_store
+from hostpulse.server.app import create_app, open_backends
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.run import bind, url_of, uvicorn_server
 from hostpulse.store.base import Store
+from hostpulse.store.db import Database
 
 T = TypeVar("T")
 START_TIMEOUT_S = 30.0
@@ -159,29 +160,29 @@ class LiveServer:
             loop.close()
 
     async def _main(self) -> None:
-        store = open_default_store(self.settings, self.clock)
-        await store.start()
-        self._store = store
-        try:
-            app = create_app(
-                self.settings,
-                store,
-                self.clock,
-                fast_ingest=self.fast_ingest,
-                announce=self.announced.append,
-            )
-            self.app = app
-            self._server = uvicorn_server(app, self.settings)
-            serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not self._server.started and not serving.done():
-                if time.monotonic() > deadline:
-                    raise TimeoutError("server did not start")
-                await asyncio.sleep(0.01)
-            self._ready.set()
-            await serving
-        finally:
-            await store.close()
+        async with open_backends(self.settings, self.clock) as (database, store):
+            self._store = store
+            await self._serve(database, store)
+
+    async def _serve(self, database: Database, store: Store) -> None:
+        app = create_app(
+            self.settings,
+            store,
+            self.clock,
+            database=database,
+            fast_ingest=self.fast_ingest,
+            announce=self.announced.append,
+        )
+        self.app = app
+        self._server = uvicorn_server(app, self.settings)
+        serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started and not serving.done():
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            await asyncio.sleep(0.01)
+        self._ready.set()
+        await serving
 
     def start(self) -> LiveServer:
         self._thread.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostpulse.store.base import Store
+from hostpulse.store.db import Database
 from hostpulse.store.engine import Clock, SQLiteStore, wall_clock_ms
 from hostpulse.store.types import Retention
 
@@ -26,7 +27,10 @@ def resolve(url_or_path: str | Path) -> tuple[Path, Path]:
             db_path = Path(text[len(prefix) :])
             return db_path, db_path.with_name(db_path.name + ".wal")
     if "://" in text:
-        raise ValueError(f"unsupported store url {text!r}: only SQLite is implemented")
+        raise ValueError(
+            f"unsupported store url {text.split('://', 1)[0]!r}: the embedded store is a SQLite "
+            "file or a directory (postgresql:// holds the relational state only)"
+        )
     directory = Path(text)
     return directory / DB_FILE, directory / WAL_DIR
 
@@ -45,15 +49,25 @@ def open_store(
     block_ms: int = 600_000,
     grace_ms: int = 60_000,
     process_interval_ms: int = 30_000,
+    database: Database | None = None,
 ) -> SQLiteStore:
     """A store for a data directory (``hostpulse.db`` and the ``hostpulse.wal/`` log are
     created in it) or a ``sqlite+aiosqlite:///path/file.db`` URL (the log goes beside the
-    file as ``file.db.wal/``). Call ``await store.start()`` before use."""
+    file as ``file.db.wal/``). Call ``await store.start()`` before use.
+
+    ``database``: the process's open ``Database`` on that same file, shared with the other
+    repositories (the server passes it); without it the store opens and closes its own."""
     db_path, wal_dir = resolve(url_or_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    owned = database is None
+    if database is None:
+        database = Database(sqlite_url(db_path))
+    elif database.dialect != "sqlite":
+        raise ValueError("the embedded store keeps its samples in SQLite, not in PostgreSQL")
     return SQLiteStore(
-        sqlite_url(db_path),
+        database,
         wal_dir,
+        owns_database=owned,
         retention=retention,
         clock=clock,
         block_ms=block_ms,
@@ -63,6 +77,7 @@ def open_store(
 
 
 __all__ = [
+    "Database",
     "Retention",
     "SQLiteStore",
     "Store",

@@ -1,5 +1,5 @@
-"""The storage interface. The server, alerts and tools talk to a ``Store``; the SQLite engine is
-its first implementation and PostgreSQL will be the second."""
+"""The storage interface for samples. The server, alerts and tools talk to a ``Store``; the
+embedded SQLite engine is its first implementation."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ from hostpulse.store.types import (
 
 
 class Store(Protocol):
-    url: str
-    """SQLAlchemy URL of the database that holds the store's metadata; alerts and users keep
-    their tables in the same database."""
+    """Samples, hosts, series and process lists. Where the relational state (users, keys,
+    alerts) lives is not the store's business: the process's ``db.Database`` holds it."""
 
     async def start(self) -> None:
         """Open (creating and migrating when needed) and recover anything not yet compacted."""

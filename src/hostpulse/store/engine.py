@@ -48,14 +48,16 @@ def wall_clock_ms() -> int:
 
 
 class SQLiteStore(Registry, Reads, Maintenance):
-    """The embedded store. ``url`` is a ``sqlite+aiosqlite:///`` URL; the WAL lives in
-    ``wal_dir``."""
+    """The embedded store on a SQLite ``Database``; the WAL lives in ``wal_dir``. With
+    ``owns_database`` the store opens (migrates) and closes the database itself; else it was
+    opened by the process (the server) and is only used here."""
 
     def __init__(
         self,
-        url: str,
+        database: db.Database,
         wal_dir: Path,
         *,
+        owns_database: bool = False,
         retention: Retention = DEFAULT_RETENTION,
         clock: Clock = wall_clock_ms,
         block_ms: int = 600_000,
@@ -65,7 +67,8 @@ class SQLiteStore(Registry, Reads, Maintenance):
     ) -> None:
         if 3_600_000 % block_ms or block_ms % 60_000:
             raise ValueError("block_ms must be a whole number of minutes dividing one hour")
-        self.url = url
+        self.database = database
+        self.owns_database = owns_database
         self.wal_dir = wal_dir
         self.retention = retention
         self.clock = clock
@@ -104,8 +107,9 @@ class SQLiteStore(Registry, Reads, Maintenance):
     async def start(self) -> None:
         if self._engine is not None:
             return
-        self._engine = db.make_engine(self.url)
-        await db.upgrade(self._engine)
+        if self.owns_database:
+            await self.database.open()
+        self._engine = self.database.engine
         await self._load_metadata()
         self._wal = WriteAheadLog(self.wal_dir)
         replayed = 0
@@ -130,9 +134,12 @@ class SQLiteStore(Registry, Reads, Maintenance):
         if self._wal is not None:
             await self._wal.close()
             self._wal = None
-        await self._save_last_seen()
-        await self._engine.dispose()
-        self._engine = None
+        try:
+            await self._save_last_seen()
+        finally:
+            if self.owns_database:
+                await self.database.close()
+            self._engine = None
 
     async def ready(self) -> bool:
         if self._engine is None or self._wal is None:

@@ -36,9 +36,11 @@ def enroll(srv: LiveServer, token: str, host: str) -> httpx.Response:
     )
 
 
-def test_enrollment_tokens_expire_are_single_use_and_host_bound(tmp_path: Path) -> None:
+def test_enrollment_tokens_expire_are_single_use_and_host_bound(
+    tmp_path: Path, server_db: dict[str, str]
+) -> None:
     clock = Clock()
-    with LiveServer(tmp_path / "d", clock) as srv:
+    with LiveServer(tmp_path / "d", clock, **server_db) as srv:
         once = srv.enrollment_token("web-1")
         assert enroll(srv, once, "web-2").status_code == 403  # bound to web-1
         first = enroll(srv, once, "web-1")
@@ -76,9 +78,9 @@ def test_enrollment_tokens_expire_are_single_use_and_host_bound(tmp_path: Path) 
 
 
 def test_revoke_takes_effect_on_the_next_request_and_rotate_replaces_the_key(
-    tmp_path: Path,
+    tmp_path: Path, server_db: dict[str, str]
 ) -> None:
-    with LiveServer(tmp_path / "d") as srv:
+    with LiveServer(tmp_path / "d", **server_db) as srv:
         key = srv.agent_key("web-1")
         assert push(srv, "web-1", key).status_code == 200  # cached as valid now
         (row,) = httpx.get(f"{srv.url}/api/v1/agent-keys", headers=srv.headers()).json()

@@ -118,8 +118,8 @@ def test_passwords_under_12_characters_are_refused(tmp_path: Path) -> None:
         assert login(srv.url, "bob", "twelve-chars").status_code == 200
 
 
-def test_refresh_rotates_and_logout_revokes(tmp_path: Path) -> None:
-    with LiveServer(tmp_path / "d") as srv:
+def test_refresh_rotates_and_logout_revokes(tmp_path: Path, server_db: dict[str, str]) -> None:
+    with LiveServer(tmp_path / "d", **server_db) as srv:
         assert srv.admin_password
         first = srv.login("admin", srv.admin_password)
         assert first["token_type"] == "bearer" and first["user"] == {
@@ -148,8 +148,8 @@ def test_refresh_rotates_and_logout_revokes(tmp_path: Path) -> None:
         assert gone.status_code == 401
 
 
-def test_object_checks_on_users(tmp_path: Path) -> None:
-    with LiveServer(tmp_path / "d") as srv:
+def test_object_checks_on_users(tmp_path: Path, server_db: dict[str, str]) -> None:
+    with LiveServer(tmp_path / "d", **server_db) as srv:
         viewer, editor = srv.headers("viewer"), srv.headers("editor")
         users = f"{srv.url}/api/v1/users"
         # a viewer changes their own password, not another user's, nor their own role

@@ -1,4 +1,4 @@
-"""Opens the auth service on the store's database for the server's lifetime: the signing
+"""Runs the auth service on the process's database for the server's lifetime: the signing
 secret, the first admin, and the periodic write of the keys' ``last_used``."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from hostpulse.server.auth.repository import AuthRepository
 from hostpulse.server.auth.service import AuthService
 from hostpulse.server.auth.settings import AuthConfig
 from hostpulse.server.auth.tokens import load_or_create_secret
-from hostpulse.store.db import make_engine
 
 logger = logging.getLogger(__name__)
 
@@ -62,38 +63,35 @@ def first_admin_message(password: str) -> str:
 @contextlib.asynccontextmanager
 async def running_auth(
     config: AuthConfig,
-    database_url: str,
+    engine: AsyncEngine,
     data_dir: Path,
     *,
     admin_password: str | None = None,
     announce: Announce | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[AuthService]:
-    """The auth service on ``database_url`` (its tables come from the store's migrations);
-    ``clock``: the server's wall clock in seconds (expiry of refresh and enrollment tokens);
-    ``announce``: shows a generated first admin password (default ``announce_first_admin``)."""
+    """The auth service on ``engine``: the process's database (``db.Database``, its tables from
+    the one Alembic history), opened and closed by its owner. ``clock``: the server's wall
+    clock in seconds (expiry of refresh and enrollment tokens); ``announce``: shows a generated
+    first admin password (default ``announce_first_admin``)."""
     secret = load_or_create_secret(data_dir)
-    engine = make_engine(database_url)
     stop = asyncio.Event()
+    service = AuthService(
+        AuthRepository(engine), secret, config, clock_ms=lambda: int(clock() * 1000)
+    )
+    generated = await service.users.ensure_admin(admin_password)
+    if generated is not None:
+        if announce is None:
+            announce_first_admin(generated, data_dir)
+        else:
+            announce(generated)
+    flusher = asyncio.create_task(_flush_loop(service, stop))
     try:
-        service = AuthService(
-            AuthRepository(engine), secret, config, clock_ms=lambda: int(clock() * 1000)
-        )
-        generated = await service.users.ensure_admin(admin_password)
-        if generated is not None:
-            if announce is None:
-                announce_first_admin(generated, data_dir)
-            else:
-                announce(generated)
-        flusher = asyncio.create_task(_flush_loop(service, stop))
-        try:
-            yield service
-        finally:
-            stop.set()
-            await flusher
-            await service.agents.flush()
+        yield service
     finally:
-        await engine.dispose()
+        stop.set()
+        await flusher
+        await service.agents.flush()
 
 
 async def _flush_loop(service: AuthService, stop: asyncio.Event) -> None:

@@ -11,8 +11,8 @@ from hostpulse.server.auth.service import AuthService
 from hostpulse.server.auth.settings import AuthConfig
 from hostpulse.server.auth.tokens import load_or_create_secret
 from hostpulse.server.config import ServerSettings
-from hostpulse.store import database_url, resolve
-from hostpulse.store.db import make_engine, upgrade
+from hostpulse.store import resolve
+from hostpulse.store.db import Database
 
 
 def config_of(settings: ServerSettings) -> AuthConfig:
@@ -29,20 +29,12 @@ def config_of(settings: ServerSettings) -> AuthConfig:
 
 @contextlib.asynccontextmanager
 async def offline_auth(settings: ServerSettings) -> AsyncIterator[AuthService]:
-    """The service on the database the server uses (its schema brought up to date first)."""
-    if settings.database_url is None:  # created as the server would: for its user only
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(database_url(settings.store_url))
-    try:
-        await upgrade(engine)
+    """The service on the database the server uses (its schema brought up to date first):
+    this process's one ``Database``, closed on exit."""
+    # created as the server would: for its user only
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not settings.on_postgres:
+        resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    async with Database(settings.relational_url) as database:
         secret = load_or_create_secret(settings.data_dir)
-        yield AuthService(AuthRepository(engine), secret, config_of(settings))
-    finally:
-        await engine.dispose()
-
-
-async def issue_key(settings: ServerSettings, host_id: str) -> str:
-    """A new agent key for ``host_id`` (its previous key stops working)."""
-    async with offline_auth(settings) as auth:
-        return (await auth.agents.issue(host_id)).key
+        yield AuthService(AuthRepository(database.engine), secret, config_of(settings))

@@ -5,9 +5,7 @@ async engine for ``sqlalchemy.url``."""
 from __future__ import annotations
 
 import asyncio
-import os
 from logging.config import fileConfig
-from pathlib import Path
 
 from alembic import context
 from sqlalchemy import Connection
@@ -20,18 +18,19 @@ if config.config_file_name is not None and config.attributes.get("connection") i
 
 
 def _url() -> str:
-    """``sqlalchemy.url`` when set (``hostpulse db``, the store), else the store the server
-    uses by default: $HOSTPULSE_DATABASE_URL, or $HOSTPULSE_DATA_DIR/store."""
-    from hostpulse.store import database_url, resolve
+    """``sqlalchemy.url`` when set (``hostpulse db``, the store), else the relational database
+    the server's settings name ($HOSTPULSE_DATABASE_URL, $HOSTPULSE_DATA_DIR: the bare
+    ``alembic`` command run from the repository root)."""
+    from hostpulse.server.config import ServerSettings
+    from hostpulse.store import resolve
 
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    data_dir = os.environ.get("HOSTPULSE_DATA_DIR") or str(Path(base) / "hostpulse")
-    location = os.environ.get("HOSTPULSE_DATABASE_URL") or str(Path(data_dir) / "store")
-    resolve(location)[0].parent.mkdir(parents=True, exist_ok=True)
-    return database_url(location)
+    settings = ServerSettings()
+    if not settings.on_postgres:
+        resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return settings.relational_url
 
 
 def _run(connection: Connection) -> None:

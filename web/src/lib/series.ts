@@ -114,3 +114,41 @@ export function align(list: Series[], fromMs = 0): { ts: number[]; values: (numb
   })
   return { ts, values }
 }
+
+/** Where consecutive points are further apart than `factor` steps (an outage, an agent that was
+ * stopped), put a null row between them so the chart breaks the line instead of drawing a
+ * straight one across the gap (uPlot draws nulls as gaps unless `spanGaps`). */
+export function withGaps(
+  data: { ts: number[]; values: (number | null)[][] },
+  stepMs: number,
+  factor = 2.5,
+): { ts: number[]; values: (number | null)[][] } {
+  const { ts, values } = data
+  if (!(stepMs > 0) || ts.length < 2) return data
+  const limit = stepMs * factor
+  const outTs: number[] = []
+  const outV: (number | null)[][] = values.map(() => [])
+  for (let i = 0; i < ts.length; i++) {
+    if (i > 0 && ts[i] - ts[i - 1] > limit) {
+      outTs.push(ts[i - 1] + stepMs)
+      for (const row of outV) row.push(null)
+    }
+    outTs.push(ts[i])
+    for (let j = 0; j < values.length; j++) outV[j].push(values[j][i] ?? null)
+  }
+  return { ts: outTs, values: outV }
+}
+
+/** Indexes of points with no neighbour to draw a line to (alone between gaps, or the only
+ * point): the chart marks them with a dot, or a fresh host's single sample draws nothing. */
+export function isolated(values: readonly (number | null | undefined)[]): number[] {
+  const out: number[] = []
+  const has = (i: number) => i >= 0 && i < values.length && values[i] !== null && values[i] !== undefined
+  for (let i = 0; i < values.length; i++) if (has(i) && !has(i - 1) && !has(i + 1)) out.push(i)
+  return out
+}
+
+/** Whether any series has a value (else the chart says "no data"). */
+export function hasData(values: readonly (readonly (number | null)[])[]): boolean {
+  return values.some((row) => row.some((v) => v !== null && v !== undefined))
+}

@@ -5,7 +5,7 @@ import { useApi } from '../api'
 import { takePrefetchedHosts } from '../api/prefetch'
 import type { HostOut } from '../api/types'
 import type { HostSummary } from '../gen/hostpulse/v1/live_pb'
-import { statusOf, type Status } from '../lib/format'
+import { statusOf, type Status } from '../lib/status'
 
 export const SPARK_POINTS = 60
 
@@ -31,6 +31,23 @@ function push(arr: number[], v: number | undefined) {
   if (v === undefined) return
   arr.push(v)
   if (arr.length > SPARK_POINTS) arr.splice(0, arr.length - SPARK_POINTS)
+}
+
+export function matches(h: HostOut, terms: string[]): boolean {
+  const labels = Object.entries(h.labels).map(([k, v]) => [k.toLowerCase(), v.toLowerCase()] as const)
+  return terms.every((term) => {
+    const eq = term.indexOf('=')
+    if (eq > 0) {
+      const key = term.slice(0, eq)
+      const value = term.slice(eq + 1)
+      return labels.some(([k, v]) => k === key && (value === '' || v === value))
+    }
+    return (
+      h.hostname.toLowerCase().includes(term) ||
+      h.host_id.toLowerCase().includes(term) ||
+      labels.some(([k, v]) => k.includes(term) || v.includes(term))
+    )
+  })
 }
 
 export const useFleet = defineStore('fleet', () => {
@@ -125,21 +142,18 @@ export const useFleet = defineStore('fleet', () => {
   }
 
   function statusOfHost(h: HostOut): Status {
-    const c = quiet.get(h.host_id)
-    return statusOf(lastSeen(h), c?.interval ?? h.interval_seconds, now.value)
+    return statusOf(h, lastSeen(h), now.value)
   }
+
+  /** Search terms: every one must match. `key=value` matches a label, `key=` any value of it;
+   * a bare word matches the hostname, id or any label (`env=prod role=db web`). */
+  const terms = computed(() => query.value.trim().toLowerCase().split(/\s+/).filter(Boolean))
 
   const visible = computed(() => {
     void sortTick.value
-    const q = query.value.trim().toLowerCase()
+    const q = terms.value
     const filt = statusFilter.value
-    let list = hosts.value.filter((h) => {
-      if (q && !h.hostname.toLowerCase().includes(q) && !h.host_id.toLowerCase().includes(q)) {
-        const labels = Object.entries(h.labels).map(([k, v]) => `${k}=${v}`.toLowerCase())
-        if (!labels.some((l) => l.includes(q))) return false
-      }
-      return filt === 'all' || statusOfHost(h) === filt
-    })
+    let list = hosts.value.filter((h) => (!q.length || matches(h, q)) && (filt === 'all' || statusOfHost(h) === filt))
     const key = sortKey.value
     if (key !== 'name') {
       const val = (h: HostOut): number => {
@@ -160,6 +174,12 @@ export const useFleet = defineStore('fleet', () => {
     return out
   })
 
+  /** The name a host goes by everywhere (its hostname; the id while it is not known). */
+  function nameOf(id: string): string {
+    return byId.value.get(id)?.hostname || id
+  }
+  const byId = computed(() => new Map(hosts.value.map((h) => [h.host_id, h])))
+
   function tick(ms = Date.now()) {
     now.value = ms
     sortTick.value++
@@ -167,6 +187,6 @@ export const useFleet = defineStore('fleet', () => {
 
   return {
     hosts, cards, loading, error, now, query, statusFilter, sortKey, visible, counts,
-    load, ensureLoaded, applySummaries, statusOfHost, tick,
+    load, ensureLoaded, applySummaries, statusOfHost, tick, nameOf, byId,
   }
 })

@@ -1,4 +1,5 @@
 // Live time series of one host, filled from HostBatch frames and back-filled from history.
+import type { MetricKey } from '../gen/catalog'
 import type { HostBatch } from '../gen/hostpulse/v1/metrics_pb'
 
 export interface Series {
@@ -68,18 +69,18 @@ export class SeriesBuffer {
     return count
   }
 
-  get(metric: string, labels: Record<string, string> = {}): Series | undefined {
+  get(metric: MetricKey, labels: Record<string, string> = {}): Series | undefined {
     return this.map.get(seriesKey(metric, labels))
   }
 
-  all(metric: string): Series[] {
+  all(metric: MetricKey): Series[] {
     const out: Series[] = []
     for (const s of this.map.values()) if (s.metric === metric) out.push(s)
     return out
   }
 
   /** Sum over the series of `metric` (optionally skipping some), aligned on timestamps. */
-  sum(metric: string, skip: (labels: Record<string, string>) => boolean = () => false): Series {
+  sum(metric: MetricKey, skip: (labels: Record<string, string>) => boolean = () => false): Series {
     const acc = new Map<number, number>()
     for (const s of this.all(metric)) {
       if (skip(s.labels)) continue
@@ -89,7 +90,7 @@ export class SeriesBuffer {
     return { metric, labels: {}, ts, v: ts.map((t) => acc.get(t) as number) }
   }
 
-  latest(metric: string, labels: Record<string, string> = {}): number | undefined {
+  latest(metric: MetricKey, labels: Record<string, string> = {}): number | undefined {
     const s = this.get(metric, labels)
     return s && s.v.length ? s.v[s.v.length - 1] : undefined
   }

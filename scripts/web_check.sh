@@ -15,8 +15,8 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/gen"
 ../.venv/bin/python -m grpc_tools.protoc -I ../proto --plugin=protoc-gen-es=node_modules/.bin/protoc-gen-es \
   --es_out="$tmp/gen" --es_opt=target=ts ../proto/hostpulse/v1/*.proto
-if ! diff -r "$tmp/gen" src/gen >/dev/null; then
-  diff -r "$tmp/gen" src/gen | head -20 >&2 || true
+if ! diff -r "$tmp/gen/hostpulse" src/gen/hostpulse >/dev/null; then
+  diff -r "$tmp/gen/hostpulse" src/gen/hostpulse | head -20 >&2 || true
   echo "web/src/gen is stale against proto/: run 'npm run gen' in web/ and commit" >&2
   exit 1
 fi

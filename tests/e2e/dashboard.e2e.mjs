@@ -21,7 +21,7 @@ const step = (name) => console.log(`STEP ${name}`)
 const b = await launch({ width: 1400, height: 900 })
 const page = b.context.pages()[0] ?? (await b.context.newPage())
 const errors = []
-page.on('pageerror', (e) => errors.push(e.message))
+page.on('pageerror', (e) => errors.push(e.stack ?? e.message))
 // the server's Content-Security-Policy must not block anything the dashboard does
 const violations = []
 await page.exposeFunction('__hpCspViolation', (v) => violations.push(v))

@@ -14,7 +14,7 @@ const RANGES = { '15m': 15 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 86400e
 const b = await launch({ width: 1280, height: 900 })
 const page = b.context.pages()[0] ?? (await b.context.newPage())
 const errors = []
-page.on('pageerror', (e) => errors.push(e.message))
+page.on('pageerror', (e) => errors.push(e.stack ?? e.message))
 const attr = (sel, name) => page.locator(sel).first().getAttribute(name)
 
 try {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The dashboard (web/): install from the lock file, type-check, unit tests, and check that the
-# committed build (src/hostpulse/web) and the TypeScript generated from proto/ equal fresh ones.
+# committed build (src/hostpulse/web) and the TypeScript generated from proto/ and from
+# src/hostpulse/catalog.py (web/src/gen/catalog.ts) equal fresh ones.
 set -euo pipefail
 cd "$(dirname "$0")/../web"
 
@@ -14,11 +15,13 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/gen"
 ../.venv/bin/python -m grpc_tools.protoc -I ../proto --plugin=protoc-gen-es=node_modules/.bin/protoc-gen-es \
   --es_out="$tmp/gen" --es_opt=target=ts ../proto/hostpulse/v1/*.proto
-if ! diff -r "$tmp/gen" src/gen >/dev/null; then
-  diff -r "$tmp/gen" src/gen | head -20 >&2 || true
+if ! diff -r "$tmp/gen/hostpulse" src/gen/hostpulse >/dev/null; then
+  diff -r "$tmp/gen/hostpulse" src/gen/hostpulse | head -20 >&2 || true
   echo "web/src/gen is stale against proto/: run 'npm run gen' in web/ and commit" >&2
   exit 1
 fi
+
+../.venv/bin/python ../scripts/gen_catalog.py --check
 
 HP_OUT_DIR="$tmp/web" npx vite build --logLevel error
 if ! diff -r "$tmp/web" ../src/hostpulse/web >/dev/null; then

@@ -21,7 +21,7 @@ const step = (name) => console.log(`STEP ${name}`)
 const b = await launch({ width: 1400, height: 900 })
 const page = b.context.pages()[0] ?? (await b.context.newPage())
 const errors = []
-page.on('pageerror', (e) => errors.push(e.message))
+page.on('pageerror', (e) => errors.push(e.stack ?? e.message))
 // the server's Content-Security-Policy must not block anything the dashboard does
 const violations = []
 await page.exposeFunction('__hpCspViolation', (v) => violations.push(v))
@@ -153,6 +153,8 @@ try {
   const hostOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
   check(hostOverflow <= 0, `host page wider than the phone by ${hostOverflow}px`)
   // the charts speak Korean too (uPlot's own legend says "Time" and its axes "5:05pm")
+  // off the chart the legend names only the series; over it, the time and values (in Korean)
+  await page.locator('[data-testid=live-cpu] .u-over').hover()
   const legendTime = await page.locator('[data-testid=live-cpu] .u-legend .u-series').first().innerText()
   check(legendTime.includes('시간') && !/time/i.test(legendTime), `chart legend in Korean: ${legendTime}`)
 

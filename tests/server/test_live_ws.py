@@ -16,6 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, IngestRequest
@@ -36,13 +37,13 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def ws_url(srv: LiveServer, query: str) -> str:
-    """The live URL with a viewer's access token (as the dashboard sends it)."""
-    token = srv.token("viewer")
-    return srv.url.replace("http://", "ws://") + f"/api/v1/ws?token={token}&" + query
+    return srv.url.replace("http://", "ws://") + "/api/v1/ws?" + query
 
 
 def open_ws(srv: LiveServer, query: str, **kw: Any) -> connect:
-    return connect(ws_url(srv, query), proxy=None, compression=None, **kw)
+    """A viewer's connection, its access token offered as a subprotocol (as the dashboard does)."""
+    protocols = [Subprotocol("hostpulse"), Subprotocol("bearer." + srv.token("viewer"))]
+    return connect(ws_url(srv, query), proxy=None, compression=None, subprotocols=protocols, **kw)
 
 
 async def post(srv: LiveServer, client: httpx.AsyncClient, req: IngestRequest) -> None:

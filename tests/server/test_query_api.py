@@ -48,6 +48,8 @@ def test_host_status_follows_last_seen_and_interval(server: LiveServer, clock: C
     [h] = get(server, "/hosts")
     assert (h["host_id"], h["status"], h["interval_seconds"]) == ("h1", "online", 5.0)
     assert h["os"] == "Linux" and h["logical_cores"] == 4 and h["labels"] == {"env": "test"}
+    # the rule comes with the host, so the dashboard applies the server's factors, not its own
+    assert (h["online_within_seconds"], h["stale_within_seconds"]) == (10.0, 50.0)
     clock.advance(15)  # 16 s: more than 2 intervals, less than 10
     assert get(server, "/hosts/h1")["status"] == "stale"
     clock.advance(40)  # 56 s: more than 10 intervals

@@ -9,6 +9,7 @@ export function makeRouter(history: RouterHistory = createWebHistory()): Router 
       { path: '/', name: 'fleet', component: FleetView },
       { path: '/hosts/:id', name: 'host', component: () => import('./views/HostView.vue'), props: true },
       { path: '/alerts', name: 'alerts', component: () => import('./views/AlertsView.vue') },
+      { path: '/account', name: 'account', component: () => import('./views/AccountView.vue') },
       { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue') },
       { path: '/login', name: 'login', component: () => import('./views/LoginView.vue'), meta: { public: true } },
       { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFound.vue') },

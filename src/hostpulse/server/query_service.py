@@ -64,7 +64,12 @@ def host_status(
     return HostStatus.OFFLINE
 
 
-def host_out(h: HostRecord, status: HostStatus) -> HostOut:
+def host_out(
+    h: HostRecord, status: HostStatus, online_factor: float = 2.0, stale_factor: float = 10.0
+) -> HostOut:
+    """The host as the API shows it, with the status rule so a client can keep the status
+    current between reads (the dashboard does, from live samples) without its own thresholds."""
+    interval_s = h.interval_seconds if h.interval_seconds > 0 else 5.0
     return HostOut(
         host_id=h.host_id,
         hostname=h.hostname,
@@ -82,6 +87,8 @@ def host_out(h: HostRecord, status: HostStatus) -> HostOut:
         labels=dict(h.labels),
         agent_version=h.agent_version,
         unsupported=list(h.unsupported),
+        online_within_seconds=online_factor * interval_s,
+        stale_within_seconds=stale_factor * interval_s,
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import IngestRequest, codec
@@ -412,21 +413,27 @@ def test_docs_and_schema_are_public_and_hold_no_data(secured: LiveServer) -> Non
 @pytest.mark.parametrize("who", IDENTITIES)
 def test_live_websocket_needs_a_user_token(secured: LiveServer, who: str) -> None:
     cred = credentials(secured)[who]
-    base = secured.url.replace("http://", "ws://") + "/api/v1/ws?format=json"
-    url = f"{base}&token={cred}" if cred else base
+    url = secured.url.replace("http://", "ws://") + "/api/v1/ws?format=json"
+    # as a browser sends it: the token as a subprotocol, never in the URL
+    offered = [Subprotocol("hostpulse")] + ([Subprotocol(f"bearer.{cred}")] if cred else [])
     if who in ("viewer", "editor", "admin"):
-        with connect(url, proxy=None, open_timeout=10) as ws:
+        with connect(url, proxy=None, open_timeout=10, subprotocols=offered) as ws:
+            assert ws.subprotocol == "hostpulse"
             first = json.loads(ws.recv(timeout=10))
             assert "subscribed" in first
-        # the header works as well as the query parameter
-        with connect(
-            base, proxy=None, additional_headers={"Authorization": f"Bearer {cred}"}
-        ) as ws:
+        # the header works as well (clients that can set one)
+        with connect(url, proxy=None, additional_headers={"Authorization": f"Bearer {cred}"}) as ws:
             assert "subscribed" in json.loads(ws.recv(timeout=10))
+        # the old ?token= query form is gone: a token there is not read (nor logged by a proxy)
+        with (
+            pytest.raises((ConnectionClosed, InvalidStatus)),
+            connect(f"{url}&token={cred}", proxy=None, open_timeout=10) as ws,
+        ):
+            ws.recv(timeout=10)
         return
     with (
         pytest.raises((ConnectionClosed, InvalidStatus)) as caught,
-        connect(url, proxy=None, open_timeout=10) as ws,
+        connect(url, proxy=None, open_timeout=10, subprotocols=offered) as ws,
     ):
         ws.recv(timeout=10)
     if isinstance(caught.value, ConnectionClosed):

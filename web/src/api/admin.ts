@@ -65,7 +65,8 @@ export class AdminApi {
     return this.api.post('/users', { username, password, role })
   }
 
-  updateUser(username: string, change: { role?: Role; password?: string }): Promise<UserRow> {
+  /** Change a user; changing one's own password needs `current_password` as well. */
+  updateUser(username: string, change: { role?: Role; password?: string; current_password?: string }): Promise<UserRow> {
     return this.api.patch(`/users/${enc(username)}`, change)
   }
 

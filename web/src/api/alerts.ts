@@ -120,6 +120,8 @@ export interface AlertOut {
   fired_at_ms: number | null
   acked_by: string | null
   acked_at_ms: number | null
+  /** A silence matches it: it shows, but no notification goes out (older servers omit it). */
+  silenced?: boolean
 }
 
 export interface HistoryOut {

@@ -1,5 +1,6 @@
 // A small typed client of the hostpulse HTTP API. `fetch` and the token are injected so tests
 // run it against a real server or a recorded transport.
+import type { MetricKey } from '../gen/catalog'
 import type { CurrentSnapshot, History, HistoryQuery, HostOut, ProcessesOut } from './types'
 
 /** One problem of a refused request body (FastAPI's 422 `detail` list). */
@@ -147,7 +148,7 @@ export class ApiClient {
   }
 
   /** Every page of a metric's history in [start, end] (pages joined per series). */
-  async history(id: string, metric: string, q: HistoryQuery, signal?: AbortSignal): Promise<History> {
+  async history(id: string, metric: MetricKey, q: HistoryQuery, signal?: AbortSignal): Promise<History> {
     const p = new URLSearchParams({ start: String(Math.round(q.start)), end: String(Math.round(q.end)) })
     if (q.step) p.set('step', `${Math.max(1, Math.round(q.step / 1000))}s`)
     if (q.agg) p.set('agg', q.agg)

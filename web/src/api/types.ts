@@ -21,6 +21,9 @@ export interface HostOut {
   labels: Record<string, string>
   agent_version: string
   unsupported: string[]
+  /** The server's status rule for this host (online/stale factor x interval). */
+  online_within_seconds?: number
+  stale_within_seconds?: number
 }
 
 export interface Value {

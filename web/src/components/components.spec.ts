@@ -25,6 +25,7 @@ beforeEach(() => {
 const HOST: HostOut = {
   host_id: 'web-1', hostname: 'web-1.example', status: 'online', last_seen_ms: 0, first_seen_ms: 0, interval_seconds: 1,
   os: '', kernel: '', arch: '', cpu_model: '', boot_time: 0, logical_cores: 1, memory_bytes: 0, labels: {}, agent_version: '', unsupported: [],
+  online_within_seconds: 2, stale_within_seconds: 10,
 }
 
 describe('HostCard', () => {

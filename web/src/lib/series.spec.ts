@@ -25,18 +25,18 @@ describe('SeriesBuffer', () => {
 
   it('merges back-filled points in time order and replaces duplicates', () => {
     const b = new SeriesBuffer()
-    b.add('m', {}, 1000, 1)
-    b.add('m', {}, 4000, 4)
-    b.add('m', {}, 2000, 2) // a gap filled after a reconnect
-    b.add('m', {}, 4000, 40) // the same sample again (at-least-once)
-    b.add('m', {}, 3000, 3)
-    expect(b.get('m')).toMatchObject({ ts: [1000, 2000, 3000, 4000], v: [1, 2, 3, 40] })
+    b.add('cpu_load1', {}, 1000, 1)
+    b.add('cpu_load1', {}, 4000, 4)
+    b.add('cpu_load1', {}, 2000, 2) // a gap filled after a reconnect
+    b.add('cpu_load1', {}, 4000, 40) // the same sample again (at-least-once)
+    b.add('cpu_load1', {}, 3000, 3)
+    expect(b.get('cpu_load1')).toMatchObject({ ts: [1000, 2000, 3000, 4000], v: [1, 2, 3, 40] })
   })
 
   it('keeps at most cap points per series', () => {
     const b = new SeriesBuffer(3)
-    for (let i = 1; i <= 5; i++) b.add('m', {}, i, i)
-    expect(b.get('m')?.v).toEqual([3, 4, 5])
+    for (let i = 1; i <= 5; i++) b.add('cpu_load1', {}, i, i)
+    expect(b.get('cpu_load1')?.v).toEqual([3, 4, 5])
   })
 
   it('keys series by metric and sorted labels', () => {

@@ -1,4 +1,5 @@
 // Live time series of one host, filled from HostBatch frames and back-filled from history.
+import type { MetricKey } from '../gen/catalog'
 import type { HostBatch } from '../gen/hostpulse/v1/metrics_pb'
 
 export interface Series {
@@ -68,18 +69,18 @@ export class SeriesBuffer {
     return count
   }
 
-  get(metric: string, labels: Record<string, string> = {}): Series | undefined {
+  get(metric: MetricKey, labels: Record<string, string> = {}): Series | undefined {
     return this.map.get(seriesKey(metric, labels))
   }
 
-  all(metric: string): Series[] {
+  all(metric: MetricKey): Series[] {
     const out: Series[] = []
     for (const s of this.map.values()) if (s.metric === metric) out.push(s)
     return out
   }
 
   /** Sum over the series of `metric` (optionally skipping some), aligned on timestamps. */
-  sum(metric: string, skip: (labels: Record<string, string>) => boolean = () => false): Series {
+  sum(metric: MetricKey, skip: (labels: Record<string, string>) => boolean = () => false): Series {
     const acc = new Map<number, number>()
     for (const s of this.all(metric)) {
       if (skip(s.labels)) continue
@@ -89,7 +90,7 @@ export class SeriesBuffer {
     return { metric, labels: {}, ts, v: ts.map((t) => acc.get(t) as number) }
   }
 
-  latest(metric: string, labels: Record<string, string> = {}): number | undefined {
+  latest(metric: MetricKey, labels: Record<string, string> = {}): number | undefined {
     const s = this.get(metric, labels)
     return s && s.v.length ? s.v[s.v.length - 1] : undefined
   }
@@ -113,4 +114,42 @@ export function align(list: Series[], fromMs = 0): { ts: number[]; values: (numb
     return row
   })
   return { ts, values }
+}
+
+/** Where consecutive points are further apart than `factor` steps (an outage, an agent that was
+ * stopped), put a null row between them so the chart breaks the line instead of drawing a
+ * straight one across the gap (uPlot draws nulls as gaps unless `spanGaps`). */
+export function withGaps(
+  data: { ts: number[]; values: (number | null)[][] },
+  stepMs: number,
+  factor = 2.5,
+): { ts: number[]; values: (number | null)[][] } {
+  const { ts, values } = data
+  if (!(stepMs > 0) || ts.length < 2) return data
+  const limit = stepMs * factor
+  const outTs: number[] = []
+  const outV: (number | null)[][] = values.map(() => [])
+  for (let i = 0; i < ts.length; i++) {
+    if (i > 0 && ts[i] - ts[i - 1] > limit) {
+      outTs.push(ts[i - 1] + stepMs)
+      for (const row of outV) row.push(null)
+    }
+    outTs.push(ts[i])
+    for (let j = 0; j < values.length; j++) outV[j].push(values[j][i] ?? null)
+  }
+  return { ts: outTs, values: outV }
+}
+
+/** Indexes of points with no neighbour to draw a line to (alone between gaps, or the only
+ * point): the chart marks them with a dot, or a fresh host's single sample draws nothing. */
+export function isolated(values: readonly (number | null | undefined)[]): number[] {
+  const out: number[] = []
+  const has = (i: number) => i >= 0 && i < values.length && values[i] !== null && values[i] !== undefined
+  for (let i = 0; i < values.length; i++) if (has(i) && !has(i - 1) && !has(i + 1)) out.push(i)
+  return out
+}
+
+/** Whether any series has a value (else the chart says "no data"). */
+export function hasData(values: readonly (readonly (number | null)[])[]): boolean {
+  return values.some((row) => row.some((v) => v !== null && v !== undefined))
 }

@@ -21,8 +21,11 @@ export interface Timers {
 }
 
 export interface LiveOptions {
-  /** Where to connect; a function is asked again on every reconnect (a fresh token). */
+  /** Where to connect; a function is asked again on every reconnect. */
   url: string | (() => string)
+  /** The WebSocket subprotocols to offer, asked on every (re)connect: the access token goes
+   * here as `bearer.<token>` (see `liveProtocols`), never in the URL where it gets logged. */
+  protocols?: () => string[]
   handlers: LiveHandlers
   WebSocketImpl?: typeof WebSocket
   timers?: Timers
@@ -50,7 +53,7 @@ export class LiveSocket {
   private heartbeatMs = 15_000
   private lastFrameServerMs = 0
   private wasLive = false
-  private readonly o: Required<Omit<LiveOptions, 'handlers' | 'url'>> & LiveOptions
+  private readonly o: Required<Omit<LiveOptions, 'handlers' | 'url' | 'protocols'>> & LiveOptions
 
   constructor(opts: LiveOptions) {
     this.o = {
@@ -97,7 +100,8 @@ export class LiveSocket {
   private open(state: ConnState): void {
     this.setState(state)
     const url = typeof this.o.url === 'function' ? this.o.url() : this.o.url
-    const ws = new this.o.WebSocketImpl(url)
+    const protocols = this.o.protocols?.() ?? []
+    const ws = protocols.length ? new this.o.WebSocketImpl(url, protocols) : new this.o.WebSocketImpl(url)
     ws.binaryType = 'arraybuffer'
     this.ws = ws
     ws.onopen = () => {
@@ -205,8 +209,12 @@ export class LiveSocket {
 }
 
 /** ws(s)://<this origin>/api/v1/ws (protobuf frames). */
-export function liveUrl(loc: Location = window.location, token?: string | null): string {
+export function liveUrl(loc: Location = window.location): string {
   const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:'
-  const q = token ? `?token=${encodeURIComponent(token)}` : ''
-  return `${proto}//${loc.host}/api/v1/ws${q}`
+  return `${proto}//${loc.host}/api/v1/ws`
+}
+
+/** The subprotocols that carry the access token: the server answers with `hostpulse`. */
+export function liveProtocols(token: string | null | undefined): string[] {
+  return token ? ['hostpulse', `bearer.${token}`] : ['hostpulse']
 }

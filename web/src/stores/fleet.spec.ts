@@ -10,14 +10,18 @@ function host(id: string, name: string, last: number, labels: Record<string, str
   return {
     host_id: id, hostname: name, status: 'online', last_seen_ms: last, first_seen_ms: 0, interval_seconds: 1,
     os: 'Linux', kernel: '6', arch: 'x86_64', cpu_model: 'cpu', boot_time: 0, logical_cores: 4, memory_bytes: 1, labels,
-    agent_version: '1', unsupported: [],
+    agent_version: '1', unsupported: [], online_within_seconds: 2, stale_within_seconds: 10,
   }
 }
 
 let served: HostOut[] = []
 beforeEach(() => {
   setActivePinia(createPinia())
-  served = [host('b', 'beta', 100_000, { role: 'db' }), host('a', 'alpha', 100_000), host('c', 'gamma', 1_000)]
+  served = [
+    host('b', 'beta', 100_000, { role: 'db', env: 'prod' }),
+    host('a', 'alpha', 100_000, { role: 'web', env: 'prod' }),
+    host('c', 'gamma', 1_000, { role: 'db', env: 'staging' }),
+  ]
   setApi(new ApiClient({ fetch: async () => new Response(JSON.stringify(served)) }))
 })
 
@@ -49,7 +53,16 @@ describe('fleet store', () => {
     f.applySummaries([summary('a', 100_000, 10), summary('b', 100_000, 80), summary('c', 1_000, 50)])
     f.tick(100_500)
     f.query = 'role=db'
+    expect(f.visible.map((h) => h.host_id)).toEqual(['b', 'c'])
+    // several terms: every one must hold
+    f.query = 'env=prod role=db'
     expect(f.visible.map((h) => h.host_id)).toEqual(['b'])
+    f.query = 'env=prod  ALPHA'
+    expect(f.visible.map((h) => h.host_id)).toEqual(['a'])
+    f.query = 'role= env=staging'
+    expect(f.visible.map((h) => h.host_id)).toEqual(['c'])
+    f.query = 'role=d' // a label value matches whole, not as a prefix
+    expect(f.visible.map((h) => h.host_id)).toEqual([])
     f.query = 'GAM'
     expect(f.visible.map((h) => h.host_id)).toEqual(['c'])
     f.query = ''

@@ -3,9 +3,11 @@ import { defineStore } from 'pinia'
 import { computed, markRaw, ref, shallowReactive, shallowRef, toRaw } from 'vue'
 import { useApi } from '../api'
 import { takePrefetchedHosts } from '../api/prefetch'
-import type { HostOut } from '../api/types'
+import type { History, HostOut } from '../api/types'
+import type { MetricKey } from '../gen/catalog'
+import { isLoopback } from '../lib/series'
 import type { HostSummary } from '../gen/hostpulse/v1/live_pb'
-import { statusOf, type Status } from '../lib/format'
+import { statusOf, type Status } from '../lib/status'
 
 export const SPARK_POINTS = 60
 
@@ -22,7 +24,12 @@ export interface CardData {
   memHist: number[]
   netHist: number[]
   diskHist: number[]
+  /** Time of the first live summary: history fills the sparklines before it. */
+  firstTs: number
 }
+
+/** Requests for sparkline history at a time (a card asks when it first shows). */
+const FILL_CONCURRENCY = 4
 
 export type SortKey = 'name' | 'cpu' | 'memory' | 'disk' | 'status'
 const STATUS_ORDER: Record<Status, number> = { offline: 0, stale: 1, online: 2 }
@@ -31,6 +38,23 @@ function push(arr: number[], v: number | undefined) {
   if (v === undefined) return
   arr.push(v)
   if (arr.length > SPARK_POINTS) arr.splice(0, arr.length - SPARK_POINTS)
+}
+
+export function matches(h: HostOut, terms: string[]): boolean {
+  const labels = Object.entries(h.labels).map(([k, v]) => [k.toLowerCase(), v.toLowerCase()] as const)
+  return terms.every((term) => {
+    const eq = term.indexOf('=')
+    if (eq > 0) {
+      const key = term.slice(0, eq)
+      const value = term.slice(eq + 1)
+      return labels.some(([k, v]) => k === key && (value === '' || v === value))
+    }
+    return (
+      h.hostname.toLowerCase().includes(term) ||
+      h.host_id.toLowerCase().includes(term) ||
+      labels.some(([k, v]) => k.includes(term) || v.includes(term))
+    )
+  })
 }
 
 export const useFleet = defineStore('fleet', () => {
@@ -92,7 +116,7 @@ export const useFleet = defineStore('fleet', () => {
       const prev = cards.get(s.hostId)
       const ts = Number(s.timestampMs)
       if (prev && ts <= prev.ts) continue
-      const base = prev ?? markRaw({ ts: 0, interval: 5, cpuHist: [], memHist: [], netHist: [], diskHist: [] })
+      const base = prev ?? markRaw({ ts: 0, interval: 5, cpuHist: [], memHist: [], netHist: [], diskHist: [], firstTs: ts })
       push(base.cpuHist, s.cpuPercent)
       push(base.memHist, s.memoryPercent)
       push(base.diskHist, s.diskPercent)
@@ -125,21 +149,18 @@ export const useFleet = defineStore('fleet', () => {
   }
 
   function statusOfHost(h: HostOut): Status {
-    const c = quiet.get(h.host_id)
-    return statusOf(lastSeen(h), c?.interval ?? h.interval_seconds, now.value)
+    return statusOf(h, lastSeen(h), now.value)
   }
+
+  /** Search terms: every one must match. `key=value` matches a label, `key=` any value of it;
+   * a bare word matches the hostname, id or any label (`env=prod role=db web`). */
+  const terms = computed(() => query.value.trim().toLowerCase().split(/\s+/).filter(Boolean))
 
   const visible = computed(() => {
     void sortTick.value
-    const q = query.value.trim().toLowerCase()
+    const q = terms.value
     const filt = statusFilter.value
-    let list = hosts.value.filter((h) => {
-      if (q && !h.hostname.toLowerCase().includes(q) && !h.host_id.toLowerCase().includes(q)) {
-        const labels = Object.entries(h.labels).map(([k, v]) => `${k}=${v}`.toLowerCase())
-        if (!labels.some((l) => l.includes(q))) return false
-      }
-      return filt === 'all' || statusOfHost(h) === filt
-    })
+    let list = hosts.value.filter((h) => (!q.length || matches(h, q)) && (filt === 'all' || statusOfHost(h) === filt))
     const key = sortKey.value
     if (key !== 'name') {
       const val = (h: HostOut): number => {
@@ -160,6 +181,63 @@ export const useFleet = defineStore('fleet', () => {
     return out
   })
 
+  /** The name a host goes by everywhere (its hostname; the id while it is not known). */
+  function nameOf(id: string): string {
+    return byId.value.get(id)?.hostname || id
+  }
+  const byId = computed(() => new Map(hosts.value.map((h) => [h.host_id, h])))
+
+  const filled = new Set<string>()
+  let running = 0
+  const waiting: (() => void)[] = []
+
+  /** Fill a card's sparklines from the last minutes of history, so they do not start empty
+   * and grow for a minute after the page opens. Once per host; a few hosts at a time. */
+  async function fillSparklines(h: HostOut, nowMs = Date.now()): Promise<void> {
+    if (filled.has(h.host_id)) return
+    filled.add(h.host_id)
+    if (running >= FILL_CONCURRENCY) await new Promise<void>((go) => waiting.push(go))
+    running++
+    try {
+      const iv = (h.interval_seconds || 5) * 1000
+      const q = { start: nowMs - SPARK_POINTS * iv, end: nowMs, tier: 'raw' as const, agg: 'last' as const }
+      const api = useApi()
+      const get = (m: MetricKey) => api.history(h.host_id, m, q).catch(() => null)
+      const [cpu, mem, fs, rx, tx] = await Promise.all([
+        get('cpu_busy_percent'), get('memory_usage_percent'), get('filesystem_usage_percent'),
+        get('network_receive_bytes_per_second'), get('network_transmit_bytes_per_second'),
+      ])
+      const fold = (list: (History | null)[], f: (a: number, b: number) => number, skip = (_: Record<string, string>) => false) => {
+        const acc = new Map<number, number>()
+        for (const hist of list) for (const s of hist?.series ?? []) {
+          if (skip(s.labels)) continue
+          for (const p of s.points) acc.set(p.ts_ms, acc.has(p.ts_ms) ? f(acc.get(p.ts_ms) as number, p.value) : p.value)
+        }
+        return [...acc.entries()].sort((a, b) => a[0] - b[0])
+      }
+      const prev = cards.get(h.host_id)
+      const before = prev?.firstTs ?? Number.POSITIVE_INFINITY
+      const older = (pts: [number, number][]) => pts.filter(([t]) => t < before).map(([, v]) => v)
+      const join = (hist: [number, number][], live: number[] | undefined) => [...older(hist), ...(live ?? [])].slice(-SPARK_POINTS)
+      const cpuPts = fold([cpu], Math.max)
+      if (!cpuPts.length && !prev) return
+      const base = prev ?? { ts: 0, interval: h.interval_seconds, cpuHist: [], memHist: [], netHist: [], diskHist: [], firstTs: Number.POSITIVE_INFINITY }
+      cards.set(
+        h.host_id,
+        markRaw({
+          ...base,
+          cpuHist: join(cpuPts, prev?.cpuHist),
+          memHist: join(fold([mem], Math.max), prev?.memHist),
+          diskHist: join(fold([fs], Math.max), prev?.diskHist),
+          netHist: join(fold([rx, tx], (a, b) => a + b, isLoopback), prev?.netHist),
+        }),
+      )
+    } finally {
+      running--
+      waiting.shift()?.()
+    }
+  }
+
   function tick(ms = Date.now()) {
     now.value = ms
     sortTick.value++
@@ -167,6 +245,6 @@ export const useFleet = defineStore('fleet', () => {
 
   return {
     hosts, cards, loading, error, now, query, statusFilter, sortKey, visible, counts,
-    load, ensureLoaded, applySummaries, statusOfHost, tick,
+    load, ensureLoaded, applySummaries, statusOfHost, tick, nameOf, byId, fillSparklines,
   }
 })

@@ -4,6 +4,7 @@ import { markRaw, ref, shallowRef } from 'vue'
 import { useApi } from '../api'
 import type { HostOut, ProcessOut, ProcessesOut } from '../api/types'
 import type { HostBatch, Process } from '../gen/hostpulse/v1/metrics_pb'
+import type { MetricKey } from '../gen/catalog'
 import { SeriesBuffer } from '../lib/series'
 
 /** The metrics the live charts draw; back-filled after a reconnect. */
@@ -16,7 +17,7 @@ export const LIVE_METRICS = [
   'disk_read_bytes_per_second',
   'disk_write_bytes_per_second',
   'cpu_core_busy_percent',
-] as const
+] as const satisfies readonly MetricKey[]
 
 export const LIVE_WINDOW_MS = 15 * 60_000
 
@@ -56,10 +57,10 @@ export const useHost = defineStore('host', () => {
     notFound.value = false
     const api = useApi()
     try {
-      const [current, procs] = await Promise.all([
-        api.current(hostId),
-        api.processes(hostId).catch(() => null),
-      ])
+      // one request first: a host that does not exist answers one 404, not one per panel
+      const current = await api.current(hostId)
+      if (gen !== generation) return
+      const procs = await api.processes(hostId).catch(() => null)
       if (gen !== generation) return
       info.value = current.host
       for (const v of current.values) buffer.value.add(v.metric, v.labels, v.ts_ms, v.value)

@@ -3,7 +3,7 @@ import { defineStore } from 'pinia'
 import { ref, shallowRef } from 'vue'
 import type { HostSummary } from '../gen/hostpulse/v1/live_pb'
 import type { HostBatch } from '../gen/hostpulse/v1/metrics_pb'
-import { LiveSocket, liveUrl, type ConnState, type LiveOptions } from '../live/socket'
+import { LiveSocket, liveProtocols, liveUrl, type ConnState, type LiveOptions } from '../live/socket'
 
 type SamplesFn = (b: HostBatch) => void
 type FleetFn = (h: HostSummary[]) => void
@@ -21,7 +21,8 @@ export const useLive = defineStore('live', () => {
     if (socket.value) return
     const token = opts.token ?? (() => null)
     socket.value = new LiveSocket({
-      url: opts.url ?? (() => liveUrl(window.location, token())),
+      url: opts.url ?? (() => liveUrl(window.location)),
+      protocols: opts.protocols ?? (() => liveProtocols(token())),
       ...opts,
       handlers: {
         state: (s) => (state.value = s),

@@ -23,6 +23,8 @@ export interface FakeServer {
   tokens: EnrollmentToken[]
   /** answer this status for every /alerts call (e.g. 503) */
   alertsDown: number | null
+  /** the signed-in user's password (PATCH /users/{self} checks `current_password` against it) */
+  password: string
 }
 
 export function alert(id: string, over: Partial<AlertOut> = {}): AlertOut {
@@ -44,6 +46,7 @@ export function fakeServer(init: Partial<Pick<FakeServer, 'role' | 'username' | 
     keys: [{ id: 'k1', host_id: 'web-1', prefix: 'hpk_abcd', created_at: 1_700_000_000_000, last_used_at: null, revoked_at: null }],
     tokens: [],
     alertsDown: null,
+    password: 'the-old-password',
   }
   let n = 0
   const can = (r: Role) => ORDER[s.role] >= ORDER[r]
@@ -94,6 +97,13 @@ export function fakeServer(init: Partial<Pick<FakeServer, 'role' | 'username' | 
       if (/^\/alerts\/channels\/[^/]+\/test$/.test(path)) return json({ ok: false, status: 500, error: 'HTTP 500: down', duration_ms: 12 })
       if (path === '/alerts/channels' || path === '/alerts/silences') return json([])
       return json({ detail: 'not found' }, 404)
+    }
+    // every user may change their own password, given the current one
+    if (method === 'PATCH' && path === `/users/${encodeURIComponent(s.username)}` && body.password !== undefined && body.role === undefined) {
+      if (body.current_password !== s.password) return json({ detail: 'the current password is wrong' }, 401)
+      if (String(body.password).length < 12) return problem(['body', 'password'], 'at least 12 characters')
+      s.password = body.password
+      return json({ username: s.username, role: s.role, created_at: 1_700_000_000_000 })
     }
     // the security contract: admin only
     if (!can('admin')) return json({ detail: 'this needs the admin role' }, 403)

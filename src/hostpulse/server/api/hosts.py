@@ -27,7 +27,7 @@ def status_of(state: AppState, h: HostRecord) -> HostOut:
     status = qs.host_status(
         h.last_seen_ms, h.interval_seconds, state.now_ms(), s.online_factor, s.stale_factor
     )
-    return qs.host_out(h, status)
+    return qs.host_out(h, status, s.online_factor, s.stale_factor)
 
 
 async def require_host(state: AppState, host_id: str) -> HostRecord:

@@ -41,6 +41,14 @@ class HostOut(BaseModel):
     labels: dict[str, str]
     agent_version: str
     unsupported: list[str] = Field(description="Catalog keys this host cannot provide.")
+    online_within_seconds: float = Field(
+        description="The server's rule for `status`: online while last seen within this many "
+        "seconds (online_factor x interval)."
+    )
+    stale_within_seconds: float = Field(
+        description="Stale (not yet offline) while last seen within this many seconds "
+        "(stale_factor x interval); offline after."
+    )
 
 
 class Value(BaseModel):

@@ -1,5 +1,11 @@
 """GET /api/v1/ws: the live stream (see proto/hostpulse/v1/live.proto and docs/dashboard.md).
 
+Authentication: a browser cannot set headers on a WebSocket, so it offers the subprotocols
+``hostpulse`` and ``bearer.<access token>`` (``new WebSocket(url, ["hostpulse", "bearer." + t])``);
+the server answers with the subprotocol ``hostpulse``. Other clients may send
+``Authorization: Bearer <token>``. The token is never in the URL, where proxies and browser
+histories would log it.
+
 Query: ``format=protobuf|json`` (default protobuf: binary messages, one LiveFrame each),
 ``hosts=a,b`` (subscribe to these hosts' samples), ``fleet=true`` (per-host summaries of every
 host). The client may change its subscription at any time with a text message
@@ -36,15 +42,27 @@ MAX_HOST_ID = 200
 CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind and was dropped
 
 
-async def websocket_principal(
-    websocket: WebSocket,
-    token: Annotated[
-        str | None, Query(description="Access token (browsers cannot set headers).")
-    ] = None,
-) -> str:
-    """Who is connecting: a viewer+ user from ``?token=`` or ``Authorization: Bearer``;
-    refused with close code 1008 otherwise."""
-    return (await websocket_user(websocket, token)).username
+SUBPROTOCOL = "hostpulse"
+BEARER_PREFIX = "bearer."
+
+
+def offered_subprotocols(websocket: WebSocket) -> list[str]:
+    header = websocket.headers.get("sec-websocket-protocol", "")
+    return [p.strip() for p in header.split(",") if p.strip()]
+
+
+def subprotocol_token(websocket: WebSocket) -> str | None:
+    """The access token a browser offered as the subprotocol ``bearer.<token>``."""
+    for proto in offered_subprotocols(websocket):
+        if proto.startswith(BEARER_PREFIX) and len(proto) > len(BEARER_PREFIX):
+            return proto[len(BEARER_PREFIX) :]
+    return None
+
+
+async def websocket_principal(websocket: WebSocket) -> str:
+    """Who is connecting: a viewer+ user from the ``bearer.<token>`` subprotocol or
+    ``Authorization: Bearer``; refused with close code 1008 otherwise."""
+    return (await websocket_user(websocket, subprotocol_token(websocket))).username
 
 
 def get_hub(websocket: WebSocket) -> LiveHub:
@@ -143,7 +161,10 @@ async def live(
     hosts: Annotated[str | None, Query(description="Comma-separated host ids.")] = None,
     fleet: Annotated[bool, Query(description="Receive the fleet summary.")] = False,
 ) -> None:
-    await websocket.accept()
+    # a browser that offered subprotocols drops the connection unless one is chosen
+    await websocket.accept(
+        subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered_subprotocols(websocket) else None
+    )
     client = hub.connect(format)
     try:
         try:

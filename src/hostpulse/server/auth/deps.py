@@ -106,8 +106,9 @@ AgentDep = Annotated[Agent, Depends(current_agent)]
 
 
 async def websocket_user(websocket: WebSocket, token: str | None = None) -> User:
-    """The viewer+ user of a WebSocket, from ``?token=`` (browsers cannot set headers) or
-    ``Authorization: Bearer``; anything else is refused with close code 1008."""
+    """The viewer+ user of a WebSocket, from ``token`` (the ``bearer.<token>`` subprotocol a
+    browser offers, see ``api/ws.py``) or ``Authorization: Bearer``; anything else is refused
+    with close code 1008."""
     credential = token or bearer(websocket.headers.get("authorization"))
     try:
         return await auth_of(websocket.app.state).user(credential)

@@ -109,7 +109,10 @@ describe('rules', () => {
     await w.find('input[name=critical]').setValue('95')
     await w.find('input[name=for]').setValue('30s')
     await w.find('input[value=names]').setValue()
-    await w.find('input[type=checkbox][value=db-2]').setValue(true)
+    // the host picker searches, and a click picks
+    await w.find('[data-testid=host-picker] input[type=search]').setValue('db-2')
+    expect(w.findAll('[data-testid=host-picker] button[data-host]').map((b) => b.attributes('data-host'))).toEqual(['db-2'])
+    await w.find('[data-testid=host-picker] button[data-host=db-2]').trigger('click')
     await w.find('form').trigger('submit')
     await flushPromises()
     expect(post()).toHaveLength(1)

@@ -1,1 +1,0 @@
-import{D as e,F as t,T as n,c as r,d as i,h as a,m as o,p as s,t as c,tt as l,x as u}from"./i18n-B4XGN56H.js";var d={class:`nf`},f=a({__name:`NotFound`,setup(a){let{t:f}=c();return(a,c)=>{let p=n(`RouterLink`);return u(),i(`section`,d,[r(`h1`,null,l(t(f)(`notfound.title`)),1),o(p,{to:`/`},{default:e(()=>[s(l(t(f)(`host.back`)),1)]),_:1})])}}});export{f as default};

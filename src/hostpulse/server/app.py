@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -67,8 +68,18 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
     return IngestLimits(
         max_body_bytes=settings.max_body_bytes,
         max_decompressed_bytes=settings.max_decompressed_bytes,
+        max_json_bytes=settings.max_json_bytes,
         max_future_ms=int(settings.max_future * 1000),
+        max_past_ms=int(min(settings.max_past or math.inf, settings.retention_raw) * 1000),
         max_series_per_host=settings.max_series_per_host,
+        max_batches=settings.max_batches,
+        max_series_defs=settings.max_series_defs,
+        max_snapshots=settings.max_snapshots,
+        max_samples=settings.max_samples,
+        max_window_cells=settings.max_window_cells,
+        max_processes=settings.max_processes,
+        max_host_labels=settings.max_host_labels,
+        max_hosts=settings.max_hosts,
         max_pending=settings.ingest_max_pending,
         max_pending_bytes=settings.ingest_max_pending_bytes,
         overload_retry_after=settings.overload_retry_after,

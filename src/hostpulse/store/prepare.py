@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
 from hostpulse.store.exceptions import InvalidRequestError
@@ -78,10 +79,19 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def plain_layout(batch: HostBatch) -> bool:
+    """True when the batch has no unknown fields of its own, so its serialization is
+    ``host``, ``series``, ``snapshots``, ``unsupported`` in this order and nothing else (unknown
+    fields are written after the known ones, which would shift every offset computed from the
+    end)."""
+    return len(UnknownFieldSet(batch)) == 0
+
+
 def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
     """Where the packed ``values`` of each snapshot of a serialized HostBatch are (the
-    snapshots start at ``start``); None when the layout is not the plain one (then the caller
-    reads the parsed message instead)."""
+    snapshots start at ``start``); None when anything is not exactly the plain layout (then
+    the caller reads the parsed message instead): a tag other than the known ones, a field
+    that does not end where its message ends, a second ``values`` run."""
     out: list[tuple[int, int]] = []
     pos, end = start, len(data)
     try:
@@ -89,27 +99,33 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
             tag = data[pos]
             size, body = _read_varint(data, pos + 1)
             stop = body + size
+            if stop > end:
+                return None
             if tag == 0x1A:  # snapshots
-                vals = (body, body)
+                vals: tuple[int, int] | None = None
                 p = body
                 while p < stop:
                     t = data[p]
                     if t in (0x08, 0x30):  # timestamp_ms, sequence
                         _, p = _read_varint(data, p + 1)
                         continue
+                    if t not in (0x12, 0x1A, 0x22, 0x2A):
+                        return None
                     n, q = _read_varint(data, p + 1)
                     if t == 0x1A:
+                        if vals is not None or n % 8:
+                            return None
                         vals = (q, q + n)
-                    elif t not in (0x12, 0x22, 0x2A):
-                        return None
                     p = q + n
-                out.append(vals)
+                if p != stop:
+                    return None
+                out.append(vals or (body, body))
             elif tag != 0x22:  # unsupported
                 return None
             pos = stop
     except IndexError:
         return None
-    return out
+    return out if pos == end else None
 
 
 def prepare(request: IngestRequest) -> Prepared:
@@ -147,7 +163,7 @@ def prepare(request: IngestRequest) -> Prepared:
             checked, checked_src = idx, snap
         unsupported = [u.encode() for u in batch.unsupported]
         tail += sum(_field_size(len(u)) for u in unsupported)
-        fields = _snapshot_fields(data, len(data) - tail)
+        fields = _snapshot_fields(data, len(data) - tail) if plain_layout(batch) else None
         fast = fields is not None and len(fields) == len(snaps)
         for i, ps in enumerate(snaps):
             if fast and fields is not None:

@@ -11,6 +11,7 @@ batches also make the WAL record, so nothing is serialized twice.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 
@@ -126,6 +127,41 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
     except IndexError:
         return None
     return out if pos == end else None
+
+
+OFF_LOOP_SNAPSHOTS = 32
+"""A request with more snapshots than this is prepared in a worker thread (serializing and
+slicing a large request takes long enough to be felt by every other request)."""
+
+REPLAY_FUTURE_MS = 86_400_000
+"""Replay keeps no sample stamped further ahead than this (ingest refuses far less)."""
+
+
+async def prepare_async(request: IngestRequest) -> Prepared:
+    """``prepare``, in a worker thread when the request is large."""
+    if sum(len(b.snapshots) for b in request.batches) > OFF_LOOP_SNAPSHOTS:
+        return await asyncio.to_thread(prepare, request)
+    return prepare(request)
+
+
+def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
+    """Remove the snapshots stamped before ``oldest_ms`` or after ``newest_ms``; return how many.
+    Replay uses it so a log record cannot do what ingest refuses now (samples older than the
+    raw retention would each open a head window, and be deleted at the next maintenance)."""
+    dropped = 0
+    for batch in request.batches:
+        snaps = batch.snapshots
+        keep = [s for s in snaps if oldest_ms <= s.timestamp_ms <= newest_ms]
+        if len(keep) != len(snaps):
+            dropped += len(snaps) - len(keep)
+            kept = []
+            for snap in keep:  # copies: clearing the field detaches its elements
+                copy = Snapshot()
+                copy.CopyFrom(snap)
+                kept.append(copy)
+            batch.ClearField("snapshots")
+            batch.snapshots.extend(kept)
+    return dropped
 
 
 def prepare(request: IngestRequest) -> Prepared:

@@ -99,7 +99,12 @@ def create_app(
     serves ingest through the framework route only (same behaviour, more overhead).
     ``announce`` shows the first admin's generated password (first start only)."""
     cfg = settings or ServerSettings()
-    hub = LiveHub(outbox=cfg.live_outbox, heartbeat_s=cfg.live_heartbeat, clock=clock)
+    hub = LiveHub(
+        outbox=cfg.live_outbox,
+        outbox_bytes=cfg.live_outbox_bytes,
+        heartbeat_s=cfg.live_heartbeat,
+        clock=clock,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -107,7 +107,7 @@ async def _sender(ws: WebSocket, client: LiveClient, hub: LiveHub) -> None:
             await asyncio.wait_for(client.wake.wait(), timeout)
         client.wake.clear()
         while client.outbox and not client.dropped:
-            await _send(ws, client.outbox.popleft())
+            await _send(ws, client.take())
             client.sent += 1
         if client.dropped:
             await ws.close(code=CLOSE_TOO_SLOW, reason="too slow: outbox full, reconnect")

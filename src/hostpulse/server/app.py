@@ -170,6 +170,7 @@ def create_app(
         ingest_path=f"{API_PREFIX}/ingest",
     )
     app.state.live = hub
+    app.state.live_auth_recheck = cfg.live_auth_recheck
     mount_api_docs(app, f"{API_PREFIX}/openapi.json")
     mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

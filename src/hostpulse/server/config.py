@@ -153,6 +153,12 @@ class ServerSettings(BaseSettings):
     live_outbox: int = Field(
         default=256, gt=0, description="Frames a live client may lag behind before it is dropped."
     )
+    live_auth_recheck: float = Field(
+        default=30,
+        gt=0,
+        description="Seconds between checks that a live WebSocket's user still exists (it is "
+        "also closed at its access token's expiry).",
+    )
     live_outbox_bytes: int = Field(
         default=8 * 1024 * 1024,
         gt=0,
@@ -222,6 +228,7 @@ class ServerSettings(BaseSettings):
 
     @field_validator(
         "max_future",
+        "live_auth_recheck",
         "header_timeout",
         "body_timeout",
         "maintenance_interval",

@@ -168,6 +168,7 @@ def create_app(
         cors_origins=cfg.cors_origins,
         max_api_body=cfg.max_api_body_bytes,
         ingest_path=f"{API_PREFIX}/ingest",
+        body_timeout=cfg.body_timeout,
     )
     app.state.live = hub
     app.state.live_auth_recheck = cfg.live_auth_recheck

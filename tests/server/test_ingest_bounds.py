@@ -34,7 +34,7 @@ from hostpulse.store.types import Tier
 
 PB = PROTOBUF_CONTENT_TYPE
 CPU = ("cpu_busy_percent", ())
-LIMITS = IngestLimits(max_hosts=5, max_window_cells=2000, max_processes=20)
+LIMITS = IngestLimits(max_hosts=5, max_head_cells=2000, max_processes=20)
 
 
 class Service:
@@ -90,14 +90,17 @@ def test_far_past_timestamps_are_refused_naming_the_field(svc: Service) -> None:
 
 
 def test_many_windows_times_series_are_refused(svc: Service) -> None:
-    # item 1: memory per request: distinct 10-minute windows x series <= max_window_cells
+    # item 1: memory per request: every distinct timestamp adds a row of the host's series to
+    # the head, however few values it carries: timestamps x series <= max_head_cells
     t = now_ms() - 6 * 86_400_000
     values = {("cpu_core_busy_percent", (("cpu", str(c)),)): 1.0 for c in range(200)}
     sparse = batch("h", [(t + i * 600_000, values) for i in range(11)])  # 11 x 200 > 2000
     reason = svc.refused(request(sparse))
-    assert reason.startswith("413") and "max_window_cells" in reason
-    dense = batch("h", [(t + i * 5000, values) for i in range(100)])  # 1 window, 100 rows
-    assert svc.post(request(dense)) == 200
+    assert reason.startswith("413") and "max_head_cells" in reason
+    first = next(iter(values))
+    thin = batch("h", [(t, values)] + [(t + i * 100, {first: 1.0}) for i in range(1, 11)])
+    assert "max_head_cells" in svc.refused(request(thin))  # 11 rows of 200, 210 values
+    assert svc.post(request(batch("h", [(t + i * 5000, values) for i in range(10)]))) == 200
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])

@@ -76,7 +76,7 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
         max_series_defs=settings.max_series_defs,
         max_snapshots=settings.max_snapshots,
         max_samples=settings.max_samples,
-        max_window_cells=settings.max_window_cells,
+        max_head_cells=settings.max_head_cells,
         max_processes=settings.max_processes,
         max_host_labels=settings.max_host_labels,
         max_hosts=settings.max_hosts,

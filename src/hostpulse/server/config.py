@@ -121,11 +121,11 @@ class ServerSettings(BaseSettings):
     max_samples: int = Field(
         default=1_000_000, gt=0, description="Values per ingest request (all snapshots)."
     )
-    max_window_cells: int = Field(
-        default=100_000,
+    max_head_cells: int = Field(
+        default=250_000,
         gt=0,
-        description="Per batch: distinct 10-minute windows of its snapshots x its series (the "
-        "memory it may open in the store's head).",
+        description="Per batch: distinct timestamps of its snapshots x its series (the cells, "
+        "8 bytes each, it may add to the store's in-memory head).",
     )
     max_processes: int = Field(
         default=100, gt=0, description="Processes in one snapshot's top_cpu or top_memory list."

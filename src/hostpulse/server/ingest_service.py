@@ -75,7 +75,7 @@ class IngestLimits:
     max_series_defs: int = 20_000
     max_snapshots: int = 10_000
     max_samples: int = 1_000_000
-    max_window_cells: int = 100_000
+    max_head_cells: int = 250_000
     max_processes: int = 100
     max_host_labels: int = 64
     max_hosts: int = 10_000
@@ -326,15 +326,16 @@ def _check_processes(where: str, name: str, procs: Sequence[Process], limit: int
 
 def validate_snapshots(batch: HostBatch, now_ms: int, limits: IngestLimits) -> int:
     """Check every snapshot of a batch whose series table is valid; return its sample count.
-    Timestamps must lie within [now - max_past, now + max_future]; the distinct block windows
-    of the batch times its series count (the head's matrices it may open) are bounded by
-    max_window_cells."""
+    Timestamps must lie within [now - max_past, now + max_future]; the batch's distinct
+    timestamps times its series count (the cells of the head's matrices it may add: one row of
+    the host's series per timestamp, however few values the snapshot has) are bounded by
+    max_head_cells."""
     host_id = batch.host.host_id
     n_series = len(batch.series)
     horizon = now_ms + limits.max_future_ms
     oldest = now_ms - limits.max_past_ms
     samples = 0
-    windows: set[int] = set()
+    stamps: set[int] = set()
     for s, snap in enumerate(batch.snapshots):
         idx, values = snap.series_index, snap.values
         n = len(values)
@@ -357,7 +358,7 @@ def validate_snapshots(batch: HostBatch, now_ms: int, limits: IngestLimits) -> i
                 f"{where}: timestamp_ms {ts} is more than "
                 f"{limits.max_future_ms // 1000} s in the future",
             )
-        windows.add(ts - ts % WINDOW_MS)
+        stamps.add(ts)
         if snap.top_cpu or snap.top_memory:
             where = f"host {host_id!r} snapshots[{s}]"
             _check_processes(where, "top_cpu", snap.top_cpu, limits.max_processes)
@@ -382,13 +383,13 @@ def validate_snapshots(batch: HostBatch, now_ms: int, limits: IngestLimits) -> i
             where = f"host {host_id!r} snapshots[{s}]"
             raise IngestError(422, f"{where}: a series appears twice in one snapshot")
         samples += n
-    cells = len(windows) * max(n_series, 1)
-    if cells > limits.max_window_cells:
+    cells = len(stamps) * max(n_series, 1)
+    if cells > limits.max_head_cells:
         raise IngestError(
             413,
-            f"host {host_id!r}: the snapshots fall in {len(windows)} ten-minute windows; "
-            f"windows x series ({cells}) is over max_window_cells ({limits.max_window_cells}): "
-            "send fewer snapshots per request",
+            f"host {host_id!r}: {len(stamps)} distinct timestamps x {n_series} series = "
+            f"{cells}, over max_head_cells ({limits.max_head_cells}): send fewer snapshots "
+            "per request",
         )
     return samples
 

@@ -77,6 +77,8 @@ async def _watch_auth(ws: WebSocket, credential: str, recheck_s: float) -> str:
             await users.from_access_token(credential)
         except AuthError as exc:
             return exc.reason
+        except Exception:  # the database briefly unavailable: keep the socket, check again
+            logger.warning("live: could not check the user's token", exc_info=True)
         if time.time() >= expires:  # a clock step: the token is past its expiry
             return "access token expired"
 

@@ -212,3 +212,53 @@ def test_stalled_client_is_dropped_and_ingest_goes_on(live_server: LiveServer) -
             await post(live_server, http, sample("big-1", now_ms(), 1.0, 2.0))
 
     asyncio.run(run())
+
+
+def _closed_code(url: str) -> tuple[int, float]:
+    """Connect to ``url`` and read until the server closes: (close code, seconds taken)."""
+
+    async def run() -> tuple[int, float]:
+        started = time.monotonic()
+        async with connect(url, proxy=None, compression=None) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(DEADLINE_S):
+                    while True:
+                        await ws.recv()
+        assert closed.value.rcvd is not None
+        return closed.value.rcvd.code, time.monotonic() - started
+
+    return asyncio.run(run())
+
+
+def test_the_socket_closes_when_its_access_token_expires(tmp_path: Path) -> None:
+    # issue 13 item 11: frames kept coming after the token expired; now 4401 at its expiry
+    from hostpulse.server.auth import tokens
+
+    with LiveServer(tmp_path / "data", live_heartbeat=0.3) as srv:
+        srv.token("viewer")  # creates the user
+        secret = tokens.load_or_create_secret(srv.settings.data_dir)
+        short = tokens.issue_access(secret, "viewer", 2)
+        url = srv.url.replace("http://", "ws://") + f"/api/v1/ws?token={short}&fleet=true"
+        code, took = _closed_code(url)
+        assert code == 4401
+        assert 1.0 <= took < DEADLINE_S
+
+
+def test_the_socket_closes_when_its_user_is_deleted(tmp_path: Path) -> None:
+    with LiveServer(tmp_path / "data", live_heartbeat=0.3, live_auth_recheck=0.5) as srv:
+        url = ws_url(srv, "fleet=true")
+        admin = srv.headers("admin")
+
+        def delete_soon() -> None:
+            time.sleep(1.0)
+            httpx.delete(f"{srv.url}/api/v1/users/viewer", headers=admin, timeout=30)
+
+        import threading
+
+        deleter = threading.Thread(target=delete_soon)
+        deleter.start()
+        try:
+            code, _ = _closed_code(url)
+        finally:
+            deleter.join()
+        assert code == 4401

@@ -3,6 +3,9 @@ the parsed message for any layout it does not expect."""
 
 from __future__ import annotations
 
+import math
+import struct
+
 import numpy as np
 import pytest
 from storekit import T0, batch, request
@@ -51,3 +54,41 @@ def test_repeated_or_out_of_range_index_is_rejected() -> None:
     assert np.array_equal(
         prepare(request(batch("h", [(T0, [1.0])]))).batches[0].snapshots[0].index, [0]
     )
+
+
+@pytest.mark.parametrize(
+    "unknown",
+    [
+        b"\x4a\x10" + b"\x00" * 7 + b"\x40" + b"\x00" * 7 + b"\x45",  # field 9, 16 bytes
+        b"\x51" + b"\x00" * 6 + b"\xf0\x7f",  # field 10, fixed64 (+inf as bytes)
+        b"\x18\x2a",  # field 3 (snapshots) with the wrong wire type: kept as unknown
+        b"\x22\x01x\x49" + b"\x00" * 8,  # after a real unsupported entry
+    ],
+)
+def test_unknown_fields_of_the_batch_never_shift_the_values(unknown: bytes) -> None:
+    # issue 13 item 3: unknown fields are serialized after the known ones, so values read at
+    # offsets counted from the end were garbage (+inf, NaN) while the message said 42.0
+    rows = [(T0, [42.0, 1.0, 2.0, 3.0, 4.0]), (T0 + 5000, [42.0, 5.0, 6.0, 7.0, 8.0])]
+    req = request(batch("h1", rows))
+    req.batches[0].MergeFromString(unknown)
+    parsed = IngestRequest.FromString(req.SerializeToString())
+    assert _values(parsed) == [v for _, v in rows]
+
+
+def test_a_crafted_unknown_field_cannot_make_the_store_read_other_bytes() -> None:
+    # issue 13 item 3, the attack itself: the values' bytes hold a fake snapshot field, and an
+    # unknown field of the batch (serialized last) shifts the start of the offset walk onto it;
+    # the walk then ends exactly at the end and the store read NaN where validation saw 2.0
+    fake = b"\x1a\x12\x1a\x10" + b"\x00\x00\x00\x40" + b"\x00\x00\xf0\x7f" + b"\x00\x00\x00\x40"
+    real = list(struct.unpack("<2d", fake))
+    assert all(math.isfinite(x) for x in real)
+    b = batch("h1", [(T0, real)], [("cpu_busy_percent", ()), ("cpu_load1", ())])
+    data = b.SerializeToString()
+    shift = data.index(fake) - (len(data) - (2 + b.snapshots[0].ByteSize()))
+    # field 9 (unknown): its first 4 bytes end the fake values, then a fake "unsupported"
+    b.MergeFromString(
+        b"\x4a" + bytes([shift - 2]) + b"\x00\x00\x22" + bytes([shift - 6]) + b"u" * (shift - 6)
+    )
+    parsed = IngestRequest.FromString(request(b).SerializeToString())
+    assert list(parsed.batches[0].snapshots[0].values) == real
+    assert _values(parsed) == [real]

@@ -164,3 +164,26 @@ async def test_a_failed_log_write_refuses_that_request_and_keeps_the_later_ones(
         assert [(p.ts_ms, p.value) for p in got.series[0].points] == rows[:10] + rows[20:]
     finally:
         await store.close()
+
+
+async def test_replay_skips_what_ingest_refuses(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 13 item 1: a record of far-past snapshots (one head window each) was replayed at
+    # every start; now replay drops the snapshots older than the raw retention, logs it, and
+    # keeps the rest of the record
+    data = tmp_path / "data"
+    store = open_store(data, clock=clock)
+    await store.start()
+    far = [(1_000_000_000_000 + i * 600_000, [1.0, 2.0, 3.0, 4.0, 5.0]) for i in range(300)]
+    await store.ingest(request(batch("h1", [*far, ROWS[0]])), T0)
+    await store.close()
+    again = open_store(data, clock=clock)
+    with caplog.at_level("ERROR"):
+        await again.start()
+    try:
+        assert "skipping 300 snapshots" in caplog.text
+        assert list(again.heads["h1"].windows) == [T0]
+        assert (await again.stats()).raw_samples == 5
+    finally:
+        await again.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -97,8 +98,18 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
     return IngestLimits(
         max_body_bytes=settings.max_body_bytes,
         max_decompressed_bytes=settings.max_decompressed_bytes,
+        max_json_bytes=settings.max_json_bytes,
         max_future_ms=int(settings.max_future * 1000),
+        max_past_ms=int(min(settings.max_past or math.inf, settings.retention_raw) * 1000),
         max_series_per_host=settings.max_series_per_host,
+        max_batches=settings.max_batches,
+        max_series_defs=settings.max_series_defs,
+        max_snapshots=settings.max_snapshots,
+        max_samples=settings.max_samples,
+        max_head_cells=settings.max_head_cells,
+        max_processes=settings.max_processes,
+        max_host_labels=settings.max_host_labels,
+        max_hosts=settings.max_hosts,
         max_pending=settings.ingest_max_pending,
         max_pending_bytes=settings.ingest_max_pending_bytes,
         overload_retry_after=settings.overload_retry_after,
@@ -121,7 +132,12 @@ def create_app(
     ``announce`` shows the first admin's generated password (first start only; default: on
     the terminal, or in a 0600 file in the data directory when there is none)."""
     cfg = settings or ServerSettings()
-    hub = LiveHub(outbox=cfg.live_outbox, heartbeat_s=cfg.live_heartbeat, clock=clock)
+    hub = LiveHub(
+        outbox=cfg.live_outbox,
+        outbox_bytes=cfg.live_outbox_bytes,
+        heartbeat_s=cfg.live_heartbeat,
+        clock=clock,
+    )
 
     if (store is None) != (database is None):
         raise ValueError("create_app: pass both store and database, or neither")
@@ -190,10 +206,12 @@ def create_app(
         cors_origins=cfg.cors_origins,
         max_api_body=cfg.max_api_body_bytes,
         ingest_path=f"{API_PREFIX}/ingest",
+        body_timeout=cfg.body_timeout,
     )
     app.state.live = hub
     app.state.agent_wheel = AgentWheel(cfg.data_dir / "cache")
     app.include_router(install_api.router)
+    app.state.live_auth_recheck = cfg.live_auth_recheck
     mount_api_docs(app, f"{API_PREFIX}/openapi.json")
     mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

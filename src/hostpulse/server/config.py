@@ -107,7 +107,49 @@ class ServerSettings(BaseSettings):
     max_future: float = Field(
         default=300, ge=0, description="Reject samples stamped further than this in the future."
     )
+    max_past: float | None = Field(
+        default=None,
+        description="Reject samples stamped further than this in the past (422); default and "
+        "most: retention_raw.",
+    )
     max_series_per_host: int = Field(default=5000, gt=0, description="Distinct series per host.")
+    max_hosts: int = Field(
+        default=10_000,
+        gt=0,
+        description="Hosts the server holds in total; a new host over it: 403.",
+    )
+    max_json_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="Largest JSON ingest body after decompression."
+    )
+    max_batches: int = Field(default=100, gt=0, description="Host batches per ingest request.")
+    max_series_defs: int = Field(
+        default=20_000, gt=0, description="Series definitions per ingest request (all batches)."
+    )
+    max_snapshots: int = Field(
+        default=10_000, gt=0, description="Snapshots per ingest request (all batches)."
+    )
+    max_samples: int = Field(
+        default=1_000_000, gt=0, description="Values per ingest request (all snapshots)."
+    )
+    max_head_cells: int = Field(
+        default=250_000,
+        gt=0,
+        description="Per batch: distinct timestamps of its snapshots x its series (the cells, "
+        "8 bytes each, it may add to the store's in-memory head).",
+    )
+    max_processes: int = Field(
+        default=100, gt=0, description="Processes in one snapshot's top_cpu or top_memory list."
+    )
+    max_host_labels: int = Field(default=64, gt=0, description="Labels of one host.")
+    header_timeout: float = Field(
+        default=10,
+        gt=0,
+        description="Seconds a client has to send a request's headers (then "
+        "the connection is closed).",
+    )
+    body_timeout: float = Field(
+        default=60, gt=0, description="Seconds a client has to send a request's body (408 after)."
+    )
     online_factor: float = Field(
         default=2, gt=0, description="Online while last seen within this many intervals."
     )
@@ -120,6 +162,17 @@ class ServerSettings(BaseSettings):
     )
     live_outbox: int = Field(
         default=256, gt=0, description="Frames a live client may lag behind before it is dropped."
+    )
+    live_auth_recheck: float = Field(
+        default=30,
+        gt=0,
+        description="Seconds between checks that a live WebSocket's user still exists (it is "
+        "also closed at its access token's expiry).",
+    )
+    live_outbox_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="Bytes of frames a live client may lag behind before it is dropped.",
     )
     alerts_config: Path | None = Field(
         default=None,
@@ -199,8 +252,16 @@ class ServerSettings(BaseSettings):
     def _duration(cls, value: str | float | int) -> float:
         return parse_duration(value)
 
+    @field_validator("max_past", mode="before")
+    @classmethod
+    def _past(cls, value: str | float | int | None) -> float | None:
+        return None if value is None else parse_duration(value)
+
     @field_validator(
         "max_future",
+        "live_auth_recheck",
+        "header_timeout",
+        "body_timeout",
         "maintenance_interval",
         "live_heartbeat",
         "rate_limit_window",

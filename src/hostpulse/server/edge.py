@@ -9,6 +9,7 @@ times a second. The dashboard's own headers (CSP and friends) are set in ``stati
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hostpulse.server.timeouts import BodyTimeout, read_within
 from hostpulse.server.tls import HSTS
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -116,13 +118,17 @@ async def answer(
 
 class BodyLimit:
     """413 for a request body over ``limit`` bytes, on every path but ``exempt`` (ingest has
-    its own, larger limits). A declared ``Content-Length`` is checked before anything is read;
-    a chunked body is read up to the limit first, then handed on."""
+    its own, larger limits and its own deadline). A declared ``Content-Length`` is checked
+    before anything is read; a body is read whole (up to the limit) within ``timeout`` seconds
+    (408 after: a client sending it a byte at a time holds nothing for long), then handed on."""
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = (), timeout: float = 60.0
+    ) -> None:
         self.app = app
         self.limit = limit
         self.exempt = exempt
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exempt:
@@ -142,11 +148,16 @@ class BodyLimit:
             if int(declared) > self.limit:
                 await answer(send, 413, self._reason(int(declared)))
                 return
-        if chunked and declared is None:
+        if (chunked and declared is None) or (declared is not None and int(declared) > 0):
             messages: list[Message] = []
             total = 0
+            deadline = time.monotonic() + self.timeout
             while True:
-                message = await receive()
+                try:
+                    message = await read_within(receive, deadline)
+                except BodyTimeout:
+                    await answer(send, 408, "the body did not arrive in time (body_timeout)")
+                    return
                 messages.append(message)
                 if message["type"] != "http.request":
                     break
@@ -177,6 +188,7 @@ _PROBLEM = {
 }
 BODY_ERRORS = {
     "400": "The body is not valid JSON (or not the declared media type).",
+    "408": "The body did not arrive within body_timeout seconds.",
     "413": "The body is larger than the limit (max_api_body_bytes; ingest: max_body_bytes).",
 }
 
@@ -242,9 +254,16 @@ async def validation_failed(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(detail)})
 
 
-def install(app: FastAPI, *, cors_origins: list[str], max_api_body: int, ingest_path: str) -> None:
+def install(
+    app: FastAPI,
+    *,
+    cors_origins: list[str],
+    max_api_body: int,
+    ingest_path: str,
+    body_timeout: float = 60.0,
+) -> None:
     """Add the edge middlewares (call after the others: these wrap them all)."""
-    app.add_middleware(BodyLimit, limit=max_api_body, exempt=(ingest_path,))
+    app.add_middleware(BodyLimit, limit=max_api_body, exempt=(ingest_path,), timeout=body_timeout)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -9,6 +9,7 @@ one (OpenAPI) and behaves identically; both read the body with the same limits a
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hostpulse.server.auth.ingest_guard import IngestDenied, ingest_host
 from hostpulse.server.ingest_service import IngestError
 from hostpulse.server.state import AppState
+from hostpulse.server.timeouts import BodyTimeout, read_within
 
 INGEST_PATH = "/api/v1/ingest"
 _JSON = [(b"content-type", b"application/json")]
@@ -40,7 +42,8 @@ class IngestFastPath:
             await _answer(send, exc.status, {"detail": exc.reason}, exc.headers)
             return
         try:
-            body = await _read(receive, headers.get(b"content-length"), limit)
+            deadline = time.monotonic() + state.settings.body_timeout
+            body = await _read(receive, headers.get(b"content-length"), limit, deadline)
             if body is None:  # the client went away
                 return
             result = await state.ingest.ingest_body(
@@ -63,7 +66,9 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-async def _read(receive: Receive, declared: bytes | None, limit: int) -> bytes | None:
+async def _read(
+    receive: Receive, declared: bytes | None, limit: int, deadline: float
+) -> bytes | None:
     if declared is not None:
         try:
             size = int(declared)
@@ -74,7 +79,12 @@ async def _read(receive: Receive, declared: bytes | None, limit: int) -> bytes |
     chunks: list[bytes] = []
     total = 0
     while True:
-        message = await receive()
+        try:
+            message = await read_within(receive, deadline)
+        except BodyTimeout:
+            raise IngestError(
+                408, "the body did not arrive in time (body_timeout); nothing was stored"
+            ) from None
         if message["type"] == "http.disconnect":
             return None
         chunk: bytes = message.get("body", b"")

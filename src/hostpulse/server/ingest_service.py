@@ -22,17 +22,28 @@ from hostpulse.protocol import (
     PROTOBUF_CONTENT_TYPE,
     HostBatch,
     IngestRequest,
+    Process,
     codec,
 )
 from hostpulse.server.admission import Admission, Overloaded
+from hostpulse.server.ingest_wire import PIECE_BYTES, OverLimit, WireError, parse_large
+from hostpulse.server.ingest_wire import Limits as WireLimits
 from hostpulse.store.base import Store
 from hostpulse.store.exceptions import InvalidRequestError, StoreUnavailableError
+from hostpulse.store.prepare import plain_layout
 from hostpulse.store.types import IngestResult
 
 logger = logging.getLogger(__name__)
 
 MAX_ID_LENGTH = 200
 MAX_LABEL_LENGTH = 1024
+MAX_LABEL_NAME = 128
+MAX_HOSTNAME = 255
+MAX_HOST_TEXT = 256
+"""os, kernel, arch, cpu_model, agent_version; and a process's name and user."""
+MAX_STATUS = 32
+MAX_CMDLINE = 4096
+MAX_UNSUPPORTED = 1000
 
 
 class IngestError(Exception):
@@ -46,12 +57,28 @@ class IngestError(Exception):
         self.headers = headers
 
 
+WINDOW_MS = 600_000
+"""The store's block window: the head keeps one matrix per host and window."""
+
+
 @dataclass(frozen=True, slots=True)
 class IngestLimits:
+    """Every bound of one ingest request (docs/security.md, "Bounds on ingest and live")."""
+
     max_body_bytes: int = 8 * 1024 * 1024
     max_decompressed_bytes: int = 64 * 1024 * 1024
+    max_json_bytes: int = 8 * 1024 * 1024
     max_future_ms: int = 300_000
+    max_past_ms: int = 7 * 86_400_000
     max_series_per_host: int = 5000
+    max_batches: int = 100
+    max_series_defs: int = 20_000
+    max_snapshots: int = 10_000
+    max_samples: int = 1_000_000
+    max_head_cells: int = 250_000
+    max_processes: int = 100
+    max_host_labels: int = 64
+    max_hosts: int = 10_000
     max_pending: int = 256
     max_pending_bytes: int = 256 * 1024 * 1024
     overload_retry_after: int = 5
@@ -64,25 +91,100 @@ Listener = Callable[[IngestRequest, Sequence[bytes]], None]
 listener can cache what it derives from the table); must not block."""
 
 
+def _wire_limits(limits: IngestLimits) -> WireLimits:
+    return WireLimits(
+        max_batches=limits.max_batches,
+        max_series_per_batch=limits.max_series_per_host,
+        max_series_defs=limits.max_series_defs,
+        max_snapshots=limits.max_snapshots,
+    )
+
+
+def _over(exc: OverLimit) -> IngestError:
+    if exc.setting == "max_series_per_host":
+        return IngestError(
+            422,
+            f"a batch declares more than {exc.limit} series, the limit per host "
+            "(max_series_per_host)",
+        )
+    if exc.setting.startswith("fixed"):
+        return IngestError(413, f"{exc.field} is over {exc.limit} bytes (a fixed bound)")
+    return IngestError(413, f"the request has more than {exc.limit} {exc.field} ({exc.setting})")
+
+
 def decode(
-    body: bytes, content_type: str | None, encoding: str | None, limits: IngestLimits
+    body: bytes,
+    content_type: str | None,
+    encoding: str | None,
+    limits: IngestLimits,
+    raw: bytes | None = None,
 ) -> IngestRequest:
-    """The request in ``body``; IngestError(413/415/400) when it cannot be read."""
-    if codec.media_type(content_type) not in (PROTOBUF_CONTENT_TYPE, JSON_CONTENT_TYPE):
+    """The request in ``body`` (or in its already decompressed ``raw``); IngestError(413/415/
+    400) when it cannot be read or is over a count bound. A large protobuf body is counted at
+    the wire level before it is parsed (``ingest_wire``). Unknown fields are dropped, so what
+    is validated, stored, logged and forwarded is the same message."""
+    kind = codec.media_type(content_type)
+    if kind not in (PROTOBUF_CONTENT_TYPE, JSON_CONTENT_TYPE):
         raise IngestError(
             415,
             f"Content-Type {content_type!r} is not supported "
             f"(use {PROTOBUF_CONTENT_TYPE} or {JSON_CONTENT_TYPE})",
         )
+    json_body = kind == JSON_CONTENT_TYPE
+    cap = min(limits.max_json_bytes, limits.max_decompressed_bytes) if json_body else None
     try:
-        raw = codec.decompress(body, encoding, limits.max_decompressed_bytes)
-        return codec.parse(raw, content_type)
+        if raw is None:
+            raw = codec.decompress(body, encoding, cap or limits.max_decompressed_bytes)
+        if cap is not None and len(raw) > cap:
+            raise codec.TooLarge(f"body is {len(raw)} bytes")
+        if not json_body and len(raw) > PIECE_BYTES:
+            request = parse_large(raw, _wire_limits(limits))
+        else:
+            request = codec.parse(raw, content_type)
     except codec.TooLarge as exc:
+        if json_body:
+            raise IngestError(
+                413,
+                f"JSON body over {cap} bytes (max_json_bytes; send protobuf for more)",
+            ) from None
         raise IngestError(413, str(exc)) from None
     except codec.UnsupportedMediaType as exc:
         raise IngestError(415, str(exc)) from None
+    except OverLimit as exc:
+        raise _over(exc) from None
+    except WireError as exc:
+        raise IngestError(400, f"malformed protobuf body: {exc}") from None
     except codec.CodecError as exc:
         raise IngestError(400, str(exc)) from None
+    request.DiscardUnknownFields()
+    return request
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    series_defs: int
+    snapshots: int
+
+
+def check_counts(request: IngestRequest, limits: IngestLimits) -> Counts:
+    """The count bounds of a parsed request (cheap: lengths only); IngestError(413/422)."""
+    batches = request.batches
+    if len(batches) > limits.max_batches:
+        raise _over(OverLimit("batches", len(batches), limits.max_batches, "max_batches"))
+    series = snapshots = 0
+    for batch in batches:
+        n = len(batch.series)
+        if n > limits.max_series_per_host:
+            raise _over(OverLimit("series", n, limits.max_series_per_host, "max_series_per_host"))
+        series += n
+        snapshots += len(batch.snapshots)
+    if series > limits.max_series_defs:
+        raise _over(
+            OverLimit("series definitions", series, limits.max_series_defs, "max_series_defs")
+        )
+    if snapshots > limits.max_snapshots:
+        raise _over(OverLimit("snapshots", snapshots, limits.max_snapshots, "max_snapshots"))
+    return Counts(series, snapshots)
 
 
 def _check_series_def(host_id: str, i: int, metric: str, labels: SeriesKey) -> None:
@@ -148,28 +250,92 @@ class SeriesRegistry:
         self._known.get(host_id, set()).difference_update(keys)
 
 
-def validate_series(batch: HostBatch, b: int, keys: list[SeriesKey]) -> None:
-    """Check a batch's host and series table against the catalog; IngestError(422)."""
-    host_id = batch.host.host_id
+def _text(where: str, name: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise IngestError(422, f"{where}: {name} is {len(value)} characters, at most {limit}")
+
+
+def _finite(where: str, name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise IngestError(422, f"{where}: {name} is {value} (must be finite)")
+
+
+def validate_host(batch: HostBatch, b: int, limits: IngestLimits) -> None:
+    """Bounds and finiteness of a batch's host fields and unsupported list; IngestError(422)."""
+    h = batch.host
+    host_id = h.host_id
     if not host_id:
         raise IngestError(422, f"batches[{b}]: host.host_id is empty")
     if len(host_id) > MAX_ID_LENGTH:
         raise IngestError(422, f"batches[{b}]: host.host_id is longer than {MAX_ID_LENGTH}")
-    iv = batch.host.interval_seconds
+    where = f"host {host_id!r}"
+    iv = h.interval_seconds
     if not math.isfinite(iv) or iv < 0:
-        raise IngestError(422, f"host {host_id!r}: interval_seconds must be >= 0")
+        raise IngestError(422, f"{where}: interval_seconds must be >= 0")
+    _finite(where, "boot_time", h.boot_time)
+    _text(where, "hostname", h.hostname, MAX_HOSTNAME)
+    for name in ("os", "kernel", "arch", "cpu_model", "agent_version"):
+        _text(where, name, getattr(h, name), MAX_HOST_TEXT)
+    if len(h.labels) > limits.max_host_labels:
+        raise IngestError(
+            422,
+            f"{where}: {len(h.labels)} labels, at most {limits.max_host_labels} (max_host_labels)",
+        )
+    for lb in h.labels:
+        _text(where, "a label name", lb.name, MAX_LABEL_NAME)
+        _text(where, f"label {lb.name!r}", lb.value, MAX_LABEL_LENGTH)
+    if len(batch.unsupported) > MAX_UNSUPPORTED:
+        raise IngestError(422, f"{where}: unsupported lists more than {MAX_UNSUPPORTED} metrics")
+    for u in batch.unsupported:
+        _text(where, "an unsupported entry", u, MAX_ID_LENGTH)
+
+
+def validate_series(
+    batch: HostBatch, b: int, keys: list[SeriesKey], limits: IngestLimits | None = None
+) -> None:
+    """Check a batch's host and series table against the catalog and the bounds;
+    IngestError(422)."""
+    validate_host(batch, b, limits or IngestLimits())
+    host_id = batch.host.host_id
     for i, key in enumerate(keys):
         _check_series_def(host_id, i, key[0], key)
     if len(set(keys)) != len(keys):
         raise IngestError(422, f"host {host_id!r}: a series is declared twice")
 
 
+def _check_processes(where: str, name: str, procs: Sequence[Process], limit: int) -> None:
+    if len(procs) > limit:
+        raise IngestError(
+            422, f"{where}: {name} has {len(procs)} processes, at most {limit} (max_processes)"
+        )
+    for p in procs:
+        if not (math.isfinite(p.cpu_percent) and math.isfinite(p.mem_percent)):
+            raise IngestError(422, f"{where}: {name} pid {p.pid}: percentages must be finite")
+        if (
+            len(p.name) > MAX_HOST_TEXT
+            or len(p.user) > MAX_HOST_TEXT
+            or len(p.status) > MAX_STATUS
+            or len(p.cmdline) > MAX_CMDLINE
+        ):
+            raise IngestError(
+                422,
+                f"{where}: {name} pid {p.pid}: name and user at most {MAX_HOST_TEXT} "
+                f"characters, status {MAX_STATUS}, cmdline {MAX_CMDLINE}",
+            )
+
+
 def validate_snapshots(batch: HostBatch, now_ms: int, limits: IngestLimits) -> int:
-    """Check every snapshot of a batch whose series table is valid; return its sample count."""
+    """Check every snapshot of a batch whose series table is valid; return its sample count.
+    Timestamps must lie within [now - max_past, now + max_future]; the batch's distinct
+    timestamps times its series count (the cells of the head's matrices it may add: one row of
+    the host's series per timestamp, however few values the snapshot has) are bounded by
+    max_head_cells."""
     host_id = batch.host.host_id
     n_series = len(batch.series)
     horizon = now_ms + limits.max_future_ms
+    oldest = now_ms - limits.max_past_ms
     samples = 0
+    stamps: set[int] = set()
     for s, snap in enumerate(batch.snapshots):
         idx, values = snap.series_index, snap.values
         n = len(values)
@@ -177,15 +343,26 @@ def validate_snapshots(batch: HostBatch, now_ms: int, limits: IngestLimits) -> i
             where = f"host {host_id!r} snapshots[{s}]"
             raise IngestError(422, f"{where}: {n} values but {len(idx)} series_index entries")
         ts = snap.timestamp_ms
-        if ts <= 0 or ts > horizon:
+        if ts < oldest or ts > horizon:
             where = f"host {host_id!r} snapshots[{s}]"
             if ts <= 0:
                 raise IngestError(422, f"{where}: timestamp_ms must be positive")
+            if ts < oldest:
+                raise IngestError(
+                    422,
+                    f"{where}: timestamp_ms {ts} is more than "
+                    f"{limits.max_past_ms // 1000} s in the past (max_past)",
+                )
             raise IngestError(
                 422,
                 f"{where}: timestamp_ms {ts} is more than "
                 f"{limits.max_future_ms // 1000} s in the future",
             )
+        stamps.add(ts)
+        if snap.top_cpu or snap.top_memory:
+            where = f"host {host_id!r} snapshots[{s}]"
+            _check_processes(where, "top_cpu", snap.top_cpu, limits.max_processes)
+            _check_processes(where, "top_memory", snap.top_memory, limits.max_processes)
         if n == 0:
             continue
         top = max(idx)
@@ -206,6 +383,14 @@ def validate_snapshots(batch: HostBatch, now_ms: int, limits: IngestLimits) -> i
             where = f"host {host_id!r} snapshots[{s}]"
             raise IngestError(422, f"{where}: a series appears twice in one snapshot")
         samples += n
+    cells = len(stamps) * max(n_series, 1)
+    if cells > limits.max_head_cells:
+        raise IngestError(
+            413,
+            f"host {host_id!r}: {len(stamps)} distinct timestamps x {n_series} series = "
+            f"{cells}, over max_head_cells ({limits.max_head_cells}): send fewer snapshots "
+            "per request",
+        )
     return samples
 
 
@@ -223,6 +408,8 @@ def series_signature(batch: HostBatch) -> bytes:
     serialisation instead of a copy of the batch (half the cost). Should a serializer ever
     order the fields differently, the copy is made (same digest)."""
     data = batch.SerializeToString()
+    if not plain_layout(batch):  # unknown fields come last: the offsets below would be off
+        return _signature_of_copy(batch)
     snaps = sum(_field_size(s.ByteSize()) for s in batch.snapshots)
     tail = sum(_field_size(len(u.encode())) for u in batch.unsupported)
     cut = len(data) - snaps - tail
@@ -235,10 +422,33 @@ def series_signature(batch: HostBatch) -> bytes:
         digest = hashlib.blake2b(view[:cut], digest_size=16)
         digest.update(view[len(data) - tail :])
         return digest.digest()
+    return _signature_of_copy(batch)
+
+
+def _signature_of_copy(batch: HostBatch) -> bytes:
     head = HostBatch()
     head.CopyFrom(batch)
     head.ClearField("snapshots")
+    head.DiscardUnknownFields()
     return hashlib.blake2b(head.SerializeToString(), digest_size=16).digest()
+
+
+INLINE_BODY_BYTES = 16 * 1024
+INLINE_RAW_BYTES = 128 * 1024
+INLINE_SNAPSHOTS = 32
+INLINE_SERIES = 1000
+"""A body within all of these is decoded and checked on the event loop (well under a
+millisecond); any other in a worker thread."""
+
+
+@dataclass(slots=True)
+class Checked:
+    """A validated request, with what storing it needs."""
+
+    request: IngestRequest
+    signatures: list[bytes]
+    per_host: dict[str, list[SeriesKey]]
+    fresh: list[bytes]
 
 
 class IngestService:
@@ -257,12 +467,16 @@ class IngestService:
             limits.max_pending, limits.max_pending_bytes, limits.overload_retry_after
         )
         self._validated: set[bytes] = set()
+        self._host_ids: set[str] | None = None  # filled from the store on first use
+        self._hosts_lock = asyncio.Lock()
         self.listeners: list[Listener] = []
         """Called once the store has a request (the live hub, the alert engine)."""
 
-    def _release(self, reserved: list[tuple[str, set[SeriesKey]]]) -> None:
+    def _release(self, reserved: list[tuple[str, set[SeriesKey]]], hosts: list[str]) -> None:
         for host_id, new in reserved:
             self.registry.release(host_id, new)
+        if self._host_ids is not None:
+            self._host_ids.difference_update(hosts)
 
     async def ingest_body(
         self,
@@ -272,52 +486,128 @@ class IngestService:
         only_host: str | None = None,
     ) -> IngestResult:
         """Decode, validate and store one request body (IngestError when refused; 503 with
-        Retry-After when the server is overloaded, before any work is done)."""
+        Retry-After when the server is overloaded, before any work is done).
+
+        A small request is decoded and checked on the event loop (tens of microseconds); any
+        other in a worker thread, so one large body cannot hold up other requests: zlib, zstd
+        and protobuf parsing of each piece let the loop run in between."""
         size = len(body)
         try:
             self.admission.enter(size)
         except Overloaded as exc:
             raise IngestError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
         try:
-            return await self.ingest(decode(body, content_type, encoding, self.limits), only_host)
+            now_ms = int(self._clock() * 1000)
+            checked = self._decode_small(body, content_type, encoding, now_ms)
+            if checked is None:
+                checked = await asyncio.to_thread(
+                    self._decode_and_check, body, content_type, encoding, now_ms
+                )
+            return await self._store(checked, now_ms, only_host)
         finally:
             self.admission.leave(size)
 
-    async def ingest(self, request: IngestRequest, only_host: str | None = None) -> IngestResult:
-        """Store ``request``; with ``only_host`` (the agent key's host) every batch must be
-        that host's, else IngestError(403) and nothing is stored."""
-        now_ms = int(self._clock() * 1000)
+    def _decode_small(
+        self, body: bytes, content_type: str | None, encoding: str | None, now_ms: int
+    ) -> Checked | None:
+        """The checked request when it is small enough to do on the loop, else None."""
+        if len(body) > INLINE_BODY_BYTES:
+            return None
+        try:
+            raw = codec.decompress(body, encoding, INLINE_RAW_BYTES)
+        except codec.TooLarge:
+            return None
+        except codec.CodecError:
+            raw = None  # decode() reports it
+        request = decode(body, content_type, encoding, self.limits, raw)
+        counts = check_counts(request, self.limits)
+        if counts.snapshots > INLINE_SNAPSHOTS or counts.series_defs > INLINE_SERIES:
+            return None  # decoding again in the thread is cheap next to the checks
+        return self.check(request, now_ms)
+
+    def _decode_and_check(
+        self, body: bytes, content_type: str | None, encoding: str | None, now_ms: int
+    ) -> Checked:
+        request = decode(body, content_type, encoding, self.limits)
+        check_counts(request, self.limits)
+        return self.check(request, now_ms)
+
+    def check(self, request: IngestRequest, now_ms: int) -> Checked:
+        """Validate ``request`` whole (IngestError(413/422) naming the first problem). Touches
+        no state but reads the set of validated signatures: safe in a worker thread."""
+        check_counts(request, self.limits)
         per_host: dict[str, list[SeriesKey]] = {}
         signatures: list[bytes] = []  # of each batch
         fresh: list[bytes] = []  # of the batches whose table is validated by this request
+        samples = 0
         for b, batch in enumerate(request.batches):
             sig = series_signature(batch)
             signatures.append(sig)
             if sig not in self._validated:
                 keys = _series_keys(batch)
-                validate_series(batch, b, keys)
+                validate_series(batch, b, keys, self.limits)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
-            validate_snapshots(batch, now_ms, self.limits)
+            samples += validate_snapshots(batch, now_ms, self.limits)
+            if samples > self.limits.max_samples:
+                raise IngestError(
+                    413,
+                    f"the request has more than {self.limits.max_samples} samples (max_samples)",
+                )
+        return Checked(request, signatures, per_host, fresh)
+
+    async def ingest(self, request: IngestRequest, only_host: str | None = None) -> IngestResult:
+        """Store ``request``; with ``only_host`` (the agent key's host) every batch must be
+        that host's, else IngestError(403) and nothing is stored."""
+        now_ms = int(self._clock() * 1000)
+        request.DiscardUnknownFields()
+        return await self._store(self.check(request, now_ms), now_ms, only_host)
+
+    async def _hosts(self) -> set[str]:
+        if self._host_ids is None:
+            async with self._hosts_lock:
+                if self._host_ids is None:
+                    self._host_ids = {h.host_id for h in await self.store.hosts()}
+        return self._host_ids
+
+    async def _admit_hosts(self, request: IngestRequest) -> list[str]:
+        """Count the request's new hosts against max_hosts (IngestError(403) over it); the
+        new ones are returned to be forgotten again if the request is not stored."""
+        known = await self._hosts()
+        new = list({b.host.host_id for b in request.batches} - known)
+        if new and len(known) + len(new) > self.limits.max_hosts:
+            raise IngestError(
+                403,
+                f"the server already holds {len(known)} hosts; max_hosts "
+                f"({self.limits.max_hosts}) allows no new host {sorted(new)[0]!r}: "
+                "delete hosts that are gone or raise HOSTPULSE_MAX_HOSTS",
+            )
+        known.update(new)
+        return new
+
+    async def _store(self, checked: Checked, now_ms: int, only_host: str | None) -> IngestResult:
+        request, signatures = checked.request, checked.signatures
+        per_host, fresh = checked.per_host, checked.fresh
         if only_host is not None:  # after validation: a bad body is 422 whoever sends it
             for batch in request.batches:
                 if batch.host.host_id != only_host:
                     raise IngestError(403, f"this key may only push for host {only_host}")
+        new_hosts = await self._admit_hosts(request) if per_host else []
         reserved: list[tuple[str, set[SeriesKey]]] = []
         try:
             for host_id, keys in per_host.items():
                 reserved.append((host_id, await self.registry.reserve(host_id, keys)))
             result = await self.store.ingest(request, now_ms)
         except InvalidRequestError as exc:  # the store's own check, after ours
-            self._release(reserved)
+            self._release(reserved, new_hosts)
             raise IngestError(422, str(exc)) from None
         except StoreUnavailableError as exc:  # disk full, I/O error: nothing stored, send again
-            self._release(reserved)
+            self._release(reserved, new_hosts)
             logger.error("ingest refused: %s", exc)
             retry = str(self.limits.overload_retry_after)
             raise IngestError(503, f"{exc}; nothing was stored", {"Retry-After": retry}) from None
         except BaseException:
-            self._release(reserved)
+            self._release(reserved, new_hosts)
             raise
         if len(self._validated) + len(fresh) > self.MAX_SIGNATURES:
             self._validated.clear()

@@ -3,8 +3,9 @@ small per-host summary to the clients of the fleet view.
 
 Ingest calls ``LiveHub.publish`` after the store acknowledged a request. ``publish`` never awaits:
 it encodes each frame once per wire format in use and appends it to each interested client's
-bounded outbox. A client whose outbox is full is *dropped* (its connection is closed by its own
-sender task with code 1013), so a slow or stalled browser can never slow ingest down.
+bounded outbox (in frames and in bytes). A client whose outbox is full is *dropped* (its
+connection is closed by its own sender task with code 1013), so a slow or stalled browser can
+never slow ingest down nor make the server hold more than ``outbox_bytes`` for it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OUTBOX = 256
 """Frames a client may have waiting before it counts as too slow and is dropped."""
+DEFAULT_OUTBOX_BYTES = 8 * 1024 * 1024
+"""Bytes of frames a client may have waiting before it is dropped (one frame larger than this
+is still queued when nothing else is waiting, so every frame can be delivered)."""
 DEFAULT_HEARTBEAT_S = 15.0
 
 _CPU = "cpu_busy_percent"
@@ -81,25 +85,39 @@ class LiveClient:
 
     fmt: WireFormat
     limit: int
+    limit_bytes: int = DEFAULT_OUTBOX_BYTES
     hosts: frozenset[str] = frozenset()
     fleet: bool = False
     outbox: deque[Payload] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
     sent: int = 0
+    queued_bytes: int = 0
 
     def offer(self, payload: Payload) -> bool:
-        """Queue ``payload``; False (and the client marked dropped) when the outbox is full."""
+        """Queue ``payload``; False (and the client marked dropped) when the outbox is full in
+        frames or in bytes."""
         if self.dropped:
             return False
-        if len(self.outbox) >= self.limit:
+        size = len(payload)
+        if len(self.outbox) >= self.limit or (
+            self.outbox and self.queued_bytes + size > self.limit_bytes
+        ):
             self.dropped = True
             self.outbox.clear()
+            self.queued_bytes = 0
             self.wake.set()
             return False
         self.outbox.append(payload)
+        self.queued_bytes += size
         self.wake.set()
         return True
+
+    def take(self) -> Payload:
+        """The oldest queued frame (the sender's side of ``offer``)."""
+        payload = self.outbox.popleft()
+        self.queued_bytes -= len(payload)
+        return payload
 
     def subscribed_frame(self, heartbeat_s: float) -> Payload:
         sub = Subscribed(hosts=sorted(self.hosts), fleet=self.fleet, heartbeat_seconds=heartbeat_s)
@@ -168,10 +186,12 @@ class LiveHub:
         self,
         *,
         outbox: int = DEFAULT_OUTBOX,
+        outbox_bytes: int = DEFAULT_OUTBOX_BYTES,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         clock: Callable[[], float],
     ) -> None:
         self.outbox = outbox
+        self.outbox_bytes = outbox_bytes
         self.heartbeat_s = heartbeat_s
         self.clock = clock
         self._clients: set[LiveClient] = set()
@@ -183,7 +203,7 @@ class LiveHub:
         return len(self._clients)
 
     def connect(self, fmt: WireFormat) -> LiveClient:
-        client = LiveClient(fmt=fmt, limit=self.outbox)
+        client = LiveClient(fmt=fmt, limit=self.outbox, limit_bytes=self.outbox_bytes)
         self._clients.add(client)
         return client
 
@@ -222,5 +242,9 @@ class LiveHub:
                 self.dropped_total += 1
                 logger.warning(
                     "live client dropped: outbox full",
-                    extra={"limit": client.limit, "sent": client.sent},
+                    extra={
+                        "limit": client.limit,
+                        "limit_bytes": client.limit_bytes,
+                        "sent": client.sent,
+                    },
                 )

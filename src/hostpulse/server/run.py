@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from hostpulse.server.app import create_app
 from hostpulse.server.auth import redact
 from hostpulse.server.config import ServerSettings
+from hostpulse.server.timeouts import timed_http_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         loop="auto",
-        http="auto",
+        http=timed_http_protocol(settings.header_timeout),
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",

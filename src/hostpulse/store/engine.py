@@ -31,7 +31,13 @@ from hostpulse.store.exceptions import (
 )
 from hostpulse.store.head import HostHead, IntP, WindowBuf
 from hostpulse.store.maintenance import Maintenance
-from hostpulse.store.prepare import Prepared, prepare
+from hostpulse.store.prepare import (
+    REPLAY_FUTURE_MS,
+    Prepared,
+    drop_outside,
+    prepare,
+    prepare_async,
+)
 from hostpulse.store.reads import Reads
 from hostpulse.store.registry import Key, Registry, _Job
 from hostpulse.store.types import HostRecord, IngestResult, Retention, StoreStats
@@ -113,10 +119,19 @@ class SQLiteStore(Registry, Reads, Maintenance):
         await self._load_metadata()
         self._wal = WriteAheadLog(self.wal_dir)
         replayed = 0
+        now = self.clock()
+        oldest, newest = now - self.retention.raw * 1000, now + REPLAY_FUTURE_MS
         for seg, payload in self._wal.read_existing():
             req = IngestRequest()
             try:
                 req.ParseFromString(payload)
+                dropped = drop_outside(req, oldest, newest)
+                if dropped:
+                    logger.error(
+                        "wal %s: skipping %d snapshots outside [now - retention_raw, now + 1 d]",
+                        seg.path,
+                        dropped,
+                    )
                 prep = prepare(req)
                 await self._apply_durable(prep, await self.register(prep, 0))
             except (DecodeError, InvalidRequestError) as exc:
@@ -191,7 +206,7 @@ class SQLiteStore(Registry, Reads, Maintenance):
     # --- ingest --------------------------------------------------------------------------------
 
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
-        prep = prepare(request)
+        prep = await prepare_async(request)
         try:
             colmaps = await self.register(prep, received_ms)
         except OperationalError as exc:  # e.g. "database or disk is full", "database is locked"

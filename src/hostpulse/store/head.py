@@ -32,8 +32,10 @@ class WindowBuf:
     def __init__(self, start: int, cols: int) -> None:
         self.start = start
         self.n = 0
-        self.ts: I64 = np.empty(8, dtype=np.int64)
-        self.vals: F64 = np.full((8, max(cols, 4)), np.nan)
+        # one row to start with: a window with a single snapshot (a back-filled or stray one)
+        # costs one row of the host's columns, not eight; rows double as they fill
+        self.ts: I64 = np.empty(1, dtype=np.int64)
+        self.vals: F64 = np.full((1, max(cols, 4)), np.nan)
         self.row_of: dict[int, int] = {}
         self.old: BoolA | None = None  # cells already in stored blocks (late windows only)
 

@@ -11,11 +11,13 @@ batches also make the WAL record, so nothing is serialized twice.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
 from hostpulse.store.exceptions import InvalidRequestError
@@ -78,10 +80,19 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def plain_layout(batch: HostBatch) -> bool:
+    """True when the batch has no unknown fields of its own, so its serialization is
+    ``host``, ``series``, ``snapshots``, ``unsupported`` in this order and nothing else (unknown
+    fields are written after the known ones, which would shift every offset computed from the
+    end)."""
+    return len(UnknownFieldSet(batch)) == 0
+
+
 def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
     """Where the packed ``values`` of each snapshot of a serialized HostBatch are (the
-    snapshots start at ``start``); None when the layout is not the plain one (then the caller
-    reads the parsed message instead)."""
+    snapshots start at ``start``); None when anything is not exactly the plain layout (then
+    the caller reads the parsed message instead): a tag other than the known ones, a field
+    that does not end where its message ends, a second ``values`` run."""
     out: list[tuple[int, int]] = []
     pos, end = start, len(data)
     try:
@@ -89,27 +100,68 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
             tag = data[pos]
             size, body = _read_varint(data, pos + 1)
             stop = body + size
+            if stop > end:
+                return None
             if tag == 0x1A:  # snapshots
-                vals = (body, body)
+                vals: tuple[int, int] | None = None
                 p = body
                 while p < stop:
                     t = data[p]
                     if t in (0x08, 0x30):  # timestamp_ms, sequence
                         _, p = _read_varint(data, p + 1)
                         continue
+                    if t not in (0x12, 0x1A, 0x22, 0x2A):
+                        return None
                     n, q = _read_varint(data, p + 1)
                     if t == 0x1A:
+                        if vals is not None or n % 8:
+                            return None
                         vals = (q, q + n)
-                    elif t not in (0x12, 0x22, 0x2A):
-                        return None
                     p = q + n
-                out.append(vals)
+                if p != stop:
+                    return None
+                out.append(vals or (body, body))
             elif tag != 0x22:  # unsupported
                 return None
             pos = stop
     except IndexError:
         return None
-    return out
+    return out if pos == end else None
+
+
+OFF_LOOP_SNAPSHOTS = 32
+"""A request with more snapshots than this is prepared in a worker thread (serializing and
+slicing a large request takes long enough to be felt by every other request)."""
+
+REPLAY_FUTURE_MS = 86_400_000
+"""Replay keeps no sample stamped further ahead than this (ingest refuses far less)."""
+
+
+async def prepare_async(request: IngestRequest) -> Prepared:
+    """``prepare``, in a worker thread when the request is large."""
+    if sum(len(b.snapshots) for b in request.batches) > OFF_LOOP_SNAPSHOTS:
+        return await asyncio.to_thread(prepare, request)
+    return prepare(request)
+
+
+def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
+    """Remove the snapshots stamped before ``oldest_ms`` or after ``newest_ms``; return how many.
+    Replay uses it so a log record cannot do what ingest refuses now (samples older than the
+    raw retention would each open a head window, and be deleted at the next maintenance)."""
+    dropped = 0
+    for batch in request.batches:
+        snaps = batch.snapshots
+        keep = [s for s in snaps if oldest_ms <= s.timestamp_ms <= newest_ms]
+        if len(keep) != len(snaps):
+            dropped += len(snaps) - len(keep)
+            kept = []
+            for snap in keep:  # copies: clearing the field detaches its elements
+                copy = Snapshot()
+                copy.CopyFrom(snap)
+                kept.append(copy)
+            batch.ClearField("snapshots")
+            batch.snapshots.extend(kept)
+    return dropped
 
 
 def prepare(request: IngestRequest) -> Prepared:
@@ -147,7 +199,7 @@ def prepare(request: IngestRequest) -> Prepared:
             checked, checked_src = idx, snap
         unsupported = [u.encode() for u in batch.unsupported]
         tail += sum(_field_size(len(u)) for u in unsupported)
-        fields = _snapshot_fields(data, len(data) - tail)
+        fields = _snapshot_fields(data, len(data) - tail) if plain_layout(batch) else None
         fast = fields is not None and len(fields) == len(snaps)
         for i, ps in enumerate(snaps):
             if fast and fields is not None:

@@ -5,6 +5,8 @@ service call without the framework's per-request overhead)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, HTTPException, Request
 
 from hostpulse.protocol import JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE
@@ -32,6 +34,7 @@ _BODY_DOC = {
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": Problem, "description": "Malformed or corrupt body."},
+    408: {"model": Problem, "description": "The body did not arrive within body_timeout."},
     401: {"model": Problem, "description": "No valid agent key."},
     403: {"model": Problem, "description": "A batch of another host than the key's, or a user."},
     413: {"model": Problem, "description": "Body over the size limit (sent or decompressed)."},
@@ -48,7 +51,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, within_s: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -59,11 +62,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise HTTPException(413, f"body is {size} bytes, the limit is {limit}")
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise HTTPException(413, f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(within_s):
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > limit:
+                    raise HTTPException(413, f"body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HTTPException(
+            408, "the body did not arrive in time (body_timeout); nothing was stored"
+        ) from None
     return b"".join(chunks)
 
 
@@ -84,7 +93,7 @@ async def ingest(request: Request, state: StateDep, _creds: Credentials) -> Inge
     except IngestDenied as exc:
         raise HTTPException(exc.status, exc.reason, headers=exc.headers or None) from None
     limits = state.ingest.limits
-    body = await _read_body(request, limits.max_body_bytes)
+    body = await _read_body(request, limits.max_body_bytes, state.settings.body_timeout)
     try:
         result = await state.ingest.ingest_body(
             body,

@@ -11,6 +11,10 @@ Query: ``format=protobuf|json`` (default protobuf: binary messages, one LiveFram
 host). The client may change its subscription at any time with a text message
 ``{"hosts": ["a", "b"], "fleet": false}``; the server answers every change with a ``subscribed``
 frame. A heartbeat frame comes every ``heartbeat_seconds``.
+
+The connection lives no longer than its access token: it is closed with code 4401 when the
+token expires, and within ``live_auth_recheck`` seconds once its user is deleted (the token is
+checked again as on every request). The dashboard then signs in again (refresh) and reconnects.
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ import logging
 import time
 from typing import Annotated
 
+import jwt
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 
-from hostpulse.server.auth.deps import websocket_user
+from hostpulse.server.auth.deps import auth_of, websocket_user
+from hostpulse.server.auth.exceptions import AuthError
+from hostpulse.server.auth.service import bearer
 from hostpulse.server.live import (
     LiveClient,
     LiveHub,
@@ -40,6 +47,8 @@ router = APIRouter(tags=["live"])
 MAX_HOSTS = 2000
 MAX_HOST_ID = 200
 CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind and was dropped
+CLOSE_SIGNED_OUT = 4401  # the access token expired or its user is gone: sign in, reconnect
+DEFAULT_RECHECK_S = 30.0
 
 
 SUBPROTOCOL = "hostpulse"
@@ -59,10 +68,39 @@ def subprotocol_token(websocket: WebSocket) -> str | None:
     return None
 
 
-async def websocket_principal(websocket: WebSocket) -> str:
-    """Who is connecting: a viewer+ user from the ``bearer.<token>`` subprotocol or
-    ``Authorization: Bearer``; refused with close code 1008 otherwise."""
-    return (await websocket_user(websocket, subprotocol_token(websocket))).username
+async def websocket_principal(websocket: WebSocket) -> tuple[str, str]:
+    """Who is connecting, and with which access token: a viewer+ user from the
+    ``bearer.<token>`` subprotocol or ``Authorization: Bearer``; refused with close code 1008
+    otherwise."""
+    token = subprotocol_token(websocket)
+    user = await websocket_user(websocket, token)
+    credential = token or bearer(websocket.headers.get("authorization"))
+    assert credential is not None  # websocket_user refuses a connection without one
+    return user.username, credential
+
+
+def _expiry(credential: str) -> float:
+    """The wall-clock expiry of an access token already verified at connect."""
+    claims = jwt.decode(credential, options={"verify_signature": False})
+    return float(claims["exp"])
+
+
+async def _watch_auth(ws: WebSocket, credential: str, recheck_s: float) -> str:
+    """Return (the reason) once the token has expired or no longer names a user: checked at
+    its expiry and every ``recheck_s`` seconds."""
+    users = auth_of(ws.app.state).users
+    expires = _expiry(credential)
+    while True:
+        left = expires - time.time()
+        await asyncio.sleep(max(0.0, min(left, recheck_s)))
+        try:
+            await users.from_access_token(credential)
+        except AuthError as exc:
+            return exc.reason
+        except Exception:  # the database briefly unavailable: keep the socket, check again
+            logger.warning("live: could not check the user's token", exc_info=True)
+        if time.time() >= expires:  # a clock step: the token is past its expiry
+            return "access token expired"
 
 
 def get_hub(websocket: WebSocket) -> LiveHub:
@@ -125,7 +163,7 @@ async def _sender(ws: WebSocket, client: LiveClient, hub: LiveHub) -> None:
             await asyncio.wait_for(client.wake.wait(), timeout)
         client.wake.clear()
         while client.outbox and not client.dropped:
-            await _send(ws, client.outbox.popleft())
+            await _send(ws, client.take())
             client.sent += 1
         if client.dropped:
             await ws.close(code=CLOSE_TOO_SLOW, reason="too slow: outbox full, reconnect")
@@ -156,7 +194,7 @@ async def _receiver(ws: WebSocket, client: LiveClient, hub: LiveHub) -> None:
 async def live(
     websocket: WebSocket,
     hub: Annotated[LiveHub, Depends(get_hub)],
-    principal: Annotated[str, Depends(websocket_principal)],
+    principal: Annotated[tuple[str, str], Depends(websocket_principal)],
     format: Annotated[WireFormat, Query()] = WireFormat.PROTOBUF,
     hosts: Annotated[str | None, Query(description="Comma-separated host ids.")] = None,
     fleet: Annotated[bool, Query(description="Receive the fleet summary.")] = False,
@@ -173,10 +211,14 @@ async def live(
             await _send(websocket, error_frame(str(exc), format))
         client.fleet = fleet
         await _send(websocket, client.subscribed_frame(hub.heartbeat_s))
-        logger.info("live client connected", extra={"user": principal, "format": format.value})
+        username, credential = principal
+        logger.info("live client connected", extra={"user": username, "format": format.value})
+        recheck = getattr(websocket.app.state, "live_auth_recheck", DEFAULT_RECHECK_S)
+        watcher = asyncio.create_task(_watch_auth(websocket, credential, recheck))
         tasks = [
             asyncio.create_task(_sender(websocket, client, hub)),
             asyncio.create_task(_receiver(websocket, client, hub)),
+            watcher,
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -184,6 +226,11 @@ async def live(
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if watcher in done and watcher.exception() is None:
+            reason = watcher.result()
+            logger.info("live client signed out", extra={"user": username, "reason": reason})
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close(code=CLOSE_SIGNED_OUT, reason=reason[:120])
         for t in done:
             err = t.exception()
             if err is not None and not isinstance(err, WebSocketDisconnect | RuntimeError):

@@ -214,12 +214,14 @@ def test_stalled_client_is_dropped_and_ingest_goes_on(live_server: LiveServer) -
     asyncio.run(run())
 
 
-def _closed_code(url: str) -> tuple[int, float]:
-    """Connect to ``url`` and read until the server closes: (close code, seconds taken)."""
+def _closed_code(url: str, token: str) -> tuple[int, float]:
+    """Connect to ``url`` with ``token`` (as the dashboard offers it) and read until the server
+    closes: (close code, seconds taken)."""
+    protocols = [Subprotocol("hostpulse"), Subprotocol("bearer." + token)]
 
     async def run() -> tuple[int, float]:
         started = time.monotonic()
-        async with connect(url, proxy=None, compression=None) as ws:
+        async with connect(url, proxy=None, compression=None, subprotocols=protocols) as ws:
             with pytest.raises(ConnectionClosed) as closed:
                 async with asyncio.timeout(DEADLINE_S):
                     while True:
@@ -238,8 +240,7 @@ def test_the_socket_closes_when_its_access_token_expires(tmp_path: Path) -> None
         srv.token("viewer")  # creates the user
         secret = tokens.load_or_create_secret(srv.settings.data_dir)
         short = tokens.issue_access(secret, "viewer", 2)
-        url = srv.url.replace("http://", "ws://") + f"/api/v1/ws?token={short}&fleet=true"
-        code, took = _closed_code(url)
+        code, took = _closed_code(ws_url(srv, "fleet=true"), short)
         assert code == 4401
         assert 1.0 <= took < DEADLINE_S
 
@@ -248,6 +249,7 @@ def test_the_socket_closes_when_its_user_is_deleted(tmp_path: Path) -> None:
     with LiveServer(tmp_path / "data", live_heartbeat=0.3, live_auth_recheck=0.5) as srv:
         url = ws_url(srv, "fleet=true")
         admin = srv.headers("admin")
+        viewer = srv.token("viewer")
 
         def delete_soon() -> None:
             time.sleep(1.0)
@@ -258,7 +260,7 @@ def test_the_socket_closes_when_its_user_is_deleted(tmp_path: Path) -> None:
         deleter = threading.Thread(target=delete_soon)
         deleter.start()
         try:
-            code, _ = _closed_code(url)
+            code, _ = _closed_code(url, viewer)
         finally:
             deleter.join()
         assert code == 4401

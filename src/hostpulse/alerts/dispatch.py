@@ -4,6 +4,7 @@ attempt recorded. A slow or failing channel never delays another channel or the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -78,6 +79,8 @@ class Dispatcher:
         self._queues: dict[str, asyncio.Queue[Job]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+        self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        """Notifications by (channel, sent | failed | dropped), for the server's metrics."""
 
     def set_channels(self, channels: dict[str, Channel]) -> None:
         self._channels = dict(channels)
@@ -100,6 +103,7 @@ class Dispatcher:
         try:
             queue.put_nowait(job)
         except asyncio.QueueFull:
+            self.outcomes[(job.channel_id, "dropped")] += 1
             logger.error("notification queue full, dropped", extra={"channel": job.channel_id})
             return False
         return True
@@ -126,6 +130,7 @@ class Dispatcher:
             if ok or not result.retryable or attempt >= self.retry.max_attempts:
                 break
             await self._sleep(self.retry.delay(attempt))
+        self.outcomes[(job.channel_id, "sent" if ok else "failed")] += 1
         if self.log is not None:
             await self.log.finish(job.notification_id, ok, error)
         if not ok:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hostpulse import __version__
-from hostpulse.cli import agent_cmd, db, keys, top, user
+from hostpulse.cli import agent_cmd, backup, db, keys, top, user
 from hostpulse.cli.server import server as server_command
 from hostpulse.cli.simulate import simulate as simulate_command
 from hostpulse.cli.up import up as up_command
@@ -22,6 +22,8 @@ app = typer.Typer(
 app.command("server")(server_command)
 app.command("simulate")(simulate_command)
 app.command("up")(up_command)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 app.add_typer(db.app, name="db")
 app.add_typer(user.app, name="user")
 app.add_typer(keys.tokens, name="token")

@@ -49,6 +49,7 @@ class Prometheus:
         *,
         rule_files: list[str] | None = None,
         interval: str = "1s",
+        extra_args: list[str] | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
@@ -67,6 +68,7 @@ class Prometheus:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log_path = directory / "prometheus.log"
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Prometheus:
@@ -77,6 +79,7 @@ class Prometheus:
                     f"--config.file={self.config_path}",
                     f"--storage.tsdb.path={self.directory / 'data'}",
                     f"--web.listen-address=127.0.0.1:{self.port}",
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

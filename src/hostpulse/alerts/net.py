@@ -105,7 +105,9 @@ class TargetGuard:
             if not self.permitted(address):
                 raise UnsafeTargetError(
                     f"{host!r} resolves to {address}, a private, loopback, link-local or "
-                    "reserved address; add it to the alerts allow-list to permit it"
+                    "reserved address; to permit it add its network to allow_networks in "
+                    f"alerts.yml (the alerts allow-list), e.g. allow_networks: "
+                    f"[{address}/{address.max_prefixlen}]"
                 )
         return candidates[0]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_process import run_cli
 from prometheus_client.parser import text_string_to_metric_families
 from promserver import Prometheus, wait_until
 from wire import batch, now_ms, request
@@ -140,3 +141,12 @@ def test_prometheus_scrapes_the_server_with_the_token(server: LiveServer, tmp_pa
         p90 = f"histogram_quantile(0.9, {buckets})"
         hist = prom.query(p90)
         assert hist and float(hist[0]["value"][1]) > 0
+
+
+def test_a_short_scrape_token_stops_the_server_naming_the_key(tmp_path: Path) -> None:
+    result = run_cli(
+        ["server", "--port", "0", "--data-dir", str(tmp_path), "--metrics-token", "short"]
+    )
+    assert result.returncode == 2
+    assert "HOSTPULSE_METRICS_TOKEN (metrics_token)" in result.stderr
+    assert "at least 16 characters" in result.stderr

@@ -50,7 +50,7 @@ METRICS_PATH = "/metrics"
 API_PREFIX = "/api/v1/"
 INGEST_PATH = "/api/v1/ingest"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-USAGE_TTL_S = 30.0
+USAGE_TTL_S = 60.0
 """Block sizes per tier change only when maintenance runs (every ``maintenance_interval``):
 the query over the blocks table runs at most this often, not at every scrape."""
 HOST_STATES = ("online", "stale", "offline")

@@ -91,7 +91,7 @@ def test_backup_of_a_running_server_restores_into_a_new_directory(tmp_path: Path
         admin = login(url, "admin", PASSWORD)["access_token"]
         key = agent_key(url, admin, "db-1")
         push(url, key, "db-1", old)
-        wait_until(lambda: raw_blocks(url, admin) > 0, 60, "maintenance to compact old samples")
+        wait_until(lambda: raw_blocks(url, admin) > 0, 120, "maintenance to compact old samples")
         push(url, key, "db-1", recent)
         result = run_cli(["backup", "--data-dir", str(data), str(archive)], env=env())
         assert result.returncode == 0, result.stdout + result.stderr

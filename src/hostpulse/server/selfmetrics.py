@@ -51,8 +51,9 @@ API_PREFIX = "/api/v1/"
 INGEST_PATH = "/api/v1/ingest"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 USAGE_TTL_S = 60.0
-"""Block sizes per tier change only when maintenance runs (every ``maintenance_interval``):
-the query over the blocks table runs at most this often, not at every scrape."""
+"""Block sizes per tier change only when maintenance runs: the query over the blocks table
+runs when the compaction watermark moved or this long after the last time, not at every
+scrape."""
 HOST_STATES = ("online", "stale", "offline")
 ALERT_STATES = ("pending", "firing")
 
@@ -217,6 +218,7 @@ class StateCollector(Collector):
         self.app = app
         self._usage: list[TierUsage] = []
         self._usage_at = -USAGE_TTL_S
+        self._usage_watermark: int | None = None
         self._now_ms = 0
         self._records: list[HostRecord] = []
 
@@ -225,9 +227,12 @@ class StateCollector(Collector):
         self._now_ms = state.now_ms()
         self._records = await state.store.hosts()  # the store's own list (in memory)
         engine = getattr(state.store, "engine", None)  # the embedded store's database
-        if engine is not None and time.monotonic() - self._usage_at >= USAGE_TTL_S:
+        watermark = getattr(state.store, "watermark", None)
+        stale = time.monotonic() - self._usage_at >= USAGE_TTL_S
+        if engine is not None and (stale or watermark != self._usage_watermark):
             self._usage = await tier_usage(engine)
             self._usage_at = time.monotonic()
+            self._usage_watermark = watermark
 
     def collect(self) -> Iterable[Metric]:
         state = getattr(self.app.state, "hp", None)

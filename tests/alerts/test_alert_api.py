@@ -198,7 +198,7 @@ def test_channels_crud_masks_secrets_and_test_send(api: Api, http_receiver: Http
     bad = c.post("/channels", json={"id": "x", "type": "sms", "account_sid": "a"})
     assert bad.status_code == 422
     ssrf = c.post("/channels", json={"id": "x", "type": "slack", "url": "http://169.254.169.254/"})
-    assert ssrf.status_code == 422 and "allow-list" in ssrf.json()["detail"]
+    assert ssrf.status_code == 422 and "allow_networks in alerts.yml" in ssrf.json()["detail"]
     bad_url = c.post("/channels", json={"id": "x", "type": "discord", "url": "ftp://h/x"})
     assert bad_url.status_code == 422 and "http:// or https://" in bad_url.text
     assert c.delete("/channels/signed").status_code == 204

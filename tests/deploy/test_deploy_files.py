@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,10 +19,20 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60)
 
 
-def test_prometheus_config_is_valid() -> None:
-    result = promtool("check", "config", str(PROMETHEUS / "prometheus.yml"))
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_prometheus_config_is_valid(tmp_path: Path) -> None:
+    # promtool also checks that the server job's token file exists: check a copy whose
+    # credentials_file is a real file (the shipped path is the operator's /etc/prometheus/)
+    shutil.copytree(PROMETHEUS, tmp_path / "prometheus")
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    server_job = next(j for j in config["scrape_configs"] if j["job_name"] == "hostpulse-server")
+    assert (
+        server_job["authorization"]["credentials_file"] == "/etc/prometheus/hostpulse-metrics-token"
+    )
+    (tmp_path / "token").write_text("t" * 32)
+    server_job["authorization"]["credentials_file"] = str(tmp_path / "token")
+    (tmp_path / "prometheus" / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = promtool("check", "config", str(tmp_path / "prometheus" / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
     job = config["scrape_configs"][0]
     assert (job["scrape_interval"], job["scrape_timeout"]) == ("15s", "10s")
 

@@ -14,6 +14,7 @@ record of a delivery, never the delivery itself nor the next notification behind
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -105,6 +106,8 @@ class Dispatcher:
         self._records: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        """Notifications by (channel, sent | failed | dropped), for the server's metrics."""
 
     def set_channels(self, channels: dict[str, Channel]) -> None:
         self._channels = dict(channels)
@@ -131,6 +134,7 @@ class Dispatcher:
         try:
             queue.put_nowait(item)
         except asyncio.QueueFull:
+            self.outcomes[(channel_id, "dropped")] += 1
             logger.error("notification queue full, dropped", extra={"channel": channel_id})
             return False
         return True
@@ -166,6 +170,7 @@ class Dispatcher:
             self._finish(item, False, "notification queue full")
 
     def _finish(self, item: _Pending, ok: bool, error: str | None) -> None:
+        self.outcomes[(item.job.channel_id, "sent" if ok else "failed")] += 1
         self._record(item.tail, item.job, (ok, error))
         if not ok:
             logger.warning(

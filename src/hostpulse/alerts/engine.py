@@ -17,6 +17,7 @@ Notification policy, per alert (rule + host + series):
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,8 @@ class AlertEngine:
         self._hosts_changed: set[str] = set()
         self.on_output: Callable[[], None] | None = None
         """Called (without arguments) whenever the outbox gains something."""
+        self.evaluations: collections.Counter[str] = collections.Counter()
+        """Runs of ``observe`` ("sample") and ``tick`` ("tick"), for the server's metrics."""
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -141,6 +144,7 @@ class AlertEngine:
         self, host: str, host_labels: dict[str, str], ts_ms: int, samples: Sequence[Sample]
     ) -> None:
         now = self.clock.now_ms()
+        self.evaluations["sample"] += 1
         seen = self._hosts.get(host)
         if seen is None:
             seen = self._hosts[host] = HostSeen(host, dict(host_labels), now, 5000, ts_ms)
@@ -173,6 +177,7 @@ class AlertEngine:
     def tick(self, now_ms: int | None = None) -> None:
         """Evaluate time-driven rules, send due notifications, flush groups."""
         now = self.clock.now_ms() if now_ms is None else now_ms
+        self.evaluations["tick"] += 1
         for ev in self._evaluators:
             ev.on_tick(now, self._hosts, self._report)
         dedup_ms = int(self.settings.dedup_window_s * 1000)

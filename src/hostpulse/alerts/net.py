@@ -139,8 +139,9 @@ class TargetGuard:
             if not self.permitted(address):
                 raise UnsafeTargetError(
                     f"{host!r} resolves to {address}, a private, loopback, link-local or "
-                    "reserved address; to permit it, add it or its network to the alerts "
-                    "allow-list, allow_networks in the alerts configuration (alerts.yml)"
+                    "reserved address; to permit it add its network to allow_networks in "
+                    f"alerts.yml (the alerts allow-list), e.g. allow_networks: "
+                    f"[{address}/{address.max_prefixlen}]"
                 )
         return candidates[0]
 

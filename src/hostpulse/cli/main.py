@@ -17,7 +17,7 @@ from hostpulse.cli import agent_cmd, top
 SERVER_EXTRA_MODULES = ("fastapi", "uvicorn", "pydantic_settings", "sqlalchemy", "alembic", "numpy")
 """Import names of the ``server`` extra's packages that the server commands need at start."""
 
-SERVER_COMMANDS = ("server", "up", "simulate")
+SERVER_COMMANDS = ("server", "up", "simulate", "backup", "restore")
 SERVER_GROUPS = ("db", "user", "token", "key")
 EXIT_CONFIG = 2
 
@@ -43,7 +43,7 @@ def missing_extra_message(command: str, missing: list[str]) -> str:
 
 
 def _register_server_commands() -> None:
-    from hostpulse.cli import db, keys, user
+    from hostpulse.cli import backup, db, keys, user
     from hostpulse.cli.server import server as server_command
     from hostpulse.cli.simulate import simulate as simulate_command
     from hostpulse.cli.up import up as up_command
@@ -51,6 +51,8 @@ def _register_server_commands() -> None:
     app.command("server")(server_command)
     app.command("simulate")(simulate_command)
     app.command("up")(up_command)
+    app.command("backup")(backup.backup)
+    app.command("restore")(backup.restore)
     app.add_typer(db.app, name="db")
     app.add_typer(user.app, name="user")
     app.add_typer(keys.tokens, name="token")

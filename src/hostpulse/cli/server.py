@@ -78,6 +78,15 @@ AdminPasswordOpt = Annotated[
         show_default=False,
     ),
 ]
+MetricsTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics-token",
+        help="Bearer token that may read GET /metrics (give Prometheus this one; at least 16 "
+        "characters). Better in HOSTPULSE_METRICS_TOKEN: a flag shows in ps.",
+        show_default=False,
+    ),
+]
 
 
 def load_settings(**overrides: Any) -> ServerSettings:
@@ -153,6 +162,7 @@ def server(
     log_level: LogOpt = None,
     admin_password: AdminPasswordOpt = None,
     trusted_proxies: ProxiesOpt = None,
+    metrics_token: MetricsTokenOpt = None,
 ) -> None:
     """Run the hostpulse server (API docs at /docs). The first start creates the user admin
     and prints its password once (or takes --admin-password)."""

@@ -14,9 +14,11 @@ import typer
 
 from hostpulse.cli.server import (
     AdminPasswordOpt,
+    AlertsOpt,
     DataOpt,
     HostOpt,
     LogOpt,
+    MetricsTokenOpt,
     PortOpt,
     TlsCertOpt,
     TlsKeyOpt,
@@ -62,6 +64,8 @@ def up(
     tls_key: TlsKeyOpt = None,
     log_level: LogOpt = None,
     admin_password: AdminPasswordOpt = None,
+    alerts_config: AlertsOpt = None,
+    metrics_token: MetricsTokenOpt = None,
 ) -> None:
     """Start the server with this machine's agent and print the URL. The first start creates
     the user admin and prints its password once (or takes --admin-password)."""

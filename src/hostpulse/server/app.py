@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, Depends, FastAPI
 
 from hostpulse import __version__
-from hostpulse.server import edge
+from hostpulse.server import edge, selfmetrics
 from hostpulse.server.alerting import observer, running_alerts
 from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
 from hostpulse.server.api import install as install_api
@@ -194,7 +194,8 @@ def create_app(
     # public: health, ready, login/refresh/logout, enroll; every other route checks who calls
     # (docs/security.md has the table); the OpenAPI schema stays public like /docs
     viewer = [Depends(require(Role.viewer))]
-    for module in (health, auth, users, agent_keys, ingest, alerts, ws):
+    self_checking = (health, auth, users, agent_keys, ingest, alerts, ws)
+    for module in self_checking:
         api.include_router(module.router)
     for module in (hosts, metrics):
         api.include_router(module.router, dependencies=viewer)
@@ -212,6 +213,8 @@ def create_app(
     app.state.agent_wheel = AgentWheel(cfg.data_dir / "cache")
     app.include_router(install_api.router)
     app.state.live_auth_recheck = cfg.live_auth_recheck
+    routers = [m.router for m in (*self_checking, hosts, metrics)]
+    selfmetrics.install(app, routers)  # outermost middleware: it times the whole answer
     mount_api_docs(app, f"{API_PREFIX}/openapi.json")
     mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

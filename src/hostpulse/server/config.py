@@ -222,11 +222,24 @@ class ServerSettings(BaseSettings):
         "none by default: the client address is the connection's.",
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that may read GET /metrics (for Prometheus; access tokens "
+        "expire). At least 16 characters. Without it /metrics needs a viewer's access token.",
+    )
+
     @field_validator("admin_password")
     @classmethod
     def _admin_password(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 12:
             raise ValueError("must be at least 12 characters")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. openssl rand -hex 24)")
         return value
 
     @field_validator("log_level")

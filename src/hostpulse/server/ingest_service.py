@@ -471,6 +471,9 @@ class IngestService:
         self._hosts_lock = asyncio.Lock()
         self.listeners: list[Listener] = []
         """Called once the store has a request (the live hub, the alert engine)."""
+        self.accepted_samples = 0
+        self.duplicate_samples = 0
+        """Samples of the stored requests since the start (``hostpulse_ingest_samples``)."""
 
     def _release(self, reserved: list[tuple[str, set[SeriesKey]]], hosts: list[str]) -> None:
         for host_id, new in reserved:
@@ -612,6 +615,8 @@ class IngestService:
         if len(self._validated) + len(fresh) > self.MAX_SIGNATURES:
             self._validated.clear()
         self._validated.update(fresh)
+        self.accepted_samples += result.accepted
+        self.duplicate_samples += result.duplicates
         for listener in self.listeners:
             try:
                 listener(request, signatures)

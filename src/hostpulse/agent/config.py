@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
+from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
 from hostpulse.agent.settings_schema import ConfigError, labels_from_text, validate
 
 __all__ = [
@@ -210,7 +210,7 @@ def check_ca_file(path: str) -> None:
     """ConfigError naming ``shipper.ca_file`` unless it holds PEM certificates."""
     import ssl
 
-    from hostpulse.agent.transport import tls_context
+    from hostpulse.agent.delivery.transport import tls_context
 
     try:
         tls_context(path)
@@ -245,7 +245,7 @@ def load_settings(
         tree = _merge(tree, layer)
     settings = validate(AgentSettings, tree)
     if settings.shipper.server is not None:
-        from hostpulse.agent.transport import ingest_url
+        from hostpulse.agent.delivery.transport import ingest_url
 
         try:
             ingest_url(settings.shipper.server)

@@ -116,8 +116,8 @@ def _run(args: argparse.Namespace) -> int:
         if code:
             return code
 
+    from hostpulse.agent.delivery.spool import SpoolError
     from hostpulse.agent.service import ListenError, collect_once, serve
-    from hostpulse.agent.spool import SpoolError
 
     if args.once:
         batch = collect_once(settings)
@@ -141,7 +141,7 @@ def _enroll(settings: AgentSettings, token: str) -> int:
     import logging
     import socket
 
-    from hostpulse.agent.enroll import EnrollError, key_path, request_key, save_key
+    from hostpulse.agent.delivery.enroll import EnrollError, key_path, request_key, save_key
     from hostpulse.agent.snapshot import resolve_host_id
 
     host_id = resolve_host_id(settings.host_id)

@@ -60,7 +60,7 @@ def up(
     """Start the server with this machine's agent and print the URL. The first start creates
     the user admin and prints its password once (or takes --admin-password)."""
     settings = start_settings(locals())
-    from hostpulse.agent.delivery import LocalAgent
+    from hostpulse.agent.local import LocalAgent
     from hostpulse.agent.snapshot import resolve_host_id
     from hostpulse.server.auth.offline import issue_key
 

@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostpulse.agent import spoolfile as sf
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spoolrecovery import recover
-from hostpulse.agent.spoolstate import SpoolState, write_state
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import file as sf
+from hostpulse.agent.delivery.spool.recovery import recover
+from hostpulse.agent.delivery.spool.state import SpoolState, write_state
 
 logger = logging.getLogger(__name__)
 

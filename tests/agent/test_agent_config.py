@@ -150,6 +150,11 @@ def test_shipped_example_is_valid() -> None:
     s = load_settings(example, env={})
     assert s.interval == 5.0
     assert s.interval_of("disk_usage") == 30.0
+    # It says "the values below are the defaults": every section, shipper and spool included.
+    assert s == AgentSettings()
+    text = example.read_text()
+    for section in ("shipper:", "spool:", "exporter:", "log:", "intervals:"):
+        assert f"\n{section}\n" in text
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,9 @@ class AgentSettings:
     interval: float = field(default=5.0, metadata={"min": MIN_INTERVAL})
     intervals: IntervalSettings = field(default_factory=IntervalSettings)
     top_n: int = field(default=10, metadata={"min": 1, "max": 1000})
+    process_cmdline: Literal["full", "redacted", "off"] = "redacted"
+    """What the top-process lists carry of each command line: ``redacted`` masks the values of
+    secret-looking arguments (``--db-password=***``, URL passwords, ``*_TOKEN=***``)."""
     host_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)

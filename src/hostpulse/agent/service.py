@@ -42,7 +42,7 @@ def build_runner(
         from hostpulse.agent.selfmetrics import AgentCollector
 
         collectors = [
-            *build_collectors(top_n=settings.top_n),
+            *build_collectors(top_n=settings.top_n, cmdline=settings.process_cmdline),
             agent_collector or AgentCollector(None),
         ]
     identity = HostIdentity(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hostpulse.agent.collectors.base import Collector
+from hostpulse.agent.collectors.cmdline import CmdlineMode
 from hostpulse.agent.collectors.connections import ConnectionsCollector
 from hostpulse.agent.collectors.cpu import CpuCollector
 from hostpulse.agent.collectors.disk import DiskIOCollector, DiskUsageCollector
@@ -25,7 +26,11 @@ __all__ = [
 
 
 def build_collectors(
-    *, top_n: int = 10, proc_root: str = "/proc", sys_root: str = "/sys"
+    *,
+    top_n: int = 10,
+    proc_root: str = "/proc",
+    sys_root: str = "/sys",
+    cmdline: CmdlineMode = "redacted",
 ) -> list[Collector]:
     """One fresh (stateful) instance of each system collector (the catalog's cpu ... system).
 
@@ -38,6 +43,6 @@ def build_collectors(
         DiskIOCollector(proc_root=proc_root, sys_root=sys_root),
         NetworkCollector(proc_root=proc_root, sys_root=sys_root),
         ConnectionsCollector(proc_root=proc_root),
-        ProcessCollector(top_n=top_n, proc_root=proc_root),
+        ProcessCollector(top_n=top_n, proc_root=proc_root, cmdline=cmdline),
         SystemCollector(proc_root=proc_root),
     ]

@@ -31,6 +31,7 @@ from hostpulse.agent.settings_schema import ConfigError, labels_from_text, valid
 __all__ = [
     "AgentSettings",
     "ConfigError",
+    "ContainerSettings",
     "ExporterSettings",
     "IntervalSettings",
     "LogSettings",
@@ -55,12 +56,31 @@ class IntervalSettings:
     connections: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
     processes: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
     system: float | None = field(default=60.0, metadata={"min": MIN_INTERVAL})
+    containers: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
 
 
 @dataclass(frozen=True, slots=True)
 class ExporterSettings:
     listen: str | None = None
     """``host:port`` for the Prometheus ``/metrics`` endpoint (``:9100`` = all interfaces)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSettings:
+    """``containers:``: per-container metrics from cgroups (Linux)."""
+
+    enabled: bool = True
+    cgroup_root: str = "/sys/fs/cgroup"
+    sockets: str = "/var/run/docker.sock,/run/podman/podman.sock"
+    """Docker/Podman API sockets asked for names and images (comma-separated; missing ones
+    are skipped)."""
+    systemd_services: bool = False
+    """Also report every ``system.slice/<unit>.service`` as a container (runtime systemd)."""
+    max_containers: int = field(default=100, metadata={"min": 1, "max": 1000})
+    """At most this many containers per collection (engine containers first)."""
+
+    def socket_paths(self) -> list[str]:
+        return [s.strip() for s in self.sockets.split(",") if s.strip()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +103,7 @@ class AgentSettings:
     host_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
     log: LogSettings = field(default_factory=LogSettings)
     shipper: ShipperSettings = field(default_factory=ShipperSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)

@@ -42,7 +42,11 @@ def build_runner(
         from hostpulse.agent.selfmetrics import AgentCollector
 
         collectors = [
-            *build_collectors(top_n=settings.top_n, cmdline=settings.process_cmdline),
+            *build_collectors(
+                top_n=settings.top_n,
+                cmdline=settings.process_cmdline,
+                containers=settings.containers,
+            ),
             agent_collector or AgentCollector(None),
         ]
     identity = HostIdentity(

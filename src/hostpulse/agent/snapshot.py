@@ -189,6 +189,8 @@ def unsupported_reason(key: str, platform: str) -> str:
     metric = catalog.BY_KEY.get(key)
     if metric is not None and metric.collector == "agent":
         return "only while the agent ships to a server (--server)"
+    if metric is not None and metric.collector == "containers" and metric.supported_on(platform):
+        return "no container on this host has it (none found, or not in this cgroup setup)"
     if metric is not None and not metric.supported_on(platform):
         where = ", ".join(sorted(p.value for p in metric.platforms))
         return f"not available on {platform} (only on {where})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hostpulse.agent.collectors.base import Collector
 from hostpulse.agent.collectors.cmdline import CmdlineMode
 from hostpulse.agent.collectors.connections import ConnectionsCollector
@@ -11,6 +13,9 @@ from hostpulse.agent.collectors.memory import MemoryCollector
 from hostpulse.agent.collectors.network import NetworkCollector
 from hostpulse.agent.collectors.processes import ProcessCollector
 from hostpulse.agent.collectors.system import SystemCollector
+
+if TYPE_CHECKING:
+    from hostpulse.agent.config import ContainerSettings
 
 __all__ = [
     "ConnectionsCollector",
@@ -31,12 +36,13 @@ def build_collectors(
     proc_root: str = "/proc",
     sys_root: str = "/sys",
     cmdline: CmdlineMode = "redacted",
+    containers: ContainerSettings | None = None,
 ) -> list[Collector]:
     """One fresh (stateful) instance of each system collector (the catalog's cpu ... system).
 
     The agent's own metrics (delivery, spool) are collected elsewhere.
     """
-    return [
+    collectors: list[Collector] = [
         CpuCollector(proc_root=proc_root, sys_root=sys_root),
         MemoryCollector(proc_root=proc_root),
         DiskUsageCollector(proc_root=proc_root),
@@ -46,3 +52,16 @@ def build_collectors(
         ProcessCollector(top_n=top_n, proc_root=proc_root, cmdline=cmdline),
         SystemCollector(proc_root=proc_root),
     ]
+    if containers is not None and containers.enabled:
+        from hostpulse.agent.collectors.containers.collector import ContainerCollector
+
+        collectors.append(
+            ContainerCollector(
+                cgroup_root=containers.cgroup_root,
+                proc_root=proc_root,
+                sockets=containers.socket_paths(),
+                systemd_services=containers.systemd_services,
+                max_containers=containers.max_containers,
+            )
+        )
+    return collectors

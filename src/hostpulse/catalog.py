@@ -583,6 +583,43 @@ METRICS: tuple[Metric, ...] = (
     ),
     _m("system", "boot_time", "seconds", G, "Boot time, seconds since the Unix epoch.", "system"),
     _m("system", "uptime", "seconds", G, "Seconds since boot.", "system"),
+    # --- hardware sensors (psutil: Linux hwmon) -------------------------------------------
+    _m(
+        "sensor",
+        "temperature",
+        "celsius",
+        G,
+        "Temperature of a hardware sensor (CPU package, core, NVMe, board).",
+        "sensors",
+        ("chip", "sensor"),
+        LINUX,
+    ),
+    _m(
+        "sensor",
+        "temperature_critical",
+        "celsius",
+        G,
+        "The sensor's critical temperature (when the chip reports one).",
+        "sensors",
+        ("chip", "sensor"),
+        LINUX,
+    ),
+    _m("sensor", "fan", "rpm", G, "Fan speed.", "sensors", ("chip", "sensor"), LINUX),
+    # --- NVIDIA GPUs (nvidia-smi) -----------------------------------------------------------
+    _m("gpu", "utilization", "percent", G, "GPU busy time.", "gpu", ("gpu", "name"), NOT_MACOS),
+    _m("gpu", "memory_used", "bytes", G, "GPU memory in use.", "gpu", ("gpu", "name"), NOT_MACOS),
+    _m("gpu", "memory_total", "bytes", G, "GPU memory.", "gpu", ("gpu", "name"), NOT_MACOS),
+    _m(
+        "gpu",
+        "temperature",
+        "celsius",
+        G,
+        "GPU core temperature.",
+        "gpu",
+        ("gpu", "name"),
+        NOT_MACOS,
+    ),
+    _m("gpu", "power", "watts", G, "GPU power draw.", "gpu", ("gpu", "name"), NOT_MACOS),
     # --- containers (cgroups v2/v1: Docker, Podman, containerd, systemd services) ----------
     _c("cpu_usage", "seconds", C, "CPU time used by the container (all cores)."),
     _c(

@@ -101,7 +101,7 @@ def test_per_collector_interval_never_below_agent_interval(tmp_path: Path) -> No
         ("top_n: 2.5\n", {}, "top_n", "integer"),
         ("top_n: true\n", {}, "top_n", "integer"),
         ("intervals:\n  disk_usage: [1]\n", {}, "intervals.disk_usage", "a list"),
-        ("intervals:\n  gpu: 5\n", {}, "intervals.gpu", "unknown key"),
+        ("intervals:\n  fpga: 5\n", {}, "intervals.fpga", "unknown key"),
         ("bogus: 1\n", {}, "bogus", "unknown key"),
         ("log:\n  level: loud\n", {}, "log.level", "expected one of"),
         ("log: 3\n", {}, "log", "expected a mapping"),

@@ -57,6 +57,8 @@ class IntervalSettings:
     processes: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
     system: float | None = field(default=60.0, metadata={"min": MIN_INTERVAL})
     containers: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
+    sensors: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
+    gpu: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,11 @@ from hostpulse.agent.collectors import (
     CpuCollector,
     DiskIOCollector,
     DiskUsageCollector,
+    GpuCollector,
     MemoryCollector,
     NetworkCollector,
     ProcessCollector,
+    SensorsCollector,
     SystemCollector,
     build_collectors,
 )
@@ -48,6 +50,8 @@ SYSTEM_COLLECTORS = [
     "connections",
     "processes",
     "system",
+    "sensors",
+    "gpu",
 ]
 
 
@@ -65,6 +69,8 @@ def test_build_collectors_gives_one_of_each_system_collector() -> None:
         ConnectionsCollector,
         ProcessCollector,
         SystemCollector,
+        SensorsCollector,
+        GpuCollector,
     ]
     assert build_collectors()[0] is not collectors[0]  # fresh, stateful instances
 

@@ -9,9 +9,11 @@ from hostpulse.agent.collectors.cmdline import CmdlineMode
 from hostpulse.agent.collectors.connections import ConnectionsCollector
 from hostpulse.agent.collectors.cpu import CpuCollector
 from hostpulse.agent.collectors.disk import DiskIOCollector, DiskUsageCollector
+from hostpulse.agent.collectors.gpu import GpuCollector
 from hostpulse.agent.collectors.memory import MemoryCollector
 from hostpulse.agent.collectors.network import NetworkCollector
 from hostpulse.agent.collectors.processes import ProcessCollector
+from hostpulse.agent.collectors.sensors import SensorsCollector
 from hostpulse.agent.collectors.system import SystemCollector
 
 if TYPE_CHECKING:
@@ -22,9 +24,11 @@ __all__ = [
     "CpuCollector",
     "DiskIOCollector",
     "DiskUsageCollector",
+    "GpuCollector",
     "MemoryCollector",
     "NetworkCollector",
     "ProcessCollector",
+    "SensorsCollector",
     "SystemCollector",
     "build_collectors",
 ]
@@ -51,6 +55,8 @@ def build_collectors(
         ConnectionsCollector(proc_root=proc_root),
         ProcessCollector(top_n=top_n, proc_root=proc_root, cmdline=cmdline),
         SystemCollector(proc_root=proc_root),
+        SensorsCollector(),
+        GpuCollector(),
     ]
     if containers is not None and containers.enabled:
         from hostpulse.agent.collectors.containers.collector import ContainerCollector

@@ -89,6 +89,8 @@ def test_every_catalog_key_is_emitted_or_unsupported_on_this_machine(fast: bool)
             ConnectionsCollector(use_netlink=False),
             ProcessCollector(top_n=5, use_procfs=False),
             SystemCollector(use_procfs=False),
+            SensorsCollector(),
+            GpuCollector(),
         ]
     for c in collectors:
         check(c, c.collect(time.monotonic()), rates_expected=False)

@@ -12,6 +12,7 @@ uses cAdvisor's names instead, without the ``node_`` prefix
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -742,6 +743,40 @@ PROCESS_FIELDS: tuple[ProcessField, ...] = (
     ProcessField("status", "", "Process status (running, sleeping, ...)."),
     ProcessField("cmdline", "", "Command line."),
 )
+
+
+# --- custom metrics ------------------------------------------------------------------------
+#: Series from textfile-collector files and exec plugins are ``custom:<Prometheus name>`` with
+#: free labels (sorted by name), within these bounds. They are not in the catalog: gauges
+#: without a unit, as the scripts that write them mean them.
+CUSTOM_PREFIX = "custom:"
+CUSTOM_MAX_NAME = 200
+CUSTOM_MAX_LABELS = 16
+CUSTOM_MAX_LABEL_VALUE = 256
+_CUSTOM_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def is_custom(key: str) -> bool:
+    return key.startswith(CUSTOM_PREFIX)
+
+
+def custom_problem(key: str, labels: tuple[tuple[str, str], ...]) -> str | None:
+    """Why ``key`` with ``labels`` is not an acceptable custom series, or None."""
+    name = key.removeprefix(CUSTOM_PREFIX)
+    if not _CUSTOM_NAME.fullmatch(name) or len(name) > CUSTOM_MAX_NAME:
+        return f"custom metric name {name[:80]!r} is not a Prometheus name of at most 200 chars"
+    if len(labels) > CUSTOM_MAX_LABELS:
+        return f"more than {CUSTOM_MAX_LABELS} labels"
+    names = [n for n, _ in labels]
+    if names != sorted(set(names)):
+        return "labels must be unique and sorted by name"
+    for n, v in labels:
+        if not _LABEL_NAME.fullmatch(n) or len(n) > CUSTOM_MAX_NAME:
+            return f"label name {n[:80]!r} is not a Prometheus label name"
+        if len(v) > CUSTOM_MAX_LABEL_VALUE:
+            return f"label {n!r} is longer than {CUSTOM_MAX_LABEL_VALUE}"
+    return None
 
 
 def get(key: str) -> Metric:

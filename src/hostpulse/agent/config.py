@@ -32,6 +32,7 @@ __all__ = [
     "AgentSettings",
     "ConfigError",
     "ContainerSettings",
+    "CustomSettings",
     "ExporterSettings",
     "IntervalSettings",
     "LogSettings",
@@ -86,6 +87,20 @@ class ContainerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomSettings:
+    """``custom:``: your own metrics, as series ``custom:<name>`` (see collectors/custom.py)."""
+
+    textfile_dir: str | None = None
+    """Read every ``*.prom`` file here (node_exporter's textfile-collector format)."""
+    plugins: dict[str, str] = field(default_factory=dict)
+    """name -> command printing Prometheus text (run without a shell)."""
+    plugin_interval: float = field(default=60.0, metadata={"min": 1.0})
+    plugin_timeout: float = field(default=10.0, metadata={"min": 0.1, "max": 300.0})
+    max_series: int = field(default=1000, metadata={"min": 1, "max": 10_000})
+    max_labels: int = field(default=16, metadata={"min": 0, "max": 64})
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: LogLevel = "info"
     file: str | None = None
@@ -106,6 +121,7 @@ class AgentSettings:
     labels: dict[str, str] = field(default_factory=dict)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     containers: ContainerSettings = field(default_factory=ContainerSettings)
+    custom: CustomSettings = field(default_factory=CustomSettings)
     log: LogSettings = field(default_factory=LogSettings)
     shipper: ShipperSettings = field(default_factory=ShipperSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)

@@ -44,6 +44,15 @@ def _family(metric: catalog.Metric) -> PromMetric:
     return PromMetric(metric.prom_name, metric.help, "gauge")
 
 
+CUSTOM = "custom:"
+
+
+def _custom_family(name: str) -> PromMetric:
+    from prometheus_client import Metric as PromMetric
+
+    return PromMetric(name, "Custom metric (textfile or exec plugin).", "unknown")
+
+
 class SnapshotCollector:
     """A prometheus_client custom collector over an :class:`ExporterCache`."""
 
@@ -63,12 +72,17 @@ class SnapshotCollector:
             entry = families.get(s.metric)
             if entry is None:
                 known = self._metrics.get(s.metric)
-                if known is None:
+                if known is not None:
+                    order, metric = known
+                    entry = (order, metric.prom_name, _family(metric))
+                elif s.metric.startswith(CUSTOM):  # textfile / exec plugin: as it was written
+                    name = s.metric.removeprefix(CUSTOM)
+                    entry = (len(self._metrics), name, _custom_family(name))
+                else:
                     continue
-                order, metric = known
-                entry = families[s.metric] = (order, metric.prom_name, _family(metric))
+                families[s.metric] = entry
             entry[2].add_sample(entry[1], {lb.name: lb.value for lb in s.labels}, value)
-        for _, _, family in sorted(families.values(), key=lambda e: e[0]):
+        for _, _, family in sorted(families.values(), key=lambda e: (e[0], e[1])):
             yield family
 
 

@@ -46,6 +46,7 @@ def build_runner(
                 top_n=settings.top_n,
                 cmdline=settings.process_cmdline,
                 containers=settings.containers,
+                custom=settings.custom,
             ),
             agent_collector or AgentCollector(None),
         ]

@@ -209,7 +209,7 @@ def batch_to_json(batch: HostBatch, platform: str | None = None) -> dict[str, An
         metrics.append(
             {
                 "name": s.metric,
-                "prom_name": m.prom_name if m else f"node_{s.metric}",
+                "prom_name": m.prom_name if m else s.metric.removeprefix("custom:"),
                 "kind": m.kind.value if m else "gauge",
                 "unit": m.unit if m else "",
                 "labels": {lb.name: lb.value for lb in s.labels},

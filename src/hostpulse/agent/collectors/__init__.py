@@ -17,7 +17,7 @@ from hostpulse.agent.collectors.sensors import SensorsCollector
 from hostpulse.agent.collectors.system import SystemCollector
 
 if TYPE_CHECKING:
-    from hostpulse.agent.config import ContainerSettings
+    from hostpulse.agent.config import ContainerSettings, CustomSettings
 
 __all__ = [
     "ConnectionsCollector",
@@ -41,6 +41,7 @@ def build_collectors(
     sys_root: str = "/sys",
     cmdline: CmdlineMode = "redacted",
     containers: ContainerSettings | None = None,
+    custom: CustomSettings | None = None,
 ) -> list[Collector]:
     """One fresh (stateful) instance of each system collector (the catalog's cpu ... system).
 
@@ -68,6 +69,19 @@ def build_collectors(
                 sockets=containers.socket_paths(),
                 systemd_services=containers.systemd_services,
                 max_containers=containers.max_containers,
+            )
+        )
+    if custom is not None and (custom.textfile_dir or custom.plugins):
+        from hostpulse.agent.collectors.custom import CustomCollector
+
+        collectors.append(
+            CustomCollector(
+                textfile_dir=custom.textfile_dir,
+                exec_commands=custom.plugins,
+                exec_interval=custom.plugin_interval,
+                exec_timeout=custom.plugin_timeout,
+                max_series=custom.max_series,
+                max_labels=custom.max_labels,
             )
         )
     return collectors

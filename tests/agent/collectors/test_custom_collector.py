@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -189,3 +190,21 @@ def test_alert_rules_take_custom_metrics() -> None:
         ThresholdRule.model_validate({"id": "r", "metric": "custom:no way", "critical": 1})
     with pytest.raises(ValueError, match="unknown metric"):
         ThresholdRule.model_validate({"id": "r", "metric": "no_such_metric", "critical": 1})
+
+
+def test_a_rewritten_file_is_read_again(tmp_path: Path) -> None:
+    f = tmp_path / "a.prom"
+    f.write_text("backup_ok 1\n")
+    c = CustomCollector(textfile_dir=str(tmp_path))
+    assert samples(c.collect(1.0)) == {("custom:backup_ok", ()): 1.0}
+    tmp = tmp_path / "a.prom.tmp"  # as cron jobs do: write aside, rename over
+    tmp.write_text("backup_ok 0\nbackup_size_bytes 12\n")
+    st = f.stat()
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    tmp.replace(f)
+    assert samples(c.collect(2.0)) == {
+        ("custom:backup_ok", ()): 0.0,
+        ("custom:backup_size_bytes", ()): 12.0,
+    }
+    f.unlink()
+    assert samples(c.collect(3.0)) == {}

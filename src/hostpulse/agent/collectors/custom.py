@@ -120,6 +120,7 @@ class CustomCollector:
         self._plugin_at: dict[str, float] = {}
         self._plugin_last: dict[str, Parsed] = {}
         self._logged: set[str] = set()
+        self._files: dict[str, tuple[int, int, Parsed]] = {}  # path -> (mtime_ns, size, parsed)
 
     @property
     def enabled(self) -> bool:
@@ -167,9 +168,16 @@ class CustomCollector:
         except OSError as exc:
             self._problems([f"custom.textfile_dir {self._dir}: {exc.strerror}"], reading)
             return out
+        files: dict[str, tuple[int, int, Parsed]] = {}
         for n in names:
             path = os.path.join(self._dir, n)
             try:
+                st = os.stat(path)
+                cached = self._files.get(path)
+                if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
+                    files[path] = cached  # unchanged since the last collection: not re-parsed
+                    out.append(cached[2])
+                    continue
                 with open(path, "rb") as f:
                     data = f.read(MAX_BYTES + 1)
             except OSError as exc:
@@ -178,7 +186,10 @@ class CustomCollector:
             if len(data) > MAX_BYTES:
                 self._problems([f"{path}: larger than {MAX_BYTES} bytes, skipped"], reading)
                 continue
-            out.append(parse_text(data.decode("utf-8", "replace"), path, self._max_labels))
+            parsed = parse_text(data.decode("utf-8", "replace"), path, self._max_labels)
+            files[path] = (st.st_mtime_ns, st.st_size, parsed)
+            out.append(parsed)
+        self._files = files
         return out
 
     def _plugin(self, name: str, argv: list[str], reading: Reading) -> Parsed:

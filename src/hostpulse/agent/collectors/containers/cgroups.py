@@ -152,23 +152,23 @@ class CgroupReader:
     def _read_v2(self, cg: Cgroup) -> Stats:
         d = os.path.join(self.root, cg.path)
         s = Stats()
-        cpu = _keyed(d, "cpu.stat", s)
+        cpu = _keyed(d, "cpu.stat", s, ("usage_usec",))
         if "usage_usec" in cpu:
             s.cpu_seconds = cpu["usage_usec"] / 1e6
         s.memory_bytes = _number(d, "memory.current", s)
-        mstat = _keyed(d, "memory.stat", s)
+        mstat = _keyed(d, "memory.stat", s, ("inactive_file",))
         if s.memory_bytes is not None and "inactive_file" in mstat:
             s.working_set_bytes = max(0.0, s.memory_bytes - mstat["inactive_file"])
         limit = _number(d, "memory.max", s, unlimited="max")
         if limit is not None:
             s.memory_limit_bytes = limit
-        events = _keyed(d, "memory.events", s)
+        events = _keyed(d, "memory.events", s, ("oom_kill",))
         if "oom_kill" in events:
             s.oom_kills = events["oom_kill"]
         io = _text(d, "io.stat", s)
         if io is not None:
             s.read_bytes, s.write_bytes = _io_stat(io)
-        s.paused = _keyed(d, "cgroup.events", s).get("frozen") == 1
+        s.paused = _keyed(d, "cgroup.events", s, ("frozen",)).get("frozen") == 1
         s.pid = _first_pid(d, s)
         return s
 
@@ -179,14 +179,14 @@ class CgroupReader:
         if mem is not None:
             d = os.path.join(mem, cg.path)
             s.memory_bytes = _number(d, "memory.usage_in_bytes", s)
-            mstat = _keyed(d, "memory.stat", s)
+            mstat = _keyed(d, "memory.stat", s, ("total_inactive_file", "inactive_file"))
             inactive = mstat.get("total_inactive_file", mstat.get("inactive_file"))
             if s.memory_bytes is not None and inactive is not None:
                 s.working_set_bytes = max(0.0, s.memory_bytes - inactive)
             limit = _number(d, "memory.limit_in_bytes", s)
             if limit is not None and limit < V1_UNLIMITED:
                 s.memory_limit_bytes = limit
-            oom = _keyed(d, "memory.oom_control", s)
+            oom = _keyed(d, "memory.oom_control", s, ("oom_kill",))
             if "oom_kill" in oom:
                 s.oom_kills = oom["oom_kill"]
             s.pid = _first_pid(d, s)
@@ -210,15 +210,25 @@ class CgroupReader:
 
 
 def _text(d: str, name: str, s: Stats, *, quiet: bool = False) -> str | None:
+    # os.open/os.read rather than open(): a third of the cost for these small files (about
+    # eight per container per collection)
+    path = d + "/" + name
     try:
-        with open(os.path.join(d, name), encoding="ascii", errors="replace") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None  # the controller is not enabled for this cgroup, or the container is gone
     except OSError as exc:
         if not quiet:
-            s.errors.append(f"{d}/{name}: {exc.strerror}")
+            s.errors.append(f"{path}: {exc.strerror}")
         return None
+    try:
+        return os.read(fd, 1 << 16).decode("ascii", "replace")
+    except OSError as exc:
+        if not quiet:
+            s.errors.append(f"{path}: {exc.strerror}")
+        return None
+    finally:
+        os.close(fd)
 
 
 def _number(d: str, name: str, s: Stats, unlimited: str | None = None) -> float | None:
@@ -226,20 +236,27 @@ def _number(d: str, name: str, s: Stats, unlimited: str | None = None) -> float 
     if text is None or text.strip() == unlimited:
         return None
     try:
-        return float(text.strip())
+        return float(text)
     except ValueError:
         s.errors.append(f"{d}/{name}: not a number")
         return None
 
 
-def _keyed(d: str, name: str, s: Stats) -> dict[str, float]:
-    """``key value`` lines (cpu.stat, memory.stat, memory.events, cgroup.events)."""
+def _keyed(d: str, name: str, s: Stats, wanted: tuple[str, ...]) -> dict[str, float]:
+    """The ``wanted`` keys of a ``key value`` file (cpu.stat, memory.stat, memory.events)."""
     text = _text(d, name, s)
     out: dict[str, float] = {}
-    for line in (text or "").splitlines():
-        key, _, value = line.partition(" ")
+    if not text:
+        return out
+    for key in wanted:
+        at = text.find(key + " ")
+        while at > 0 and text[at - 1] != "\n":  # "inactive_file" inside "total_inactive_file"
+            at = text.find(key + " ", at + 1)
+        if at < 0:
+            continue
+        end = text.find("\n", at)
         try:
-            out[key] = float(value)
+            out[key] = float(text[at + len(key) + 1 : end if end >= 0 else None])
         except ValueError:
             continue
     return out

@@ -51,8 +51,11 @@ class ContainerCollector:
         max_containers: int = 100,
         api_refresh: float = 60.0,
         api_timeout: float = 2.0,
+        rediscover: float = 30.0,
         lister: Lister = list_containers,
     ) -> None:
+        """``rediscover``: seconds between walks of the cgroup tree for new containers (a
+        container that goes away drops out at once)."""
         self._linux = sys.platform.startswith("linux") or cgroup_root != "/sys/fs/cgroup"
         self._cgroups = CgroupReader(cgroup_root, systemd_services=systemd_services)
         self._proc = proc_root
@@ -64,6 +67,9 @@ class ContainerCollector:
         self._engine: dict[str, tuple[EngineContainer, str]] = {}  # id -> (it, runtime)
         self._engine_at: float | None = None
         self._engine_failed: set[str] = set()
+        self._rediscover = rediscover
+        self._found: list[Cgroup] = []
+        self._found_at: float | None = None
         self._cpu = Counters()
         self._net_rx = Counters()
         self._net_tx = Counters()
@@ -76,12 +82,15 @@ class ContainerCollector:
         if not self._linux or self._cgroups.version is None:
             reading.unsupported |= KEYS
             return reading
-        try:
-            found = self._cgroups.discover()
-        except OSError as exc:
-            reading.errors.append(f"containers: {exc}")
-            reading.unsupported |= KEYS
-            return reading
+        if self._found_at is None or now - self._found_at >= self._rediscover:
+            try:
+                self._found = self._cgroups.discover()
+            except OSError as exc:
+                reading.errors.append(f"containers: {exc}")
+                reading.unsupported |= KEYS
+                return reading
+            self._found_at = now
+        found = self._found
         if len(found) > self._max:
             reading.errors.append(
                 f"containers: {len(found)} found, reporting the first {self._max} "
@@ -91,12 +100,18 @@ class ContainerCollector:
         self._refresh_engine(found, now)
         self._live: set[tuple[str, ...]] = set()
         seen: set[str] = set()
+        gone: list[Cgroup] = []
         for cg in found:
             labels = self._labels(cg)
             stats = self._cgroups.read(cg)
+            if stats.cpu_seconds is None and stats.memory_bytes is None and self._gone(cg):
+                gone.append(cg)
+                continue
             reading.errors.extend(stats.errors)
             self._add(reading, cg, labels, stats, now)
             seen.add(cg.id)
+        if gone:
+            self._found = [cg for cg in self._found if cg not in gone]
         for c, runtime in self._engine.values():  # stopped containers: a state, no cgroup
             if c.id in seen or c.state in ("running", "paused") or len(seen) >= self._max:
                 continue
@@ -148,6 +163,10 @@ class ContainerCollector:
             self._network(r, cg, labels, s.pid, now)
         state = "paused" if s.paused else "running"
         add(r, "container_state", 1, (*labels, ("state", state)))
+
+    def _gone(self, cg: Cgroup) -> bool:
+        tree = self._cgroups.tree
+        return tree is None or not os.path.isdir(os.path.join(tree, cg.path))
 
     def _rate(
         self, counters: Counters, key: tuple[str, ...], value: float, now: float

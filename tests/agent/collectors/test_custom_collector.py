@@ -140,7 +140,7 @@ def test_exported_on_the_agents_metrics(tmp_path: Path) -> None:
         exporter.close()
     assert 'node_raid_ok{md="md1"} 0.0' in text
     assert 'jobs_done_total{host="a",queue="mail"} 17.0' in text
-    assert "backup_last_success_timestamp_seconds 1.7965e+09" in text
+    assert "backup_last_success_timestamp_seconds 1796500000.0" in text
 
 
 def _batch(metric: str, labels: list[tuple[str, str]]) -> HostBatch:

@@ -5,11 +5,17 @@ and ``prometheus-node-exporter`` side by side, scrapes both every I seconds (nod
 collects on each scrape; the agent collects on its own schedule and serves its cache), and
 reads each process's CPU time (utime + stime from /proc/<pid>/stat) and peak RSS (VmHWM).
 
+With ``--containers N`` (default 20) the agent also reads a fixture cgroup v2 tree of N
+containers laid out like a Docker/Podman/Kubernetes host's (hostpulse.agent.collectors.
+containers.fixture); with ``--textfile`` (default on) both read the same textfile-collector
+directory (a file of 50 series), so the comparison includes custom metrics.
+
 Prints, per interval: CPU % of one core (whole window, and the median of sub-windows), CPU
 seconds per collection, the ratio ours / node_exporter, and peak RSS. ``--append FILE`` adds a
 Markdown section to FILE (docs/benchmarks.md).
 
-    .venv/bin/python bench/agent_overhead.py [--seconds 60] [--intervals 5,1] [--append FILE]
+    .venv/bin/python bench/agent_overhead.py [--seconds 60] [--intervals 5,1]
+        [--containers 20] [--no-textfile] [--append FILE]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -70,21 +77,53 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) 
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
-def start_agent(interval: float) -> tuple[subprocess.Popen[bytes], str]:
+@dataclass
+class Extras:
+    """What both processes read besides the system: fixture containers and textfiles."""
+
+    cgroup_root: Path | None = None
+    textfile_dir: Path | None = None
+
+
+def make_extras(base: Path, containers: int, textfile: bool) -> Extras:
+    from hostpulse.agent.collectors.containers.fixture import build_v2
+
+    extras = Extras()
+    if containers:
+        extras.cgroup_root = base / "cgroup"
+        # build_v2 adds one rootful and one rootless Podman and one containerd container
+        build_v2(extras.cgroup_root, n_docker=max(0, containers - 3))
+    if textfile:
+        extras.textfile_dir = base / "textfiles"
+        extras.textfile_dir.mkdir()
+        lines = [f'bench_value{{shard="{i}"}} {i * 1.5}' for i in range(50)]
+        (extras.textfile_dir / "bench.prom").write_text("\n".join(lines) + "\n")
+    return extras
+
+
+def start_agent(interval: float, extras: Extras) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
+    if extras.cgroup_root is not None:
+        env["HOSTPULSE_CONTAINERS__CGROUP_ROOT"] = str(extras.cgroup_root)
+    if extras.textfile_dir is not None:
+        env["HOSTPULSE_CUSTOM__TEXTFILE_DIR"] = str(extras.textfile_dir)
     proc = subprocess.Popen(
         [HOSTPULSE, "agent", "--interval", str(interval), "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")},
+        env=env,
     )
     return proc, f"http://127.0.0.1:{port}/metrics"
 
 
-def start_node_exporter() -> tuple[subprocess.Popen[bytes], str]:
+def start_node_exporter(extras: Extras) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    textfile = (
+        [f"--collector.textfile.directory={extras.textfile_dir}"] if extras.textfile_dir else []
+    )
     proc = subprocess.Popen(
-        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", *textfile],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -126,9 +165,9 @@ class Result:
         return self.ours_cpu / self.node_cpu if self.node_cpu else float("inf")
 
 
-def measure(interval: float, seconds: float) -> Result:
-    agent, agent_url = start_agent(interval)
-    node, node_url = start_node_exporter()
+def measure(interval: float, seconds: float, extras: Extras) -> Result:
+    agent, agent_url = start_agent(interval, extras)
+    node, node_url = start_node_exporter(extras)
     try:
         wait_until_up(agent_url, agent)
         wait_until_up(node_url, node)
@@ -229,14 +268,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="window per interval")
     parser.add_argument("--intervals", default="5,1", help="comma-separated seconds")
     parser.add_argument("--append", type=Path, help="append the Markdown section to this file")
+    parser.add_argument(
+        "--containers", type=int, default=20, help="fixture containers the agent reads (0: none)"
+    )
+    parser.add_argument(
+        "--no-textfile",
+        dest="textfile",
+        action="store_false",
+        help="no textfile-collector directory for either process",
+    )
     args = parser.parse_args()
     if not Path(NODE_EXPORTER).exists() or not shutil.which(HOSTPULSE):
         raise SystemExit("needs prometheus-node-exporter and an installed hostpulse")
     results = []
-    for text in args.intervals.split(","):
-        interval = float(text)
-        print(f"measuring interval {interval:g} s for {args.seconds:g} s ...", flush=True)
-        results.append(measure(interval, args.seconds))
+    with tempfile.TemporaryDirectory(prefix="hostpulse-bench-") as tmp:
+        extras = make_extras(Path(tmp), args.containers, args.textfile)
+        for text in args.intervals.split(","):
+            interval = float(text)
+            print(f"measuring interval {interval:g} s for {args.seconds:g} s ...", flush=True)
+            results.append(measure(interval, args.seconds, extras))
     command = "python bench/agent_overhead.py " + " ".join(
         a for a in sys.argv[1:] if not a.startswith("--append") and not a.endswith(".md")
     )

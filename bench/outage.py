@@ -32,9 +32,9 @@ import numpy as np
 import psutil
 from _common import ADMIN_PASSWORD, append_doc, enroll_all, free_port, wait_http
 
-from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.shipper import Shipper
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
+from hostpulse.agent.delivery.shipper import Shipper
+from hostpulse.agent.delivery.spool import Spool
 from hostpulse.server.config import ServerSettings
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile

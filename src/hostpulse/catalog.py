@@ -5,11 +5,14 @@ all read name, unit, kind and labels from here. A series on the wire is identifi
 catalog ``key`` plus its label values.
 
 Naming: ``key = <subsystem>_<name>[_<unit>]``; the Prometheus name is ``node_<key>`` with
-``_total`` appended for counters (``node_disk_read_bytes_total``).
+``_total`` appended for counters (``node_disk_read_bytes_total``). The ``container`` subsystem
+uses cAdvisor's names instead, without the ``node_`` prefix
+(``container_cpu_usage_seconds_total``), so existing dashboards and queries work.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -44,6 +47,7 @@ class Metric:
     platforms: frozenset[Platform] = ALL
     rate_of: str | None = None
     """For a gauge computed from consecutive readings of a counter: that counter's key."""
+    prom_prefix: str = "node_"
 
     @property
     def key(self) -> str:
@@ -53,7 +57,7 @@ class Metric:
     @property
     def prom_name(self) -> str:
         suffix = "_total" if self.kind is Kind.COUNTER else ""
-        return f"node_{self.key}{suffix}"
+        return f"{self.prom_prefix}{self.key}{suffix}"
 
     @property
     def is_rate(self) -> bool:
@@ -114,6 +118,35 @@ def _m(
     rate_of: str | None = None,
 ) -> Metric:
     return Metric(subsystem, name, unit, kind, help, collector, labels, platforms, rate_of)
+
+
+CONTAINER_LABELS: tuple[str, ...] = ("id", "name", "image", "runtime")
+"""``id``: the short container ID (12 hex digits) or the systemd unit; ``name`` and ``image``
+from the Docker or Podman API when it answers (else the ID and ""); ``runtime``: docker,
+podman, containerd, crio or systemd."""
+
+
+def _c(
+    name: str,
+    unit: str,
+    kind: Kind,
+    help: str,
+    labels: tuple[str, ...] = (),
+    rate_of: str | None = None,
+) -> Metric:
+    """A ``container`` metric: per container (cgroup), Linux only, cAdvisor's name."""
+    return Metric(
+        "container",
+        name,
+        unit,
+        kind,
+        help,
+        "containers",
+        CONTAINER_LABELS + labels,
+        LINUX,
+        rate_of,
+        prom_prefix="",
+    )
 
 
 METRICS: tuple[Metric, ...] = (
@@ -551,6 +584,114 @@ METRICS: tuple[Metric, ...] = (
     ),
     _m("system", "boot_time", "seconds", G, "Boot time, seconds since the Unix epoch.", "system"),
     _m("system", "uptime", "seconds", G, "Seconds since boot.", "system"),
+    # --- hardware sensors (psutil: Linux hwmon) -------------------------------------------
+    _m(
+        "sensor",
+        "temperature",
+        "celsius",
+        G,
+        "Temperature of a hardware sensor (CPU package, core, NVMe, board).",
+        "sensors",
+        ("chip", "sensor"),
+        LINUX,
+    ),
+    _m(
+        "sensor",
+        "temperature_critical",
+        "celsius",
+        G,
+        "The sensor's critical temperature (when the chip reports one).",
+        "sensors",
+        ("chip", "sensor"),
+        LINUX,
+    ),
+    _m("sensor", "fan", "rpm", G, "Fan speed.", "sensors", ("chip", "sensor"), LINUX),
+    # --- NVIDIA GPUs (nvidia-smi) -----------------------------------------------------------
+    _m("gpu", "utilization", "percent", G, "GPU busy time.", "gpu", ("gpu", "name"), NOT_MACOS),
+    _m("gpu", "memory_used", "bytes", G, "GPU memory in use.", "gpu", ("gpu", "name"), NOT_MACOS),
+    _m("gpu", "memory_total", "bytes", G, "GPU memory.", "gpu", ("gpu", "name"), NOT_MACOS),
+    _m(
+        "gpu",
+        "temperature",
+        "celsius",
+        G,
+        "GPU core temperature.",
+        "gpu",
+        ("gpu", "name"),
+        NOT_MACOS,
+    ),
+    _m("gpu", "power", "watts", G, "GPU power draw.", "gpu", ("gpu", "name"), NOT_MACOS),
+    # --- containers (cgroups v2/v1: Docker, Podman, containerd, systemd services) ----------
+    _c("cpu_usage", "seconds", C, "CPU time used by the container (all cores)."),
+    _c(
+        "cpu_usage",
+        "percent",
+        G,
+        "CPU used by the container, percent of one core.",
+        rate_of="container_cpu_usage_seconds",
+    ),
+    _c("memory_usage", "bytes", G, "Memory charged to the container, page cache included."),
+    _c(
+        "memory_working_set",
+        "bytes",
+        G,
+        "Memory in use minus inactive page cache (what the OOM killer looks at).",
+    ),
+    _c("spec_memory_limit", "bytes", G, "The container's memory limit (absent: no limit)."),
+    _c("oom_events", "", C, "Processes of the container killed for lack of memory."),
+    _c(
+        "network_receive",
+        "bytes",
+        C,
+        "Bytes received by the container (own network namespace only).",
+        ("interface",),
+    ),
+    _c(
+        "network_transmit",
+        "bytes",
+        C,
+        "Bytes sent by the container (own network namespace only).",
+        ("interface",),
+    ),
+    _c(
+        "network_receive",
+        "bytes_per_second",
+        G,
+        "Bytes received per second by the container.",
+        ("interface",),
+        rate_of="container_network_receive_bytes",
+    ),
+    _c(
+        "network_transmit",
+        "bytes_per_second",
+        G,
+        "Bytes sent per second by the container.",
+        ("interface",),
+        rate_of="container_network_transmit_bytes",
+    ),
+    _c("fs_reads", "bytes", C, "Bytes read from block devices by the container."),
+    _c("fs_writes", "bytes", C, "Bytes written to block devices by the container."),
+    _c(
+        "fs_reads",
+        "bytes_per_second",
+        G,
+        "Block-device reads per second by the container.",
+        rate_of="container_fs_reads_bytes",
+    ),
+    _c(
+        "fs_writes",
+        "bytes_per_second",
+        G,
+        "Block-device writes per second by the container.",
+        rate_of="container_fs_writes_bytes",
+    ),
+    _c(
+        "state",
+        "",
+        I,
+        "The container's state: running, paused (frozen), or exited/created (from the API).",
+        ("state",),
+    ),
     # --- the agent itself: delivery (agent collector, from the shipper and spool) ---------
     _m("agent", "queued", "snapshots", C, "Snapshots written to the spool.", "agent"),
     _m("agent", "sent", "snapshots", C, "Snapshots the server acknowledged.", "agent"),
@@ -602,6 +743,40 @@ PROCESS_FIELDS: tuple[ProcessField, ...] = (
     ProcessField("status", "", "Process status (running, sleeping, ...)."),
     ProcessField("cmdline", "", "Command line."),
 )
+
+
+# --- custom metrics ------------------------------------------------------------------------
+#: Series from textfile-collector files and exec plugins are ``custom:<Prometheus name>`` with
+#: free labels (sorted by name), within these bounds. They are not in the catalog: gauges
+#: without a unit, as the scripts that write them mean them.
+CUSTOM_PREFIX = "custom:"
+CUSTOM_MAX_NAME = 200
+CUSTOM_MAX_LABELS = 16
+CUSTOM_MAX_LABEL_VALUE = 256
+_CUSTOM_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def is_custom(key: str) -> bool:
+    return key.startswith(CUSTOM_PREFIX)
+
+
+def custom_problem(key: str, labels: tuple[tuple[str, str], ...]) -> str | None:
+    """Why ``key`` with ``labels`` is not an acceptable custom series, or None."""
+    name = key.removeprefix(CUSTOM_PREFIX)
+    if not _CUSTOM_NAME.fullmatch(name) or len(name) > CUSTOM_MAX_NAME:
+        return f"custom metric name {name[:80]!r} is not a Prometheus name of at most 200 chars"
+    if len(labels) > CUSTOM_MAX_LABELS:
+        return f"more than {CUSTOM_MAX_LABELS} labels"
+    names = [n for n, _ in labels]
+    if names != sorted(set(names)):
+        return "labels must be unique and sorted by name"
+    for n, v in labels:
+        if not _LABEL_NAME.fullmatch(n) or len(n) > CUSTOM_MAX_NAME:
+            return f"label name {n[:80]!r} is not a Prometheus label name"
+        if len(v) > CUSTOM_MAX_LABEL_VALUE:
+            return f"label {n!r} is longer than {CUSTOM_MAX_LABEL_VALUE}"
+    return None
 
 
 def get(key: str) -> Metric:

@@ -101,7 +101,7 @@ def test_per_collector_interval_never_below_agent_interval(tmp_path: Path) -> No
         ("top_n: 2.5\n", {}, "top_n", "integer"),
         ("top_n: true\n", {}, "top_n", "integer"),
         ("intervals:\n  disk_usage: [1]\n", {}, "intervals.disk_usage", "a list"),
-        ("intervals:\n  gpu: 5\n", {}, "intervals.gpu", "unknown key"),
+        ("intervals:\n  fpga: 5\n", {}, "intervals.fpga", "unknown key"),
         ("bogus: 1\n", {}, "bogus", "unknown key"),
         ("log:\n  level: loud\n", {}, "log.level", "expected one of"),
         ("log: 3\n", {}, "log", "expected a mapping"),
@@ -150,6 +150,11 @@ def test_shipped_example_is_valid() -> None:
     s = load_settings(example, env={})
     assert s.interval == 5.0
     assert s.interval_of("disk_usage") == 30.0
+    # It says "the values below are the defaults": every section, shipper and spool included.
+    assert s == AgentSettings()
+    text = example.read_text()
+    for section in ("shipper:", "spool:", "exporter:", "log:", "intervals:"):
+        assert f"\n{section}\n" in text
 
 
 @pytest.mark.parametrize(

@@ -84,3 +84,44 @@ def test_http_server_serves_the_cache_and_closes() -> None:
         started = time.monotonic()
         exporter.close()
         assert time.monotonic() - started < 2.0
+
+
+def test_the_fast_renderer_says_what_prometheus_client_says() -> None:
+    """The served text (TextRenderer) parses to exactly the families and samples that
+    prometheus_client writes from SnapshotCollector, custom metrics and odd values included."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from hostpulse.agent.exporter import TextRenderer
+
+    odd = [
+        Sample("custom:queue_depth", (("queue", "mail"),), 42),
+        Sample("custom:big", (), 1.7965e09),
+        Sample("cpu_load1", (), float("inf")),
+    ]
+    fixture = cache_with_batch().latest
+    assert fixture is not None
+    samples = [
+        Sample(s.metric, tuple((lb.name, lb.value) for lb in s.labels), v)
+        for s, v in zip(fixture.series, fixture.snapshots[-1].values, strict=True)
+    ]
+    batch = build_batch(
+        {"cpu": Reading(samples=samples + odd)},
+        HostIdentity("h", platform="linux"),
+        timestamp_ms=1,
+        sequence=1,
+    )
+    cache = ExporterCache()
+    cache.put(batch)
+
+    def parsed(text: str) -> list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]:
+        return [
+            (f.name, f.type, f.documentation, [(s.name, s.labels, s.value) for s in f.samples])
+            for f in text_string_to_metric_families(text)
+        ]
+
+    fast = TextRenderer()
+    served = fast.render(cache.latest).decode()
+    assert parsed(served) == parsed(render(cache))
+    assert fast.render(cache.latest).decode() == served  # the cached plan gives the same
+    assert 'queue_depth{queue="mail"} 42.0' in served
+    assert "cpu_load1 +Inf" in served

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
+from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
 from hostpulse.agent.settings_schema import ConfigError, labels_from_text, validate
 
 __all__ = [
     "AgentSettings",
     "ConfigError",
+    "ContainerSettings",
+    "CustomSettings",
     "ExporterSettings",
     "IntervalSettings",
     "LogSettings",
@@ -55,12 +57,47 @@ class IntervalSettings:
     connections: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
     processes: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
     system: float | None = field(default=60.0, metadata={"min": MIN_INTERVAL})
+    containers: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
+    sensors: float | None = field(default=15.0, metadata={"min": MIN_INTERVAL})
+    gpu: float | None = field(default=None, metadata={"min": MIN_INTERVAL})
 
 
 @dataclass(frozen=True, slots=True)
 class ExporterSettings:
     listen: str | None = None
     """``host:port`` for the Prometheus ``/metrics`` endpoint (``:9100`` = all interfaces)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSettings:
+    """``containers:``: per-container metrics from cgroups (Linux)."""
+
+    enabled: bool = True
+    cgroup_root: str = "/sys/fs/cgroup"
+    sockets: str = "/var/run/docker.sock,/run/podman/podman.sock"
+    """Docker/Podman API sockets asked for names and images (comma-separated; missing ones
+    are skipped)."""
+    systemd_services: bool = False
+    """Also report every ``system.slice/<unit>.service`` as a container (runtime systemd)."""
+    max_containers: int = field(default=100, metadata={"min": 1, "max": 1000})
+    """At most this many containers per collection (engine containers first)."""
+
+    def socket_paths(self) -> list[str]:
+        return [s.strip() for s in self.sockets.split(",") if s.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomSettings:
+    """``custom:``: your own metrics, as series ``custom:<name>`` (see collectors/custom.py)."""
+
+    textfile_dir: str | None = None
+    """Read every ``*.prom`` file here (node_exporter's textfile-collector format)."""
+    plugins: dict[str, str] = field(default_factory=dict)
+    """name -> command printing Prometheus text (run without a shell)."""
+    plugin_interval: float = field(default=60.0, metadata={"min": 1.0})
+    plugin_timeout: float = field(default=10.0, metadata={"min": 0.1, "max": 300.0})
+    max_series: int = field(default=1000, metadata={"min": 1, "max": 10_000})
+    max_labels: int = field(default=16, metadata={"min": 0, "max": 64})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +114,17 @@ class AgentSettings:
     interval: float = field(default=5.0, metadata={"min": MIN_INTERVAL})
     intervals: IntervalSettings = field(default_factory=IntervalSettings)
     top_n: int = field(default=10, metadata={"min": 1, "max": 1000})
+    process_cmdline: Literal["full", "redacted", "off"] = "redacted"
+    """What the top-process lists carry of each command line: ``redacted`` masks the values of
+    secret-looking arguments (``--db-password=***``, URL passwords, ``*_TOKEN=***``)."""
     host_id: str | None = None
     enroll_token: str | None = None
     """``HOSTPULSE_ENROLL_TOKEN``: an enrollment token exchanged for this host's key when no
     key is saved yet (unlike ``--enroll``, it does not show in the process list)."""
     labels: dict[str, str] = field(default_factory=dict)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
+    custom: CustomSettings = field(default_factory=CustomSettings)
     log: LogSettings = field(default_factory=LogSettings)
     shipper: ShipperSettings = field(default_factory=ShipperSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)
@@ -213,7 +255,7 @@ def check_ca_file(path: str) -> None:
     """ConfigError naming ``shipper.ca_file`` unless it holds PEM certificates."""
     import ssl
 
-    from hostpulse.agent.transport import tls_context
+    from hostpulse.agent.delivery.transport import tls_context
 
     try:
         tls_context(path)
@@ -248,7 +290,7 @@ def load_settings(
         tree = _merge(tree, layer)
     settings = validate(AgentSettings, tree)
     if settings.shipper.server is not None:
-        from hostpulse.agent.transport import ingest_url
+        from hostpulse.agent.delivery.transport import ingest_url
 
         try:
             ingest_url(settings.shipper.server)

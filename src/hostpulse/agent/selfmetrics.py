@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from hostpulse import catalog
 from hostpulse.agent.collectors.base import Reading, Sample
-from hostpulse.agent.spool import SpoolStats
+from hostpulse.agent.delivery.spool import SpoolStats
 
 DROP_REASONS = {"size": "dropped_size", "age": "dropped_age", "corrupt": "lost_corrupt"}
 

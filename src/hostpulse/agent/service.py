@@ -14,7 +14,7 @@ from hostpulse.agent.collectors.base import Collector
 from hostpulse.agent.config import AgentSettings, parse_listen
 
 if TYPE_CHECKING:
-    from hostpulse.agent.delivery import Delivery
+    from hostpulse.agent.delivery.pipeline import Delivery
 from hostpulse.agent.runner import Runner
 from hostpulse.agent.snapshot import HostIdentity, SnapshotSink, resolve_host_id
 from hostpulse.protocol import HostBatch
@@ -42,7 +42,12 @@ def build_runner(
         from hostpulse.agent.selfmetrics import AgentCollector
 
         collectors = [
-            *build_collectors(top_n=settings.top_n),
+            *build_collectors(
+                top_n=settings.top_n,
+                cmdline=settings.process_cmdline,
+                containers=settings.containers,
+                custom=settings.custom,
+            ),
             agent_collector or AgentCollector(None),
         ]
     identity = HostIdentity(
@@ -115,7 +120,7 @@ def serve(
             all_sinks.append(cache)
             logger.info("serving Prometheus metrics on %s", exporter.url)
         if settings.shipper.server is not None:
-            from hostpulse.agent.delivery import start_delivery
+            from hostpulse.agent.delivery.pipeline import start_delivery
 
             delivery = start_delivery(settings.shipper, settings.spool)
             all_sinks.append(delivery.shipper)

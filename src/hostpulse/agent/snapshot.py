@@ -187,6 +187,10 @@ def _process_json(p: Process) -> dict[str, Any]:
 
 def unsupported_reason(key: str, platform: str) -> str:
     metric = catalog.BY_KEY.get(key)
+    if metric is not None and metric.collector == "agent":
+        return "only while the agent ships to a server (--server)"
+    if metric is not None and metric.collector == "containers" and metric.supported_on(platform):
+        return "no container on this host has it (none found, or not in this cgroup setup)"
     if metric is not None and not metric.supported_on(platform):
         where = ", ".join(sorted(p.value for p in metric.platforms))
         return f"not available on {platform} (only on {where})"
@@ -205,7 +209,7 @@ def batch_to_json(batch: HostBatch, platform: str | None = None) -> dict[str, An
         metrics.append(
             {
                 "name": s.metric,
-                "prom_name": m.prom_name if m else f"node_{s.metric}",
+                "prom_name": m.prom_name if m else s.metric.removeprefix("custom:"),
                 "kind": m.kind.value if m else "gauge",
                 "unit": m.unit if m else "",
                 "labels": {lb.name: lb.value for lb in s.labels},

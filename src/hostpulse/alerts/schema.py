@@ -128,6 +128,11 @@ class Aggregation(Strict):
 
 
 def _check_metric(key: str) -> str:
+    if catalog.is_custom(key):  # a textfile / exec-plugin series: any label may be matched
+        problem = catalog.custom_problem(key, ())
+        if problem is not None:
+            raise ValueError(problem)
+        return key
     try:
         metric = catalog.get(key)
     except KeyError:
@@ -156,9 +161,10 @@ class Condition(Strict):
     def _thresholds(self) -> Condition:
         if self.warning is None and self.critical is None:
             raise ValueError("give a 'warning' or a 'critical' threshold (or both)")
-        known = catalog.get(self.metric).labels
+        custom = catalog.is_custom(self.metric)
+        known = () if custom else catalog.get(self.metric).labels
         for name in self.labels:
-            if name not in known:
+            if not custom and name not in known:
                 raise ValueError(
                     f"metric {self.metric!r} has no label {name!r} (it has: {list(known)})"
                 )

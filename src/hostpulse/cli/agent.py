@@ -10,12 +10,17 @@ rich only for ``--once`` tables. :mod:`hostpulse.cli.agent_cmd` lists the comman
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from hostpulse import __version__
+
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
     from hostpulse.agent.config import AgentSettings
 
 EXIT_CONFIG = 2
@@ -31,49 +36,61 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_CONFIG, f"hostpulse agent: {message} (see hostpulse agent --help)\n")
 
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        from hostpulse.cli.agent_help import print_help
+
+        print_help(self)  # to stdout, drawn like the typer commands' help
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="hostpulse agent", description=DESCRIPTION)
-    p.add_argument("--config", "-c", metavar="FILE", help="YAML settings (or HOSTPULSE_CONFIG)")
-    p.add_argument("--once", action="store_true", help="print one snapshot and exit (~1 s)")
+    p = _Parser(prog="hostpulse agent", description=DESCRIPTION, add_help=False)
+    p.add_argument("--config", "-c", metavar="FILE", help="YAML settings (or HOSTPULSE_CONFIG).")
+    p.add_argument("--once", action="store_true", help="Print one snapshot and exit (~1 s).")
     p.add_argument(
-        "--format", "-f", choices=("table", "json"), default="table", help="--once output"
+        "--format", "-f", choices=("table", "json"), default="table", help="--once output."
     )
-    p.add_argument("--interval", metavar="SECONDS", help="collection interval (default 5, min 1)")
-    p.add_argument("--top-n", metavar="N", help="processes in the top lists (default 10)")
-    p.add_argument("--listen", metavar="HOST:PORT", help="serve /metrics, e.g. 127.0.0.1:9100")
-    p.add_argument("--server", metavar="URL", help="ship to this hostpulse server (http(s)://...)")
+    p.add_argument("--interval", metavar="SECONDS", help="Collection interval [5, min 1].")
+    p.add_argument("--top-n", metavar="N", help="Processes in the top lists [10].")
+    p.add_argument("--listen", metavar="HOST:PORT", help="Serve /metrics, e.g. 127.0.0.1:9100.")
+    p.add_argument("--server", metavar="URL", help="Ship to this hostpulse server (http(s)://...).")
     p.add_argument(
         "--ca",
         metavar="FILE",
         help="PEM CA certificate that signed the server's (or the self-signed certificate "
-        "itself); default: the system's CAs",
+        "itself); default: the system's CAs.",
     )
-    p.add_argument("--spool-dir", metavar="DIR", help="on-disk buffer for unsent snapshots")
+    p.add_argument("--spool-dir", metavar="DIR", help="On-disk buffer for unsent snapshots.")
     p.add_argument(
         "--enroll",
         metavar="TOKEN",
-        help="exchange this enrollment token (from the server's admin) for the host's agent "
+        help="Exchange this enrollment token (from the server's admin) for the host's agent "
         "key, save it to the key file, then run (the token shows in the process list: "
-        "prefer --enroll-file or HOSTPULSE_ENROLL_TOKEN)",
+        "prefer --enroll-file or HOSTPULSE_ENROLL_TOKEN).",
     )
     p.add_argument(
         "--enroll-file",
         metavar="FILE",
-        help="read the enrollment token from this file instead; like HOSTPULSE_ENROLL_TOKEN, "
-        "used only while the host has no saved key",
+        help="Read the enrollment token from this file instead; like HOSTPULSE_ENROLL_TOKEN, "
+        "used only while the host has no saved key.",
     )
     p.add_argument(
         "--key-file",
         metavar="FILE",
-        help="this host's agent key (default: agent.key beside the spool directory)",
+        help="This host's agent key [agent.key beside the spool directory].",
     )
-    p.add_argument("--host-id", metavar="ID", help="host identifier (default /etc/machine-id)")
+    p.add_argument("--host-id", metavar="ID", help="Host identifier [/etc/machine-id].")
     p.add_argument(
-        "--label", "-l", action="append", metavar="NAME=VALUE", help="host label (repeat)"
+        "--label", "-l", action="append", metavar="NAME=VALUE", help="Host label (repeat)."
     )
-    p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning, error")
-    p.add_argument("--log-file", metavar="FILE", help="also log to this rotating file")
+    p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning, error [info].")
+    p.add_argument("--log-file", metavar="FILE", help="Also log to this rotating file.")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"hostpulse {__version__}",
+        help="Print the hostpulse version and exit.",
+    )
+    p.add_argument("--help", "-h", action="help", help="Show this message and exit.")
     return p
 
 
@@ -128,14 +145,20 @@ def _run(args: argparse.Namespace) -> int:
         if code:
             return code
 
+    from hostpulse.agent.delivery.spool import SpoolError
     from hostpulse.agent.service import ListenError, collect_once, serve
-    from hostpulse.agent.spool import SpoolError
 
     if args.once:
         batch = collect_once(settings)
         from hostpulse.cli.once import print_json, print_table
 
-        (print_json if args.format == "json" else print_table)(batch)
+        try:
+            (print_json if args.format == "json" else print_table)(batch)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `hostpulse agent --once | head`: the reader has what it wanted
+            # Python flushes stdout again at exit; point it at /dev/null so that cannot fail.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
         return 0
     try:
         serve(settings)
@@ -156,7 +179,7 @@ def _enroll_token(args: argparse.Namespace, settings: AgentSettings) -> str | No
         return str(args.enroll)
     if args.enroll_file is None and settings.enroll_token is None:
         return None
-    from hostpulse.agent.enroll import EnrollError, key_path, read_key
+    from hostpulse.agent.delivery.enroll import EnrollError, key_path, read_key
 
     if settings.shipper.api_key:
         return None
@@ -178,7 +201,7 @@ def _enroll(settings: AgentSettings, token: str) -> int:
     import logging
     import socket
 
-    from hostpulse.agent.enroll import EnrollError, key_path, request_key, save_key
+    from hostpulse.agent.delivery.enroll import EnrollError, key_path, request_key, save_key
     from hostpulse.agent.snapshot import resolve_host_id
 
     host_id = resolve_host_id(settings.host_id)

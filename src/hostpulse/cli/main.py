@@ -8,8 +8,10 @@ instead of an ImportError traceback.
 from __future__ import annotations
 
 from importlib.util import find_spec
+from typing import Annotated
 
 import typer
+from typer.core import TyperOption
 
 from hostpulse import __version__
 from hostpulse.cli import agent_cmd, top
@@ -20,6 +22,20 @@ SERVER_EXTRA_MODULES = ("fastapi", "uvicorn", "pydantic_settings", "sqlalchemy",
 SERVER_COMMANDS = ("server", "up", "simulate", "backup", "restore")
 SERVER_GROUPS = ("db", "user", "token", "key")
 EXIT_CONFIG = 2
+
+
+def _hide_flag_types() -> None:
+    """Flags take no value, so the help's type column stays empty for them (typer prints
+    ``<bool>`` there, which reads as if ``--help`` wanted an argument)."""
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign,assignment]
+
+
+_hide_flag_types()
 
 app = typer.Typer(
     name="hostpulse",
@@ -75,8 +91,24 @@ def _register_placeholders(missing: list[str]) -> None:
         )(placeholder)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hostpulse {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def root() -> None:
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the hostpulse version and exit.",
+        ),
+    ] = False,
+) -> None:
     """hostpulse: agent, server and tools in one command."""
 
 

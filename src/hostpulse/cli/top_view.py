@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.layout import Layout
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from hostpulse.cli.fmt import human, human_bytes
+from hostpulse.cli.fmt import human, human_bytes, human_duration
 from hostpulse.protocol import HostBatch
 
 Series = list[tuple[dict[str, str], float]]
@@ -80,19 +81,43 @@ def _cpu(view: View) -> RenderableType:
     return Panel(table, title="CPU", subtitle=f"load {load}" if load else None)
 
 
+class _Memory:
+    """Memory and swap bars sized to the panel's width, so that a row never wraps (at 80
+    columns the left half leaves about 36 cells: a 20-cell bar and "2.5 GiB / 23.5 GiB" do not
+    fit beside each other). The totals go in the title."""
+
+    def __init__(self, view: View) -> None:
+        self.rows = []
+        for label, pct, used in (
+            ("mem", "memory_usage_percent", "memory_used_bytes"),
+            ("swap", "memory_swap_usage_percent", "memory_swap_used_bytes"),
+        ):
+            u = view.one(used)
+            self.rows.append((label, view.one(pct), human_bytes(u) if u is not None else ""))
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        amount = max((len(a) for _, _, a in self.rows), default=0)
+        # label (4) + space + "[" bar "] 100.0%" (bar + 9) + space + amount
+        width = max(4, min(20, options.max_width - 4 - 1 - 9 - 1 - amount))
+        table = Table.grid(padding=(0, 1))
+        table.add_column(justify="right", style="bold", no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(justify="right", no_wrap=True)
+        for label, pct, used in self.rows:
+            table.add_row(label, bar(pct, width), used)
+        yield table
+
+
 def _memory(view: View) -> RenderableType:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(justify="right", style="bold")
-    table.add_column()
-    table.add_column(justify="right")
-    for label, pct, used, total in (
-        ("mem", "memory_usage_percent", "memory_used_bytes", "memory_total_bytes"),
-        ("swap", "memory_swap_usage_percent", "memory_swap_used_bytes", "memory_swap_total_bytes"),
-    ):
-        u, t = view.one(used), view.one(total)
-        amount = f"{human_bytes(u)} / {human_bytes(t)}" if u is not None and t else ""
-        table.add_row(label, bar(view.one(pct)), amount)
-    return Panel(table, title="Memory")
+    totals = [
+        f"{name} {human_bytes(t)}"
+        for name, key in (("of", "memory_total_bytes"), ("swap", "memory_swap_total_bytes"))
+        if (t := view.one(key))
+    ]
+    title = "Memory" + (f" ({', '.join(totals)})" if totals else "")
+    return Panel(_Memory(view), title=title)
 
 
 def _disks(view: View) -> RenderableType:
@@ -101,30 +126,37 @@ def _disks(view: View) -> RenderableType:
     usage.add_column()
     for have, value in view.series.get("filesystem_usage_percent", []):
         usage.add_row(have.get("mountpoint", "?"), bar(value, 14))
-    io = Table("device", "read/s", "write/s", "busy", box=None, padding=(0, 1))
+    # Rates without "/s" (the headers say it) so that four columns fit half of 80 columns.
+    io = Table(box=None, padding=(0, 1), pad_edge=False)
+    io.add_column("device", no_wrap=True, overflow="ellipsis")
+    for name in ("read/s", "write/s", "busy"):
+        io.add_column(name, no_wrap=True, justify="right")
     reads = view.by("disk_read_bytes_per_second", "device")
     writes = view.by("disk_write_bytes_per_second", "device")
     busy = view.by("disk_busy_percent", "device")
     for device in sorted(set(reads) | set(writes)):
         io.add_row(
             device,
-            human(reads.get(device, 0.0), "bytes_per_second"),
-            human(writes.get(device, 0.0), "bytes_per_second"),
+            human_bytes(reads.get(device, 0.0)),
+            human_bytes(writes.get(device, 0.0)),
             human(busy[device], "percent") if device in busy else "",
         )
     return Panel(Group(usage, io), title="Disks")
 
 
 def _network(view: View) -> RenderableType:
-    table = Table("interface", "in/s", "out/s", "errors", box=None, padding=(0, 1))
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    table.add_column("iface", no_wrap=True, overflow="ellipsis")
+    for name in ("in/s", "out/s", "err"):
+        table.add_column(name, no_wrap=True, justify="right")
     rx = view.by("network_receive_bytes_per_second", "interface")
     tx = view.by("network_transmit_bytes_per_second", "interface")
     errors = view.by("network_receive_errors", "interface")
     for name in sorted(set(rx) | set(tx)):
         table.add_row(
             name,
-            human(rx.get(name, 0.0), "bytes_per_second"),
-            human(tx.get(name, 0.0), "bytes_per_second"),
+            human_bytes(rx.get(name, 0.0)),
+            human_bytes(tx.get(name, 0.0)),
             f"{errors.get(name, 0):.0f}",
         )
     conns = view.by("netstat_tcp_connections", "state")
@@ -142,34 +174,48 @@ def _processes(view: View) -> RenderableType:
     for p in view.batch.snapshots[-1].top_cpu:
         table.add_row(
             str(p.pid),
-            p.user[:10],
+            Text(p.user[:10]),
             f"{p.cpu_percent:.1f}",
             f"{p.mem_percent:.1f}",
             human_bytes(p.rss_bytes),
             str(p.threads),
             p.status,
-            " ".join(p.cmdline.split()) or p.name,
+            Text(" ".join(p.cmdline.split()) or f"[{p.name}]"),
         )
+    return Panel(table, title="Top processes by CPU")
+
+
+def _footer(view: View) -> RenderableType:
     counts = view.by("processes_state", "state")
     total = view.one("processes_all")
-    sub = f"{total:.0f} processes" if total is not None else None
+    parts = []
+    if total is not None:
+        parts.append(f"{total:.0f} processes")
     if counts.get("running"):
-        sub = f"{sub}, {counts['running']:.0f} running"
-    return Panel(table, title="Top processes by CPU", subtitle=sub)
+        parts.append(f"{counts['running']:.0f} running")
+    text = Text(" q quits", style="bold")
+    if parts:
+        text.append("   " + ", ".join(parts), style="dim")
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text
 
 
 def _header(view: View) -> RenderableType:
+    """Host and system on the left (cut with an ellipsis when narrow), uptime and clock on the
+    right (always shown)."""
     h = view.batch.host
     up = view.one("system_uptime_seconds")
-    uptime = (
-        f"up {int(up // 86400)}d {int(up % 86400 // 3600)}h {int(up % 3600 // 60)}m" if up else ""
-    )
     when = datetime.fromtimestamp(view.batch.snapshots[-1].timestamp_ms / 1000).strftime("%X")
-    text = Text()
-    text.append(f"{h.hostname}", style="bold cyan")
-    text.append(f"  {h.os}  {h.kernel} {h.arch}  {h.cpu_model}  {uptime}  {when}")
-    text.append("   q quits", style="dim")
-    return text
+    left = Text(no_wrap=True, overflow="ellipsis")
+    left.append(h.hostname, style="bold cyan")
+    left.append(f"  {h.os}  {h.kernel} {h.arch}  {h.cpu_model}")
+    right = Text(f"up {human_duration(up)}  {when}" if up else when, no_wrap=True)
+    grid = Table.grid(expand=True, padding=(0, 1))
+    grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    grid.add_column(no_wrap=True, justify="right")
+    grid.add_row(left, right)
+    return grid
 
 
 def render(batch: HostBatch | None) -> RenderableType:
@@ -181,6 +227,7 @@ def render(batch: HostBatch | None) -> RenderableType:
         Layout(_header(view), size=1),
         Layout(name="upper", ratio=3),
         Layout(_processes(view), name="procs", ratio=2),
+        Layout(_footer(view), size=1),
     )
     layout["upper"].split_row(Layout(name="left"), Layout(name="right"))
     rows = min(len(view.by("cpu_core_busy_percent", "cpu")), 16) + 3

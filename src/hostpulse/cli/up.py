@@ -78,7 +78,7 @@ def up(
 
 
 def _up(settings: ServerSettings) -> None:
-    from hostpulse.agent.delivery import LocalAgent
+    from hostpulse.agent.local import LocalAgent
     from hostpulse.agent.snapshot import resolve_host_id
     from hostpulse.server.app import create_app
 

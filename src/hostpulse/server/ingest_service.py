@@ -190,6 +190,11 @@ def check_counts(request: IngestRequest, limits: IngestLimits) -> Counts:
 def _check_series_def(host_id: str, i: int, metric: str, labels: SeriesKey) -> None:
     m = catalog.BY_KEY.get(metric)
     where = f"host {host_id!r} series[{i}]"
+    if m is None and catalog.is_custom(metric):
+        problem = catalog.custom_problem(metric, labels[1])
+        if problem is not None:
+            raise IngestError(422, f"{where} ({metric[:100]}): {problem}")
+        return
     if m is None:
         raise IngestError(422, f"{where}: unknown metric {metric!r} (not in the catalog)")
     names = tuple(n for n, _ in labels[1])

@@ -16,9 +16,11 @@ from hostpulse.agent.collectors import (
     CpuCollector,
     DiskIOCollector,
     DiskUsageCollector,
+    GpuCollector,
     MemoryCollector,
     NetworkCollector,
     ProcessCollector,
+    SensorsCollector,
     SystemCollector,
     build_collectors,
 )
@@ -48,6 +50,8 @@ SYSTEM_COLLECTORS = [
     "connections",
     "processes",
     "system",
+    "sensors",
+    "gpu",
 ]
 
 
@@ -65,6 +69,8 @@ def test_build_collectors_gives_one_of_each_system_collector() -> None:
         ConnectionsCollector,
         ProcessCollector,
         SystemCollector,
+        SensorsCollector,
+        GpuCollector,
     ]
     assert build_collectors()[0] is not collectors[0]  # fresh, stateful instances
 
@@ -83,6 +89,8 @@ def test_every_catalog_key_is_emitted_or_unsupported_on_this_machine(fast: bool)
             ConnectionsCollector(use_netlink=False),
             ProcessCollector(top_n=5, use_procfs=False),
             SystemCollector(use_procfs=False),
+            SensorsCollector(),
+            GpuCollector(),
         ]
     for c in collectors:
         check(c, c.collect(time.monotonic()), rates_expected=False)

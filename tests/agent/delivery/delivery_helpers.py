@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from hostpulse import catalog
-from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.shipper import Shipper
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
+from hostpulse.agent.delivery.shipper import Shipper
+from hostpulse.agent.delivery.spool import Spool
 from hostpulse.protocol import HostBatch, IngestRequest, SeriesDef
 
 PLAIN = [m.key for m in catalog.METRICS if not m.labels][:8]

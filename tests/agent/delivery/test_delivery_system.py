@@ -25,9 +25,9 @@ from system_helpers import (
     wait_until,
 )
 
-from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.shipper import Shipper
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
+from hostpulse.agent.delivery.shipper import Shipper
+from hostpulse.agent.delivery.spool import Spool
 
 # The acceptance runs the server outage for 2 minutes; the suite uses a shorter one to
 # stay fast. HOSTPULSE_TEST_OUTAGE_S=120 runs the full length.

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from delivery_helpers import Receiver, receiver_fixture  # noqa: F401
 
-from hostpulse.agent.delivery import LocalAgent
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import Spool
+from hostpulse.agent.local import LocalAgent
 
 
 def test_local_agent_ships_this_machine_and_flushes_on_stop(

@@ -92,7 +92,7 @@ def test_the_server_reason_for_a_refusal_is_logged(
 
     assert isinstance(caplog, pytest.LogCaptureFixture)
     receiver.script = [Step(422, body=b'{"detail": "series[3]: unknown metric cpu_x"}')]
-    with caplog.at_level(logging.ERROR, logger="hostpulse.agent.shipper"):
+    with caplog.at_level(logging.ERROR, logger="hostpulse.agent.delivery.shipper"):
         shipper = make_agent(receiver.url).start()
         shipper.put(make_batch(1_000))
         receiver.wait_for(1)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hostpulse.agent import spoolfile as sf
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import Spool
+from hostpulse.agent.delivery.spool import file as sf
 
 N = 200
 ACKED = 10  # the first ten were delivered before the damage

@@ -12,13 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import Spool
 
 CHILD = """
 import sys, time, uuid
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import Spool
 spool = Spool(SpoolSettings(dir=sys.argv[1], max_bytes=8 << 20, segment_bytes=32 << 10))
 last_sync = time.monotonic()
 for i in range(1_000_000):
@@ -96,8 +96,8 @@ def test_sigkill_loses_nothing_that_was_appended(tmp_path: Path) -> None:
 
 FULL_DISK_CHILD = """
 import resource, signal, sys
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spool import Spool, SpoolError
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import Spool, SpoolError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
 spool = Spool(SpoolSettings(dir=sys.argv[1], max_bytes=8 << 20, segment_bytes=1 << 20))
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from system_helpers import ADMIN_PASSWORD, HOSTPULSE, clean_env
 
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import Spool
 from hostpulse.server.testing import login
 
 URL = re.compile(r"hostpulse is up: (http://\S+)")

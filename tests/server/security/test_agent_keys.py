@@ -15,9 +15,9 @@ import httpx
 from leakguard import record_output, record_secret
 from wire import batch, now_ms, request
 
-from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.shipper import Shipper
-from hostpulse.agent.spool import Spool
+from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
+from hostpulse.agent.delivery.shipper import Shipper
+from hostpulse.agent.delivery.spool import Spool
 from hostpulse.server.testing import Clock, LiveServer
 
 HOSTPULSE = str(Path(sys.executable).with_name("hostpulse"))

@@ -29,6 +29,8 @@ from hostpulse.agent.collectors._common import (
     read_text,
 )
 from hostpulse.agent.collectors.base import ProcessInfo, Reading
+from hostpulse.agent.collectors.cmdline import CmdlineMode
+from hostpulse.agent.collectors.cmdline import render as render_cmdline
 from hostpulse.agent.collectors.pidfiles import PidFileReader
 from hostpulse.catalog import PROCESS_STATES
 
@@ -79,8 +81,12 @@ class ProcessCollector:
         refresh_every: int = 60,
         wall_clock: Callable[[], float] = time.time,
         max_open_files: int | None = None,
+        cmdline: CmdlineMode = "redacted",
     ) -> None:
+        """``cmdline``: what to report of each listed process's command line (full, redacted:
+        secret-looking values masked, off: nothing); see :mod:`.cmdline`."""
         self._top_n = top_n
+        self._cmdline = cmdline
         self._wall = wall_clock
         self._proc = proc_root
         self._procfs = sys.platform.startswith("linux") if use_procfs is None else use_procfs
@@ -214,25 +220,25 @@ class ProcessCollector:
 
     def _info(self, p: _Proc, reading: Reading) -> ProcessInfo | None:
         try:
-            user, cmdline = self._owner_and_cmdline(p.pid)
+            user, argv = self._owner_and_argv(p.pid)
         except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
             return None  # exited between the scan and now
         except (OSError, psutil.Error) as exc:
             reading.errors.append(f"process {p.pid}: {exc}")
-            user, cmdline = "", ""
+            user, argv = "", []
         return ProcessInfo(
             pid=p.pid,
-            name=_full_name(p.name, cmdline),
+            name=_full_name(p.name, argv[0] if argv else ""),
             user=user,
             cpu_percent=round(p.cpu_percent, 2),
             mem_percent=round(p.rss_bytes / self._mem_total * 100.0, 2) if self._mem_total else 0.0,
             rss_bytes=p.rss_bytes,
             threads=p.threads,
             status=p.status,
-            cmdline=cmdline,
+            cmdline=render_cmdline(argv, self._cmdline),
         )
 
-    def _owner_and_cmdline(self, pid: int) -> tuple[str, str]:
+    def _owner_and_argv(self, pid: int) -> tuple[str, list[str]]:
         if not self._procfs:
             pp = psutil.Process(pid)
             with pp.oneshot():
@@ -241,10 +247,10 @@ class ProcessCollector:
                 except (KeyError, psutil.AccessDenied):
                     user = ""
                 try:
-                    cmdline = " ".join(pp.cmdline())
+                    argv = [str(a) for a in pp.cmdline()]
                 except psutil.AccessDenied:
-                    cmdline = ""
-            return user, cmdline
+                    argv = []
+            return user, argv
         # The owner of /proc/<pid> is the process's effective UID (what ps shows as USER).
         user = self._user(os.stat(f"{self._proc}/{pid}").st_uid)
         try:
@@ -252,8 +258,9 @@ class ProcessCollector:
                 raw = f.read(65536)
         except PermissionError:  # hidepid
             raw = b""
-        cmdline = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
-        return user, cmdline
+        if not raw:
+            return user, []
+        return user, raw.rstrip(b"\0").decode("utf-8", "replace").split("\0")
 
     def _user(self, uid: int) -> str:
         name = self._users.get(uid)
@@ -288,12 +295,12 @@ class ProcessCollector:
 _COMM_MAX = 15  # the kernel truncates a process's name (comm) to 15 bytes
 
 
-def _full_name(comm: str, cmdline: str) -> str:
+def _full_name(comm: str, argv0: str) -> str:
     """The untruncated executable name when the kernel cut comm short (as psutil does)."""
-    if len(comm.encode()) < _COMM_MAX or not cmdline:
+    if len(comm.encode()) < _COMM_MAX or not argv0:
         return comm
-    argv0 = cmdline.split(" ", 1)[0].rsplit("/", 1)[-1]
-    return argv0 if argv0.startswith(comm) else comm
+    base = argv0.split(" ", 1)[0].rsplit("/", 1)[-1]
+    return base if base.startswith(comm) else comm
 
 
 def _user_name(uid: int) -> str:

@@ -45,7 +45,7 @@ async def history(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="Points per page.")] = 10_000,
 ) -> Response:
-    if metric not in catalog.BY_KEY:
+    if metric not in catalog.BY_KEY and not catalog.is_custom(metric):
         raise HTTPException(404, f"unknown metric {metric!r} (not in the catalog)")
     await require_host(state, host_id)
     now = state.now_ms()
@@ -66,7 +66,8 @@ async def history(
         for k, v in request.query_params.items()
         if k.startswith("label.")
     }
-    allowed = catalog.BY_KEY[metric].labels
+    known = catalog.BY_KEY.get(metric)  # custom:<name> series have free labels
+    allowed = known.labels if known is not None else tuple(labels)
     for name in labels:
         if name not in allowed:
             raise HTTPException(422, f"label.{name}: {metric} has labels {list(allowed)}")

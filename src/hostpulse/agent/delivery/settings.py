@@ -7,6 +7,7 @@ the settings validator (``agent/settings_schema.py``).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -51,7 +52,10 @@ class ShipperSettings:
 
 
 def default_spool_dir() -> Path:
-    """The per-user spool directory when ``spool.dir`` is not set."""
+    """The per-user spool directory when ``spool.dir`` is not set: ``%LOCALAPPDATA%`` on
+    Windows (``~/AppData/Local``), the XDG state directory elsewhere."""
+    if sys.platform == "win32":
+        return Path.home() / "AppData" / "Local" / "hostpulse" / "spool"
     return Path.home() / ".local" / "state" / "hostpulse" / "spool"
 
 

@@ -1,54 +1,14 @@
-"""The delivery path as the agent service uses it: spool + shipper + the ``agent`` collector."""
+"""This machine's agent inside another process (``hostpulse up``): the service in a thread.
+
+It lives beside ``service`` and not in ``delivery/``: it runs the whole agent, and the delivery
+package must not import the service that imports it."""
 
 from __future__ import annotations
 
-import logging
 import threading
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.selfmetrics import AgentCollector
-from hostpulse.agent.shipper import Shipper
-from hostpulse.agent.spool import Spool
-
-logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Delivery:
-    shipper: Shipper
-    collector: AgentCollector
-
-    def close(self, timeout: float) -> None:
-        """Deliver what is pending for at most ``timeout`` seconds, then sync the spool."""
-        self.shipper.close(timeout)
-
-
-def with_key(shipper: ShipperSettings, spool: SpoolSettings) -> ShipperSettings:
-    """``shipper`` with ``api_key`` from the key file when it was not given."""
-    if shipper.api_key:
-        return shipper
-    from hostpulse.agent.enroll import key_path, read_key
-
-    path = key_path(shipper, spool)
-    key = read_key(path)
-    if key is None:
-        logger.warning(
-            "no agent key (%s does not exist): the server will refuse the samples; "
-            "enroll this host: hostpulse agent --server URL --enroll TOKEN",
-            path,
-        )
-        return shipper
-    return replace(shipper, api_key=key)
-
-
-def start_delivery(shipper: ShipperSettings, spool: SpoolSettings) -> Delivery:
-    """Open (and recover) the spool and start shipping to ``shipper.server`` with the host's
-    agent key (``shipper.api_key`` or the key file)."""
-    s = Shipper(with_key(shipper, spool), Spool(spool), fsync_interval=spool.fsync_interval)
-    s.start()
-    return Delivery(s, AgentCollector(s.stats))
+from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
 
 
 class LocalAgent:

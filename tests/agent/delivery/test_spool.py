@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spool import Spool, SpoolError
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import Spool, SpoolError
 
 
 class Clock:

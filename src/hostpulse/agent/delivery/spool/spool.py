@@ -19,7 +19,6 @@ older than ``max_age`` are dropped; both are counted (``dropped_size`` / ``dropp
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -29,10 +28,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostpulse.agent import spoolfile as sf
-from hostpulse.agent.delivery_settings import SpoolSettings
-from hostpulse.agent.spoolrecovery import recover
-from hostpulse.agent.spoolstate import SpoolState, write_state
+from hostpulse.agent.delivery.settings import SpoolSettings
+from hostpulse.agent.delivery.spool import file as sf
+from hostpulse.agent.delivery.spool.lock import LockHeld, lock_exclusive
+from hostpulse.agent.delivery.spool.recovery import recover
+from hostpulse.agent.delivery.spool.state import SpoolState, write_state
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ def _lock_directory(directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+        lock_exclusive(fd)
+    except LockHeld:
         os.close(fd)
         raise SpoolError(f"spool directory {directory} is in use by another agent") from None
     return fd

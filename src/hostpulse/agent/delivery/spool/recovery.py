@@ -20,8 +20,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostpulse.agent import spoolfile as sf
-from hostpulse.agent.spoolstate import SpoolState, load_state, write_state
+from hostpulse.agent.delivery.spool import file as sf
+from hostpulse.agent.delivery.spool.state import SpoolState, load_state, write_state
 
 logger = logging.getLogger(__name__)
 

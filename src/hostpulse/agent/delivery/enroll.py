@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hostpulse.agent.delivery_settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.transport import INGEST_PATH, HttpTransport, Transport, TransportError
+from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
+from hostpulse.agent.delivery.transport import INGEST_PATH, HttpTransport, Transport, TransportError
 
 ENROLL_PATH = "/api/v1/agent/enroll"
 KEY_FILE = "agent.key"

@@ -32,11 +32,11 @@ from typing import Literal
 
 from google.protobuf.message import DecodeError
 
-from hostpulse.agent.delivery_settings import ShipperSettings
-from hostpulse.agent.retry import Backoff, jitter_after, parse_retry_after
+from hostpulse.agent.delivery.retry import Backoff, jitter_after, parse_retry_after
+from hostpulse.agent.delivery.settings import ShipperSettings
+from hostpulse.agent.delivery.spool import Spool, SpooledRecord, SpoolError
+from hostpulse.agent.delivery.transport import HttpTransport, Transport, TransportError, ingest_url
 from hostpulse.agent.selfmetrics import DeliveryStats, LatencyTracker
-from hostpulse.agent.spool import Spool, SpooledRecord, SpoolError
-from hostpulse.agent.transport import HttpTransport, Transport, TransportError, ingest_url
 from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, HostBatch, IngestRequest
 
 logger = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import secrets
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -58,6 +60,13 @@ def fleet_token(url: str) -> str:
     r.raise_for_status()
     token: str = r.json()["token"]
     return token
+
+
+def has_agent_keys(url: str) -> bool:
+    """Whether the server takes agent keys (a server from before authentication has no login
+    route: 404)."""
+    r = httpx.post(f"{url}/api/v1/auth/login", json={}, timeout=30)
+    return r.status_code != 404
 
 
 def enroll_all(url: str, host_ids: Sequence[str]) -> dict[str, str]:
@@ -243,7 +252,13 @@ def bench_args(doc: str | None) -> argparse.ArgumentParser:
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     return ap
+
+
+def write_json(path: Path, figures: dict[str, Any]) -> None:
+    """The figures of a run, machine-readable (what ``bench/all.py`` collects)."""
+    path.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
 
 
 def append_doc(title: str, command: str, body: str) -> None:

@@ -62,7 +62,7 @@ from _common import (
 )
 from alert_latency import RULE, Fleet, Receiver, alerts_yml
 
-from hostpulse.protocol import LiveFrame
+from hostpulse.protocol.live_pb2 import LiveFrame
 from hostpulse.sim.push import make_hosts
 
 INGEST = "/api/v1/ingest"
@@ -149,10 +149,10 @@ async def watch(url: str, token: str, stop: asyncio.Event, run: Run) -> None:
 async def breaches(
     url: str, fleet: Fleet, every: float, rx: Receiver, stop: asyncio.Event, run: Run
 ) -> None:
-    """Every ``every`` s one host (a different one each time) breaches on its own connection;
-    the latency to the webhook is taken when the notification arrives."""
+    """Every ``every`` s one host (a different one each time) breaches on a connection of its
+    own (opened for it: an idle keep-alive connection is closed by the server after 5 s); the
+    latency to the webhook is taken when the notification arrives."""
     host, port = url.removeprefix("http://").split(":")
-    conn = RawClient(host, int(port))
     sent: dict[str, int] = {}
     i = 0
     while not stop.is_set():
@@ -162,8 +162,12 @@ async def breaches(
             break
         ts = (time.time_ns() // 10_000_000) * 10 + 3
         raw = fleet.request(f"{host}:{port}", i, ts, 97.0)
+        conn = RawClient(host, int(port))
         t0 = time.time_ns()
-        status, body = await conn.send(raw)
+        try:
+            status, body = await conn.send(raw)
+        finally:
+            await conn.close()
         if status >= 300:
             run.failures.append(f"breach {status} {body[:200]!r}")
         else:
@@ -175,7 +179,6 @@ async def breaches(
             if all((RULE, h) in rx.arrivals for h in sent):
                 break
         await asyncio.sleep(0.1)
-    await conn.close()
     run.breaches = len(sent)
     run.alert_ms = [
         (rx.arrivals[(RULE, h)] - t0) / 1e6 for h, t0 in sent.items() if (RULE, h) in rx.arrivals

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,10 +44,20 @@ def victoria_metrics(
         yield url, proc
 
 
-def flushed_size(url: str, data: Path) -> int:
-    """Bytes of the data directory after VictoriaMetrics wrote its in-memory parts to it."""
-    httpx.get(f"{url}/internal/force_flush", timeout=300).raise_for_status()
-    return dir_size(data)
+def flushed_size(url: str, data: Path, settle: float = 5.0, timeout: float = 300.0) -> int:
+    """Bytes of the data directory after VictoriaMetrics wrote its in-memory parts to it.
+    The flush answers before the part files are complete on disk (a first reading right after
+    it saw 19 KB of a 475 KB directory), and background merges rewrite parts: the size is read
+    once a second until it has not changed for ``settle`` seconds."""
+    httpx.get(f"{url}/internal/force_flush", timeout=timeout).raise_for_status()
+    deadline = time.monotonic() + timeout
+    size, since = dir_size(data), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < settle:
+        time.sleep(1.0)
+        now = dir_size(data)
+        if now != size:
+            size, since = now, time.monotonic()
+    return size
 
 
 def series_count(url: str) -> int:

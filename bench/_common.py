@@ -226,6 +226,7 @@ class RawClient:
             self._w.close()
             with contextlib.suppress(Exception):
                 await self._w.wait_closed()
+        self._r = self._w = None  # the next send connects again
 
 
 def machine() -> str:

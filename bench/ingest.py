@@ -166,7 +166,12 @@ async def drive(url: str, path: str, rounds: Rounds, headers: Headers) -> tuple[
         nonlocal ok, failed
         for r in range(len(rounds)):
             for req, n in zip(raw[r][c], counts[r][c], strict=True):
-                status, body = await conns[c].send(req)
+                try:
+                    status, body = await conns[c].send(req)
+                except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                    # the server closes the connection after an error answer: a new one
+                    status, body = 599, repr(exc).encode()
+                    await conns[c].close()
                 if status < 300:
                     ok += n
                 else:

@@ -16,23 +16,32 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-#: Applied on every new connection. auto_vacuum only takes effect on a new, empty file (before
-#: the first table), which is why it comes first. synchronous=NORMAL is enough: the store's
-#: own write-ahead log is fsynced before an ingest is acknowledged.
+#: Applied on every new connection. busy_timeout comes first: a new connection waits for the
+#: writer from its first statement on. synchronous=NORMAL is enough: the store's own write-ahead
+#: log is fsynced before an ingest is acknowledged.
 PRAGMAS: tuple[str, ...] = (
-    "PRAGMA auto_vacuum=INCREMENTAL",
+    "PRAGMA busy_timeout=10000",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=10000",
     "PRAGMA cache_size=-65536",
 )
+#: Only takes effect on a new, empty file (before the first table), so it is set only while the
+#: file does not have it: setting it takes the write lock even when nothing changes, and a
+#: connection opened while a long write ran (an agent-key lookup during the first contact of
+#: 1,000 hosts) failed with "database is locked" and the request with a 500.
+AUTO_VACUUM = "PRAGMA auto_vacuum=INCREMENTAL"
+_INCREMENTAL = 2
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        for pragma in PRAGMAS:
+        cursor.execute(PRAGMAS[0])
+        cursor.execute("PRAGMA auto_vacuum")
+        if cursor.fetchone()[0] != _INCREMENTAL:
+            cursor.execute(AUTO_VACUUM)
+        for pragma in PRAGMAS[1:]:
             cursor.execute(pragma)
     finally:
         cursor.close()

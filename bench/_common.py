@@ -191,6 +191,15 @@ class RawClient:
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
         async with self._lock:
+            reused = self._w is not None
+            try:
+                return await self._send(raw)
+            except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+                if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                    raise
+            # a kept-alive connection the server had closed while idle (uvicorn after 5 s,
+            # VictoriaMetrics after 1 min): it read nothing of the request; send it on a new one
+            await self.close()
             return await self._send(raw)
 
     async def _send(self, raw: bytes) -> tuple[int, bytes]:

@@ -190,17 +190,25 @@ class RawClient:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
+        status, body, _ = await self.send_timed(raw)
+        return status, body
+
+    async def send_timed(self, raw: bytes) -> tuple[int, bytes, float]:
+        """Status, body, and seconds from writing the request to its answer (not counting
+        the wait for the connection while an earlier request is on it)."""
         async with self._lock:
             reused = self._w is not None
+            t0 = time.perf_counter()
             try:
-                return await self._send(raw)
+                return (*await self._send(raw), time.perf_counter() - t0)
             except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
                 if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
                     raise
             # a kept-alive connection the server had closed while idle (uvicorn after 5 s,
             # VictoriaMetrics after 1 min): it read nothing of the request; send it on a new one
             await self.close()
-            return await self._send(raw)
+            t0 = time.perf_counter()
+            return (*await self._send(raw), time.perf_counter() - t0)
 
     async def _send(self, raw: bytes) -> tuple[int, bytes]:
         if self._w is None:

@@ -274,7 +274,13 @@ def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
     if run.failures:
         missed.append(f"{len(run.failures)} failed requests (first: {run.failures[0]})")
     if late:
-        missed.append(f"{late} requests took longer than one interval")
+        why = ""
+        if fig["server_answer_p95_ms"] < args.interval * 1000:
+            why = (
+                f" (written -> 2xx P95 {fig['server_answer_p95_ms']:.0f} ms: they waited behind "
+                "earlier requests on their connection; more --connections spread them)"
+            )
+        missed.append(f"{late} requests took longer than one interval{why}")
     if run.behind_s > args.interval:
         missed.append(f"the sender fell {run.behind_s:.1f} s behind (client-limited)")
     if not run.alert_ms or fig["alert_p95_ms"] > 2000 or fig["alerts_missing"]:

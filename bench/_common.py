@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import secrets
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -58,6 +60,13 @@ def fleet_token(url: str) -> str:
     r.raise_for_status()
     token: str = r.json()["token"]
     return token
+
+
+def has_agent_keys(url: str) -> bool:
+    """Whether the server takes agent keys (a server from before authentication has no login
+    route: 404)."""
+    r = httpx.post(f"{url}/api/v1/auth/login", json={}, timeout=30)
+    return r.status_code != 404
 
 
 def enroll_all(url: str, host_ids: Sequence[str]) -> dict[str, str]:
@@ -181,8 +190,25 @@ class RawClient:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
+        status, body, _ = await self.send_timed(raw)
+        return status, body
+
+    async def send_timed(self, raw: bytes) -> tuple[int, bytes, float]:
+        """Status, body, and seconds from writing the request to its answer (not counting
+        the wait for the connection while an earlier request is on it)."""
         async with self._lock:
-            return await self._send(raw)
+            reused = self._w is not None
+            t0 = time.perf_counter()
+            try:
+                return (*await self._send(raw), time.perf_counter() - t0)
+            except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+                if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                    raise
+            # a kept-alive connection the server had closed while idle (uvicorn after 5 s,
+            # VictoriaMetrics after 1 min): it read nothing of the request; send it on a new one
+            await self.close()
+            t0 = time.perf_counter()
+            return (*await self._send(raw), time.perf_counter() - t0)
 
     async def _send(self, raw: bytes) -> tuple[int, bytes]:
         if self._w is None:
@@ -217,6 +243,7 @@ class RawClient:
             self._w.close()
             with contextlib.suppress(Exception):
                 await self._w.wait_closed()
+        self._r = self._w = None  # the next send connects again
 
 
 def machine() -> str:
@@ -243,7 +270,13 @@ def bench_args(doc: str | None) -> argparse.ArgumentParser:
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     return ap
+
+
+def write_json(path: Path, figures: dict[str, Any]) -> None:
+    """The figures of a run, machine-readable (what ``bench/all.py`` collects)."""
+    path.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
 
 
 def append_doc(title: str, command: str, body: str) -> None:

@@ -150,11 +150,15 @@ def block_stats(tsdb: Path) -> tuple[int, int, int]:
 
 
 class SimFeed:
-    """The same samples of simulated hosts for both systems: a ``HostBatch`` (5 s interval) for
-    hostpulse's store, a remote-write request for Prometheus, sent over ``connections``
-    keep-alive connections. ``failed`` counts the requests Prometheus refused."""
+    """The same samples of simulated hosts for every system: a ``HostBatch`` (5 s interval) for
+    hostpulse's store, one remote-write request for the references (``refs``: name -> URL of
+    Prometheus, VictoriaMetrics; both take it at ``/api/v1/write``), sent to each over
+    ``connections`` keep-alive connections. ``failed[name]`` counts the requests a reference
+    refused."""
 
-    def __init__(self, fleet: Sequence[SimHost], prom_url: str, connections: int = 4) -> None:
+    def __init__(
+        self, fleet: Sequence[SimHost], refs: dict[str, str], connections: int = 4
+    ) -> None:
         self.heads = {
             h.host_id: HostBatch(host=host_message(h, 5.0), series=series_defs(h)) for h in fleet
         }
@@ -165,9 +169,11 @@ class SimFeed:
             ]
             for h in fleet
         }
-        self.host, port = prom_url.removeprefix("http://").split(":")
-        self.conns = [RawClient(self.host, int(port)) for _ in range(connections)]
-        self.failed = 0
+        self.refs: dict[str, tuple[str, list[RawClient]]] = {}
+        for name, url in refs.items():
+            host, port = url.removeprefix("http://").split(":")
+            self.refs[name] = (host, [RawClient(host, int(port)) for _ in range(connections)])
+        self.failed = dict.fromkeys(refs, 0)
 
     def batch(self, h: SimHost, ts: list[int], vals: NDArray[np.float64]) -> HostBatch:
         """Host ``h``'s snapshots: ``vals[r]`` at ``ts[r]``."""
@@ -180,21 +186,30 @@ class SimFeed:
 
     def send(
         self, n: int, h: SimHost, ts: list[int], vals: NDArray[np.float64]
-    ) -> Coroutine[Any, Any, tuple[int, bytes]]:
-        """The same samples to Prometheus on connection ``n`` (round-robin); not sent until
-        awaited (``settle``)."""
+    ) -> Coroutine[Any, Any, list[tuple[str, int, bytes]]]:
+        """The same samples to every reference on connection ``n`` (round-robin); not sent
+        until awaited (``settle``)."""
         body = multi_write_request(self.labels[h.host_id], ts, vals)
-        raw = RawClient.build("POST", "/api/v1/write", self.host, WRITE_HEADERS, body)
-        return self.conns[n % len(self.conns)].send(raw)
 
-    async def settle(self, sends: list[Coroutine[Any, Any, tuple[int, bytes]]]) -> None:
-        """Send, count the refused requests and show the first three."""
-        for status, text in await asyncio.gather(*sends):
-            if status >= 300:
-                self.failed += 1
-                if self.failed <= 3:
-                    print(f"  prometheus refused: {status} {text[:200]!r}", file=sys.stderr)
+        async def to_all() -> list[tuple[str, int, bytes]]:
+            out = []
+            for name, (host, conns) in self.refs.items():
+                raw = RawClient.build("POST", "/api/v1/write", host, WRITE_HEADERS, body)
+                out.append((name, *await conns[n % len(conns)].send(raw)))
+            return out
+
+        return to_all()
+
+    async def settle(self, sends: list[Coroutine[Any, Any, list[tuple[str, int, bytes]]]]) -> None:
+        """Send, count the refused requests and show the first three of each reference."""
+        for answers in await asyncio.gather(*sends):
+            for name, status, text in answers:
+                if status >= 300:
+                    self.failed[name] += 1
+                    if self.failed[name] <= 3:
+                        print(f"  {name} refused: {status} {text[:200]!r}", file=sys.stderr)
 
     async def close(self) -> None:
-        for c in self.conns:
-            await c.close()
+        for _, conns in self.refs.values():
+            for c in conns:
+                await c.close()

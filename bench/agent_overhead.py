@@ -21,6 +21,7 @@ Markdown section to FILE (docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -277,6 +278,7 @@ def main() -> None:
         action="store_false",
         help="no textfile-collector directory for either process",
     )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = parser.parse_args()
     if not Path(NODE_EXPORTER).exists() or not shutil.which(HOSTPULSE):
         raise SystemExit("needs prometheus-node-exporter and an installed hostpulse")
@@ -295,6 +297,19 @@ def main() -> None:
     if args.append:
         with args.append.open("a", encoding="utf-8") as f:
             f.write("\n" + text)
+    if args.json:
+        figures = {
+            f"{r.interval:g}s": {
+                "cpu_percent": r.ours_percent,
+                "node_exporter_cpu_percent": r.node_percent,
+                "ms_per_collection": r.ours_per_collection_ms,
+                "node_exporter_ms_per_scrape": r.node_per_collection_ms,
+                "peak_rss_mb": r.ours_rss,
+                "node_exporter_peak_rss_mb": r.node_rss,
+            }
+            for r in results
+        }
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -390,6 +390,10 @@ def main() -> None:
         print("refused or failed feed requests, most common:", r["failure_kinds"])
     if not args.no_doc:
         append_doc("Alert latency over HTTP", "python " + " ".join(sys.argv), text)
+    if args.json is not None:  # for bench/all.py
+        from _common import write_json
+
+        write_json(args.json, r)
 
 
 if __name__ == "__main__":

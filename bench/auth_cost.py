@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_doc
+from _common import append_doc, write_json
 
 from hostpulse.server.auth.repository import AuthRepository
 from hostpulse.server.auth.roles import Role
@@ -71,8 +71,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=100_000)
     ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = ap.parse_args()
     res = asyncio.run(measure(args.calls))
+    if args.json is not None:
+        write_json(args.json, res)
     lines = [f"- {name}: median {value:.2f}" for name, value in res.items()]
     print("\n".join(lines))
     if not args.no_doc:

@@ -15,12 +15,14 @@ on a free loopback port: its own CPU time (utime + stime from /proc/<pid>/stat) 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 from hostpulse.agent.collectors import (
     ConnectionsCollector,
@@ -134,7 +136,9 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--top-n", type=int, default=10)
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = parser.parse_args()
+    ref: float | None = None
 
     fast = collector_costs(build_collectors(top_n=args.top_n), args.runs)
     portable = collector_costs(portable_collectors(args.top_n), args.runs)
@@ -159,6 +163,14 @@ def main() -> None:
                 f"ratio total / node_exporter: linux fast {total / ref:.2f}, "
                 f"psutil {total_portable / ref:.2f}"
             )
+    if args.json is not None:
+        figures = {
+            "whole_collection_ms": total * 1000,
+            "psutil_collection_ms": total_portable * 1000,
+        }
+        if ref is not None:
+            figures["node_exporter_scrape_ms"] = ref * 1000
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

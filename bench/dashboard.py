@@ -47,6 +47,7 @@ from _common import (
     our_server,
     percentile,
     process,
+    write_json,
 )
 
 TARGET_LOAD_MS = 1000
@@ -114,6 +115,7 @@ def main() -> int:
     ap.add_argument("--loads", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = ap.parse_args()
     sim_cmd = [sys.executable, "-c", "from hostpulse.cli.main import main; main()", "simulate"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,6 +165,17 @@ def main() -> int:
         print("load:", {k: round(v) for k, v in c.get("marks", {}).items()})
     report = render(res, args)
     print(report)
+    if args.json is not None:
+        lat = res["latency"]
+        write_json(
+            args.json,
+            {
+                "first_load_ms": statistics.median(c["shown_ms"] for c in res["cold"]),
+                "js_gzip_kb": res["cold"][0]["js_body_gz"] / 1024,
+                "sample_to_screen_p95_ms": percentile(lat, 0.95),
+                "fps": res["fps"]["fps"],
+            },
+        )
     if not args.no_doc:
         cmd = f"python bench/dashboard.py --hosts {args.hosts} --loads {args.loads}"
         cmd += f" --seconds {args.seconds}"

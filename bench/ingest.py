@@ -8,14 +8,22 @@ a Prometheus request carries whole snapshots of about 3 hosts. Every request bod
 compressed before the clock starts (hostpulse: protobuf + gzip; Prometheus: prompb + snappy), and
 sent over ``--clients`` keep-alive connections by a minimal HTTP client, so the client's cost is
 small; its CPU time is printed beside the servers'. Each connection owns a fixed set of hosts and
-sends their rounds in order (Prometheus refuses out-of-order samples). Round 0 (series creation)
-is sent before timing.
+sends their rounds in order (Prometheus refuses out-of-order samples).
+
+Round 0 is every host's first contact (hosts and series created). Two figures per system: the
+timed rounds 1.. alone ("samples/s", as in the earlier sections of docs/benchmarks.md), and
+"with first contact": every round's samples over the time of every round, round 0 included.
+
+The references get the same samples in the same run: Prometheus (remote-write receiver) and
+VictoriaMetrics (its /api/v1/write takes the same bodies).
 
     python bench/ingest.py --hosts 1000 --rounds 30 --samples-per-request 500
 
-``--baseline-src DIR`` also runs the server from another source tree (say, a checkout of an
-older commit: ``git worktree add /tmp/old <commit>``, then ``--baseline-src /tmp/old/src``),
-in the same run, for a before/after ratio. ``--skip-prometheus`` leaves Prometheus out.
+``--baseline-src DIR`` also runs the server from another source tree (say, an older commit:
+``git archive <commit> src | tar -x -C /tmp/old``, then ``--baseline-src /tmp/old/src``), in the
+same run, for a before/after ratio. A baseline from before agent keys (no
+``/api/v1/auth/login``) is sent the same requests without a key. ``--skip-prometheus`` and
+``--skip-vm`` leave a reference out; ``--json OUT`` writes the figures for ``bench/all.py``.
 """
 
 from __future__ import annotations
@@ -39,11 +47,15 @@ from _common import (
     bench_args,
     cpu_seconds,
     enroll_all,
+    has_agent_keys,
     our_server,
     own_cpu_seconds,
     pb_field,
+    write_json,
 )
 from _prom import WRITE_HEADERS, fast_write_request, prometheus, sample_prefixes, series_labels
+from _vm import WRITE_PATH as VM_WRITE_PATH
+from _vm import victoria_metrics
 
 from hostpulse import catalog
 from hostpulse.protocol import HostBatch, Snapshot
@@ -154,7 +166,12 @@ async def drive(url: str, path: str, rounds: Rounds, headers: Headers) -> tuple[
         nonlocal ok, failed
         for r in range(len(rounds)):
             for req, n in zip(raw[r][c], counts[r][c], strict=True):
-                status, body = await conns[c].send(req)
+                try:
+                    status, body = await conns[c].send(req)
+                except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                    # the server closes the connection after an error answer: a new one
+                    status, body = 599, repr(exc).encode()
+                    await conns[c].close()
                 if status < 300:
                     ok += n
                 else:
@@ -176,27 +193,65 @@ class Result:
     seconds: float
     server_cpu: float
     client_cpu: float
+    # round 0, every host's first contact
+    first_samples: int
+    first_failed: int
+    first_seconds: float
+    first_cpu: float
 
     @property
     def rate(self) -> float:
         return self.samples / self.seconds
 
+    @property
+    def per_cpu(self) -> float:
+        return self.samples / max(self.server_cpu, 1e-9)
+
+    @property
+    def rate_all(self) -> float:
+        """Samples per second over every round, first contact included."""
+        return (self.samples + self.first_samples) / (self.seconds + self.first_seconds)
+
+    @property
+    def per_cpu_all(self) -> float:
+        return (self.samples + self.first_samples) / max(self.server_cpu + self.first_cpu, 1e-9)
+
     def line(self) -> str:
         return (
-            f"{self.name:<11} {self.rate:>10,.0f} samples/s  ({self.samples:,} samples in "
+            f"{self.name:<15} {self.rate:>10,.0f} samples/s  ({self.samples:,} samples in "
             f"{self.seconds:.1f} s, {self.failed} failed requests; server CPU "
-            f"{self.server_cpu:.1f} s = {self.samples / max(self.server_cpu, 1e-9):,.0f} samples "
+            f"{self.server_cpu:.1f} s = {self.per_cpu:,.0f} samples "
             f"per CPU-second; client CPU {self.client_cpu:.1f} s = "
             f"{100 * self.client_cpu / self.seconds:.0f} % of a core)"
         )
 
+    def line_all(self) -> str:
+        return (
+            f"{self.name:<15} {self.rate_all:>10,.0f} samples/s with first contact "
+            f"({self.first_samples:,} samples in {self.first_seconds:.1f} s for round 0, "
+            f"{self.first_failed} failed requests; {self.per_cpu_all:,.0f} samples per "
+            "CPU-second)"
+        )
+
 
 def measure(name: str, url: str, pid: int, path: str, rounds: Rounds, headers: Headers) -> Result:
-    asyncio.run(drive(url, path, rounds[:1], headers))  # series creation, not timed
-    cpu0, own0, t0 = cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    first_ok, first_failed = asyncio.run(drive(url, path, rounds[:1], headers))
+    cpu1, own1, t1 = cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
     ok, failed = asyncio.run(drive(url, path, rounds[1:], headers))
-    elapsed = time.perf_counter() - t0
-    return Result(name, ok, failed, elapsed, cpu_seconds(pid) - cpu0, own_cpu_seconds() - own0)
+    t2 = time.perf_counter()
+    return Result(
+        name,
+        ok,
+        failed,
+        t2 - t1,
+        cpu_seconds(pid) - cpu1,
+        own_cpu_seconds() - own1,
+        first_ok,
+        first_failed,
+        t1 - t0,
+        cpu1 - cpu0,
+    )
 
 
 def median_result(runs: list[Result]) -> Result:
@@ -213,6 +268,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each server, alternating")
     ap.add_argument("--baseline-src", type=Path, help="also run the server from this src tree")
     ap.add_argument("--skip-prometheus", action="store_true")
+    ap.add_argument("--skip-vm", action="store_true", help="leave VictoriaMetrics out")
     args = ap.parse_args()
 
     start_ms = (int(time.time() * 1000) - args.rounds * 5000 - 60_000) // 1000 * 1000
@@ -239,43 +295,70 @@ def main() -> None:
                 with our_server(data, root / f"{name}.log", src=src) as (url, proc):
                     # every host enrolls, as its agent would (a baseline from before agent
                     # keys takes no key)
-                    hdr = keyed(enroll_all(url, hosts)) if src is None else lambda _: OURS_HEADERS
+                    hdr: Headers = (
+                        keyed(enroll_all(url, hosts))
+                        if has_agent_keys(url)
+                        else lambda _: OURS_HEADERS
+                    )
                     r = measure(name, url, proc.pid, "/api/v1/ingest", load.ours, hdr)
                 runs.setdefault(name, []).append(r)
                 print(r.line(), flush=True)
-            if not args.skip_prometheus:
-                tsdb = root / f"tsdb-{rep}"
-                tsdb.mkdir()
-                with prometheus(tsdb, root / "prom.log") as (url, proc):
-                    r = measure(
-                        "prometheus",
-                        url,
-                        proc.pid,
-                        "/api/v1/write",
-                        load.prom,
-                        lambda _: WRITE_HEADERS,
-                    )
-                runs.setdefault("prometheus", []).append(r)
+            refs = [
+                (name, start, path)
+                for name, start, path, skip in (
+                    ("prometheus", prometheus, "/api/v1/write", args.skip_prometheus),
+                    ("victoriametrics", victoria_metrics, VM_WRITE_PATH, args.skip_vm),
+                )
+                if not skip
+            ]
+            for name, start, path in refs:
+                store = root / f"{name}-{rep}"
+                store.mkdir()
+                with start(store, root / f"{name}.log") as (url, proc):
+                    r = measure(name, url, proc.pid, path, load.prom, lambda _: WRITE_HEADERS)
+                runs.setdefault(name, []).append(r)
                 print(r.line(), flush=True)
-    lines = [median_result(rs).line() for rs in runs.values()]
-    ours = [r.rate for r in runs["hostpulse"]]
-    for ref in ("baseline", "prometheus"):
-        if ref in runs:
-            ratios = sorted(o / b.rate for o, b in zip(ours, runs[ref], strict=True))
+    medians = {name: median_result(rs) for name, rs in runs.items()}
+    lines = [r.line() for r in medians.values()] + [r.line_all() for r in medians.values()]
+    ours = runs["hostpulse"]
+    for ref in ("baseline", "prometheus", "victoriametrics"):
+        if ref not in runs:
+            continue
+        for label, fig in (
+            ("samples/s", lambda r: r.rate),
+            ("samples per CPU-second", lambda r: r.per_cpu),
+            ("samples/s with first contact", lambda r: r.rate_all),
+            ("samples per CPU-second with first contact", lambda r: r.per_cpu_all),
+        ):
+            ratios = sorted(fig(o) / fig(b) for o, b in zip(ours, runs[ref], strict=True))
             lines.append(
-                f"ratio hostpulse / {ref}: median {ratios[(len(ratios) - 1) // 2]:.2f} "
+                f"ratio hostpulse / {ref}, {label}: median {ratios[(len(ratios) - 1) // 2]:.2f} "
                 f"(per run: {', '.join(f'{x:.2f}' for x in ratios)})"
             )
     print("\n".join(lines))
+    if args.json is not None:
+        write_json(
+            args.json,
+            {
+                name: {
+                    "samples_per_s": r.rate,
+                    "samples_per_cpu_s": r.per_cpu,
+                    "samples_per_s_with_first_contact": r.rate_all,
+                    "samples_per_cpu_s_with_first_contact": r.per_cpu_all,
+                    "failed_requests": r.failed + r.first_failed,
+                }
+                for name, r in medians.items()
+            },
+        )
     if not args.no_doc:
         body = "\n".join(
             [
                 f"{args.hosts} simulated hosts x ~{load.samples_per_round // args.hosts} series, "
-                f"{args.rounds - 1} timed rounds; hostpulse: one host per request with its agent "
-                f"key, ~{ours_per_req} samples each; Prometheus: ~{prom_per_req} samples per "
-                f"request; {args.clients} connections; {args.repeat} runs of each server "
-                "(alternating), the median run shown; client CPU = this script's own CPU time "
-                "while it sends.",
+                f"{args.rounds - 1} timed rounds after round 0 (first contact); hostpulse: one "
+                f"host per request with its agent key, ~{ours_per_req} samples each; Prometheus "
+                f"and VictoriaMetrics: ~{prom_per_req} samples per request; {args.clients} "
+                f"connections; {args.repeat} runs of each server (alternating), the median run "
+                "shown; client CPU = this script's own CPU time while it sends.",
                 "",
                 "```",
                 *lines,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from _common import ADMIN_PASSWORD, append_doc, enroll_all, free_port, wait_http
+from _common import ADMIN_PASSWORD, append_doc, enroll_all, free_port, wait_http, write_json
 
 from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
 from hostpulse.agent.delivery.shipper import Shipper
@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--outage", type=float, default=600.0)
     ap.add_argument("--drain-timeout", type=float, default=300.0)
     ap.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the shippers' retry warnings would flood
 
@@ -246,6 +247,17 @@ def main() -> None:
     ]
     table = "| measure | value |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
     print(table)
+    if args.json is not None:
+        write_json(
+            args.json,
+            {
+                "lost": lost + real_lost,
+                "duplicates": dup,
+                "dropped": dropped,
+                "drain_s": drained_at - restarted if drained_at else None,
+                "real_agent_rss_growth_mb": rss_during_end - rss_before,
+            },
+        )
     if not args.no_doc:
         cmd = "python bench/outage.py " + " ".join(sys.argv[1:])
         note = (

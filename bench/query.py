@@ -24,7 +24,8 @@ path) are queried too, and their figures sit beside the generated hosts' as a ch
 
 Prometheus has no rollups: the same 7 days for 1,000 hosts would be the same 17 billion raw
 samples, out of reach here, so it gets the deep hosts' raw history (remote write, oldest first)
-and every host's last minute, and is queried on the deep hosts.
+and every host's last minute, and is queried on the deep hosts. VictoriaMetrics gets the same
+remote-write requests and the same queries (its HTTP API answers Prometheus's).
 
 Queries: sequential, each over one keep-alive connection, round-robin between the systems so
 that all see the same machine load; P50/P95 of ``--repeat`` requests each, hosts drawn at
@@ -67,8 +68,10 @@ from _common import (
     our_server,
     percentile,
     report,
+    write_json,
 )
 from _prom import SimFeed, prometheus
+from _vm import victoria_metrics
 
 from hostpulse.protocol import IngestRequest
 from hostpulse.server.config import ServerSettings
@@ -216,7 +219,7 @@ async def fill(
     hour_days: float,
     workers: int,
     data: Path,
-    prom_url: str,
+    refs: dict[str, str],
 ) -> tuple[int, int]:
     """Raw samples into our store and Prometheus (the deep hosts' history and everyone's last
     minute), then generated rollups for the other hosts; returns (raw samples, bytes of
@@ -226,7 +229,7 @@ async def fill(
     recent_start = end_ms - 60_000
     store = open_store(ServerSettings(data_dir=data).store_url)  # where the server looks
     await store.start()
-    feed = SimFeed(fleet, prom_url)
+    feed = SimFeed(fleet, refs)
     total = 0
     last_maint = time.monotonic()
 
@@ -252,8 +255,9 @@ async def fill(
             last_maint = time.monotonic()
     await write(fleet, np.arange(recent_start, end_ms + 1, 5000, dtype=np.int64))
     await feed.close()
-    if feed.failed:
-        print(f"{feed.failed} Prometheus writes refused", file=sys.stderr)
+    for name, failed in feed.failed.items():
+        if failed:
+            print(f"{failed} {name} writes refused", file=sys.stderr)
     print(f"  raw samples written: {total:,}", flush=True)
     generated = await generate_history(store, fleet, deep, recent_start, days, hour_days, workers)
     await store.maintain(int(time.time() * 1000))
@@ -356,7 +360,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         root = Path(tmp)
         (root / "tsdb").mkdir()
-        with prometheus(root / "tsdb", root / "prom.log") as (purl, _p):
+        (root / "vm").mkdir()
+        with (
+            prometheus(root / "tsdb", root / "prom.log") as (purl, _p),
+            victoria_metrics(root / "vm", root / "vm.log") as (vmurl, _vm),
+        ):
             t0 = time.perf_counter()
             n, generated = asyncio.run(
                 fill(
@@ -366,7 +374,7 @@ def main() -> None:
                     args.hour_days,
                     args.workers,
                     root / "ours",
-                    purl,
+                    {"prometheus": purl, "victoriametrics": vmurl},
                 )
             )
             fill_s = time.perf_counter() - t0
@@ -380,7 +388,12 @@ def main() -> None:
                     for label, path in (("random", qs[name][0][0]), ("raw-path", qs[name][1][0])):
                         print(f"  {name}, {label} host: {answer_shape(ourl + path, hd)}")
                 for name, (ours, ours_deep, prom) in qs.items():
-                    targets = [(ourl, ours, hd), (ourl, ours_deep, hd), (purl, prom, {})]
+                    targets = [
+                        (ourl, ours, hd),
+                        (ourl, ours_deep, hd),
+                        (purl, prom, {}),
+                        (vmurl, prom, {}),  # the same PromQL: VictoriaMetrics' API answers it
+                    ]
                     if name == "current":
                         # the first read of a host after a restart loads its newest values
                         # from disk; afterwards (agents pushing) they are in memory
@@ -402,13 +415,26 @@ def main() -> None:
         f"{db_bytes / 2**30:.1f} GiB; fill {fill_s:.0f} s, whole run {total_s:.0f} s; "
         f"{args.repeat} queries each",
         f"{'query':<16} {'hostpulse, random hosts':>24} {'hostpulse, raw-path hosts':>26} "
-        f"{'prometheus, same hosts':>23}",
-        f"{'':<16} {'P50 / P95 ms':>24} {'P50 / P95 ms':>26} {'P50 / P95 ms':>23}",
+        f"{'prometheus, same hosts':>23} {'victoriametrics, same hosts':>28}",
+        f"{'':<16} {'P50 / P95 ms':>24} {'P50 / P95 ms':>26} {'P50 / P95 ms':>23} "
+        f"{'P50 / P95 ms':>28}",
     ]
     for name, r in results.items():
         cells = [f"{p50:.1f} / {p95:.1f}" for p50, p95 in r]
-        lines.append(f"{name:<16} {cells[0]:>24} {cells[1]:>26} {cells[2]:>23}")
+        lines.append(f"{name:<16} {cells[0]:>24} {cells[1]:>26} {cells[2]:>23} {cells[3]:>28}")
     report("Query latency", lines, args.no_doc)
+    if args.json is not None:
+        systems = ("hostpulse", "hostpulse_raw_path", "prometheus", "victoriametrics")
+        write_json(
+            args.json,
+            {
+                name: {
+                    sys_: {"p50_ms": p50, "p95_ms": p95}
+                    for sys_, (p50, p95) in zip(systems, r, strict=True)
+                }
+                for name, r in results.items()
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Bytes per raw sample on disk after 24 h of simulated data: hostpulse's store vs Prometheus.
+"""Bytes per raw sample on disk after 24 h of simulated data: hostpulse's store vs Prometheus and
+VictoriaMetrics.
 
 The same samples (simulated hosts, ~150 series each, every 5 s for ``--hours``) go to both:
 hostpulse's store directly through its ``Store`` interface (the size does not depend on the
@@ -7,7 +8,9 @@ maintenance runs as the server's background job would (compaction, rollups), the
 closed and its whole data directory measured (database + write-ahead log, rollups included).
 Prometheus: it cuts and compacts its head into blocks as data arrives; we count only persisted
 blocks, bytes of the block directories divided by the samples their ``meta.json`` reports (the
-head and its WAL, the newest ~3 h, are not counted).
+head and its WAL, the newest ~3 h, are not counted). VictoriaMetrics: the same remote-write
+requests; after ``/internal/force_flush`` its whole data directory (data and index) divided by
+every sample sent.
 
     python bench/storage_size.py --hosts 10 --hours 24
 """
@@ -24,8 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_args, dir_size, report
+from _common import bench_args, dir_size, report, write_json
 from _prom import SimFeed, block_stats, prometheus
+from _vm import flushed_size, victoria_metrics
 
 from hostpulse.protocol import IngestRequest
 from hostpulse.sim.push import make_hosts
@@ -34,13 +38,13 @@ from hostpulse.store import open_store
 CHUNK = 60  # snapshots per host per request (5 minutes)
 
 
-async def run(hosts: int, hours: float, root: Path, prom_url: str) -> dict[str, float]:
+async def run(hosts: int, hours: float, root: Path, refs: dict[str, str]) -> dict[str, float]:
     fleet = make_hosts(hosts, seed=7)
     end_ms = (int(time.time() * 1000) // 300_000) * 300_000 - 600_000
     start_ms = end_ms - int(hours * 3_600_000)
     store = open_store(root / "ours")
     await store.start()
-    feed = SimFeed(fleet, prom_url)
+    feed = SimFeed(fleet, refs)
     total = 0
     t_ours = t_prom = 0.0
     for chunks, t in enumerate(range(start_ms, end_ms, CHUNK * 5000), start=1):
@@ -72,7 +76,8 @@ async def run(hosts: int, hours: float, root: Path, prom_url: str) -> dict[str, 
         "ours_raw": stats.raw_samples,
         "minute": stats.minute_points,
         "hour": stats.hour_points,
-        "prom_failed": feed.failed,
+        "prom_failed": feed.failed["prometheus"],
+        "vm_failed": feed.failed["victoriametrics"],
         "t_ours": t_ours,
         "t_prom": t_prom,
     }
@@ -86,8 +91,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-size-") as tmp:
         root = Path(tmp)
         (root / "tsdb").mkdir()
-        with prometheus(root / "tsdb", root / "prom.log") as (url, _proc):
-            r = asyncio.run(run(args.hosts, args.hours, root, url))
+        (root / "vm").mkdir()
+        with (
+            prometheus(root / "tsdb", root / "prom.log") as (url, _proc),
+            victoria_metrics(root / "vm", root / "vm.log") as (vm_url, _vm),
+        ):
+            refs = {"prometheus": url, "victoriametrics": vm_url}
+            r = asyncio.run(run(args.hosts, args.hours, root, refs))
+            vm_bytes = flushed_size(vm_url, root / "vm")
             # let Prometheus finish cutting blocks (it compacts once the head spans > 3 h)
             deadline = time.monotonic() + 180
             blocks, prom_samples, prom_bytes = block_stats(root / "tsdb")
@@ -99,6 +110,7 @@ def main() -> None:
                 blocks, prom_samples, prom_bytes = now
     ours = r["ours_bytes"] / r["ours_raw"]
     prom = prom_bytes / prom_samples if prom_samples else float("nan")
+    vm = vm_bytes / r["samples"]
     lines = [
         f"samples: {int(r['samples']):,} ({args.hosts} hosts, {args.hours} h at 5 s)",
         f"hostpulse  {ours:.2f} bytes/raw sample  ({int(r['ours_bytes']):,} bytes on disk for "
@@ -106,9 +118,22 @@ def main() -> None:
         f"{int(r['hour']):,} 1-hour rollup points; store ingest {r['t_ours']:.0f} s)",
         f"prometheus {prom:.2f} bytes/sample      ({prom_bytes:,} bytes in {blocks} blocks for "
         f"{prom_samples:,} samples; head not counted; {int(r['prom_failed'])} refused requests)",
+        f"victoriametrics {vm:.2f} bytes/sample ({vm_bytes:,} bytes in its data directory after "
+        f"a forced flush for {int(r['samples']):,} samples; {int(r['vm_failed'])} refused "
+        "requests)",
         f"ratio hostpulse / prometheus: {ours / prom:.2f}",
+        f"ratio hostpulse / victoriametrics: {ours / vm:.2f}",
     ]
     report("Storage size", lines, args.no_doc)
+    if args.json is not None:
+        write_json(
+            args.json,
+            {
+                "hostpulse": {"bytes_per_sample": ours},
+                "prometheus": {"bytes_per_sample": prom},
+                "victoriametrics": {"bytes_per_sample": vm},
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,27 @@ async def test_pragmas_took_effect(tmp_path: Path) -> None:
         assert raw.execute("PRAGMA auto_vacuum").fetchone() == (2,)
 
 
+async def test_a_new_connection_opens_while_a_write_runs(tmp_path: Path) -> None:
+    """Opening a connection takes no write lock: one opened while another connection is in a
+    long write transaction (the store registering 1,000 new hosts while an agent key is looked
+    up) reads at once instead of failing with "database is locked" (a 500 to the agent)."""
+    store = open_store(tmp_path)
+    await store.start()
+    await store.close()
+    writer = sqlite3.connect(tmp_path / "hostpulse.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end of the test
+    engine = make_engine(sqlite_url(tmp_path / "hostpulse.db"))
+    try:
+        async with engine.connect() as conn:
+            tables = (await conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")).scalar()
+            vacuum = (await conn.exec_driver_sql("PRAGMA auto_vacuum")).scalar()
+    finally:
+        await engine.dispose()
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert tables and vacuum == 2
+
+
 def _tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()

@@ -1,0 +1,374 @@
+"""A fleet on one box: ``--hosts`` simulated hosts reporting every ``--interval`` seconds into one
+``hostpulse server`` on the embedded store for ``--seconds``, with the default alert rules
+(plus the benchmark's ``cpu_now`` rule to a webhook receiver) and ``--ws-clients`` dashboard
+WebSocket clients subscribed to the fleet view.
+
+Load: each host posts one snapshot per interval in its own request with its own agent key,
+requests spread evenly over the interval, over ``--connections`` keep-alive connections (the
+simulated hosts and requests of ``bench/alert_latency.py``; CPU capped at 85 %). Every
+``--breach-every`` seconds one host sends a snapshot with CPU at 97 % on a connection of its own.
+
+Recorded:
+
+- failed or refused requests (any answer >= 300 or a broken connection), target 0;
+- ingest lag: time from a report being due to its 2xx (the snapshot is then durably stored),
+  including any wait behind earlier requests on the same connection; P95, max, and how many
+  took longer than one interval (target 0); beside it the P95 from the request written to the
+  socket to its 2xx (the server alone), and how far the sender fell behind its own schedule
+  (if it did, the client, not the server, was the limit);
+- alert latency: breaching request written -> webhook received, P95 (target <= 2 s);
+- WebSocket sample-to-client: a fleet frame's arrival at a client - the timestamp of the sample
+  it shows (which the sender stamps when it writes the request), P95 over every host in every
+  frame of every client (target <= 1 s);
+- server RSS, open files and data-directory size every ``--sample-every`` seconds, and their
+  slope per minute after ``--warmup`` seconds (least squares; a leak shows as a slope).
+
+The WebSocket clients and the sender run in this process, on one event loop; its CPU share is
+printed. ``--hosts`` takes a comma-separated list: the sizes are tried largest first and the run
+stops at the first that meets every target ("the largest fleet that fits"), printing what
+limited the ones that did not.
+
+    python bench/fleet.py --hosts 200 --seconds 120
+    python bench/fleet.py --hosts 10000,5000,2000,1000 --seconds 600
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    RawClient,
+    admin_headers,
+    append_doc,
+    bench_args,
+    cpu_seconds,
+    dir_size,
+    enroll_all,
+    our_server,
+    own_cpu_seconds,
+    percentile,
+    write_json,
+)
+from alert_latency import RULE, Fleet, Receiver, alerts_yml
+
+from hostpulse.protocol.live_pb2 import LiveFrame
+from hostpulse.sim.push import make_hosts
+
+INGEST = "/api/v1/ingest"
+
+
+@dataclass
+class Run:
+    hosts: int
+    sent: int = 0
+    failures: list[str] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)  # from the report's due time to its 2xx
+    served_ms: list[float] = field(default_factory=list)  # written to the socket -> 2xx
+    behind_s: float = 0.0  # the sender's worst delay against its own schedule
+    ws_ms: list[float] = field(default_factory=list)
+    ws_frames: int = 0
+    ws_closed: list[str] = field(default_factory=list)
+    alert_ms: list[float] = field(default_factory=list)
+    breaches: int = 0
+    resources: list[tuple[float, float, int, int]] = field(default_factory=list)
+    server_cpu: float = 0.0
+    own_cpu: float = 0.0
+    seconds: float = 0.0
+
+
+async def feed(
+    url: str, fleet: Fleet, interval: float, conns: int, stop: asyncio.Event, run: Run
+) -> None:
+    """Every host once per interval, requests spread evenly; each answer's lag recorded."""
+    host, port = url.removeprefix("http://").split(":")
+    clients = [RawClient(host, int(port)) for _ in range(conns)]
+    gap = interval / len(fleet.hosts)
+    inflight: set[asyncio.Task[None]] = set()
+
+    async def one(conn: RawClient, raw: bytes) -> None:
+        t0 = time.perf_counter()
+        try:
+            status, body, served = await conn.send_timed(raw)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            run.failures.append(repr(exc))
+            return
+        run.lag_ms.append((time.perf_counter() - t0) * 1000)
+        run.served_ms.append(served * 1000)
+        if status >= 300:
+            run.failures.append(f"{status} {body[:200]!r}")
+
+    start = time.monotonic()
+    while not stop.is_set():
+        run.behind_s = max(run.behind_s, time.monotonic() - (start + run.sent * gap))
+        ts = (time.time_ns() // 10_000_000) * 10  # whole 10 ms: breaches use other ms
+        raw = fleet.request(f"{host}:{port}", run.sent % len(fleet.hosts), ts, None)
+        task = asyncio.create_task(one(clients[run.sent % conns], raw))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+        run.sent += 1
+        delay = start + run.sent * gap - time.monotonic()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    if inflight:
+        await asyncio.wait(inflight, timeout=60)
+    for c in clients:
+        await c.close()
+
+
+async def watch(url: str, token: str, stop: asyncio.Event, run: Run) -> None:
+    """One dashboard client on the fleet view (protobuf frames)."""
+    ws_url = url.replace("http://", "ws://") + f"/api/v1/ws?fleet=true&token={token}"
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        while not stop.is_set():
+            try:
+                msg = await asyncio.wait_for(ws.recv(), 1.0)
+            except TimeoutError:
+                continue
+            except websockets.ConnectionClosed as exc:
+                run.ws_closed.append(repr(exc))
+                return
+            now_ms = time.time_ns() / 1e6
+            if not isinstance(msg, bytes):
+                continue
+            frame = LiveFrame.FromString(msg)
+            if frame.WhichOneof("kind") == "fleet":
+                run.ws_frames += 1
+                run.ws_ms.extend(now_ms - h.timestamp_ms for h in frame.fleet.hosts)
+
+
+async def breaches(
+    url: str, fleet: Fleet, every: float, rx: Receiver, stop: asyncio.Event, run: Run
+) -> None:
+    """Every ``every`` s one host (a different one each time) breaches on a connection of its
+    own (opened for it: an idle keep-alive connection is closed by the server after 5 s); the
+    latency to the webhook is taken when the notification arrives."""
+    host, port = url.removeprefix("http://").split(":")
+    sent: dict[str, int] = {}
+    i = 0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set() or i >= len(fleet.hosts):
+            break
+        ts = (time.time_ns() // 10_000_000) * 10 + 3
+        raw = fleet.request(f"{host}:{port}", i, ts, 97.0)
+        conn = RawClient(host, int(port))
+        t0 = time.time_ns()
+        try:
+            status, body = await conn.send(raw)
+        finally:
+            await conn.close()
+        if status >= 300:
+            run.failures.append(f"breach {status} {body[:200]!r}")
+        else:
+            sent[fleet.hosts[i].host_id] = t0
+        i += 1
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with rx.got:
+            if all((RULE, h) in rx.arrivals for h in sent):
+                break
+        await asyncio.sleep(0.1)
+    run.breaches = len(sent)
+    run.alert_ms = [
+        (rx.arrivals[(RULE, h)] - t0) / 1e6 for h, t0 in sent.items() if (RULE, h) in rx.arrivals
+    ]
+
+
+async def resources(pid: int, data: Path, every: float, stop: asyncio.Event, run: Run) -> None:
+    proc = psutil.Process(pid)
+    start = time.monotonic()
+    while True:
+        run.resources.append(
+            (
+                time.monotonic() - start,
+                proc.memory_info().rss / 2**20,
+                proc.num_fds(),
+                dir_size(data),
+            )
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            return
+
+
+async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiver) -> Run:
+    run = Run(n)
+    hosts = make_hosts(n, seed=13)
+    fleet = Fleet(hosts, args.interval, enroll_all(url, [h.host_id for h in hosts]))
+    token = admin_headers(url)["authorization"].removeprefix("Bearer ")
+    stop = asyncio.Event()
+    cpu0, own0, t0 = cpu_seconds(pid), own_cpu_seconds(), time.monotonic()
+    tasks = [
+        asyncio.create_task(feed(url, fleet, args.interval, args.connections, stop, run)),
+        asyncio.create_task(breaches(url, fleet, args.breach_every, rx, stop, run)),
+        asyncio.create_task(resources(pid, data, args.sample_every, stop, run)),
+        *(asyncio.create_task(watch(url, token, stop, run)) for _ in range(args.ws_clients)),
+    ]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), args.seconds)
+    stop.set()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    for d in done:
+        if isinstance(d, BaseException):
+            run.failures.append(f"task: {d!r}")
+    run.seconds = time.monotonic() - t0
+    run.server_cpu = cpu_seconds(pid) - cpu0
+    run.own_cpu = own_cpu_seconds() - own0
+    return run
+
+
+def slope_per_min(points: list[tuple[float, float]]) -> float:
+    if len(points) < 2:
+        return float("nan")
+    t = np.array([p[0] for p in points])
+    v = np.array([p[1] for p in points])
+    return float(np.polyfit(t, v, 1)[0] * 60)
+
+
+def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
+    """The figures of a run and what missed its target (empty: it fits)."""
+    after = [r for r in run.resources if r[0] >= args.warmup]
+    late = sum(1 for x in run.lag_ms if x > args.interval * 1000)
+    fig: dict[str, Any] = {
+        "hosts": run.hosts,
+        "seconds": round(run.seconds, 1),
+        "requests": run.sent,
+        "failed_requests": len(run.failures),
+        "ingest_lag_p95_ms": percentile(run.lag_ms, 0.95),
+        "ingest_lag_max_ms": max(run.lag_ms, default=float("nan")),
+        "server_answer_p95_ms": percentile(run.served_ms, 0.95),
+        "requests_slower_than_interval": late,
+        "sender_behind_schedule_s": run.behind_s,
+        "alert_p95_ms": percentile(run.alert_ms, 0.95),
+        "alerts_missing": run.breaches - len(run.alert_ms),
+        "ws_sample_to_client_p95_ms": percentile(run.ws_ms, 0.95),
+        "ws_frames": run.ws_frames,
+        "ws_closed": len(run.ws_closed),
+        "server_cpu_percent": 100 * run.server_cpu / run.seconds,
+        "bench_cpu_percent": 100 * run.own_cpu / run.seconds,
+        "rss_mb_slope_per_min": slope_per_min([(r[0], r[1]) for r in after]),
+        "open_files_slope_per_min": slope_per_min([(r[0], r[2]) for r in after]),
+        "data_dir_mb_slope_per_min": slope_per_min([(r[0], r[3] / 2**20) for r in after]),
+        "resources": [
+            {"t_s": round(t), "rss_mb": round(rss, 1), "open_files": fds, "data_dir_bytes": size}
+            for t, rss, fds, size in run.resources
+        ],
+    }
+    missed = []
+    if run.failures:
+        missed.append(f"{len(run.failures)} failed requests (first: {run.failures[0]})")
+    if late:
+        why = ""
+        if fig["server_answer_p95_ms"] < args.interval * 1000:
+            why = (
+                f" (written -> 2xx P95 {fig['server_answer_p95_ms']:.0f} ms: they waited behind "
+                "earlier requests on their connection; more --connections spread them)"
+            )
+        missed.append(f"{late} requests took longer than one interval{why}")
+    if run.behind_s > args.interval:
+        missed.append(f"the sender fell {run.behind_s:.1f} s behind (client-limited)")
+    if not run.alert_ms or fig["alert_p95_ms"] > 2000 or fig["alerts_missing"]:
+        missed.append(
+            f"alert P95 {fig['alert_p95_ms']:.0f} ms, {fig['alerts_missing']} not delivered"
+        )
+    if not run.ws_ms or fig["ws_sample_to_client_p95_ms"] > 1000 or run.ws_closed:
+        missed.append(
+            f"WebSocket P95 {fig['ws_sample_to_client_p95_ms']:.0f} ms, "
+            f"{len(run.ws_closed)} clients closed"
+        )
+    return fig, missed
+
+
+def lines_of(fig: dict[str, Any], missed: list[str]) -> list[str]:
+    res = fig["resources"]
+    out = [
+        f"{fig['hosts']} hosts for {fig['seconds']:.0f} s: {fig['requests']:,} requests, "
+        f"{fig['failed_requests']} failed; ingest lag P95 {fig['ingest_lag_p95_ms']:.1f} ms, max "
+        f"{fig['ingest_lag_max_ms']:.1f} ms, {fig['requests_slower_than_interval']} slower than "
+        f"one interval; sender behind schedule at most {fig['sender_behind_schedule_s']:.2f} s; "
+        f"request written -> 2xx P95 {fig['server_answer_p95_ms']:.1f} ms",
+        f"  alert P95 {fig['alert_p95_ms']:.1f} ms ({fig['alerts_missing']} not delivered); "
+        f"WebSocket sample-to-client P95 {fig['ws_sample_to_client_p95_ms']:.1f} ms over "
+        f"{fig['ws_frames']} frames ({fig['ws_closed']} clients closed)",
+        f"  server CPU {fig['server_cpu_percent']:.0f} % of a core; this script (sender + "
+        f"WebSocket clients) {fig['bench_cpu_percent']:.0f} %",
+        "  t s   RSS MB   open files   data dir MB",
+        *(
+            f"  {r['t_s']:>4} {r['rss_mb']:>8.1f} {r['open_files']:>12} "
+            f"{r['data_dir_bytes'] / 2**20:>13.1f}"
+            for r in res
+        ),
+        f"  slope after warm-up, per minute: RSS {fig['rss_mb_slope_per_min']:+.2f} MB, open "
+        f"files {fig['open_files_slope_per_min']:+.2f}, data dir "
+        f"{fig['data_dir_mb_slope_per_min']:+.2f} MB",
+        "  meets every target" if not missed else "  MISSES: " + "; ".join(missed),
+    ]
+    return out
+
+
+def main() -> None:
+    ap = bench_args(__doc__)
+    ap.add_argument("--hosts", default="200", help="fleet size, or sizes to try: 10000,5000")
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--ws-clients", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--breach-every", type=float, default=5.0)
+    ap.add_argument("--sample-every", type=float, default=30.0)
+    ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the slope counts")
+    args = ap.parse_args()
+    sizes = sorted((int(x) for x in args.hosts.split(",")), reverse=True)
+    results = []
+    lines: list[str] = []
+    rx = Receiver()
+    try:
+        for n in sizes:
+            with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+                root = Path(tmp)
+                cfg = alerts_yml(root / "alerts.yml", rx.url)
+                data = root / "data"
+                with our_server(data, root / "server.log", "--alerts-config", str(cfg)) as (
+                    url,
+                    proc,
+                ):
+                    run = asyncio.run(one_size(args, n, url, proc.pid, data, rx))
+            fig, missed = verdict(run, args)
+            results.append({**fig, "missed": missed})
+            out = lines_of(fig, missed)
+            print("\n".join(out), flush=True)
+            lines += out
+            if not missed:
+                break
+    finally:
+        rx.stop()
+    fits = [r["hosts"] for r in results if not r["missed"]]
+    lines.append(
+        f"largest fleet that meets every target: {fits[0]} hosts"
+        if fits
+        else f"no size tried ({args.hosts}) meets every target"
+    )
+    print(lines[-1])
+    if args.json is not None:
+        write_json(args.json, {"runs": results, "largest_fitting": fits[0] if fits else None})
+    if not args.no_doc:
+        append_doc("Fleet", "python " + " ".join(sys.argv), "```\n" + "\n".join(lines) + "\n```")
+
+
+if __name__ == "__main__":
+    main()

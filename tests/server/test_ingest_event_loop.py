@@ -39,14 +39,15 @@ def million_series(host_id: str) -> bytes:
 
 
 def largest_valid(host_id: str) -> bytes:
-    """5,000 series x 200 snapshots: a million samples, within every default bound."""
+    """5,000 series x 50 snapshots: the most one host's request may add to the store's head
+    (``max_head_cells``, 250,000 distinct timestamps x series), within every default bound."""
     t0 = now_ms() - 1_000_000
     hb = batch(host_id, [(t0, {("cpu_busy_percent", ()): 1.0})])
     hb.ClearField("series")
     hb.ClearField("snapshots")
     for c in range(5000):
         hb.series.add(metric="cpu_core_busy_percent").labels.add(name="cpu", value=str(c))
-    for i in range(200):
+    for i in range(50):
         snap = hb.snapshots.add(timestamp_ms=t0 + i * 5000)
         snap.series_index.extend(range(5000))
         snap.values.extend([1.5] * 5000)

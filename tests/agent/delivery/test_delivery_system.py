@@ -91,6 +91,11 @@ def test_agent_sigkilled_at_random_points_loses_at_most_the_last_second(tmp_path
             started = time.time()
             agent = start_agent(url, spool, tmp_path / "agent.log", enroll=token)
             token = None
+            # the random point falls in the agent's running time, not in its start-up: on a
+            # loaded machine the interpreter's imports alone can outlast a short sleep
+            wait_until(
+                lambda a=agent, n=i + 1: a.output().count("agent started") >= n, 60, "agent start"
+            )
             time.sleep(rng.uniform(1.2, 2.5))
             agent.kill()  # SIGKILL, at a random point of the agent's second
             runs.append((started, time.time()))

@@ -42,13 +42,14 @@ def open_default_store(
     """The store named by the settings (the embedded SQLite store under ``data_dir`` unless
     ``database_url`` says otherwise). On SQLite it shares ``database`` (the process's one
     pool); with the relational state in PostgreSQL it keeps its samples in its own file."""
-    from hostpulse.store import open_store
+    from hostpulse.store import HeadBudget, open_store
 
     return open_store(
         settings.store_url,
         retention=settings.retention,
         clock=lambda: int(clock() * 1000),
         database=database if database.dialect == "sqlite" else None,
+        head_budget=HeadBudget(settings.max_head_bytes_per_host, settings.max_head_bytes),
     )
 
 
@@ -113,6 +114,7 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
         max_pending=settings.ingest_max_pending,
         max_pending_bytes=settings.ingest_max_pending_bytes,
         overload_retry_after=settings.overload_retry_after,
+        head_full_retry_after=max(1, math.ceil(settings.maintenance_interval)),
     )
 
 

@@ -137,6 +137,19 @@ class ServerSettings(BaseSettings):
         description="Per batch: distinct timestamps of its snapshots x its series (the cells, "
         "8 bytes each, it may add to the store's in-memory head).",
     )
+    max_head_bytes_per_host: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Bytes one host's samples and process lists may hold in the embedded "
+        "store's in-memory head (64 MiB; a 150-series host at 5 s needs ~0.3 MiB); a request "
+        "over it: 429 until the next maintenance run writes closed windows to disk. 0: no bound.",
+    )
+    max_head_bytes: int = Field(
+        default=8 * 1024 * 1024 * 1024,
+        ge=0,
+        description="Bytes all hosts' heads may hold together (8 GiB; 10,000 hosts x 150 "
+        "series at 5 s need ~3.3 GiB); a request over it: 503. 0: no bound.",
+    )
     max_processes: int = Field(
         default=100, gt=0, description="Processes in one snapshot's top_cpu or top_memory list."
     )

@@ -29,7 +29,11 @@ from hostpulse.server.admission import Admission, Overloaded
 from hostpulse.server.ingest_wire import PIECE_BYTES, OverLimit, WireError, parse_large
 from hostpulse.server.ingest_wire import Limits as WireLimits
 from hostpulse.store.base import Store
-from hostpulse.store.exceptions import InvalidRequestError, StoreUnavailableError
+from hostpulse.store.exceptions import (
+    HeadFullError,
+    InvalidRequestError,
+    StoreUnavailableError,
+)
 from hostpulse.store.prepare import plain_layout
 from hostpulse.store.types import IngestResult
 
@@ -82,6 +86,8 @@ class IngestLimits:
     max_pending: int = 256
     max_pending_bytes: int = 256 * 1024 * 1024
     overload_retry_after: int = 5
+    head_full_retry_after: int = 60
+    """Retry-After of a request over the store's head budget: the maintenance interval."""
 
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -609,6 +615,10 @@ class IngestService:
         except InvalidRequestError as exc:  # the store's own check, after ours
             self._release(reserved, new_hosts)
             raise IngestError(422, str(exc)) from None
+        except HeadFullError as exc:  # memory, not validity: the same request fits later
+            self._release(reserved, new_hosts)
+            later = {"Retry-After": str(self.limits.head_full_retry_after)}
+            raise IngestError(503 if exc.whole_store else 429, str(exc), later) from None
         except StoreUnavailableError as exc:  # disk full, I/O error: nothing stored, send again
             self._release(reserved, new_hosts)
             logger.error("ingest refused: %s", exc)

@@ -25,7 +25,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.protocol import IngestRequest
-from hostpulse.store import db, schema
+from hostpulse.store import budget, db, schema
+from hostpulse.store.budget import HeadBudget
 from hostpulse.store.exceptions import InvalidRequestError, StoreUnavailableError
 from hostpulse.store.head import HostHead
 from hostpulse.store.maintenance import Compactor
@@ -72,6 +73,7 @@ class SQLiteStore:
         grace_ms: int = 60_000,
         process_interval_ms: int = 30_000,
         compression_level: int = 3,
+        head_budget: HeadBudget | None = None,
     ) -> None:
         if 3_600_000 % block_ms or block_ms % 60_000:
             raise ValueError("block_ms must be a whole number of minutes dividing one hour")
@@ -85,6 +87,7 @@ class SQLiteStore:
             process_interval_ms=process_interval_ms,
             level=compression_level,
             owns_database=owns_database,
+            budget=head_budget or HeadBudget(),
         )
         self.registrar = Registrar(self.state)
         self.writer = HeadWriter(self.state)
@@ -129,7 +132,10 @@ class SQLiteStore:
                         dropped,
                     )
                 prep = prepare(req)
-                await self.writer.apply_durable(prep, await self.registrar.register(prep, 0))
+                colmaps = await self.registrar.register(prep, 0)
+                if not budget.fits(st, prep):  # acknowledged: stored, after making room
+                    await self.compactor.compact(st.clock() - st.grace_ms, rotate=False)
+                await self.writer.apply_durable(prep, colmaps)
             except (DecodeError, InvalidRequestError) as exc:
                 logger.error("wal %s: skipping a record that cannot be applied: %s", seg.path, exc)
                 continue
@@ -209,18 +215,23 @@ class SQLiteStore:
             colmaps = await self.registrar.register(prep, received_ms)
         except OperationalError as exc:  # e.g. "database or disk is full", "database is locked"
             raise StoreUnavailableError(f"the store cannot write: {exc.orig}") from exc
-        wal = self.state.wal
-        seg, durable = wal.begin(prep.payload, prep.newest_ms)
+        st = self.state
+        taken = budget.reserve(st, prep)  # HeadFullError before anything is in the WAL
         try:
+            wal = st.wal
+            seg, durable = wal.begin(prep.payload, prep.newest_ms)
             try:
-                await durable
-            except OSError as exc:
-                raise StoreUnavailableError(
-                    f"the store cannot write: {exc.strerror or exc}"
-                ) from exc
-            return await self.writer.apply_durable(prep, colmaps)
+                try:
+                    await durable
+                except OSError as exc:
+                    raise StoreUnavailableError(
+                        f"the store cannot write: {exc.strerror or exc}"
+                    ) from exc
+                return await self.writer.apply_durable(prep, colmaps)
+            finally:
+                await wal.applied(seg)
         finally:
-            await wal.applied(seg)
+            budget.release(st, taken)
 
     async def _save_last_seen(self) -> None:
         if not self.state.heads:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hostpulse.protocol import Snapshot
 from hostpulse.store import blocks as blk
-from hostpulse.store import schema
+from hostpulse.store import budget, schema
 from hostpulse.store.schema import Kind
 
 if TYPE_CHECKING:
@@ -55,48 +55,57 @@ class Compactor:
             await self.enforce_retention(now_ms)
             await self.reclaim()
 
-    async def compact(self, until_ms: int) -> int:
+    async def compact(self, until_ms: int, *, rotate: bool = True) -> int:
         """Move every head window that ends at or before ``until_ms`` into blocks; returns the
-        number of windows written."""
-        target = max(self.state.watermark, until_ms - until_ms % self.state.block_ms)
-        if not any(w < target for head in self.state.heads.values() for w in head.windows):
-            self.state.watermark = target  # nothing to write; saved with the next compaction
+        number of windows written. ``rotate=False`` (during WAL replay, when the head is over
+        its budget) leaves the WAL alone: its records are dropped by a later compaction."""
+        st = self.state
+        target = max(st.watermark, until_ms - until_ms % st.block_ms)
+        if not any(w < target for head in st.heads.values() for w in head.windows):
+            st.watermark = target  # nothing to write; saved with the next compaction
             return 0
-        closed = await self.state.wal.rotate()
-        async with self.state.head_lock:
-            self.state.watermark = max(self.state.watermark, target)
-            wm = self.state.watermark
+        closed = await st.wal.rotate() if rotate else []
+        async with st.head_lock:
+            st.watermark = max(st.watermark, target)
+            wm = st.watermark
             jobs: list[_Job] = []
-            for head in self.state.heads.values():
+            for head in st.heads.values():
+                took = False
                 for w in [w for w in head.windows if w < wm]:
                     buf = head.windows.pop(w)
-                    self.state.compacting[(head.key, w)] = buf
+                    st.compacting[(head.key, w)] = buf
                     jobs.append((head, buf))
+                    took = True
                 if head.procs:
-                    self.state.compacting_procs[head.key] = head.procs
+                    st.compacting_procs[head.key] = head.procs
                     head.procs = []
                     head.proc_ts = set()
-        procs = dict(self.state.compacting_procs)
+                    head.procs_bytes = 0
+                    took = True
+                if took:  # the bytes stay in memory (compacting) until the blocks are stored
+                    now = budget.host_bytes(head)
+                    st.compacting_bytes += head.bytes - now
+                    head.bytes = now
+        procs = dict(st.compacting_procs)
         rows = await asyncio.to_thread(self._encode, jobs, procs)
-        async with self.state.engine.begin() as conn:
+        async with st.engine.begin() as conn:
             await self.insert_blocks(conn, rows)
             await conn.execute(
                 schema.meta.delete().where(schema.meta.c.key == "watermark"),
             )
             await conn.execute(insert(schema.meta).values(key="watermark", value=str(wm)))
-            if self.state.heads:
+            if st.heads:
                 await conn.execute(
                     update(schema.hosts)
                     .where(schema.hosts.c.id == bindparam("k"))
                     .values(last_seen_ms=bindparam("seen")),
-                    [
-                        {"k": h.key, "seen": h.record.last_seen_ms}
-                        for h in self.state.heads.values()
-                    ],
+                    [{"k": h.key, "seen": h.record.last_seen_ms} for h in st.heads.values()],
                 )
-        self.state.compacting.clear()
-        self.state.compacting_procs.clear()
-        dropped = self.state.wal.drop(closed, wm)
+        st.compacting.clear()
+        st.compacting_procs.clear()
+        st.head_bytes -= st.compacting_bytes
+        st.compacting_bytes = 0
+        dropped = st.wal.drop(closed, wm)
         logger.info(
             "compacted %d windows into %d blocks; watermark %d; %d wal segments dropped",
             len(jobs),

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.protocol import Snapshot
 from hostpulse.store import db
+from hostpulse.store.budget import HeadBudget
 from hostpulse.store.exceptions import StoreClosedError
 from hostpulse.store.head import HostHead, WindowBuf
 from hostpulse.store.types import Retention
@@ -49,6 +50,7 @@ class StoreState:
     level: int
     """zstd level of the blocks."""
     owns_database: bool = False
+    budget: HeadBudget = field(default_factory=HeadBudget)
     opened_engine: AsyncEngine | None = None
     opened_wal: WriteAheadLog | None = None
     heads: dict[str, HostHead] = field(default_factory=dict)
@@ -62,6 +64,12 @@ class StoreState:
     compacting_procs: dict[int, list[Snapshot]] = field(default_factory=dict)
     touched_groups: dict[tuple[int, int, int], int] = field(default_factory=dict)
     """(host key, kind, group) -> blocks in that group, for groups that may need a merge."""
+    head_bytes: int = 0
+    """What all heads and the windows being compacted hold (``budget.py``)."""
+    head_reserved: int = 0
+    """What requests that passed the budget check but are not applied yet may still add."""
+    compacting_bytes: int = 0
+    """The part of ``head_bytes`` handed to the compactor."""
     head_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the head is mutated and while the compactor takes windows out of it."""
 

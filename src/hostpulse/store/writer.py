@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import select
 
-from hostpulse.store import codec, schema
+from hostpulse.store import budget, codec, schema
 from hostpulse.store.types import IngestResult
 
 if TYPE_CHECKING:
@@ -26,7 +26,10 @@ class HeadWriter:
         """Apply a request the WAL holds; ``colmaps`` from ``Registrar.register``."""
         async with self.state.head_lock:
             await self._load_late_windows(prep)
-            return self._apply(prep, colmaps)
+            result = self._apply(prep, colmaps)
+            heads = self.state.heads
+            budget.recount(self.state, [heads[pb.batch.host.host_id] for pb in prep.batches])
+            return result
 
     def _apply(self, prep: Prepared, colmaps: list[IntP]) -> IngestResult:
         accepted = duplicates = 0

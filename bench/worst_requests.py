@@ -5,8 +5,9 @@ one host and measures the server's idle RSS; then, for ``--seconds``, sends in t
 largest valid request (5,000 series x 50 snapshots, at max_head_cells), a sparse one (one
 snapshot in each of 50 ten-minute windows of the past week), 10^6 series definitions (refused
 before parsing) and a JSON body just under max_json_bytes (refused over max_head_cells),
-honouring 429 Retry-After like an agent. The server's RSS is sampled every 0.2 s. The bound
-(docs/security.md): peak RSS under 2x the idle RSS.
+honouring 429 Retry-After like an agent. The server's RSS is sampled every 0.2 s, and the
+store's in-memory head (``hostpulse_store_head_bytes`` on /metrics) every second. The bounds
+(docs/security.md): peak RSS under 2x the idle RSS; the head under max_head_bytes_per_host.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ from hostpulse.protocol import HostBatch, IngestRequest, codec
 
 SERIES = 5000
 HOST = "worst"
+METRICS_TOKEN = "worst-requests-bench-metrics-token"
+
+
+def head_bytes(client: httpx.Client) -> int:
+    """The store's ``hostpulse_store_head_bytes`` (0 when the store does not report it)."""
+    resp = client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    for line in resp.text.splitlines():
+        if line.startswith("hostpulse_store_head_bytes "):
+            return int(float(line.split()[1]))
+    return 0
 
 
 def _table(hb: HostBatch) -> None:
@@ -96,6 +107,8 @@ def main() -> None:
     for k in ("HOSTPULSE_AGENT_RATE_LIMIT", "HOSTPULSE_USER_RATE_LIMIT"):
         env.pop(k)  # the default limits: what one key may really do
     env["HOSTPULSE_USER_RATE_LIMIT"] = "100000"  # the bench's own sign-in and enrollment
+    env["HOSTPULSE_METRICS_TOKEN"] = METRICS_TOKEN
+    head_bound = int(env.get("HOSTPULSE_MAX_HEAD_BYTES_PER_HOST", 64 * 1024 * 1024))
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
@@ -126,12 +139,18 @@ def main() -> None:
                 time.sleep(3)
                 idle = server.memory_info().rss
                 peak = idle
+                peak_head = 0
                 stop = threading.Event()
 
                 def sample() -> None:
-                    nonlocal peak
-                    while not stop.wait(0.2):
-                        peak = max(peak, server.memory_info().rss)
+                    nonlocal peak, peak_head
+                    with httpx.Client(base_url=url, timeout=30) as scraper:
+                        ticks = 0
+                        while not stop.wait(0.2):
+                            peak = max(peak, server.memory_info().rss)
+                            ticks += 1
+                            if ticks % 5 == 0:
+                                peak_head = max(peak_head, head_bytes(scraper))
 
                 sampler = threading.Thread(target=sample)
                 sampler.start()
@@ -175,6 +194,8 @@ def main() -> None:
         f"requests by status over {args.seconds:.0f} s: "
         + ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())),
         f"bound (2x idle): {'held' if peak < 2 * idle else 'EXCEEDED'}",
+        f"store head peak {peak_head / mib:.1f} MiB, bound max_head_bytes_per_host "
+        f"{head_bound / mib:.0f} MiB: {'held' if peak_head <= head_bound else 'EXCEEDED'}",
         f"load average: {os.getloadavg()[0]:.1f}",
     ]
     report("Worst requests of one agent key", lines, args.no_doc)

@@ -28,7 +28,7 @@ from hostpulse.protocol import (
     codec,
 )
 from hostpulse.server.ingest_service import IngestError, IngestLimits, IngestService
-from hostpulse.store import open_store
+from hostpulse.store import HeadBudget, open_store
 from hostpulse.store.base import Store
 from hostpulse.store.types import Tier
 
@@ -40,9 +40,11 @@ LIMITS = IngestLimits(max_hosts=5, max_head_cells=2000, max_processes=20)
 class Service:
     """A real store and an IngestService on their own event loop."""
 
-    def __init__(self, tmp: Path, limits: IngestLimits = LIMITS) -> None:
+    def __init__(
+        self, tmp: Path, limits: IngestLimits = LIMITS, budget: HeadBudget | None = None
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.store: Store = open_store(str(tmp / "store"))
+        self.store: Store = open_store(str(tmp / "store"), head_budget=budget)
         self.loop.run_until_complete(self.store.start())
         self.service = IngestService(self.store, limits, lambda: now_ms() / 1000)
 
@@ -323,3 +325,40 @@ def test_the_store_returns_what_validation_accepted(tmp_path: Path) -> None:
         prop()
     finally:
         s.close()
+
+
+def _sparse_past(host: str, k: int) -> IngestRequest:
+    """1,000 series, one snapshot in each of 20 past ten-minute windows."""
+    hb = batch(host, [])
+    for c in range(1000):
+        hb.series.add(metric="cpu_core_busy_percent").labels.add(name="cpu", value=str(c))
+    start = now_ms() - 6 * 86_400_000 + k * 20 * 600_000
+    for w in range(20):
+        snap = hb.snapshots.add(timestamp_ms=start + w * 600_000)
+        snap.series_index.extend(range(1000))
+        snap.values.extend([float(k)] * 1000)
+    return request(hb)
+
+
+def test_a_host_over_its_head_budget_gets_429_with_retry_after(tmp_path: Path) -> None:
+    """Issue 13: one key filling the in-memory head with back-filled windows is told to come
+    back after the next maintenance run; nothing of the refused request is stored."""
+    limits = IngestLimits(max_head_cells=20_000, head_full_retry_after=60)
+    svc = Service(tmp_path, limits, HeadBudget(per_host=2 * 1024 * 1024, total=0))
+    try:
+        for k in range(100):
+            req = _sparse_past("greedy", k)
+            before = svc.loop.run_until_complete(svc.store.stats())
+            try:
+                svc.post(req)
+            except IngestError as exc:
+                assert exc.status == 429
+                assert exc.headers == {"Retry-After": "60"}
+                assert "max_head_bytes_per_host" in exc.reason
+                assert svc.loop.run_until_complete(svc.store.stats()) == before
+                break
+        else:
+            pytest.fail("the head grew past its budget without a refusal")
+        svc.post(request(one("other")))  # another host is not affected
+    finally:
+        svc.close()

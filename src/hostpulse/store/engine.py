@@ -106,6 +106,16 @@ class SQLiteStore:
     def heads(self) -> dict[str, HostHead]:
         return self.state.heads
 
+    @property
+    def watermark(self) -> int:
+        """Windows starting before this are on disk (the server's compaction-lag metric)."""
+        return self.state.watermark
+
+    @property
+    def head_bytes(self) -> int:
+        """What the in-memory heads hold, counted against ``HeadBudget.total``."""
+        return self.state.head_bytes
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:

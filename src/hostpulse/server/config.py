@@ -118,6 +118,12 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Hosts the server holds in total; a new host over it: 403.",
     )
+    enrollment_max_hosts: int = Field(
+        default=1000,
+        gt=0,
+        description="Hosts one multi-use enrollment token may enroll (its default and its "
+        "most; a token may be given fewer); one more: 403.",
+    )
     max_json_bytes: int = Field(
         default=8 * 1024 * 1024, gt=0, description="Largest JSON ingest body after decompression."
     )

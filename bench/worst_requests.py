@@ -102,6 +102,11 @@ def big_json(t0: int, limit: int) -> bytes:
 def main() -> None:
     ap = bench_args(__doc__)
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument(
+        "--only",
+        choices=["largest", "sparse", "million series", "json"],
+        help="send only this kind of request (to see which one costs the memory)",
+    )
     args = ap.parse_args()
     env = {**os.environ, **SERVER_ENV}
     for k in ("HOSTPULSE_AGENT_RATE_LIMIT", "HOSTPULSE_USER_RATE_LIMIT"):
@@ -173,6 +178,8 @@ def main() -> None:
                         {**headers, "content-type": "application/json"},
                     ),
                 ]
+                if args.only:
+                    bodies = [b for b in bodies if b[0] == args.only]
                 started = time.monotonic()
                 k = 0
                 while time.monotonic() - started < args.seconds:
@@ -191,7 +198,7 @@ def main() -> None:
     lines = [
         f"idle RSS {idle / mib:.0f} MiB, peak {peak / mib:.0f} MiB ({peak / idle:.2f}x idle), "
         f"after {after / mib:.0f} MiB",
-        f"requests by status over {args.seconds:.0f} s: "
+        f"requests ({args.only or 'all kinds'}) by status over {args.seconds:.0f} s: "
         + ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())),
         f"bound (2x idle): {'held' if peak < 2 * idle else 'EXCEEDED'}",
         f"store head peak {peak_head / mib:.1f} MiB, bound max_head_bytes_per_host "

@@ -362,3 +362,59 @@ def test_a_host_over_its_head_budget_gets_429_with_retry_after(tmp_path: Path) -
         svc.post(request(one("other")))  # another host is not affected
     finally:
         svc.close()
+
+
+def _containers(host: str, names: list[str], ts: int) -> IngestRequest:
+    """A table of per-container series (4 each), as an agent with containers sends it."""
+    hb = batch(host, [])
+    for name in names:
+        for c in range(4):
+            hb.series.add(metric="cpu_core_busy_percent").labels.add(
+                name="cpu", value=f"{name}/{c}"
+            )
+    snap = hb.snapshots.add(timestamp_ms=ts)
+    snap.series_index.extend(range(len(hb.series)))
+    snap.values.extend([1.0] * len(hb.series))
+    return request(hb)
+
+
+def test_series_limit_counts_active_series_so_container_churn_is_not_refused_for_ever(
+    tmp_path: Path,
+) -> None:
+    """Issue 16: max_series_per_host counted every series ever seen, so a host whose
+    containers come and go hit it for good. Now a series counts while it reported within
+    series_active_window; one that keeps reporting with an unchanged table still counts."""
+    now = [float(now_ms() // 1000)]
+    limits = IngestLimits(max_series_per_host=40, series_active_window_ms=3_600_000)
+    loop = asyncio.new_event_loop()
+    store = open_store(str(tmp_path / "store"))
+    loop.run_until_complete(store.start())
+    svc = IngestService(store, limits, lambda: now[0])
+
+    def send(names: list[str]) -> None:
+        loop.run_until_complete(svc.ingest(_containers("churn", names, int(now[0] * 1000))))
+
+    try:
+        send([f"a{i}" for i in range(8)])  # 32 series
+        now[0] += 600
+        with pytest.raises(IngestError) as info:  # the a* containers are still active
+            send([f"b{i}" for i in range(8)])
+        assert info.value.status == 422
+        assert "64 series active" in info.value.reason
+        assert "max_series_per_host" in info.value.reason
+        for generation in "bcdef":  # every two hours a new set of containers: accepted
+            now[0] += 7200
+            send([f"{generation}{i}" for i in range(8)])
+        # series that keep reporting with one unchanged table for hours stay active, also
+        # when another table of the host brings new ones
+        now[0] += 7200
+        for _ in range(12):
+            send([f"g{i}" for i in range(5)])  # 20 series
+            now[0] += 600
+        with pytest.raises(IngestError) as info:
+            send([f"h{i}" for i in range(6)])  # 24 more
+        assert "44 series active" in info.value.reason
+        send([f"h{i}" for i in range(5)])  # 20 more: 40, at the limit
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()

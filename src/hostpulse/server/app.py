@@ -103,6 +103,7 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
         max_future_ms=int(settings.max_future * 1000),
         max_past_ms=int(min(settings.max_past or math.inf, settings.retention_raw) * 1000),
         max_series_per_host=settings.max_series_per_host,
+        series_active_window_ms=int(settings.series_active_window * 1000),
         max_batches=settings.max_batches,
         max_series_defs=settings.max_series_defs,
         max_snapshots=settings.max_snapshots,

@@ -112,7 +112,18 @@ class ServerSettings(BaseSettings):
         description="Reject samples stamped further than this in the past (422); default and "
         "most: retention_raw.",
     )
-    max_series_per_host: int = Field(default=5000, gt=0, description="Distinct series per host.")
+    max_series_per_host: int = Field(
+        default=5000,
+        gt=0,
+        description="Active series per host: series with a sample, or newly declared, within "
+        "series_active_window (a series table declaring more: 422).",
+    )
+    series_active_window: float = Field(
+        default=3600,
+        gt=0,
+        description="How recently a series must have reported to count against "
+        "max_series_per_host (1h): series of removed containers fall out after it.",
+    )
     max_hosts: int = Field(
         default=10_000,
         gt=0,
@@ -295,6 +306,7 @@ class ServerSettings(BaseSettings):
         "header_timeout",
         "body_timeout",
         "maintenance_interval",
+        "series_active_window",
         "live_heartbeat",
         "rate_limit_window",
         "access_token_ttl",

@@ -42,8 +42,8 @@ def create_token(
         typer.Option(
             "--max-hosts",
             min=1,
-            help="With --multi-use: how many hosts may enroll with it (default and most: the "
-            "server's enrollment_max_hosts, 1000).",
+            help="With --multi-use: how many hosts may enroll with it (default: the server's "
+            "enrollment_max_hosts, 1000; at most its max_hosts, 10000).",
         ),
     ] = None,
     server_url: Annotated[

@@ -132,8 +132,8 @@ class ServerSettings(BaseSettings):
     enrollment_max_hosts: int = Field(
         default=1000,
         gt=0,
-        description="Hosts one multi-use enrollment token may enroll (its default and its "
-        "most; a token may be given fewer); one more: 403.",
+        description="Hosts a multi-use enrollment token may enroll unless it is given its own "
+        "max_hosts (up to the server's max_hosts); one more: 403.",
     )
     max_json_bytes: int = Field(
         default=8 * 1024 * 1024, gt=0, description="Largest JSON ingest body after decompression."

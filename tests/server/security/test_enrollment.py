@@ -138,15 +138,16 @@ def test_a_multi_use_token_enrolls_at_most_its_hosts_and_the_server_at_most_max_
         assert r.status_code == 403, r.text
         assert "max_hosts" in r.json()["detail"] and "create another token" in r.json()["detail"]
         assert uses(srv) == [2]
-        # more than the setting allows, or more than one for a single-use token: refused
-        too_many = _token(srv, max_hosts=4)
+        # more than the server's max_hosts, or more than one for a single-use token: refused
+        too_many = _token(srv, max_hosts=6)
         assert too_many.status_code == 422 and "max_hosts" in too_many.text
+        assert _token(srv, max_hosts=5).json()["max_hosts"] == 5  # above the default: allowed
         assert _token(srv, single_use=True, max_hosts=2).status_code == 422
         # without max_hosts a multi-use token allows the setting's number
         default = _token(srv).json()
         assert default["max_hosts"] == 3
         listed = httpx.get(f"{srv.url}/api/v1/enrollment-tokens", headers=srv.headers()).json()
-        assert [t["max_hosts"] for t in listed] == [2, 3]
+        assert [t["max_hosts"] for t in listed] == [2, 5, 3]
         for host in ("b1", "b2", "b3"):
             assert enroll(srv, default["token"], host).status_code == 201
         # five hosts enrolled: a new one is refused whatever the token

@@ -123,8 +123,8 @@ class EnrollmentIn(BaseModel):
     max_hosts: int | None = Field(
         default=None,
         ge=1,
-        description="Hosts a multi-use token may enroll (default and most: the server's "
-        "enrollment_max_hosts, 1000); 1 for a single-use token.",
+        description="Hosts a multi-use token may enroll (default: the server's "
+        "enrollment_max_hosts, 1000; at most its max_hosts, 10000); 1 for a single-use token.",
     )
 
 

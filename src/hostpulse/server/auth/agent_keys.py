@@ -153,18 +153,19 @@ class AgentKeyService:
         self, host_id: str | None, ttl_s: int, single_use: bool, max_hosts: int | None = None
     ) -> tuple[EnrollmentRow, str]:
         """A new token (returned once, stored hashed) and its row. ``max_hosts``: how many
-        hosts a multi-use token may enroll (default and most: ``enrollment_max_hosts``)."""
+        hosts a multi-use token may enroll (default ``enrollment_max_hosts``, at most the
+        server's ``max_hosts``)."""
         if host_id is not None:
             check_host_id(host_id)
         if not 1 <= ttl_s <= self.config.max_enrollment_ttl_s:
             raise InvalidInput(
                 f"ttl_seconds: must be between 1 and {self.config.max_enrollment_ttl_s}"
             )
-        most = 1 if single_use else self.config.enrollment_max_hosts
+        most = 1 if single_use else self.config.max_hosts
         if max_hosts is not None and not 1 <= max_hosts <= most:
             raise InvalidInput(
                 f"max_hosts: must be between 1 and {most}"
-                + (" for a single-use token" if single_use else " (enrollment_max_hosts)")
+                + (" for a single-use token" if single_use else " (the server's max_hosts)")
             )
         if single_use:
             max_hosts = 1
@@ -218,5 +219,5 @@ class AgentKeyService:
     def _used_up(token_id: int, limit: int) -> Forbidden:
         return Forbidden(
             f"enrollment token {token_id} has enrolled {limit} hosts, all it allows "
-            "(its max_hosts, at most enrollment_max_hosts): create another token"
+            "(its max_hosts; by default enrollment_max_hosts): create another token"
         )

@@ -20,7 +20,8 @@ class AuthConfig:
     rate_window_s: float = 60.0
     max_enrollment_ttl_s: int = 30 * 86400
     enrollment_max_hosts: int = 1000
-    """Hosts one multi-use enrollment token may enroll: its default and its most."""
+    """Hosts a multi-use enrollment token may enroll unless it was given its own number (at
+    most ``max_hosts``)."""
     max_hosts: int = 10_000
     """Enrolled hosts (live agent keys) in total; a new host over it is refused."""
     hash_concurrency: int = 2

@@ -265,9 +265,10 @@ def _interleave(draw: st.DrawFn, lists: list[list[bytes]]) -> bytes:
 
 
 @st.composite
-def wire_requests(draw: st.DrawFn, host_id: str) -> tuple[bytes, dict[str, dict[int, float]]]:
-    """A valid request as bytes with unknown fields anywhere and fields in any order protobuf
-    allows (repeated fields keep their relative order), plus what it says: metric -> ts -> v."""
+def wire_batch(draw: st.DrawFn, host_id: str) -> tuple[bytes, dict[str, dict[int, float]]]:
+    """One valid HostBatch as bytes with unknown fields anywhere and fields in any order
+    protobuf allows (repeated fields keep their relative order), plus what it says:
+    metric -> ts -> value."""
     metrics = draw(st.lists(st.sampled_from(LOSSLESS), min_size=1, max_size=5, unique=True))
     t0 = now_ms() - 3_600_000
     stamps = draw(st.lists(st.integers(0, 3_500_000), min_size=1, max_size=6, unique=True))
@@ -294,11 +295,27 @@ def wire_requests(draw: st.DrawFn, host_id: str) -> tuple[bytes, dict[str, dict[
         parts.append(draw(st.lists(UNKNOWN, max_size=3)))
         fields[2].append(_ld(3, _interleave(draw, parts)))
     fields[3] = draw(st.lists(UNKNOWN, max_size=4))
-    body = _ld(1, _interleave(draw, fields)) + b"".join(draw(st.lists(UNKNOWN, max_size=2)))
-    return body, {m: v for m, v in expected.items() if v}
+    return _interleave(draw, fields), {m: v for m, v in expected.items() if v}
+
+
+@st.composite
+def wire_requests(
+    draw: st.DrawFn, host_ids: list[str]
+) -> tuple[bytes, dict[str, dict[str, dict[int, float]]]]:
+    """A valid request of one batch per host, with unknown fields between the batches, plus
+    what it says: host -> metric -> ts -> value."""
+    batches: list[bytes] = []
+    expected: dict[str, dict[str, dict[int, float]]] = {}
+    for host_id in host_ids:
+        data, says = draw(wire_batch(host_id))
+        batches.append(_ld(1, data))
+        expected[host_id] = says
+    body = _interleave(draw, [batches, draw(st.lists(UNKNOWN, max_size=2))])
+    return body, expected
 
 
 def test_the_store_returns_what_validation_accepted(tmp_path: Path) -> None:
+    """Also after the head is compacted into blocks (the metrics are stored losslessly)."""
     s = Service(tmp_path, IngestLimits())
     counter = iter(range(1_000_000))
     try:
@@ -311,16 +328,25 @@ def test_the_store_returns_what_validation_accepted(tmp_path: Path) -> None:
         )
         @given(data=st.data())
         def prop(data: st.DataObject) -> None:
-            host_id = f"prop-{next(counter)}"
-            body, expected = data.draw(wire_requests(host_id))
+            n = next(counter)
+            hosts = [f"prop-{n}-{b}" for b in range(data.draw(st.integers(1, 3)))]
+            body, expected = data.draw(wire_requests(hosts))
             accepted = IngestRequest.FromString(body)  # what validation sees
             assert s.post(body) == 200
-            for metric, points in expected.items():
-                got = s.loop.run_until_complete(
-                    s.store.query_range(host_id, metric, 0, now_ms() + 1, tier=Tier.RAW)
-                )
-                stored = {p.ts_ms: p.value for sp in got.series for p in sp.points}
-                assert stored == points, (metric, accepted)
+
+            def check(when: str) -> None:
+                for host_id, says in expected.items():
+                    for metric, points in says.items():
+                        got = s.loop.run_until_complete(
+                            s.store.query_range(host_id, metric, 0, now_ms() + 1, tier=Tier.RAW)
+                        )
+                        stored = {p.ts_ms: p.value for sp in got.series for p in sp.points}
+                        assert stored == points, (when, host_id, metric, accepted)
+
+            check("in the head")
+            if n % 10 == 0:
+                s.loop.run_until_complete(s.store.maintain(now_ms()))
+                check("in blocks")
 
         prop()
     finally:

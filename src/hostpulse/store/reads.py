@@ -310,7 +310,10 @@ def _points(rows: rollup.Rows, j: int, agg: Agg) -> list[Point]:
     lo = rows.min[present, j].tolist()
     hi = rows.max[present, j].tolist()
     if agg is Agg.AVG:
-        value = (rows.sum[present, j] / count).tolist()
+        # within [min, max], as an average is: also when the sum of values near the float
+        # maximum had to be clamped (rollup.bucket)
+        mean = np.clip(rows.sum[present, j] / count, rows.min[present, j], rows.max[present, j])
+        value = mean.tolist()
     elif agg is Agg.MIN:
         value = lo
     elif agg is Agg.MAX:

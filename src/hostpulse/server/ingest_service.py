@@ -230,58 +230,46 @@ class SeriesRegistry:
     within ``window_ms`` (``series_active_window``); one that stopped reporting (a removed
     container's) falls out, so a host whose containers come and go is not refused for ever.
 
-    Per host: series -> the newest time it was known to be active. Filled from the store's
-    newest sample per series on the host's first new table after start; new tables set their
-    series to now. A host that keeps sending the same table is not looked at (its series stay
-    active without this registry knowing), so before refusing, the newest sample time of every
-    series is read from the store again, and only the active ones count."""
+    Per host: series -> the newest time it was known to be active (new tables set theirs to
+    now). Only a table with a series that is new (or was inactive) is counted: when the series
+    the store has ever had for the host, with the table's, are within the limit, that is
+    enough (no I/O); else the newest sample of every series is read from the store (a host
+    that keeps sending one table is not looked at here, so this is how its series are known to
+    be active) and only the active ones count."""
 
     def __init__(self, store: Store, limit: int, window_ms: int = 3_600_000) -> None:
         self._store = store
         self._limit = limit
         self._window = window_ms
         self._seen: dict[str, dict[SeriesKey, int]] = {}
-        self._lock = asyncio.Lock()
-
-    async def _newest(self, host_id: str) -> dict[SeriesKey, int]:
-        return {(v.metric, v.labels): v.ts_ms for v in await self._store.latest(host_id)}
-
-    async def _load(self, host_id: str) -> tuple[dict[SeriesKey, int], bool]:
-        """The host's series and whether they were just read from the store."""
-        found = self._seen.get(host_id)
-        if found is not None:
-            return found, False
-        async with self._lock:
-            found = self._seen.get(host_id)
-            if found is not None:
-                return found, False
-            found = self._seen[host_id] = await self._newest(host_id)
-            return found, True
 
     async def reserve(
         self, host_id: str, keys: list[SeriesKey], now_ms: int
     ) -> dict[SeriesKey, int | None]:
         """Mark ``keys`` active now; IngestError(422) when the host would have more active
         series than the limit. Returns what to hand to ``release`` if the request is not
-        stored. The count and the marking have no await between them, so concurrent requests
-        cannot both pass the limit."""
-        seen, fresh = await self._load(host_id)
+        stored. The last count and the marking have no await between them, so concurrent
+        requests cannot both pass the limit."""
+        seen = self._seen.setdefault(host_id, {})
         horizon = now_ms - self._window
         if any(seen.get(k, _NEVER) < horizon for k in keys):  # a series (re)appears
-            if not fresh:  # which of the others still report (tables not looked at)
-                for k, t in (await self._newest(host_id)).items():
+            ever = {(s.metric, s.labels) for s in await self._store.series(host_id)}
+            wanted = set(keys)
+            if len(ever | wanted | seen.keys()) > self._limit:  # count the active ones
+                newest = {(v.metric, v.labels): v.ts_ms for v in await self._store.latest(host_id)}
+                for k, t in newest.items():
                     if t > seen.get(k, _NEVER):
                         seen[k] = t
-            for k in [k for k, t in seen.items() if t < horizon]:
-                del seen[k]
-            total = len(seen) + len({k for k in keys if k not in seen})
-            if total > self._limit:
-                raise IngestError(
-                    422,
-                    f"host {host_id!r} would have {total} series active (reported within "
-                    f"the last {self._window // 1000} s), more than the limit of "
-                    f"{self._limit} (max_series_per_host; series_active_window)",
-                )
+                for k in [k for k, t in seen.items() if t < horizon]:
+                    del seen[k]
+                total = len(seen.keys() | wanted)
+                if total > self._limit:
+                    raise IngestError(
+                        422,
+                        f"host {host_id!r} would have {total} series active (reported within "
+                        f"the last {self._window // 1000} s), more than the limit of "
+                        f"{self._limit} (max_series_per_host; series_active_window)",
+                    )
         before = {k: seen.get(k) for k in keys}
         for k in keys:
             seen[k] = max(seen.get(k, _NEVER), now_ms)

@@ -53,7 +53,7 @@ def fleet_token(url: str) -> str:
     """A multi-use enrollment token (for ``hostpulse simulate --enroll-token``)."""
     r = httpx.post(
         f"{url}/api/v1/enrollment-tokens",
-        json={"single_use": False, "ttl_seconds": 86400},
+        json={"single_use": False, "ttl_seconds": 86400, "max_hosts": 10_000},
         headers=admin_headers(url),
         timeout=30,
     )

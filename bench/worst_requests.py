@@ -5,8 +5,9 @@ one host and measures the server's idle RSS; then, for ``--seconds``, sends in t
 largest valid request (5,000 series x 50 snapshots, at max_head_cells), a sparse one (one
 snapshot in each of 50 ten-minute windows of the past week), 10^6 series definitions (refused
 before parsing) and a JSON body just under max_json_bytes (refused over max_head_cells),
-honouring 429 Retry-After like an agent. The server's RSS is sampled every 0.2 s. The bound
-(docs/security.md): peak RSS under 2x the idle RSS.
+honouring 429 Retry-After like an agent. The server's RSS is sampled every 0.2 s, and the
+store's in-memory head (``hostpulse_store_head_bytes`` on /metrics) every second. The bounds
+(docs/security.md): peak RSS under 2x the idle RSS; the head under max_head_bytes_per_host.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ from hostpulse.protocol import HostBatch, IngestRequest, codec
 
 SERIES = 5000
 HOST = "worst"
+METRICS_TOKEN = "worst-requests-bench-metrics-token"
+
+
+def head_bytes(client: httpx.Client) -> int:
+    """The store's ``hostpulse_store_head_bytes`` (0 when the store does not report it)."""
+    resp = client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    for line in resp.text.splitlines():
+        if line.startswith("hostpulse_store_head_bytes "):
+            return int(float(line.split()[1]))
+    return 0
 
 
 def _table(hb: HostBatch) -> None:
@@ -91,11 +102,19 @@ def big_json(t0: int, limit: int) -> bytes:
 def main() -> None:
     ap = bench_args(__doc__)
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument(
+        "--only",
+        choices=["largest", "sparse", "million series", "json"],
+        help="send only this kind of request (to see which one costs the memory)",
+    )
     args = ap.parse_args()
     env = {**os.environ, **SERVER_ENV}
     for k in ("HOSTPULSE_AGENT_RATE_LIMIT", "HOSTPULSE_USER_RATE_LIMIT"):
         env.pop(k)  # the default limits: what one key may really do
     env["HOSTPULSE_USER_RATE_LIMIT"] = "100000"  # the bench's own sign-in and enrollment
+    env["HOSTPULSE_METRICS_TOKEN"] = METRICS_TOKEN
+    head_bound = int(env.get("HOSTPULSE_MAX_HEAD_BYTES_PER_HOST", 64 * 1024 * 1024))
+    json_limit = int(env.get("HOSTPULSE_MAX_JSON_BYTES", 8 << 20))  # the largest JSON body
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
@@ -126,12 +145,18 @@ def main() -> None:
                 time.sleep(3)
                 idle = server.memory_info().rss
                 peak = idle
+                peak_head = 0
                 stop = threading.Event()
 
                 def sample() -> None:
-                    nonlocal peak
-                    while not stop.wait(0.2):
-                        peak = max(peak, server.memory_info().rss)
+                    nonlocal peak, peak_head
+                    with httpx.Client(base_url=url, timeout=30) as scraper:
+                        ticks = 0
+                        while not stop.wait(0.2):
+                            peak = max(peak, server.memory_info().rss)
+                            ticks += 1
+                            if ticks % 5 == 0:
+                                peak_head = max(peak_head, head_bytes(scraper))
 
                 sampler = threading.Thread(target=sample)
                 sampler.start()
@@ -150,10 +175,12 @@ def main() -> None:
                     ("million series", lambda k: million_series(), pb),
                     (
                         "json",
-                        lambda k: big_json(now - 5 * 86_400_000 + k * 1_000_000, 8 << 20),
+                        lambda k: big_json(now - 5 * 86_400_000 + k * 1_000_000, json_limit),
                         {**headers, "content-type": "application/json"},
                     ),
                 ]
+                if args.only:
+                    bodies = [b for b in bodies if b[0] == args.only]
                 started = time.monotonic()
                 k = 0
                 while time.monotonic() - started < args.seconds:
@@ -172,9 +199,11 @@ def main() -> None:
     lines = [
         f"idle RSS {idle / mib:.0f} MiB, peak {peak / mib:.0f} MiB ({peak / idle:.2f}x idle), "
         f"after {after / mib:.0f} MiB",
-        f"requests by status over {args.seconds:.0f} s: "
+        f"requests ({args.only or 'all kinds'}) by status over {args.seconds:.0f} s: "
         + ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())),
         f"bound (2x idle): {'held' if peak < 2 * idle else 'EXCEEDED'}",
+        f"store head peak {peak_head / mib:.1f} MiB, bound max_head_bytes_per_host "
+        f"{head_bound / mib:.0f} MiB: {'held' if peak_head <= head_bound else 'EXCEEDED'}",
         f"load average: {os.getloadavg()[0]:.1f}",
     ]
     report("Worst requests of one agent key", lines, args.no_doc)

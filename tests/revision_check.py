@@ -28,25 +28,28 @@ def load_revision(name: str) -> ModuleType:
     return module
 
 
-def _check(conn: Connection, rev: ModuleType, metadata: MetaData) -> None:
+def _check(conn: Connection, revs: list[ModuleType], metadata: MetaData) -> None:
     ctx = MigrationContext.configure(conn, opts={"compare_type": True})
     with Operations.context(ctx):
-        rev.upgrade()
+        for rev in revs:
+            rev.upgrade()
     assert compare_metadata(ctx, metadata) == []
     with Operations.context(ctx):
-        rev.downgrade()
+        for rev in reversed(revs):
+            rev.downgrade()
     assert inspect(conn).get_table_names() == []
 
 
-def check_revision(rev: ModuleType, metadata: MetaData, url: str) -> None:
-    """Upgrade the empty database at ``url`` with ``rev`` alone: no difference to ``metadata``
-    (types compared too); downgrade: no table left."""
+def check_revision(rev: ModuleType | list[ModuleType], metadata: MetaData, url: str) -> None:
+    """Upgrade the empty database at ``url`` with ``rev`` alone (or a list of revisions, in
+    order): no difference to ``metadata`` (types compared too); downgrade: no table left."""
+    revs = rev if isinstance(rev, list) else [rev]
 
     async def main() -> None:
         engine = make_engine(url)
         try:
             async with engine.begin() as conn:
-                await conn.run_sync(_check, rev, metadata)
+                await conn.run_sync(_check, revs, metadata)
         finally:
             await engine.dispose()
 

@@ -28,7 +28,7 @@ from hostpulse.protocol import (
     codec,
 )
 from hostpulse.server.ingest_service import IngestError, IngestLimits, IngestService
-from hostpulse.store import open_store
+from hostpulse.store import HeadBudget, open_store
 from hostpulse.store.base import Store
 from hostpulse.store.types import Tier
 
@@ -40,9 +40,11 @@ LIMITS = IngestLimits(max_hosts=5, max_head_cells=2000, max_processes=20)
 class Service:
     """A real store and an IngestService on their own event loop."""
 
-    def __init__(self, tmp: Path, limits: IngestLimits = LIMITS) -> None:
+    def __init__(
+        self, tmp: Path, limits: IngestLimits = LIMITS, budget: HeadBudget | None = None
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.store: Store = open_store(str(tmp / "store"))
+        self.store: Store = open_store(str(tmp / "store"), head_budget=budget)
         self.loop.run_until_complete(self.store.start())
         self.service = IngestService(self.store, limits, lambda: now_ms() / 1000)
 
@@ -263,9 +265,10 @@ def _interleave(draw: st.DrawFn, lists: list[list[bytes]]) -> bytes:
 
 
 @st.composite
-def wire_requests(draw: st.DrawFn, host_id: str) -> tuple[bytes, dict[str, dict[int, float]]]:
-    """A valid request as bytes with unknown fields anywhere and fields in any order protobuf
-    allows (repeated fields keep their relative order), plus what it says: metric -> ts -> v."""
+def wire_batch(draw: st.DrawFn, host_id: str) -> tuple[bytes, dict[str, dict[int, float]]]:
+    """One valid HostBatch as bytes with unknown fields anywhere and fields in any order
+    protobuf allows (repeated fields keep their relative order), plus what it says:
+    metric -> ts -> value."""
     metrics = draw(st.lists(st.sampled_from(LOSSLESS), min_size=1, max_size=5, unique=True))
     t0 = now_ms() - 3_600_000
     stamps = draw(st.lists(st.integers(0, 3_500_000), min_size=1, max_size=6, unique=True))
@@ -292,11 +295,27 @@ def wire_requests(draw: st.DrawFn, host_id: str) -> tuple[bytes, dict[str, dict[
         parts.append(draw(st.lists(UNKNOWN, max_size=3)))
         fields[2].append(_ld(3, _interleave(draw, parts)))
     fields[3] = draw(st.lists(UNKNOWN, max_size=4))
-    body = _ld(1, _interleave(draw, fields)) + b"".join(draw(st.lists(UNKNOWN, max_size=2)))
-    return body, {m: v for m, v in expected.items() if v}
+    return _interleave(draw, fields), {m: v for m, v in expected.items() if v}
+
+
+@st.composite
+def wire_requests(
+    draw: st.DrawFn, host_ids: list[str]
+) -> tuple[bytes, dict[str, dict[str, dict[int, float]]]]:
+    """A valid request of one batch per host, with unknown fields between the batches, plus
+    what it says: host -> metric -> ts -> value."""
+    batches: list[bytes] = []
+    expected: dict[str, dict[str, dict[int, float]]] = {}
+    for host_id in host_ids:
+        data, says = draw(wire_batch(host_id))
+        batches.append(_ld(1, data))
+        expected[host_id] = says
+    body = _interleave(draw, [batches, draw(st.lists(UNKNOWN, max_size=2))])
+    return body, expected
 
 
 def test_the_store_returns_what_validation_accepted(tmp_path: Path) -> None:
+    """Also after the head is compacted into blocks (the metrics are stored losslessly)."""
     s = Service(tmp_path, IngestLimits())
     counter = iter(range(1_000_000))
     try:
@@ -309,17 +328,119 @@ def test_the_store_returns_what_validation_accepted(tmp_path: Path) -> None:
         )
         @given(data=st.data())
         def prop(data: st.DataObject) -> None:
-            host_id = f"prop-{next(counter)}"
-            body, expected = data.draw(wire_requests(host_id))
+            n = next(counter)
+            hosts = [f"prop-{n}-{b}" for b in range(data.draw(st.integers(1, 3)))]
+            body, expected = data.draw(wire_requests(hosts))
             accepted = IngestRequest.FromString(body)  # what validation sees
             assert s.post(body) == 200
-            for metric, points in expected.items():
-                got = s.loop.run_until_complete(
-                    s.store.query_range(host_id, metric, 0, now_ms() + 1, tier=Tier.RAW)
-                )
-                stored = {p.ts_ms: p.value for sp in got.series for p in sp.points}
-                assert stored == points, (metric, accepted)
+
+            def check(when: str) -> None:
+                for host_id, says in expected.items():
+                    for metric, points in says.items():
+                        got = s.loop.run_until_complete(
+                            s.store.query_range(host_id, metric, 0, now_ms() + 1, tier=Tier.RAW)
+                        )
+                        stored = {p.ts_ms: p.value for sp in got.series for p in sp.points}
+                        assert stored == points, (when, host_id, metric, accepted)
+
+            check("in the head")
+            if n % 10 == 0:
+                s.loop.run_until_complete(s.store.maintain(now_ms()))
+                check("in blocks")
 
         prop()
     finally:
         s.close()
+
+
+def _sparse_past(host: str, k: int) -> IngestRequest:
+    """1,000 series, one snapshot in each of 20 past ten-minute windows."""
+    hb = batch(host, [])
+    for c in range(1000):
+        hb.series.add(metric="cpu_core_busy_percent").labels.add(name="cpu", value=str(c))
+    start = now_ms() - 6 * 86_400_000 + k * 20 * 600_000
+    for w in range(20):
+        snap = hb.snapshots.add(timestamp_ms=start + w * 600_000)
+        snap.series_index.extend(range(1000))
+        snap.values.extend([float(k)] * 1000)
+    return request(hb)
+
+
+def test_a_host_over_its_head_budget_gets_429_with_retry_after(tmp_path: Path) -> None:
+    """Issue 13: one key filling the in-memory head with back-filled windows is told to come
+    back after the next maintenance run; nothing of the refused request is stored."""
+    limits = IngestLimits(max_head_cells=20_000, head_full_retry_after=60)
+    svc = Service(tmp_path, limits, HeadBudget(per_host=2 * 1024 * 1024, total=0))
+    try:
+        for k in range(100):
+            req = _sparse_past("greedy", k)
+            before = svc.loop.run_until_complete(svc.store.stats())
+            try:
+                svc.post(req)
+            except IngestError as exc:
+                assert exc.status == 429
+                assert exc.headers == {"Retry-After": "60"}
+                assert "max_head_bytes_per_host" in exc.reason
+                assert svc.loop.run_until_complete(svc.store.stats()) == before
+                break
+        else:
+            pytest.fail("the head grew past its budget without a refusal")
+        svc.post(request(one("other")))  # another host is not affected
+    finally:
+        svc.close()
+
+
+def _containers(host: str, names: list[str], ts: int) -> IngestRequest:
+    """A table of per-container series (4 each), as an agent with containers sends it."""
+    hb = batch(host, [])
+    for name in names:
+        for c in range(4):
+            hb.series.add(metric="cpu_core_busy_percent").labels.add(
+                name="cpu", value=f"{name}/{c}"
+            )
+    snap = hb.snapshots.add(timestamp_ms=ts)
+    snap.series_index.extend(range(len(hb.series)))
+    snap.values.extend([1.0] * len(hb.series))
+    return request(hb)
+
+
+def test_series_limit_counts_active_series_so_container_churn_is_not_refused_for_ever(
+    tmp_path: Path,
+) -> None:
+    """Issue 16: max_series_per_host counted every series ever seen, so a host whose
+    containers come and go hit it for good. Now a series counts while it reported within
+    series_active_window; one that keeps reporting with an unchanged table still counts."""
+    now = [float(now_ms() // 1000)]
+    limits = IngestLimits(max_series_per_host=40, series_active_window_ms=3_600_000)
+    loop = asyncio.new_event_loop()
+    store = open_store(str(tmp_path / "store"))
+    loop.run_until_complete(store.start())
+    svc = IngestService(store, limits, lambda: now[0])
+
+    def send(names: list[str]) -> None:
+        loop.run_until_complete(svc.ingest(_containers("churn", names, int(now[0] * 1000))))
+
+    try:
+        send([f"a{i}" for i in range(8)])  # 32 series
+        now[0] += 600
+        with pytest.raises(IngestError) as info:  # the a* containers are still active
+            send([f"b{i}" for i in range(8)])
+        assert info.value.status == 422
+        assert "64 series active" in info.value.reason
+        assert "max_series_per_host" in info.value.reason
+        for generation in "bcdef":  # every two hours a new set of containers: accepted
+            now[0] += 7200
+            send([f"{generation}{i}" for i in range(8)])
+        # series that keep reporting with one unchanged table for hours stay active, also
+        # when another table of the host brings new ones
+        now[0] += 7200
+        for _ in range(12):
+            send([f"g{i}" for i in range(5)])  # 20 series
+            now[0] += 600
+        with pytest.raises(IngestError) as info:
+            send([f"h{i}" for i in range(6)])  # 24 more
+        assert "44 series active" in info.value.reason
+        send([f"h{i}" for i in range(5)])  # 20 more: 40, at the limit
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()

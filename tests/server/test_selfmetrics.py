@@ -92,6 +92,8 @@ def test_metrics_count_what_the_server_did(server: LiveServer) -> None:
     assert delta("hostpulse_http_requests_total", handler="ingest", code="200") == 2
     assert after[("hostpulse_hosts", (("status", "online"),))] == 1
     assert after[("hostpulse_store_wal_bytes", ())] > 0
+    assert after[("hostpulse_store_head_bytes", ())] > 0
+    assert ("hostpulse_store_compaction_lag_seconds", ()) in after
     assert after[("hostpulse_ingest_admission_pending_requests", ())] == 0
     assert after[("hostpulse_live_clients", ())] == 0
     assert after[("hostpulse_alert_evaluations_total", (("trigger", "sample"),))] >= 6

@@ -69,6 +69,17 @@ async def test_upgrade_step_by_step_keeps_the_rows(database_url: str) -> None:
             await conn.execute(text("INSERT INTO ts_hosts (id, host_id) VALUES (7, 'old')"))
         for revision in ("0002_blocks", "0100_alerts", "0200_auth"):
             await upgrade(database.engine, revision)
+        async with database.engine.begin() as conn:  # a token made before 0310_token_hosts
+            await conn.execute(
+                text(
+                    "INSERT INTO auth_enrollment_tokens (token_hash, expires_ms, single_use, "
+                    "uses, created_ms) VALUES ('x', 1, false, 3, 1)"
+                )
+            )
+        await upgrade(database.engine, "0310_token_hosts")
+        async with database.engine.connect() as conn:
+            found = await conn.execute(text("SELECT uses, max_hosts FROM auth_enrollment_tokens"))
+            assert found.all() == [(3, None)]  # kept; the server's setting applies to it
         async with database.engine.connect() as conn:
             assert (await conn.execute(text("SELECT host_id FROM ts_hosts"))).all() == [("old",)]
         await downgrade(database.engine, "0002_blocks")
@@ -96,7 +107,7 @@ def test_db_command_upgrades_every_database_the_server_opens(
     res = runner.invoke(app, ["db", "upgrade", *args])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["db", "current", *args])
-    assert res.output.count("0200_auth (head)") == (2 if server_db else 1), res.output
+    assert res.output.count("0310_token_hosts (head)") == (2 if server_db else 1), res.output
     if server_db:
         assert "postgresql" in res.output and str(tmp_path / "store") in res.output
         assert (tmp_path / "store" / "hostpulse.db").is_file()

@@ -121,3 +121,23 @@ async def test_step_aggregation_and_pagination(store: SQLiteStore) -> None:
         if cursor is None:
             break
     assert seen == [t for t, _ in rows]
+
+
+async def test_values_near_the_float_maximum_give_finite_averages(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """Found by the property test of issue 13 item 3: validation accepts any finite value, but
+    the 1-minute and 1-hour sums of values near 1.8e308 overflowed to inf (an average of inf,
+    which JSON cannot carry) and compaction warned of overflow. Averages stay within
+    [min, max]."""
+    rows = [(T0 + i * 5000, [1.7e308, -1.7e308, 1e300, 5e-324, 1.0]) for i in range(24)]
+    await store.ingest(request(batch("h", rows)), T0)
+    clock.now_ms = T0 + 3_600_000
+    await store.maintain(clock.now_ms)
+    for metric, value in (("cpu_busy_percent", 1.7e308), ("memory_used_bytes", -1.7e308)):
+        for tier in (Tier.MINUTE, Tier.HOUR):
+            got = await store.query_range(
+                metric=metric, host_id="h", start_ms=T0, end_ms=clock.now_ms, tier=tier, agg=Agg.AVG
+            )
+            points = got.series[0].points
+            assert points and all(p.value == p.min == p.max == value for p in points)

@@ -37,6 +37,15 @@ def create_token(
     multi_use: Annotated[
         bool, typer.Option("--multi-use", help="Several hosts may enroll with it until it expires.")
     ] = False,
+    max_hosts: Annotated[
+        int | None,
+        typer.Option(
+            "--max-hosts",
+            min=1,
+            help="With --multi-use: how many hosts may enroll with it (default: the server's "
+            "enrollment_max_hosts, 1000; at most its max_hosts, 10000).",
+        ),
+    ] = None,
     server_url: Annotated[
         str, typer.Option("--server-url", help="The server URL the hosts reach, for the command.")
     ] = "http://127.0.0.1:8400",
@@ -55,11 +64,19 @@ def create_token(
         raise typer.Exit(2) from None
 
     async def op(auth: AuthService) -> tuple[EnrollmentRow, str]:
-        return await auth.agents.create_enrollment(host, seconds, not multi_use)
+        return await auth.agents.create_enrollment(host, seconds, not multi_use, max_hosts)
 
+    if max_hosts is not None and not multi_use and max_hosts != 1:
+        typer.echo("error: --max-hosts: more than 1 host needs --multi-use", err=True)
+        raise typer.Exit(2)
     row, token = run_auth(data_dir, database_url, op)
     scope = f"host {row.host_id}" if row.host_id else "any host"
-    uses = "once" if row.single_use else "any number of times"
+    if row.single_use:
+        uses = "once"
+    elif row.max_hosts:
+        uses = f"by up to {row.max_hosts} hosts"
+    else:
+        uses = "by up to enrollment_max_hosts (1000 unless set) hosts"
     typer.echo(f"enrollment token {row.id} for {scope}, usable {uses} until {when(row.expires_ms)}")
     typer.echo(
         "shown only now; on a new host paste (as root; installs, enrolls, starts the agent):"
@@ -77,14 +94,15 @@ def create_token(
 def list_tokens(data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
     """List enrollment tokens (never the tokens themselves)."""
 
-    async def op(auth: AuthService) -> list[EnrollmentRow]:
-        return await auth.agents.list_enrollments()
+    async def op(auth: AuthService) -> list[tuple[EnrollmentRow, int]]:
+        return [(r, auth.agents.max_hosts_of(r)) for r in await auth.agents.list_enrollments()]
 
-    typer.echo(f"{'ID':>4} {'HOST':<24} {'USE':<8} {'USES':>4} EXPIRES")
-    for r in run_auth(data_dir, database_url, op):
+    typer.echo(f"{'ID':>4} {'HOST':<24} {'USE':<8} {'USES':>4} {'MAX':>5} EXPIRES")
+    for r, most in run_auth(data_dir, database_url, op):
         use = "single" if r.single_use else "multi"
         typer.echo(
-            f"{r.id:>4} {r.host_id or '(any)':<24} {use:<8} {r.uses:>4} {when(r.expires_ms)}"
+            f"{r.id:>4} {r.host_id or '(any)':<24} {use:<8} {r.uses:>4} {most:>5} "
+            f"{when(r.expires_ms)}"
         )
 
 

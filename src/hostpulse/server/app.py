@@ -42,13 +42,14 @@ def open_default_store(
     """The store named by the settings (the embedded SQLite store under ``data_dir`` unless
     ``database_url`` says otherwise). On SQLite it shares ``database`` (the process's one
     pool); with the relational state in PostgreSQL it keeps its samples in its own file."""
-    from hostpulse.store import open_store
+    from hostpulse.store import HeadBudget, open_store
 
     return open_store(
         settings.store_url,
         retention=settings.retention,
         clock=lambda: int(clock() * 1000),
         database=database if database.dialect == "sqlite" else None,
+        head_budget=HeadBudget(settings.max_head_bytes_per_host, settings.max_head_bytes),
     )
 
 
@@ -102,6 +103,7 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
         max_future_ms=int(settings.max_future * 1000),
         max_past_ms=int(min(settings.max_past or math.inf, settings.retention_raw) * 1000),
         max_series_per_host=settings.max_series_per_host,
+        series_active_window_ms=int(settings.series_active_window * 1000),
         max_batches=settings.max_batches,
         max_series_defs=settings.max_series_defs,
         max_snapshots=settings.max_snapshots,
@@ -113,6 +115,7 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
         max_pending=settings.ingest_max_pending,
         max_pending_bytes=settings.ingest_max_pending_bytes,
         overload_retry_after=settings.overload_retry_after,
+        head_full_retry_after=max(1, math.ceil(settings.maintenance_interval)),
     )
 
 

@@ -112,11 +112,28 @@ class ServerSettings(BaseSettings):
         description="Reject samples stamped further than this in the past (422); default and "
         "most: retention_raw.",
     )
-    max_series_per_host: int = Field(default=5000, gt=0, description="Distinct series per host.")
+    max_series_per_host: int = Field(
+        default=5000,
+        gt=0,
+        description="Active series per host: series with a sample, or newly declared, within "
+        "series_active_window (a series table declaring more: 422).",
+    )
+    series_active_window: float = Field(
+        default=3600,
+        gt=0,
+        description="How recently a series must have reported to count against "
+        "max_series_per_host (1h): series of removed containers fall out after it.",
+    )
     max_hosts: int = Field(
         default=10_000,
         gt=0,
         description="Hosts the server holds in total; a new host over it: 403.",
+    )
+    enrollment_max_hosts: int = Field(
+        default=1000,
+        gt=0,
+        description="Hosts a multi-use enrollment token may enroll unless it is given its own "
+        "max_hosts (up to the server's max_hosts); one more: 403.",
     )
     max_json_bytes: int = Field(
         default=8 * 1024 * 1024, gt=0, description="Largest JSON ingest body after decompression."
@@ -136,6 +153,19 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Per batch: distinct timestamps of its snapshots x its series (the cells, "
         "8 bytes each, it may add to the store's in-memory head).",
+    )
+    max_head_bytes_per_host: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Bytes one host's samples and process lists may hold in the embedded "
+        "store's in-memory head (64 MiB; a 150-series host at 5 s needs ~0.3 MiB); a request "
+        "over it: 429 until the next maintenance run writes closed windows to disk. 0: no bound.",
+    )
+    max_head_bytes: int = Field(
+        default=8 * 1024 * 1024 * 1024,
+        ge=0,
+        description="Bytes all hosts' heads may hold together (8 GiB; 10,000 hosts x 150 "
+        "series at 5 s need ~3.3 GiB); a request over it: 503. 0: no bound.",
     )
     max_processes: int = Field(
         default=100, gt=0, description="Processes in one snapshot's top_cpu or top_memory list."
@@ -276,6 +306,7 @@ class ServerSettings(BaseSettings):
         "header_timeout",
         "body_timeout",
         "maintenance_interval",
+        "series_active_window",
         "live_heartbeat",
         "rate_limit_window",
         "access_token_ttl",

@@ -29,7 +29,11 @@ from hostpulse.server.admission import Admission, Overloaded
 from hostpulse.server.ingest_wire import PIECE_BYTES, OverLimit, WireError, parse_large
 from hostpulse.server.ingest_wire import Limits as WireLimits
 from hostpulse.store.base import Store
-from hostpulse.store.exceptions import InvalidRequestError, StoreUnavailableError
+from hostpulse.store.exceptions import (
+    HeadFullError,
+    InvalidRequestError,
+    StoreUnavailableError,
+)
 from hostpulse.store.prepare import plain_layout
 from hostpulse.store.types import IngestResult
 
@@ -71,6 +75,8 @@ class IngestLimits:
     max_future_ms: int = 300_000
     max_past_ms: int = 7 * 86_400_000
     max_series_per_host: int = 5000
+    series_active_window_ms: int = 3_600_000
+    """A series counts against max_series_per_host while it reported within this."""
     max_batches: int = 100
     max_series_defs: int = 20_000
     max_snapshots: int = 10_000
@@ -82,6 +88,8 @@ class IngestLimits:
     max_pending: int = 256
     max_pending_bytes: int = 256 * 1024 * 1024
     overload_retry_after: int = 5
+    head_full_retry_after: int = 60
+    """Retry-After of a request over the store's head budget: the maintenance interval."""
 
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -213,46 +221,69 @@ def _series_keys(batch: HostBatch) -> list[SeriesKey]:
     return [(sd.metric, tuple((lb.name, lb.value) for lb in sd.labels)) for sd in batch.series]
 
 
-class SeriesRegistry:
-    """The series each host has, to enforce ``max_series_per_host`` without asking the store on
-    every request. Filled from the store on a host's first request after start."""
+_NEVER = -(2**62)
 
-    def __init__(self, store: Store, limit: int) -> None:
+
+class SeriesRegistry:
+    """The series each host has reported lately, to enforce ``max_series_per_host`` on active
+    series: a series counts while it has a sample, or was declared in a new series table,
+    within ``window_ms`` (``series_active_window``); one that stopped reporting (a removed
+    container's) falls out, so a host whose containers come and go is not refused for ever.
+
+    Per host: series -> the newest time it was known to be active (new tables set theirs to
+    now). Only a table with a series that is new (or was inactive) is counted: when the series
+    the store has ever had for the host, with the table's, are within the limit, that is
+    enough (no I/O); else the newest sample of every series is read from the store (a host
+    that keeps sending one table is not looked at here, so this is how its series are known to
+    be active) and only the active ones count."""
+
+    def __init__(self, store: Store, limit: int, window_ms: int = 3_600_000) -> None:
         self._store = store
         self._limit = limit
-        self._known: dict[str, set[SeriesKey]] = {}
-        self._lock = asyncio.Lock()
+        self._window = window_ms
+        self._seen: dict[str, dict[SeriesKey, int]] = {}
 
-    async def known(self, host_id: str) -> set[SeriesKey]:
-        found = self._known.get(host_id)
-        if found is None:
-            async with self._lock:
-                found = self._known.get(host_id)
-                if found is None:
-                    rows = await self._store.series(host_id)
-                    found = {(s.metric, s.labels) for s in rows}
-                    self._known[host_id] = found
-        return found
+    async def reserve(
+        self, host_id: str, keys: list[SeriesKey], now_ms: int
+    ) -> dict[SeriesKey, int | None]:
+        """Mark ``keys`` active now; IngestError(422) when the host would have more active
+        series than the limit. Returns what to hand to ``release`` if the request is not
+        stored. The last count and the marking have no await between them, so concurrent
+        requests cannot both pass the limit."""
+        seen = self._seen.setdefault(host_id, {})
+        horizon = now_ms - self._window
+        if any(seen.get(k, _NEVER) < horizon for k in keys):  # a series (re)appears
+            ever = {(s.metric, s.labels) for s in await self._store.series(host_id)}
+            wanted = set(keys)
+            if len(ever | wanted | seen.keys()) > self._limit:  # count the active ones
+                newest = {(v.metric, v.labels): v.ts_ms for v in await self._store.latest(host_id)}
+                for k, t in newest.items():
+                    if t > seen.get(k, _NEVER):
+                        seen[k] = t
+                for k in [k for k, t in seen.items() if t < horizon]:
+                    del seen[k]
+                total = len(seen.keys() | wanted)
+                if total > self._limit:
+                    raise IngestError(
+                        422,
+                        f"host {host_id!r} would have {total} series active (reported within "
+                        f"the last {self._window // 1000} s), more than the limit of "
+                        f"{self._limit} (max_series_per_host; series_active_window)",
+                    )
+        before = {k: seen.get(k) for k in keys}
+        for k in keys:
+            seen[k] = max(seen.get(k, _NEVER), now_ms)
+        return before
 
-    async def reserve(self, host_id: str, keys: list[SeriesKey]) -> set[SeriesKey]:
-        """The keys that are new for this host, counted at once (no await between the check
-        and the count, so concurrent requests cannot both pass the limit); IngestError(422)
-        when over the limit. ``release`` them if the request is not stored."""
-        known = await self.known(host_id)
-        new = {k for k in keys if k not in known}
-        if new:
-            total = len(known) + len(new)
-            if total > self._limit:
-                raise IngestError(
-                    422,
-                    f"host {host_id!r} would have {total} series, more than the limit of "
-                    f"{self._limit} (max_series_per_host)",
-                )
-            known.update(new)
-        return new
-
-    def release(self, host_id: str, keys: set[SeriesKey]) -> None:
-        self._known.get(host_id, set()).difference_update(keys)
+    def release(self, host_id: str, before: dict[SeriesKey, int | None]) -> None:
+        seen = self._seen.get(host_id)
+        if seen is None:
+            return
+        for k, t in before.items():
+            if t is None:
+                seen.pop(k, None)
+            else:
+                seen[k] = t
 
 
 def _text(where: str, name: str, value: str, limit: int) -> None:
@@ -467,7 +498,9 @@ class IngestService:
         self.store = store
         self.limits = limits
         self._clock = clock
-        self.registry = SeriesRegistry(store, limits.max_series_per_host)
+        self.registry = SeriesRegistry(
+            store, limits.max_series_per_host, limits.series_active_window_ms
+        )
         self.admission = Admission(
             limits.max_pending, limits.max_pending_bytes, limits.overload_retry_after
         )
@@ -480,9 +513,11 @@ class IngestService:
         self.duplicate_samples = 0
         """Samples of the stored requests since the start (``hostpulse_ingest_samples``)."""
 
-    def _release(self, reserved: list[tuple[str, set[SeriesKey]]], hosts: list[str]) -> None:
-        for host_id, new in reserved:
-            self.registry.release(host_id, new)
+    def _release(
+        self, reserved: list[tuple[str, dict[SeriesKey, int | None]]], hosts: list[str]
+    ) -> None:
+        for host_id, before in reserved:
+            self.registry.release(host_id, before)
         if self._host_ids is not None:
             self._host_ids.difference_update(hosts)
 
@@ -601,14 +636,18 @@ class IngestService:
                 if batch.host.host_id != only_host:
                     raise IngestError(403, f"this key may only push for host {only_host}")
         new_hosts = await self._admit_hosts(request) if per_host else []
-        reserved: list[tuple[str, set[SeriesKey]]] = []
+        reserved: list[tuple[str, dict[SeriesKey, int | None]]] = []
         try:
             for host_id, keys in per_host.items():
-                reserved.append((host_id, await self.registry.reserve(host_id, keys)))
+                reserved.append((host_id, await self.registry.reserve(host_id, keys, now_ms)))
             result = await self.store.ingest(request, now_ms)
         except InvalidRequestError as exc:  # the store's own check, after ours
             self._release(reserved, new_hosts)
             raise IngestError(422, str(exc)) from None
+        except HeadFullError as exc:  # memory, not validity: the same request fits later
+            self._release(reserved, new_hosts)
+            later = {"Retry-After": str(self.limits.head_full_retry_after)}
+            raise IngestError(503 if exc.whole_store else 429, str(exc), later) from None
         except StoreUnavailableError as exc:  # disk full, I/O error: nothing stored, send again
             self._release(reserved, new_hosts)
             logger.error("ingest refused: %s", exc)

@@ -307,6 +307,14 @@ class StateCollector(Collector):
                 "Series known to the store.",
                 value=sum(len(h.columns) for h in heads.values()),
             )
+        head_bytes = getattr(store, "head_bytes", None)
+        if head_bytes is not None:
+            yield GaugeMetricFamily(
+                "hostpulse_store_head_bytes",
+                "Bytes the in-memory head holds (samples not yet on disk, kept process lists), "
+                "counted against max_head_bytes.",
+                value=head_bytes,
+            )
         watermark = getattr(store, "watermark", None)
         if watermark is not None:
             lag = max(0, self._now_ms - watermark) / 1000 if watermark else 0.0

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostpulse.store.base import Store
+from hostpulse.store.budget import HeadBudget
 from hostpulse.store.db import Database
-from hostpulse.store.engine import Clock, SQLiteStore, wall_clock_ms
+from hostpulse.store.engine import SQLiteStore
+from hostpulse.store.state import Clock, wall_clock_ms
 from hostpulse.store.types import Retention
 
 DEFAULT_RETENTION = Retention()
@@ -50,13 +52,15 @@ def open_store(
     grace_ms: int = 60_000,
     process_interval_ms: int = 30_000,
     database: Database | None = None,
+    head_budget: HeadBudget | None = None,
 ) -> SQLiteStore:
     """A store for a data directory (``hostpulse.db`` and the ``hostpulse.wal/`` log are
     created in it) or a ``sqlite+aiosqlite:///path/file.db`` URL (the log goes beside the
     file as ``file.db.wal/``). Call ``await store.start()`` before use.
 
     ``database``: the process's open ``Database`` on that same file, shared with the other
-    repositories (the server passes it); without it the store opens and closes its own."""
+    repositories (the server passes it); without it the store opens and closes its own.
+    ``head_budget``: bytes the in-memory head may hold per host and in total (``budget.py``)."""
     db_path, wal_dir = resolve(url_or_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     owned = database is None
@@ -73,11 +77,13 @@ def open_store(
         block_ms=block_ms,
         grace_ms=grace_ms,
         process_interval_ms=process_interval_ms,
+        head_budget=head_budget,
     )
 
 
 __all__ = [
     "Database",
+    "HeadBudget",
     "Retention",
     "SQLiteStore",
     "Store",

@@ -27,3 +27,13 @@ class BadCursorError(StoreError, ValueError):
 class InvalidRequestError(StoreError, ValueError):
     """An ingest request the store cannot represent (the server validates before this; the
     store checks again so that nothing of such a request is written)."""
+
+
+class HeadFullError(StoreError):
+    """Storing the request would take the in-memory head over its byte budget (of the host, or
+    of the whole store); nothing was stored. The head shrinks when closed windows are written
+    to disk (the next maintenance run), so the same request may succeed then."""
+
+    def __init__(self, message: str, *, whole_store: bool) -> None:
+        super().__init__(message)
+        self.whole_store = whole_store

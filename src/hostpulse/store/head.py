@@ -135,6 +135,9 @@ class HostHead:
     procs: list[Snapshot] = field(default_factory=list)  # kept, not yet compacted
     proc_ts: set[int] = field(default_factory=set)
     last_proc_ts: int = _MIN
+    procs_bytes: int = 0  # serialized size of ``procs``
+    reserved: int = 0  # what requests that passed the budget check may still add
+    bytes: int = 0  # what the windows and ``procs`` hold (``budget.host_bytes``), as last counted
     _key_index: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
 
     def key_index(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
@@ -192,3 +195,4 @@ class HostHead:
         kept.top_memory.extend(snap.top_memory)
         self.procs.append(kept)
         self.proc_ts.add(ts)
+        self.procs_bytes += kept.ByteSize()

@@ -53,7 +53,8 @@ def choose_scales(
     absmax = np.abs(v).max(axis=0)
     undecided = np.ones(c, dtype=np.bool_)
     for k in range(int(kmax.max()) + 1):
-        cand = undecided & (kmax >= k) & (absmax * 10.0**k < INT_LIMIT)
+        # compared as a quotient: absmax * 10**k overflows for values near the float maximum
+        cand = undecided & (kmax >= k) & (absmax < INT_LIMIT / 10.0**k)
         if not cand.any():
             continue
         p = 10.0**k
@@ -64,6 +65,6 @@ def choose_scales(
         undecided[idx] = False
         if not undecided.any():
             return out
-    rounded = undecided & lossy & (absmax * 10.0**kmax < INT_LIMIT)
+    rounded = undecided & lossy & (absmax < INT_LIMIT / 10.0**kmax)
     out[rounded] = kmax[rounded]
     return out

@@ -86,6 +86,9 @@ def concat(parts: list[Rows], cols: int) -> Rows:
     )
 
 
+_F64_MAX = float(np.finfo(np.float64).max)
+
+
 def bucket(rows: Rows, step_ms: int) -> Rows:
     """Aggregate rows into buckets ``[k*step, (k+1)*step)`` labelled by their start. Rows need
     not be sorted; rows of the same bucket merge (count and sum add, min/max combine, the last
@@ -97,7 +100,12 @@ def bucket(rows: Rows, step_ms: int) -> Rows:
     keys = ts - ts % step_ms
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     count = np.add.reduceat(rows.count[order], starts, axis=0)
-    total = np.add.reduceat(rows.sum[order], starts, axis=0)
+    with np.errstate(over="ignore"):
+        total = np.add.reduceat(rows.sum[order], starts, axis=0)
+    # a sum of values near the float maximum overflows: keep it finite (so that adding partial
+    # sums later never gives inf - inf = NaN); the average read from it is kept within
+    # [min, max] (reads._points)
+    np.clip(total, -_F64_MAX, _F64_MAX, out=total)
     with np.errstate(invalid="ignore"):
         lo = np.fmin.reduceat(rows.min[order], starts, axis=0)
         hi = np.fmax.reduceat(rows.max[order], starts, axis=0)

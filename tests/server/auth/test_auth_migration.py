@@ -1,5 +1,6 @@
-"""The Alembic revision 0200_auth creates exactly the tables hostpulse.server.auth.models
-declares, chained after the alerts revision, and downgrades cleanly, on SQLite and on PostgreSQL."""
+"""The Alembic revisions 0200_auth and 0310_token_hosts create exactly the tables
+hostpulse.server.auth.models declares, chained after the alerts revision, and downgrade
+cleanly, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,4 +12,6 @@ from hostpulse.server.auth import models
 def test_migration_matches_models_and_downgrades_cleanly(database_url: str) -> None:
     rev = load_revision("0200_auth")
     assert (rev.revision, rev.down_revision) == ("0200_auth", "0100_alerts")
-    check_revision(rev, models.metadata, database_url)
+    hosts = load_revision("0310_token_hosts")
+    assert (hosts.revision, hosts.down_revision) == ("0310_token_hosts", "0200_auth")
+    check_revision([rev, hosts], models.metadata, database_url)

@@ -4,6 +4,7 @@ so that it is not in the process list."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -111,3 +112,64 @@ def test_the_agent_takes_its_token_from_a_file(tmp_path: Path) -> None:
             timeout=60,
         )
         assert missing.returncode == 2 and "--enroll-file: cannot read" in missing.stderr
+
+
+def _token(srv: LiveServer, **body: object) -> httpx.Response:
+    return httpx.post(
+        f"{srv.url}/api/v1/enrollment-tokens",
+        json={"single_use": False, **body},
+        headers=srv.headers(),
+        timeout=30,
+    )
+
+
+def test_a_multi_use_token_enrolls_at_most_its_hosts_and_the_server_at_most_max_hosts(
+    tmp_path: Path,
+) -> None:
+    """Issue 13 item 9: the hosts one enrollment token may enroll, and the hosts enrolled in
+    total, are bounded, with a 403 naming the setting."""
+    with LiveServer(tmp_path / "d", enrollment_max_hosts=3, max_hosts=5) as srv:
+        made = _token(srv, max_hosts=2)
+        assert made.status_code == 201 and made.json()["max_hosts"] == 2
+        token = made.json()["token"]
+        assert enroll(srv, token, "a1").status_code == 201
+        assert enroll(srv, token, "a2").status_code == 201
+        r = enroll(srv, token, "a3")
+        assert r.status_code == 403, r.text
+        assert "max_hosts" in r.json()["detail"] and "create another token" in r.json()["detail"]
+        assert uses(srv) == [2]
+        # more than the server's max_hosts, or more than one for a single-use token: refused
+        too_many = _token(srv, max_hosts=6)
+        assert too_many.status_code == 422 and "max_hosts" in too_many.text
+        assert _token(srv, max_hosts=5).json()["max_hosts"] == 5  # above the default: allowed
+        assert _token(srv, single_use=True, max_hosts=2).status_code == 422
+        # without max_hosts a multi-use token allows the setting's number
+        default = _token(srv).json()
+        assert default["max_hosts"] == 3
+        listed = httpx.get(f"{srv.url}/api/v1/enrollment-tokens", headers=srv.headers()).json()
+        assert [t["max_hosts"] for t in listed] == [2, 5, 3]
+        for host in ("b1", "b2", "b3"):
+            assert enroll(srv, default["token"], host).status_code == 201
+        # five hosts enrolled: a new one is refused whatever the token
+        fresh = _token(srv).json()["token"]
+        r = enroll(srv, fresh, "c1")
+        assert r.status_code == 403 and "max_hosts" in r.json()["detail"]
+        assert uses(srv)[-1] == 0  # the refusal used nothing up
+        # an enrolled host is still re-enrolled with a token bound to it
+        assert enroll(srv, srv.enrollment_token("a1"), "a1").status_code == 201
+
+
+def test_concurrent_enrollments_cannot_pass_a_tokens_limit(tmp_path: Path) -> None:
+    with LiveServer(tmp_path / "d") as srv:
+        token = _token(srv, max_hosts=2).json()["token"]
+        with httpx.Client(timeout=30) as client:
+
+            def one(i: int) -> int:
+                return client.post(
+                    f"{srv.url}/api/v1/agent/enroll", json={"token": token, "host_id": f"h{i}"}
+                ).status_code
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                codes = sorted(pool.map(one, range(8)))
+        assert codes == [201, 201] + [403] * 6
+        assert uses(srv) == [2]

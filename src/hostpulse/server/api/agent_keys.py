@@ -31,7 +31,11 @@ _NO_TOKEN: dict[int | str, dict[str, object]] = {
 }
 _ENROLL: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "Unknown, expired or used enrollment token."},
-    403: {"model": Problem, "description": "The token is bound to another host."},
+    403: {
+        "model": Problem,
+        "description": "The token is bound to another host, or has enrolled all the hosts it "
+        "allows (max_hosts), or the server holds max_hosts enrolled hosts.",
+    },
     409: {
         "model": Problem,
         "description": "The host has a live key and the token is not bound to it.",
@@ -78,7 +82,8 @@ async def rotate_key(key_id: RowId, _: AdminDep, auth: AuthDep) -> NewKeyOut:
 
 @router.get("/enrollment-tokens", response_model=list[EnrollmentOut])
 async def list_enrollments(_: AdminDep, auth: AuthDep) -> list[EnrollmentOut]:
-    return [EnrollmentOut.of(e) for e in await auth.agents.list_enrollments()]
+    agents = auth.agents
+    return [EnrollmentOut.of(e, agents.max_hosts_of(e)) for e in await agents.list_enrollments()]
 
 
 @router.post(
@@ -93,7 +98,7 @@ async def create_enrollment(
     """A token a host exchanges for its agent key (shown once, with the command to run)."""
     try:
         row, token = await auth.agents.create_enrollment(
-            body.host_id, body.ttl_seconds, body.single_use
+            body.host_id, body.ttl_seconds, body.single_use, body.max_hosts
         )
     except AuthError as exc:
         raise _fail(exc) from None
@@ -104,6 +109,7 @@ async def create_enrollment(
         host_id=row.host_id,
         expires_at=row.expires_ms,
         single_use=row.single_use,
+        max_hosts=auth.agents.max_hosts_of(row),
         command=enroll_command(server, token, row.host_id),
         install_command=install_command(server, token, row.host_id),
     )
@@ -129,9 +135,11 @@ async def delete_enrollment(token_id: RowId, _: AdminDep, auth: AuthDep) -> Resp
 )
 async def enroll(body: EnrollIn, auth: AuthDep) -> HostKeyOut:
     """Exchange an enrollment token for the host's agent key (no other authentication).
-    401: unknown, expired or used token; 403: the token is bound to another host; 409: the
-    host has a live key and the token is not bound to it (an unbound or multi-use token
-    cannot replace an enrolled host's key; the token is not used up)."""
+    401: unknown, expired or used token; 403: the token is bound to another host, has
+    enrolled all the hosts it allows (max_hosts), or the server holds max_hosts enrolled
+    hosts already; 409: the host has a live key and the token is not bound to it (an
+    unbound or multi-use token cannot replace an enrolled host's key; the token is not used
+    up)."""
     try:
         new = await auth.agents.enroll(body.token, body.host_id)
     except AuthError as exc:

@@ -100,16 +100,18 @@ class EnrollmentOut(BaseModel):
     expires_at: int
     single_use: bool
     uses: int
+    max_hosts: int = Field(description="Hosts (enrollments) the token allows in all.")
     created_at: int
 
     @classmethod
-    def of(cls, row: EnrollmentRow) -> EnrollmentOut:
+    def of(cls, row: EnrollmentRow, max_hosts: int) -> EnrollmentOut:
         return cls(
             id=row.id,
             host_id=row.host_id,
             expires_at=row.expires_ms,
             single_use=row.single_use,
             uses=row.uses,
+            max_hosts=max_hosts,
             created_at=row.created_ms,
         )
 
@@ -118,6 +120,12 @@ class EnrollmentIn(BaseModel):
     host_id: str | None = Field(default=None, min_length=1, max_length=200)
     ttl_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
     single_use: bool = True
+    max_hosts: int | None = Field(
+        default=None,
+        ge=1,
+        description="Hosts a multi-use token may enroll (default: the server's "
+        "enrollment_max_hosts, 1000; at most its max_hosts, 10000); 1 for a single-use token.",
+    )
 
 
 class NewEnrollmentOut(BaseModel):
@@ -126,6 +134,7 @@ class NewEnrollmentOut(BaseModel):
     host_id: str | None
     expires_at: int
     single_use: bool
+    max_hosts: int = Field(description="Hosts (enrollments) the token allows in all.")
     command: str = Field(description="What to run on a host where hostpulse is installed.")
     install_command: str = Field(
         description="What to paste on a new host (as root): installs the agent from this "

@@ -143,22 +143,39 @@ class AgentKeyService:
 
     # -- enrollment ---------------------------------------------------------------------------
 
+    def max_hosts_of(self, row: EnrollmentRow) -> int:
+        """How many hosts (enrollments) the token allows in all."""
+        if row.single_use:
+            return 1
+        return row.max_hosts or self.config.enrollment_max_hosts
+
     async def create_enrollment(
-        self, host_id: str | None, ttl_s: int, single_use: bool
+        self, host_id: str | None, ttl_s: int, single_use: bool, max_hosts: int | None = None
     ) -> tuple[EnrollmentRow, str]:
-        """A new token (returned once, stored hashed) and its row."""
+        """A new token (returned once, stored hashed) and its row. ``max_hosts``: how many
+        hosts a multi-use token may enroll (default ``enrollment_max_hosts``, at most the
+        server's ``max_hosts``)."""
         if host_id is not None:
             check_host_id(host_id)
         if not 1 <= ttl_s <= self.config.max_enrollment_ttl_s:
             raise InvalidInput(
                 f"ttl_seconds: must be between 1 and {self.config.max_enrollment_ttl_s}"
             )
+        most = 1 if single_use else self.config.max_hosts
+        if max_hosts is not None and not 1 <= max_hosts <= most:
+            raise InvalidInput(
+                f"max_hosts: must be between 1 and {most}"
+                + (" for a single-use token" if single_use else " (the server's max_hosts)")
+            )
+        if single_use:
+            max_hosts = 1
         token = tokens.new_token(tokens.ENROLL_PREFIX)
         now = self._now()
+        expires = now + ttl_s * 1000
         token_id = await self.repo.insert_enrollment(
-            tokens.digest(token), host_id, now + ttl_s * 1000, single_use, now
+            tokens.digest(token), host_id, expires, single_use, now, max_hosts
         )
-        return EnrollmentRow(token_id, host_id, now + ttl_s * 1000, single_use, 0, now), token
+        return EnrollmentRow(token_id, host_id, expires, single_use, 0, now, max_hosts), token
 
     async def list_enrollments(self) -> list[EnrollmentRow]:
         return await self.repo.list_enrollments()
@@ -178,8 +195,29 @@ class AgentKeyService:
         if row.host_id is not None and row.host_id != host_id:
             raise Forbidden(f"this enrollment token is for host {row.host_id}, not {host_id}")
         bound = row.host_id == host_id
-        if not bound and await self.repo.live_key_of(host_id):
+        enrolled = await self.repo.live_key_of(host_id)
+        if not bound and enrolled:
             raise self._enrolled(host_id)
-        if not await self.repo.use_enrollment(row.id):
+        limit = self.max_hosts_of(row)
+        if row.single_use and row.uses:
             raise Unauthenticated(BAD_ENROLL)
+        if row.uses >= limit:
+            raise self._used_up(row.id, limit)
+        if not enrolled and await self.repo.count_live_keys() >= self.config.max_hosts:
+            raise Forbidden(
+                f"the server has {self.config.max_hosts} enrolled hosts, its limit "
+                "(max_hosts): revoke the keys of hosts that are gone, or raise "
+                "HOSTPULSE_MAX_HOSTS"
+            )
+        if not await self.repo.use_enrollment(row.id, self.config.enrollment_max_hosts):
+            if row.single_use:
+                raise Unauthenticated(BAD_ENROLL)
+            raise self._used_up(row.id, limit)  # used up by a concurrent enrollment
         return await self.issue(host_id, replace=bound)
+
+    @staticmethod
+    def _used_up(token_id: int, limit: int) -> Forbidden:
+        return Forbidden(
+            f"enrollment token {token_id} has enrolled {limit} hosts, all it allows "
+            "(its max_hosts; by default enrollment_max_hosts): create another token"
+        )

@@ -56,4 +56,5 @@ enrollment_tokens = Table(
     Column("single_use", Boolean, nullable=False),
     Column("uses", Integer, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column("max_hosts", Integer),  # enrollments it allows; NULL: the server's setting
 )

@@ -24,6 +24,8 @@ def config_of(settings: ServerSettings) -> AuthConfig:
         rate_window_s=settings.rate_limit_window,
         hash_concurrency=settings.password_hash_concurrency,
         hash_queue=settings.password_hash_queue,
+        enrollment_max_hosts=settings.enrollment_max_hosts,
+        max_hosts=settings.max_hosts,
     )
 
 

@@ -44,6 +44,8 @@ class EnrollmentRow:
     single_use: bool
     uses: int
     created_ms: int
+    max_hosts: int | None = None
+    """Enrollments it allows; None: the server's ``enrollment_max_hosts``."""
 
 
 _KEY_COLS = (
@@ -61,6 +63,7 @@ _ENROLL_COLS = (
     m.enrollment_tokens.c.single_use,
     m.enrollment_tokens.c.uses,
     m.enrollment_tokens.c.created_ms,
+    m.enrollment_tokens.c.max_hosts,
 )
 
 
@@ -213,6 +216,15 @@ class AuthRepository:
             )
             return r.first() is not None
 
+    async def count_live_keys(self) -> int:
+        """Hosts with a key that is not revoked (the enrolled hosts)."""
+        t = m.agent_keys
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                select(func.count(func.distinct(t.c.host_id))).where(t.c.revoked_ms.is_(None))
+            )
+        return int(found or 0)
+
     async def get_key(self, key_id: int) -> KeyRow | None:
         async with self.engine.connect() as conn:
             r = (await conn.execute(select(*_KEY_COLS).where(m.agent_keys.c.id == key_id))).first()
@@ -241,7 +253,13 @@ class AuthRepository:
     # -- enrollment tokens --------------------------------------------------------------------
 
     async def insert_enrollment(
-        self, token_hash: str, host_id: str | None, expires: int, single_use: bool, now: int
+        self,
+        token_hash: str,
+        host_id: str | None,
+        expires: int,
+        single_use: bool,
+        now: int,
+        max_hosts: int | None = None,
     ) -> int:
         async with self.engine.begin() as conn:
             res = await conn.execute(
@@ -252,6 +270,7 @@ class AuthRepository:
                     single_use=single_use,
                     uses=0,
                     created_ms=now,
+                    max_hosts=max_hosts,
                 )
             )
             return int(res.inserted_primary_key[0])  # type: ignore[index]
@@ -275,14 +294,17 @@ class AuthRepository:
             res = await conn.execute(delete(t).where(t.c.id == token_id))
         return bool(res.rowcount)
 
-    async def use_enrollment(self, token_id: int) -> bool:
-        """Count one use; False when a single-use token was used already (atomic)."""
+    async def use_enrollment(self, token_id: int, default_max_hosts: int) -> bool:
+        """Count one use; False when the token has no use left (a single-use token used
+        already, a multi-use one at its ``max_hosts``, or ``default_max_hosts`` when it has
+        none of its own). Atomic: concurrent enrollments cannot pass the limit together."""
         t = m.enrollment_tokens
+        limit = func.coalesce(t.c.max_hosts, default_max_hosts)
         async with self.engine.begin() as conn:
             res = await conn.execute(
                 update(t)
                 .where(t.c.id == token_id)
-                .where((t.c.single_use.is_(False)) | (t.c.uses == 0))
+                .where((t.c.uses == 0) | (t.c.single_use.is_(False) & (t.c.uses < limit)))
                 .values(uses=t.c.uses + 1)
             )
         return bool(res.rowcount)

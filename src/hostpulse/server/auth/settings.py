@@ -19,6 +19,11 @@ class AuthConfig:
     """Requests per user per ``rate_window_s``."""
     rate_window_s: float = 60.0
     max_enrollment_ttl_s: int = 30 * 86400
+    enrollment_max_hosts: int = 1000
+    """Hosts a multi-use enrollment token may enroll unless it was given its own number (at
+    most ``max_hosts``)."""
+    max_hosts: int = 10_000
+    """Enrolled hosts (live agent keys) in total; a new host over it is refused."""
     hash_concurrency: int = 2
     """Password hashes and checks (argon2id, 64 MiB each) run at once."""
     hash_queue: int = 32

@@ -131,13 +131,13 @@ def _ids_kmax(store: SQLiteStore, host_id: str) -> tuple[int, np.ndarray, np.nda
 async def _register(store: SQLiteStore, host_ids: list[str]) -> None:
     for i in range(0, len(host_ids), 100):
         req = IngestRequest(batches=[simdata.host_batch(h) for h in host_ids[i : i + 100]])
-        await store.register(prepare(req), T0)
+        await store.registrar.register(prepare(req), T0)
 
 
 async def _write_host_days(store: SQLiteStore, host_id: str, days: int, seed: int) -> int:
     key, ids, kmax, lossy = _ids_kmax(store, host_id)
     samples = 0
-    per_window = store.block_ms // INTERVAL
+    per_window = store.state.block_ms // INTERVAL
     for d in range(days):
         ts = T0 + d * 86_400_000 + np.arange(86_400_000 // INTERVAL, dtype=np.int64) * INTERVAL
         vals = simdata.values(ts, seed * 1000 + d)
@@ -151,11 +151,11 @@ async def _write_host_days(store: SQLiteStore, host_id: str, days: int, seed: in
                 ids,
                 kmax,
                 lossy,
-                store.level,
+                store.state.level,
             )
         samples += vals.size
         async with store.engine.begin() as conn:
-            await store._insert(conn, rows)
+            await store.compactor.insert_blocks(conn, rows)
     return samples
 
 
@@ -171,9 +171,9 @@ async def bench_storage(hosts: int) -> dict[str, float]:
         for i, h in enumerate(names):
             samples += await _write_host_days(store, h, 1, i)
         build_s = time.perf_counter() - t
-        store.watermark = T0 + 86_400_000
-        await store.merge_partials()
-        await store.reclaim()  # as maintain() does after merging
+        store.state.watermark = T0 + 86_400_000
+        await store.compactor.merge_partials()
+        await store.compactor.reclaim()  # as maintain() does after merging
         async with store.engine.connect() as conn:
             sizes = {
                 int(k): int(n)
@@ -218,8 +218,8 @@ async def bench_query(hosts: int, probes: int, days: int, reps: int) -> dict[str
         t = time.perf_counter()
         for i, h in enumerate(names[:probes]):
             await _write_host_days(store, h, days, i)
-        store.watermark = now
-        await store.merge_partials()
+        store.state.watermark = now
+        await store.compactor.merge_partials()
         # filler hosts: block rows with the real count, time ranges and group layout, but
         # 1 KiB placeholder payloads (the 20 GB of real payloads would not fit this machine's
         # shared disk); they make the index and the table as deep as with 1,000 real hosts.
@@ -228,8 +228,8 @@ async def bench_query(hosts: int, probes: int, days: int, reps: int) -> dict[str
         for h in names[probes:]:
             key = store.heads[h].key
             rows = []
-            for w in range(T0, now, store.block_ms):
-                rows.append((key, Kind.RAW, w, w, w + store.block_ms, 18000, filler))
+            for w in range(T0, now, store.state.block_ms):
+                rows.append((key, Kind.RAW, w, w, w + store.state.block_ms, 18000, filler))
             for d in range(T0, now, day):
                 rows.append((key, Kind.MINUTE, d, d, d + day, 1440 * 150, filler))
                 rows.append((key, Kind.HOUR, d, d, d + day, 24 * 150, filler))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from hostpulse.store.base import Store
 from hostpulse.store.db import Database
-from hostpulse.store.engine import Clock, SQLiteStore, wall_clock_ms
+from hostpulse.store.engine import SQLiteStore
+from hostpulse.store.state import Clock, wall_clock_ms
 from hostpulse.store.types import Retention
 
 DEFAULT_RETENTION = Retention()

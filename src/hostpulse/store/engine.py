@@ -4,6 +4,11 @@ Ingest path: the request is appended to the WAL and fsynced (group commit), then
 the head (one vectorised row write per snapshot). ``maintain`` compacts head windows older
 than the watermark into blocks (raw + 1-minute + 1-hour partial rollups), merges partial
 blocks, enforces retention and drops WAL segments that are fully committed.
+
+``SQLiteStore`` is a facade: the state lives in one ``StoreState`` (``state.py``) handed to the
+``Registrar`` (``registry.py``), ``HeadWriter`` (``writer.py``), ``Reader`` (``reads.py``) and
+``Compactor`` (``maintenance.py``); this module starts and stops them and implements the
+``Store`` Protocol by delegating.
 """
 
 from __future__ import annotations
@@ -11,49 +16,46 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-import numpy as np
 from google.protobuf.message import DecodeError
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hostpulse.protocol import IngestRequest, Snapshot
-from hostpulse.store import codec, db, schema
-from hostpulse.store.exceptions import (
-    InvalidRequestError,
-    StoreClosedError,
-    StoreUnavailableError,
+from hostpulse.protocol import IngestRequest
+from hostpulse.store import db, schema
+from hostpulse.store.exceptions import InvalidRequestError, StoreUnavailableError
+from hostpulse.store.head import HostHead
+from hostpulse.store.maintenance import Compactor
+from hostpulse.store.prepare import REPLAY_FUTURE_MS, drop_outside, prepare, prepare_async
+from hostpulse.store.reads import Reader
+from hostpulse.store.registry import Registrar
+from hostpulse.store.state import Clock, StoreState, wall_clock_ms
+from hostpulse.store.types import (
+    Agg,
+    HostRecord,
+    IngestResult,
+    LatestValue,
+    ProcessSnapshot,
+    RangeResult,
+    Retention,
+    SeriesInfo,
+    StoreStats,
+    Tier,
 )
-from hostpulse.store.head import HostHead, IntP, WindowBuf
-from hostpulse.store.maintenance import Maintenance
-from hostpulse.store.prepare import (
-    REPLAY_FUTURE_MS,
-    Prepared,
-    drop_outside,
-    prepare,
-    prepare_async,
-)
-from hostpulse.store.reads import Reads
-from hostpulse.store.registry import Key, Registry, _Job
-from hostpulse.store.types import HostRecord, IngestResult, Retention, StoreStats
 from hostpulse.store.wal import WriteAheadLog
+from hostpulse.store.writer import HeadWriter
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], int]
 DEFAULT_RETENTION = Retention()
 
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
+__all__ = ["Clock", "SQLiteStore", "wall_clock_ms"]
 
 
-class SQLiteStore(Registry, Reads, Maintenance):
+class SQLiteStore:
     """The embedded store on a SQLite ``Database``; the WAL lives in ``wal_dir``. With
     ``owns_database`` the store opens (migrates) and closes the database itself; else it was
     opened by the process (the server) and is only used here."""
@@ -73,55 +75,49 @@ class SQLiteStore(Registry, Reads, Maintenance):
     ) -> None:
         if 3_600_000 % block_ms or block_ms % 60_000:
             raise ValueError("block_ms must be a whole number of minutes dividing one hour")
-        self.database = database
-        self.owns_database = owns_database
-        self.wal_dir = wal_dir
-        self.retention = retention
-        self.clock = clock
-        self.block_ms = block_ms
-        self.grace_ms = grace_ms
-        self.process_interval_ms = process_interval_ms
-        self.level = compression_level
-        self._engine: AsyncEngine | None = None
-        self._wal: WriteAheadLog | None = None
-        self.heads: dict[str, HostHead] = {}
-        self.by_key: dict[int, HostHead] = {}
-        self.watermark = 0
-        self.compacting: dict[tuple[int, int], WindowBuf] = {}
-        self.compacting_procs: dict[int, list[Snapshot]] = {}
-        self._lock = asyncio.Lock()  # head mutation vs compaction hand-over
-        self._reg_lock = asyncio.Lock()  # host/series registration
-        self._reg_jobs: list[_Job] = []
-        self._keys_cache: dict[bytes, list[Key]] = {}
-        self._maint_lock = asyncio.Lock()
-        self.touched_groups: dict[tuple[int, int, int], int] = {}
-
-    # --- lifecycle ---------------------------------------------------------------------------
+        self.state = StoreState(
+            database=database,
+            wal_dir=wal_dir,
+            retention=retention,
+            clock=clock,
+            block_ms=block_ms,
+            grace_ms=grace_ms,
+            process_interval_ms=process_interval_ms,
+            level=compression_level,
+            owns_database=owns_database,
+        )
+        self.registrar = Registrar(self.state)
+        self.writer = HeadWriter(self.state)
+        self.reader = Reader(self.state)
+        self.compactor = Compactor(self.state)
 
     @property
     def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise StoreClosedError("store is not started")
-        return self._engine
+        return self.state.engine
 
     @property
     def wal(self) -> WriteAheadLog:
-        if self._wal is None:
-            raise StoreClosedError("store is not started")
-        return self._wal
+        return self.state.wal
+
+    @property
+    def heads(self) -> dict[str, HostHead]:
+        return self.state.heads
+
+    # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._engine is not None:
+        st = self.state
+        if st.opened_engine is not None:
             return
-        if self.owns_database:
-            await self.database.open()
-        self._engine = self.database.engine
+        if st.owns_database:
+            await st.database.open()
+        st.opened_engine = st.database.engine
         await self._load_metadata()
-        self._wal = WriteAheadLog(self.wal_dir)
+        wal = st.opened_wal = WriteAheadLog(st.wal_dir)
         replayed = 0
-        now = self.clock()
-        oldest, newest = now - self.retention.raw * 1000, now + REPLAY_FUTURE_MS
-        for seg, payload in self._wal.read_existing():
+        now = st.clock()
+        oldest, newest = now - st.retention.raw * 1000, now + REPLAY_FUTURE_MS
+        for seg, payload in wal.read_existing():
             req = IngestRequest()
             try:
                 req.ParseFromString(payload)
@@ -133,38 +129,40 @@ class SQLiteStore(Registry, Reads, Maintenance):
                         dropped,
                     )
                 prep = prepare(req)
-                await self._apply_durable(prep, await self.register(prep, 0))
+                await self.writer.apply_durable(prep, await self.registrar.register(prep, 0))
             except (DecodeError, InvalidRequestError) as exc:
                 logger.error("wal %s: skipping a record that cannot be applied: %s", seg.path, exc)
                 continue
             seg.max_ts = max(seg.max_ts, prep.newest_ms)
             replayed += 1
-        self._wal.finish_replay()
-        await self._find_touched_groups()
-        logger.info("store started: %d hosts, %d wal records replayed", len(self.heads), replayed)
+        wal.finish_replay()
+        await self.compactor.find_touched_groups()
+        logger.info("store started: %d hosts, %d wal records replayed", len(st.heads), replayed)
 
     async def close(self) -> None:
-        if self._engine is None:
+        st = self.state
+        if st.opened_engine is None:
             return
-        if self._wal is not None:
-            await self._wal.close()
-            self._wal = None
+        if st.opened_wal is not None:
+            await st.opened_wal.close()
+            st.opened_wal = None
         try:
             await self._save_last_seen()
         finally:
-            if self.owns_database:
-                await self.database.close()
-            self._engine = None
+            if st.owns_database:
+                await st.database.close()
+            st.opened_engine = None
 
     async def ready(self) -> bool:
-        if self._engine is None or self._wal is None:
+        st = self.state
+        if st.opened_engine is None or st.opened_wal is None:
             return False
-        async with self._engine.connect() as conn:
+        async with st.opened_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         try:
-            await asyncio.to_thread(self._wal.probe)
+            await asyncio.to_thread(st.opened_wal.probe)
         except OSError as exc:  # disk full, data directory gone
-            logger.warning("store not ready: cannot write in %s: %s", self.wal_dir, exc)
+            logger.warning("store not ready: cannot write in %s: %s", st.wal_dir, exc)
             return False
         return True
 
@@ -189,29 +187,30 @@ class SQLiteStore(Registry, Reads, Maintenance):
                     last_seen_ms=row["last_seen_ms"],
                 )
                 head = HostHead(row["id"], rec)
-                self.heads[rec.host_id] = head
-                self.by_key[head.key] = head
+                self.state.heads[rec.host_id] = head
+                self.state.by_key[head.key] = head
             found = await conn.exec_driver_sql(
                 "SELECT id, host_key, metric, labels FROM ts_series ORDER BY host_key, id"
             )
             for sid, host_key, metric, labels in cast(
                 "list[tuple[int, int, str, str]]", found.all()
             ):
-                self.add_col(self.by_key[host_key], sid, metric, labels)
+                self.registrar.add_col(self.state.by_key[host_key], sid, metric, labels)
             wm = await conn.scalar(
                 select(schema.meta.c.value).where(schema.meta.c.key == "watermark")
             )
-            self.watermark = int(wm) if wm is not None else 0
+            self.state.watermark = int(wm) if wm is not None else 0
 
     # --- ingest --------------------------------------------------------------------------------
 
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
         prep = await prepare_async(request)
         try:
-            colmaps = await self.register(prep, received_ms)
+            colmaps = await self.registrar.register(prep, received_ms)
         except OperationalError as exc:  # e.g. "database or disk is full", "database is locked"
             raise StoreUnavailableError(f"the store cannot write: {exc.orig}") from exc
-        seg, durable = self.wal.begin(prep.payload, prep.newest_ms)
+        wal = self.state.wal
+        seg, durable = wal.begin(prep.payload, prep.newest_ms)
         try:
             try:
                 await durable
@@ -219,97 +218,76 @@ class SQLiteStore(Registry, Reads, Maintenance):
                 raise StoreUnavailableError(
                     f"the store cannot write: {exc.strerror or exc}"
                 ) from exc
-            return await self._apply_durable(prep, colmaps)
+            return await self.writer.apply_durable(prep, colmaps)
         finally:
-            await self.wal.applied(seg)
-
-    async def _apply_durable(self, prep: Prepared, colmaps: list[IntP]) -> IngestResult:
-        async with self._lock:
-            await self._load_late_windows(prep)
-            return self._apply(prep, colmaps)
-
-    def _apply(self, prep: Prepared, colmaps: list[IntP]) -> IngestResult:
-        accepted = duplicates = 0
-        bms = self.block_ms
-        for pb, cols_of in zip(prep.batches, colmaps, strict=True):
-            head = self.heads[pb.batch.host.host_id]
-            newest = head.record.last_seen_ms
-            for ps in pb.snapshots:
-                ts = ps.ts
-                buf = head.window(ts - ts % bms)
-                if len(ps.index):
-                    cols = cols_of[ps.index]
-                    new = buf.put(ts, cols, ps.values)
-                    accepted += new
-                    duplicates += len(cols) - new
-                    head.note_latest(ts, cols, ps.values)
-                snap = ps.source
-                if snap.top_cpu or snap.top_memory:
-                    head.keep_processes(snap, self.process_interval_ms)
-                newest = max(newest, ts)
-            head.record.last_seen_ms = newest
-        return IngestResult(accepted, duplicates)
-
-    async def _load_late_windows(self, prep: Prepared) -> None:
-        """Windows already compacted get their stored samples loaded first, so that a resent
-        or back-filled sample is recognised as a duplicate."""
-        bms = self.block_ms
-        for pb in prep.batches:
-            head = self.heads[pb.batch.host.host_id]
-            for ps in pb.snapshots:
-                w = ps.ts - ps.ts % bms
-                if w < self.watermark and w not in head.windows:
-                    await self._load_window(head, w)
-
-    async def _load_window(self, head: HostHead, w: int) -> None:
-        buf = head.window(w)
-        buf.old = np.zeros(buf.vals.shape, dtype=np.bool_)
-        sources: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        pending = self.compacting.get((head.key, w))
-        if pending is not None:
-            ts, vals = pending.new_samples()
-            cols = np.arange(vals.shape[1], dtype=np.intp)
-            sources.append((ts, cols, vals))
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(schema.blocks.c.data).where(
-                    schema.blocks.c.host_key == head.key,
-                    schema.blocks.c.kind == schema.Kind.RAW,
-                    schema.blocks.c.group_ms == w,
-                )
-            )
-            for (data,) in rows:
-                b = codec.decode(data)
-                cols = np.array([head.col_of[int(s)] for s in b.ids], dtype=np.intp)
-                sources.append((b.ts, cols, b.matrix(0)))
-        for ts, cols, vals in sources:
-            buf.ensure_cols(len(head.columns))
-            buf.mark_stored(ts, cols, vals)
+            await wal.applied(seg)
 
     async def _save_last_seen(self) -> None:
-        if not self.heads:
+        if not self.state.heads:
             return
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(schema.hosts)
                 .where(schema.hosts.c.id == bindparam("k"))
                 .values(last_seen_ms=bindparam("seen")),
-                [{"k": h.key, "seen": h.record.last_seen_ms} for h in self.heads.values()],
+                [{"k": h.key, "seen": h.record.last_seen_ms} for h in self.state.heads.values()],
             )
 
-    async def _find_touched_groups(self) -> None:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(
-                    schema.blocks.c.host_key,
-                    schema.blocks.c.kind,
-                    schema.blocks.c.group_ms,
-                    func.count(),
-                )
-                .group_by(schema.blocks.c.host_key, schema.blocks.c.kind, schema.blocks.c.group_ms)
-                .having(func.count() > 1)
-            )
-            self.touched_groups = {(int(a), int(b), int(c)): int(n) for a, b, c, n in rows}
+    # --- reads (Reader) -------------------------------------------------------------------------
+
+    async def hosts(self) -> list[HostRecord]:
+        return await self.reader.hosts()
+
+    async def host(self, host_id: str) -> HostRecord | None:
+        return await self.reader.host(host_id)
+
+    async def series(
+        self, host_id: str, metric: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[SeriesInfo]:
+        return await self.reader.series(host_id, metric, labels)
+
+    async def latest(self, host_id: str, metrics: list[str] | None = None) -> list[LatestValue]:
+        return await self.reader.latest(host_id, metrics)
+
+    async def query_range(
+        self,
+        host_id: str,
+        metric: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        labels: dict[str, str] | None = None,
+        step_ms: int | None = None,
+        agg: Agg = Agg.AVG,
+        tier: Tier | None = None,
+        cursor: str | None = None,
+        limit: int = 10_000,
+    ) -> RangeResult:
+        return await self.reader.query_range(
+            host_id,
+            metric,
+            start_ms,
+            end_ms,
+            labels=labels,
+            step_ms=step_ms,
+            agg=agg,
+            tier=tier,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    async def processes(self, host_id: str, at_ms: int | None = None) -> ProcessSnapshot | None:
+        return await self.reader.processes(host_id, at_ms)
+
+    async def process_history(
+        self, host_id: str, start_ms: int, end_ms: int
+    ) -> list[ProcessSnapshot]:
+        return await self.reader.process_history(host_id, start_ms, end_ms)
+
+    # --- maintenance (Compactor) -----------------------------------------------------------------
+
+    async def maintain(self, now_ms: int) -> None:
+        await self.compactor.maintain(now_ms)
 
     # --- stats ---------------------------------------------------------------------------------
 
@@ -321,11 +299,12 @@ class SQLiteStore(Registry, Reads, Maintenance):
                 )
             )
             by_kind = {int(k): int(n or 0) for k, n in rows}
-        head_samples = sum(b.count_new() for h in self.heads.values() for b in h.windows.values())
-        head_samples += sum(b.count_new() for b in self.compacting.values())
+        st = self.state
+        head_samples = sum(b.count_new() for h in st.heads.values() for b in h.windows.values())
+        head_samples += sum(b.count_new() for b in st.compacting.values())
         return StoreStats(
-            hosts=len(self.heads),
-            series=sum(len(h.columns) for h in self.heads.values()),
+            hosts=len(st.heads),
+            series=sum(len(h.columns) for h in st.heads.values()),
             raw_samples=by_kind.get(schema.Kind.RAW, 0) + head_samples,
             minute_points=by_kind.get(schema.Kind.MINUTE, 0),
             hour_points=by_kind.get(schema.Kind.HOUR, 0),
@@ -338,4 +317,5 @@ class SQLiteStore(Registry, Reads, Maintenance):
         for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
             if p.exists():
                 total += p.stat().st_size
-        return total + (self._wal.bytes_on_disk() if self._wal else 0)
+        wal = self.state.opened_wal
+        return total + (wal.bytes_on_disk() if wal else 0)

@@ -5,13 +5,11 @@ the head (raw samples, aggregated on the fly to the tier's resolution)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.protocol import Process, Snapshot
 from hostpulse.store import codec, rollup
@@ -33,7 +31,8 @@ from hostpulse.store.types import (
 )
 
 if TYPE_CHECKING:
-    from hostpulse.store.head import HostHead, SeriesCol, WindowBuf
+    from hostpulse.store.head import HostHead, SeriesCol
+    from hostpulse.store.state import StoreState
 
 I64 = npt.NDArray[np.int64]
 
@@ -96,29 +95,24 @@ def _proc_snapshot(s: Snapshot) -> ProcessSnapshot:
     )
 
 
-class Reads:
-    heads: dict[str, HostHead]
-    compacting: dict[tuple[int, int], WindowBuf]
-    compacting_procs: dict[int, list[Snapshot]]
-    retention: Retention
-    clock: Callable[[], int]
-    block_ms: int
+class Reader:
+    """Answers the ``Store`` queries from the head, the windows being compacted and the
+    stored blocks; changes nothing but a head's lazily loaded latest values."""
 
-    @property
-    def engine(self) -> AsyncEngine:
-        raise NotImplementedError
+    def __init__(self, state: StoreState) -> None:
+        self.state = state
 
     async def hosts(self) -> list[HostRecord]:
-        return [h.record for h in sorted(self.heads.values(), key=lambda h: h.record.host_id)]
+        return [h.record for h in sorted(self.state.heads.values(), key=lambda h: h.record.host_id)]
 
     async def host(self, host_id: str) -> HostRecord | None:
-        head = self.heads.get(host_id)
+        head = self.state.heads.get(host_id)
         return head.record if head else None
 
     async def series(
         self, host_id: str, metric: str | None = None, labels: dict[str, str] | None = None
     ) -> list[SeriesInfo]:
-        head = self.heads.get(host_id)
+        head = self.state.heads.get(host_id)
         if head is None:
             return []
         return [
@@ -128,7 +122,7 @@ class Reads:
         ]
 
     async def latest(self, host_id: str, metrics: list[str] | None = None) -> list[LatestValue]:
-        head = self.heads.get(host_id)
+        head = self.state.heads.get(host_id)
         if head is None:
             return []
         if not head.latest_loaded:
@@ -147,7 +141,7 @@ class Reads:
 
     async def _load_latest(self, head: HostHead) -> None:
         """After a restart: the newest stored value of every series the head has not seen."""
-        async with self.engine.connect() as conn:
+        async with self.state.engine.connect() as conn:
             rows = await conn.execute(
                 select(blocks.c.data)
                 .where(blocks.c.host_key == head.key, blocks.c.kind == Kind.RAW)
@@ -170,8 +164,8 @@ class Reads:
         head.latest_loaded = True
 
     async def _blobs(self, key: int, kind: Kind, start: int, end: int) -> list[bytes]:
-        span = DAY_MS if kind in (Kind.MINUTE, Kind.HOUR) else self.block_ms
-        async with self.engine.connect() as conn:
+        span = DAY_MS if kind in (Kind.MINUTE, Kind.HOUR) else self.state.block_ms
+        async with self.state.engine.connect() as conn:
             rows = await conn.execute(
                 select(blocks.c.data)
                 .where(
@@ -200,10 +194,12 @@ class Reads:
         cursor: str | None = None,
         limit: int = 10_000,
     ) -> RangeResult:
-        chosen = tier or pick_tier(start_ms, end_ms, step_ms, self.clock(), self.retention)
+        chosen = tier or pick_tier(
+            start_ms, end_ms, step_ms, self.state.clock(), self.state.retention
+        )
         native = _TIER_STEP[chosen]
         step = max(step_ms or native, native, 1)
-        head = self.heads.get(host_id)
+        head = self.state.heads.get(host_id)
         cols = (
             [(j, c) for j, c in enumerate(head.columns) if _match(c, metric, labels)]
             if head
@@ -219,9 +215,9 @@ class Reads:
         for data in await self._blobs(head.key, kind, lo, end_ms):
             parts.append(rows_of(codec.decode(data), kind, ids))
         bufs = list(head.windows.values())
-        bufs += [b for (k, _), b in self.compacting.items() if k == head.key]
+        bufs += [b for (k, _), b in self.state.compacting.items() if k == head.key]
         for buf in bufs:
-            if buf.start > end_ms or buf.start + self.block_ms <= lo or buf.n == 0:
+            if buf.start > end_ms or buf.start + self.state.block_ms <= lo or buf.n == 0:
                 continue
             ts, vals = buf.new_samples()
             sub = np.full((len(ts), len(colidx)), np.nan)
@@ -253,7 +249,7 @@ class Reads:
         return step
 
     async def processes(self, host_id: str, at_ms: int | None = None) -> ProcessSnapshot | None:
-        head = self.heads.get(host_id)
+        head = self.state.heads.get(host_id)
         if head is None:
             return None
         at = at_ms if at_ms is not None else 2**62
@@ -261,14 +257,15 @@ class Reads:
         for s in self._memory_procs(head):
             if s.timestamp_ms <= at and (best is None or s.timestamp_ms > best.timestamp_ms):
                 best = s
-        async with self.engine.connect() as conn:
+        async with self.state.engine.connect() as conn:
             rows = await conn.execute(
                 select(blocks.c.data)
                 .where(
                     blocks.c.host_key == head.key,
                     blocks.c.kind == Kind.PROCESSES,
                     blocks.c.start_ms <= at,
-                    blocks.c.group_ms > (best.timestamp_ms - self.block_ms if best else -(2**62)),
+                    blocks.c.group_ms
+                    > (best.timestamp_ms - self.state.block_ms if best else -(2**62)),
                 )
                 .order_by(blocks.c.group_ms.desc())
                 .limit(4)
@@ -281,12 +278,12 @@ class Reads:
         return _proc_snapshot(best) if best is not None else None
 
     def _memory_procs(self, head: HostHead) -> list[Snapshot]:
-        return head.procs + self.compacting_procs.get(head.key, [])
+        return head.procs + self.state.compacting_procs.get(head.key, [])
 
     async def process_history(
         self, host_id: str, start_ms: int, end_ms: int
     ) -> list[ProcessSnapshot]:
-        head = self.heads.get(host_id)
+        head = self.state.heads.get(host_id)
         if head is None:
             return []
         found: dict[int, Snapshot] = {}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hostpulse.protocol import HostBatch
 from hostpulse.store.head import HostHead, IntP, SeriesCol
@@ -25,6 +25,7 @@ from hostpulse.store.types import HostRecord
 
 if TYPE_CHECKING:
     from hostpulse.store.prepare import Prepared, PreparedBatch
+    from hostpulse.store.state import StoreState
 
 _HOST_COLUMNS = (
     "hostname",
@@ -112,16 +113,15 @@ class _Job:
     future: asyncio.Future[IntP]
 
 
-class Registry:
-    heads: dict[str, HostHead]
-    by_key: dict[int, HostHead]
-    _reg_lock: asyncio.Lock
-    _reg_jobs: list[_Job]
-    _keys_cache: dict[bytes, list[Key]]
+class Registrar:
+    """Creates hosts and series in the database and in the head; owns the queue of pending
+    registrations."""
 
-    @property
-    def engine(self) -> AsyncEngine:
-        raise NotImplementedError
+    def __init__(self, state: StoreState) -> None:
+        self.state = state
+        self._lock = asyncio.Lock()
+        self._jobs: list[_Job] = []
+        self._keys_cache: dict[bytes, list[Key]] = {}
 
     def add_col(self, head: HostHead, sid: int, metric: str, labels_text: str) -> int:
         kmax, lossy = resolution_k(metric)
@@ -131,8 +131,9 @@ class Registry:
         """Per batch the column of every entry of its series table; hosts and series are
         created or updated first when new."""
         colmaps: list[IntP] = []
+        heads = self.state.heads
         for pb in prep.batches:
-            head = self.heads.get(pb.batch.host.host_id)
+            head = heads.get(pb.batch.host.host_id)
             cols = head.tables.get(pb.digest) if head is not None else None
             if cols is None:
                 cols = await self._register_slow(pb, received_ms)
@@ -141,10 +142,10 @@ class Registry:
 
     async def _register_slow(self, pb: PreparedBatch, received_ms: int) -> IntP:
         job = _Job(pb, received_ms, asyncio.get_running_loop().create_future())
-        self._reg_jobs.append(job)
-        async with self._reg_lock:
+        self._jobs.append(job)
+        async with self._lock:
             if not job.future.done():
-                jobs, self._reg_jobs = self._reg_jobs, []
+                jobs, self._jobs = self._jobs, []
                 try:
                     await self._register_all(jobs)
                 except BaseException as exc:  # every waiter gets the error, then it propagates
@@ -157,10 +158,10 @@ class Registry:
         results: list[tuple[_Job, HostHead, list[Key]]] = []
         if all(self._known(job) for job in jobs):  # e.g. WAL replay after a restart: no SQL
             for job in jobs:
-                head = self.heads[job.batch.batch.host.host_id]
+                head = self.state.heads[job.batch.batch.host.host_id]
                 results.append((job, head, self._table_keys(job)))
         else:
-            async with self.engine.begin() as conn:
+            async with self.state.engine.begin() as conn:
                 for job in jobs:
                     head = await self._upsert_host(conn, job)
                     results.append((job, head, self._table_keys(job)))
@@ -176,7 +177,7 @@ class Registry:
     def _known(self, job: _Job) -> bool:
         """True when the host and all its series exist with these values already."""
         batch = job.batch.batch
-        head = self.heads.get(batch.host.host_id)
+        head = self.state.heads.get(batch.host.host_id)
         if head is None or _host_values(batch) != _record_values(head.record):
             return False
         known = head.known_keys()
@@ -196,7 +197,7 @@ class Registry:
         for u in batch.unsupported:
             meta.update(b"\x00" + u.encode())
         digest = meta.digest()
-        head = self.heads.get(batch.host.host_id)
+        head = self.state.heads.get(batch.host.host_id)
         values = _host_values(batch)
         if head is not None and (
             head.meta_digest == digest or values == _record_values(head.record)
@@ -214,8 +215,8 @@ class Registry:
             head = HostHead(key, HostRecord(host_id=batch.host.host_id, hostname=""))
             head.record.first_seen_ms = first
             head.latest_loaded = True
-            self.heads[batch.host.host_id] = head
-            self.by_key[key] = head
+            self.state.heads[batch.host.host_id] = head
+            self.state.by_key[key] = head
         else:
             await conn.exec_driver_sql(
                 f"UPDATE ts_hosts SET {', '.join(f'{c} = ?' for c in _HOST_COLUMNS)} WHERE id = ?",
@@ -252,6 +253,6 @@ class Registry:
             )
             found = cast("list[tuple[int, int, str, str]]", rows.all())
             for sid, key, metric, text in found:
-                head = self.by_key[key]
+                head = self.state.by_key[key]
                 if sid not in head.col_of:
                     self.add_col(head, sid, metric, text)

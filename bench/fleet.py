@@ -131,8 +131,9 @@ async def feed(
 
 async def watch(url: str, token: str, stop: asyncio.Event, run: Run) -> None:
     """One dashboard client on the fleet view (protobuf frames)."""
-    ws_url = url.replace("http://", "ws://") + f"/api/v1/ws?fleet=true&token={token}"
-    async with websockets.connect(ws_url, max_size=None) as ws:
+    ws_url = url.replace("http://", "ws://") + "/api/v1/ws?fleet=true"
+    auth = {"authorization": f"Bearer {token}"}  # the server takes no token in the URL
+    async with websockets.connect(ws_url, max_size=None, additional_headers=auth) as ws:
         while not stop.is_set():
             try:
                 msg = await asyncio.wait_for(ws.recv(), 1.0)

@@ -85,6 +85,7 @@ class Run:
     breaches: int = 0
     resources: list[tuple[float, float, int, int]] = field(default_factory=list)
     server_cpu: float = 0.0
+    server_wait: float = 0.0  # seconds its threads were runnable but waited for a CPU
     own_cpu: float = 0.0
     seconds: float = 0.0
 
@@ -131,8 +132,9 @@ async def feed(
 
 async def watch(url: str, token: str, stop: asyncio.Event, run: Run) -> None:
     """One dashboard client on the fleet view (protobuf frames)."""
-    ws_url = url.replace("http://", "ws://") + f"/api/v1/ws?fleet=true&token={token}"
-    async with websockets.connect(ws_url, max_size=None) as ws:
+    ws_url = url.replace("http://", "ws://") + "/api/v1/ws?fleet=true"
+    auth = {"authorization": f"Bearer {token}"}  # the server takes no token in the URL
+    async with websockets.connect(ws_url, max_size=None, additional_headers=auth) as ws:
         while not stop.is_set():
             try:
                 msg = await asyncio.wait_for(ws.recv(), 1.0)
@@ -214,6 +216,7 @@ async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiv
     token = admin_headers(url)["authorization"].removeprefix("Bearer ")
     stop = asyncio.Event()
     cpu0, own0, t0 = cpu_seconds(pid), own_cpu_seconds(), time.monotonic()
+    wait0 = run_queue_seconds(pid)
     tasks = [
         asyncio.create_task(feed(url, fleet, args.interval, args.connections, stop, run)),
         asyncio.create_task(breaches(url, fleet, args.breach_every, rx, stop, run)),
@@ -229,8 +232,20 @@ async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiv
             run.failures.append(f"task: {d!r}")
     run.seconds = time.monotonic() - t0
     run.server_cpu = cpu_seconds(pid) - cpu0
+    run.server_wait = run_queue_seconds(pid) - wait0
     run.own_cpu = own_cpu_seconds() - own0
     return run
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Seconds the threads of ``pid`` spent runnable but waiting for a CPU (the second field of
+    /proc/PID/task/TID/schedstat, in ns): a server that answers slowly at a low CPU share while
+    this grows is starved by other processes, not waiting on its own locks or disk."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def slope_per_min(points: list[tuple[float, float]]) -> float:
@@ -261,6 +276,7 @@ def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
         "ws_frames": run.ws_frames,
         "ws_closed": len(run.ws_closed),
         "server_cpu_percent": 100 * run.server_cpu / run.seconds,
+        "server_run_queue_percent": 100 * run.server_wait / run.seconds,
         "bench_cpu_percent": 100 * run.own_cpu / run.seconds,
         "rss_mb_slope_per_min": slope_per_min([(r[0], r[1]) for r in after]),
         "open_files_slope_per_min": slope_per_min([(r[0], r[2]) for r in after]),
@@ -306,7 +322,9 @@ def lines_of(fig: dict[str, Any], missed: list[str]) -> list[str]:
         f"  alert P95 {fig['alert_p95_ms']:.1f} ms ({fig['alerts_missing']} not delivered); "
         f"WebSocket sample-to-client P95 {fig['ws_sample_to_client_p95_ms']:.1f} ms over "
         f"{fig['ws_frames']} frames ({fig['ws_closed']} clients closed)",
-        f"  server CPU {fig['server_cpu_percent']:.0f} % of a core; this script (sender + "
+        f"  server CPU {fig['server_cpu_percent']:.0f} % of a core, and "
+        f"{fig['server_run_queue_percent']:.0f} % waiting for one (runnable, not running); "
+        "this script (sender + "
         f"WebSocket clients) {fig['bench_cpu_percent']:.0f} %",
         "  t s   RSS MB   open files   data dir MB",
         *(

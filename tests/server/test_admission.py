@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostpulse.server.admission import Admission, Overloaded
+from hostpulse.server.ingest.admission import Admission, Overloaded
 
 
 def test_requests_beyond_the_cap_are_refused_until_one_leaves() -> None:

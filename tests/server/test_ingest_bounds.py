@@ -27,7 +27,7 @@ from hostpulse.protocol import (
     Process,
     codec,
 )
-from hostpulse.server.ingest_service import IngestError, IngestLimits, IngestService
+from hostpulse.server.ingest import IngestError, IngestLimits, IngestService
 from hostpulse.store import HeadBudget, open_store
 from hostpulse.store.base import Store
 from hostpulse.store.types import Tier

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, IngestRequest, codec
-from hostpulse.server.ingest_service import IngestError, IngestLimits, IngestService
+from hostpulse.server.ingest import IngestError, IngestLimits, IngestService
 from hostpulse.store import open_store
 
 EXAMPLES = 2000

@@ -8,7 +8,7 @@ import hashlib
 from wire import batch
 
 from hostpulse.protocol import HostBatch, Label
-from hostpulse.server.ingest_service import series_signature
+from hostpulse.server.ingest.validate import series_signature
 
 CPU = ("cpu_busy_percent", ())
 MEM = ("memory_usage_percent", ())

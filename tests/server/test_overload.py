@@ -172,7 +172,7 @@ import asyncio, resource, sys, time
 sys.path.insert(0, sys.argv[2])
 from wire import batch, now_ms, request
 from hostpulse.protocol import codec
-from hostpulse.server.ingest_service import IngestError, IngestLimits, IngestService
+from hostpulse.server.ingest import IngestError, IngestLimits, IngestService
 from hostpulse.store import open_store
 
 def body(t):

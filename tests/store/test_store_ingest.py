@@ -154,3 +154,39 @@ async def test_many_new_hosts_at_once_are_registered_together(store: SQLiteStore
         assert [s.metric for s in series] == [m for m, _ in SERIES]
         latest = {v.metric: v.value for v in await store.latest(f"host-{i:03d}")}
         assert latest["memory_used_bytes"] == 1000.0 * (i + 1)
+
+
+async def test_host_metadata_of_one_registration_round_is_the_last_requests(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """New and changed hosts are written in a few statements for a whole registration round;
+    a host that appears twice in a round ends with the metadata of its last request, in
+    memory and in the database (read back after a restart)."""
+    store = open_store(tmp_path / "data", clock=clock)
+    await store.start()
+    try:
+        first = [batch(f"host-{i}", _rows(0, 1)) for i in range(30)]
+        again = batch("host-3", _rows(1, 1))
+        again.host.hostname, again.host.kernel = "renamed.example", "6.18"
+        moved = batch("host-4", _rows(1, 1))
+        moved.unsupported.append("gpu_busy_percent")
+        await asyncio.gather(*(store.ingest(request(b), T0) for b in [*first, again, moved]))
+        host3 = await store.host("host-3")
+        assert host3 is not None and (host3.hostname, host3.kernel) == ("renamed.example", "6.18")
+        changed = batch("host-5", _rows(2, 1))
+        changed.host.os = "freebsd"
+        await store.ingest(request(changed), T0)
+    finally:
+        await store.close()
+    store = open_store(tmp_path / "data", clock=clock)
+    await store.start()
+    try:
+        hosts = {h.host_id: h for h in await store.hosts()}
+        assert len(hosts) == 30
+        assert (hosts["host-3"].hostname, hosts["host-3"].kernel) == ("renamed.example", "6.18")
+        assert hosts["host-4"].unsupported == ["gpu_busy_percent"]
+        assert hosts["host-5"].os == "freebsd" and hosts["host-6"].os == "linux"
+        assert hosts["host-0"].first_seen_ms == T0
+        assert len(await store.series("host-29")) == len(SERIES)
+    finally:
+        await store.close()

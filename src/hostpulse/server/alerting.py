@@ -16,7 +16,7 @@ from hostpulse.alerts.service import AlertService
 from hostpulse.alerts.types import HostDirectory, Sample
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.server.config import ServerSettings
-from hostpulse.server.ingest_service import Listener
+from hostpulse.server.ingest import Listener
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from hostpulse.server.auth.lifecycle import Announce, running_auth
 from hostpulse.server.auth.offline import config_of
 from hostpulse.server.auth.roles import Role
 from hostpulse.server.config import ServerSettings
-from hostpulse.server.fast_ingest import IngestFastPath
-from hostpulse.server.ingest_service import IngestLimits, IngestService
+from hostpulse.server.ingest import IngestLimits, IngestService
+from hostpulse.server.ingest.fastpath import IngestFastPath
 from hostpulse.server.install import AgentWheel
 from hostpulse.server.live import LiveHub
 from hostpulse.server.state import AppState

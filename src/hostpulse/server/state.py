@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hostpulse.server.config import ServerSettings
-from hostpulse.server.ingest_service import IngestService
+from hostpulse.server.ingest.service import IngestService
 from hostpulse.store.base import Store
 
 

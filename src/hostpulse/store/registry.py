@@ -95,6 +95,13 @@ def _keys(batch: HostBatch) -> list[Key]:
     return [(sd.metric, tuple([(lb.name, lb.value) for lb in sd.labels])) for sd in batch.series]
 
 
+def _meta_digest(batch: HostBatch) -> bytes:
+    meta = hashlib.blake2b(batch.host.SerializeToString(), digest_size=16)
+    for u in batch.unsupported:
+        meta.update(b"\x00" + u.encode())
+    return meta.digest()
+
+
 def _update_record(rec: HostRecord, batch: HostBatch) -> None:
     h = batch.host
     rec.hostname, rec.os, rec.kernel, rec.arch = h.hostname, h.os, h.kernel, h.arch
@@ -162,8 +169,9 @@ class Registrar:
                 results.append((job, head, self._table_keys(job)))
         else:
             async with self.state.engine.begin() as conn:
+                await self._upsert_hosts(conn, jobs)
                 for job in jobs:
-                    head = await self._upsert_host(conn, job)
+                    head = self.state.heads[job.batch.batch.host.host_id]
                     results.append((job, head, self._table_keys(job)))
                 await self._insert_series(conn, results)
         for job, head, keys in results:
@@ -191,40 +199,62 @@ class Registrar:
             keys = self._keys_cache[job.batch.table_digest] = _keys(job.batch.batch)
         return keys
 
-    async def _upsert_host(self, conn: AsyncConnection, job: _Job) -> HostHead:
-        batch = job.batch.batch
-        meta = hashlib.blake2b(batch.host.SerializeToString(), digest_size=16)
-        for u in batch.unsupported:
-            meta.update(b"\x00" + u.encode())
-        digest = meta.digest()
-        head = self.state.heads.get(batch.host.host_id)
-        values = _host_values(batch)
-        if head is not None and (
-            head.meta_digest == digest or values == _record_values(head.record)
-        ):
+    async def _upsert_hosts(self, conn: AsyncConnection, jobs: list[_Job]) -> None:
+        """Create the jobs' new hosts and update the ones whose metadata changed, in a few
+        statements for all of them (one statement per host cost a round trip to the database
+        thread each, which dominated the first contact of a fleet on a busy machine). Jobs
+        are taken in order: the last one of a host sets its metadata."""
+        heads = self.state.heads
+        new: dict[str, tuple[int, PreparedBatch, bytes]] = {}  # host -> first seen, last job
+        changed: dict[int, tuple[object, ...]] = {}  # host key -> its newest values
+        for job in jobs:
+            batch = job.batch.batch
+            host_id = batch.host.host_id
+            digest = _meta_digest(batch)
+            head = heads.get(host_id)
+            if head is None:
+                first = (
+                    new[host_id][0]
+                    if host_id in new
+                    else job.received_ms or min((s.ts for s in job.batch.snapshots), default=0)
+                )
+                new[host_id] = (first, job.batch, digest)
+                continue
+            if head.meta_digest == digest:
+                continue
+            values = _host_values(batch)
+            if values != _record_values(head.record):
+                changed[head.key] = values
+                _update_record(head.record, batch)
             head.meta_digest = digest
-            return head
-        if head is None:
-            first = job.received_ms or min((s.ts for s in job.batch.snapshots), default=0)
-            res = await conn.exec_driver_sql(
+        if new:
+            await conn.exec_driver_sql(
                 f"INSERT INTO ts_hosts (host_id, first_seen_ms, last_seen_ms, "
                 f"{', '.join(_HOST_COLUMNS)}) VALUES (?, ?, 0, {', '.join('?' * 12)})",
-                (batch.host.host_id, first, *values),
+                [(h, first, *_host_values(pb.batch)) for h, (first, pb, _) in new.items()],
             )
-            key = int(res.lastrowid)
-            head = HostHead(key, HostRecord(host_id=batch.host.host_id, hostname=""))
-            head.record.first_seen_ms = first
-            head.latest_loaded = True
-            self.state.heads[batch.host.host_id] = head
-            self.state.by_key[key] = head
-        else:
+            ids: dict[str, int] = {}
+            names = list(new)
+            for lo in range(0, len(names), 500):
+                chunk = names[lo : lo + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = await conn.exec_driver_sql(
+                    f"SELECT id, host_id FROM ts_hosts WHERE host_id IN ({marks})", tuple(chunk)
+                )
+                ids.update((h, k) for k, h in cast("list[tuple[int, str]]", rows.all()))
+            for host_id, (first, pb, digest) in new.items():
+                head = HostHead(ids[host_id], HostRecord(host_id=host_id, hostname=""))
+                head.record.first_seen_ms = first
+                head.latest_loaded = True
+                _update_record(head.record, pb.batch)
+                head.meta_digest = digest
+                heads[host_id] = head
+                self.state.by_key[head.key] = head
+        if changed:
             await conn.exec_driver_sql(
                 f"UPDATE ts_hosts SET {', '.join(f'{c} = ?' for c in _HOST_COLUMNS)} WHERE id = ?",
-                (*values, head.key),
+                [(*values, key) for key, values in changed.items()],
             )
-        _update_record(head.record, batch)
-        head.meta_digest = digest
-        return head
 
     async def _insert_series(
         self,

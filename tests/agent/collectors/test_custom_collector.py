@@ -15,7 +15,8 @@ from hostpulse.agent.collectors.custom import MAX_BYTES, CustomCollector, parse_
 from hostpulse.agent.exporter import Exporter, ExporterCache
 from hostpulse.agent.snapshot import HostIdentity, build_batch
 from hostpulse.protocol import HostBatch, Label, SeriesDef
-from hostpulse.server.ingest_service import IngestError, validate_series
+from hostpulse.server.ingest.errors import IngestError
+from hostpulse.server.ingest.validate import validate_series
 
 TEXT = """\
 # HELP node_raid_ok 1 when the array is healthy.

@@ -1,20 +1,22 @@
 """POST /api/v1/ingest: a batch of snapshots from one or more hosts.
 
-This route is the documented one; requests are normally answered by ``fast_ingest`` (the same
+This route is the documented one; requests are normally answered by ``ingest/fastpath.py`` (the same
 service call without the framework's per-request overhead)."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 from fastapi import APIRouter, HTTPException, Request
+from starlette.requests import ClientDisconnect
 
 from hostpulse.protocol import JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE
 from hostpulse.server.api.deps import StateDep
 from hostpulse.server.api.models import IngestAccepted, Problem
 from hostpulse.server.auth.deps import Credentials
 from hostpulse.server.auth.ingest_guard import IngestDenied, ingest_host
-from hostpulse.server.ingest_service import IngestError
+from hostpulse.server.ingest.body import read_body
+from hostpulse.server.ingest.errors import IngestError
 
 router = APIRouter(tags=["ingest"])
 
@@ -51,31 +53,6 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _read_body(request: Request, limit: int, within_s: float) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise HTTPException(400, "Content-Length is not a number") from None
-        if size > limit:
-            raise HTTPException(413, f"body is {size} bytes, the limit is {limit}")
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        async with asyncio.timeout(within_s):
-            async for chunk in request.stream():
-                total += len(chunk)
-                if total > limit:
-                    raise HTTPException(413, f"body exceeds the limit of {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise HTTPException(
-            408, "the body did not arrive in time (body_timeout); nothing was stored"
-        ) from None
-    return b"".join(chunks)
-
-
 @router.post(
     "/ingest",
     response_model=IngestAccepted,
@@ -92,9 +69,14 @@ async def ingest(request: Request, state: StateDep, _creds: Credentials) -> Inge
         host_id = await ingest_host(request.app.state, request.headers.get("authorization"))
     except IngestDenied as exc:
         raise HTTPException(exc.status, exc.reason, headers=exc.headers or None) from None
-    limits = state.ingest.limits
-    body = await _read_body(request, limits.max_body_bytes, state.settings.body_timeout)
+    limit = state.ingest.limits.max_body_bytes
+    deadline = time.monotonic() + state.settings.body_timeout
     try:
+        body = await read_body(
+            request.receive, request.headers.get("content-length"), limit, deadline
+        )
+        if body is None:
+            raise ClientDisconnect
         result = await state.ingest.ingest_body(
             body,
             request.headers.get("content-type"),

@@ -4,11 +4,17 @@ A request's key is found by its SHA-256 (one dict lookup once cached). The cache
 keys only and is updated by every revoke/rotate/enroll of this process, so a revocation through
 the API is effective on the next request; an entry is also re-read from the database after
 ``CACHE_TTL_S``, so a revocation by another process (``hostpulse key revoke``, another replica)
-takes effect within that time. ``last_used_ms`` is kept in memory and written in bulk
-(``flush``), not on every ingest."""
+takes effect within that time. An entry older than half of that is read again in the
+background while requests go on using it, so an agent that reports more often than every
+``CACHE_TTL_S / 2`` never waits for the database; and the keys requests need at the same time
+are read in one query (``_read_wanted``): a fleet of 1,000 hosts made one query per host on a
+pool of a few connections, and its requests queued for seconds.
+``last_used_ms`` is kept in memory and written in bulk (``flush``), not on every ingest."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import shlex
 import time
 from collections.abc import Callable
@@ -25,12 +31,16 @@ from hostpulse.server.auth.principals import Agent, NewKey
 from hostpulse.server.auth.repository import AuthRepository, EnrollmentRow, KeyRow
 from hostpulse.server.auth.settings import AuthConfig
 
+logger = logging.getLogger(__name__)
+
 MAX_HOST_ID = 200
 PREFIX_SHOWN = 8
 BAD_KEY = "invalid or revoked agent key"
 BAD_ENROLL = "unknown, expired or already used enrollment token"
 _MAX_NEGATIVE = 10_000
 CACHE_TTL_S = 10.0
+LOOKUP_BATCH = 500
+"""Keys read from the database in one query at most (bound parameters of one statement)."""
 
 
 def enroll_command(server_url: str, token: str, host_id: str | None) -> str:
@@ -61,29 +71,66 @@ class AgentKeyService:
         self._live: dict[str, tuple[Agent, float]] = {}  # key hash -> (principal, read at)
         self._dead: set[str] = set()  # hashes known to be unknown or revoked
         self._last_used: dict[int, int] = {}
+        self._wanted: dict[str, asyncio.Future[None]] = {}  # hash -> its reading
+        self._reader: asyncio.Task[None] | None = None
 
     # -- requests -----------------------------------------------------------------------------
 
     async def authenticate(self, key: str) -> Agent:
         h = tokens.digest(key)
         cached = self._live.get(h)
-        now = self._monotonic()
-        if cached is not None and now - cached[1] < CACHE_TTL_S:
-            agent = cached[0]
-        else:
+        age = self._monotonic() - cached[1] if cached is not None else CACHE_TTL_S
+        if cached is None or age >= CACHE_TTL_S:
             if h in self._dead:
                 raise Unauthenticated(BAD_KEY)
-            row = await self.repo.key_by_hash(h)
-            if row is None or row.revoked_ms is not None:
-                self._live.pop(h, None)
-                if len(self._dead) >= _MAX_NEGATIVE:
-                    self._dead.clear()
-                self._dead.add(h)
+            await self._read(h)
+            cached = self._live.get(h)
+            if cached is None:
                 raise Unauthenticated(BAD_KEY)
-            agent = Agent(row.id, row.host_id)
-            self._live[h] = (agent, now)
+        elif age >= CACHE_TTL_S / 2:
+            self._wanted_future(h)  # read it again now, so that no request waits for it
+        agent = cached[0]
         self._last_used[agent.key_id] = self._now()
         return agent
+
+    async def _read(self, key_hash: str) -> None:
+        """Read ``key_hash`` into the cache (``_live`` or ``_dead``) with every other hash
+        requested while a query runs (one query in flight at a time, like a group commit)."""
+        await asyncio.shield(self._wanted_future(key_hash))  # a caller that goes away
+        # does not cancel the reading the others wait for
+
+    def _wanted_future(self, key_hash: str) -> asyncio.Future[None]:
+        wanted = self._wanted.get(key_hash)
+        if wanted is None:
+            wanted = asyncio.get_running_loop().create_future()
+            self._wanted[key_hash] = wanted
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read_wanted())
+        return wanted
+
+    async def _read_wanted(self) -> None:
+        while self._wanted:
+            hashes = list(self._wanted)[:LOOKUP_BATCH]
+            started = self._monotonic()
+            try:
+                rows = await self.repo.keys_by_hash(hashes)
+            except Exception as exc:  # every waiter gets the error (a 5xx), as one query would
+                logger.warning("reading %d agent keys failed: %s", len(hashes), exc)
+                for h in hashes:
+                    future = self._wanted.pop(h)
+                    future.set_exception(exc)
+                    future.exception()  # retrieved: a refresh has no waiter
+                continue
+            for h in hashes:
+                row = rows.get(h)
+                if row is None or row.revoked_ms is not None:
+                    self._live.pop(h, None)
+                    if len(self._dead) >= _MAX_NEGATIVE:
+                        self._dead.clear()
+                    self._dead.add(h)
+                elif h not in self._dead:  # else revoked here while the query ran
+                    self._live[h] = (Agent(row.id, row.host_id), started)
+                self._wanted.pop(h).set_result(None)
 
     async def flush(self) -> None:
         pending, self._last_used = self._last_used, {}

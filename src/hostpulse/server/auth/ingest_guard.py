@@ -1,5 +1,5 @@
 """The one authentication check of ``POST /api/v1/ingest``, shared by the FastAPI route and
-the ASGI fast path (``server/fast_ingest.py``) so that both enforce exactly the same rule."""
+the ASGI fast path (``server/ingest/fastpath.py``) so that both enforce exactly the same rule."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.server.auth import models as m
@@ -207,6 +207,15 @@ class AuthRepository:
             ).first()
         return None if r is None else KeyRow(*r)
 
+    async def keys_by_hash(self, key_hashes: list[str]) -> dict[str, KeyRow]:
+        """The keys of ``key_hashes`` that exist (revoked ones too), by hash: one query."""
+        t = m.agent_keys
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.c.key_hash, *_KEY_COLS).where(t.c.key_hash.in_(key_hashes))
+            )
+            return {r[0]: KeyRow(*r[1:]) for r in rows}
+
     async def live_key_of(self, host_id: str) -> bool:
         """Whether ``host_id`` has a key that is not revoked."""
         t = m.agent_keys
@@ -246,9 +255,11 @@ class AuthRepository:
         if not last_used:
             return
         t = m.agent_keys
-        async with self.engine.begin() as conn:
-            for key_id, ms in last_used.items():
-                await conn.execute(update(t).where(t.c.id == key_id).values(last_used_ms=ms))
+        rows = [{"k": key_id, "ms": ms} for key_id, ms in last_used.items()]
+        async with self.engine.begin() as conn:  # one statement: the write lock is held briefly
+            await conn.execute(
+                update(t).where(t.c.id == bindparam("k")).values(last_used_ms=bindparam("ms")), rows
+            )
 
     # -- enrollment tokens --------------------------------------------------------------------
 

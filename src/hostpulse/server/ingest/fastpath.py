@@ -3,7 +3,7 @@
 Ingest is the one route that runs hundreds of times a second; going through the framework's
 routing, dependency solving and response classes cost about a third of the CPU of a 500-sample
 request (measured with py-spy). The FastAPI route in ``api/ingest.py`` stays the documented
-one (OpenAPI) and behaves identically; both read the body with the same limits and call
+one (OpenAPI) and behaves identically; both read the body with ``body.read_body`` and call
 ``IngestService.ingest_body``.
 """
 
@@ -16,9 +16,9 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hostpulse.server.auth.ingest_guard import IngestDenied, ingest_host
-from hostpulse.server.ingest_service import IngestError
+from hostpulse.server.ingest.body import read_body
+from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.state import AppState
-from hostpulse.server.timeouts import BodyTimeout, read_within
 
 INGEST_PATH = "/api/v1/ingest"
 _JSON = [(b"content-type", b"application/json")]
@@ -43,7 +43,7 @@ class IngestFastPath:
             return
         try:
             deadline = time.monotonic() + state.settings.body_timeout
-            body = await _read(receive, headers.get(b"content-length"), limit, deadline)
+            body = await read_body(receive, headers.get(b"content-length"), limit, deadline)
             if body is None:  # the client went away
                 return
             result = await state.ingest.ingest_body(
@@ -64,36 +64,6 @@ class IngestFastPath:
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
-
-
-async def _read(
-    receive: Receive, declared: bytes | None, limit: int, deadline: float
-) -> bytes | None:
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise IngestError(400, "Content-Length is not a number") from None
-        if size > limit:
-            raise IngestError(413, f"body is {size} bytes, the limit is {limit}")
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        try:
-            message = await read_within(receive, deadline)
-        except BodyTimeout:
-            raise IngestError(
-                408, "the body did not arrive in time (body_timeout); nothing was stored"
-            ) from None
-        if message["type"] == "http.disconnect":
-            return None
-        chunk: bytes = message.get("body", b"")
-        total += len(chunk)
-        if total > limit:
-            raise IngestError(413, f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def _answer(

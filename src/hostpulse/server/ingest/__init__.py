@@ -1,0 +1,18 @@
+"""Server-side ingest: everything between an agent's ``POST /api/v1/ingest`` and the store.
+
+- ``fastpath``: the ASGI middleware that answers the route without the framework;
+  ``api/ingest.py`` is the documented FastAPI route, and both use
+- ``body``: reading the body within its size and time bounds;
+- ``service``: ``IngestService``, admission, decoding off the event loop, the host and series
+  bounds, and the hand-over to the store and the listeners (live hub, alerts);
+- ``admission``: how many requests (and bytes) are taken on at once;
+- ``decode`` and ``wire``: decompression and parsing, large protobuf bodies in pieces;
+- ``validate``: the checks of a parsed request;
+- ``limits`` and ``errors``: the bounds and the one exception (an HTTP status and a reason).
+"""
+
+from hostpulse.server.ingest.errors import IngestError
+from hostpulse.server.ingest.limits import IngestLimits
+from hostpulse.server.ingest.service import IngestService, Listener
+
+__all__ = ["IngestError", "IngestLimits", "IngestService", "Listener"]

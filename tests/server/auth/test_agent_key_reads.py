@@ -1,0 +1,121 @@
+"""The agent keys that many requests bring at once are read from the database together: a
+fleet of 300 hosts whose cache entries expire at the same moment costs a few queries, not 300
+on a pool of a few connections (where, at 1,000 hosts, requests waited seconds for a turn)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hostpulse.server.auth.agent_keys import CACHE_TTL_S, AgentKeyService
+from hostpulse.server.auth.exceptions import Unauthenticated
+from hostpulse.server.auth.repository import AuthRepository, KeyRow
+from hostpulse.server.auth.settings import AuthConfig
+
+
+class CountingRepository(AuthRepository):
+    queries: list[int]
+
+    async def keys_by_hash(self, key_hashes: list[str]) -> dict[str, KeyRow]:
+        self.queries.append(len(key_hashes))
+        return await super().keys_by_hash(key_hashes)
+
+
+def test_concurrent_lookups_share_queries_and_get_their_own_answer(tmp_path: Path) -> None:
+    async def main() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+        try:
+            repo = CountingRepository(engine)
+            repo.queries = []
+            await repo.create_tables()
+            now = [0.0]
+            keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: now[0])
+            issued = [await keys.issue(f"host-{i}") for i in range(300)]
+            revoked = issued[7]
+            await keys.revoke(revoked.id)
+
+            async def who(key: str) -> str:
+                try:
+                    return (await keys.authenticate(key)).host_id
+                except Unauthenticated:
+                    return "refused"
+
+            wanted = [k.key for k in issued] + ["hpk_" + "x" * 40]
+            got = await asyncio.gather(*(who(k) for k in wanted))
+            expected = [f"host-{i}" for i in range(300)] + ["refused"]
+            expected[7] = "refused"
+            assert got == expected
+            assert sum(repo.queries) == len(wanted) and len(repo.queries) <= 3
+
+            repo.queries.clear()
+            now[0] += CACHE_TTL_S + 1  # every entry expires at once: read again, together
+            got = await asyncio.gather(*(who(k) for k in wanted))
+            assert got == expected
+            assert 1 <= len(repo.queries) <= 3
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_failed_read_fails_its_requests_and_the_next_read_works(tmp_path: Path) -> None:
+    class Flaky(AuthRepository):
+        fail = True
+
+        async def keys_by_hash(self, key_hashes: list[str]) -> dict[str, KeyRow]:
+            if self.fail:
+                self.fail = False
+                raise OSError("disk I/O error")
+            return await super().keys_by_hash(key_hashes)
+
+    async def main() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+        try:
+            repo = Flaky(engine)
+            await repo.create_tables()
+            keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000)
+            new = await keys.issue("web-1")
+            with pytest.raises(OSError):
+                await keys.authenticate(new.key)
+            assert (await keys.authenticate(new.key)).host_id == "web-1"
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_an_entry_past_half_its_life_is_read_again_while_it_is_used(tmp_path: Path) -> None:
+    """An agent reporting every 5 s never waits for the database; a revocation by another
+    process is still seen within CACHE_TTL_S."""
+
+    async def main() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+        try:
+            repo = CountingRepository(engine)
+            repo.queries = []
+            await repo.create_tables()
+            now = [0.0]
+            keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: now[0])
+            new = await keys.issue("web-1")
+            assert (await keys.authenticate(new.key)).host_id == "web-1"
+            assert repo.queries == [1]
+            now[0] += CACHE_TTL_S / 2 - 0.5
+            assert (await keys.authenticate(new.key)).host_id == "web-1"
+            assert repo.queries == [1]  # young enough: no reading
+            await AuthRepository(engine).revoke_key(new.id, 2_000)  # another process
+            now[0] += 1.0
+            assert (await keys.authenticate(new.key)).host_id == "web-1"  # cached, still valid
+            for _ in range(100):  # the background reading finishes within a few loop turns
+                if len(repo.queries) == 2 and keys._reader is not None and keys._reader.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert repo.queries == [1, 1]
+            with pytest.raises(Unauthenticated):
+                await keys.authenticate(new.key)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

@@ -8,7 +8,8 @@
 - The host and series registry and the kept process lists: the process's relational
   ``Database`` (SQLite or PostgreSQL; tables in ``tsdb.schema``), shared by every replica.
   A host's ``last_seen_ms`` is kept in memory on ingest and written to the database every
-  ``flush_interval_ms``; other replicas read it from there every ``refresh_interval_ms``.
+  ``flush_interval_ms``; the host list (other replicas' hosts and last_seen) is read from
+  there in the background every ``refresh_interval_ms``, and at once for an unknown host.
 """
 
 from __future__ import annotations
@@ -336,11 +337,16 @@ class TsdbStore:
     async def _flush_loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.flush_interval_ms / 1000)
+                tick = min(self.flush_interval_ms, self.refresh_interval_ms) / 1000
+                await asyncio.wait_for(self._stop.wait(), tick)
             try:
                 await self._flush_seen()
             except (SQLAlchemyError, OSError) as exc:  # kept in memory; the next run retries
                 logger.warning("tsdb store: cannot save last_seen: %s", exc)
+            try:  # here, not in a read: no API request waits for the whole host list
+                await self._refresh()
+            except (SQLAlchemyError, OSError) as exc:
+                logger.warning("tsdb store: cannot read the host registry: %s", exc)
 
     async def _flush_seen(self) -> None:
         if not self._dirty:
@@ -539,11 +545,9 @@ class TsdbStore:
             ) from None
 
     async def hosts(self) -> list[HostRecord]:
-        await self._refresh()
         return [self._hosts[k] for k in sorted(self._hosts)]
 
     async def host(self, host_id: str) -> HostRecord | None:
-        await self._refresh()
         rec = self._hosts.get(host_id)
         if rec is None and (time.monotonic() - self._refreshed) > 0.5:
             await self._refresh(force=True)  # registered by another replica just now?
@@ -612,16 +616,23 @@ class TsdbStore:
             return RangeResult(chosen, reported, [])
         sel = q.selector(host_id, [metric], labels)
         if step == 1:
-            found, next_cursor = await self._raw(sel, metric, lo, end_ms, limit)
+            found, next_cursor = await self._raw(sel, metric, lo, end_ms, limit, interval_ms)
         else:
             found, next_cursor = await self._buckets(sel, metric, lo, end_ms, step, agg, limit)
         out = [SeriesPoints(s.metric, s.labels, found.get((s.metric, s.labels), [])) for s in known]
         return RangeResult(chosen, reported, out, next_cursor)
 
     async def _raw(
-        self, sel: str, metric: str, lo: int, end_ms: int, limit: int
+        self, sel: str, metric: str, lo: int, end_ms: int, limit: int, interval_ms: int
     ) -> tuple[dict[Key, list[Point]], str | None]:
-        """Raw samples in ``[lo, end_ms]``: a range selector evaluated at ``end_ms``."""
+        """Raw samples in ``[lo, end_ms]``: a range selector evaluated at ``end_ms``. A page
+        asks for about ``limit`` samples' worth of time (``limit`` agent intervals), so a long
+        raw range is read page by page rather than whole."""
+        window_end = end_ms
+        if limit > 0 and end_ms - lo >= limit * interval_ms:
+            window_end = lo + limit * interval_ms - 1
+        cursor_after = window_end + 1 if window_end < end_ms else None
+        end_ms = window_end
         params = {"query": f"{sel}[{q.duration(end_ms - lo + 1)}]", "time": q.seconds(end_ms)}
         found: dict[Key, list[Point]] = {}
         stamps: set[int] = set()
@@ -634,7 +645,7 @@ class TsdbStore:
                     points.append(Point(ts, x, x, x, 1))
                     stamps.add(ts)
             found[q.series_key(item["metric"], metric)] = points
-        next_cursor = None
+        next_cursor = None if cursor_after is None else f"{_CURSOR_PREFIX}{cursor_after}"
         if len(stamps) > limit > 0:
             cut = sorted(stamps)[limit]
             for key, points in found.items():

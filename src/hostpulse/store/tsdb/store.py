@@ -75,6 +75,8 @@ _TIER_STEP = {Tier.RAW: 0, Tier.MINUTE: 60_000, Tier.HOUR: 3_600_000}
 _CURSOR_PREFIX = "t"
 MAX_POINTS_PER_QUERY = 11_000
 """Prometheus refuses a range query of more points per series than this."""
+TABLES_PER_HOST = 4
+"""Series tables remembered per host (an agent whose containers come and go alternates)."""
 INLINE_SAMPLES = 5_000
 """A request of at most this many samples is encoded on the event loop (about a millisecond)."""
 _HOST_COLUMNS = (
@@ -207,6 +209,10 @@ def _proc_snapshot(data: bytes) -> ProcessSnapshot:
     )
 
 
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+
+
 def _parse_cursor(cursor: str) -> int:
     if not cursor.startswith(_CURSOR_PREFIX) or not cursor[1:].lstrip("-").isdigit():
         raise BadCursorError(f"invalid cursor {cursor!r}")
@@ -254,11 +260,11 @@ class TsdbStore:
         )
         self._client: httpx.AsyncClient | None = None
         self._hosts: dict[str, HostRecord] = {}
-        self._tables: dict[str, tuple[bytes, SeriesTable]] = {}
+        self._tables: dict[str, dict[bytes, SeriesTable]] = {}  # host -> digest -> table
         self._last_proc: dict[str, int] = {}
         self._dirty: dict[str, int] = {}  # host -> last_seen_ms not yet in the database
         self._refreshed = -1e18  # time.monotonic() of the last registry read
-        self._reg_lock = asyncio.Lock()
+        self._reg_locks: dict[str, asyncio.Lock] = {}
         self._refresh_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -395,21 +401,25 @@ class TsdbStore:
     async def _table(self, batch: HostBatch, received_ms: int) -> SeriesTable:
         host_id = batch.host.host_id
         digest = table_digest(batch)
-        known = self._tables.get(host_id)
-        if known is not None and known[0] == digest:
-            return known[1]
+        tables = self._tables.get(host_id)
+        table = tables.get(digest) if tables is not None else None
+        if table is not None:
+            return table
         keys = _keys(batch)
         for metric, labels in keys:
             problem = series_problem(metric, labels)
             if problem is not None:
                 raise InvalidRequestError(f"host {host_id!r}: {problem}")
-        async with self._reg_lock:
-            known = self._tables.get(host_id)
-            if known is not None and known[0] == digest:
-                return known[1]
+        lock = self._reg_locks.setdefault(host_id, asyncio.Lock())
+        async with lock:  # one registration per host at a time; hosts register in parallel
+            tables = self._tables.setdefault(host_id, {})
+            table = tables.get(digest)
+            if table is not None:
+                return table
             await self._register(batch, keys, received_ms)
-            table = SeriesTable(host_id, keys)
-            self._tables[host_id] = (digest, table)
+            if len(tables) >= TABLES_PER_HOST:  # a host whose series keep changing
+                tables.clear()
+            table = tables[digest] = SeriesTable(host_id, keys)
             return table
 
     async def _register(self, batch: HostBatch, keys: list[Key], received_ms: int) -> None:
@@ -441,8 +451,8 @@ class TsdbStore:
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
         try:
             parts = [(b, await self._table(b, received_ms)) for b in request.batches]
-        except DBAPIError as exc:
-            raise StoreUnavailableError(f"the database cannot write: {exc.orig}") from exc
+        except (DBAPIError, OSError) as exc:
+            raise StoreUnavailableError(f"the database cannot write: {_reason(exc)}") from exc
         samples = sum(len(s.values) for b in request.batches for s in b.snapshots)
         if samples <= INLINE_SAMPLES:
             chunks = list(write_chunks(parts, self.max_samples_per_write))
@@ -454,8 +464,8 @@ class TsdbStore:
                 self._writes.submit([(raw, n) for n, raw in chunks]),
                 self._proc_writes.submit([(row, 1) for row in procs]),
             )
-        except DBAPIError as exc:
-            raise StoreUnavailableError(f"the database cannot write: {exc.orig}") from exc
+        except (DBAPIError, OSError) as exc:
+            raise StoreUnavailableError(f"the database cannot write: {_reason(exc)}") from exc
         for row in procs:
             host = str(row["host_id"])
             ts = row["ts_ms"]

@@ -17,13 +17,19 @@ from hostpulse.cli.main import app
 from hostpulse.server.auth import models as auth_models
 from hostpulse.store import schema
 from hostpulse.store.db import Database, downgrade, upgrade
+from hostpulse.store.tsdb import schema as tsdb_schema
 
 pytestmark = pytest.mark.anyio
 
 
 def _declared() -> MetaData:
     every = MetaData()
-    for metadata in (schema.metadata, alert_models.metadata, auth_models.metadata):
+    for metadata in (
+        schema.metadata,
+        alert_models.metadata,
+        auth_models.metadata,
+        tsdb_schema.metadata,
+    ):
         for table in metadata.tables.values():
             table.to_metadata(every)
     return every
@@ -80,6 +86,7 @@ async def test_upgrade_step_by_step_keeps_the_rows(database_url: str) -> None:
         async with database.engine.connect() as conn:
             found = await conn.execute(text("SELECT uses, max_hosts FROM auth_enrollment_tokens"))
             assert found.all() == [(3, None)]  # kept; the server's setting applies to it
+        await upgrade(database.engine, "0400_tsdb")
         async with database.engine.connect() as conn:
             assert (await conn.execute(text("SELECT host_id FROM ts_hosts"))).all() == [("old",)]
         await downgrade(database.engine, "0002_blocks")
@@ -107,7 +114,7 @@ def test_db_command_upgrades_every_database_the_server_opens(
     res = runner.invoke(app, ["db", "upgrade", *args])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["db", "current", *args])
-    assert res.output.count("0310_token_hosts (head)") == (2 if server_db else 1), res.output
+    assert res.output.count("0400_tsdb (head)") == (2 if server_db else 1), res.output
     if server_db:
         assert "postgresql" in res.output and str(tmp_path / "store") in res.output
         assert (tmp_path / "store" / "hostpulse.db").is_file()

@@ -14,6 +14,7 @@ from hostpulse.server.config import (
     ServerSettings,
     check_data_dir,
     check_database,
+    check_redis,
     describe_error,
 )
 
@@ -32,6 +33,14 @@ DbOpt = Annotated[
         help="postgresql://user@host:5432/dbname: users, keys, tokens and alerts in PostgreSQL "
         "(samples stay under --data-dir); or a path / sqlite+aiosqlite:/// URL for the embedded "
         "store. Also HOSTPULSE_DATABASE_URL.",
+    ),
+]
+RedisOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url",
+        help="redis://host:6379/0: share live fan-out, rate limits, revocations and alert "
+        "ownership with the other replicas (docs/scale-out-redis.md). Also HOSTPULSE_REDIS_URL.",
     ),
 ]
 RawOpt = Annotated[str | None, typer.Option("--retention-raw", help="Raw samples [7d].")]
@@ -98,7 +107,7 @@ def load_settings(**overrides: Any) -> ServerSettings:
     except ValidationError as exc:
         typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
-    problem = check_data_dir(settings) or check_database(settings)
+    problem = check_data_dir(settings) or check_database(settings) or check_redis(settings)
     if problem is not None:
         typer.echo(f"invalid server settings:\n{problem}", err=True)
         raise typer.Exit(2)
@@ -152,6 +161,7 @@ def server(
     port: PortOpt = None,
     data_dir: DataOpt = None,
     database_url: DbOpt = None,
+    redis_url: RedisOpt = None,
     retention_raw: RawOpt = None,
     retention_minute: MinOpt = None,
     retention_hour: HourOpt = None,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from replicas import Cluster, ingest, redis_db, start_cluster  # noqa: F401 (fixtures)
+from replicas import PASSWORD, Cluster, ingest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -40,7 +40,7 @@ def test_a_websocket_on_one_replica_sees_samples_ingested_through_another(
     cluster = start_cluster(2)
     a, b = cluster.replicas
     key = cluster.agent_key("web-1", 1)
-    token = login(a.url, "admin", cluster_password())["access_token"]
+    token = login(a.url, "admin", PASSWORD)["access_token"]
 
     async def run() -> None:
         async with ws_connect(a.url, token, "hosts=web-1&fleet=true") as ws:
@@ -63,12 +63,6 @@ def test_a_websocket_on_one_replica_sees_samples_ingested_through_another(
                         got_fleet = True
 
     asyncio.run(run())
-
-
-def cluster_password() -> str:
-    from replicas import PASSWORD
-
-    return PASSWORD
 
 
 def test_users_logins_and_limits_are_shared_by_the_replicas(start_cluster: StartCluster) -> None:

@@ -173,4 +173,3 @@ def ingest(url: str, key: str, body: bytes) -> httpx.Response:
         headers={"authorization": f"Bearer {key}", "content-type": "application/x-protobuf"},
         timeout=30,
     )
-

@@ -200,7 +200,8 @@ class ClusterNode:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 changed = await self.membership.beat()
-                await self.client.set(SECRET_KEY, self._secret, nx=True)
+                if self._secret:
+                    await self.client.set(SECRET_KEY, self._secret, nx=True)
             except RedisFailure as exc:
                 # keep the hosts we own: the others cannot see Redis either, or they take
                 # them over once our entry expires (then claims keep notifications single)

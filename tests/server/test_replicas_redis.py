@@ -71,6 +71,14 @@ def test_a_websocket_on_one_replica_sees_samples_ingested_through_another(
                         got_fleet = True
 
     asyncio.run(run())
+    metrics = httpx.get(f"{b.url}/metrics", headers=cluster.admin(1), timeout=30).text
+    assert "hostpulse_cluster_replicas 2.0" in metrics
+    published = [
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("hostpulse_cluster_published_messages_total ")
+    ]
+    assert published and published[0] >= 1
 
 
 def test_users_logins_and_limits_are_shared_by_the_replicas(start_cluster: StartCluster) -> None:

@@ -98,6 +98,8 @@ class Replica:
 class Cluster:
     replicas: list[Replica]
     redis: redis.Redis
+    database_url: str = ""
+    redis_url: str = ""
     keys: dict[str, str] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -174,7 +176,7 @@ def start_cluster(
                 for rest in launched[i + 1 :]:
                     rest.stop(signal.SIGKILL)
                 raise
-        return Cluster(list(started), client)
+        return Cluster(list(started), client, database_url, redis_url)
 
     try:
         yield start

@@ -34,6 +34,7 @@ from hostpulse.alerts.channels import (
     unmask,
 )
 from hostpulse.alerts.channels.email import EmailSpec
+from hostpulse.alerts.claims import ClaimedSender, NotificationClaims
 from hostpulse.alerts.clock import Clock, SystemClock
 from hostpulse.alerts.config import AlertsConfig, format_errors
 from hostpulse.alerts.dispatch import Attempt, Dispatcher, Job, RetryPolicy
@@ -49,7 +50,15 @@ from hostpulse.alerts.net import Resolver, SafeHttp, TargetGuard
 from hostpulse.alerts.repository import AlertRepository, HistoryQuery
 from hostpulse.alerts.rules import default_rules
 from hostpulse.alerts.schema import AnyRule, SilenceSpec, rule_from_dict, rule_to_dict
-from hostpulse.alerts.types import AlertInstance, HostDirectory, Kind, Notification, Sample
+from hostpulse.alerts.types import (
+    AlertInstance,
+    HostDirectory,
+    HostSeen,
+    Kind,
+    Notification,
+    Sample,
+    State,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +102,15 @@ class AlertService:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         run_ticker: bool = True,
         hosts: HostDirectory | None = None,
+        owns: Callable[[str], bool] | None = None,
+        claims: NotificationClaims | None = None,
     ) -> None:
         """``hosts``: where hostnames come from (notifications and answers name hosts by
-        them, with the id alongside); without it, hosts are named by their ids."""
+        them, with the id alongside); without it, hosts are named by their ids.
+
+        ``owns`` and ``claims`` (several replicas on one database): this process evaluates
+        only the hosts ``owns`` accepts (``rebalance`` when that changes), announces only
+        what ``claims`` grants, and reads the active alerts from the database."""
         self.config = config or AlertsConfig()
         self.hosts = hosts
         self.clock = clock or SystemClock()
@@ -123,6 +138,13 @@ class AlertService:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hosts_saved_ms = 0
+        self.owns = owns
+        self.sender = ClaimedSender(self.dispatcher, claims)
+        self.changed: Callable[[], None] = lambda: None
+        """Called after rules, channels or silences changed here (the cluster tells the
+        other replicas, which then ``reload``)."""
+        self.forward_ack: Callable[[str, str], None] = lambda alert_id, by: None
+        """Hands an acknowledgement of an alert held by another replica to it."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -142,11 +164,10 @@ class AlertService:
             await repo.put_spec(models.silences, s.id, spec, "config", now)
         await self._load()
         instances, hosts = await repo.load_state()
-        self.engine.restore(instances, hosts)
+        self.engine.restore(*self._mine(instances, hosts))
         self._loop = asyncio.get_running_loop()
         self.engine.on_output = self._signal
-        for queued in await repo.queued_notifications():
-            self.dispatcher.submit(Job(queued.id, queued.channel_id, queued.notification))
+        await self._resubmit(lambda host: self.owns is None or self.owns(host))
         self._tasks.append(asyncio.create_task(self._flusher(), name="alerts-flush"))
         if self._run_ticker:
             self._tasks.append(asyncio.create_task(self._ticker(), name="alerts-tick"))
@@ -154,6 +175,53 @@ class AlertService:
             "alerts started",
             extra={"rules": len(self._rules), "channels": len(self._channels)},
         )
+
+    def _mine(
+        self, instances: list[AlertInstance], hosts: list[HostSeen]
+    ) -> tuple[list[AlertInstance], list[HostSeen]]:
+        owns = self.owns
+        if owns is None:
+            return instances, hosts
+        return [i for i in instances if owns(i.host)], [h for h in hosts if owns(h.host)]
+
+    async def _resubmit(self, wanted: Callable[[str], bool]) -> None:
+        """Hand the notifications still queued in the database for hosts ``wanted`` accepts
+        to their channels (those of a process that stopped before sending them)."""
+        for queued in await self.repo.queued_notifications():
+            n = queued.notification
+            if n.alerts and not any(wanted(v.host) for v in n.alerts):
+                continue
+            if not n.alerts and self.owns is not None:
+                continue  # a test send: its own request's business
+            allowed = await self.sender.allowed(n)
+            if allowed is not None:  # else sent, or being sent by a live replica
+                self.sender.submit(allowed, [Job(queued.id, queued.channel_id, allowed)])
+
+    async def rebalance(self) -> None:
+        """The hosts this process owns changed (``owns``): save what the engine decided,
+        let go of the hosts now owned by another replica (their state stays in the database
+        for it) and take up the ones gained from the database, with their queued
+        notifications."""
+        owns = self.owns
+        if owns is None:
+            return
+        await self.flush(save_hosts=True)
+        held = self.engine.release(owns)
+        instances, hosts = await self.repo.load_state()
+        gained_instances = [i for i in instances if owns(i.host) and i.host not in held]
+        gained_hosts = [h for h in hosts if owns(h.host) and h.host not in held]
+        self.engine.restore(gained_instances, gained_hosts)
+        gained = {i.host for i in gained_instances} | {h.host for h in gained_hosts}
+        if gained:
+            await self._resubmit(gained.__contains__)
+        logger.info(
+            "alert ownership changed",
+            extra={"hosts": len(self.engine.held_hosts()), "gained": len(gained)},
+        )
+
+    async def reload(self) -> None:
+        """Rules, channels or silences changed on another replica: read them again."""
+        await self._load()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -276,13 +344,40 @@ class AlertService:
             items = [(c, n) for n in notifications for c in self._route(n)]
             if not (items or out.changed or out.removed or out.transitions or out.hosts):
                 return
+            if self.sender.claims is not None and items:
+                notifications = await self._claimed(notifications)
+                items = [(c, n) for n in notifications for c in self._route(n)]
             loop = asyncio.get_running_loop()
             rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
-            for row, (channel_id, n) in zip(rows, items, strict=True):
-                self.dispatcher.submit(Job(None, channel_id, n, row))
+            jobs = [Job(None, c, n, row) for row, (c, n) in zip(rows, items, strict=True)]
+            for n in notifications:
+                self.sender.submit(n, [j for j in jobs if j.notification is n])
             self._save_tail = asyncio.create_task(
                 self._save(self._save_tail, out, items, rows, now), name="alerts-save"
             )
+
+    async def _claimed(self, notifications: list[Notification]) -> list[Notification]:
+        """The notifications (or the part of each) this replica may announce; those no
+        channel wants are neither announced nor claimed."""
+        out = []
+        for n in notifications:
+            allowed = await self.sender.allowed(n) if self._route(n) else None
+            if allowed is not None:
+                out.append(allowed)
+        return out
+
+    async def current(self) -> list[AlertInstance]:
+        """The active alerts: this process's own, or with ``owns`` (several replicas) every
+        replica's as saved in the database."""
+        if self.owns is None:
+            return self.active()
+        await self.flush()
+        instances, _ = await self.repo.load_state()
+        live = (State.PENDING, State.FIRING)
+        return sorted(
+            (i for i in instances if i.state in live),
+            key=lambda i: (-(i.severity or 0), i.fired_at_ms or i.pending_since_ms or 0),
+        )
 
     async def host_names(self, host_ids: Iterable[str]) -> dict[str, str]:
         """Hostname by host id, for the ids the host directory knows. Bounded: a directory
@@ -371,6 +466,7 @@ class AlertService:
             models.rules, rule.id, rule_to_dict(rule), "api", self.clock.now_ms()
         )
         await self._load()
+        self.changed()
         return self.rule(rule.id)
 
     async def delete_rule(self, rule_id: str) -> None:
@@ -395,6 +491,7 @@ class AlertService:
         data = _dump(spec)
         await self.repo.put_spec(models.channels, spec.id, data, "api", self.clock.now_ms())
         await self._load()
+        self.changed()
         return self.channel(spec.id)
 
     async def _check_targets(self, spec: AnyChannelSpec) -> None:
@@ -447,6 +544,7 @@ class AlertService:
         data = spec.model_dump(mode="json")
         await self.repo.put_spec(models.silences, silence_id, data, "api", self.clock.now_ms())
         await self._load()
+        self.changed()
         return self.silence(silence_id)
 
     async def delete_silence(self, silence_id: str) -> None:
@@ -458,9 +556,30 @@ class AlertService:
         return self.engine.active()
 
     async def acknowledge(self, alert_id: str, by: str) -> AlertInstance:
-        inst = self.engine.acknowledge(alert_id, by)
+        """Acknowledge a firing alert. With ``owns``, an alert of a host another replica owns
+        is acknowledged there (``forward_ack``; the answer shows it acknowledged)."""
+        if self.owns is None or self.engine.get(alert_id) is not None:
+            inst = self.engine.acknowledge(alert_id, by)
+            await self.flush()
+            return inst
         await self.flush()
-        return inst
+        instances, _ = await self.repo.load_state()
+        found = next((i for i in instances if i.id == alert_id), None)
+        if found is None or found.state not in (State.PENDING, State.FIRING):
+            raise NotFoundError(f"no active alert with id {alert_id!r}")
+        if found.state is not State.FIRING:
+            raise ConflictError(f"alert {alert_id!r} is {found.state.value}, not firing")
+        found.acked_by, found.acked_at_ms = by, self.clock.now_ms()
+        self.forward_ack(alert_id, by)
+        return found
+
+    async def acknowledge_held(self, alert_id: str, by: str) -> None:
+        """Another replica forwarded an acknowledgement: apply it if this one owns the alert."""
+        if self.engine.get(alert_id) is None:
+            return
+        with contextlib.suppress(NotFoundError, ConflictError):
+            self.engine.acknowledge(alert_id, by)
+            await self.flush()
 
     async def history(self, query: HistoryQuery) -> list[dict[str, Any]]:
         return await self.repo.history(query)
@@ -469,6 +588,7 @@ class AlertService:
         _get(items, key, what)
         await self.repo.delete_spec(table, key)
         await self._load()
+        self.changed()
 
 
 def _get(items: dict[str, Entry[T]], key: str, what: str) -> Entry[T]:

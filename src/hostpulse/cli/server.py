@@ -14,6 +14,7 @@ from hostpulse.server.config import (
     ServerSettings,
     check_data_dir,
     check_database,
+    check_redis,
     describe_error,
 )
 
@@ -50,6 +51,14 @@ TsdbQueryOpt = Annotated[
         "--tsdb-query-url",
         help="Where the TSDB answers queries, default --tsdb-url "
         "(cluster: http://vmselect:8481/select/0/prometheus). Also HOSTPULSE_TSDB_QUERY_URL.",
+    ),
+]
+RedisOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url",
+        help="redis://host:6379/0: share live fan-out, rate limits, revocations and alert "
+        "ownership with the other replicas (docs/scale-out-redis.md). Also HOSTPULSE_REDIS_URL.",
     ),
 ]
 RawOpt = Annotated[str | None, typer.Option("--retention-raw", help="Raw samples [7d].")]
@@ -107,16 +116,18 @@ MetricsTokenOpt = Annotated[
 ]
 
 
-def load_settings(**overrides: Any) -> ServerSettings:
+def load_settings(*, probe_redis: bool = True, **overrides: Any) -> ServerSettings:
     """Environment (HOSTPULSE_*) with flags on top; exit 2 naming the key when invalid,
-    including a bad alerts.yml (checked here so that the server never starts with it)."""
+    including a bad alerts.yml (checked here so that the server never starts with it).
+    ``probe_redis=False``: a command that works without Redis (``hostpulse user ...``)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = ServerSettings(**given)
     except ValidationError as exc:
         typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
-    problem = check_data_dir(settings) or check_database(settings)
+    redis_problem = check_redis(settings) if probe_redis else None
+    problem = check_data_dir(settings) or check_database(settings) or redis_problem
     if problem is not None:
         typer.echo(f"invalid server settings:\n{problem}", err=True)
         raise typer.Exit(2)
@@ -172,6 +183,7 @@ def server(
     database_url: DbOpt = None,
     tsdb_url: TsdbOpt = None,
     tsdb_query_url: TsdbQueryOpt = None,
+    redis_url: RedisOpt = None,
     retention_raw: RawOpt = None,
     retention_minute: MinOpt = None,
     retention_hour: HourOpt = None,

@@ -4,7 +4,8 @@ A request's key is found by its SHA-256 (one dict lookup once cached). The cache
 keys only and is updated by every revoke/rotate/enroll of this process, so a revocation through
 the API is effective on the next request; an entry is also re-read from the database after
 ``CACHE_TTL_S``, so a revocation by another process (``hostpulse key revoke``, another replica)
-takes effect within that time. An entry older than half of that is read again in the
+takes effect within that time (with ``redis_url`` the replicas tell each other at once:
+``changed`` and ``forget``). An entry older than half of that is read again in the
 background while requests go on using it, so an agent that reports more often than every
 ``CACHE_TTL_S / 2`` never waits for the database; and the keys requests need at the same time
 are read in one query (``_read_wanted``): a fleet of 1,000 hosts made one query per host on a
@@ -73,6 +74,9 @@ class AgentKeyService:
         self._last_used: dict[int, int] = {}
         self._wanted: dict[str, asyncio.Future[None]] = {}  # hash -> its reading
         self._reader: asyncio.Task[None] | None = None
+        self.changed: Callable[[int | None, str | None], None] = lambda key_id, host_id: None
+        """Called after a key stopped working here: ``(key_id, None)`` revoked, ``(None,
+        host_id)`` replaced by a new key of the host."""
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -136,6 +140,17 @@ class AgentKeyService:
         pending, self._last_used = self._last_used, {}
         await self.repo.touch_keys(pending)
 
+    def forget(self, *, key_id: int | None = None, host_id: str | None = None) -> None:
+        """Another replica revoked key ``key_id`` or replaced ``host_id``'s key: drop them
+        from the cache (refused from the next request on)."""
+        self._forget(key_id=key_id, host_id=host_id)
+
+    def forget_all(self) -> None:
+        """Read every key from the database again at its next use (revocations may have been
+        missed while the replicas could not talk)."""
+        self._live.clear()
+        self._dead.clear()
+
     def _forget(self, *, key_id: int | None = None, host_id: str | None = None) -> None:
         for h, (a, _) in list(self._live.items()):
             if a.key_id == key_id or a.host_id == host_id:
@@ -156,6 +171,7 @@ class AgentKeyService:
         if key_id is None:
             raise self._enrolled(host_id)
         self._forget(host_id=host_id)
+        self.changed(None, host_id)
         return NewKey(key_id, host_id, key)
 
     @staticmethod
@@ -180,6 +196,7 @@ class AgentKeyService:
         await self._get(key_id)
         self._forget(key_id=key_id)
         await self.repo.revoke_key(key_id, self._now())
+        self.changed(key_id, None)
 
     async def rotate(self, key_id: int) -> NewKey:
         """A new key for the host of key ``key_id``, which is revoked."""

@@ -269,6 +269,18 @@ def check_ca_file(path: str) -> None:
         raise ConfigError("shipper.ca_file", f"cannot read {path!r}: {exc.strerror}") from None
 
 
+def _join_server_list(tree: dict[str, Any]) -> None:
+    """``shipper.server`` as a YAML list of URLs -> the comma-separated form."""
+    shipper = tree.get("shipper")
+    if not isinstance(shipper, dict) or not isinstance(shipper.get("server"), list):
+        return
+    urls = shipper["server"]
+    for i, url in enumerate(urls):
+        if not isinstance(url, str) or "," in url:
+            raise ConfigError(f"shipper.server[{i}]", f"expected a URL, got {url!r}")
+    shipper["server"] = ",".join(urls)
+
+
 def load_settings(
     config_file: Path | None = None,
     *,
@@ -288,14 +300,19 @@ def load_settings(
         if isinstance(layer.get("labels"), str):  # "env=prod,role=db": merged name by name
             layer["labels"] = labels_from_text(layer["labels"], "labels")
         tree = _merge(tree, layer)
+    _join_server_list(tree)
     settings = validate(AgentSettings, tree)
     if settings.shipper.server is not None:
         from hostpulse.agent.delivery.transport import ingest_url
 
-        try:
-            ingest_url(settings.shipper.server)
-        except ValueError as exc:
-            raise ConfigError("shipper.server", str(exc)) from None
+        urls = settings.shipper.server_urls()
+        if not urls:
+            raise ConfigError("shipper.server", "no server URL given")
+        for url in urls:
+            try:
+                ingest_url(url)
+            except ValueError as exc:
+                raise ConfigError("shipper.server", str(exc)) from None
     if settings.shipper.ca_file is not None:
         check_ca_file(settings.shipper.ca_file)
     if settings.exporter.listen is not None:

@@ -126,7 +126,7 @@ def serve(
             all_sinks.append(delivery.shipper)
             logger.info(
                 "shipping to %s (spool %s)",
-                settings.shipper.server,
+                " then ".join(settings.shipper.server_urls()),
                 settings.spool.directory(),
             )
         if not all_sinks:

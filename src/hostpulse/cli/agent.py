@@ -52,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", metavar="SECONDS", help="Collection interval [5, min 1].")
     p.add_argument("--top-n", metavar="N", help="Processes in the top lists [10].")
     p.add_argument("--listen", metavar="HOST:PORT", help="Serve /metrics, e.g. 127.0.0.1:9100.")
-    p.add_argument("--server", metavar="URL", help="Ship to this hostpulse server (http(s)://...).")
+    p.add_argument(
+        "--server",
+        action="append",
+        metavar="URL",
+        help="Ship to this hostpulse server (http(s)://...). Repeat it (or give a comma "
+        "list) to fail over: the URLs are tried in order of preference.",
+    )
     p.add_argument(
         "--ca",
         metavar="FILE",
@@ -114,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         "interval": args.interval,
         "top_n": args.top_n,
         "exporter.listen": args.listen,
-        "shipper.server": args.server,
+        "shipper.server": ",".join(args.server) if args.server else None,
         "shipper.ca_file": args.ca,
         "spool.dir": args.spool_dir,
         "shipper.key_file": args.key_file,

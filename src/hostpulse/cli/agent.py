@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host-id", metavar="ID", help="Host identifier [/etc/machine-id].")
     p.add_argument(
+        "--host-root",
+        metavar="DIR",
+        help="In a container: where the host's / is mounted (read-only); the host's /proc and "
+        "/sys are read at DIR/proc and DIR/sys, its filesystems measured under DIR.",
+    )
+    p.add_argument(
         "--label", "-l", action="append", metavar="NAME=VALUE", help="Host label (repeat)."
     )
     p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning, error [info].")
@@ -125,6 +131,7 @@ def _run(args: argparse.Namespace) -> int:
         "spool.dir": args.spool_dir,
         "shipper.key_file": args.key_file,
         "host_id": args.host_id,
+        "host_root": args.host_root,
         "log.level": args.log_level,
         "log.file": args.log_file,
         "labels": ",".join(args.label) if args.label else None,
@@ -210,7 +217,9 @@ def _enroll(settings: AgentSettings, token: str) -> int:
     from hostpulse.agent.delivery.enroll import EnrollError, key_path, request_key, save_key
     from hostpulse.agent.snapshot import resolve_host_id
 
-    host_id = resolve_host_id(settings.host_id)
+    host_id = resolve_host_id(
+        settings.host_id, machine_id=Path(settings.rootfs()) / "etc" / "machine-id"
+    )
     path = key_path(settings.shipper, settings.spool)
     try:
         key = request_key(settings.shipper, token, host_id, socket.gethostname())

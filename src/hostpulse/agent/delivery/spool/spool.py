@@ -8,10 +8,12 @@ backlog). Persistent counters live in the same file, so they survive restarts.
 
 Durability: an append is one ``write`` (a killed process loses nothing written); the segment is
 fsync'd at most once per ``fsync_interval`` by ``sync()`` (the shipper calls it from a timer)
-and on ``close()``. State is always written before a segment file is deleted, so a crash never
-turns delivered or dropped records into "lost" ones. Recovery at open checks every record's
-CRC, skips damaged regions, rewrites damaged segments with their intact records and counts
-what was lost (sequence gaps, plus a torn tail) exactly once.
+and on ``close()``. State is written at most once per ``state_interval`` otherwise (an agent
+that crashes sends up to that much again; the server stores it once), and always before a
+segment file is deleted, so a crash never turns delivered or dropped records into "lost" ones.
+Recovery at open checks every record's CRC, skips damaged regions, rewrites damaged segments
+with their intact records and counts what was lost (sequence gaps, plus a torn tail) exactly
+once.
 
 Caps: the oldest whole segments are dropped when the size cap would be exceeded, and records
 older than ``max_age`` are dropped; both are counted (``dropped_size`` / ``dropped_age``).
@@ -106,6 +108,7 @@ class Spool:
         self._dropped_inflight: set[int] = set()
         self._dirty = False
         self._state_dirty = False
+        self._state_written = 0.0
         self._closed = False
         self._dropped_reasons: dict[int, str] = {}
         self._live_mark = 0  # newest sequence handed out so far
@@ -349,7 +352,9 @@ class Spool:
             if consumed and consumed < len(self._segs):
                 self._write_state()
                 self._remove_front(consumed)
-            elif self._state_dirty:
+            elif self._state_dirty and (
+                time.monotonic() - self._state_written >= self._settings.state_interval
+            ):
                 self._write_state()
 
     def close(self) -> None:
@@ -369,6 +374,7 @@ class Spool:
         self._state.last_seq = self._next_seq - 1
         self._state_size = write_state(self._dir, self._state)
         self._state_dirty = False
+        self._state_written = time.monotonic()
 
     # --- counters ------------------------------------------------------------------------
     def _bump(self, name: str, n: int) -> None:

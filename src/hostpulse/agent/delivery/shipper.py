@@ -14,9 +14,9 @@ table into one ``HostBatch``, and POSTs an ``IngestRequest`` (protobuf, gzip, be
   the same body to the next URL at once (``failover.py``);
 - any other status: never resent; logged with the server's reason, counted ``rejected``.
 
-A second thread fsyncs the spool once per ``fsync_interval``. ``close`` tries to deliver what is
-pending for a bounded time, then syncs and closes the spool: nothing pending is lost, it is sent
-at the next start.
+A second thread fsyncs the spool after appends, at most once per ``fsync_interval``. ``close``
+tries to deliver what is pending for a bounded time, then syncs and closes the spool: nothing
+pending is lost, it is sent at the next start.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, HostBatch, IngestRequest
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "hostpulse-agent"
+IDLE_SYNC = 10.0
+"""Seconds the sender and the spool's sync thread sleep when nothing is appended."""
 _RAW, _ZLIB = b"\x00", b"\x01"
 
 
@@ -147,6 +149,7 @@ class Shipper:
         self._backoff = Backoff(settings.backoff_min, settings.backoff_max, self._rng)
         self.latency = LatencyTracker()
         self._wake = threading.Event()
+        self._appended = threading.Event()
         self._closing = threading.Event()
         self._stop_now = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -165,6 +168,7 @@ class Shipper:
             self._spool.add_counter("dropped_size")
             return
         self._wake.set()
+        self._appended.set()
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -181,6 +185,7 @@ class Shipper:
         if sender is not None:
             sender.join(timeout)
         self._stop_now.set()
+        self._appended.set()
         for t in self._threads:
             t.join(self.settings.timeout + 1.0)
         self.servers.close()
@@ -191,11 +196,20 @@ class Shipper:
 
     # --- the threads ---------------------------------------------------------------------
     def _sync_loop(self) -> None:
-        while not self._stop_now.wait(self._fsync_interval):
+        """fsync soon after an append, then at most once per ``fsync_interval``; without
+        appends, every ``IDLE_SYNC`` seconds for the spool's housekeeping. (Waking every
+        ``fsync_interval`` with nothing to do cost the agent more CPU than a collector.)"""
+        while not self._stop_now.is_set():
+            self._appended.wait(IDLE_SYNC)
+            self._appended.clear()
+            if self._stop_now.is_set():
+                return
             try:
                 self._spool.sync()
             except OSError:
                 logger.exception("spool sync failed")
+            if self._stop_now.wait(self._fsync_interval):
+                return
 
     def _wait(self, seconds: float) -> None:
         """A backoff wait; cut short by ``close`` so the flush makes one more attempt."""
@@ -213,7 +227,7 @@ class Shipper:
             if not records:
                 if self._closing.is_set():
                     return
-                self._wake.wait(1.0)
+                self._wake.wait(IDLE_SYNC)  # put() and close() wake it
                 self._wake.clear()
                 continue
             try:

@@ -196,20 +196,20 @@ class Shipper:
 
     # --- the threads ---------------------------------------------------------------------
     def _sync_loop(self) -> None:
-        """fsync soon after an append, then at most once per ``fsync_interval``; without
-        appends, every ``IDLE_SYNC`` seconds for the spool's housekeeping. (Waking every
-        ``fsync_interval`` with nothing to do cost the agent more CPU than a collector.)"""
+        """Sync the spool ``fsync_interval`` after an append; without appends, every
+        ``IDLE_SYNC`` seconds for the spool's housekeeping. (Waking every ``fsync_interval``
+        with nothing to do cost the agent more CPU than a collector.)"""
         while not self._stop_now.is_set():
             self._appended.wait(IDLE_SYNC)
             self._appended.clear()
-            if self._stop_now.is_set():
+            # one fsync_interval after the append: usually delivered by then, and a record
+            # already delivered needs no fsync (Spool.sync)
+            if self._stop_now.wait(self._fsync_interval):
                 return
             try:
                 self._spool.sync()
             except OSError:
                 logger.exception("spool sync failed")
-            if self._stop_now.wait(self._fsync_interval):
-                return
 
     def _wait(self, seconds: float) -> None:
         """A backoff wait; cut short by ``close`` so the flush makes one more attempt."""

@@ -83,7 +83,7 @@ class SpoolSettings:
     fsync_interval: float = field(default=1.0, metadata={"min": 0.01, "max": 60.0})
     """Appends are fsync'd together at most this often (seconds); a crash of the machine loses
     at most this much, a crash of the agent alone loses nothing that was appended."""
-    state_interval: float = field(default=10.0, metadata={"min": 0.0, "max": 600.0})
+    state_interval: float = field(default=30.0, metadata={"min": 0.0, "max": 600.0})
     """The delivery cursor and counters (``state.json``) are written at most this often
     (seconds), and always at shutdown and before delivered segments are deleted. Writing them
     after every request cost more CPU than the rest of the delivery; a crash of the agent

@@ -18,7 +18,11 @@ class ShipperSettings:
     """``shipper:`` in the agent's configuration; ``server`` is ``--server``."""
 
     server: str | None = None
-    """Server base URL (``https://monitor.example.com``); None: do not ship."""
+    """Server base URL (``https://monitor.example.com``); None: do not ship. Several URLs,
+    comma-separated (or a YAML list in the file), are tried in this order of preference
+    (``delivery/failover.py``)."""
+    failback_after: float = field(default=120.0, metadata={"min": 1.0, "max": 86400.0})
+    """After failing over, try the first server URL again after this many seconds."""
     api_key: str | None = None
     """Sent as ``Authorization: Bearer <key>``; default: the key in ``key_file``."""
     key_file: str | None = None
@@ -50,6 +54,12 @@ class ShipperSettings:
     for: ``hostpulse up``'s own agent uses it for its loopback connection, pinned to the
     server's certificate."""
 
+    def server_urls(self) -> list[str]:
+        """The server URLs in order of preference (``server`` split at commas)."""
+        if self.server is None:
+            return []
+        return [item.strip() for item in self.server.split(",") if item.strip()]
+
 
 def default_spool_dir() -> Path:
     """The per-user spool directory when ``spool.dir`` is not set: ``%LOCALAPPDATA%`` on
@@ -73,6 +83,11 @@ class SpoolSettings:
     fsync_interval: float = field(default=1.0, metadata={"min": 0.01, "max": 60.0})
     """Appends are fsync'd together at most this often (seconds); a crash of the machine loses
     at most this much, a crash of the agent alone loses nothing that was appended."""
+    state_interval: float = field(default=30.0, metadata={"min": 0.0, "max": 600.0})
+    """The delivery cursor and counters (``state.json``) are written at most this often
+    (seconds), and always at shutdown and before delivered segments are deleted. Writing them
+    after every request cost more CPU than the rest of the delivery; a crash of the agent
+    sends at most this much again, which the server stores once."""
     segment_bytes: int | None = field(default=None, metadata={"min": 16 * 1024})
     """Size of one segment file; default max_bytes/16, at most 8 MB."""
 

@@ -171,14 +171,16 @@ class LiveWatch:
     replica comes back. Per host, every snapshot timestamp it received; the spans during which
     it was subscribed."""
 
-    replica: Replica
+    name: str
+    url: str
+    """``ws://`` URL of the live endpoint (a replica's, or HAProxy's: the WebSocket tunnel)."""
     token: str
     hosts: list[str]
     seen: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     spans: list[list[float]] = field(default_factory=list)
 
     async def run(self, stop: asyncio.Event) -> None:
-        url = f"ws://127.0.0.1:{self.replica.port}/api/v1/ws?format=protobuf"
+        url = f"{self.url}/api/v1/ws?format=protobuf"
         headers = {"authorization": f"Bearer {self.token}"}
         while not stop.is_set():
             try:
@@ -219,16 +221,12 @@ class LiveWatch:
         return out
 
 
-def share_signing_secret(replicas: list[Replica]) -> None:
-    """Every replica signs and checks access tokens with the same secret (docs/scale-out.md:
-    copy ``jwt-secret`` into each replica's data directory), so a token from one replica is
-    good on the others behind the load balancer."""
-    value = secrets.token_hex(32) + "\n"
-    for r in replicas:
-        r.data_dir.mkdir(mode=0o700, parents=True)
-        path = r.data_dir / "jwt-secret"
-        path.write_text(value)
-        path.chmod(0o600)
+def signing_secret(path: Path) -> Path:
+    """One signing secret for every replica (``HOSTPULSE_SIGNING_SECRET_FILE``), so a token
+    from one replica is good on the others behind the load balancer."""
+    path.write_text(secrets.token_hex(32) + "\n")
+    path.chmod(0o600)
+    return path
 
 
 def check_users_across_replicas(replicas: list[Replica]) -> None:
@@ -260,6 +258,15 @@ def check_users_across_replicas(replicas: list[Replica]) -> None:
         assert answers == [401] * 11, answers
 
 
+@dataclass
+class Observed:
+    acks: Acks
+    watches: list[LiveWatch]
+    killed_at: float
+    agent_pending: list[tuple[float, float]]
+    """(monotonic time, the real agent's spooled snapshots) once per tick."""
+
+
 def export_by_host(vm: VictoriaMetrics, host_label: str) -> dict[str, list[list[int]]]:
     """Per host, the timestamps of each of its series in VictoriaMetrics."""
     out: dict[str, list[list[int]]] = defaultdict(list)
@@ -274,7 +281,7 @@ async def scenario(
     lb: HAProxy,
     hook: Webhook,
     agent_port: int,
-) -> dict[str, object]:
+) -> Observed:
     """Run the pushing, the kill and the restart; return what was observed."""
     hosts = make_hosts(SIM_HOSTS, seed=12)
     all_ids = [h.host_id for h in hosts] + list(BREACH_HOSTS) + ["real-agent"]
@@ -314,7 +321,8 @@ async def scenario(
             ),
         )
         stop = asyncio.Event()
-        watches = [LiveWatch(r, admin, all_ids) for r in replicas]
+        watches = [LiveWatch(r.name, f"ws://127.0.0.1:{r.port}", admin, all_ids) for r in replicas]
+        watches.append(LiveWatch("haproxy", f"ws://127.0.0.1:{lb.port}", admin, all_ids))
         watch_tasks = [asyncio.create_task(w.run(stop)) for w in watches]
         wait_until_subscribed = time.monotonic() + 60
         while not all(w.spans for w in watches):
@@ -360,13 +368,7 @@ async def scenario(
         await asyncio.gather(*watch_tasks)
         assert agent.stop(60) == 0, agent.tail()
         assert killed_at is not None
-        return {
-            "acks": acks,
-            "watches": watches,
-            "killed_at": killed_at,
-            "agent_pending": agent_pending,
-            "agent": agent,
-        }
+        return Observed(acks, watches, killed_at, agent_pending)
 
 
 async def agent_spool(port: int) -> float:
@@ -416,13 +418,13 @@ def test_scaled_out_system_survives_a_replica_kill(
         "HOSTPULSE_USER_RATE_LIMIT": "1000000",
         "HOSTPULSE_LIVE_HEARTBEAT": "2",
         "HOSTPULSE_LOG_LEVEL": "warning",
+        "HOSTPULSE_SIGNING_SECRET_FILE": str(signing_secret(tmp_path / "signing-secret")),
     }
     if HAS_REDIS:
         env["HOSTPULSE_REDIS_URL"] = redis_db
     if HAS_TSDB:
         env["HOSTPULSE_TSDB_URL"] = vm.url
     replicas = [Replica(f"replica{i}", tmp_path, env) for i in (1, 2, 3)]
-    share_signing_secret(replicas)
     lb: HAProxy | None = None
     try:
         replicas[0].start()  # the first one migrates the empty database
@@ -442,8 +444,7 @@ def test_scaled_out_system_survives_a_replica_kill(
         for r in replicas:
             r.stop()
 
-    acks: Acks = seen["acks"]  # type: ignore[assignment]
-    killed_at: float = seen["killed_at"]  # type: ignore[assignment]
+    acks, killed_at = seen.acks, seen.killed_at
 
     # HAProxy took the killed replica out and put it back
     assert "replica2 is DOWN" in haproxy_log and "replica2 is UP" in haproxy_log, haproxy_log[
@@ -454,7 +455,7 @@ def test_scaled_out_system_survives_a_replica_kill(
     assert acks.abandoned == [], f"never acknowledged: {acks.abandoned[:5]}"
     late = [t - killed_at for t in acks.retried_done if t - killed_at > DRAIN_S]
     assert late == [], f"resends acknowledged later than {DRAIN_S} s after the kill: {late[:5]}"
-    spool = [(t - killed_at, n) for t, n in seen["agent_pending"] if t >= killed_at]  # type: ignore[attr-defined]
+    spool = [(t - killed_at, n) for t, n in seen.agent_pending if t >= killed_at]
     drained = [t for t, n in spool if t <= DRAIN_S and n <= 1]
     assert drained, f"the real agent's spool did not drain within {DRAIN_S} s: {spool}"
     agent_state = json.loads((tmp_path / "agent-spool" / "state.json").read_text())["counters"]
@@ -472,9 +473,10 @@ def test_scaled_out_system_survives_a_replica_kill(
     else:  # without Redis every replica that ingests a breach evaluates it and notifies
         assert set(firing) == set(BREACH_HOSTS), hook.bodies
 
+    assert all(w.seen for w in seen.watches), [w.name for w in seen.watches if not w.seen]
     if HAS_REDIS:  # a dashboard on any replica sees every host, whoever ingested it
-        for w in seen["watches"]:  # type: ignore[attr-defined]
-            assert w.missed(acks) == {}, f"{w.replica.name} missed live samples"
+        for w in seen.watches:
+            assert w.missed(acks) == {}, f"{w.name} missed live samples"
 
     assert vm.alive, vm.tail()
     if HAS_TSDB:  # every acknowledged sample is in VictoriaMetrics, exactly once per series

@@ -161,6 +161,7 @@ def create_app(
                 admin_password=admin_password,
                 announce=announce,
                 clock=clock,
+                secret_file=cfg.signing_secret_file,
             )
         )
         if cfg.alerts_enabled:

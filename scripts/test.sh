@@ -23,6 +23,8 @@ command -v openssl >/dev/null || need+=(openssl)  # self-signed certificates for
 # is built with buildah (chroot isolation) on a base debootstrap makes from Debian's packages
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v haproxy >/dev/null || need+=(haproxy)
+# the TSDB backend's tests write to and query a real VictoriaMetrics (single-node)
+[ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
 command -v buildah >/dev/null || need+=(buildah)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 if ((${#need[@]})); then

@@ -34,6 +34,24 @@ DbOpt = Annotated[
         "store. Also HOSTPULSE_DATABASE_URL.",
     ),
 ]
+TsdbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tsdb-url",
+        help="Keep samples in a Prometheus-compatible TSDB: http://vm:8428 (VictoriaMetrics), "
+        "http://vminsert:8480/insert/0/prometheus (cluster, with --tsdb-query-url), "
+        "http://prometheus:9090 (--web.enable-remote-write-receiver). Also HOSTPULSE_TSDB_URL; "
+        "docs/tsdb.md.",
+    ),
+]
+TsdbQueryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tsdb-query-url",
+        help="Where the TSDB answers queries, default --tsdb-url "
+        "(cluster: http://vmselect:8481/select/0/prometheus). Also HOSTPULSE_TSDB_QUERY_URL.",
+    ),
+]
 RawOpt = Annotated[str | None, typer.Option("--retention-raw", help="Raw samples [7d].")]
 MinOpt = Annotated[str | None, typer.Option("--retention-minute", help="1-minute rollups [30d].")]
 HourOpt = Annotated[str | None, typer.Option("--retention-hour", help="1-hour rollups [365d].")]
@@ -152,6 +170,8 @@ def server(
     port: PortOpt = None,
     data_dir: DataOpt = None,
     database_url: DbOpt = None,
+    tsdb_url: TsdbOpt = None,
+    tsdb_query_url: TsdbQueryOpt = None,
     retention_raw: RawOpt = None,
     retention_minute: MinOpt = None,
     retention_hour: HourOpt = None,

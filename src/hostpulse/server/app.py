@@ -10,7 +10,8 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from hostpulse import __version__
 from hostpulse.server import edge, selfmetrics
@@ -30,6 +31,7 @@ from hostpulse.server.state import AppState
 from hostpulse.server.static import bundled_web_dir, mount_api_docs, mount_dashboard
 from hostpulse.store.base import Store
 from hostpulse.store.db import Database
+from hostpulse.store.exceptions import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +41,23 @@ API_PREFIX = "/api/v1"
 def open_default_store(
     settings: ServerSettings, clock: Callable[[], float], database: Database
 ) -> Store:
-    """The store named by the settings (the embedded SQLite store under ``data_dir`` unless
-    ``database_url`` says otherwise). On SQLite it shares ``database`` (the process's one
-    pool); with the relational state in PostgreSQL it keeps its samples in its own file."""
+    """The store named by the settings: with ``tsdb_url`` the TSDB backend (its registry in
+    ``database``), else the embedded SQLite store under ``data_dir`` unless ``database_url``
+    says otherwise. On SQLite it shares ``database`` (the process's one pool); with the
+    relational state in PostgreSQL it keeps its samples in its own file."""
     from hostpulse.store import open_store
+
+    if settings.tsdb_url is not None:
+        from hostpulse.store.tsdb import open_tsdb_store
+
+        return open_tsdb_store(
+            settings.tsdb_url,
+            database,
+            tsdb_query_url=settings.tsdb_query_url,
+            retention=settings.retention,
+            clock=lambda: int(clock() * 1000),
+            timeout_s=settings.tsdb_timeout,
+        )
 
     return open_store(
         settings.store_url,
@@ -92,6 +107,21 @@ async def maintenance_loop(
             logger.exception("store maintenance failed")
         else:
             logger.debug("store maintenance done", extra={"seconds": time.perf_counter() - started})
+
+
+def _store_shown(settings: ServerSettings) -> str:
+    if settings.tsdb_url is not None:
+        from hostpulse.store.tsdb import endpoints
+
+        return endpoints(settings.tsdb_url, settings.tsdb_query_url).shown
+    return settings.store_url
+
+
+async def store_unavailable(_request: Request, exc: Exception) -> Response:
+    """A read the store cannot answer now (the TSDB or the database is down): 503 with
+    Retry-After, the reason in ``detail``."""
+    logger.error("store unavailable: %s", exc)
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
 
 def limits_from(settings: ServerSettings) -> IngestLimits:
@@ -173,7 +203,7 @@ def create_app(
         job = asyncio.create_task(maintenance_loop(st, cfg.maintenance_interval, clock, stop))
         logger.info(
             "server started",
-            extra={"database": db.shown_url, "store": cfg.store_url if owned else "injected"},
+            extra={"database": db.shown_url, "store": _store_shown(cfg) if owned else "injected"},
         )
         try:
             yield
@@ -216,6 +246,7 @@ def create_app(
     app.state.live_auth_recheck = cfg.live_auth_recheck
     routers = [m.router for m in (*self_checking, hosts, metrics)]
     selfmetrics.install(app, routers)  # outermost middleware: it times the whole answer
+    app.add_exception_handler(StoreUnavailableError, store_unavailable)
     mount_api_docs(app, f"{API_PREFIX}/openapi.json")
     mount_dashboard(app, cfg.web_dir or bundled_web_dir())  # last: its route catches the rest
     return app

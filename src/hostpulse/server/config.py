@@ -7,7 +7,14 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hostpulse.store.db import default_data_dir, is_postgres, postgres_url
@@ -59,6 +66,26 @@ class ServerSettings(BaseSettings):
         "in PostgreSQL (samples stay in the embedded store under data_dir); a path or "
         "sqlite+aiosqlite:/// URL moves the embedded store (and those tables with it). "
         "Default: the embedded SQLite store under data_dir.",
+    )
+    tsdb_url: str | None = Field(
+        default=None,
+        description="Keep samples in a Prometheus-compatible TSDB instead of the embedded "
+        "store: the root that takes remote write (VictoriaMetrics http://vm:8428, cluster "
+        "http://vminsert:8480/insert/0/prometheus, Prometheus http://prometheus:9090 with "
+        "--web.enable-remote-write-receiver). Hosts, series and process lists then live in the "
+        "relational database. See docs/tsdb.md.",
+    )
+    tsdb_query_url: str | None = Field(
+        default=None,
+        description="The root that answers /api/v1/query and /api/v1/query_range (default: "
+        "tsdb_url); needed for a VictoriaMetrics cluster "
+        "(http://vmselect:8481/select/0/prometheus).",
+    )
+    tsdb_timeout: float = Field(
+        default=10,
+        gt=0,
+        description="Seconds a remote write or query to the TSDB may take (then the ingest is "
+        "answered 503 + Retry-After and the agent sends again).",
     )
     retention_raw: float = Field(default=7 * 86400, description="Keep raw samples this long (7d).")
     retention_minute: float = Field(default=30 * 86400, description="Keep 1-minute rollups (30d).")
@@ -277,6 +304,16 @@ class ServerSettings(BaseSettings):
             resolve(value)  # ValueError naming the URL when it is not a store this server has
         return value
 
+    @model_validator(mode="after")
+    def _tsdb(self) -> ServerSettings:
+        from hostpulse.store.tsdb.endpoints import endpoints
+
+        if self.tsdb_query_url is not None and self.tsdb_url is None:
+            raise ValueError("tsdb_query_url needs tsdb_url (where the samples are written)")
+        if self.tsdb_url is not None:
+            endpoints(self.tsdb_url, self.tsdb_query_url)  # ValueError naming the key
+        return self
+
     @field_validator("retention_raw", "retention_minute", "retention_hour", mode="before")
     @classmethod
     def _duration(cls, value: str | float | int) -> float:
@@ -290,6 +327,7 @@ class ServerSettings(BaseSettings):
     @field_validator(
         "max_future",
         "live_auth_recheck",
+        "tsdb_timeout",
         "header_timeout",
         "body_timeout",
         "maintenance_interval",

@@ -39,6 +39,8 @@ class Job:
     row: asyncio.Future[int | None] | None = None
     """Set when the notification row is still being written: resolves to its id (None if
     the write failed). ``notification_id`` is then ignored."""
+    on_done: Callable[[], None] | None = None
+    """Called once the job is finished: delivered, or given up on (recorded as failed)."""
 
     async def row_id(self) -> int | None:
         return self.notification_id if self.row is None else await asyncio.shield(self.row)
@@ -171,6 +173,8 @@ class Dispatcher:
 
     def _finish(self, item: _Pending, ok: bool, error: str | None) -> None:
         self.outcomes[(item.job.channel_id, "sent" if ok else "failed")] += 1
+        if item.job.on_done is not None:
+            item.job.on_done()
         self._record(item.tail, item.job, (ok, error))
         if not ok:
             logger.warning(

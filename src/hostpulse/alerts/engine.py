@@ -131,6 +131,23 @@ class AlertEngine:
             seen.last_seen_ms = max(seen.last_seen_ms, now)
             self._hosts[seen.host] = seen
 
+    def held_hosts(self) -> set[str]:
+        """The hosts this engine has state of (seen, or with alerts)."""
+        return set(self._hosts) | {i.host for i in self._instances.values()}
+
+    def release(self, keep: Callable[[str], bool]) -> set[str]:
+        """Let go of every host ``keep`` refuses, silently: its alerts and last-seen stay in
+        the database for the replica that now owns it. Returns the hosts still held."""
+        for host in [h for h in self._hosts if not keep(h)]:
+            del self._hosts[host]
+        for inst in [i for i in self._instances.values() if not keep(i.host)]:
+            self._instances.pop(inst.key, None)
+            self._by_id.pop(inst.id, None)
+        for group in self._groups.values():
+            for alert_id in [k for k, v in group.alerts.items() if not keep(v.host)]:
+                del group.alerts[alert_id]
+        return self.held_hosts()
+
     def forget_host(self, host: str) -> None:
         """A host was removed: stop expecting it and drop its alerts."""
         self._hosts.pop(host, None)

@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -49,7 +49,16 @@ from hostpulse.alerts.net import Resolver, SafeHttp, TargetGuard
 from hostpulse.alerts.repository import AlertRepository, HistoryQuery
 from hostpulse.alerts.rules import default_rules
 from hostpulse.alerts.schema import AnyRule, SilenceSpec, rule_from_dict, rule_to_dict
-from hostpulse.alerts.types import AlertInstance, HostDirectory, Kind, Notification, Sample
+from hostpulse.alerts.types import (
+    AlertInstance,
+    AlertView,
+    HostDirectory,
+    HostSeen,
+    Kind,
+    Notification,
+    Sample,
+    State,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +76,19 @@ class Entry(Generic[T]):
     source: str  # default, config or api
     created_ms: int
     updated_ms: int
+
+
+class NotificationClaims(Protocol):
+    """Where replicas that share the database agree who announces what (each alert's
+    announcement once; see ``hostpulse.server.cluster.ownership``)."""
+
+    async def claim(self, n: Notification) -> tuple[AlertView, ...]:
+        """The alerts of ``n`` this process may announce now."""
+        ...
+
+    async def sent(self, n: Notification) -> None:
+        """Every channel has had ``n`` (delivered or given up): the claim is done."""
+        ...
 
 
 class _Log:
@@ -93,9 +115,15 @@ class AlertService:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         run_ticker: bool = True,
         hosts: HostDirectory | None = None,
+        owns: Callable[[str], bool] | None = None,
+        claims: NotificationClaims | None = None,
     ) -> None:
         """``hosts``: where hostnames come from (notifications and answers name hosts by
-        them, with the id alongside); without it, hosts are named by their ids."""
+        them, with the id alongside); without it, hosts are named by their ids.
+
+        ``owns`` and ``claims`` (several replicas on one database): this process evaluates
+        only the hosts ``owns`` accepts (``rebalance`` when that changes), announces only
+        what ``claims`` grants, and reads the active alerts from the database."""
         self.config = config or AlertsConfig()
         self.hosts = hosts
         self.clock = clock or SystemClock()
@@ -121,8 +149,14 @@ class AlertService:
         self._save_tail: asyncio.Task[None] | None = None
         self._take_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._marks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hosts_saved_ms = 0
+        self.owns = owns
+        self.claims = claims
+        self.changed: Callable[[], None] = lambda: None
+        """Called after rules, channels or silences changed here (the cluster tells the
+        other replicas, which then ``reload``)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -142,11 +176,10 @@ class AlertService:
             await repo.put_spec(models.silences, s.id, spec, "config", now)
         await self._load()
         instances, hosts = await repo.load_state()
-        self.engine.restore(instances, hosts)
+        self.engine.restore(*self._mine(instances, hosts))
         self._loop = asyncio.get_running_loop()
         self.engine.on_output = self._signal
-        for queued in await repo.queued_notifications():
-            self.dispatcher.submit(Job(queued.id, queued.channel_id, queued.notification))
+        await self._resubmit(lambda host: self.owns is None or self.owns(host))
         self._tasks.append(asyncio.create_task(self._flusher(), name="alerts-flush"))
         if self._run_ticker:
             self._tasks.append(asyncio.create_task(self._ticker(), name="alerts-tick"))
@@ -154,6 +187,56 @@ class AlertService:
             "alerts started",
             extra={"rules": len(self._rules), "channels": len(self._channels)},
         )
+
+    def _mine(
+        self, instances: list[AlertInstance], hosts: list[HostSeen]
+    ) -> tuple[list[AlertInstance], list[HostSeen]]:
+        owns = self.owns
+        if owns is None:
+            return instances, hosts
+        return [i for i in instances if owns(i.host)], [h for h in hosts if owns(h.host)]
+
+    async def _resubmit(self, wanted: Callable[[str], bool]) -> None:
+        """Hand the notifications still queued in the database for hosts ``wanted`` accepts
+        to their channels (those of a process that stopped before sending them)."""
+        for queued in await self.repo.queued_notifications():
+            n = queued.notification
+            if n.alerts and not any(wanted(v.host) for v in n.alerts):
+                continue
+            if not n.alerts and self.owns is not None:
+                continue  # a test send: its own request's business
+            if self.claims is not None:
+                alerts = await self.claims.claim(n)
+                if not alerts:
+                    continue  # sent, or being sent by a live replica
+                n = n if alerts == n.alerts else replace(n, alerts=alerts)
+            self._submit(Job(queued.id, queued.channel_id, n), [n])
+
+    async def rebalance(self) -> None:
+        """The hosts this process owns changed (``owns``): save what the engine decided,
+        let go of the hosts now owned by another replica (their state stays in the database
+        for it) and take up the ones gained from the database, with their queued
+        notifications."""
+        owns = self.owns
+        if owns is None:
+            return
+        await self.flush(save_hosts=True)
+        held = self.engine.release(owns)
+        instances, hosts = await self.repo.load_state()
+        gained_instances = [i for i in instances if owns(i.host) and i.host not in held]
+        gained_hosts = [h for h in hosts if owns(h.host) and h.host not in held]
+        self.engine.restore(gained_instances, gained_hosts)
+        gained = {i.host for i in gained_instances} | {h.host for h in gained_hosts}
+        if gained:
+            await self._resubmit(gained.__contains__)
+        logger.info(
+            "alert ownership changed",
+            extra={"hosts": len(self.engine.held_hosts()), "gained": len(gained)},
+        )
+
+    async def reload(self) -> None:
+        """Rules, channels or silences changed on another replica: read them again."""
+        await self._load()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -276,13 +359,76 @@ class AlertService:
             items = [(c, n) for n in notifications for c in self._route(n)]
             if not (items or out.changed or out.removed or out.transitions or out.hosts):
                 return
+            if self.claims is not None and items:
+                notifications = await self._claimed(notifications)
+                items = [(c, n) for n in notifications for c in self._route(n)]
             loop = asyncio.get_running_loop()
             rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
-            for row, (channel_id, n) in zip(rows, items, strict=True):
-                self.dispatcher.submit(Job(None, channel_id, n, row))
+            jobs = [Job(None, c, n, row) for row, (c, n) in zip(rows, items, strict=True)]
+            for n in notifications:
+                self._submit([j for j in jobs if j.notification is n], [n])
             self._save_tail = asyncio.create_task(
                 self._save(self._save_tail, out, items, rows, now), name="alerts-save"
             )
+
+    async def _claimed(self, notifications: list[Notification]) -> list[Notification]:
+        """The notifications (or the part of each) this replica may announce."""
+        assert self.claims is not None
+        out = []
+        for n in notifications:
+            if not self._route(n):
+                continue  # no channel wants it: nothing to announce, nothing to claim
+            try:
+                alerts = await self.claims.claim(n)
+            except Exception:  # Redis down: announce (maybe twice) rather than lose it
+                logger.exception("could not claim a notification; sending it anyway")
+                alerts = n.alerts
+            if alerts:
+                out.append(n if alerts == n.alerts else replace(n, alerts=alerts))
+        return out
+
+    def _submit(self, jobs: Job | list[Job], notifications: list[Notification]) -> None:
+        """Queue ``jobs`` (every channel's job of ``notifications[0]``); with claims, the
+        claim is marked done when the last of them is finished."""
+        jobs = [jobs] if isinstance(jobs, Job) else jobs
+        claims = self.claims
+        if claims is None or not jobs:
+            for job in jobs:
+                self.dispatcher.submit(job)
+            return
+        left = [len(jobs)]
+        n = notifications[0]
+
+        def done() -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                task = asyncio.create_task(self._mark_sent(claims, n))
+                self._marks.add(task)
+                task.add_done_callback(self._marks.discard)
+
+        for job in jobs:
+            if not self.dispatcher.submit(replace(job, on_done=done)):
+                done()
+
+    @staticmethod
+    async def _mark_sent(claims: NotificationClaims, n: Notification) -> None:
+        try:
+            await claims.sent(n)
+        except Exception:
+            logger.exception("could not mark a notification sent")
+
+    async def current(self) -> list[AlertInstance]:
+        """The active alerts: this process's own, or with ``owns`` (several replicas) every
+        replica's as saved in the database."""
+        if self.owns is None:
+            return self.active()
+        await self.flush()
+        instances, _ = await self.repo.load_state()
+        live = (State.PENDING, State.FIRING)
+        return sorted(
+            (i for i in instances if i.state in live),
+            key=lambda i: (-(i.severity or 0), i.fired_at_ms or i.pending_since_ms or 0),
+        )
 
     async def host_names(self, host_ids: Iterable[str]) -> dict[str, str]:
         """Hostname by host id, for the ids the host directory knows. Bounded: a directory
@@ -371,6 +517,7 @@ class AlertService:
             models.rules, rule.id, rule_to_dict(rule), "api", self.clock.now_ms()
         )
         await self._load()
+        self.changed()
         return self.rule(rule.id)
 
     async def delete_rule(self, rule_id: str) -> None:
@@ -395,6 +542,7 @@ class AlertService:
         data = _dump(spec)
         await self.repo.put_spec(models.channels, spec.id, data, "api", self.clock.now_ms())
         await self._load()
+        self.changed()
         return self.channel(spec.id)
 
     async def _check_targets(self, spec: AnyChannelSpec) -> None:
@@ -447,6 +595,7 @@ class AlertService:
         data = spec.model_dump(mode="json")
         await self.repo.put_spec(models.silences, silence_id, data, "api", self.clock.now_ms())
         await self._load()
+        self.changed()
         return self.silence(silence_id)
 
     async def delete_silence(self, silence_id: str) -> None:
@@ -469,6 +618,7 @@ class AlertService:
         _get(items, key, what)
         await self.repo.delete_spec(table, key)
         await self._load()
+        self.changed()
 
 
 def _get(items: dict[str, Entry[T]], key: str, what: str) -> Entry[T]:

@@ -14,6 +14,7 @@ from hostpulse.server.config import (
     ServerSettings,
     check_data_dir,
     check_database,
+    check_redis,
     describe_error,
 )
 
@@ -50,6 +51,14 @@ TsdbQueryOpt = Annotated[
         "--tsdb-query-url",
         help="Where the TSDB answers queries, default --tsdb-url "
         "(cluster: http://vmselect:8481/select/0/prometheus). Also HOSTPULSE_TSDB_QUERY_URL.",
+    ),
+]
+RedisOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url",
+        help="redis://host:6379/0: share live fan-out, rate limits, revocations and alert "
+        "ownership with the other replicas (docs/scale-out-redis.md). Also HOSTPULSE_REDIS_URL.",
     ),
 ]
 RawOpt = Annotated[str | None, typer.Option("--retention-raw", help="Raw samples [7d].")]
@@ -116,7 +125,7 @@ def load_settings(**overrides: Any) -> ServerSettings:
     except ValidationError as exc:
         typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
-    problem = check_data_dir(settings) or check_database(settings)
+    problem = check_data_dir(settings) or check_database(settings) or check_redis(settings)
     if problem is not None:
         typer.echo(f"invalid server settings:\n{problem}", err=True)
         raise typer.Exit(2)
@@ -172,6 +181,7 @@ def server(
     database_url: DbOpt = None,
     tsdb_url: TsdbOpt = None,
     tsdb_query_url: TsdbQueryOpt = None,
+    redis_url: RedisOpt = None,
     retention_raw: RawOpt = None,
     retention_minute: MinOpt = None,
     retention_hour: HourOpt = None,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.alerts.config import AlertsConfig, load_config
-from hostpulse.alerts.service import AlertService
+from hostpulse.alerts.service import AlertService, NotificationClaims
 from hostpulse.alerts.types import HostDirectory, Sample
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.server.config import ServerSettings
@@ -25,7 +25,12 @@ Labels = tuple[tuple[str, str], ...]
 
 @contextlib.asynccontextmanager
 async def running_alerts(
-    settings: ServerSettings, engine: AsyncEngine, hosts: HostDirectory | None = None
+    settings: ServerSettings,
+    engine: AsyncEngine,
+    hosts: HostDirectory | None = None,
+    *,
+    owns: Callable[[str], bool] | None = None,
+    claims: NotificationClaims | None = None,
 ) -> AsyncIterator[AlertService]:
     """The alert service with ``alerts.yml`` loaded (when configured) and its tasks running,
     stopped on exit. ``engine``: the process's database (``db.Database``), opened and closed by
@@ -36,7 +41,7 @@ async def running_alerts(
         if settings.alerts_config is not None
         else AlertsConfig()
     )
-    service = AlertService(engine, config, hosts=hosts)
+    service = AlertService(engine, config, hosts=hosts, owns=owns, claims=claims)
     await service.start()
     try:
         yield service
@@ -64,7 +69,22 @@ def observer(service: AlertService) -> Listener:
     """An ingest listener: hands each acknowledged snapshot to the engine (cheap and
     synchronous; sends happen on the service's own tasks). Only the series of metrics some
     rule reads are passed (the engine ignores the others); which those are is worked out once
-    per host series table (by its signature) and rule set, not per request."""
+    per host series table (by its signature) and rule set, not per request. With
+    ``service.owns`` (several replicas) only the batches of hosts this replica owns."""
+    feed = batch_feed(service)
+    owns = service.owns
+
+    def observe(request: IngestRequest, signatures: Sequence[bytes]) -> None:
+        for batch, signature in zip(request.batches, signatures, strict=True):
+            if owns is None or owns(batch.host.host_id):
+                feed(batch, signature)
+
+    return observe
+
+
+def batch_feed(service: AlertService) -> Callable[[HostBatch, bytes], None]:
+    """Hands one acknowledged host batch (and its series-table signature) to the engine; the
+    cluster uses it for batches ingested by other replicas."""
     tables: dict[str, _Table] = {}
 
     def table_of(batch: HostBatch, signature: bytes) -> _Table:
@@ -82,18 +102,17 @@ def observer(service: AlertService) -> Listener:
         tables[host_id] = table
         return table
 
-    def observe(request: IngestRequest, signatures: Sequence[bytes]) -> None:
-        for batch, signature in zip(request.batches, signatures, strict=True):
-            table = table_of(batch, signature)
-            host_id = batch.host.host_id
-            for snap in batch.snapshots:
-                samples: list[Sample] = []
-                if table.wanted:
-                    values = dict(zip(snap.series_index, snap.values, strict=True))
-                    for i, metric, labels in table.wanted:
-                        v = values.get(i)
-                        if v is not None:
-                            samples.append((metric, labels, v))
-                service.observe(host_id, table.host_labels, snap.timestamp_ms, samples)
+    def feed(batch: HostBatch, signature: bytes) -> None:
+        table = table_of(batch, signature)
+        host_id = batch.host.host_id
+        for snap in batch.snapshots:
+            samples: list[Sample] = []
+            if table.wanted:
+                values = dict(zip(snap.series_index, snap.values, strict=True))
+                for i, metric, labels in table.wanted:
+                    v = values.get(i)
+                    if v is not None:
+                        samples.append((metric, labels, v))
+            service.observe(host_id, table.host_labels, snap.timestamp_ms, samples)
 
-    return observe
+    return feed

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from hostpulse import __version__
 from hostpulse.server import edge, selfmetrics
-from hostpulse.server.alerting import observer, running_alerts
+from hostpulse.server.alerting import batch_feed, observer, running_alerts
 from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
 from hostpulse.server.api import install as install_api
 from hostpulse.server.auth.deps import require
@@ -194,10 +194,30 @@ def create_app(
                 secret_file=cfg.signing_secret_file,
             )
         )
+        app.state.auth.users.changed = hub.auth_changed
+        node = None
+        if cfg.redis_url is not None:
+            from hostpulse.server.cluster.node import running_cluster
+
+            node = await resources.enter_async_context(running_cluster(cfg.redis_url, hub))
+            await node.attach_auth(app.state.auth)
+            app.state.cluster = node
         if cfg.alerts_enabled:
-            alert_service = await resources.enter_async_context(running_alerts(cfg, db.engine, st))
+            alert_service = await resources.enter_async_context(
+                running_alerts(
+                    cfg,
+                    db.engine,
+                    st,
+                    owns=None if node is None else node.membership.owns,
+                    claims=None if node is None else node.claims,
+                )
+            )
             ingest_service.listeners.append(observer(alert_service))
+            if node is not None:
+                node.attach_alerts(alert_service, batch_feed(alert_service))
             app.state.alerts = alert_service
+        if node is not None:
+            ingest_service.listeners.append(node.on_ingest)
         app.state.hp = AppState(settings=cfg, store=st, ingest=ingest_service, clock=clock)
         stop = asyncio.Event()
         job = asyncio.create_task(maintenance_loop(st, cfg.maintenance_interval, clock, stop))

@@ -87,6 +87,12 @@ class ServerSettings(BaseSettings):
         description="Seconds a remote write or query to the TSDB may take (then the ingest is "
         "answered 503 + Retry-After and the agent sends again).",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0 shares live fan-out, login throttle and rate limits, "
+        "revocations and alert ownership between server replicas (docs/scale-out-redis.md). "
+        "Default: none, one process keeps all of it in memory.",
+    )
     retention_raw: float = Field(default=7 * 86400, description="Keep raw samples this long (7d).")
     retention_minute: float = Field(default=30 * 86400, description="Keep 1-minute rollups (30d).")
     retention_hour: float = Field(default=365 * 86400, description="Keep 1-hour rollups (365d).")
@@ -314,6 +320,13 @@ class ServerSettings(BaseSettings):
             endpoints(self.tsdb_url, self.tsdb_query_url)  # ValueError naming the key
         return self
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        from hostpulse.server.cluster.connection import check_url
+
+        return None if value is None else check_url(value)
+
     @field_validator("retention_raw", "retention_minute", "retention_hour", mode="before")
     @classmethod
     def _duration(cls, value: str | float | int) -> float:
@@ -460,6 +473,18 @@ def check_database(settings: ServerSettings) -> str | None:
 
 
 DATABASE_PROBE_TIMEOUT_S = 15.0
+
+
+def check_redis(settings: ServerSettings) -> str | None:
+    """With ``redis_url`` set: ping Redis once so that a wrong URL or a Redis that is down is
+    reported naming the key before the server starts; None when it answers (or without it)."""
+    if settings.redis_url is None:
+        return None
+    import asyncio
+
+    from hostpulse.server.cluster.connection import probe
+
+    return asyncio.run(probe(settings.redis_url))
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -197,6 +197,7 @@ class LiveHub:
         self._clients: set[LiveClient] = set()
         self.dropped_total = 0
         self.published_batches = 0
+        self._auth_changed = asyncio.Event()
 
     @property
     def clients(self) -> int:
@@ -209,6 +210,27 @@ class LiveHub:
 
     def disconnect(self, client: LiveClient) -> None:
         self._clients.discard(client)
+
+    def watched(self) -> tuple[bool, frozenset[str]]:
+        """(some client wants the fleet summary, the hosts some client subscribed to): which
+        batches from other replicas are worth decoding for this hub."""
+        fleet = False
+        hosts: set[str] = set()
+        for c in self._clients:
+            if not c.dropped:
+                fleet = fleet or c.fleet
+                hosts |= c.hosts
+        return fleet, frozenset(hosts)
+
+    def auth_changed(self) -> None:
+        """Users or their roles changed (here or on another replica): every connection checks
+        its token again now rather than at its next ``live_auth_recheck``."""
+        changed, self._auth_changed = self._auth_changed, asyncio.Event()
+        changed.set()
+
+    def auth_change(self) -> asyncio.Event:
+        """Set at the next ``auth_changed``."""
+        return self._auth_changed
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)

@@ -341,7 +341,7 @@ add_crud_routes(
 @router.get("/active", response_model=list[AlertOut])
 async def active_alerts(alerts: Alerts) -> list[AlertOut]:
     """Pending and firing alerts, most severe first, with whether a silence mutes each."""
-    active = alerts.active()
+    active = await alerts.current()
     names = await alerts.host_names(a.host for a in active)
     return [_alert_out(alerts, a, names) for a in active]
 

@@ -85,14 +85,16 @@ def _expiry(credential: str) -> float:
     return float(claims["exp"])
 
 
-async def _watch_auth(ws: WebSocket, credential: str, recheck_s: float) -> str:
+async def _watch_auth(ws: WebSocket, credential: str, recheck_s: float, hub: LiveHub) -> str:
     """Return (the reason) once the token has expired or no longer names a user: checked at
-    its expiry and every ``recheck_s`` seconds."""
+    its expiry, every ``recheck_s`` seconds and at once when users change (here or, with
+    ``redis_url``, on another replica)."""
     users = auth_of(ws.app.state).users
     expires = _expiry(credential)
     while True:
         left = expires - time.time()
-        await asyncio.sleep(max(0.0, min(left, recheck_s)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.auth_change().wait(), max(0.0, min(left, recheck_s)))
         try:
             await users.from_access_token(credential)
         except AuthError as exc:
@@ -214,7 +216,7 @@ async def live(
         username, credential = principal
         logger.info("live client connected", extra={"user": username, "format": format.value})
         recheck = getattr(websocket.app.state, "live_auth_recheck", DEFAULT_RECHECK_S)
-        watcher = asyncio.create_task(_watch_auth(websocket, credential, recheck))
+        watcher = asyncio.create_task(_watch_auth(websocket, credential, recheck, hub))
         tasks = [
             asyncio.create_task(_sender(websocket, client, hub)),
             asyncio.create_task(_receiver(websocket, client, hub)),

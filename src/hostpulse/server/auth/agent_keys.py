@@ -4,7 +4,8 @@ A request's key is found by its SHA-256 (one dict lookup once cached). The cache
 keys only and is updated by every revoke/rotate/enroll of this process, so a revocation through
 the API is effective on the next request; an entry is also re-read from the database after
 ``CACHE_TTL_S``, so a revocation by another process (``hostpulse key revoke``, another replica)
-takes effect within that time. ``last_used_ms`` is kept in memory and written in bulk
+takes effect within that time (with ``redis_url`` the replicas tell each other at once:
+``changed`` and ``forget``). ``last_used_ms`` is kept in memory and written in bulk
 (``flush``), not on every ingest."""
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class AgentKeyService:
         self._live: dict[str, tuple[Agent, float]] = {}  # key hash -> (principal, read at)
         self._dead: set[str] = set()  # hashes known to be unknown or revoked
         self._last_used: dict[int, int] = {}
+        self.changed: Callable[[int | None, str | None], None] = lambda key_id, host_id: None
+        """Called after a key stopped working here: ``(key_id, None)`` revoked, ``(None,
+        host_id)`` replaced by a new key of the host."""
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -89,6 +93,17 @@ class AgentKeyService:
         pending, self._last_used = self._last_used, {}
         await self.repo.touch_keys(pending)
 
+    def forget(self, *, key_id: int | None = None, host_id: str | None = None) -> None:
+        """Another replica revoked key ``key_id`` or replaced ``host_id``'s key: drop them
+        from the cache (refused from the next request on)."""
+        self._forget(key_id=key_id, host_id=host_id)
+
+    def forget_all(self) -> None:
+        """Read every key from the database again at its next use (revocations may have been
+        missed while the replicas could not talk)."""
+        self._live.clear()
+        self._dead.clear()
+
     def _forget(self, *, key_id: int | None = None, host_id: str | None = None) -> None:
         for h, (a, _) in list(self._live.items()):
             if a.key_id == key_id or a.host_id == host_id:
@@ -109,6 +124,7 @@ class AgentKeyService:
         if key_id is None:
             raise self._enrolled(host_id)
         self._forget(host_id=host_id)
+        self.changed(None, host_id)
         return NewKey(key_id, host_id, key)
 
     @staticmethod
@@ -133,6 +149,7 @@ class AgentKeyService:
         await self._get(key_id)
         self._forget(key_id=key_id)
         await self.repo.revoke_key(key_id, self._now())
+        self.changed(key_id, None)
 
     async def rotate(self, key_id: int) -> NewKey:
         """A new key for the host of key ``key_id``, which is revoked."""

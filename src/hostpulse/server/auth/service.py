@@ -11,7 +11,7 @@ from hostpulse.server.auth.exceptions import Forbidden, Unauthenticated
 from hostpulse.server.auth.principals import Agent, User
 from hostpulse.server.auth.repository import AuthRepository
 from hostpulse.server.auth.settings import AuthConfig
-from hostpulse.server.auth.throttle import RateLimiter
+from hostpulse.server.auth.throttle import RateLimiter, RequestLimiter
 from hostpulse.server.auth.users import UserService
 
 
@@ -39,8 +39,12 @@ class AuthService:
         self.repo = repo
         self.users = UserService(repo, secret, cfg, clock_ms, monotonic)
         self.agents = AgentKeyService(repo, cfg, clock_ms, monotonic)
-        self.user_rate = RateLimiter(cfg.user_rate_limit, cfg.rate_window_s, monotonic)
-        self.agent_rate = RateLimiter(cfg.agent_rate_limit, cfg.rate_window_s, monotonic)
+        self.user_rate: RequestLimiter = RateLimiter(
+            cfg.user_rate_limit, cfg.rate_window_s, monotonic
+        )
+        self.agent_rate: RequestLimiter = RateLimiter(
+            cfg.agent_rate_limit, cfg.rate_window_s, monotonic
+        )
 
     async def user(self, credential: str | None) -> User:
         """The user behind an access token, counted against the user's rate limit.
@@ -51,7 +55,7 @@ class AuthService:
             await self.agents.authenticate(credential)  # 401 when it is not a live key
             raise Forbidden("agent keys may only push samples (POST /api/v1/ingest)")
         user = await self.users.from_access_token(credential)
-        self.user_rate.hit(user.username)
+        await self.user_rate.hit(user.username)
         return user
 
     async def agent(self, credential: str | None) -> Agent:
@@ -64,7 +68,7 @@ class AuthService:
                 raise Forbidden("only agent keys may push samples; user tokens may not")
             raise Unauthenticated("send the host's agent key: Authorization: Bearer hpk_...")
         agent = await self.agents.authenticate(credential)
-        self.agent_rate.hit(agent.key_id)
+        await self.agent_rate.hit(str(agent.key_id))
         return agent
 
     async def ingest_host(self, authorization: str | None) -> str:

@@ -1,17 +1,37 @@
 """In-memory counters for login throttling and request rate limits (per server process).
 
 Both keep bounded state: a fixed number of timestamps per key, and keys idle for a window are
-pruned once the table grows."""
+pruned once the table grows. ``LoginThrottle`` and ``RequestLimiter`` are what the auth service
+uses; with ``redis_url`` the replicas share them (``hostpulse.server.cluster.limits``), with
+these classes as the fallback while Redis cannot be reached."""
 
 from __future__ import annotations
 
 import math
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from hostpulse.server.auth.exceptions import Throttled
 
 MAX_KEYS = 100_000
+
+
+class LoginThrottle(Protocol):
+    async def attempt(self, keys: list[tuple[str, str]]) -> object:
+        """Throttled when one of the keys may not try now; else count one attempt against
+        each and return a stamp for ``release``."""
+        ...
+
+    async def release(self, key: str, stamp: object) -> None: ...
+
+    async def succeeded(self, key: str) -> None: ...
+
+
+class RequestLimiter(Protocol):
+    async def hit(self, key: str) -> None:
+        """Count one request of ``key``; Throttled when it is over the limit."""
+        ...
 
 
 class FailureThrottle:
@@ -33,7 +53,7 @@ class FailureThrottle:
         if wait > 0:
             raise Throttled(f"too many failed logins for {what}; try again later", math.ceil(wait))
 
-    def attempt(self, keys: list[tuple[str, str]]) -> float:
+    async def attempt(self, keys: list[tuple[str, str]]) -> object:
         """Check every ``(key, what)`` and count one attempt against each, in one step with no
         await in between: concurrent attempts cannot all pass the check before any of them is
         counted. An attempt that turns out right is taken back with ``release``. Returns its
@@ -45,10 +65,10 @@ class FailureThrottle:
             self._record(key, now)
         return now
 
-    def release(self, key: str, stamp: float) -> None:
+    async def release(self, key: str, stamp: object) -> None:
         """Take back one attempt counted by ``attempt`` (it was not a failure)."""
         times = self._failures.get(key)
-        if times is not None and stamp in times:
+        if times is not None and isinstance(stamp, int | float) and stamp in times:
             times.remove(stamp)
 
     def failed(self, key: str) -> None:
@@ -62,7 +82,7 @@ class FailureThrottle:
             times = self._failures[key] = deque(maxlen=self.limit)
         times.append(now)
 
-    def succeeded(self, key: str) -> None:
+    async def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
 
     def _prune(self, now: float) -> None:
@@ -79,9 +99,9 @@ class RateLimiter:
         self.limit = limit
         self.window = window
         self._clock = clock
-        self._windows: dict[object, list[float]] = {}  # key -> [window start, count]
+        self._windows: dict[str, list[float]] = {}  # key -> [window start, count]
 
-    def hit(self, key: object) -> None:
+    async def hit(self, key: str) -> None:
         now = self._clock()
         slot = self._windows.get(key)
         if slot is None or now - slot[0] >= self.window:

@@ -20,7 +20,7 @@ from hostpulse.server.auth.principals import Tokens, User
 from hostpulse.server.auth.repository import AuthRepository, UserRow
 from hostpulse.server.auth.roles import Role
 from hostpulse.server.auth.settings import AuthConfig
-from hostpulse.server.auth.throttle import FailureThrottle
+from hostpulse.server.auth.throttle import FailureThrottle, LoginThrottle
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 FIRST_ADMIN = "admin"
@@ -58,7 +58,12 @@ class UserService:
         self._secret = secret
         self.config = config
         self._now = clock_ms
-        self.throttle = FailureThrottle(config.login_failures, config.login_window_s, monotonic)
+        self.throttle: LoginThrottle = FailureThrottle(
+            config.login_failures, config.login_window_s, monotonic
+        )
+        self.changed: Callable[[], None] = lambda: None
+        """Called after a user is created, changed or deleted here (the cluster tells the
+        other replicas, which then ``forget_roles``)."""
         self.hashing = HashGate(config.hash_concurrency, config.hash_queue)
         self._monotonic = monotonic
         # username -> (role or None for no such user, when it was read)
@@ -86,7 +91,7 @@ class UserService:
         hashed = await self.hashing.run(passwords.hash_password, password)
         if not await self.repo.insert_user(username, hashed, role.value, self._now()):
             raise Conflict(f"user {username!r} exists")
-        self._roles.clear()
+        self._users_changed()
         row = await self.repo.get_user(username)
         assert row is not None
         return row
@@ -128,7 +133,7 @@ class UserService:
         await self.repo.update_user(username, self._now(), role=role, password_hash=hashed)
         if hashed is not None:  # a new password ends every session of the old one
             await self.repo.revoke_user_refresh(username, self._now())
-        self._roles.clear()
+        self._users_changed()
         return await self.get(username)
 
     async def delete(self, username: str) -> None:
@@ -136,23 +141,36 @@ class UserService:
         if row.role == Role.admin.value:
             await self._keep_an_admin(username)
         await self.repo.delete_user(username, self._now())
+        self._users_changed()
+
+    def use_secret(self, secret: bytes) -> None:
+        """Sign and check access tokens with ``secret`` from now on (the replicas' shared
+        one, so that a token issued by one is accepted by every other)."""
+        self._secret = secret
+
+    def forget_roles(self) -> None:
+        """Drop the cached roles: the next request of each user reads its role again."""
         self._roles.clear()
+
+    def _users_changed(self) -> None:
+        self.forget_roles()
+        self.changed()
 
     async def _confirm_current(self, row: UserRow, current_password: str | None) -> None:
         if current_password is None:
             raise InvalidInput("current_password: required to change your own password")
         key = f"user:{row.username.lower()}"
-        stamp = self.throttle.attempt([(key, f"account {row.username!r}")])
+        stamp = await self.throttle.attempt([(key, f"account {row.username!r}")])
         try:
             ok = await self.hashing.run(
                 passwords.verify_password, row.password_hash, current_password
             )
         except Busy:  # nothing was checked
-            self.throttle.release(key, stamp)
+            await self.throttle.release(key, stamp)
             raise
         if not ok:
             raise Forbidden("current_password: wrong password")
-        self.throttle.release(key, stamp)
+        await self.throttle.release(key, stamp)
 
     async def _keep_an_admin(self, username: str) -> None:
         if await self.repo.count_users(Role.admin.value) <= 1:
@@ -166,7 +184,7 @@ class UserService:
         keys = [(f"user:{username.lower()}", f"account {username!r}"), (f"addr:{address}", address)]
         # counted before the (slow) check, so that concurrent attempts cannot all pass the
         # throttle; taken back when the password is right or no check was made (Busy)
-        stamp = self.throttle.attempt(keys)
+        stamp = await self.throttle.attempt(keys)
         try:
             row = await self.repo.get_user(username)
             ok = await self.hashing.run(
@@ -174,12 +192,12 @@ class UserService:
             )
         except Busy:
             for key, _ in keys:
-                self.throttle.release(key, stamp)
+                await self.throttle.release(key, stamp)
             raise
         if row is None or not ok:
             raise Unauthenticated(BAD_LOGIN)
-        self.throttle.succeeded(keys[0][0])
-        self.throttle.release(keys[1][0], stamp)
+        await self.throttle.succeeded(keys[0][0])
+        await self.throttle.release(keys[1][0], stamp)
         return await self._issue(User(row.username, Role(row.role)))
 
     async def refresh(self, refresh_token: str) -> Tokens:

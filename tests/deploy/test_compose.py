@@ -47,8 +47,15 @@ def test_one_box_agent_sees_the_host() -> None:
     agent = services["agent"]
     assert agent["pid"] == "host"
     assert agent["network_mode"] == "host"
-    root = next(v for v in agent["volumes"] if isinstance(v, dict) and v["source"] == "/")
-    assert root["read_only"] is True and root["target"] == "/host/root"
+    binds = {v["source"]: v for v in agent["volumes"] if isinstance(v, dict)}
+    # the host's /, /proc and /sys, read-only, where --host-root /host reads them
+    assert {src: (b["target"], b["read_only"]) for src, b in binds.items()} == {
+        "/": ("/host", True),
+        "/proc": ("/host/proc", True),
+        "/sys": ("/host/sys", True),
+    }
+    assert binds["/"]["bind"]["propagation"] == "rslave"  # mounts made later show up too
+    assert agent["environment"]["HOSTPULSE_HOST_ROOT"] == "/host"
     assert agent["environment"]["HOSTPULSE_SHIPPER__SERVER"] == "http://127.0.0.1:8400"
     assert agent["depends_on"]["server"]["condition"] == "service_healthy"
     assert services["server"]["volumes"] == ["server-data:/var/lib/hostpulse"]

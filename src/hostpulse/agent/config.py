@@ -118,6 +118,12 @@ class AgentSettings:
     """What the top-process lists carry of each command line: ``redacted`` masks the values of
     secret-looking arguments (``--db-password=***``, URL passwords, ``*_TOKEN=***``)."""
     host_id: str | None = None
+    host_root: str | None = None
+    """Where the host's ``/`` is mounted when the agent runs in a container (``--host-root
+    /host``): the host's /proc and /sys are read at ``<host_root>/proc`` and ``<host_root>/sys``
+    (psutil's ``PROCFS_PATH`` too), its filesystems are those of ``<host_root>/proc/1/mountinfo``
+    measured under ``<host_root>`` and reported under their own mount points, and the host id
+    is read from ``<host_root>/etc/machine-id``. None: the agent's own view (``/``)."""
     enroll_token: str | None = None
     """``HOSTPULSE_ENROLL_TOKEN``: an enrollment token exchanged for this host's key when no
     key is saved yet (unlike ``--enroll``, it does not show in the process list)."""
@@ -128,6 +134,16 @@ class AgentSettings:
     log: LogSettings = field(default_factory=LogSettings)
     shipper: ShipperSettings = field(default_factory=ShipperSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)
+
+    def rootfs(self) -> str:
+        """The directory holding the host's ``/`` (``/`` itself unless ``host_root``)."""
+        return self.host_root.rstrip("/") or "/" if self.host_root else "/"
+
+    def proc_root(self) -> str:
+        return f"{self.host_root.rstrip('/')}/proc" if self.host_root else "/proc"
+
+    def sys_root(self) -> str:
+        return f"{self.host_root.rstrip('/')}/sys" if self.host_root else "/sys"
 
     def interval_of(self, collector: str) -> float:
         """The effective interval of a collector: its own, never below the agent's."""
@@ -269,6 +285,18 @@ def check_ca_file(path: str) -> None:
         raise ConfigError("shipper.ca_file", f"cannot read {path!r}: {exc.strerror}") from None
 
 
+def _join_server_list(tree: dict[str, Any]) -> None:
+    """``shipper.server`` as a YAML list of URLs -> the comma-separated form."""
+    shipper = tree.get("shipper")
+    if not isinstance(shipper, dict) or not isinstance(shipper.get("server"), list):
+        return
+    urls = shipper["server"]
+    for i, url in enumerate(urls):
+        if not isinstance(url, str) or "," in url:
+            raise ConfigError(f"shipper.server[{i}]", f"expected a URL, got {url!r}")
+    shipper["server"] = ",".join(urls)
+
+
 def load_settings(
     config_file: Path | None = None,
     *,
@@ -288,16 +316,23 @@ def load_settings(
         if isinstance(layer.get("labels"), str):  # "env=prod,role=db": merged name by name
             layer["labels"] = labels_from_text(layer["labels"], "labels")
         tree = _merge(tree, layer)
+    _join_server_list(tree)
     settings = validate(AgentSettings, tree)
     if settings.shipper.server is not None:
         from hostpulse.agent.delivery.transport import ingest_url
 
-        try:
-            ingest_url(settings.shipper.server)
-        except ValueError as exc:
-            raise ConfigError("shipper.server", str(exc)) from None
+        urls = settings.shipper.server_urls()
+        if not urls:
+            raise ConfigError("shipper.server", "no server URL given")
+        for url in urls:
+            try:
+                ingest_url(url)
+            except ValueError as exc:
+                raise ConfigError("shipper.server", str(exc)) from None
     if settings.shipper.ca_file is not None:
         check_ca_file(settings.shipper.ca_file)
+    if settings.host_root is not None and not Path(settings.host_root).is_absolute():
+        raise ConfigError("host_root", f"expected an absolute path, got {settings.host_root!r}")
     if settings.exporter.listen is not None:
         try:
             parse_listen(settings.exporter.listen)

@@ -60,6 +60,7 @@ class SnapshotCollector:
     def __init__(self, cache: ExporterCache) -> None:
         self._cache = cache
         self._metrics = {m.key: (i, m) for i, m in enumerate(catalog.METRICS)}
+        self._builtin = {m.prom_name for m in catalog.METRICS}
 
     def collect(self) -> Iterator[PromMetric]:
         batch = self._cache.latest
@@ -76,8 +77,8 @@ class SnapshotCollector:
                 if known is not None:
                     order, metric = known
                     entry = (order, metric.prom_name, _family(metric))
-                elif s.metric.startswith(CUSTOM):  # textfile / exec plugin: as it was written
-                    name = s.metric.removeprefix(CUSTOM)
+                elif s.metric.startswith(CUSTOM) and s.metric[len(CUSTOM) :] not in self._builtin:
+                    name = s.metric.removeprefix(CUSTOM)  # textfile / exec plugin: as written
                     entry = (len(self._metrics), name, _custom_family(name))
                 else:
                     continue
@@ -115,6 +116,9 @@ class TextRenderer:
 
     def _build(self, batch: HostBatch) -> None:
         order = {m.key: (i, m) for i, m in enumerate(catalog.METRICS)}
+        # a custom metric named like a built-in one would make a second family of that name
+        # (the custom collector refuses them; this keeps the exposition valid regardless)
+        builtin = {m.prom_name for m in catalog.METRICS}
         families: dict[str, tuple[tuple[int, str], str, list[tuple[int, str]]]] = {}
         for index, s in enumerate(batch.series):
             fam = families.get(s.metric)
@@ -124,7 +128,7 @@ class TextRenderer:
                     rank, m = known
                     kind = {"counter": "counter"}.get(m.kind.value, "gauge")
                     name, doc = m.prom_name, m.help
-                elif s.metric.startswith(CUSTOM):
+                elif s.metric.startswith(CUSTOM) and s.metric[len(CUSTOM) :] not in builtin:
                     rank, name = len(order), s.metric.removeprefix(CUSTOM)
                     kind, doc = "untyped", "Custom metric (textfile or exec plugin)."
                 else:

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -41,9 +42,16 @@ def build_runner(
         from hostpulse.agent.collectors import build_collectors
         from hostpulse.agent.selfmetrics import AgentCollector
 
+        if settings.host_root is not None:
+            import psutil
+
+            psutil.PROCFS_PATH = settings.proc_root()  # its fallbacks read the host's too
         collectors = [
             *build_collectors(
                 top_n=settings.top_n,
+                proc_root=settings.proc_root(),
+                sys_root=settings.sys_root(),
+                rootfs=settings.rootfs(),
                 cmdline=settings.process_cmdline,
                 containers=settings.containers,
                 custom=settings.custom,
@@ -51,7 +59,9 @@ def build_runner(
             agent_collector or AgentCollector(None),
         ]
     identity = HostIdentity(
-        host_id=resolve_host_id(settings.host_id),
+        host_id=resolve_host_id(
+            settings.host_id, machine_id=Path(settings.rootfs()) / "etc" / "machine-id"
+        ),
         labels=dict(settings.labels),
         interval_seconds=settings.interval,
     )
@@ -126,7 +136,7 @@ def serve(
             all_sinks.append(delivery.shipper)
             logger.info(
                 "shipping to %s (spool %s)",
-                settings.shipper.server,
+                " then ".join(settings.shipper.server_urls()),
                 settings.spool.directory(),
             )
         if not all_sinks:

@@ -52,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", metavar="SECONDS", help="Collection interval [5, min 1].")
     p.add_argument("--top-n", metavar="N", help="Processes in the top lists [10].")
     p.add_argument("--listen", metavar="HOST:PORT", help="Serve /metrics, e.g. 127.0.0.1:9100.")
-    p.add_argument("--server", metavar="URL", help="Ship to this hostpulse server (http(s)://...).")
+    p.add_argument(
+        "--server",
+        action="append",
+        metavar="URL",
+        help="Ship to this hostpulse server (http(s)://...). Repeat it (or give a comma "
+        "list) to fail over: the URLs are tried in order of preference.",
+    )
     p.add_argument(
         "--ca",
         metavar="FILE",
@@ -79,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="This host's agent key [agent.key beside the spool directory].",
     )
     p.add_argument("--host-id", metavar="ID", help="Host identifier [/etc/machine-id].")
+    p.add_argument(
+        "--host-root",
+        metavar="DIR",
+        help="In a container: where the host's / is mounted (read-only); the host's /proc and "
+        "/sys are read at DIR/proc and DIR/sys, its filesystems measured under DIR.",
+    )
     p.add_argument(
         "--label", "-l", action="append", metavar="NAME=VALUE", help="Host label (repeat)."
     )
@@ -114,11 +126,12 @@ def _run(args: argparse.Namespace) -> int:
         "interval": args.interval,
         "top_n": args.top_n,
         "exporter.listen": args.listen,
-        "shipper.server": args.server,
+        "shipper.server": ",".join(args.server) if args.server else None,
         "shipper.ca_file": args.ca,
         "spool.dir": args.spool_dir,
         "shipper.key_file": args.key_file,
         "host_id": args.host_id,
+        "host_root": args.host_root,
         "log.level": args.log_level,
         "log.file": args.log_file,
         "labels": ",".join(args.label) if args.label else None,
@@ -204,7 +217,9 @@ def _enroll(settings: AgentSettings, token: str) -> int:
     from hostpulse.agent.delivery.enroll import EnrollError, key_path, request_key, save_key
     from hostpulse.agent.snapshot import resolve_host_id
 
-    host_id = resolve_host_id(settings.host_id)
+    host_id = resolve_host_id(
+        settings.host_id, machine_id=Path(settings.rootfs()) / "etc" / "machine-id"
+    )
     path = key_path(settings.shipper, settings.spool)
     try:
         key = request_key(settings.shipper, token, host_id, socket.gethostname())

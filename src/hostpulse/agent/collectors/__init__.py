@@ -39,23 +39,26 @@ def build_collectors(
     top_n: int = 10,
     proc_root: str = "/proc",
     sys_root: str = "/sys",
+    rootfs: str = "/",
     cmdline: CmdlineMode = "redacted",
     containers: ContainerSettings | None = None,
     custom: CustomSettings | None = None,
 ) -> list[Collector]:
     """One fresh (stateful) instance of each system collector (the catalog's cpu ... system).
 
-    The agent's own metrics (delivery, spool) are collected elsewhere.
+    The agent's own metrics (delivery, spool) are collected elsewhere. ``rootfs`` other than
+    ``/``: the host's root filesystem is mounted there (an agent in a container); filesystems
+    are then those of the host's init (``<proc_root>/1/mountinfo``).
     """
     collectors: list[Collector] = [
         CpuCollector(proc_root=proc_root, sys_root=sys_root),
         MemoryCollector(proc_root=proc_root),
-        DiskUsageCollector(proc_root=proc_root),
+        DiskUsageCollector(proc_root=proc_root, rootfs=rootfs),
         DiskIOCollector(proc_root=proc_root, sys_root=sys_root),
         NetworkCollector(proc_root=proc_root, sys_root=sys_root),
         ConnectionsCollector(proc_root=proc_root),
         ProcessCollector(top_n=top_n, proc_root=proc_root, cmdline=cmdline),
-        SystemCollector(proc_root=proc_root),
+        SystemCollector(proc_root=proc_root, rootfs=rootfs),
         SensorsCollector(),
         GpuCollector(),
     ]
@@ -64,7 +67,7 @@ def build_collectors(
 
         collectors.append(
             ContainerCollector(
-                cgroup_root=containers.cgroup_root,
+                cgroup_root=_under(containers.cgroup_root, "/sys", sys_root),
                 proc_root=proc_root,
                 sockets=containers.socket_paths(),
                 systemd_services=containers.systemd_services,
@@ -85,3 +88,11 @@ def build_collectors(
             )
         )
     return collectors
+
+
+def _under(path: str, default_root: str, root: str) -> str:
+    """``path`` moved from ``default_root`` to ``root`` (``/sys/fs/cgroup`` -> ``/host/sys/fs/
+    cgroup``), unchanged when it is not under ``default_root`` or ``root`` is the default."""
+    if root == default_root or not (path + "/").startswith(default_root + "/"):
+        return path
+    return root + path[len(default_root) :]

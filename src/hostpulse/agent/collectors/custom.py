@@ -11,12 +11,14 @@ Each sample becomes the series ``custom:<metric name>`` with its labels (sorted 
 so that a runaway script cannot flood the agent or the server: ``max_series`` per host,
 ``max_labels`` per series, label values and names up to ``MAX_LABEL_VALUE`` /
 ``MAX_NAME`` characters, files and outputs up to ``MAX_BYTES``. A line that is not valid, or
-breaks a bound, is logged with its text (once per distinct problem) and skipped; the rest of
-the file is used. Lines are parsed one at a time with prometheus_client's parser.
+breaks a bound, or takes the name of one of the agent's own metrics (``node_cpu_load1``), is
+logged with its text (once per distinct problem) and skipped; the rest of the file is used.
+Lines are parsed one at a time with prometheus_client's parser.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from hostpulse import catalog
 from hostpulse.agent.collectors._common import add
 from hostpulse.agent.collectors.base import Labels, Reading
 
@@ -69,6 +72,8 @@ def parse_text(text: str, source: str, max_labels: int = 16) -> Parsed:
             for s in family.samples:
                 if len(s.name) > MAX_NAME:
                     bad(f"metric name longer than {MAX_NAME}")
+                elif s.name in _builtin_names():
+                    bad("the name of one of the agent's own metrics (it would break /metrics)")
                 elif len(s.labels) > max_labels:
                     bad(f"more than {max_labels} labels")
                 elif any(
@@ -81,6 +86,14 @@ def parse_text(text: str, source: str, max_labels: int = 16) -> Parsed:
                     labels = tuple(sorted((k, str(v)) for k, v in s.labels.items()))
                     samples.append((PREFIX + s.name, labels, float(s.value)))
     return Parsed(samples, problems)
+
+
+@functools.cache
+def _builtin_names() -> frozenset[str]:
+    """The exporter's names of the catalog's metrics: a custom sample named like one of them
+    would give ``/metrics`` a second HELP/TYPE for the name, and Prometheus would reject the
+    whole scrape."""
+    return frozenset(m.prom_name for m in catalog.METRICS)
 
 
 Runner = Callable[[list[str], float], bytes]

@@ -1,6 +1,7 @@
 """Disks: filesystem usage per real mount (``disk_usage``) and block device I/O (``disk_io``).
 
-Linux reads /proc/self/mountinfo, statvfs(2) and /proc/diskstats; other platforms use psutil.
+Linux reads /proc/self/mountinfo (the host's ``<proc>/1/mountinfo`` with a host root),
+statvfs(2) and /proc/diskstats; other platforms use psutil.
 """
 
 from __future__ import annotations
@@ -74,11 +75,18 @@ class DiskUsageCollector:
         self,
         *,
         proc_root: str = "/proc",
+        rootfs: str = "/",
         use_procfs: bool | None = None,
         statvfs: StatVfs | None = None,
         network_timeout: float = 2.0,
     ) -> None:
         self._proc = proc_root
+        # An agent in a container with the host's / at rootfs: the host's mounts are those of
+        # its init process, each measured at rootfs + its mount point.
+        self._rootfs = "" if rootfs.rstrip("/") == "" else rootfs.rstrip("/")
+        self._mountinfo = (
+            f"{proc_root}/1/mountinfo" if self._rootfs else f"{proc_root}/self/mountinfo"
+        )
         self._procfs = sys.platform.startswith("linux") if use_procfs is None else use_procfs
         plain: StatVfs | None = statvfs or getattr(os, "statvfs", None)
         self._statvfs = GuardedStatvfs(plain, network_timeout) if plain is not None else None
@@ -109,7 +117,7 @@ class DiskUsageCollector:
     def _mounts(self) -> list[tuple[str, str, str]]:
         """(device, mount point, filesystem type) of each real filesystem."""
         if self._procfs:
-            parsed = procfs.parse_mountinfo(read_text(f"{self._proc}/self/mountinfo"))
+            parsed = procfs.parse_mountinfo(read_text(self._mountinfo))
             return [(m.source, m.mountpoint, m.fstype) for m in real_mounts(parsed)]
         return [(p.device, p.mountpoint, p.fstype) for p in psutil.disk_partitions(all=False)]
 
@@ -122,7 +130,8 @@ class DiskUsageCollector:
             add(reading, "filesystem_free_bytes", u.free, labels)
             add(reading, "filesystem_usage_percent", percent(u.used, u.used + u.free), labels)
             return False
-        st = self._statvfs(mountpoint, fstype)  # time-limited on network filesystems
+        # time-limited on network filesystems
+        st = self._statvfs(self._rootfs + mountpoint, fstype)
         size = st.f_blocks * st.f_frsize
         used = (st.f_blocks - st.f_bfree) * st.f_frsize
         free = st.f_bavail * st.f_frsize

@@ -32,11 +32,13 @@ class SystemCollector:
         self,
         *,
         proc_root: str = "/proc",
+        rootfs: str = "/",
         use_procfs: bool | None = None,
         wall_clock: Callable[[], float] = time.time,
         refresh_every: int = 60,
     ) -> None:
         self._proc = proc_root
+        self._rootfs = rootfs
         self._procfs = sys.platform.startswith("linux") if use_procfs is None else use_procfs
         self._wall = wall_clock
         self._refresh_every = refresh_every
@@ -83,7 +85,7 @@ class SystemCollector:
             return self._read_linux()
         return SystemInfo(
             hostname=socket.gethostname(),
-            os=_os_name(),
+            os=_os_name(self._rootfs),
             kernel=platform.release(),
             arch=platform.machine(),
             cpu_model=platform.processor() or platform.machine(),
@@ -101,7 +103,7 @@ class SystemCollector:
         model = procfs.cpuinfo_field(cpuinfo, "model name", "Hardware", "Processor", "cpu model")
         return SystemInfo(
             hostname=read_text(f"{proc}/sys/kernel/hostname").strip(),
-            os=_os_name(),
+            os=_os_name(self._rootfs),
             kernel=read_text(f"{proc}/sys/kernel/osrelease").strip(),
             arch=platform.machine(),
             cpu_model=model or platform.processor() or platform.machine(),
@@ -109,10 +111,13 @@ class SystemCollector:
         )
 
 
-def _os_name() -> str:
+def _os_name(rootfs: str = "/") -> str:
     if sys.platform.startswith("linux"):
         try:
-            release = platform.freedesktop_os_release()
+            if rootfs.rstrip("/"):  # the host's, not this container's
+                release = _os_release(rootfs.rstrip("/"))
+            else:
+                release = platform.freedesktop_os_release()
         except OSError:
             return "Linux"
         return release.get("PRETTY_NAME") or release.get("NAME") or "Linux"
@@ -121,3 +126,19 @@ def _os_name() -> str:
     if sys.platform.startswith("win"):
         return f"Windows {platform.release()} ({platform.version()})"
     return platform.system()
+
+
+def _os_release(rootfs: str) -> dict[str, str]:
+    """``KEY=value`` pairs of the os-release file under ``rootfs`` (os-release(5))."""
+    for path in (f"{rootfs}/etc/os-release", f"{rootfs}/usr/lib/os-release"):
+        try:
+            text = read_text(path)
+        except FileNotFoundError:
+            continue
+        out: dict[str, str] = {}
+        for line in text.splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key and not key.startswith("#"):
+                out[key] = value.strip().strip("\"'")
+        return out
+    raise FileNotFoundError(f"no os-release under {rootfs}")

@@ -6,11 +6,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.delivery.transport import INGEST_PATH, HttpTransport, Transport, TransportError
+from hostpulse.agent.delivery.transport import (
+    INGEST_PATH,
+    HttpTransport,
+    Response,
+    Transport,
+    TransportError,
+)
 
 ENROLL_PATH = "/api/v1/agent/enroll"
 KEY_FILE = "agent.key"
@@ -42,21 +49,37 @@ def request_key(
     host_id: str,
     hostname: str,
     *,
-    transport: Transport | None = None,
+    transport_for: Callable[[str], Transport] | None = None,
 ) -> str:
-    """POST the token to the server's ``/api/v1/agent/enroll``; the host's new key."""
-    if settings.server is None:
+    """POST the token to ``/api/v1/agent/enroll`` of the first server URL that answers (a
+    connection error, timeout or 5xx moves on to the next); the host's new key."""
+    urls = settings.server_urls()
+    if not urls:
         raise EnrollError("--enroll needs --server (the hostpulse server's URL)")
-    transport = transport or HttpTransport(
-        enroll_url(settings.server), ca_file=settings.ca_file, verify_tls=settings.verify_tls
-    )
     body = json.dumps({"token": token, "host_id": host_id, "hostname": hostname}).encode()
-    try:
-        resp = transport.post(body, {"Content-Type": "application/json"}, settings.timeout)
-    except TransportError as exc:
-        raise EnrollError(f"cannot reach {settings.server}: {exc}") from None
-    finally:
-        transport.close()
+    problems: list[str] = []
+    for server in urls:
+        if transport_for is not None:
+            transport = transport_for(server)
+        else:
+            transport = HttpTransport(
+                enroll_url(server), ca_file=settings.ca_file, verify_tls=settings.verify_tls
+            )
+        try:
+            resp = transport.post(body, {"Content-Type": "application/json"}, settings.timeout)
+        except TransportError as exc:
+            problems.append(f"cannot reach {server}: {exc}")
+            continue
+        finally:
+            transport.close()
+        if resp.status >= 500:
+            problems.append(f"{server} answered HTTP {resp.status}")
+            continue
+        return _key_from(resp)
+    raise EnrollError("; ".join(problems))
+
+
+def _key_from(resp: Response) -> str:
     try:
         answer = json.loads(resp.body)
     except ValueError:

@@ -18,7 +18,11 @@ class ShipperSettings:
     """``shipper:`` in the agent's configuration; ``server`` is ``--server``."""
 
     server: str | None = None
-    """Server base URL (``https://monitor.example.com``); None: do not ship."""
+    """Server base URL (``https://monitor.example.com``); None: do not ship. Several URLs,
+    comma-separated (or a YAML list in the file), are tried in this order of preference
+    (``delivery/failover.py``)."""
+    failback_after: float = field(default=120.0, metadata={"min": 1.0, "max": 86400.0})
+    """After failing over, try the first server URL again after this many seconds."""
     api_key: str | None = None
     """Sent as ``Authorization: Bearer <key>``; default: the key in ``key_file``."""
     key_file: str | None = None
@@ -49,6 +53,12 @@ class ShipperSettings:
     """False accepts a certificate trusted through ``ca_file`` whatever host name it was issued
     for: ``hostpulse up``'s own agent uses it for its loopback connection, pinned to the
     server's certificate."""
+
+    def server_urls(self) -> list[str]:
+        """The server URLs in order of preference (``server`` split at commas)."""
+        if self.server is None:
+            return []
+        return [item.strip() for item in self.server.split(",") if item.strip()]
 
 
 def default_spool_dir() -> Path:

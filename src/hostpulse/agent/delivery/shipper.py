@@ -9,7 +9,9 @@ table into one ``HostBatch``, and POSTs an ``IngestRequest`` (protobuf, gzip, be
 - 429 / 503 with ``Retry-After``: the same body again after at least that long;
 - 5xx, 429/503 without the header, 401 (no valid agent key yet: enroll or re-enroll the host,
   the snapshots wait in the spool), connection errors and timeouts: the same body again after an
-  exponential, jittered backoff (1 s doubling to 60 s by default), counted ``retried``;
+  exponential, jittered backoff (1 s doubling to 60 s by default), counted ``retried``; with
+  several server URLs, connection errors, timeouts and 5xx without ``Retry-After`` first send
+  the same body to the next URL at once (``failover.py``);
 - any other status: never resent; logged with the server's reason, counted ``rejected``.
 
 A second thread fsyncs the spool once per ``fsync_interval``. ``close`` tries to deliver what is
@@ -32,6 +34,7 @@ from typing import Literal
 
 from google.protobuf.message import DecodeError
 
+from hostpulse.agent.delivery.failover import Failover
 from hostpulse.agent.delivery.retry import Backoff, jitter_after, parse_retry_after
 from hostpulse.agent.delivery.settings import ShipperSettings
 from hostpulse.agent.delivery.spool import Spool, SpooledRecord, SpoolError
@@ -79,8 +82,11 @@ def build_request(records: list[SpooledRecord]) -> IngestRequest:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     kind: Literal["sent", "retry", "rejected"]
-    delay: float = 0.0
+    delay: float | None = None
+    """For a retry: the server's Retry-After (with jitter); None: the backoff decides."""
     detail: str = ""
+    failover: bool = False
+    """For a retry: another server may do better (no connection, timeout, 5xx)."""
 
 
 def _reason(body: bytes) -> str:
@@ -110,17 +116,25 @@ class Shipper:
         wall: Callable[[], float] = time.time,
     ) -> None:
         if transport is None:
-            if settings.server is None:
-                raise ValueError("shipper.server: a server URL is needed to ship")
-            transport = HttpTransport(
-                ingest_url(settings.server),
-                ca_file=settings.ca_file,
-                verify_tls=settings.verify_tls,
-                verify_hostname=settings.verify_hostname,
+
+            def make(url: str) -> Transport:
+                return HttpTransport(
+                    ingest_url(url),
+                    ca_file=settings.ca_file,
+                    verify_tls=settings.verify_tls,
+                    verify_hostname=settings.verify_hostname,
+                )
+
+            self.servers = Failover(
+                settings.server_urls(),
+                make,
+                failback_after=settings.failback_after,
+                monotonic=monotonic,
             )
+        else:
+            self.servers = Failover(["(injected transport)"], lambda _url: transport)
         self.settings = settings
         self._spool = spool
-        self._transport = transport
         self._fsync_interval = fsync_interval
         self._rng = rng or random.Random()
         self._sleep = sleep
@@ -165,7 +179,7 @@ class Shipper:
         self._stop_now.set()
         for t in self._threads:
             t.join(self.settings.timeout + 1.0)
-        self._transport.close()
+        self.servers.close()
         self._spool.close()
 
     def stats(self) -> DeliveryStats:
@@ -221,33 +235,47 @@ class Shipper:
         stopping and the body stays in the spool."""
         seqs = [r.seq for r in records]
         while not self._stop_now.is_set():
+            url = self.servers.url
             outcome = self._attempt(body)
             if outcome.kind == "sent":
                 self._backoff.reset()
                 self._spool.ack(seqs, count_as="sent")
+                self.servers.succeeded()
                 return True
             if outcome.kind == "rejected":
                 n = self._spool.ack(seqs, delivered=False, count_as="rejected")
                 logger.error("server refused %d snapshots (never resent): %s", n, outcome.detail)
                 return True
-            if self._closing.is_set():
+            another = outcome.failover and not self.servers.failed()
+            if self._closing.is_set() and not another:
                 return False  # stays in the spool, sent at the next start
             self._spool.add_counter("retried")
+            if another:
+                logger.warning(
+                    "send of %d snapshots to %s failed (%s); sending to %s",
+                    len(seqs),
+                    url,
+                    outcome.detail,
+                    self.servers.url,
+                )
+                continue  # the next server at once
+            delay = self._backoff.next_delay() if outcome.delay is None else outcome.delay
             logger.warning(
-                "send of %d snapshots failed (%s); retrying in %.1f s",
+                "send of %d snapshots to %s failed (%s); retrying in %.1f s",
                 len(seqs),
+                url,
                 outcome.detail,
-                outcome.delay,
+                delay,
             )
-            self._wait(outcome.delay)
+            self._wait(delay)
         return False
 
     def _attempt(self, body: bytes) -> _Outcome:
         started = self._monotonic()
         try:
-            resp = self._transport.post(body, self._headers, self.settings.timeout)
+            resp = self.servers.post(body, self._headers, self.settings.timeout)
         except TransportError as exc:
-            return _Outcome("retry", self._backoff.next_delay(), str(exc))
+            return _Outcome("retry", None, str(exc), failover=True)
         took = self._monotonic() - started
         status = resp.status
         if 200 <= status < 300:
@@ -256,13 +284,15 @@ class Shipper:
         detail = f"HTTP {status}: {_reason(resp.body)}"
         if status in (429, 503):
             after = parse_retry_after(_header(resp.headers, "retry-after"), self._wall())
-            if after is not None:
+            if after is not None:  # up, and asking this agent to wait: not a failover
                 after = min(after, self.settings.retry_after_max)
                 return _Outcome("retry", jitter_after(after, self._rng), detail)
-            return _Outcome("retry", self._backoff.next_delay(), detail)
-        if status >= 500 or status < 200 or 300 <= status < 400 or status == 401:
-            return _Outcome("retry", self._backoff.next_delay(), detail)
-        return _Outcome("rejected", 0.0, detail)
+            return _Outcome("retry", None, detail, failover=status == 503)
+        if status >= 500:
+            return _Outcome("retry", None, detail, failover=True)
+        if status < 200 or 300 <= status < 400 or status == 401:
+            return _Outcome("retry", None, detail)
+        return _Outcome("rejected", None, detail)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -191,7 +191,6 @@ def create_app(
                 admin_password=admin_password,
                 announce=announce,
                 clock=clock,
-                secret_file=cfg.signing_secret_file,
             )
         )
         app.state.auth.users.changed = hub.auth_changed

@@ -268,23 +268,6 @@ class ServerSettings(BaseSettings):
             raise ValueError("must be at least 12 characters")
         return value
 
-    signing_secret_file: Path | None = Field(
-        default=None,
-        description="File with the key that signs access tokens (64 or more characters, e.g. "
-        "from openssl rand -hex 32). Replicas behind one load balancer need the same one, or "
-        "a token signed by one is refused by the others. Default: jwt-secret in data_dir, "
-        "created on first start.",
-    )
-
-    @field_validator("signing_secret_file")
-    @classmethod
-    def _signing_secret_file(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            from hostpulse.server.auth.tokens import load_secret_file
-
-            load_secret_file(value)  # ValueError naming the file and what is wrong
-        return value
-
     @field_validator("metrics_token")
     @classmethod
     def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:

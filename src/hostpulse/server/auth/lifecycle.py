@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hostpulse.server.auth.repository import AuthRepository
 from hostpulse.server.auth.service import AuthService
 from hostpulse.server.auth.settings import AuthConfig
-from hostpulse.server.auth.tokens import load_or_create_secret, load_secret_file
+from hostpulse.server.auth.tokens import load_or_create_secret
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +69,12 @@ async def running_auth(
     admin_password: str | None = None,
     announce: Announce | None = None,
     clock: Callable[[], float] = time.time,
-    secret_file: Path | None = None,
 ) -> AsyncIterator[AuthService]:
     """The auth service on ``engine``: the process's database (``db.Database``, its tables from
     the one Alembic history), opened and closed by its owner. ``clock``: the server's wall
     clock in seconds (expiry of refresh and enrollment tokens); ``announce``: shows a generated
-    first admin password (default ``announce_first_admin``); ``secret_file``: the signing
-    secret shared by replicas (default: ``data_dir/jwt-secret``, created on first start)."""
-    secret = load_secret_file(secret_file) if secret_file else load_or_create_secret(data_dir)
+    first admin password (default ``announce_first_admin``)."""
+    secret = load_or_create_secret(data_dir)
     stop = asyncio.Event()
     service = AuthService(
         AuthRepository(engine), secret, config, clock_ms=lambda: int(clock() * 1000)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from hostpulse.server.auth.repository import AuthRepository
 from hostpulse.server.auth.service import AuthService
 from hostpulse.server.auth.settings import AuthConfig
-from hostpulse.server.auth.tokens import load_or_create_secret, load_secret_file
+from hostpulse.server.auth.tokens import load_or_create_secret
 from hostpulse.server.config import ServerSettings
 from hostpulse.store import resolve
 from hostpulse.store.db import Database
@@ -36,9 +36,5 @@ async def offline_auth(settings: ServerSettings) -> AsyncIterator[AuthService]:
     if not settings.on_postgres:
         resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     async with Database(settings.relational_url) as database:
-        secret = (
-            load_secret_file(settings.signing_secret_file)
-            if settings.signing_secret_file
-            else load_or_create_secret(settings.data_dir)
-        )
+        secret = load_or_create_secret(settings.data_dir)
         yield AuthService(AuthRepository(database.engine), secret, config_of(settings))

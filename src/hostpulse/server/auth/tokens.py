@@ -71,26 +71,6 @@ def read_access(secret: bytes, token: str) -> str:
     return str(claims["sub"])
 
 
-MIN_SECRET_CHARS = 64
-
-
-def load_secret_file(path: Path) -> bytes:
-    """The signing secret an operator gave in a file (``signing_secret_file``: replicas behind
-    one load balancer share it, so a token from one is good on all); ValueError naming the file
-    when it is unreadable or shorter than 64 characters. Never created nor chmod-ed here: it
-    is the operator's (often a read-only mount)."""
-    try:
-        value = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read the signing secret: {exc}") from None
-    if len(value) < MIN_SECRET_CHARS:
-        raise ValueError(
-            f"{path}: the signing secret has {len(value)} characters, at least "
-            f"{MIN_SECRET_CHARS} are needed (openssl rand -hex 32)"
-        )
-    return value.encode("ascii")
-
-
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The signing secret in ``data_dir/jwt-secret`` (created on first start, mode 0600)."""
     path = data_dir / SECRET_FILE
@@ -103,7 +83,7 @@ def load_or_create_secret(data_dir: Path) -> bytes:
             logger.warning("%s was readable by others (mode %o); set to 0600", path, mode)
             path.chmod(0o600)
         value = path.read_text(encoding="ascii").strip()
-        if len(value) < MIN_SECRET_CHARS:
+        if len(value) < 64:
             raise ValueError(
                 f"{path}: the signing secret is too short; delete it to renew it"
             ) from None

@@ -3,6 +3,7 @@ line (bounded in time), stopped by its PID."""
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import selectors
@@ -44,22 +45,36 @@ class CliProcess:
         )
         self.output = ""
         """What it has printed so far (what ``wait_for`` read)."""
+        self.pending = ""
+        """Read from the pipe by ``wait_for`` but not yet part of a line it looked at."""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         """Read lines until one matches ``pattern``; fails with the output so far when the
         process ends or ``timeout`` seconds pass first."""
         assert self.proc.stdout is not None
+        # the pipe is read raw (os.read) and split here: a buffered readline could take
+        # several lines off the pipe at once and leave the one waited for in its buffer,
+        # where select() no longer sees it
+        fd = self.proc.stdout.fileno()
         sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        sel.register(fd, selectors.EVENT_READ)
         try:
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if sel.select(timeout=0.5):
-                    line = self.proc.stdout.readline()
-                    self.output += line
+            while time.monotonic() < deadline:
+                while "\n" in self.pending:
+                    line, self.pending = self.pending.split("\n", 1)
+                    self.output += line + "\n"
                     m = re.search(pattern, line)
                     if m:
                         return m
+                if sel.select(timeout=0.5):
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    self.pending += self._decoder.decode(chunk)
+                elif self.proc.poll() is not None:
+                    break
         finally:
             sel.close()
         raise AssertionError(f"no line matching {pattern!r}; output so far: {self.output!r}")
@@ -78,7 +93,7 @@ class CliProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
             assert self.proc.stdout is not None
-            rest = self.proc.stdout.read()
+            rest, self.pending = self.pending + self.proc.stdout.read(), ""
             self.proc.stdout.close()
         self.output += rest
         return rest

@@ -1,3 +1,3 @@
 """Suite-wide: the secret-leak guard (tests/leakguard.py) watches every test."""
 
-pytest_plugins = ["leakguard", "pgdb"]
+pytest_plugins = ["leakguard", "pgdb", "replicas"]

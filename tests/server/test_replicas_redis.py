@@ -5,12 +5,20 @@ rate limits are shared, a revocation on one replica holds on another at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from replicas import Cluster, ingest, redis_db, start_cluster  # noqa: F401 (fixtures)
+import redis
+from cli_process import run_cli
+from pgdb import empty_pg
+from replicas import PASSWORD, Cluster, Replica, ingest, start_replica
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -40,7 +48,7 @@ def test_a_websocket_on_one_replica_sees_samples_ingested_through_another(
     cluster = start_cluster(2)
     a, b = cluster.replicas
     key = cluster.agent_key("web-1", 1)
-    token = login(a.url, "admin", cluster_password())["access_token"]
+    token = login(a.url, "admin", PASSWORD)["access_token"]
 
     async def run() -> None:
         async with ws_connect(a.url, token, "hosts=web-1&fleet=true") as ws:
@@ -63,12 +71,6 @@ def test_a_websocket_on_one_replica_sees_samples_ingested_through_another(
                         got_fleet = True
 
     asyncio.run(run())
-
-
-def cluster_password() -> str:
-    from replicas import PASSWORD
-
-    return PASSWORD
 
 
 def test_users_logins_and_limits_are_shared_by_the_replicas(start_cluster: StartCluster) -> None:
@@ -170,3 +172,115 @@ def refused_within(seconds: float, status: Callable[[], int]) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+
+
+def test_a_server_whose_redis_cannot_be_reached_exits_2_naming_the_key(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
+    result = run_cli(
+        [
+            "server",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--redis-url",
+            f"redis://:hunter2@127.0.0.1:{port}/0",
+        ],
+        env={**env, "HOSTPULSE_ADMIN_PASSWORD": PASSWORD},
+    )
+    assert result.returncode == 2
+    assert "HOSTPULSE_REDIS_URL (redis_url): cannot use Redis at" in result.stderr
+    assert f"redis://:***@127.0.0.1:{port}/0" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+    bad = run_cli(["server", "--redis-url", "http://127.0.0.1:6379"], env=env)
+    assert bad.returncode == 2 and "is not a Redis URL" in bad.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def own_redis(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server of this test's own on ``port`` (no persistence), stopped by its PID."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_replicas_keep_serving_while_redis_is_down_and_share_again_when_it_is_back(
+    tmp_path: Path, pg_database: str
+) -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    replicas: list[Replica] = []
+    try:
+        with own_redis(port, tmp_path / "redis-1"):
+            database_url = empty_pg(pg_database)
+            for i in range(2):
+                replicas.append(start_replica(tmp_path / f"r{i}", database_url, url, {}))
+            a, b = replicas
+            cluster = Cluster(replicas, redis.Redis(host="127.0.0.1", port=port))
+            key = cluster.agent_key("web-9", 1)
+            token = login(a.url, "admin", PASSWORD)["access_token"]
+        # Redis is gone: ingest, sign-in and queries go on, each replica on its own
+        assert ingest(b.url, key, cpu_sample("web-9", 12.0)).status_code == 200
+        assert login(a.url, "admin", PASSWORD)["access_token"]
+        hosts = httpx.get(
+            f"{b.url}/api/v1/hosts", headers={"authorization": f"Bearer {token}"}, timeout=30
+        )
+        assert hosts.status_code == 200  # a's token: the shared secret is kept in memory
+        with own_redis(port, tmp_path / "redis-2"):  # back, empty
+            client = redis.Redis(host="127.0.0.1", port=port)
+            deadline = time.monotonic() + 30
+            while (
+                len(client.zrange("hostpulse:members", 0, -1)) < 2
+                or client.pubsub_numsub("hostpulse:0:ingest")[0][1] < 2
+                or not client.exists("hostpulse:auth:signing-secret")
+            ):
+                assert time.monotonic() < deadline, "the replicas did not come back to Redis"
+                time.sleep(0.1)
+            client.close()
+
+            async def run() -> None:
+                async with ws_connect(a.url, token, "hosts=web-9") as ws:
+                    await ws.recv(decode=False)  # subscribed
+                    ts = now_ms()
+                    r = await asyncio.to_thread(ingest, b.url, key, cpu_sample("web-9", 33.0, ts))
+                    assert r.status_code == 200, r.text
+                    async with asyncio.timeout(DEADLINE_S):
+                        while True:
+                            frame = LiveFrame.FromString(await ws.recv(decode=False))
+                            if frame.HasField("samples"):
+                                assert frame.samples.snapshots[0].timestamp_ms == ts
+                                return
+
+            asyncio.run(run())
+    finally:
+        for replica in replicas:
+            replica.stop()

@@ -157,6 +157,8 @@ class AlertService:
         self.changed: Callable[[], None] = lambda: None
         """Called after rules, channels or silences changed here (the cluster tells the
         other replicas, which then ``reload``)."""
+        self.forward_ack: Callable[[str, str], None] = lambda alert_id, by: None
+        """Hands an acknowledgement of an alert held by another replica to it."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -607,9 +609,30 @@ class AlertService:
         return self.engine.active()
 
     async def acknowledge(self, alert_id: str, by: str) -> AlertInstance:
-        inst = self.engine.acknowledge(alert_id, by)
+        """Acknowledge a firing alert. With ``owns``, an alert of a host another replica owns
+        is acknowledged there (``forward_ack``; the answer shows it acknowledged)."""
+        if self.owns is None or self.engine.get(alert_id) is not None:
+            inst = self.engine.acknowledge(alert_id, by)
+            await self.flush()
+            return inst
         await self.flush()
-        return inst
+        instances, _ = await self.repo.load_state()
+        found = next((i for i in instances if i.id == alert_id), None)
+        if found is None or found.state not in (State.PENDING, State.FIRING):
+            raise NotFoundError(f"no active alert with id {alert_id!r}")
+        if found.state is not State.FIRING:
+            raise ConflictError(f"alert {alert_id!r} is {found.state.value}, not firing")
+        found.acked_by, found.acked_at_ms = by, self.clock.now_ms()
+        self.forward_ack(alert_id, by)
+        return found
+
+    async def acknowledge_held(self, alert_id: str, by: str) -> None:
+        """Another replica forwarded an acknowledgement: apply it if this one owns the alert."""
+        if self.engine.get(alert_id) is None:
+            return
+        with contextlib.suppress(NotFoundError, ConflictError):
+            self.engine.acknowledge(alert_id, by)
+            await self.flush()
 
     async def history(self, query: HistoryQuery) -> list[dict[str, Any]]:
         return await self.repo.history(query)

@@ -13,7 +13,8 @@ host). The client may change its subscription at any time with a text message
 frame. A heartbeat frame comes every ``heartbeat_seconds``.
 
 The connection lives no longer than its access token: it is closed with code 4401 when the
-token expires, and within ``live_auth_recheck`` seconds once its user is deleted (the token is
+token expires, and once its user is deleted: at once when that happens through the API (of
+any replica, with ``redis_url``), else within ``live_auth_recheck`` seconds (the token is
 checked again as on every request). The dashboard then signs in again (refresh) and reconnects.
 """
 

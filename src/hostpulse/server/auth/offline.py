@@ -37,4 +37,14 @@ async def offline_auth(settings: ServerSettings) -> AsyncIterator[AuthService]:
         resolve(settings.store_url)[0].parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     async with Database(settings.relational_url) as database:
         secret = load_or_create_secret(settings.data_dir)
-        yield AuthService(AuthRepository(database.engine), secret, config_of(settings))
+        service = AuthService(AuthRepository(database.engine), secret, config_of(settings))
+        events: list[dict[str, object]] = []
+        service.users.changed = lambda: events.append({"kind": "users"})
+        service.agents.changed = lambda key_id, host_id: events.append(
+            {"kind": "keys", "key_id": key_id, "host_id": host_id}
+        )
+        yield service
+        if events and settings.redis_url is not None:
+            from hostpulse.server.cluster.node import tell_replicas
+
+            await tell_replicas(settings.redis_url, events)

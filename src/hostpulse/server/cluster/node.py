@@ -5,7 +5,8 @@ batches to its live clients and to the alert engine (for the hosts it owns).
 Channels (``hostpulse:<db>:``): ``ingest`` carries one ``wire`` message per acknowledged
 ingest request; ``events`` carries JSON invalidations: ``{"kind": "users"}`` (a user created,
 changed or deleted), ``{"kind": "keys", "key_id": 7, "host_id": null}`` (an agent key revoked,
-or a host's key replaced), ``{"kind": "alerts"}`` (rules, channels or silences changed).
+or a host's key replaced), ``{"kind": "alerts"}`` (rules, channels or silences changed),
+``{"kind": "ack", "alert_id": "...", "by": "alice"}`` (for the replica that owns the alert).
 
 Bounds: a replica queues at most ``MAX_OUTBOX`` messages / ``MAX_OUTBOX_BYTES`` for Redis and
 drops (and counts) the rest while Redis is slow or down, so ingest never waits on Redis; Redis
@@ -22,7 +23,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -143,6 +144,9 @@ class ClusterNode:
         self.alerts = service
         self._feed = feed
         service.changed = lambda: self.event({"kind": "alerts"})
+        service.forward_ack = lambda alert_id, by: self.event(
+            {"kind": "ack", "alert_id": alert_id, "by": by}
+        )
 
     # -- publishing -----------------------------------------------------------------------------
 
@@ -196,7 +200,8 @@ class ClusterNode:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 changed = await self.membership.beat()
-                await self.client.set(SECRET_KEY, self._secret, nx=True)
+                if self._secret:
+                    await self.client.set(SECRET_KEY, self._secret, nx=True)
             except RedisFailure as exc:
                 # keep the hosts we own: the others cannot see Redis either, or they take
                 # them over once our entry expires (then claims keep notifications single)
@@ -292,11 +297,22 @@ class ClusterNode:
             )
         elif kind == "alerts":
             self._reload_alerts()
+        elif kind == "ack" and self.alerts is not None:
+            self._side_task(self.alerts.acknowledge_held(str(event["alert_id"]), str(event["by"])))
 
     def _reload_alerts(self) -> None:
         if self.alerts is None:
             return
-        task = asyncio.create_task(self._reload(self.alerts))
+        self._side_task(self._reload(self.alerts))
+
+    def _side_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                logger.exception("cluster event handling failed")
+
+        task = asyncio.create_task(guarded())
         self._side.add(task)
         task.add_done_callback(self._side.discard)
 
@@ -306,6 +322,24 @@ class ClusterNode:
             await alerts.reload()
         except Exception:
             logger.exception("could not read the alert rules, channels and silences again")
+
+
+async def tell_replicas(url: str, events: list[dict[str, object]]) -> None:
+    """Publish invalidations from outside a server (``hostpulse user remove``, ``hostpulse key
+    revoke`` with ``HOSTPULSE_REDIS_URL``): the running replicas act on them at once. Redis
+    unreachable: logged; the replicas' caches expire within 10 s anyway."""
+    client = open_client(url)
+    try:
+        channel = channel_name(client, "events")
+        for event in events:
+            await client.publish(channel, json.dumps({**event, "origin": "cli"}).encode())
+    except RedisFailure as exc:
+        logger.warning(
+            "could not tell the running replicas through Redis; they notice within 10 s",
+            extra={"error": str(exc) or type(exc).__name__},
+        )
+    finally:
+        await client.aclose()
 
 
 @contextlib.asynccontextmanager

@@ -72,6 +72,7 @@ class Replica:
     def _read(self) -> None:
         stdout = self.proc.proc.stdout
         assert stdout is not None
+        self.lines.append(self.proc.pending)
         for line in stdout:
             self.lines.append(line)
 

@@ -13,7 +13,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -77,6 +76,7 @@ class ServerSettings(BaseSettings):
     )
     tsdb_query_url: str | None = Field(
         default=None,
+        validate_default=True,
         description="The root that answers /api/v1/query and /api/v1/query_range (default: "
         "tsdb_url); needed for a VictoriaMetrics cluster "
         "(http://vmselect:8481/select/0/prometheus).",
@@ -293,15 +293,29 @@ class ServerSettings(BaseSettings):
             resolve(value)  # ValueError naming the URL when it is not a store this server has
         return value
 
-    @model_validator(mode="after")
-    def _tsdb(self) -> ServerSettings:
+    @field_validator("tsdb_url")
+    @classmethod
+    def _tsdb_url(cls, value: str | None) -> str | None:
         from hostpulse.store.tsdb.endpoints import endpoints
 
-        if self.tsdb_query_url is not None and self.tsdb_url is None:
-            raise ValueError("tsdb_query_url needs tsdb_url (where the samples are written)")
-        if self.tsdb_url is not None:
-            endpoints(self.tsdb_url, self.tsdb_query_url)  # ValueError naming the key
-        return self
+        if value is not None:
+            endpoints(value, "http://query.invalid")  # ValueError: not http(s), a select URL
+        return value
+
+    @field_validator("tsdb_query_url")
+    @classmethod
+    def _tsdb_query_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from hostpulse.store.tsdb.endpoints import endpoints
+
+        if "tsdb_url" not in info.data:  # tsdb_url itself is wrong and reported as such
+            return value
+        write = info.data["tsdb_url"]
+        if write is None:
+            if value is not None:
+                raise ValueError("needs tsdb_url (where the samples are written)")
+            return value
+        endpoints(write, value)  # ValueError: a cluster insert URL needs a query URL
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -136,19 +136,20 @@ def compress(pieces: list[bytes]) -> bytes:
     return bytes(cramjam.snappy.compress_raw(b"".join(pieces)))
 
 
-def write_bodies(
+def write_chunks(
     parts: Sequence[tuple[HostBatch, SeriesTable]], max_samples: int
 ) -> Iterator[tuple[int, bytes]]:
-    """The compressed WriteRequest bodies of the batches, each of at most about
-    ``max_samples`` samples (split between snapshots): ``(samples, body)``."""
+    """The batches' samples as uncompressed WriteRequest bytes, in chunks of at most about
+    ``max_samples`` samples (split between snapshots): ``(samples, bytes)``. Chunks joined
+    are a WriteRequest too (repeated fields concatenate); ``compress`` makes the body."""
     pieces: list[bytes] = []
     count = 0
     for batch, table in parts:
         for n, encoded in encode_samples(batch, table):
             if count and count + n > max_samples:
-                yield count, compress(pieces)
+                yield count, b"".join(pieces)
                 pieces, count = [], 0
             pieces.extend(encoded)
             count += n
     if count:
-        yield count, compress(pieces)
+        yield count, b"".join(pieces)

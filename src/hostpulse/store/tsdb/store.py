@@ -39,12 +39,13 @@ from hostpulse.store.exceptions import (
 from hostpulse.store.tsdb import queries as q
 from hostpulse.store.tsdb import schema
 from hostpulse.store.tsdb.endpoints import Endpoints
+from hostpulse.store.tsdb.group import GroupWriter
 from hostpulse.store.tsdb.remote_write import (
     CONTENT_HEADERS,
     SeriesTable,
     compress,
     series_problem,
-    write_bodies,
+    write_chunks,
 )
 from hostpulse.store.types import (
     Agg,
@@ -107,16 +108,34 @@ def pick_tier(start_ms: int, end_ms: int, step_ms: int | None) -> Tier:
     return Tier.MINUTE if span <= MINUTE_MAX_SPAN_MS else Tier.HOUR
 
 
+def _field_size(size: int) -> int:
+    """Bytes of a length-delimited field with a one-byte tag and ``size`` bytes of content."""
+    return 1 + (size.bit_length() + 6) // 7 + size if size else 2
+
+
 def table_digest(batch: HostBatch) -> bytes:
     """A digest of the batch without its snapshots (host identity, series table, unsupported
-    list): one serialisation, the snapshots' bytes skipped."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(batch.host.SerializeToString(deterministic=True))
+    list). The serialization is ``host``, ``series``, ``snapshots``, ``unsupported`` in field
+    order, so those bytes are the serialized batch minus the snapshots' span: one C-level
+    serialisation, no copy. When the layout is not that (unknown fields), a copy is hashed."""
+    data = batch.SerializeToString()
+    snaps = sum(_field_size(s.ByteSize()) for s in batch.snapshots)
+    tail = sum(_field_size(len(u.encode())) for u in batch.unsupported)
+    cut = len(data) - snaps - tail
+    view = memoryview(data)
+    if (
+        cut >= 0
+        and (snaps == 0 or data[cut] == 0x1A)
+        and (tail == 0 or data[len(data) - tail] == 0x22)
+    ):
+        digest = hashlib.blake2b(view[:cut], digest_size=16)
+        digest.update(view[len(data) - tail :])
+        return digest.digest()
     shell = HostBatch()
-    shell.series.extend(batch.series)
-    shell.unsupported.extend(batch.unsupported)
-    h.update(shell.SerializeToString(deterministic=True))
-    return h.digest()
+    shell.CopyFrom(batch)
+    shell.ClearField("snapshots")
+    shell.DiscardUnknownFields()
+    return hashlib.blake2b(shell.SerializeToString(), digest_size=16).digest()
 
 
 def _keys(batch: HostBatch) -> list[Key]:
@@ -226,7 +245,12 @@ class TsdbStore:
         self.flush_interval_ms = flush_interval_ms
         self.refresh_interval_ms = refresh_interval_ms
         self._transport = transport
-        self._write_slots = asyncio.Semaphore(write_concurrency)
+        self._writes: GroupWriter[bytes] = GroupWriter(
+            self._send_writes, slots=write_concurrency, max_weight=max_samples_per_write
+        )
+        self._proc_writes: GroupWriter[dict[str, object]] = GroupWriter(
+            self._insert_processes, slots=1, max_weight=1000
+        )
         self._client: httpx.AsyncClient | None = None
         self._hosts: dict[str, HostRecord] = {}
         self._tables: dict[str, tuple[bytes, SeriesTable]] = {}
@@ -415,13 +439,14 @@ class TsdbStore:
             raise StoreUnavailableError(f"the database cannot write: {exc.orig}") from exc
         samples = sum(len(s.values) for b in request.batches for s in b.snapshots)
         if samples <= INLINE_SAMPLES:
-            bodies = list(write_bodies(parts, self.max_samples_per_write))
+            chunks = list(write_chunks(parts, self.max_samples_per_write))
         else:  # a large request is encoded in a worker thread: the loop serves others
-            bodies = await asyncio.to_thread(list, write_bodies(parts, self.max_samples_per_write))
+            chunks = await asyncio.to_thread(list, write_chunks(parts, self.max_samples_per_write))
         procs = self._process_rows(request)
         try:
             await asyncio.gather(
-                *(self._write(body) for _, body in bodies), self._store_processes(procs)
+                self._writes.submit([(raw, n) for n, raw in chunks]),
+                self._proc_writes.submit([(row, 1) for row in procs]),
             )
         except DBAPIError as exc:
             raise StoreUnavailableError(f"the database cannot write: {exc.orig}") from exc
@@ -436,28 +461,38 @@ class TsdbStore:
             if rec is not None and newest > rec.last_seen_ms:
                 rec.last_seen_ms = newest
                 self._dirty[rec.host_id] = newest
-        return IngestResult(sum(n for n, _ in bodies), 0)
+        return IngestResult(sum(n for n, _ in chunks), 0)
 
-    async def _write(self, body: bytes) -> None:
-        async with self._write_slots:
-            try:
-                resp = await self.client.post(
-                    self.endpoints.write, content=body, headers=CONTENT_HEADERS
-                )
-            except httpx.HTTPError as exc:
-                raise StoreUnavailableError(
-                    f"the TSDB at {self.endpoints.shown} did not take the samples: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+    async def _send_writes(self, chunks: list[bytes]) -> list[BaseException | None]:
+        """One remote write of the chunks of several requests; when the TSDB refuses it
+        (400: e.g. Prometheus' out-of-order samples), each chunk again on its own, so that
+        one request's refused samples do not fail the others."""
+        error = await self._post(compress(chunks))
+        if error is None:
+            return [None] * len(chunks)
+        if len(chunks) > 1 and isinstance(error, InvalidRequestError):
+            return [await self._post(compress([c])) for c in chunks]
+        return [error] * len(chunks)
+
+    async def _post(self, body: bytes) -> BaseException | None:
+        try:
+            resp = await self.client.post(
+                self.endpoints.write, content=body, headers=CONTENT_HEADERS
+            )
+        except httpx.HTTPError as exc:
+            return StoreUnavailableError(
+                f"the TSDB at {self.endpoints.shown} did not take the samples: "
+                f"{type(exc).__name__}: {exc}"
+            )
         if resp.status_code < 300:
-            return
+            return None
         reason = resp.text.strip()[:300]
         if resp.status_code == 400:  # e.g. Prometheus: out of order, out of bounds
-            raise InvalidRequestError(
+            return InvalidRequestError(
                 f"the TSDB refused the samples (HTTP 400): {reason} (see docs/tsdb.md, "
                 "de-duplication)"
             )
-        raise StoreUnavailableError(
+        return StoreUnavailableError(
             f"the TSDB at {self.endpoints.shown} answered HTTP {resp.status_code}: {reason}"
         )
 
@@ -480,11 +515,10 @@ class TsdbStore:
                 last = max(last, ts)
         return rows
 
-    async def _store_processes(self, rows: list[dict[str, object]]) -> None:
-        if not rows:
-            return
+    async def _insert_processes(self, rows: list[dict[str, object]]) -> list[BaseException | None]:
         async with self.database.engine.begin() as conn:
             await conn.execute(self._insert(schema.processes).on_conflict_do_nothing(), rows)
+        return [None] * len(rows)
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 import urllib.error
@@ -125,3 +126,42 @@ def test_the_fast_renderer_says_what_prometheus_client_says() -> None:
     assert fast.render(cache.latest).decode() == served  # the cached plan gives the same
     assert 'queue_depth{queue="mail"} 42.0' in served
     assert "cpu_load1 +Inf" in served
+
+
+def _raw(exporter: Exporter, request: bytes) -> bytes:
+    with socket.create_connection(exporter.address, timeout=5) as sock:
+        sock.sendall(request)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def test_http_server_answers_only_get_and_head_of_metrics_within_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hostpulse.agent.exporter as exporter_module
+
+    monkeypatch.setattr(exporter_module, "CLIENT_TIMEOUT", 0.5)
+    exporter = Exporter(cache_with_batch(), "127.0.0.1", 0)
+    try:
+        get = _raw(exporter, b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n")
+        head, _, body = get.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"Content-Type: text/plain; version=0.0.4; charset=utf-8" in head
+        assert f"Content-Length: {len(body)}".encode() in head
+        assert b"node_cpu_core_busy_percent" in body
+        only_head = _raw(exporter, b"HEAD /metrics HTTP/1.1\r\n\r\n")
+        assert only_head.startswith(b"HTTP/1.1 200 OK") and only_head.endswith(b"\r\n\r\n")
+        assert _raw(exporter, b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405")
+        assert _raw(exporter, b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404")
+        assert _raw(exporter, b"hello\r\n\r\n").startswith(b"HTTP/1.1 400")
+        long_line = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"
+        assert _raw(exporter, long_line).startswith(b"HTTP/1.1 414")
+        many = b"GET /metrics HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n"
+        assert _raw(exporter, many).startswith(b"HTTP/1.1 431")
+        started = time.monotonic()
+        assert _raw(exporter, b"GET /metrics HTTP/1.1\r\n") == b""  # never finishes: dropped
+        assert time.monotonic() - started < 5.0
+    finally:
+        exporter.close()

@@ -7,6 +7,7 @@ families (``node_<key>``, counters ``_total``, HELP and TYPE from the catalog).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -171,43 +172,87 @@ class TextRenderer:
         return "".join(out).encode()
 
 
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_REQUEST_LINE = 8192
+MAX_HEADER_LINES = 100
+CLIENT_TIMEOUT = 10.0
+"""Seconds a scraper has to send its request; then the connection is closed."""
+
+
 class Exporter:
     """The HTTP server for ``/metrics`` in a daemon thread; ``address`` is the bound (host, port).
 
-    http.server with prometheus_client's handler rather than its WSGI server: wsgiref writes
-    the status line and every header with a separate system call, which made serving a scrape
-    cost more CPU than building the snapshot (docs/benchmarks.md).
+    ``socketserver`` with a few lines of request parsing rather than ``http.server`` (which
+    imports ``email`` and ``http.client``, with ``ssl``: 5 MB of the agent's memory) or
+    prometheus_client's servers (wsgiref writes the status line and every header with a
+    separate system call, which made serving a scrape cost more CPU than building the snapshot,
+    docs/benchmarks.md). One answer per connection (``Connection: close``); GET or HEAD of
+    ``/metrics`` only; request line and header lines bounded, a silent client dropped after
+    ``CLIENT_TIMEOUT``.
     """
 
     def __init__(self, cache: ExporterCache, host: str, port: int) -> None:
         import socket
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import urlsplit
-
-        from prometheus_client import CONTENT_TYPE_LATEST
+        import socketserver
 
         renderer = TextRenderer()
         lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if urlsplit(self.path).path != "/metrics":
-                    self.send_error(404, "only /metrics is served here")
+        class Handler(socketserver.StreamRequestHandler):
+            timeout = CLIENT_TIMEOUT
+
+            def handle(self) -> None:
+                # a scraper that went away or never asked: nothing to answer
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    self._handle()
+
+            def _handle(self) -> None:
+                line = self.rfile.readline(MAX_REQUEST_LINE + 1)
+                if not line:
                     return
-                with lock:  # the renderer's cache is shared by concurrent scrapes
-                    body = renderer.render(cache.latest)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                if len(line) > MAX_REQUEST_LINE:
+                    self._answer(414, b"request line too long\n")
+                    return
+                parts = line.split()
+                if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+                    self._answer(400, b"not an HTTP request\n")
+                    return
+                for _ in range(MAX_HEADER_LINES + 1):  # the headers: nothing in them matters
+                    header = self.rfile.readline(MAX_REQUEST_LINE + 1)
+                    if header in (b"\r\n", b"\n", b""):
+                        break
+                else:
+                    self._answer(431, b"too many header lines\n")
+                    return
+                method, path = parts[0], parts[1].split(b"?", 1)[0]
+                if method not in (b"GET", b"HEAD"):
+                    self._answer(405, b"only GET /metrics is served here\n")
+                elif path != b"/metrics":
+                    self._answer(404, b"only /metrics is served here\n")
+                else:
+                    with lock:  # the renderer's cache is shared by concurrent scrapes
+                        body = renderer.render(cache.latest)
+                    self._answer(200, body, CONTENT_TYPE, head=method == b"HEAD")
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+            def _answer(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str = "text/plain; charset=utf-8",
+                *,
+                head: bool = False,
+            ) -> None:
+                reason = _REASONS.get(status, "")
+                header = (
+                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                ).encode()
+                self.wfile.write(header if head else header + body)
 
-        class Server(ThreadingHTTPServer):
+        class Server(socketserver.ThreadingTCPServer):
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
             daemon_threads = True
+            allow_reuse_address = True
 
         self._server = Server((host, port), Handler)
         self._thread = threading.Thread(
@@ -227,3 +272,13 @@ class Exporter:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(1.0)
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -30,8 +29,11 @@ def setup_logging(settings: LogSettings, *, stream: TextIO | None = None) -> Non
     if settings.file:
         path = Path(settings.file)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # imported only then: logging.handlers imports socket, pickle and queue (1 MB)
+        from logging.handlers import RotatingFileHandler
+
         handlers.append(
-            logging.handlers.RotatingFileHandler(
+            RotatingFileHandler(
                 path,
                 maxBytes=settings.max_bytes,
                 backupCount=settings.backup_count,

@@ -42,8 +42,18 @@ class _Parser(argparse.ArgumentParser):
         print_help(self)  # to stdout, drawn like the typer commands' help
 
 
+class _Formatter(argparse.HelpFormatter):
+    """A fixed width: argparse's default asks shutil for the terminal's, and importing shutil
+    (with bz2 and lzma) costs the long-running agent 0.5 MB; the help is drawn by agent_help."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=100)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="hostpulse agent", description=DESCRIPTION, add_help=False)
+    p = _Parser(
+        prog="hostpulse agent", description=DESCRIPTION, add_help=False, formatter_class=_Formatter
+    )
     p.add_argument("--config", "-c", metavar="FILE", help="YAML settings (or HOSTPULSE_CONFIG).")
     p.add_argument("--once", action="store_true", help="Print one snapshot and exit (~1 s).")
     p.add_argument(

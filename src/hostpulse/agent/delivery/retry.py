@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from email.utils import parsedate_to_datetime
 
 
 class Backoff:
@@ -36,6 +35,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     text = value.strip()
     if text.isdigit():
         return float(text)
+    from email.utils import parsedate_to_datetime  # rare: most servers send seconds
+
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

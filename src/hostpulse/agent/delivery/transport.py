@@ -1,18 +1,23 @@
-"""POSTing a request body to the server: one persistent HTTP/1.1 connection over the standard
-library's ``http.client`` (httpx would add about 12 MB to the agent's resident memory; the agent
-sends one request at a time from one thread and needs nothing more).
+"""POSTing a request body to the server: one persistent HTTP/1.1 connection (``agent/
+http11.py``: the standard library's ``http.client`` would import ``email`` and ``ssl``, 7 MB
+of the agent's memory; httpx would add about 12 MB). The agent sends one request at a time from
+one thread and needs nothing more; ``ssl`` is imported only for an ``https://`` server.
 
 The ``Transport`` protocol is the seam tests and other senders plug into.
 """
 
 from __future__ import annotations
 
-import http.client
-import ssl
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import urlsplit
+
+from hostpulse.agent.http11 import Connection, RemoteClosed
+
+if TYPE_CHECKING:
+    import ssl
 
 INGEST_PATH = "/api/v1/ingest"
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -34,7 +39,7 @@ class Response:
     body: bytes
 
 
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_STALE = (RemoteClosed, BrokenPipeError, ConnectionResetError)
 
 
 class Transport(Protocol):
@@ -61,6 +66,8 @@ def tls_context(
     """The client context: the system's CAs, or only those in ``ca_file`` (which may also be
     the server's own self-signed or leaf certificate: partial chains are accepted, as curl
     does). ``ssl.SSLError``/``OSError`` for an unreadable or non-PEM ``ca_file``."""
+    import ssl
+
     context = ssl.create_default_context(cafile=ca_file)
     if ca_file is not None:
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
@@ -88,22 +95,29 @@ class HttpTransport:
             raise ValueError(f"expected an http(s) URL, got {url!r}")
         self._https = parts.scheme == "https"
         self._host = parts.hostname
-        self._port = parts.port
+        # an ASCII host name as bytes: a str would load the idna codec (and unicodedata)
+        self._address: str | bytes = self._host.encode() if self._host.isascii() else self._host
+        self._port = parts.port or (443 if self._https else 80)
         self._path = parts.path or "/"
         self._context: ssl.SSLContext | None = None
         if self._https:
             self._context = tls_context(ca_file, verify_tls, verify_hostname)
-        self._conn: http.client.HTTPConnection | None = None
+        host_header = parts.netloc.rpartition("@")[2]
+        self._conn = Connection(self._open, host_header)
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        if self._https:
-            return http.client.HTTPSConnection(
-                self._host, self._port, timeout=timeout, context=self._context
-            )
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+    def _open(self, timeout: float) -> socket.socket:
+        address = cast(str, self._address)  # getaddrinfo takes bytes too (typeshed: str)
+        sock = socket.create_connection((address, self._port), timeout=timeout)
+        if self._context is None:
+            return sock
+        try:
+            return self._context.wrap_socket(sock, server_hostname=self._host)
+        except BaseException:
+            sock.close()
+            raise
 
     def post(self, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
-        reused = self._conn is not None
+        reused = self._conn.is_open
         try:
             return self._post_once(body, headers, timeout)
         except TransportError as exc:
@@ -113,31 +127,22 @@ class HttpTransport:
         return self._post_once(body, headers, timeout)
 
     def _post_once(self, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
-        conn = self._conn or self._connect(timeout)
-        self._conn = conn
         try:
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-            conn.request("POST", self._path, body=body, headers=dict(headers))
-            resp = conn.getresponse()
-            data = resp.read(MAX_RESPONSE_BYTES)
-            rest = resp.read(1)  # a response larger than we care about: do not reuse
-            status, hdrs = resp.status, {k.lower(): v for k, v in resp.getheaders()}
-            if resp.will_close or rest:
-                self.close()
-            return Response(status, hdrs, data)
-        except ssl.SSLCertVerificationError as exc:
-            self.close()
-            raise TransportError(
-                f"TLS: the server's certificate is not trusted ({exc.verify_message}); "
-                "give its CA with --ca / shipper.ca_file"
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            self.close()
+            answer = self._conn.request(
+                "POST", self._path, headers, body, timeout, MAX_RESPONSE_BYTES
+            )
+        except OSError as exc:
+            if self._https:
+                import ssl
+
+                if isinstance(exc, ssl.SSLCertVerificationError):
+                    raise TransportError(
+                        f"TLS: the server's certificate is not trusted ({exc.verify_message}); "
+                        "give its CA with --ca / shipper.ca_file"
+                    ) from None
             stale = isinstance(exc, _STALE)
             raise TransportError(f"{type(exc).__name__}: {exc}", stale=stale) from None
+        return Response(answer.status, answer.headers, answer.body)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._conn.close()

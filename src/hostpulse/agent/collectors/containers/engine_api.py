@@ -1,18 +1,21 @@
 """Names, images and states of containers from the Docker or Podman API socket.
 
 One ``GET /containers/json?all=1`` over the engine's Unix socket (Podman serves the same
-Docker-compatible route), with the standard library's ``http.client``: no SDK, nothing to
-install. The answer is bounded (``MAX_BODY``) and the call times out (``timeout``); a missing
-socket, a refused connection or a bad answer means "no names", never an error of the collector.
+Docker-compatible route), with the agent's small HTTP/1.1 client (``agent/http11.py``): no
+SDK, nothing to install. The answer is bounded (``MAX_BODY``) and the call times out
+(``timeout``); a missing socket, a refused connection or a bad answer means "no names", never
+an error of the collector.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from hostpulse.agent.http11 import Connection, ProtocolError, RemoteClosed
 
 logger = logging.getLogger(__name__)
 
@@ -33,37 +36,41 @@ class EngineError(OSError):
     """The socket exists but the engine did not answer usefully."""
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
+def _unix_connect(path: str) -> Callable[[float], socket.socket]:
+    def connect(timeout: float) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+        sock.settimeout(timeout)
         try:
-            sock.connect(self._path)
+            sock.connect(path)
         except OSError:
             sock.close()
             raise
-        self.sock = sock
+        return sock
+
+    return connect
 
 
 def list_containers(path: str, timeout: float = 2.0) -> list[EngineContainer]:
     """Every container the engine at ``path`` knows (running or not)."""
-    conn = _UnixConnection(path, timeout)
+    conn = Connection(_unix_connect(path), "localhost")
     try:
-        conn.request("GET", "/containers/json?all=1", headers={"Accept": "application/json"})
-        resp = conn.getresponse()
-        body = resp.read(MAX_BODY + 1)
-        if resp.status != 200:
-            raise EngineError(f"{path}: GET /containers/json answered {resp.status}")
-        if len(body) > MAX_BODY:
-            raise EngineError(f"{path}: the container list is larger than {MAX_BODY} bytes")
-    except (http.client.HTTPException, TimeoutError) as exc:
+        answer = conn.request(
+            "GET",
+            "/containers/json?all=1",
+            {"Accept": "application/json"},
+            b"",
+            timeout,
+            MAX_BODY + 1,
+        )
+    except (ProtocolError, RemoteClosed, TimeoutError) as exc:
         raise EngineError(f"{path}: {exc or type(exc).__name__}") from None
     finally:
         conn.close()
+    body = answer.body
+    if answer.status != 200:
+        raise EngineError(f"{path}: GET /containers/json answered {answer.status}")
+    if len(body) > MAX_BODY:
+        raise EngineError(f"{path}: the container list is larger than {MAX_BODY} bytes")
     try:
         items = json.loads(body)
     except ValueError:

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 import redis
 from pgdb import empty_pg
+from replicas import flush
 from scalekit import (
     HOSTPULSE,
     HAProxy,
@@ -45,7 +46,6 @@ from scalekit import (
     free_port,
     wait_until,
 )
-from server import replicas as replica_kit
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -109,14 +109,11 @@ class Acks:
     abandoned: list[str] = field(default_factory=list)
 
 
-redis_db = replica_kit.redis_db  # the fixture: this session's own Redis database number
-
-
 @pytest.fixture
 def redis_url(redis_db: int) -> str:
-    """This session's own Redis database (tests/server/replicas.py claims it with a lock key),
-    emptied for this test."""
-    replica_kit.flush(redis_db).close()
+    """This session's own Redis database (``redis_db`` of tests/replicas.py claims it with a
+    lock key), emptied for this test."""
+    flush(redis_db).close()
     return f"redis://127.0.0.1:6379/{redis_db}"
 
 

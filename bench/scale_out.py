@@ -83,19 +83,68 @@ async def pg_admin(sql: str) -> None:
         await conn.close()
 
 
+def redis_counters(client: redis.Redis) -> tuple[int, int]:
+    """(commands processed, network bytes in + out) of the whole Redis server."""
+    info = client.info("stats")
+    return int(info["total_commands_processed"]), int(
+        info["total_net_input_bytes"] + info["total_net_output_bytes"]
+    )
+
+
+async def pg_counters(db: str) -> tuple[int, int]:
+    """(transactions committed, rows inserted + updated + deleted) in database ``db``."""
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=PG_PORT, user=PG_USER, database="postgres", timeout=10
+    )
+    try:
+        row = await conn.fetchrow(
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted AS rows "
+            "FROM pg_stat_database WHERE datname = $1",
+            db,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row["xact_commit"]), int(row["rows"])
+
+
 def ingest_round(
-    url: str, path: str, load: Load, pids: list[int], vm_pid: int, headers: Headers, ours: bool
+    url: str,
+    path: str,
+    load: Load,
+    pids: list[int],
+    vm_pid: int,
+    headers: Headers,
+    ours: bool,
+    side: tuple[redis.Redis, str] | None = None,
 ) -> dict[str, float]:
-    """Send the load's timed rounds (after round 0, first contact); the figures."""
+    """Send the load's timed rounds (after round 0, first contact); the figures. ``side``:
+    also count Redis' and PostgreSQL's work per ingest request (the Redis server and the
+    database are this run's alone only as far as nothing else uses them)."""
     rounds = load.ours if ours else load.prom
     asyncio.run(drive(url, path, rounds[:1], headers))
     cpu0 = [cpu_seconds(p) for p in pids]
     vm0 = cpu_seconds(vm_pid)
+    if side is not None:
+        r0, p0 = redis_counters(side[0]), asyncio.run(pg_counters(side[1]))
     t0 = time.perf_counter()
     ok, failed = asyncio.run(drive(url, path, rounds[1:], headers))
     wall = time.perf_counter() - t0
     cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
+    extra: dict[str, float] = {}
+    if side is not None:
+        r1, p1 = redis_counters(side[0]), asyncio.run(pg_counters(side[1]))
+        requests = sum(len(c) for rnd in rounds[1:] for c in rnd)
+        extra = {
+            "requests": requests,
+            "redis_commands_per_request": (r1[0] - r0[0]) / requests,
+            "redis_bytes_per_request": (r1[1] - r0[1]) / requests,
+            "pg_transactions_per_request": (p1[0] - p0[0]) / requests,
+            "pg_rows_per_request": (p1[1] - p0[1]) / requests,
+            "requests_per_s": requests / wall,
+        }
     return {
+        **extra,
         "samples": ok,
         "failed": failed,
         "seconds": wall,
@@ -192,7 +241,7 @@ def main() -> None:
                     replicas[0].start()
                     for r in replicas[1:]:
                         r.start()
-                    run_ingest(args, root, replicas, vm_url, vm_proc.pid, ingest)
+                    run_ingest(args, root, replicas, vm_url, vm_proc.pid, ingest, (rds, db))
                     run_queries(args, root, replicas, vm_url, queries)
                 finally:
                     for r in replicas:
@@ -222,6 +271,16 @@ def main() -> None:
     for name, cells in queries.items():
         shown = [f"{p50:.1f} / {p95:.1f}" for p50, p95 in cells]
         lines.append(f"{name:<28} {shown[0]:>18} {shown[1]:>18} {shown[2]:>18}")
+    last = ingest.get(f"hostpulse, {args.replicas} replica{'s' if args.replicas > 1 else ''}")
+    if last is not None and "requests" in last:
+        lines.append(
+            f"per ingest request ({last['requests']:.0f} requests, "
+            f"{last['samples'] / last['requests']:.0f} samples each, {args.replicas} replicas): "
+            f"Redis {last['redis_commands_per_request']:.1f} commands and "
+            f"{last['redis_bytes_per_request'] / 1024:.1f} KiB of traffic; PostgreSQL "
+            f"{last['pg_transactions_per_request']:.2f} transactions, "
+            f"{last['pg_rows_per_request']:.2f} rows written"
+        )
     report("Scale-out: replicas behind HAProxy on VictoriaMetrics", lines, args.no_doc)
     if args.json is not None:
         write_json(
@@ -246,6 +305,7 @@ def run_ingest(
     vm_url: str,
     vm_pid: int,
     out: dict[str, dict[str, float]],
+    side: tuple[redis.Redis, str],
 ) -> None:
     start_ms = int(time.time() * 1000) // 1000 * 1000 - 3 * 3600 * 1000
     hosts = [h.host_id for h in make_hosts(a.hosts)]
@@ -267,7 +327,7 @@ def run_ingest(
         try:
             pids = [r.pid for r in replicas[:n]] + [lb.pid]
             out[name] = ingest_round(
-                lb.url, "/api/v1/ingest", load, pids, vm_pid, headers, ours=True
+                lb.url, "/api/v1/ingest", load, pids, vm_pid, headers, True, side
             )
         finally:
             lb.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -147,17 +148,29 @@ def _downgrade(connection: Connection, cfg: Config, revision: str) -> None:
     command.downgrade(cfg, revision)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (``head`` by default) on ``engine``."""
+MIGRATION_LOCK = 0x68705F6462  # "hp_db": the PostgreSQL advisory lock of schema changes
+
+
+async def _migrate(
+    engine: AsyncEngine, step: Callable[[Connection, Config, str], None], revision: str
+) -> None:
+    """Run an Alembic ``step`` on one connection. On PostgreSQL under an advisory lock: server
+    replicas started together on an empty database would otherwise all create the same tables
+    (tried: two of three crashed with a duplicate key in pg_type); the later ones wait, then
+    find the schema at its head."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, cfg, revision)
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        await conn.run_sync(step, cfg, revision)
     logger.info("database schema at %s", revision)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (``head`` by default) on ``engine``."""
+    await _migrate(engine, _upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     """Take the schema back to ``revision`` (``base``: no table left) on ``engine``."""
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    async with engine.begin() as conn:
-        await conn.run_sync(_downgrade, cfg, revision)
-    logger.info("database schema at %s", revision)
+    await _migrate(engine, _downgrade, revision)

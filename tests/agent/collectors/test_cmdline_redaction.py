@@ -145,3 +145,15 @@ def test_the_agent_setting(secret_child: subprocess.Popen[bytes]) -> None:
     batch = collect_once(AgentSettings(top_n=1000), pause=0.1)
     assert all(SECRET not in p.cmdline for p in batch.snapshots[-1].top_memory)
     assert all(SECRET not in p.cmdline for p in batch.snapshots[-1].top_cpu)
+
+
+def test_a_command_line_longer_than_the_server_takes_is_cut() -> None:
+    # a browser's command line (seen on a CI machine) ran past the server's 4,096 characters,
+    # and the server refuses the whole snapshot (422) for it
+    from hostpulse.agent.collectors.cmdline import MAX_CHARS, render
+
+    argv = ["/usr/lib/chromium/chromium", *[f"--flag-{i}=value" for i in range(1000)]]
+    for mode in ("full", "redacted"):
+        shown = render(argv, mode)
+        assert len(shown) == MAX_CHARS == 4096
+        assert shown.startswith("/usr/lib/chromium/chromium --flag-0=value")

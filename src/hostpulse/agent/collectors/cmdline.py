@@ -27,6 +27,9 @@ from typing import Literal
 
 CmdlineMode = Literal["full", "redacted", "off"]
 MASK = "***"
+MAX_CHARS = 4096
+"""The server refuses a whole snapshot with a longer command line (422, docs/api.md): a
+browser's or a JVM's can be longer, so it is cut to this many characters."""
 
 _SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|credential|auth", re.IGNORECASE)
 # --name=value, -name=value, NAME=value (a name: letters, digits, '-', '_', '.')
@@ -73,4 +76,4 @@ def render(argv: Sequence[str], mode: CmdlineMode) -> str:
         return ""
     if mode == "redacted":
         argv = redact_argv(argv)
-    return " ".join(argv)
+    return " ".join(argv)[:MAX_CHARS]

@@ -82,7 +82,13 @@ class UserService:
                 "add one: hostpulse user add NAME --role admin"
             )
         generated = passwords.generate_password() if password is None else None
-        await self.create(FIRST_ADMIN, password or generated or "", Role.admin)
+        try:
+            await self.create(FIRST_ADMIN, password or generated or "", Role.admin)
+        except Conflict:
+            # replicas starting together on an empty database: another one created it first
+            if await self.repo.count_users(Role.admin.value) > 0:
+                return None
+            raise
         return generated
 
     async def create(self, username: str, password: str, role: Role) -> UserRow:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from hostpulse import __version__
 from hostpulse.server import edge, selfmetrics
+from hostpulse.server.alert_feed import running_feed
 from hostpulse.server.alerting import observer, running_alerts
 from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
 from hostpulse.server.api import install as install_api
@@ -167,6 +168,9 @@ def create_app(
             alert_service = await resources.enter_async_context(running_alerts(cfg, db.engine, st))
             ingest_service.listeners.append(observer(alert_service))
             app.state.alerts = alert_service
+            app.state.alert_feed = await resources.enter_async_context(
+                running_feed(alert_service, hub)
+            )
         app.state.hp = AppState(settings=cfg, store=st, ingest=ingest_service, clock=clock)
         stop = asyncio.Event()
         job = asyncio.create_task(maintenance_loop(st, cfg.maintenance_interval, clock, stop))

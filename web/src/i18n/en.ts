@@ -154,6 +154,8 @@ export const en = {
   'alerts.title': 'Alerts',
   'alerts.active': 'Active',
   'alerts.history': 'History',
+  'alerts.recent': 'Recent alerts',
+  'alerts.recentAll': 'all alerts',
   'alerts.rules': 'Rules',
   'alerts.channels': 'Channels',
   'alerts.silences': 'Silences',

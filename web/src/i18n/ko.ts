@@ -156,6 +156,8 @@ export const ko: Messages = {
   'alerts.title': '알림',
   'alerts.active': '활성',
   'alerts.history': '기록',
+  'alerts.recent': '최근 알림',
+  'alerts.recentAll': '모든 알림',
   'alerts.rules': '규칙',
   'alerts.channels': '채널',
   'alerts.silences': '무음',

@@ -28,8 +28,17 @@ TIMEOUT_S = 240.0
 CONTAINERS = [
     # id, name, image, runtime, state, cpu %, memory, limit, oom kills
     ("a1b2c3d4e5f6", "web", "nginx:1.27", "docker", "running", 12.5, 256 << 20, 1 << 30, 0),
-    ("b2c3d4e5f6a1", "postgres-primary-with-a-long-name", "postgres:16", "podman", "running",
-     80.0, 3 << 30, 4 << 30, 2),
+    (
+        "b2c3d4e5f6a1",
+        "postgres-primary-with-a-long-name",
+        "postgres:16",
+        "podman",
+        "running",
+        80.0,
+        3 << 30,
+        4 << 30,
+        2,
+    ),
     ("c3d4e5f6a1b2", "batch", "alpine:3.20", "docker", "paused", 0.0, 8 << 20, 0, 0),
 ]
 
@@ -63,7 +72,9 @@ def box_batch(stamps: list[int], queue_depth: float) -> HostBatch:
     values: list[float] = []
 
     def series(metric: str, labels: list[tuple[str, str]], value: float) -> None:
-        hb.series.append(SeriesDef(metric=metric, labels=[Label(name=n, value=v) for n, v in labels]))
+        hb.series.append(
+            SeriesDef(metric=metric, labels=[Label(name=n, value=v) for n, v in labels])
+        )
         values.append(value)
 
     series("cpu_busy_percent", [], 30.0)

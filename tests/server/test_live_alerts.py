@@ -77,7 +77,9 @@ def test_alerts_are_pushed_as_they_fire_are_silenced_and_end(server: LiveServer)
             assert alert.value == pytest.approx(97.5) and not alert.silenced
 
             # the same as GET /alerts/active says
-            (api,) = (await http.get("/api/v1/alerts/active", headers=server.headers("viewer"))).json()
+            (api,) = (
+                await http.get("/api/v1/alerts/active", headers=server.headers("viewer"))
+            ).json()
             assert api["id"] == alert.id and api["fired_at_ms"] == alert.fired_at_ms
 
             # a silence: every client hears that the alert is now silenced

@@ -1,7 +1,7 @@
 """The explorer, pushed alerts and containers in headless Chromium against a real server fed
 with exact samples: three hosts compared on one chart through a copied URL; an alert on a custom
 metric appearing on an open page without reload, then shown as silenced; a host's containers
-table; at 375 px no table cell clipped. Saves screenshots in docs/screenshots/."""
+table; a compound rule made and edited in the rule editor; at 375 px no table cell clipped. Saves screenshots in docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -198,6 +198,7 @@ def test_explorer_pushed_alerts_and_containers(server: Server) -> None:
         "a pushed alert appears without reload",
         "a silenced alert shows as silenced",
         "the containers table",
+        "a compound rule is made and edited in the rule editor",
         "375 px: no clipped cell",
     ):
         assert f"STEP {name}" in text, name

@@ -108,7 +108,12 @@ try {
   await page.screenshot({ path: join(shots, 'alerts-silenced.png') })
   // the home page lists it among the recent alerts
   await page.goto(url)
-  await page.locator(`[data-testid=recent-alerts] li[data-host="${box}"][data-state=firing]`).waitFor({ timeout: 20000 })
+  const recent = page.locator(`[data-testid=recent-alerts] li[data-host="${box}"][data-state=firing]`)
+  await recent.waitFor({ timeout: 20000 }).catch(async (e) => {
+    console.log('history:', JSON.stringify(await api('/api/v1/alerts/history?limit=5')))
+    console.log('recent:', await page.locator('main').innerText())
+    throw e
+  })
   await page.screenshot({ path: join(shots, 'fleet-recent-alerts.png') })
   await api(`/api/v1/alerts/silences/${silence.id}`, { method: 'DELETE' }).catch(() => null)
 

@@ -78,16 +78,22 @@ async function coldLoad() {
   }
 }
 
-async function fleetFps(page) {
+/** Frames per second on the fleet page for `seconds`, while the cards update from the stream;
+ * with `scroll`, the grid is also scrolled by `scroll` px every frame (down, then back up at the
+ * end), so the virtual grid renders new rows all the time. */
+async function fleetFps(page, scroll = 0) {
   await page.goto(url)
   await page.waitForFunction(() => document.querySelectorAll('.card').length > 0, null, { timeout: 60000 })
   await page.waitForTimeout(3000)
-  return await page.evaluate(async (secs) => {
+  return await page.evaluate(async ([secs, step]) => {
     let frames = 0
     let longest = 0
     let last = performance.now()
     let updates = 0
     let longTaskMs = 0
+    let scrolled = 0
+    const scroller = document.querySelector('.scroller')
+    let dir = 1
     const obs = new PerformanceObserver((l) => l.getEntries().forEach((e) => (longTaskMs += e.duration)))
     obs.observe({ type: 'longtask', buffered: false })
     const mo = new MutationObserver((m) => (updates += m.length))
@@ -98,6 +104,13 @@ async function fleetFps(page) {
         frames++
         longest = Math.max(longest, t - last)
         last = t
+        if (step && scroller) {
+          const max = scroller.scrollHeight - scroller.clientHeight
+          if (scroller.scrollTop >= max - 1) dir = -1
+          else if (scroller.scrollTop <= 0) dir = 1
+          scroller.scrollTop += dir * step
+          scrolled += step
+        }
         if (t < end) requestAnimationFrame(tick)
         else resolve()
       }
@@ -111,8 +124,9 @@ async function fleetFps(page) {
       long_task_ms_per_s: longTaskMs / secs,
       visible_cards: document.querySelectorAll('.card').length,
       card_updates_per_s: updates / secs,
+      scrolled_px: scrolled,
     }
-  }, seconds)
+  }, [seconds, scroll])
 }
 
 async function liveLatency(page) {
@@ -140,12 +154,13 @@ async function liveLatency(page) {
 const cold = []
 for (let i = 0; i < loads; i++) cold.push(await coldLoad())
 const b = await launch({ width: 1400, height: 900 })
-let fps, latency
+let fps, scrolling, latency
 try {
   const page = b.context.pages()[0] ?? (await b.context.newPage())
   fps = await fleetFps(page)
+  scrolling = await fleetFps(page, 40)
   latency = await liveLatency(page)
 } finally {
   await b.close()
 }
-console.log(JSON.stringify({ cold, fps, latency }))
+console.log(JSON.stringify({ cold, fps, scrolling, latency }))

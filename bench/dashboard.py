@@ -1,21 +1,26 @@
 """Dashboard benchmark: Debian's Chromium against a real server fed by ``hostpulse simulate``
-with N hosts (default 1,000) at the agent's default 5 s interval, plus one extra host pushing
-every second whose live chart gives the latency.
+with N hosts (default 10,000, issue 15's figure) at the agent's default 5 s interval, plus one
+extra host pushing every second whose live chart gives the latency.
 
 Measures: the fleet page's first load (cold browser profile: navigation start until the first
 card is in the DOM and the page counts all N hosts, observed inside the page), JavaScript
-transferred (gzipped), frames per second and main-thread long tasks while the cards update,
-and sample-to-screen latency of the live chart (the sample's own timestamp until the frame
+transferred (gzipped), frames per second and main-thread long tasks while the cards update, the
+same while the grid scrolls 40 px every frame (new rows rendered all the time), and
+sample-to-screen latency of the live chart (the sample's own timestamp until the frame
 after the chart took it). Reference in the same run: the `/api/v1/hosts` request inside the
 first load.
 
-    python bench/dashboard.py [--hosts 1000] [--loads 5] [--seconds 20] [--no-doc]
+    python bench/dashboard.py [--hosts 10000] [--loads 5] [--seconds 20] [--no-doc]
+
+Targets (issue 15): first load < 1.5 s, scrolling >= 55 frames/s, sample-to-screen P95 <= 250 ms,
+JavaScript <= 150 KB gzipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -50,12 +55,13 @@ from _common import (
     write_json,
 )
 
-TARGET_LOAD_MS = 1000
-TARGET_JS_GZ = 300 * 1024
-TARGET_P95_MS = 1000
+TARGET_LOAD_MS = 1500
+TARGET_JS_GZ = 150 * 1024
+TARGET_P95_MS = 250
+TARGET_SCROLL_FPS = 55
 
 
-def wait_hosts(url: str, n: int, timeout: float = 180) -> list[dict[str, object]]:
+def wait_hosts(url: str, n: int, timeout: float) -> list[dict[str, object]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = httpx.get(url + "/api/v1/hosts", headers=admin_headers(url), timeout=30)
@@ -109,7 +115,7 @@ class Pusher(threading.Thread):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--hosts", type=int, default=1000)
+    ap.add_argument("--hosts", type=int, default=10_000)
     ap.add_argument("--interval", type=float, default=5.0, help="Fleet interval (agent default).")
     ap.add_argument("--live-interval", type=float, default=1.0, help="The latency host's.")
     ap.add_argument("--loads", type=int, default=5)
@@ -118,6 +124,8 @@ def main() -> int:
     ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = ap.parse_args()
     sim_cmd = [sys.executable, "-c", "from hostpulse.cli.main import main; main()", "simulate"]
+    # the fleet plus the latency host: past the default bound of 10,000 hosts at --hosts 10000
+    os.environ["HOSTPULSE_MAX_HOSTS"] = str(max(10_000, args.hosts + 1))
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         with our_server(t / "data", t / "server.log") as (url, _srv):
@@ -126,7 +134,9 @@ def main() -> int:
             pusher = Pusher(url, args.live_interval)
             with process(sim, t / "sim.log"):
                 pusher.start()
-                hosts = wait_hosts(url, args.hosts + 1)
+                # every simulated host enrolls first (a key hashed with the server's KDF): on a
+                # loaded 2-core machine about 2 a second, so the wait grows with the fleet
+                hosts = wait_hosts(url, args.hosts + 1, timeout=300 + 0.3 * args.hosts)
                 time.sleep(5)
                 signed_in = httpx.post(
                     url + "/api/v1/auth/login",
@@ -174,6 +184,7 @@ def main() -> int:
                 "js_gzip_kb": res["cold"][0]["js_body_gz"] / 1024,
                 "sample_to_screen_p95_ms": percentile(lat, 0.95),
                 "fps": res["fps"]["fps"],
+                "scroll_fps": res["scrolling"]["fps"],
             },
         )
     if not args.no_doc:
@@ -194,6 +205,8 @@ def render(res: dict[str, object], args: argparse.Namespace) -> str:
     raw = cold[0]["js_body_raw"]
     fps = res["fps"]
     assert isinstance(fps, dict)
+    scroll = res["scrolling"]
+    assert isinstance(scroll, dict)
     lat = res["latency"]
     assert isinstance(lat, list)
     p50, p95 = percentile(lat, 0.5), percentile(lat, 0.95)
@@ -204,16 +217,22 @@ def render(res: dict[str, object], args: argparse.Namespace) -> str:
         f"{args.loads} cold loads (fresh profile each), {args.seconds} s windows.",
         "",
         "```",
-        f"fleet first load      median {shown:7.0f} ms   ({ok(shown < TARGET_LOAD_MS)} < 1000 ms; "
+        f"fleet first load      median {shown:7.0f} ms   "
+        f"({ok(shown < TARGET_LOAD_MS)} < {TARGET_LOAD_MS} ms; "
         f"HTML at {html:.0f} ms, GET /api/v1/hosts {start:.0f}-{start + api:.0f} ms)",
         f"JS transferred        {gz / 1024:7.1f} KB gzipped in {cold[0]['js_files']} files "
-        f"({raw / 1024:.1f} KB raw; {ok(gz <= TARGET_JS_GZ)} <= 300 KB)",
+        f"({raw / 1024:.1f} KB raw; {ok(gz <= TARGET_JS_GZ)} <= {TARGET_JS_GZ // 1024} KB)",
         f"sample-to-screen      P50 {p50:6.0f} ms   P95 {p95:6.0f} ms over {len(lat)} samples "
-        f"({ok(p95 <= TARGET_P95_MS)} P95 <= 1000 ms)",
+        f"({ok(p95 <= TARGET_P95_MS)} P95 <= {TARGET_P95_MS} ms)",
         f"fleet while updating  {fps['fps']:5.1f} frames/s, "
         f"longest frame {fps['longest_frame_ms']:.0f} ms, "
         f"long tasks {fps['long_task_ms_per_s']:.0f} ms/s, {fps['visible_cards']} cards rendered, "
         f"{fps['card_updates_per_s']:.0f} card value updates/s",
+        f"fleet while scrolling {scroll['fps']:5.1f} frames/s "
+        f"({ok(scroll['fps'] >= TARGET_SCROLL_FPS)} >= {TARGET_SCROLL_FPS}), "
+        f"longest frame {scroll['longest_frame_ms']:.0f} ms, "
+        f"long tasks {scroll['long_task_ms_per_s']:.0f} ms/s, "
+        f"{scroll['scrolled_px']:.0f} px scrolled",
         "```",
     ]
     return "\n".join(lines)

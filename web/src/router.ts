@@ -8,6 +8,7 @@ export function makeRouter(history: RouterHistory = createWebHistory()): Router 
     routes: [
       { path: '/', name: 'fleet', component: FleetView },
       { path: '/hosts/:id', name: 'host', component: () => import('./views/HostView.vue'), props: true },
+      { path: '/explore', name: 'explore', component: () => import('./views/ExploreView.vue') },
       { path: '/alerts', name: 'alerts', component: () => import('./views/AlertsView.vue') },
       { path: '/account', name: 'account', component: () => import('./views/AccountView.vue') },
       { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue') },

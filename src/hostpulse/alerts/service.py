@@ -63,10 +63,14 @@ from hostpulse.alerts.types import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-__all__ = ["MASK", "AlertService", "Entry"]
+__all__ = ["MASK", "AlertListener", "AlertService", "Entry"]
 _SEEDED = "default_rules_created"
 _HOSTS_SAVE_MS = 30_000
 _NAMES_WAIT_S = 0.5
+
+AlertListener = Callable[[Sequence[AlertInstance] | None, Sequence[str]], None]
+"""Told of alert changes, synchronously on the event loop: ``(changed, removed_ids)``, where
+``changed`` is None when any alert may look different (a rule or silence changed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,8 @@ class AlertService:
         other replicas, which then ``reload``)."""
         self.forward_ack: Callable[[str, str], None] = lambda alert_id, by: None
         """Hands an acknowledgement of an alert held by another replica to it."""
+        self.listeners: list[AlertListener] = []
+        """Told of every alert that fired, changed or ended (the live feed); cheap, no I/O."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -257,6 +263,7 @@ class AlertService:
             spec = SilenceSpec.model_validate(row.spec)
             self._silences[row.id] = Entry(row.id, spec, row.source, row.created_ms, row.updated_ms)
         self._apply()
+        self._tell(None, ())
         for entry in self._rules.values():
             missing = [c for c in entry.spec.channels if c not in self._channels]
             if missing:
@@ -338,6 +345,8 @@ class AlertService:
             now = self.clock.now_ms()
             with_hosts = save_hosts or now - self._hosts_saved_ms >= _HOSTS_SAVE_MS
             out = self.engine.drain(hosts=with_hosts)
+            if out.changed or out.removed:
+                self._tell(out.changed, out.removed)
             if with_hosts:
                 self._hosts_saved_ms = now
             notifications = await self._named(out.notifications)
@@ -378,6 +387,13 @@ class AlertService:
             (i for i in instances if i.state in live),
             key=lambda i: (-(i.severity or 0), i.fired_at_ms or i.pending_since_ms or 0),
         )
+
+    def _tell(self, changed: Sequence[AlertInstance] | None, removed: Sequence[str]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(changed, removed)
+            except Exception:  # a listener's bug must not stop evaluation
+                logger.exception("alert listener failed")
 
     async def host_names(self, host_ids: Iterable[str]) -> dict[str, str]:
         """Hostname by host id, for the ids the host directory knows. Bounded: a directory

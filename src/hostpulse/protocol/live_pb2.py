@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from . import metrics_pb2 as hostpulse_dot_v1_dot_metrics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hostpulse/v1/live.proto\x12\x0chostpulse.v1\x1a\x1ahostpulse/v1/metrics.proto\"\x88\x03\n\x0bHostSummary\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\x12\x18\n\x10interval_seconds\x18\x04 \x01(\x01\x12\x18\n\x0b\x63pu_percent\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x0ememory_percent\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x0c\x64isk_percent\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12$\n\x17net_rx_bytes_per_second\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12$\n\x17net_tx_bytes_per_second\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x12\n\x05load1\x18\n \x01(\x01H\x05\x88\x01\x01\x42\x0e\n\x0c_cpu_percentB\x11\n\x0f_memory_percentB\x0f\n\r_disk_percentB\x1a\n\x18_net_rx_bytes_per_secondB\x1a\n\x18_net_tx_bytes_per_secondB\x08\n\x06_load1\"8\n\x0c\x46leetSummary\x12(\n\x05hosts\x18\x01 \x03(\x0b\x32\x19.hostpulse.v1.HostSummary\"#\n\tHeartbeat\x12\x16\n\x0eserver_time_ms\x18\x01 \x01(\x03\"E\n\nSubscribed\x12\r\n\x05hosts\x18\x01 \x03(\t\x12\r\n\x05\x66leet\x18\x02 \x01(\x08\x12\x19\n\x11heartbeat_seconds\x18\x03 \x01(\x01\"\x1c\n\tLiveError\x12\x0f\n\x07message\x18\x01 \x01(\t\"\xf4\x01\n\tLiveFrame\x12*\n\x07samples\x18\x01 \x01(\x0b\x32\x17.hostpulse.v1.HostBatchH\x00\x12+\n\x05\x66leet\x18\x02 \x01(\x0b\x32\x1a.hostpulse.v1.FleetSummaryH\x00\x12,\n\theartbeat\x18\x03 \x01(\x0b\x32\x17.hostpulse.v1.HeartbeatH\x00\x12.\n\nsubscribed\x18\x04 \x01(\x0b\x32\x18.hostpulse.v1.SubscribedH\x00\x12(\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x17.hostpulse.v1.LiveErrorH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hostpulse/v1/live.proto\x12\x0chostpulse.v1\x1a\x1ahostpulse/v1/metrics.proto\"\x88\x03\n\x0bHostSummary\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\x12\x18\n\x10interval_seconds\x18\x04 \x01(\x01\x12\x18\n\x0b\x63pu_percent\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x0ememory_percent\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x0c\x64isk_percent\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12$\n\x17net_rx_bytes_per_second\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12$\n\x17net_tx_bytes_per_second\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x12\n\x05load1\x18\n \x01(\x01H\x05\x88\x01\x01\x42\x0e\n\x0c_cpu_percentB\x11\n\x0f_memory_percentB\x0f\n\r_disk_percentB\x1a\n\x18_net_rx_bytes_per_secondB\x1a\n\x18_net_tx_bytes_per_secondB\x08\n\x06_load1\"8\n\x0c\x46leetSummary\x12(\n\x05hosts\x18\x01 \x03(\x0b\x32\x19.hostpulse.v1.HostSummary\"#\n\tHeartbeat\x12\x16\n\x0eserver_time_ms\x18\x01 \x01(\x03\"U\n\nSubscribed\x12\r\n\x05hosts\x18\x01 \x03(\t\x12\r\n\x05\x66leet\x18\x02 \x01(\x08\x12\x19\n\x11heartbeat_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06\x61lerts\x18\x04 \x01(\x08\"\x1c\n\tLiveError\x12\x0f\n\x07message\x18\x01 \x01(\t\"\xfa\x03\n\x0b\x41\x63tiveAlert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x12\n\nrule_title\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x11\n\thost_name\x18\x05 \x01(\t\x12\x35\n\x06labels\x18\x06 \x03(\x0b\x32%.hostpulse.v1.ActiveAlert.LabelsEntry\x12\r\n\x05state\x18\x07 \x01(\t\x12\x10\n\x08severity\x18\x08 \x01(\t\x12\x12\n\x05value\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x1d\n\x10pending_since_ms\x18\n \x01(\x03H\x01\x88\x01\x01\x12\x18\n\x0b\x66ired_at_ms\x18\x0b \x01(\x03H\x02\x88\x01\x01\x12\x10\n\x08\x61\x63ked_by\x18\x0c \x01(\t\x12\x18\n\x0b\x61\x63ked_at_ms\x18\r \x01(\x03H\x03\x88\x01\x01\x12\x10\n\x08silenced\x18\x0e \x01(\x08\x12\x12\n\nsilence_id\x18\x0f \x01(\t\x12\x1e\n\x11silenced_until_ms\x18\x10 \x01(\x03H\x04\x88\x01\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_valueB\x13\n\x11_pending_since_msB\x0e\n\x0c_fired_at_msB\x0e\n\x0c_acked_at_msB\x14\n\x12_silenced_until_ms\"q\n\x0b\x41lertEvents\x12\x10\n\x08snapshot\x18\x01 \x01(\x08\x12)\n\x06\x61lerts\x18\x02 \x03(\x0b\x32\x19.hostpulse.v1.ActiveAlert\x12\r\n\x05\x65nded\x18\x03 \x03(\t\x12\x16\n\x0eserver_time_ms\x18\x04 \x01(\x03\"\xa1\x02\n\tLiveFrame\x12*\n\x07samples\x18\x01 \x01(\x0b\x32\x17.hostpulse.v1.HostBatchH\x00\x12+\n\x05\x66leet\x18\x02 \x01(\x0b\x32\x1a.hostpulse.v1.FleetSummaryH\x00\x12,\n\theartbeat\x18\x03 \x01(\x0b\x32\x17.hostpulse.v1.HeartbeatH\x00\x12.\n\nsubscribed\x18\x04 \x01(\x0b\x32\x18.hostpulse.v1.SubscribedH\x00\x12(\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x17.hostpulse.v1.LiveErrorH\x00\x12+\n\x06\x61lerts\x18\x06 \x01(\x0b\x32\x19.hostpulse.v1.AlertEventsH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hostpulse.v1.live_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ACTIVEALERT_LABELSENTRY']._loaded_options = None
+  _globals['_ACTIVEALERT_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_HOSTSUMMARY']._serialized_start=70
   _globals['_HOSTSUMMARY']._serialized_end=462
   _globals['_FLEETSUMMARY']._serialized_start=464
@@ -39,9 +41,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEAT']._serialized_start=522
   _globals['_HEARTBEAT']._serialized_end=557
   _globals['_SUBSCRIBED']._serialized_start=559
-  _globals['_SUBSCRIBED']._serialized_end=628
-  _globals['_LIVEERROR']._serialized_start=630
-  _globals['_LIVEERROR']._serialized_end=658
-  _globals['_LIVEFRAME']._serialized_start=661
-  _globals['_LIVEFRAME']._serialized_end=905
+  _globals['_SUBSCRIBED']._serialized_end=644
+  _globals['_LIVEERROR']._serialized_start=646
+  _globals['_LIVEERROR']._serialized_end=674
+  _globals['_ACTIVEALERT']._serialized_start=677
+  _globals['_ACTIVEALERT']._serialized_end=1183
+  _globals['_ACTIVEALERT_LABELSENTRY']._serialized_start=1053
+  _globals['_ACTIVEALERT_LABELSENTRY']._serialized_end=1098
+  _globals['_ALERTEVENTS']._serialized_start=1185
+  _globals['_ALERTEVENTS']._serialized_end=1298
+  _globals['_LIVEFRAME']._serialized_start=1301
+  _globals['_LIVEFRAME']._serialized_end=1590
 # @@protoc_insertion_point(module_scope)

@@ -44,14 +44,16 @@ class Heartbeat(_message.Message):
     def __init__(self, server_time_ms: _Optional[int] = ...) -> None: ...
 
 class Subscribed(_message.Message):
-    __slots__ = ("hosts", "fleet", "heartbeat_seconds")
+    __slots__ = ("hosts", "fleet", "heartbeat_seconds", "alerts")
     HOSTS_FIELD_NUMBER: _ClassVar[int]
     FLEET_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
     hosts: _containers.RepeatedScalarFieldContainer[str]
     fleet: bool
     heartbeat_seconds: float
-    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., fleet: _Optional[bool] = ..., heartbeat_seconds: _Optional[float] = ...) -> None: ...
+    alerts: bool
+    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., fleet: _Optional[bool] = ..., heartbeat_seconds: _Optional[float] = ..., alerts: _Optional[bool] = ...) -> None: ...
 
 class LiveError(_message.Message):
     __slots__ = ("message",)
@@ -59,16 +61,73 @@ class LiveError(_message.Message):
     message: str
     def __init__(self, message: _Optional[str] = ...) -> None: ...
 
+class ActiveAlert(_message.Message):
+    __slots__ = ("id", "rule_id", "rule_title", "host", "host_name", "labels", "state", "severity", "value", "pending_since_ms", "fired_at_ms", "acked_by", "acked_at_ms", "silenced", "silence_id", "silenced_until_ms")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    RULE_TITLE_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    HOST_NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ACKED_BY_FIELD_NUMBER: _ClassVar[int]
+    ACKED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    SILENCED_FIELD_NUMBER: _ClassVar[int]
+    SILENCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SILENCED_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    rule_id: str
+    rule_title: str
+    host: str
+    host_name: str
+    labels: _containers.ScalarMap[str, str]
+    state: str
+    severity: str
+    value: float
+    pending_since_ms: int
+    fired_at_ms: int
+    acked_by: str
+    acked_at_ms: int
+    silenced: bool
+    silence_id: str
+    silenced_until_ms: int
+    def __init__(self, id: _Optional[str] = ..., rule_id: _Optional[str] = ..., rule_title: _Optional[str] = ..., host: _Optional[str] = ..., host_name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., severity: _Optional[str] = ..., value: _Optional[float] = ..., pending_since_ms: _Optional[int] = ..., fired_at_ms: _Optional[int] = ..., acked_by: _Optional[str] = ..., acked_at_ms: _Optional[int] = ..., silenced: _Optional[bool] = ..., silence_id: _Optional[str] = ..., silenced_until_ms: _Optional[int] = ...) -> None: ...
+
+class AlertEvents(_message.Message):
+    __slots__ = ("snapshot", "alerts", "ended", "server_time_ms")
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    snapshot: bool
+    alerts: _containers.RepeatedCompositeFieldContainer[ActiveAlert]
+    ended: _containers.RepeatedScalarFieldContainer[str]
+    server_time_ms: int
+    def __init__(self, snapshot: _Optional[bool] = ..., alerts: _Optional[_Iterable[_Union[ActiveAlert, _Mapping]]] = ..., ended: _Optional[_Iterable[str]] = ..., server_time_ms: _Optional[int] = ...) -> None: ...
+
 class LiveFrame(_message.Message):
-    __slots__ = ("samples", "fleet", "heartbeat", "subscribed", "error")
+    __slots__ = ("samples", "fleet", "heartbeat", "subscribed", "error", "alerts")
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     FLEET_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
     samples: _metrics_pb2.HostBatch
     fleet: FleetSummary
     heartbeat: Heartbeat
     subscribed: Subscribed
     error: LiveError
-    def __init__(self, samples: _Optional[_Union[_metrics_pb2.HostBatch, _Mapping]] = ..., fleet: _Optional[_Union[FleetSummary, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ..., error: _Optional[_Union[LiveError, _Mapping]] = ...) -> None: ...
+    alerts: AlertEvents
+    def __init__(self, samples: _Optional[_Union[_metrics_pb2.HostBatch, _Mapping]] = ..., fleet: _Optional[_Union[FleetSummary, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ..., error: _Optional[_Union[LiveError, _Mapping]] = ..., alerts: _Optional[_Union[AlertEvents, _Mapping]] = ...) -> None: ...

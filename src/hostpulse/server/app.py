@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from hostpulse import __version__
 from hostpulse.server import edge, selfmetrics
+from hostpulse.server.alert_feed import running_feed
 from hostpulse.server.alerting import batch_feed, observer, running_alerts
 from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
 from hostpulse.server.api import install as install_api
@@ -218,6 +219,9 @@ def create_app(
             if node is not None:
                 node.attach_alerts(alert_service, batch_feed(alert_service))
             app.state.alerts = alert_service
+            app.state.alert_feed = await resources.enter_async_context(
+                running_feed(alert_service, hub)
+            )
         if node is not None:
             ingest_service.listeners.append(node.on_ingest)
         app.state.hp = AppState(settings=cfg, store=st, ingest=ingest_service, clock=clock)

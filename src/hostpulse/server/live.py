@@ -88,6 +88,7 @@ class LiveClient:
     limit_bytes: int = DEFAULT_OUTBOX_BYTES
     hosts: frozenset[str] = frozenset()
     fleet: bool = False
+    alerts: bool = False
     outbox: deque[Payload] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
@@ -120,7 +121,12 @@ class LiveClient:
         return payload
 
     def subscribed_frame(self, heartbeat_s: float) -> Payload:
-        sub = Subscribed(hosts=sorted(self.hosts), fleet=self.fleet, heartbeat_seconds=heartbeat_s)
+        sub = Subscribed(
+            hosts=sorted(self.hosts),
+            fleet=self.fleet,
+            heartbeat_seconds=heartbeat_s,
+            alerts=self.alerts,
+        )
         frame = LiveFrame(subscribed=sub)
         return encode(frame, self.fmt)
 
@@ -255,6 +261,21 @@ class LiveHub:
         if summaries:
             self._fan_out(_Encoded(LiveFrame(fleet=FleetSummary(hosts=summaries))), fleet_clients)
         self.published_batches += len(request.batches)
+
+    def alert_clients(self) -> bool:
+        """Whether any client wants alert events (else the feed need not build them)."""
+        return any(c.alerts for c in self._clients)
+
+    def publish_alerts(self, frame: LiveFrame) -> None:
+        """Send an ``alerts`` frame to every client subscribed to alerts (never blocks)."""
+        targets = [c for c in self._clients if c.alerts and not c.dropped]
+        if targets:
+            self._fan_out(_Encoded(frame), targets)
+
+    def send_to(self, client: LiveClient, frame: LiveFrame) -> None:
+        """Send ``frame`` to one client (a snapshot after it subscribed)."""
+        if client in self._clients and not client.dropped:
+            self._fan_out(_Encoded(frame), [client])
 
     def _fan_out(self, frame: _Encoded, targets: Iterable[LiveClient]) -> None:
         for client in targets:

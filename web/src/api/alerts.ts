@@ -120,8 +120,12 @@ export interface AlertOut {
   fired_at_ms: number | null
   acked_by: string | null
   acked_at_ms: number | null
+  /** The host's hostname (its id when the server does not know the host). */
+  host_name?: string
   /** A silence matches it: it shows, but no notification goes out (older servers omit it). */
   silenced?: boolean
+  silence_id?: string | null
+  silenced_until_ms?: number | null
 }
 
 export interface HistoryOut {

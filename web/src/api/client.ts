@@ -1,7 +1,7 @@
 // A small typed client of the hostpulse HTTP API. `fetch` and the token are injected so tests
 // run it against a real server or a recorded transport.
 import type { MetricKey } from '../gen/catalog'
-import type { CurrentSnapshot, History, HistoryQuery, HostOut, ProcessesOut } from './types'
+import type { CurrentSnapshot, History, HistoryQuery, HostOut, ProcessesOut, SeriesOut } from './types'
 
 /** One problem of a refused request body (FastAPI's 422 `detail` list). */
 export interface FieldProblem {
@@ -147,8 +147,16 @@ export class ApiClient {
     return this.get(`/hosts/${enc(id)}/processes`, p, signal)
   }
 
-  /** Every page of a metric's history in [start, end] (pages joined per series). */
-  async history(id: string, metric: MetricKey, q: HistoryQuery, signal?: AbortSignal): Promise<History> {
+  /** The series (metric and labels) a host has stored; only `metric`'s when given. */
+  series(id: string, metric?: string, signal?: AbortSignal): Promise<SeriesOut[]> {
+    const p = new URLSearchParams()
+    if (metric) p.set('metric', metric)
+    return this.get(`/hosts/${enc(id)}/series`, p, signal)
+  }
+
+  /** Every page of a metric's history in [start, end] (pages joined per series); `metric` is a
+   * catalog key or a custom metric (`custom:<name>`). */
+  async history(id: string, metric: MetricKey | `custom:${string}`, q: HistoryQuery, signal?: AbortSignal): Promise<History> {
     const p = new URLSearchParams({ start: String(Math.round(q.start)), end: String(Math.round(q.end)) })
     if (q.step) p.set('step', `${Math.max(1, Math.round(q.step / 1000))}s`)
     if (q.agg) p.set('agg', q.agg)

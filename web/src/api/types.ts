@@ -52,6 +52,11 @@ export interface SeriesHistory {
   points: PointOut[]
 }
 
+export interface SeriesOut {
+  metric: string
+  labels: Record<string, string>
+}
+
 export interface History {
   host_id: string
   metric: string

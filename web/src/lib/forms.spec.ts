@@ -77,7 +77,27 @@ describe('rule editor form', () => {
     expect(absent).toMatchObject({ kind: 'absent', intervals: 5, severity: 'warning', group_wait: 30 })
     const forecast = ruleOf(formOf({ id: 'fill', kind: 'forecast', window: 3600, within: 7200 })!)
     expect(forecast).toMatchObject({ kind: 'forecast', metric: 'filesystem_free_bytes', window: 3600, within: 7200 })
-    expect(formOf({ id: 'c', kind: 'compound', match: 'and', conditions: [] })).toBeNull()
+  })
+
+  it('edits compound rules: round-trips, checks each condition under its own path, bounds the count', () => {
+    const compound = { id: 'busy', kind: 'compound' as const, match: 'or' as const, for: 120,
+      conditions: [
+        { metric: 'cpu_busy_percent', labels: {} as Record<string, string>, op: '>' as const, warning: 80, critical: 95, aggregation: { fn: 'avg' as const, window: 60 } },
+        { metric: 'filesystem_usage_percent', labels: { mountpoint: '/' }, op: '>=' as const, warning: null, critical: 90, aggregation: { fn: 'last' as const, window: 0 } },
+      ],
+      hosts: { all: true, names: [], labels: {} }, channels: [], repeat_interval: null, group_wait: 0, name: '', description: '', enabled: true }
+    const f = formOf(compound)
+    expect(f).toMatchObject({ kind: 'compound', match: 'or', for: '2m' })
+    expect(f.conditions[1]).toMatchObject({ labels: 'mountpoint=/', critical: '90', warning: '' })
+    expect(ruleOf(f)).toEqual(compound)
+    expect(validateRule(f, CATALOG)).toEqual({})
+    const bad = { ...f, conditions: [{ ...f.conditions[0], warning: '', critical: '' }, { ...f.conditions[1], labels: 'disk=sda' }] }
+    const e = validateRule(bad, CATALOG)
+    expect(e['conditions.0.warning']?.key).toBe('rule.err.threshold')
+    expect(e['conditions.1.labels']?.key).toBe('rule.err.labelUnknown')
+    expect(validateRule({ ...f, conditions: [f.conditions[0]] }, CATALOG).conditions?.key).toBe('rule.err.conditions')
+    // a new compound rule starts with two conditions
+    expect(emptyRuleForm().conditions).toHaveLength(2)
   })
 })
 

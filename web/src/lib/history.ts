@@ -18,6 +18,8 @@ export interface HistorySpec {
   /** With `by` and nothing picked: the sum over label values per metric, not a line each. */
   sum?: boolean
   skip?: (labels: Record<string, string>) => boolean
+  /** Not drawn at all for a host without these series (containers). */
+  optional?: boolean
 }
 
 export const HISTORY: HistorySpec[] = [
@@ -58,6 +60,8 @@ export const HISTORY: HistorySpec[] = [
     names: ['metric.processes', 'metric.threads'],
   },
   { id: 'procStates', title: 'history.procStates', metrics: ['processes_state'], by: 'state' },
+  { id: 'ctrCpu', title: 'host.containersCpu', metrics: ['container_cpu_usage_percent'], by: 'name', optional: true },
+  { id: 'ctrMem', title: 'host.containersMem', metrics: ['container_memory_usage_bytes'], by: 'name', optional: true },
 ]
 
 /** Every metric the history charts read (each fetched once per range). */

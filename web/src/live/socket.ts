@@ -1,7 +1,7 @@
 // The live WebSocket: subscribe, decode LiveFrames, notice silence (no heartbeat), reconnect with
 // backoff, and tell the caller from when to back-fill after a reconnect.
 import { fromBinary } from '@bufbuild/protobuf'
-import { LiveFrameSchema, type HostSummary } from '../gen/hostpulse/v1/live_pb'
+import { LiveFrameSchema, type AlertEvents, type HostSummary } from '../gen/hostpulse/v1/live_pb'
 import type { HostBatch } from '../gen/hostpulse/v1/metrics_pb'
 
 export type ConnState = 'connecting' | 'live' | 'reconnecting' | 'stopped'
@@ -9,6 +9,8 @@ export type ConnState = 'connecting' | 'live' | 'reconnecting' | 'stopped'
 export interface LiveHandlers {
   samples?: (batch: HostBatch) => void
   fleet?: (hosts: HostSummary[]) => void
+  /** Alert events (subscribed with `alerts`): a snapshot first, then what changed. */
+  alerts?: (events: AlertEvents) => void
   state?: (s: ConnState) => void
   /** After a reconnect: data from `sinceMs` (server time of the last frame) may be missing. */
   resumed?: (sinceMs: number) => void
@@ -46,6 +48,7 @@ export class LiveSocket {
   private ws: WebSocket | null = null
   private hosts: string[] = []
   private fleetWanted = false
+  private alertsWanted = false
   private stateNow: ConnState = 'stopped'
   private attempt = 0
   private reconnectTimer: unknown = null
@@ -85,10 +88,14 @@ export class LiveSocket {
     if (ws) ws.close(1000, 'bye')
   }
 
-  subscribe(hosts: string[], fleet: boolean): void {
-    this.hosts = [...new Set(hosts)].sort()
+  subscribe(hosts: string[], fleet: boolean, alerts = false): void {
+    const sorted = [...new Set(hosts)].sort()
+    const same = sorted.join('\n') === this.hosts.join('\n') && fleet === this.fleetWanted && alerts === this.alertsWanted
+    this.hosts = sorted
     this.fleetWanted = fleet
-    this.sendSubscription()
+    this.alertsWanted = alerts
+    // the same subscription again would only make the server send a new alert snapshot
+    if (!same) this.sendSubscription()
   }
 
   /** Delay before reconnect attempt `n` (1-based): exponential with jitter, capped. */
@@ -154,6 +161,9 @@ export class LiveSocket {
         for (const h of k.value.hosts) this.noteTime(Number(h.timestampMs))
         this.o.handlers.fleet?.(k.value.hosts)
         break
+      case 'alerts':
+        this.o.handlers.alerts?.(k.value)
+        break
       case 'error':
         this.o.handlers.error?.(k.value.message)
         break
@@ -167,7 +177,9 @@ export class LiveSocket {
   private sendSubscription(): void {
     const ws = this.ws
     if (!ws || ws.readyState !== 1) return
-    ws.send(JSON.stringify({ hosts: this.hosts, fleet: this.fleetWanted }))
+    const msg: { hosts: string[]; fleet: boolean; alerts?: boolean } = { hosts: this.hosts, fleet: this.fleetWanted }
+    if (this.alertsWanted) msg.alerts = true
+    ws.send(JSON.stringify(msg))
   }
 
   private armWatchdog(): void {

@@ -3,7 +3,10 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { setApi } from '../api'
 import { ApiClient } from '../api/client'
 import { alert, fakeServer, type FakeServer } from '../test/fakeServer'
-import { POLL_MS, useAlerts } from './alerts'
+import { activeAlert, alertsFrame } from '../test/frames'
+import { ScriptedSocket } from '../test/scriptedSocket'
+import { useAlerts } from './alerts'
+import { useLive } from './live'
 
 let srv: FakeServer
 beforeEach(() => {
@@ -17,25 +20,37 @@ afterEach(() => vi.useRealTimers())
 const polls = () => srv.calls.filter((c) => c.path === '/alerts/active').length
 
 describe('active alerts store', () => {
-  it('polls while someone watches, shared by all watchers, and stops after the last', async () => {
+  it('loads once, then follows pushed frames (no polling) while someone watches', async () => {
     vi.useFakeTimers()
+    ScriptedSocket.all = []
+    const live = useLive()
+    live.connect({ url: 'ws://x/api/v1/ws', WebSocketImpl: ScriptedSocket as unknown as typeof WebSocket })
+    const ws = ScriptedSocket.all[0]
+    ws.open()
     const s = useAlerts()
     const stopA = s.watchActive()
     const stopB = s.watchActive()
     await vi.advanceTimersByTimeAsync(0)
     expect(polls()).toBe(1)
     expect(s.active.map((a) => a.id)).toEqual(['a1', 'a2', 'a3'])
-    srv.active = [alert('a9', { host: 'db-1' })]
-    await vi.advanceTimersByTimeAsync(POLL_MS)
-    expect(polls()).toBe(2)
-    expect(s.active.map((a) => a.id)).toEqual(['a9'])
+    // the socket asked for alert events once
+    expect(ws.sent.map((m) => JSON.parse(m)).filter((m) => m.alerts)).toHaveLength(1)
+    ws.feed(alertsFrame([activeAlert('a1'), activeAlert('a2', { severity: 'warning', host: 'web-2' })], [], true))
+    expect(s.active.map((a) => a.id)).toEqual(['a1', 'a2'])
+    // fired: a new one; ended: one gone; changed: silenced
+    ws.feed(alertsFrame([activeAlert('a9', { host: 'db-1', hostName: 'db-1.test', firedAtMs: 9000n }), activeAlert('a2', { severity: 'warning', host: 'web-2', silenced: true, silenceId: 's1', silencedUntilMs: 99_000n })], ['a1']))
+    expect(s.active.map((a) => a.id)).toEqual(['a9', 'a2'])
+    expect(s.active[0]).toMatchObject({ host: 'db-1', host_name: 'db-1.test', severity: 'critical', acked_by: null, fired_at_ms: 9000 })
+    expect(s.active[1]).toMatchObject({ silenced: true, silence_id: 's1', silenced_until_ms: 99_000 })
+    expect(s.changes).toBe(2)
+    await vi.advanceTimersByTimeAsync(30_000)
+    expect(polls()).toBe(1)
     stopA()
     stopA() // a second call changes nothing
-    await vi.advanceTimersByTimeAsync(POLL_MS)
-    expect(polls()).toBe(3)
+    expect(ws.sent.map((m) => JSON.parse(m)).at(-1).alerts).toBe(true)
     stopB()
-    await vi.advanceTimersByTimeAsync(POLL_MS * 3)
-    expect(polls()).toBe(3)
+    expect(ws.sent.map((m) => JSON.parse(m)).at(-1).alerts).toBeUndefined()
+    live.disconnect()
   })
 
   it('sums firing and pending per host with the worst severity', async () => {

@@ -1,18 +1,60 @@
-// Active alerts, polled every few seconds while a page shows them (the live WebSocket carries
-// no alert frames). The server decides every state; this store only mirrors /alerts/active.
+// Active alerts, pushed by the server over the live WebSocket (subscribed with `alerts`): a
+// snapshot on every (re)subscription, then each alert that fires, changes or ends. One GET of
+// /alerts/active when the first page needs them tells whether the server runs the alert engine
+// at all (503) and shows the alerts before the socket is up. The server decides every state;
+// this store only mirrors it.
 import { defineStore } from 'pinia'
 import { computed, ref, shallowRef } from 'vue'
 import { useAlertsApi } from '../api'
-import type { AlertOut, Severity } from '../api/alerts'
+import type { AlertOut, AlertState, Severity } from '../api/alerts'
 import { ApiError } from '../api/client'
+import type { ActiveAlert, AlertEvents } from '../gen/hostpulse/v1/live_pb'
+import { useLive } from './live'
 import { useSession } from './session'
-
-export const POLL_MS = 3000
 
 export interface HostAlerts {
   firing: number
   pending: number
   worst: Severity | null
+}
+
+/** An alert of a live frame in the shape of GET /alerts/active. */
+export function fromFrame(a: ActiveAlert): AlertOut {
+  const opt = (v: bigint | undefined) => (v === undefined ? null : Number(v))
+  return {
+    id: a.id,
+    rule_id: a.ruleId,
+    rule_title: a.ruleTitle,
+    host: a.host,
+    host_name: a.hostName || a.host,
+    labels: { ...a.labels },
+    state: a.state as AlertState,
+    severity: a.severity === 'warning' || a.severity === 'critical' ? a.severity : null,
+    value: a.value ?? null,
+    pending_since_ms: opt(a.pendingSinceMs),
+    fired_at_ms: opt(a.firedAtMs),
+    acked_by: a.ackedBy || null,
+    acked_at_ms: opt(a.ackedAtMs),
+    silenced: a.silenced,
+    silence_id: a.silenceId || null,
+    silenced_until_ms: opt(a.silencedUntilMs),
+  }
+}
+
+const rank = (a: AlertOut) => (a.severity === 'critical' ? 2 : a.severity === 'warning' ? 1 : 0)
+/** The server's order: worst first, then oldest first. */
+function ordered(list: AlertOut[]): AlertOut[] {
+  return [...list].sort((x, y) => rank(y) - rank(x) || (x.fired_at_ms ?? x.pending_since_ms ?? 0) - (y.fired_at_ms ?? y.pending_since_ms ?? 0))
+}
+
+/** `list` after the events of one frame (a snapshot replaces it). */
+export function applyEvents(list: AlertOut[], e: AlertEvents): AlertOut[] {
+  const incoming = e.alerts.map(fromFrame)
+  if (e.snapshot) return ordered(incoming)
+  const byId = new Map(list.map((a) => [a.id, a]))
+  for (const id of e.ended) byId.delete(id)
+  for (const a of incoming) byId.set(a.id, a)
+  return ordered([...byId.values()])
 }
 
 export const useAlerts = defineStore('alerts', () => {
@@ -21,9 +63,12 @@ export const useAlerts = defineStore('alerts', () => {
   const error = ref<string | null>(null)
   /** The server runs without the alert engine (503): nothing to show, no error either. */
   const unavailable = ref(false)
+  /** Bumped on every pushed change: pages that show alert history reload it then. */
+  const changes = ref(0)
   let users = 0
-  let timer: ReturnType<typeof setInterval> | null = null
+  let stopLive: (() => void) | null = null
   let inflight: Promise<void> | null = null
+  let pushed = false
 
   function load(): Promise<void> {
     const session = useSession()
@@ -31,7 +76,9 @@ export const useAlerts = defineStore('alerts', () => {
     if (session.required && !session.loggedIn) return Promise.resolve()
     inflight ??= (async () => {
       try {
-        active.value = await useAlertsApi().active()
+        const got = await useAlertsApi().active()
+        // a frame that came while the request ran is newer than its answer
+        if (!pushed) active.value = got
         error.value = null
         unavailable.value = false
       } catch (e) {
@@ -45,20 +92,30 @@ export const useAlerts = defineStore('alerts', () => {
     return inflight
   }
 
-  /** Poll while at least one caller needs it; returns the function that ends this caller's need. */
-  function watchActive(everyMs = POLL_MS): () => void {
+  function onEvents(e: AlertEvents) {
+    pushed = true
+    active.value = applyEvents(active.value, e)
+    loaded.value = true
+    error.value = null
+    if (!e.snapshot || e.alerts.length) changes.value++
+  }
+
+  /** Follow the active alerts while at least one caller needs them; returns the function that
+   * ends this caller's need. */
+  function watchActive(): () => void {
     users++
-    if (!timer) {
+    if (!stopLive) {
+      pushed = false
       void load()
-      timer = setInterval(() => void load(), everyMs)
+      stopLive = useLive().onAlerts(onEvents)
     }
     let done = false
     return () => {
       if (done) return
       done = true
-      if (--users === 0 && timer) {
-        clearInterval(timer)
-        timer = null
+      if (--users === 0 && stopLive) {
+        stopLive()
+        stopLive = null
       }
     }
   }
@@ -84,5 +141,5 @@ export const useAlerts = defineStore('alerts', () => {
     return m
   })
 
-  return { active, loaded, error, unavailable, firing, byHost, load, watchActive, ack }
+  return { active, loaded, error, unavailable, changes, firing, byHost, load, watchActive, ack }
 })

@@ -1,13 +1,14 @@
 // The one live connection of the app and its state; pages register what they want to hear.
 import { defineStore } from 'pinia'
 import { ref, shallowRef } from 'vue'
-import type { HostSummary } from '../gen/hostpulse/v1/live_pb'
+import type { AlertEvents, HostSummary } from '../gen/hostpulse/v1/live_pb'
 import type { HostBatch } from '../gen/hostpulse/v1/metrics_pb'
 import { LiveSocket, liveProtocols, liveUrl, type ConnState, type LiveOptions } from '../live/socket'
 
 type SamplesFn = (b: HostBatch) => void
 type FleetFn = (h: HostSummary[]) => void
 type ResumeFn = (sinceMs: number) => void
+type AlertsFn = (e: AlertEvents) => void
 
 export const useLive = defineStore('live', () => {
   const state = ref<ConnState>('stopped')
@@ -16,6 +17,7 @@ export const useLive = defineStore('live', () => {
   const hostSubs = new Map<string, Set<SamplesFn>>()
   const fleetSubs = new Set<FleetFn>()
   const resumeSubs = new Set<ResumeFn>()
+  const alertSubs = new Set<AlertsFn>()
 
   function connect(opts: Partial<LiveOptions> & { token?: () => string | null } = {}) {
     if (socket.value) return
@@ -28,6 +30,7 @@ export const useLive = defineStore('live', () => {
         state: (s) => (state.value = s),
         samples: (b) => hostSubs.get(b.host?.hostId ?? '')?.forEach((fn) => fn(b)),
         fleet: (h) => fleetSubs.forEach((fn) => fn(h)),
+        alerts: (e) => alertSubs.forEach((fn) => fn(e)),
         resumed: (since) => resumeSubs.forEach((fn) => fn(since)),
         error: (m) => (lastError.value = m),
       },
@@ -42,7 +45,7 @@ export const useLive = defineStore('live', () => {
   }
 
   function resubscribe() {
-    socket.value?.subscribe([...hostSubs.keys()], fleetSubs.size > 0)
+    socket.value?.subscribe([...hostSubs.keys()], fleetSubs.size > 0, alertSubs.size > 0)
   }
 
   /** Hear `host`'s samples; returns the function that stops it. */
@@ -71,5 +74,16 @@ export const useLive = defineStore('live', () => {
     }
   }
 
-  return { state, lastError, connect, disconnect, onHost, onFleet }
+  /** Hear alert events: a snapshot of the active alerts on every (re)subscription, then each
+   * alert that fires, changes or ends. Returns the function that stops it. */
+  function onAlerts(fn: AlertsFn): () => void {
+    alertSubs.add(fn)
+    resubscribe()
+    return () => {
+      alertSubs.delete(fn)
+      resubscribe()
+    }
+  }
+
+  return { state, lastError, connect, disconnect, onHost, onFleet, onAlerts }
 })

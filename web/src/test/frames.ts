@@ -1,6 +1,6 @@
 // Builders of LiveFrames for the specs (the same encoding the server sends).
 import { create, toBinary } from '@bufbuild/protobuf'
-import { HostSummarySchema, LiveFrameSchema, type HostSummary } from '../gen/hostpulse/v1/live_pb'
+import { ActiveAlertSchema, HostSummarySchema, LiveFrameSchema, type ActiveAlert, type HostSummary } from '../gen/hostpulse/v1/live_pb'
 import { HostBatchSchema, HostSchema, LabelSchema, SeriesDefSchema, SnapshotSchema } from '../gen/hostpulse/v1/metrics_pb'
 
 export function batch(host: string, points: [number, Record<string, number>][], labels: Record<string, Record<string, string>> = {}) {
@@ -43,6 +43,17 @@ export function subscribedFrame(heartbeatSeconds = 1): ArrayBuffer {
 
 export function heartbeatFrame(serverTimeMs: number): ArrayBuffer {
   return buf(toBinary(LiveFrameSchema, create(LiveFrameSchema, { kind: { case: 'heartbeat', value: { serverTimeMs: BigInt(serverTimeMs) } } })))
+}
+
+export function activeAlert(id: string, over: Partial<Omit<ActiveAlert, '$typeName' | '$unknown'>> = {}): ActiveAlert {
+  return create(ActiveAlertSchema, {
+    id, ruleId: 'cpu_high', ruleTitle: 'CPU usage high', host: 'web-1', hostName: 'web-1.test', state: 'firing', severity: 'critical',
+    value: 97.5, pendingSinceMs: 1000n, firedAtMs: 2000n, ...over,
+  })
+}
+
+export function alertsFrame(alerts: ActiveAlert[], ended: string[] = [], snapshot = false): ArrayBuffer {
+  return buf(toBinary(LiveFrameSchema, create(LiveFrameSchema, { kind: { case: 'alerts', value: { alerts, ended, snapshot, serverTimeMs: 5000n } } })))
 }
 
 function buf(u: Uint8Array): ArrayBuffer {

@@ -5,7 +5,6 @@ Thin routes over ``hostpulse.alerts.service.AlertService`` (``request.app.state.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from hostpulse.alerts.rules import silence_active
 from hostpulse.alerts.schema import AnyRule, Rule, SilenceSpec
 from hostpulse.alerts.service import AlertService, Entry
 from hostpulse.alerts.types import AlertInstance, Notification
+from hostpulse.server.alert_feed import alert_fields, severity_name
 from hostpulse.server.api.crud import Crud, add_crud_routes
 from hostpulse.server.auth.deps import EditorDep, method_role
 from hostpulse.server.auth.principals import User
@@ -178,31 +178,8 @@ def _silence_out(e: Entry[SilenceSpec], now_ms: int) -> SilenceOut:
     )
 
 
-def _sev(value: int | None) -> Literal["warning", "critical"] | None:
-    return None if not value else ("critical" if value >= 2 else "warning")
-
-
 def _alert_out(service: AlertService, a: AlertInstance, names: dict[str, str]) -> AlertOut:
-    rule = service.engine.rule(a.rule_id)
-    silence = service.engine.silence_of(a, service.clock.now_ms())
-    return AlertOut(
-        id=a.id,
-        rule_id=a.rule_id,
-        rule_title=rule.title if rule else a.rule_id,
-        host=a.host,
-        host_name=names.get(a.host, a.host),
-        silenced=silence is not None,
-        silence_id=silence[0] if silence else None,
-        silenced_until_ms=silence[1] if silence else None,
-        labels=dict(a.labels),
-        state=a.state.value,
-        severity=_sev(a.severity),
-        value=None if math.isnan(a.value) or math.isinf(a.value) else a.value,
-        pending_since_ms=a.pending_since_ms,
-        fired_at_ms=a.fired_at_ms,
-        acked_by=a.acked_by,
-        acked_at_ms=a.acked_at_ms,
-    )
+    return AlertOut(**alert_fields(service, a, names, service.clock.now_ms()))
 
 
 # -- rules, channels, silences: list, create, get, replace, delete -------------------------------
@@ -422,7 +399,7 @@ async def history(
             labels={k: v for k, v in r["labels"]},
             from_state=r["from_state"],
             to_state=r["to_state"],
-            severity=_sev(r["severity"]),
+            severity=severity_name(r["severity"]),
             value=r["value"],
             at_ms=r["at_ms"],
         )

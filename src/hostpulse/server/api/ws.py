@@ -8,9 +8,11 @@ histories would log it.
 
 Query: ``format=protobuf|json`` (default protobuf: binary messages, one LiveFrame each),
 ``hosts=a,b`` (subscribe to these hosts' samples), ``fleet=true`` (per-host summaries of every
-host). The client may change its subscription at any time with a text message
-``{"hosts": ["a", "b"], "fleet": false}``; the server answers every change with a ``subscribed``
-frame. A heartbeat frame comes every ``heartbeat_seconds``.
+host), ``alerts=true`` (alert events: a snapshot of the active alerts, then each alert that
+fires, changes or ends; see ``server/alert_feed.py``). The client may change its subscription at
+any time with a text message ``{"hosts": ["a", "b"], "fleet": false, "alerts": true}``; the
+server answers every change with a ``subscribed`` frame. A heartbeat frame comes every
+``heartbeat_seconds``.
 
 The connection lives no longer than its access token: it is closed with code 4401 when the
 token expires, and once its user is deleted: at once when that happens through the API (of
@@ -30,6 +32,7 @@ from typing import Annotated
 import jwt
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 
+from hostpulse.server.alert_feed import AlertFeed
 from hostpulse.server.auth.deps import auth_of, websocket_user
 from hostpulse.server.auth.exceptions import AuthError
 from hostpulse.server.auth.service import bearer
@@ -138,9 +141,9 @@ def apply_message(client: LiveClient, text: str) -> None:
         raise SubscriptionError("message is not JSON") from None
     if not isinstance(msg, dict):
         raise SubscriptionError('message must be an object like {"hosts": [], "fleet": false}')
-    unknown = set(msg) - {"hosts", "fleet"}
+    unknown = set(msg) - {"hosts", "fleet", "alerts"}
     if unknown:
-        raise SubscriptionError(f"unknown field {sorted(unknown)[0]!r} (use hosts, fleet)")
+        raise SubscriptionError(f"unknown field {sorted(unknown)[0]!r} (use hosts, fleet, alerts)")
     raw_hosts = msg.get("hosts", [])
     if not isinstance(raw_hosts, list):
         raise SubscriptionError('hosts: must be a list of host ids, e.g. ["web-1"]')
@@ -148,7 +151,10 @@ def apply_message(client: LiveClient, text: str) -> None:
     fleet = msg.get("fleet", False)
     if not isinstance(fleet, bool):
         raise SubscriptionError("fleet: must be true or false")
-    client.hosts, client.fleet = hosts, fleet
+    alerts = msg.get("alerts", False)
+    if not isinstance(alerts, bool):
+        raise SubscriptionError("alerts: must be true or false")
+    client.hosts, client.fleet, client.alerts = hosts, fleet, alerts
 
 
 async def _send(ws: WebSocket, payload: Payload) -> None:
@@ -185,12 +191,23 @@ async def _receiver(ws: WebSocket, client: LiveClient, hub: LiveHub) -> None:
         if text is None:
             client.offer(error_frame("send subscriptions as JSON text messages", client.fmt))
             continue
+        had_alerts = client.alerts
         try:
             apply_message(client, text)
         except SubscriptionError as exc:
             client.offer(error_frame(str(exc), client.fmt))
         else:
             client.offer(client.subscribed_frame(hub.heartbeat_s))
+            if client.alerts and not had_alerts:
+                _want_alerts(ws, client)
+
+
+def _want_alerts(ws: WebSocket, client: LiveClient) -> None:
+    """Queue the snapshot of active alerts for a client that just subscribed to them (nothing
+    when the server runs without the alert engine)."""
+    feed: AlertFeed | None = getattr(ws.app.state, "alert_feed", None)
+    if feed is not None:
+        feed.want_snapshot(client)
 
 
 @router.websocket("/ws", name="live")
@@ -201,6 +218,7 @@ async def live(
     format: Annotated[WireFormat, Query()] = WireFormat.PROTOBUF,
     hosts: Annotated[str | None, Query(description="Comma-separated host ids.")] = None,
     fleet: Annotated[bool, Query(description="Receive the fleet summary.")] = False,
+    alerts: Annotated[bool, Query(description="Receive alert events.")] = False,
 ) -> None:
     # a browser that offered subprotocols drops the connection unless one is chosen
     await websocket.accept(
@@ -212,8 +230,10 @@ async def live(
             client.hosts = parse_hosts(hosts or "", "hosts")
         except SubscriptionError as exc:
             await _send(websocket, error_frame(str(exc), format))
-        client.fleet = fleet
+        client.fleet, client.alerts = fleet, alerts
         await _send(websocket, client.subscribed_frame(hub.heartbeat_s))
+        if alerts:
+            _want_alerts(websocket, client)
         username, credential = principal
         logger.info("live client connected", extra={"user": username, "format": format.value})
         recheck = getattr(websocket.app.state, "live_auth_recheck", DEFAULT_RECHECK_S)

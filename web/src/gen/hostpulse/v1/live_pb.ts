@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hostpulse/v1/live.proto.
  */
 export const file_hostpulse_v1_live: GenFile = /*@__PURE__*/
-  fileDesc("Chdob3N0cHVsc2UvdjEvbGl2ZS5wcm90bxIMaG9zdHB1bHNlLnYxIogDCgtIb3N0U3VtbWFyeRIPCgdob3N0X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhQKDHRpbWVzdGFtcF9tcxgDIAEoAxIYChBpbnRlcnZhbF9zZWNvbmRzGAQgASgBEhgKC2NwdV9wZXJjZW50GAUgASgBSACIAQESGwoObWVtb3J5X3BlcmNlbnQYBiABKAFIAYgBARIZCgxkaXNrX3BlcmNlbnQYByABKAFIAogBARIkChduZXRfcnhfYnl0ZXNfcGVyX3NlY29uZBgIIAEoAUgDiAEBEiQKF25ldF90eF9ieXRlc19wZXJfc2Vjb25kGAkgASgBSASIAQESEgoFbG9hZDEYCiABKAFIBYgBAUIOCgxfY3B1X3BlcmNlbnRCEQoPX21lbW9yeV9wZXJjZW50Qg8KDV9kaXNrX3BlcmNlbnRCGgoYX25ldF9yeF9ieXRlc19wZXJfc2Vjb25kQhoKGF9uZXRfdHhfYnl0ZXNfcGVyX3NlY29uZEIICgZfbG9hZDEiOAoMRmxlZXRTdW1tYXJ5EigKBWhvc3RzGAEgAygLMhkuaG9zdHB1bHNlLnYxLkhvc3RTdW1tYXJ5IiMKCUhlYXJ0YmVhdBIWCg5zZXJ2ZXJfdGltZV9tcxgBIAEoAyJFCgpTdWJzY3JpYmVkEg0KBWhvc3RzGAEgAygJEg0KBWZsZWV0GAIgASgIEhkKEWhlYXJ0YmVhdF9zZWNvbmRzGAMgASgBIhwKCUxpdmVFcnJvchIPCgdtZXNzYWdlGAEgASgJIvQBCglMaXZlRnJhbWUSKgoHc2FtcGxlcxgBIAEoCzIXLmhvc3RwdWxzZS52MS5Ib3N0QmF0Y2hIABIrCgVmbGVldBgCIAEoCzIaLmhvc3RwdWxzZS52MS5GbGVldFN1bW1hcnlIABIsCgloZWFydGJlYXQYAyABKAsyFy5ob3N0cHVsc2UudjEuSGVhcnRiZWF0SAASLgoKc3Vic2NyaWJlZBgEIAEoCzIYLmhvc3RwdWxzZS52MS5TdWJzY3JpYmVkSAASKAoFZXJyb3IYBSABKAsyFy5ob3N0cHVsc2UudjEuTGl2ZUVycm9ySABCBgoEa2luZGIGcHJvdG8z", [file_hostpulse_v1_metrics]);
+  fileDesc("Chdob3N0cHVsc2UvdjEvbGl2ZS5wcm90bxIMaG9zdHB1bHNlLnYxIogDCgtIb3N0U3VtbWFyeRIPCgdob3N0X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhQKDHRpbWVzdGFtcF9tcxgDIAEoAxIYChBpbnRlcnZhbF9zZWNvbmRzGAQgASgBEhgKC2NwdV9wZXJjZW50GAUgASgBSACIAQESGwoObWVtb3J5X3BlcmNlbnQYBiABKAFIAYgBARIZCgxkaXNrX3BlcmNlbnQYByABKAFIAogBARIkChduZXRfcnhfYnl0ZXNfcGVyX3NlY29uZBgIIAEoAUgDiAEBEiQKF25ldF90eF9ieXRlc19wZXJfc2Vjb25kGAkgASgBSASIAQESEgoFbG9hZDEYCiABKAFIBYgBAUIOCgxfY3B1X3BlcmNlbnRCEQoPX21lbW9yeV9wZXJjZW50Qg8KDV9kaXNrX3BlcmNlbnRCGgoYX25ldF9yeF9ieXRlc19wZXJfc2Vjb25kQhoKGF9uZXRfdHhfYnl0ZXNfcGVyX3NlY29uZEIICgZfbG9hZDEiOAoMRmxlZXRTdW1tYXJ5EigKBWhvc3RzGAEgAygLMhkuaG9zdHB1bHNlLnYxLkhvc3RTdW1tYXJ5IiMKCUhlYXJ0YmVhdBIWCg5zZXJ2ZXJfdGltZV9tcxgBIAEoAyJVCgpTdWJzY3JpYmVkEg0KBWhvc3RzGAEgAygJEg0KBWZsZWV0GAIgASgIEhkKEWhlYXJ0YmVhdF9zZWNvbmRzGAMgASgBEg4KBmFsZXJ0cxgEIAEoCCIcCglMaXZlRXJyb3ISDwoHbWVzc2FnZRgBIAEoCSL6AwoLQWN0aXZlQWxlcnQSCgoCaWQYASABKAkSDwoHcnVsZV9pZBgCIAEoCRISCgpydWxlX3RpdGxlGAMgASgJEgwKBGhvc3QYBCABKAkSEQoJaG9zdF9uYW1lGAUgASgJEjUKBmxhYmVscxgGIAMoCzIlLmhvc3RwdWxzZS52MS5BY3RpdmVBbGVydC5MYWJlbHNFbnRyeRINCgVzdGF0ZRgHIAEoCRIQCghzZXZlcml0eRgIIAEoCRISCgV2YWx1ZRgJIAEoAUgAiAEBEh0KEHBlbmRpbmdfc2luY2VfbXMYCiABKANIAYgBARIYCgtmaXJlZF9hdF9tcxgLIAEoA0gCiAEBEhAKCGFja2VkX2J5GAwgASgJEhgKC2Fja2VkX2F0X21zGA0gASgDSAOIAQESEAoIc2lsZW5jZWQYDiABKAgSEgoKc2lsZW5jZV9pZBgPIAEoCRIeChFzaWxlbmNlZF91bnRpbF9tcxgQIAEoA0gEiAEBGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGX3ZhbHVlQhMKEV9wZW5kaW5nX3NpbmNlX21zQg4KDF9maXJlZF9hdF9tc0IOCgxfYWNrZWRfYXRfbXNCFAoSX3NpbGVuY2VkX3VudGlsX21zInEKC0FsZXJ0RXZlbnRzEhAKCHNuYXBzaG90GAEgASgIEikKBmFsZXJ0cxgCIAMoCzIZLmhvc3RwdWxzZS52MS5BY3RpdmVBbGVydBINCgVlbmRlZBgDIAMoCRIWCg5zZXJ2ZXJfdGltZV9tcxgEIAEoAyKhAgoJTGl2ZUZyYW1lEioKB3NhbXBsZXMYASABKAsyFy5ob3N0cHVsc2UudjEuSG9zdEJhdGNoSAASKwoFZmxlZXQYAiABKAsyGi5ob3N0cHVsc2UudjEuRmxlZXRTdW1tYXJ5SAASLAoJaGVhcnRiZWF0GAMgASgLMhcuaG9zdHB1bHNlLnYxLkhlYXJ0YmVhdEgAEi4KCnN1YnNjcmliZWQYBCABKAsyGC5ob3N0cHVsc2UudjEuU3Vic2NyaWJlZEgAEigKBWVycm9yGAUgASgLMhcuaG9zdHB1bHNlLnYxLkxpdmVFcnJvckgAEisKBmFsZXJ0cxgGIAEoCzIZLmhvc3RwdWxzZS52MS5BbGVydEV2ZW50c0gAQgYKBGtpbmRiBnByb3RvMw", [file_hostpulse_v1_metrics]);
 
 /**
  * The newest values of one host that a fleet card shows; a field is absent when the host did not
@@ -148,6 +148,13 @@ export type Subscribed = Message<"hostpulse.v1.Subscribed"> & {
    * @generated from field: double heartbeat_seconds = 3;
    */
   heartbeatSeconds: number;
+
+  /**
+   * alert events are sent (AlertEvents)
+   *
+   * @generated from field: bool alerts = 4;
+   */
+  alerts: boolean;
 };
 
 /**
@@ -175,6 +182,148 @@ export type LiveError = Message<"hostpulse.v1.LiveError"> & {
  */
 export const LiveErrorSchema: GenMessage<LiveError> = /*@__PURE__*/
   messageDesc(file_hostpulse_v1_live, 4);
+
+/**
+ * One active alert, as GET /api/v1/alerts/active shows it (absent fields: not set).
+ *
+ * @generated from message hostpulse.v1.ActiveAlert
+ */
+export type ActiveAlert = Message<"hostpulse.v1.ActiveAlert"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string rule_id = 2;
+   */
+  ruleId: string;
+
+  /**
+   * @generated from field: string rule_title = 3;
+   */
+  ruleTitle: string;
+
+  /**
+   * @generated from field: string host = 4;
+   */
+  host: string;
+
+  /**
+   * @generated from field: string host_name = 5;
+   */
+  hostName: string;
+
+  /**
+   * @generated from field: map<string, string> labels = 6;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * pending | firing
+   *
+   * @generated from field: string state = 7;
+   */
+  state: string;
+
+  /**
+   * warning | critical | "" (pending)
+   *
+   * @generated from field: string severity = 8;
+   */
+  severity: string;
+
+  /**
+   * @generated from field: optional double value = 9;
+   */
+  value?: number | undefined;
+
+  /**
+   * @generated from field: optional int64 pending_since_ms = 10;
+   */
+  pendingSinceMs?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 fired_at_ms = 11;
+   */
+  firedAtMs?: bigint | undefined;
+
+  /**
+   * "" when nobody acknowledged it
+   *
+   * @generated from field: string acked_by = 12;
+   */
+  ackedBy: string;
+
+  /**
+   * @generated from field: optional int64 acked_at_ms = 13;
+   */
+  ackedAtMs?: bigint | undefined;
+
+  /**
+   * a silence mutes its notifications now
+   *
+   * @generated from field: bool silenced = 14;
+   */
+  silenced: boolean;
+
+  /**
+   * @generated from field: string silence_id = 15;
+   */
+  silenceId: string;
+
+  /**
+   * @generated from field: optional int64 silenced_until_ms = 16;
+   */
+  silencedUntilMs?: bigint | undefined;
+};
+
+/**
+ * Describes the message hostpulse.v1.ActiveAlert.
+ * Use `create(ActiveAlertSchema)` to create a new message.
+ */
+export const ActiveAlertSchema: GenMessage<ActiveAlert> = /*@__PURE__*/
+  messageDesc(file_hostpulse_v1_live, 5);
+
+/**
+ * Alert events for clients subscribed with "alerts": true. The first frame after subscribing is
+ * a snapshot (every active alert; replace what you have); later frames carry the alerts that
+ * fired, changed (severity, acknowledgement, silenced or not) or ended since the previous one.
+ *
+ * @generated from message hostpulse.v1.AlertEvents
+ */
+export type AlertEvents = Message<"hostpulse.v1.AlertEvents"> & {
+  /**
+   * @generated from field: bool snapshot = 1;
+   */
+  snapshot: boolean;
+
+  /**
+   * new or changed active alerts (all of them in a snapshot)
+   *
+   * @generated from field: repeated hostpulse.v1.ActiveAlert alerts = 2;
+   */
+  alerts: ActiveAlert[];
+
+  /**
+   * ids of alerts no longer active (resolved or removed)
+   *
+   * @generated from field: repeated string ended = 3;
+   */
+  ended: string[];
+
+  /**
+   * @generated from field: int64 server_time_ms = 4;
+   */
+  serverTimeMs: bigint;
+};
+
+/**
+ * Describes the message hostpulse.v1.AlertEvents.
+ * Use `create(AlertEventsSchema)` to create a new message.
+ */
+export const AlertEventsSchema: GenMessage<AlertEvents> = /*@__PURE__*/
+  messageDesc(file_hostpulse_v1_live, 6);
 
 /**
  * @generated from message hostpulse.v1.LiveFrame
@@ -215,6 +364,12 @@ export type LiveFrame = Message<"hostpulse.v1.LiveFrame"> & {
      */
     value: LiveError;
     case: "error";
+  } | {
+    /**
+     * @generated from field: hostpulse.v1.AlertEvents alerts = 6;
+     */
+    value: AlertEvents;
+    case: "alerts";
   } | { case: undefined; value?: undefined };
 };
 
@@ -223,5 +378,5 @@ export type LiveFrame = Message<"hostpulse.v1.LiveFrame"> & {
  * Use `create(LiveFrameSchema)` to create a new message.
  */
 export const LiveFrameSchema: GenMessage<LiveFrame> = /*@__PURE__*/
-  messageDesc(file_hostpulse_v1_live, 5);
+  messageDesc(file_hostpulse_v1_live, 7);
 

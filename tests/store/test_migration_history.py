@@ -1,6 +1,6 @@
 """The one Alembic history, whole, on SQLite and on PostgreSQL: upgrade to head gives exactly
-the tables the code declares (store, alerts, auth), downgrade to base removes them all, and
-upgrading again works (a downgraded database is usable)."""
+the tables the code declares (store, alerts, auth, dashboards), downgrade to base removes them
+all, and upgrading again works (a downgraded database is usable)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from hostpulse.alerts import models as alert_models
 from hostpulse.cli.main import app
 from hostpulse.server.auth import models as auth_models
+from hostpulse.server.dashboards import models as dashboard_models
 from hostpulse.store import schema
 from hostpulse.store.db import Database, downgrade, upgrade
 
@@ -23,7 +24,12 @@ pytestmark = pytest.mark.anyio
 
 def _declared() -> MetaData:
     every = MetaData()
-    for metadata in (schema.metadata, alert_models.metadata, auth_models.metadata):
+    for metadata in (
+        schema.metadata,
+        alert_models.metadata,
+        auth_models.metadata,
+        dashboard_models.metadata,
+    ):
         for table in metadata.tables.values():
             table.to_metadata(every)
     return every
@@ -67,13 +73,13 @@ async def test_upgrade_step_by_step_keeps_the_rows(database_url: str) -> None:
         await upgrade(database.engine, "0001_metadata")
         async with database.engine.begin() as conn:
             await conn.execute(text("INSERT INTO ts_hosts (id, host_id) VALUES (7, 'old')"))
-        for revision in ("0002_blocks", "0100_alerts", "0200_auth"):
+        for revision in ("0002_blocks", "0100_alerts", "0200_auth", "0300_dashboards"):
             await upgrade(database.engine, revision)
         async with database.engine.connect() as conn:
             assert (await conn.execute(text("SELECT host_id FROM ts_hosts"))).all() == [("old",)]
         await downgrade(database.engine, "0002_blocks")
         async with database.engine.connect() as conn:
-            assert not {"auth_users", "alert_rules"} & await conn.run_sync(_tables)
+            assert not {"auth_users", "alert_rules", "dashboards"} & await conn.run_sync(_tables)
             assert (await conn.execute(text("SELECT host_id FROM ts_hosts"))).all() == [("old",)]
     finally:
         await database.close()
@@ -96,7 +102,7 @@ def test_db_command_upgrades_every_database_the_server_opens(
     res = runner.invoke(app, ["db", "upgrade", *args])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["db", "current", *args])
-    assert res.output.count("0200_auth (head)") == (2 if server_db else 1), res.output
+    assert res.output.count("0300_dashboards (head)") == (2 if server_db else 1), res.output
     if server_db:
         assert "postgresql" in res.output and str(tmp_path / "store") in res.output
         assert (tmp_path / "store" / "hostpulse.db").is_file()

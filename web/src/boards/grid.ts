@@ -81,5 +81,6 @@ export function rows(layout: readonly Box[]): number {
 /** A pointer movement in pixels as whole cells, for a grid `width` px wide. */
 export function cellDelta(dxPx: number, dyPx: number, width: number, rowPx: number, gapPx: number): { dx: number; dy: number } {
   const colPx = (width - gapPx * (COLS - 1)) / COLS + gapPx
-  return { dx: Math.round(dxPx / colPx), dy: Math.round(dyPx / (rowPx + gapPx)) }
+  // + 0: no -0 for a small movement left or up
+  return { dx: Math.round(dxPx / colPx) + 0, dy: Math.round(dyPx / (rowPx + gapPx)) + 0 }
 }

@@ -26,16 +26,20 @@ export interface Lines {
 }
 
 /** Chart lines: with one host, one per matching series; with several, one per host (its series
- *  combined per timestamp). `hostName` names a host in the legend. */
+ *  combined per timestamp). Hosts sample at their own instants, so with several hosts the points
+ *  are put on a common grid of `stepMs` (averaged within a step), else no two lines would share
+ *  a timestamp and every line would be cut into dots. `hostName` names a host in the legend. */
 export function lines(
   histories: readonly { host: string; history: History | null }[],
   filter: Record<string, string>,
   unit: Unit | 'plain',
   hostName: (id: string) => string,
+  stepMs = 0,
 ): Lines {
   const cols: Series[] = []
   const names: string[] = []
   const single = histories.length === 1
+  const snap = (t: number) => (stepMs > 0 ? Math.round(t / stepMs) * stepMs : t)
   for (const { host, history } of histories) {
     const list = (history?.series ?? []).filter((s) => matchesLabels(s.labels, filter))
     if (single) {
@@ -46,7 +50,21 @@ export function lines(
       continue
     }
     const at = new Map<number, number[]>()
-    for (const s of list) for (const p of s.points) (at.get(p.ts_ms) ?? at.set(p.ts_ms, []).get(p.ts_ms))?.push(p.value)
+    for (const s of list) {
+      const own = new Map<number, number[]>()
+      for (const p of s.points) {
+        const t = snap(p.ts_ms)
+        const bucket = own.get(t)
+        if (bucket) bucket.push(p.value)
+        else own.set(t, [p.value])
+      }
+      for (const [t, vs] of own) {
+        const mean = vs.reduce((a, b) => a + b, 0) / vs.length
+        const bucket = at.get(t)
+        if (bucket) bucket.push(mean)
+        else at.set(t, [mean])
+      }
+    }
     const ts = [...at.keys()].sort((a, b) => a - b)
     names.push(hostName(host))
     cols.push({ metric: history?.metric ?? '', labels: {}, ts, v: ts.map((t) => combine(at.get(t) ?? [], unit) ?? 0) })

@@ -3,7 +3,6 @@ import { computed } from 'vue'
 import { usePrefs } from '../stores/prefs'
 
 const en = {
-  'nav.boards': 'Boards',
   'list.title': 'Dashboards',
   'list.new': 'New board',
   'list.empty': 'No dashboards yet.',
@@ -70,7 +69,6 @@ const en = {
 export type BoardKey = keyof typeof en
 
 const ko: Partial<Record<BoardKey, string>> = {
-  'nav.boards': '보드',
   'list.title': '대시보드',
   'list.new': '새 보드',
   'list.empty': '아직 대시보드가 없습니다.',

@@ -68,7 +68,7 @@ const en = {
 
 export type BoardKey = keyof typeof en
 
-const ko: Partial<Record<BoardKey, string>> = {
+const ko: Record<BoardKey, string> = {
   'list.title': '대시보드',
   'list.new': '새 보드',
   'list.empty': '아직 대시보드가 없습니다.',
@@ -133,7 +133,7 @@ const ko: Partial<Record<BoardKey, string>> = {
 }
 
 export function boardText(lang: string, key: BoardKey, params?: Record<string, string | number>): string {
-  let text = (lang === 'ko' ? ko[key] : undefined) ?? en[key]
+  let text = lang === 'ko' ? ko[key] : en[key]
   if (params) for (const [k, v] of Object.entries(params)) text = text.replace(`{${k}}`, String(v))
   return text
 }

@@ -91,6 +91,7 @@ try {
   check(l['timeseries-1'].w === 9 && l['timeseries-1'].h === 5, `time series resized to 9x5: ${JSON.stringify(l['timeseries-1'])}`)
   check(!overlapping(l), `no overlap after the resize: ${overlapping(l)}`)
   await page.locator('[data-testid=unsaved]').waitFor()
+  await poll(async () => Number(await page.locator('[data-widget="timeseries-1"] .chart-box').getAttribute('data-points')) > 10, { what: 'the new time series drawn' })
   await page.screenshot({ path: join(shots, 'board-edit.png'), fullPage: true })
 
   step('save and reload')
@@ -147,6 +148,13 @@ try {
   const overflow = await vp.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
   check(overflow <= 0, `the board is wider than the phone by ${overflow}px`)
   await vp.screenshot({ path: join(shots, 'board-phone.png'), fullPage: false })
+  await vp.locator('button.theme').click()
+  await vp.locator('select.lang').selectOption('ko')
+  await vp.locator('[data-testid=read-only]', { hasText: '읽기 전용' }).waitFor()
+  await vp.locator('nav [data-nav=boards]', { hasText: '보드' }).waitFor()
+  const overflowKo = await vp.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+  check(overflowKo <= 0, `the Korean board is wider than the phone by ${overflowKo}px`)
+  await vp.screenshot({ path: join(shots, 'board-phone-dark-ko.png'), fullPage: false })
 
   step('a template with a $host variable')
   await page.goto(`${url}/boards`)

@@ -1,1 +1,0 @@
-import{I as e,S as t,d as n,h as r,nt as i,x as a}from"./i18n-ByTCFOXg.js";import{n as o}from"./index-B0btqOFE.js";var s=[`title`,`data-host-id`],c=r({__name:`HostName`,props:{id:{}},setup(r){let c=o();return a(()=>void c.ensureLoaded()),(a,o)=>(t(),n(`span`,{class:`host-name`,title:r.id,"data-host-id":r.id},i(e(c).nameOf(r.id)),9,s))}});export{c as t};

@@ -247,3 +247,24 @@ def test_requests_without_a_session_are_refused(bounds_server: LiveServer) -> No
         timeout=10,
     )
     assert r.status_code == 422
+
+
+def test_a_board_naming_a_dropped_metric_still_opens(bounds_server: LiveServer) -> None:
+    """The catalog is checked when a board is saved; one stored by an older version whose
+    metric is gone still opens and exports, and saving it again names the widget to fix."""
+    srv = bounds_server
+    editor = Api(srv, "editor")
+    bid = editor("POST", json=BOARD).json()["id"]
+    stale = copy.deepcopy(BOARD["spec"])
+    stale["widgets"][0]["metric"] = "cpu_metric_of_an_older_version"
+    repo = srv.app.state.dashboards.repo
+    saved = srv.call(
+        repo.update(bid, expected_version=None, name="old", sharing="private", spec=stale, now_ms=1)
+    )
+    assert saved is not None
+    r = editor("GET", f"/{bid}")
+    assert r.status_code == 200 and r.json()["spec"]["widgets"][0]["metric"].startswith("cpu_m")
+    assert editor("GET", f"/{bid}/export").status_code == 200
+    r = editor("PUT", f"/{bid}", json={"name": "old", "spec": stale})
+    assert r.status_code == 422
+    assert "spec.widgets[0].metric: unknown metric 'cpu_metric_of_an_older_version'" in r.text

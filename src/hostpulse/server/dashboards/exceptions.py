@@ -27,3 +27,9 @@ class Conflict(DashboardError):
     """A save from an older version, or a user over the boards-per-user bound."""
 
     status = 409
+
+
+class Invalid(DashboardError):
+    """A board that passed the schema but not this server's catalog."""
+
+    status = 422

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from hostpulse.server.auth.principals import User
 from hostpulse.server.auth.roles import Role
 from hostpulse.server.dashboards import limits as lim
-from hostpulse.server.dashboards.exceptions import Conflict, Forbidden, NotFound
+from hostpulse.server.dashboards.exceptions import Conflict, Forbidden, Invalid, NotFound
 from hostpulse.server.dashboards.repository import BoardRow, DashboardRepository
 from hostpulse.server.dashboards.schema import BoardExport, BoardIn, BoardSpec
 from hostpulse.server.dashboards.templates import TEMPLATES
@@ -38,6 +38,12 @@ def can_manage(user: User, row: BoardRow) -> bool:
     if not user.role.allows(Role.editor):
         return False
     return user.role is Role.admin or row.owner == user.username
+
+
+def _check(spec: BoardSpec) -> None:
+    problems = spec.unknown_metrics()
+    if problems:
+        raise Invalid("; ".join(problems))
 
 
 class DashboardService:
@@ -69,6 +75,7 @@ class DashboardService:
     async def create(self, user: User, board: BoardIn) -> BoardRow:
         if not user.role.allows(Role.editor):
             raise Forbidden(f"creating a dashboard needs the editor role (you are {user.role})")
+        _check(board.spec)
         now = self._now()
         row = BoardRow(
             id=self.new_id(),
@@ -93,6 +100,7 @@ class DashboardService:
             raise Forbidden("this dashboard is shared read-only with you")
         if board.sharing != row.sharing and not can_manage(user, row):
             raise Forbidden("only the owner or an admin changes who a dashboard is shared with")
+        _check(board.spec)
         saved = await self.repo.update(
             board_id,
             expected_version=board.version,

@@ -39,13 +39,18 @@ for (let i = 0; i < loads; i++) {
     await b.context.addInitScript(watchDrawn)
     const page = b.context.pages()[0] ?? (await b.context.newPage())
     let n = 0
+    const kinds = {}
     page.on('request', (r) => {
-      if (r.url().includes('/api/v1/')) n++
+      if (!r.url().includes('/api/v1/')) return
+      n++
+      const kind = new URL(r.url()).pathname.replace(/\/hosts\/[^/]+/, '/hosts/*')
+      kinds[kind] = (kinds[kind] ?? 0) + 1
     })
     await page.goto(`${url}/boards/${process.env.HP_BOARD}`)
     await page.waitForFunction(() => window.__drawn !== undefined, null, { timeout: 60000 })
     times.push(await page.evaluate(() => window.__drawn))
     requests = n
+    console.error(JSON.stringify(kinds))
   } finally {
     await b.close()
   }

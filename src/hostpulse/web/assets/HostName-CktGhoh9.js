@@ -1,1 +1,0 @@
-import{C as e,T as t,at as n,d as r,h as i,z as a}from"./i18n-lq1aiIES.js";import{n as o}from"./index-wtJRHdGc.js";var s=[`title`,`data-host-id`],c=i({__name:`HostName`,props:{id:{}},setup(i){let c=o();return e(()=>void c.ensureLoaded()),(e,o)=>(t(),r(`span`,{class:`host-name`,title:i.id,"data-host-id":i.id},n(a(c).nameOf(i.id)),9,s))}});export{c as t};

@@ -1,6 +1,6 @@
 """The one Alembic history, whole, on SQLite and on PostgreSQL: upgrade to head gives exactly
-the tables the code declares (store, alerts, auth), downgrade to base removes them all, and
-upgrading again works (a downgraded database is usable)."""
+the tables the code declares (store, alerts, auth, dashboards), downgrade to base removes them
+all, and upgrading again works (a downgraded database is usable)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from hostpulse.alerts import models as alert_models
 from hostpulse.cli.main import app
 from hostpulse.server.auth import models as auth_models
+from hostpulse.server.dashboards import models as dashboard_models
 from hostpulse.store import schema
 from hostpulse.store.db import Database, downgrade, upgrade
 from hostpulse.store.tsdb import schema as tsdb_schema
@@ -29,6 +30,7 @@ def _declared() -> MetaData:
         alert_models.metadata,
         auth_models.metadata,
         tsdb_schema.metadata,
+        dashboard_models.metadata,
     ):
         for table in metadata.tables.values():
             table.to_metadata(every)
@@ -73,7 +75,7 @@ async def test_upgrade_step_by_step_keeps_the_rows(database_url: str) -> None:
         await upgrade(database.engine, "0001_metadata")
         async with database.engine.begin() as conn:
             await conn.execute(text("INSERT INTO ts_hosts (id, host_id) VALUES (7, 'old')"))
-        for revision in ("0002_blocks", "0100_alerts", "0200_auth"):
+        for revision in ("0002_blocks", "0100_alerts", "0200_auth", "0300_dashboards"):
             await upgrade(database.engine, revision)
         async with database.engine.begin() as conn:  # a token made before 0310_token_hosts
             await conn.execute(
@@ -91,7 +93,7 @@ async def test_upgrade_step_by_step_keeps_the_rows(database_url: str) -> None:
             assert (await conn.execute(text("SELECT host_id FROM ts_hosts"))).all() == [("old",)]
         await downgrade(database.engine, "0002_blocks")
         async with database.engine.connect() as conn:
-            assert not {"auth_users", "alert_rules"} & await conn.run_sync(_tables)
+            assert not {"auth_users", "alert_rules", "dashboards"} & await conn.run_sync(_tables)
             assert (await conn.execute(text("SELECT host_id FROM ts_hosts"))).all() == [("old",)]
     finally:
         await database.close()

@@ -9,6 +9,8 @@ export function makeRouter(history: RouterHistory = createWebHistory()): Router 
       { path: '/', name: 'fleet', component: FleetView },
       { path: '/hosts/:id', name: 'host', component: () => import('./views/HostView.vue'), props: true },
       { path: '/explore', name: 'explore', component: () => import('./views/ExploreView.vue') },
+      { path: '/boards', name: 'boards', component: () => import('./boards/BoardsView.vue') },
+      { path: '/boards/:id', name: 'board', component: () => import('./boards/BoardView.vue'), props: true },
       { path: '/alerts', name: 'alerts', component: () => import('./views/AlertsView.vue') },
       { path: '/account', name: 'account', component: () => import('./views/AccountView.vue') },
       { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue') },

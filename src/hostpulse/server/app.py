@@ -17,13 +17,26 @@ from hostpulse import __version__
 from hostpulse.server import edge, selfmetrics
 from hostpulse.server.alert_feed import running_feed
 from hostpulse.server.alerting import batch_feed, observer, running_alerts
-from hostpulse.server.api import agent_keys, alerts, auth, health, hosts, ingest, metrics, users, ws
+from hostpulse.server.api import (
+    agent_keys,
+    alerts,
+    auth,
+    dashboards,
+    health,
+    hosts,
+    ingest,
+    metrics,
+    users,
+    ws,
+)
 from hostpulse.server.api import install as install_api
 from hostpulse.server.auth.deps import require
 from hostpulse.server.auth.lifecycle import Announce, running_auth
 from hostpulse.server.auth.offline import config_of
 from hostpulse.server.auth.roles import Role
 from hostpulse.server.config import ServerSettings
+from hostpulse.server.dashboards.repository import DashboardRepository
+from hostpulse.server.dashboards.service import DashboardService
 from hostpulse.server.ingest import IngestLimits, IngestService
 from hostpulse.server.ingest.fastpath import IngestFastPath
 from hostpulse.server.install import AgentWheel
@@ -205,6 +218,7 @@ def create_app(
             node = await resources.enter_async_context(running_cluster(cfg.redis_url, hub))
             await node.attach_auth(app.state.auth)
             app.state.cluster = node
+        app.state.dashboards = DashboardService(DashboardRepository(db.engine), clock)
         if cfg.alerts_enabled:
             alert_service = await resources.enter_async_context(
                 running_alerts(
@@ -251,7 +265,7 @@ def create_app(
     # public: health, ready, login/refresh/logout, enroll; every other route checks who calls
     # (docs/security.md has the table); the OpenAPI schema stays public like /docs
     viewer = [Depends(require(Role.viewer))]
-    self_checking = (health, auth, users, agent_keys, ingest, alerts, ws)
+    self_checking = (health, auth, users, agent_keys, ingest, alerts, dashboards, ws)
     for module in self_checking:
         api.include_router(module.router)
     for module in (hosts, metrics):

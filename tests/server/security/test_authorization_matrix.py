@@ -119,6 +119,17 @@ def new_enrollment(srv: LiveServer) -> int:
     return int(admin(srv, "POST", "/api/v1/enrollment-tokens", json={})["id"])
 
 
+BOARD = {
+    "name": "matrix",
+    "spec": {"widgets": [{"id": "h", "type": "hosts", "x": 0, "y": 0, "w": 12, "h": 4}]},
+}
+
+
+def new_board(srv: LiveServer, sharing: str = "edit") -> str:
+    """A board of the admin's, shared so that every role sees it (and editors may save it)."""
+    return str(admin(srv, "POST", "/api/v1/dashboards", json={**BOARD, "sharing": sharing})["id"])
+
+
 def new_user(srv: LiveServer) -> str:
     name = uid("user")
     admin(srv, "POST", "/api/v1/users", json={"username": name, "password": "p" * 16})
@@ -301,6 +312,30 @@ TABLE: dict[tuple[str, str], Entry] = {
         "viewer", 200, at("/api/v1/metrics/cpu", params={"host": HOST_A})
     ),
     ("GET", "/api/v1/catalog"): Entry("viewer", 200, at("/api/v1/catalog")),
+    ("GET", "/api/v1/dashboards"): Entry("viewer", 200, at("/api/v1/dashboards")),
+    ("POST", "/api/v1/dashboards"): Entry("editor", 201, at("/api/v1/dashboards", json=BOARD)),
+    ("GET", "/api/v1/dashboards/templates"): Entry(
+        "viewer", 200, at("/api/v1/dashboards/templates")
+    ),
+    ("POST", "/api/v1/dashboards/import"): Entry(
+        "editor", 201, at("/api/v1/dashboards/import", json=BOARD)
+    ),
+    ("GET", "/api/v1/dashboards/{board_id}"): Entry(
+        "viewer", 200, lambda s: (f"/api/v1/dashboards/{new_board(s)}", {})
+    ),
+    ("GET", "/api/v1/dashboards/{board_id}/export"): Entry(
+        "viewer", 200, lambda s: (f"/api/v1/dashboards/{new_board(s, 'view')}/export", {})
+    ),
+    # shared as "edit": any editor saves it
+    ("PUT", "/api/v1/dashboards/{board_id}"): Entry(
+        "editor",
+        200,
+        lambda s: (f"/api/v1/dashboards/{new_board(s)}", {"json": {**BOARD, "sharing": "edit"}}),
+    ),
+    # only its owner (the admin here) or an admin deletes it
+    ("DELETE", "/api/v1/dashboards/{board_id}"): Entry(
+        "admin", 204, lambda s: (f"/api/v1/dashboards/{new_board(s)}", {})
+    ),
 }
 
 

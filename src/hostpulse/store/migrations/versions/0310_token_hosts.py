@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0310_token_hosts"
-down_revision: str | None = "0200_auth"
+down_revision: str | None = "0300_dashboards"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,1 +1,0 @@
-import{S as e,T as t,d as n,et as r,h as i,nt as a,p as o,u as s}from"./i18n-BSEiKesF.js";var c={key:0,class:`err`},l=i({__name:`FormField`,props:{label:{},error:{type:[String,Boolean,null]}},setup(i){return(l,u)=>(e(),n(`label`,{class:r([`field`,{bad:!!i.error}])},[o(a(i.label)+` `,1),t(l.$slots,`default`),i.error?(e(),n(`span`,c,a(i.error),1)):s(``,!0)],2))}});export{l as t};

@@ -1,1 +1,0 @@
-import{E as e,I as t,O as n,S as r,c as i,d as a,h as o,m as s,nt as c,p as l,t as u}from"./i18n-BSEiKesF.js";var d={class:`nf`},f=o({__name:`NotFound`,setup(o){let{t:f}=u();return(o,u)=>{let p=e(`RouterLink`);return r(),a(`section`,d,[i(`h1`,null,c(t(f)(`notfound.title`)),1),s(p,{to:`/`},{default:n(()=>[l(c(t(f)(`host.back`)),1)]),_:1})])}}});export{f as default};

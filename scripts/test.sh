@@ -75,4 +75,6 @@ for d in src tests bench scripts; do [ -d "$d" ] && dirs+=("$d"); done
 .venv/bin/mypy
 .venv/bin/python scripts/gen_proto.py --check
 bash scripts/web_check.sh
-.venv/bin/python -m pytest "$@"
+# two workers (pytest-xdist; a test file stays on one worker): most of the suite waits on
+# servers, browsers and subprocesses, so two files at a time fit the 2-core budget
+.venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -92,9 +92,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         record_output(f"{report.nodeid} (failure report)", str(report.longrepr))
 
 
+WORKER_LEAKS: list[str] = []
+"""With pytest-xdist: what the workers found (each worker searches its own tests' output)."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist's controller: a worker's finding fails the run here (a worker's own exit
+    status does not reach the controller's)."""
+    output = getattr(node, "workeroutput", {})
+    WORKER_LEAKS.extend(output.get("hostpulse_leaks", []))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaks = find_leaks(SECRETS, TEXTS)
+    leaks = find_leaks(SECRETS, TEXTS) + WORKER_LEAKS
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports and fails the run
+        workeroutput["hostpulse_leaks"] = leaks
     if not leaks:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

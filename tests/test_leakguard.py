@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from leakguard import find_leaks
 
 TESTS = Path(__file__).resolve().parent
@@ -24,11 +25,11 @@ def test_issues_a_key():
 """
 
 
-def run(tmp_path: Path, leak: bool) -> subprocess.CompletedProcess[str]:
+def run(tmp_path: Path, leak: bool, *extra: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_leaky.py").write_text(f"LEAK = {leak}\n" + LEAKY)
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "leakguard", "-p", "no:cacheprovider", "-q"],
+        [sys.executable, "-m", "pytest", "-p", "leakguard", "-p", "no:cacheprovider", "-q", *extra],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -37,12 +38,13 @@ def run(tmp_path: Path, leak: bool) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_leaked_key_fails_the_run(tmp_path: Path) -> None:
-    leaky = run(tmp_path, leak=True)
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_a_leaked_key_fails_the_run(tmp_path: Path, workers: list[str]) -> None:
+    leaky = run(tmp_path, True, *workers)
     assert "1 passed" in leaky.stdout
     assert leaky.returncode == 1, leaky.stdout + leaky.stderr
     assert "SECRETS LEAKED" in leaky.stdout and "'hpk_" in leaky.stdout
-    clean = run(tmp_path, leak=False)
+    clean = run(tmp_path, False, *workers)
     assert clean.returncode == 0, clean.stdout + clean.stderr
 
 

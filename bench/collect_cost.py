@@ -150,8 +150,9 @@ def main() -> None:
         f"{processes} processes, {os.cpu_count()} CPUs"
     )
     print(f"  {'collector':<12} {'linux fast':>10} {'psutil':>10}")
-    for name, cost in fast.items():
-        print(f"  {name:<12} {cost * 1000:10.3f} {portable[name] * 1000:10.3f}")
+    for name, cost in fast.items():  # a Linux-only collector (sensors) has no psutil path
+        other = f"{portable[name] * 1000:10.3f}" if name in portable else f"{'—':>10}"
+        print(f"  {name:<12} {cost * 1000:10.3f} {other}")
     print(f"  {'total':<12} {total * 1000:10.3f} {total_portable * 1000:10.3f}")
     if not args.no_reference:
         ref = node_exporter_cost(args.scrapes)

@@ -1,11 +1,8 @@
-"""Every bound of one ingest request, and the head's block window they relate to."""
+"""Every bound of one ingest request."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-WINDOW_MS = 600_000
-"""The store's block window: the head keeps one matrix per host and window."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,7 @@ def serve(
         )
         # Everything made so far (modules, the catalog, settings) lives as long as the
         # process: out of the garbage collector's sight, its full collections stay short.
+        gc.collect()  # (not the start-up's garbage)
         gc.freeze()
         logger.info(
             "agent started: host_id=%s interval=%.1fs",

@@ -189,22 +189,32 @@ def test_same_minute_bands(embedded: LiveServer, tsdb: LiveServer, end_ms: int, 
             _compare(metric, a, b, bands=True)
 
 
-def test_same_paging(embedded: LiveServer, tsdb: LiveServer, end_ms: int) -> None:
-    """A history cut into pages of 7 points: the same points, page after page."""
-    start = str(end_ms - MINUTES * 60_000)
+@pytest.mark.parametrize(
+    ("step", "limit", "spacing"), [("60s", "7", 60_000), (None, "50", int(INTERVAL_S * 1000))]
+)
+def test_same_paging(
+    embedded: LiveServer, tsdb: LiveServer, end_ms: int, step: str | None, limit: str, spacing: int
+) -> None:
+    """A history read in small pages (per-minute points, and raw samples): the same points,
+    page after page, whatever the page boundaries."""
+    start = end_ms - MINUTES * 60_000
     for srv in (embedded, tsdb):
         points: list[int] = []
         cursor: str | None = None
-        for _ in range(MINUTES):
-            params = {"start": start, "end": str(end_ms), "step": "60s", "limit": "7"}
+        for _ in range(100):
+            params = {"start": str(start), "end": str(end_ms - 1), "limit": limit}
+            if step:
+                params["step"] = step
             if cursor:
                 params["cursor"] = cursor
             page = _history(srv, "sim-00000", "cpu_busy_percent", **params)
-            points += [p["ts_ms"] for p in page["series"][0]["points"]]
+            got = [p["ts_ms"] for p in page["series"][0]["points"]]
+            assert len(got) <= int(limit)
+            points += got
             cursor = page["next_cursor"]
             if cursor is None:
                 break
-        assert points == list(range(end_ms - MINUTES * 60_000, end_ms, 60_000)), srv.url
+        assert points == list(range(start, end_ms, spacing)), srv.url
 
 
 def test_same_processes(embedded: LiveServer, tsdb: LiveServer, end_ms: int) -> None:

@@ -145,15 +145,18 @@ async def check_round_trip(store: TsdbStore) -> None:
     assert [p.value for p in avg.series[0].points] == pytest.approx(blocks.mean(axis=1))
 
     # labelled series, filtered by label
-    cpu_modes = await store.query_range(
+    modes = await store.query_range(
         host.host_id,
-        "cpu_mode_percent",
+        "cpu_usage_percent",
         int(ts[0]),
         int(ts[-1]),
         labels={"mode": "user"},
         step_ms=60_000,
     )
-    assert [dict(s.labels)["mode"] for s in cpu_modes.series] == ["user"] * len(cpu_modes.series)
+    [user] = modes.series
+    assert user.labels == (("mode", "user"),)
+    blocks = expected[("cpu_usage_percent", (("mode", "user"),))].reshape(-1, 12)
+    assert [p.value for p in user.points] == pytest.approx(blocks.mean(axis=1))
 
     # one process list kept per 30 s (the simulator attaches one every 6th snapshot)
     procs = await store.process_history(host.host_id, int(ts[0]), int(ts[-1]))

@@ -89,26 +89,42 @@ def label_bytes(metric: str, labels: Labels, host_id: str) -> bytes:
 
 
 class SeriesTable:
-    """The label bytes of every series of one host's series table, and per timestamp width
-    the TimeSeries prefix (header, labels, sample header) of each."""
+    """Per series of one host's series table, the TimeSeries prefix (header, label bytes,
+    sample header) for the usual timestamp width (milliseconds of these years take 6 varint
+    bytes); other widths are derived when met. Only the prefixes are kept: about 150 bytes
+    per series."""
 
-    __slots__ = ("_prefixes", "labels")
+    __slots__ = ("_prefixes",)
 
     def __init__(self, host_id: str, keys: Sequence[tuple[str, Labels]]) -> None:
-        self.labels = [label_bytes(metric, labels, host_id) for metric, labels in keys]
-        self._prefixes: dict[int, list[bytes]] = {}
+        labels = [label_bytes(metric, lab, host_id) for metric, lab in keys]
+        self._prefixes: dict[int, list[bytes]] = {TS_WIDTH: _prefixes(labels, TS_WIDTH)}
+
+    @property
+    def labels(self) -> list[bytes]:
+        """The label bytes of each series (taken out of the kept prefixes)."""
+        out = []
+        for p in self._prefixes[TS_WIDTH]:
+            pos = 1  # after the tag: the varint of the TimeSeries' length
+            while p[pos] & 0x80:
+                pos += 1
+            out.append(p[pos + 1 : -3])  # up to the sample header
+        return out
 
     def prefixes(self, ts_width: int) -> list[bytes]:
         found = self._prefixes.get(ts_width)
         if found is None:
-            sample_len = 1 + 8 + 1 + ts_width  # value tag + double + timestamp tag + varint
-            sample_head = bytes((0x12, sample_len, 0x09))
-            found = [
-                b"\x0a" + varint(len(lab) + 2 + sample_len) + lab + sample_head
-                for lab in self.labels
-            ]
-            self._prefixes[ts_width] = found
+            found = self._prefixes[ts_width] = _prefixes(self.labels, ts_width)
         return found
+
+
+TS_WIDTH = len(varint(1_700_000_000_000))
+
+
+def _prefixes(labels: list[bytes], ts_width: int) -> list[bytes]:
+    sample_len = 1 + 8 + 1 + ts_width  # value tag + double + timestamp tag + varint
+    sample_head = bytes((0x12, sample_len, 0x09))
+    return [b"\x0a" + varint(len(lab) + 2 + sample_len) + lab + sample_head for lab in labels]
 
 
 def encode_samples(batch: HostBatch, table: SeriesTable) -> Iterator[tuple[int, list[bytes]]]:

@@ -8,7 +8,8 @@
 - The host and series registry and the kept process lists: the process's relational
   ``Database`` (SQLite or PostgreSQL; tables in ``tsdb.schema``), shared by every replica.
   A host's ``last_seen_ms`` is kept in memory on ingest and written to the database every
-  ``flush_interval_ms``; other replicas read it from there every ``refresh_interval_ms``.
+  ``flush_interval_ms``; the host list (other replicas' hosts and last_seen) is read from
+  there in the background every ``refresh_interval_ms``, and at once for an unknown host.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ _TIER_STEP = {Tier.RAW: 0, Tier.MINUTE: 60_000, Tier.HOUR: 3_600_000}
 _CURSOR_PREFIX = "t"
 MAX_POINTS_PER_QUERY = 11_000
 """Prometheus refuses a range query of more points per series than this."""
+TABLES_PER_HOST = 4
+"""Series tables remembered per host (an agent whose containers come and go alternates)."""
 INLINE_SAMPLES = 5_000
 """A request of at most this many samples is encoded on the event loop (about a millisecond)."""
 _HOST_COLUMNS = (
@@ -206,6 +209,10 @@ def _proc_snapshot(data: bytes) -> ProcessSnapshot:
     )
 
 
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+
+
 def _parse_cursor(cursor: str) -> int:
     if not cursor.startswith(_CURSOR_PREFIX) or not cursor[1:].lstrip("-").isdigit():
         raise BadCursorError(f"invalid cursor {cursor!r}")
@@ -253,11 +260,11 @@ class TsdbStore:
         )
         self._client: httpx.AsyncClient | None = None
         self._hosts: dict[str, HostRecord] = {}
-        self._tables: dict[str, tuple[bytes, SeriesTable]] = {}
+        self._tables: dict[str, dict[bytes, SeriesTable]] = {}  # host -> digest -> table
         self._last_proc: dict[str, int] = {}
         self._dirty: dict[str, int] = {}  # host -> last_seen_ms not yet in the database
         self._refreshed = -1e18  # time.monotonic() of the last registry read
-        self._reg_lock = asyncio.Lock()
+        self._reg_locks: dict[str, asyncio.Lock] = {}
         self._refresh_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -336,11 +343,16 @@ class TsdbStore:
     async def _flush_loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.flush_interval_ms / 1000)
+                tick = min(self.flush_interval_ms, self.refresh_interval_ms) / 1000
+                await asyncio.wait_for(self._stop.wait(), tick)
             try:
                 await self._flush_seen()
             except (SQLAlchemyError, OSError) as exc:  # kept in memory; the next run retries
                 logger.warning("tsdb store: cannot save last_seen: %s", exc)
+            try:  # here, not in a read: no API request waits for the whole host list
+                await self._refresh()
+            except (SQLAlchemyError, OSError) as exc:
+                logger.warning("tsdb store: cannot read the host registry: %s", exc)
 
     async def _flush_seen(self) -> None:
         if not self._dirty:
@@ -389,21 +401,25 @@ class TsdbStore:
     async def _table(self, batch: HostBatch, received_ms: int) -> SeriesTable:
         host_id = batch.host.host_id
         digest = table_digest(batch)
-        known = self._tables.get(host_id)
-        if known is not None and known[0] == digest:
-            return known[1]
+        tables = self._tables.get(host_id)
+        table = tables.get(digest) if tables is not None else None
+        if table is not None:
+            return table
         keys = _keys(batch)
         for metric, labels in keys:
             problem = series_problem(metric, labels)
             if problem is not None:
                 raise InvalidRequestError(f"host {host_id!r}: {problem}")
-        async with self._reg_lock:
-            known = self._tables.get(host_id)
-            if known is not None and known[0] == digest:
-                return known[1]
+        lock = self._reg_locks.setdefault(host_id, asyncio.Lock())
+        async with lock:  # one registration per host at a time; hosts register in parallel
+            tables = self._tables.setdefault(host_id, {})
+            table = tables.get(digest)
+            if table is not None:
+                return table
             await self._register(batch, keys, received_ms)
-            table = SeriesTable(host_id, keys)
-            self._tables[host_id] = (digest, table)
+            if len(tables) >= TABLES_PER_HOST:  # a host whose series keep changing
+                tables.clear()
+            table = tables[digest] = SeriesTable(host_id, keys)
             return table
 
     async def _register(self, batch: HostBatch, keys: list[Key], received_ms: int) -> None:
@@ -435,8 +451,8 @@ class TsdbStore:
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
         try:
             parts = [(b, await self._table(b, received_ms)) for b in request.batches]
-        except DBAPIError as exc:
-            raise StoreUnavailableError(f"the database cannot write: {exc.orig}") from exc
+        except (DBAPIError, OSError) as exc:
+            raise StoreUnavailableError(f"the database cannot write: {_reason(exc)}") from exc
         samples = sum(len(s.values) for b in request.batches for s in b.snapshots)
         if samples <= INLINE_SAMPLES:
             chunks = list(write_chunks(parts, self.max_samples_per_write))
@@ -448,8 +464,8 @@ class TsdbStore:
                 self._writes.submit([(raw, n) for n, raw in chunks]),
                 self._proc_writes.submit([(row, 1) for row in procs]),
             )
-        except DBAPIError as exc:
-            raise StoreUnavailableError(f"the database cannot write: {exc.orig}") from exc
+        except (DBAPIError, OSError) as exc:
+            raise StoreUnavailableError(f"the database cannot write: {_reason(exc)}") from exc
         for row in procs:
             host = str(row["host_id"])
             ts = row["ts_ms"]
@@ -539,11 +555,9 @@ class TsdbStore:
             ) from None
 
     async def hosts(self) -> list[HostRecord]:
-        await self._refresh()
         return [self._hosts[k] for k in sorted(self._hosts)]
 
     async def host(self, host_id: str) -> HostRecord | None:
-        await self._refresh()
         rec = self._hosts.get(host_id)
         if rec is None and (time.monotonic() - self._refreshed) > 0.5:
             await self._refresh(force=True)  # registered by another replica just now?
@@ -612,16 +626,23 @@ class TsdbStore:
             return RangeResult(chosen, reported, [])
         sel = q.selector(host_id, [metric], labels)
         if step == 1:
-            found, next_cursor = await self._raw(sel, metric, lo, end_ms, limit)
+            found, next_cursor = await self._raw(sel, metric, lo, end_ms, limit, interval_ms)
         else:
             found, next_cursor = await self._buckets(sel, metric, lo, end_ms, step, agg, limit)
         out = [SeriesPoints(s.metric, s.labels, found.get((s.metric, s.labels), [])) for s in known]
         return RangeResult(chosen, reported, out, next_cursor)
 
     async def _raw(
-        self, sel: str, metric: str, lo: int, end_ms: int, limit: int
+        self, sel: str, metric: str, lo: int, end_ms: int, limit: int, interval_ms: int
     ) -> tuple[dict[Key, list[Point]], str | None]:
-        """Raw samples in ``[lo, end_ms]``: a range selector evaluated at ``end_ms``."""
+        """Raw samples in ``[lo, end_ms]``: a range selector evaluated at ``end_ms``. A page
+        asks for about ``limit`` samples' worth of time (``limit`` agent intervals), so a long
+        raw range is read page by page rather than whole."""
+        window_end = end_ms
+        if limit > 0 and end_ms - lo >= limit * interval_ms:
+            window_end = lo + limit * interval_ms - 1
+        cursor_after = window_end + 1 if window_end < end_ms else None
+        end_ms = window_end
         params = {"query": f"{sel}[{q.duration(end_ms - lo + 1)}]", "time": q.seconds(end_ms)}
         found: dict[Key, list[Point]] = {}
         stamps: set[int] = set()
@@ -634,7 +655,7 @@ class TsdbStore:
                     points.append(Point(ts, x, x, x, 1))
                     stamps.add(ts)
             found[q.series_key(item["metric"], metric)] = points
-        next_cursor = None
+        next_cursor = None if cursor_after is None else f"{_CURSOR_PREFIX}{cursor_after}"
         if len(stamps) > limit > 0:
             cut = sorted(stamps)[limit]
             for key, points in found.items():

@@ -98,6 +98,8 @@ class Replica:
 class Cluster:
     replicas: list[Replica]
     redis: redis.Redis
+    database_url: str = ""
+    redis_url: str = ""
     keys: dict[str, str] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +125,11 @@ class Cluster:
 def start_replica(
     data_dir: Path, database_url: str, redis_url: str, extra: dict[str, str]
 ) -> Replica:
+    return ready(launch(data_dir, database_url, redis_url, extra))
+
+
+def launch(data_dir: Path, database_url: str, redis_url: str, extra: dict[str, str]) -> CliProcess:
+    """``hostpulse server`` on a free port with these settings (see ``ready``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
     env.update(
         HOSTPULSE_DATA_DIR=str(data_dir),
@@ -132,7 +139,11 @@ def start_replica(
         HOSTPULSE_MAINTENANCE_INTERVAL="3600",
         **extra,
     )
-    proc = CliProcess(["server", "--port", "0", "--log-level", "info"], env=env)
+    return CliProcess(["server", "--port", "0", "--log-level", "info"], env=env)
+
+
+def ready(proc: CliProcess) -> Replica:
+    """The launched replica once it has joined the others and listens (killed on failure)."""
     try:
         replica_id = proc.wait_for(r"joined the replicas.*replica='([0-9a-f]+)'", 90).group(1)
         url = proc.url()
@@ -148,17 +159,24 @@ def start_cluster(
     tmp_path: Path, redis_db: int, pg_database: str
 ) -> Iterator[Callable[..., Cluster]]:
     """``start_cluster(n, **env)``: n replicas on an emptied PostgreSQL and Redis database,
-    started one after the other (the first creates the schema and the admin); all stopped
-    (SIGTERM, by PID) at the end."""
+    the first alone (it creates the schema and the admin), then the others together; all
+    stopped (SIGTERM, by PID) at the end."""
     started: list[Replica] = []
 
     def start(n: int, **extra: str) -> Cluster:
         client = flush(redis_db)
         database_url = empty_pg(pg_database)
         redis_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
-        for i in range(n):
-            started.append(start_replica(tmp_path / f"r{i}", database_url, redis_url, extra))
-        return Cluster(list(started), client)
+        started.append(start_replica(tmp_path / "r0", database_url, redis_url, extra))
+        launched = [launch(tmp_path / f"r{i}", database_url, redis_url, extra) for i in range(1, n)]
+        for i, proc in enumerate(launched):
+            try:
+                started.append(ready(proc))
+            except BaseException:
+                for rest in launched[i + 1 :]:
+                    rest.stop(signal.SIGKILL)
+                raise
+        return Cluster(list(started), client, database_url, redis_url)
 
     try:
         yield start

@@ -22,14 +22,16 @@ from hostpulse.server.cluster.ownership import Claims, Membership, rendezvous
 StartCluster = Callable[..., Cluster]
 
 
-def alerts_yml(path: Path, hook_url: str) -> Path:
+def alerts_yml(
+    path: Path, hook_url: str, retry: str = "{initial: 0.2s, max: 1s, attempts: 3}"
+) -> Path:
     path.write_text(
         f"""
 create_default_rules: false
 dedup_window: 1s
 evaluation_interval: 0.2s
 allow_networks: ["127.0.0.0/8"]
-retry: {{initial: 0.2s, max: 1s, attempts: 3}}
+retry: {retry}
 channels:
   - id: hook
     type: webhook
@@ -108,6 +110,34 @@ def test_killing_the_owner_of_a_breached_host_gives_one_notification(
     http_receiver.wait_for(2, timeout=20)
     time.sleep(2.0)
     assert kinds(http_receiver) == ["firing", "resolved"]
+
+
+def test_a_notification_its_dying_owner_had_not_delivered_is_delivered_once_by_the_new_owner(
+    start_cluster: StartCluster, http_receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    """The owner's first attempt fails (503) and it dies waiting to retry: the replica that
+    takes the host over delivers the notification (never lost), and only it (once)."""
+    retry = "{initial: 3s, max: 3s, attempts: 5}"
+    config = alerts_yml(tmp_path / "alerts.yml", f"{http_receiver.url}/hook", retry)
+    http_receiver.statuses = [503]
+    cluster = start_cluster(3, HOSTPULSE_ALERTS_CONFIG=str(config))
+    wait_until("3 members", lambda: len(cluster.members()) == 3)
+    time.sleep(2.5)
+    host = "hot-2"
+    owner = cluster.by_id(rendezvous(cluster.members(), host))
+    others = [r for r in cluster.replicas if r is not owner]
+    key = cluster.agent_key(host, cluster.replicas.index(others[0]))
+    assert ingest(others[0].url, key, cpu(host, 99.0)).status_code == 200
+    http_receiver.wait_for(1, timeout=20)  # the failed attempt; the retry is due in 3 s
+    owner.kill()
+    wait_until("the killed replica left", lambda: owner.id not in cluster.members(), 20)
+    for i in range(6):  # the host goes on breaching, through the survivors
+        assert ingest(others[i % 2].url, key, cpu(host, 99.0)).status_code == 200
+        time.sleep(0.3)
+    http_receiver.wait_for(2, timeout=20)
+    time.sleep(3.0)
+    assert kinds(http_receiver) == ["firing", "firing"]  # the 503, then the one delivery
+    assert http_receiver.statuses == []
 
 
 def view(alert_id: str) -> AlertView:

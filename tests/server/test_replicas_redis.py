@@ -71,6 +71,14 @@ def test_a_websocket_on_one_replica_sees_samples_ingested_through_another(
                         got_fleet = True
 
     asyncio.run(run())
+    metrics = httpx.get(f"{b.url}/metrics", headers=cluster.admin(1), timeout=30).text
+    assert "hostpulse_cluster_replicas 2.0" in metrics
+    published = [
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("hostpulse_cluster_published_messages_total ")
+    ]
+    assert published and published[0] >= 1
 
 
 def test_users_logins_and_limits_are_shared_by_the_replicas(start_cluster: StartCluster) -> None:
@@ -119,7 +127,9 @@ def test_users_logins_and_limits_are_shared_by_the_replicas(start_cluster: Start
         assert int(r.headers["retry-after"]) >= 1
 
 
-def test_revocations_on_one_replica_hold_on_another_at_once(start_cluster: StartCluster) -> None:
+def test_revocations_on_one_replica_hold_on_another_at_once(
+    start_cluster: StartCluster, tmp_path: Path
+) -> None:
     cluster = start_cluster(2)
     a, b = cluster.replicas
     key = cluster.agent_key("web-2", 0)
@@ -131,6 +141,21 @@ def test_revocations_on_one_replica_hold_on_another_at_once(start_cluster: Start
     )
     assert r.status_code == 204
     assert refused_within(1.0, lambda: ingest(b.url, key, cpu_sample("web-2", 5.0)).status_code)
+
+    # revoked with the command line (HOSTPULSE_REDIS_URL set as for the servers): the same
+    key3 = cluster.agent_key("web-3", 0)
+    assert ingest(b.url, key3, cpu_sample("web-3", 5.0)).status_code == 200
+    keys = httpx.get(f"{a.url}/api/v1/agent-keys", headers=cluster.admin(0), timeout=30).json()
+    (key3_id,) = [k["id"] for k in keys if k["host_id"] == "web-3"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
+    env["HOSTPULSE_REDIS_URL"] = cluster.redis_url
+    done = run_cli(
+        ["key", "revoke", str(key3_id), "--database-url", cluster.database_url,
+         "--data-dir", str(tmp_path / "cli")],
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert refused_within(1.0, lambda: ingest(b.url, key3, cpu_sample("web-3", 5.0)).status_code)
 
     # a user deleted through one replica: their live socket on the other is closed at once
     # (not at the next live_auth_recheck, 30 s by default)

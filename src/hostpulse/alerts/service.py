@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -34,6 +34,7 @@ from hostpulse.alerts.channels import (
     unmask,
 )
 from hostpulse.alerts.channels.email import EmailSpec
+from hostpulse.alerts.claims import ClaimedSender, NotificationClaims
 from hostpulse.alerts.clock import Clock, SystemClock
 from hostpulse.alerts.config import AlertsConfig, format_errors
 from hostpulse.alerts.dispatch import Attempt, Dispatcher, Job, RetryPolicy
@@ -51,7 +52,6 @@ from hostpulse.alerts.rules import default_rules
 from hostpulse.alerts.schema import AnyRule, SilenceSpec, rule_from_dict, rule_to_dict
 from hostpulse.alerts.types import (
     AlertInstance,
-    AlertView,
     HostDirectory,
     HostSeen,
     Kind,
@@ -76,19 +76,6 @@ class Entry(Generic[T]):
     source: str  # default, config or api
     created_ms: int
     updated_ms: int
-
-
-class NotificationClaims(Protocol):
-    """Where replicas that share the database agree who announces what (each alert's
-    announcement once; see ``hostpulse.server.cluster.ownership``)."""
-
-    async def claim(self, n: Notification) -> tuple[AlertView, ...]:
-        """The alerts of ``n`` this process may announce now."""
-        ...
-
-    async def sent(self, n: Notification) -> None:
-        """Every channel has had ``n`` (delivered or given up): the claim is done."""
-        ...
 
 
 class _Log:
@@ -149,11 +136,10 @@ class AlertService:
         self._save_tail: asyncio.Task[None] | None = None
         self._take_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._marks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hosts_saved_ms = 0
         self.owns = owns
-        self.claims = claims
+        self.sender = ClaimedSender(self.dispatcher, claims)
         self.changed: Callable[[], None] = lambda: None
         """Called after rules, channels or silences changed here (the cluster tells the
         other replicas, which then ``reload``)."""
@@ -207,12 +193,9 @@ class AlertService:
                 continue
             if not n.alerts and self.owns is not None:
                 continue  # a test send: its own request's business
-            if self.claims is not None:
-                alerts = await self.claims.claim(n)
-                if not alerts:
-                    continue  # sent, or being sent by a live replica
-                n = n if alerts == n.alerts else replace(n, alerts=alerts)
-            self._submit(Job(queued.id, queued.channel_id, n), [n])
+            allowed = await self.sender.allowed(n)
+            if allowed is not None:  # else sent, or being sent by a live replica
+                self.sender.submit(allowed, [Job(queued.id, queued.channel_id, allowed)])
 
     async def rebalance(self) -> None:
         """The hosts this process owns changed (``owns``): save what the engine decided,
@@ -361,63 +344,27 @@ class AlertService:
             items = [(c, n) for n in notifications for c in self._route(n)]
             if not (items or out.changed or out.removed or out.transitions or out.hosts):
                 return
-            if self.claims is not None and items:
+            if self.sender.claims is not None and items:
                 notifications = await self._claimed(notifications)
                 items = [(c, n) for n in notifications for c in self._route(n)]
             loop = asyncio.get_running_loop()
             rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
             jobs = [Job(None, c, n, row) for row, (c, n) in zip(rows, items, strict=True)]
             for n in notifications:
-                self._submit([j for j in jobs if j.notification is n], [n])
+                self.sender.submit(n, [j for j in jobs if j.notification is n])
             self._save_tail = asyncio.create_task(
                 self._save(self._save_tail, out, items, rows, now), name="alerts-save"
             )
 
     async def _claimed(self, notifications: list[Notification]) -> list[Notification]:
-        """The notifications (or the part of each) this replica may announce."""
-        assert self.claims is not None
+        """The notifications (or the part of each) this replica may announce; those no
+        channel wants are neither announced nor claimed."""
         out = []
         for n in notifications:
-            if not self._route(n):
-                continue  # no channel wants it: nothing to announce, nothing to claim
-            try:
-                alerts = await self.claims.claim(n)
-            except Exception:  # Redis down: announce (maybe twice) rather than lose it
-                logger.exception("could not claim a notification; sending it anyway")
-                alerts = n.alerts
-            if alerts:
-                out.append(n if alerts == n.alerts else replace(n, alerts=alerts))
+            allowed = await self.sender.allowed(n) if self._route(n) else None
+            if allowed is not None:
+                out.append(allowed)
         return out
-
-    def _submit(self, jobs: Job | list[Job], notifications: list[Notification]) -> None:
-        """Queue ``jobs`` (every channel's job of ``notifications[0]``); with claims, the
-        claim is marked done when the last of them is finished."""
-        jobs = [jobs] if isinstance(jobs, Job) else jobs
-        claims = self.claims
-        if claims is None or not jobs:
-            for job in jobs:
-                self.dispatcher.submit(job)
-            return
-        left = [len(jobs)]
-        n = notifications[0]
-
-        def done() -> None:
-            left[0] -= 1
-            if left[0] == 0:
-                task = asyncio.create_task(self._mark_sent(claims, n))
-                self._marks.add(task)
-                task.add_done_callback(self._marks.discard)
-
-        for job in jobs:
-            if not self.dispatcher.submit(replace(job, on_done=done)):
-                done()
-
-    @staticmethod
-    async def _mark_sent(claims: NotificationClaims, n: Notification) -> None:
-        try:
-            await claims.sent(n)
-        except Exception:
-            logger.exception("could not mark a notification sent")
 
     async def current(self) -> list[AlertInstance]:
         """The active alerts: this process's own, or with ``owns`` (several replicas) every

@@ -32,7 +32,7 @@ def run_auth(data_dir: Path | None, database_url: str | None, op: Operation[T]) 
     from hostpulse.server.auth.exceptions import AuthError, InvalidInput
     from hostpulse.server.auth.offline import offline_auth
 
-    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    settings = load_settings(data_dir=data_dir, database_url=database_url, probe_redis=False)
 
     async def main() -> T:
         async with offline_auth(settings) as auth:

@@ -44,7 +44,9 @@ def upgrade(
 ) -> None:
     """Upgrade the schema to REVISION (the newest by default). The server also does this on
     start."""
-    for url in _urls(load_settings(data_dir=data_dir, database_url=database_url)):
+    for url in _urls(
+        load_settings(data_dir=data_dir, database_url=database_url, probe_redis=False)
+    ):
         command.upgrade(alembic_config(url), revision)
         typer.echo(f"upgraded {_shown(url)} to {revision}")
 
@@ -52,7 +54,7 @@ def upgrade(
 @app.command()
 def current(data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
     """Print the schema revision of the database(s)."""
-    urls = _urls(load_settings(data_dir=data_dir, database_url=database_url))
+    urls = _urls(load_settings(data_dir=data_dir, database_url=database_url, probe_redis=False))
     for url in urls:
         out = io.StringIO()
         command.current(alembic_config(url, out), verbose=False)

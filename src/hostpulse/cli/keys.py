@@ -117,7 +117,8 @@ def list_keys(data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
 @keys.command("revoke")
 def revoke_key(key_id: IdArg, data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
     """Revoke an agent key. A running server refuses it within 10 seconds (at once when
-    revoked through the API: POST /api/v1/agent-keys/ID/revoke)."""
+    revoked through the API, POST /api/v1/agent-keys/ID/revoke, or with HOSTPULSE_REDIS_URL
+    set as for the servers)."""
 
     async def op(auth: AuthService) -> None:
         await auth.agents.revoke(key_id)

@@ -116,16 +116,18 @@ MetricsTokenOpt = Annotated[
 ]
 
 
-def load_settings(**overrides: Any) -> ServerSettings:
+def load_settings(*, probe_redis: bool = True, **overrides: Any) -> ServerSettings:
     """Environment (HOSTPULSE_*) with flags on top; exit 2 naming the key when invalid,
-    including a bad alerts.yml (checked here so that the server never starts with it)."""
+    including a bad alerts.yml (checked here so that the server never starts with it).
+    ``probe_redis=False``: a command that works without Redis (``hostpulse user ...``)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = ServerSettings(**given)
     except ValidationError as exc:
         typer.echo(f"invalid server settings:\n{describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
-    problem = check_data_dir(settings) or check_database(settings) or check_redis(settings)
+    redis_problem = check_redis(settings) if probe_redis else None
+    problem = check_data_dir(settings) or check_database(settings) or redis_problem
     if problem is not None:
         typer.echo(f"invalid server settings:\n{problem}", err=True)
         raise typer.Exit(2)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hostpulse.alerts.claims import NotificationClaims
 from hostpulse.alerts.config import AlertsConfig, load_config
-from hostpulse.alerts.service import AlertService, NotificationClaims
+from hostpulse.alerts.service import AlertService
 from hostpulse.alerts.types import HostDirectory, Sample
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.server.config import ServerSettings

@@ -247,6 +247,7 @@ class StateCollector(Collector):
         yield from self._store(state.store)
         yield from self._hosts(state)
         yield from self._live()
+        yield from self._cluster()
         yield from self._alerts()
 
     def _ingest(self, state: Any) -> Iterable[Metric]:
@@ -364,6 +365,37 @@ class StateCollector(Collector):
         for name, n in counts.items():
             hosts.add_metric([name], n)
         yield hosts
+
+    def _cluster(self) -> Iterable[Metric]:
+        """With ``redis_url``: what this replica exchanged with the others."""
+        node = getattr(self.app.state, "cluster", None)
+        if node is None:
+            return
+        yield GaugeMetricFamily(
+            "hostpulse_cluster_replicas",
+            "Live replicas in the member list, as this replica last read it.",
+            value=len(node.membership.members),
+        )
+        yield CounterMetricFamily(
+            "hostpulse_cluster_published_messages",
+            "Messages (ingest requests, invalidations) published for the other replicas.",
+            value=node.published,
+        )
+        yield CounterMetricFamily(
+            "hostpulse_cluster_dropped_messages",
+            "Messages for the other replicas dropped: Redis unreachable or too slow.",
+            value=node.dropped,
+        )
+        yield CounterMetricFamily(
+            "hostpulse_cluster_received_batches",
+            "Host batches of other replicas decoded here (live clients, owned hosts).",
+            value=node.received_batches,
+        )
+        yield CounterMetricFamily(
+            "hostpulse_cluster_claims_refused",
+            "Notifications not sent here: already sent or being sent by another replica.",
+            value=node.claims.refused,
+        )
 
     def _live(self) -> Iterable[Metric]:
         hub = self.app.state.live

@@ -70,6 +70,7 @@ class ClusterNode:
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_bytes = 0
         self._wake = asyncio.Event()
+        self._rebalance = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[None]] = set()
         self.auth: AuthService | None = None
@@ -92,6 +93,7 @@ class ClusterNode:
             asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"),
             asyncio.create_task(self._publisher(), name="cluster-publish"),
             asyncio.create_task(self._subscriber(), name="cluster-subscribe"),
+            asyncio.create_task(self._rebalancer(), name="cluster-rebalance"),
         ]
         logger.info("joined the replicas", extra={"replica": self.id})
 
@@ -143,6 +145,7 @@ class ClusterNode:
     ) -> None:
         self.alerts = service
         self._feed = feed
+        self._rebalance.set()  # members may have changed while the service started
         service.changed = lambda: self.event({"kind": "alerts"})
         service.forward_ack = lambda alert_id, by: self.event(
             {"kind": "ack", "alert_id": alert_id, "by": by}
@@ -207,11 +210,21 @@ class ClusterNode:
                 # them over once our entry expires (then claims keep notifications single)
                 self._warn("Redis unavailable: alert ownership frozen", exc)
                 continue
-            if changed and self.alerts is not None:
-                try:
-                    await self.alerts.rebalance()
-                except Exception:
-                    logger.exception("could not take up the alerts of the hosts gained")
+            if changed:
+                self._rebalance.set()
+
+    async def _rebalancer(self) -> None:
+        """Moves alert state after member changes, off the heartbeat (a slow database must
+        not make this replica miss its heartbeats and look dead); one move at a time."""
+        while True:
+            await self._rebalance.wait()
+            self._rebalance.clear()
+            if self.alerts is None:
+                continue
+            try:
+                await self.alerts.rebalance()
+            except Exception:
+                logger.exception("could not take up the alerts of the hosts gained")
 
     _secret: bytes = b""
 

@@ -132,7 +132,7 @@ def _target(kind: Kind, view: AlertView) -> str | None:
 
 
 class Claims:
-    """``hostpulse.alerts.service.NotificationClaims`` over Redis (see the module docstring)."""
+    """``hostpulse.alerts.claims.NotificationClaims`` over Redis (see the module docstring)."""
 
     def __init__(self, client: Redis, me: str, ttl_s: float = CLAIM_TTL_S) -> None:
         self.me = me

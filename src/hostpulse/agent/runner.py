@@ -30,10 +30,17 @@ Clock = Callable[[], float]
 class _Worker:
     """One collector in its own thread; ``submit`` never blocks."""
 
-    def __init__(self, collector: Collector, done: threading.Condition, clock: Clock) -> None:
+    def __init__(
+        self,
+        collector: Collector,
+        done: threading.Condition,
+        outstanding: set[str],
+        clock: Clock,
+    ) -> None:
         self.collector = collector
         self.name = collector.name
         self._done = done
+        self._outstanding = outstanding  # the runner's: collectors the current tick waits for
         self._clock = clock
         self._wake = threading.Event()
         self._closed = False
@@ -53,6 +60,7 @@ class _Worker:
                 return False
             self.busy = True
             self._now = now
+            self._outstanding.add(self.name)
         self._wake.set()
         return True
 
@@ -87,7 +95,11 @@ class _Worker:
                     self.reading = reading
                     self.reading_at = self._now
                 self.busy = False
-                self._done.notify_all()
+                # wake the runner once, when the last collector it waits for is done
+                if self.name in self._outstanding:
+                    self._outstanding.discard(self.name)
+                    if not self._outstanding:
+                        self._done.notify_all()
 
 
 class Runner:
@@ -112,7 +124,8 @@ class Runner:
         self._clock = clock
         self._wall = wall_clock
         self._done = threading.Condition()
-        self._workers = [_Worker(c, self._done, clock) for c in collectors]
+        self._outstanding: set[str] = set()
+        self._workers = [_Worker(c, self._done, self._outstanding, clock) for c in collectors]
         self._period = {w.name: max(interval_of(w.name), interval) for w in self._workers}
         self._due = {w.name: float("-inf") for w in self._workers}
         self._stale_logged: set[str] = set()
@@ -138,6 +151,8 @@ class Runner:
         self.start()
         now = self._clock() if now is None else now
         started: list[_Worker] = []
+        with self._done:
+            self._outstanding.clear()
         for w in self._workers:
             if not everything and now < self._due[w.name]:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -147,6 +148,10 @@ def serve(
             collectors=collectors,
             agent_collector=delivery.collector if delivery else None,
         )
+        # Everything made so far (modules, the catalog, settings) lives as long as the
+        # process: out of the garbage collector's sight, its full collections stay short.
+        gc.collect()  # (not the start-up's garbage)
+        gc.freeze()
         logger.info(
             "agent started: host_id=%s interval=%.1fs",
             runner.identity.host_id,

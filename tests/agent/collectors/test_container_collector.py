@@ -356,3 +356,38 @@ def test_no_cgroups_means_unsupported_not_zero(tmp_path: Path) -> None:
     r = c.collect(1.0)
     assert not r.samples
     assert r.unsupported == {m.key for m in catalog.for_collector("containers")}
+
+
+def test_cgroup_files_stay_open_within_a_bound_and_close_with_their_container(
+    tmp_path: Path,
+) -> None:
+    made = build_v2(tmp_path, n_docker=3)
+    reader = CgroupReader(str(tmp_path), max_open=1000)
+    found = reader.discover()
+    first = [reader.read(cg) for cg in found]
+    reader.sweep()
+    held = reader.open_files
+    assert held >= 5 * len(found)  # about eight files per container
+    d0 = tmp_path / f"system.slice/docker-{container_id(0)}.scope"
+    (d0 / "memory.current").write_text("12345\n")  # rewritten in place: read again
+    again = [reader.read(cg) for cg in found]
+    reader.sweep()
+    assert reader.open_files == held  # nothing reopened
+    changed = next(s for s, cg in zip(again, found, strict=True) if cg.id == container_id(0))
+    assert changed.memory_bytes == 12345
+    assert [s.cpu_seconds for s in again] == [s.cpu_seconds for s in first]
+    gone = next(cg for cg in found if cg.id == container_id(0))
+    for f in sorted(d0.iterdir()):
+        f.unlink()
+    d0.rmdir()
+    assert reader.read(gone).memory_bytes is None
+    for cg in found:
+        if cg is not gone:
+            reader.read(cg)
+    reader.sweep()
+    assert reader.open_files < held  # the removed container's files are closed
+    small = CgroupReader(str(tmp_path), max_open=4)
+    for cg in small.discover():
+        small.read(cg)
+    assert small.open_files == 4
+    assert len(made) >= 3

@@ -127,3 +127,25 @@ def test_a_name_the_kernel_cut_to_15_bytes_is_completed_from_the_command_line(
     names = {p.pid: p.name for p in r.top_memory}
     assert names[1] == "kube-controller-manager"
     assert names[42] == "my (weird) proc"  # short names stay as the kernel has them
+
+
+def test_command_lines_of_listed_processes_are_read_again_every_few_collections(
+    fake_root: FakeRoot,
+) -> None:
+    from hostpulse.agent.collectors.processes import DETAILS_REFRESH
+
+    c = ProcessCollector(top_n=10, proc_root=str(fake_root.proc), use_procfs=True)
+
+    def cmdline_of_42() -> str:
+        r = c.collect(time.monotonic())
+        assert r.top_memory is not None
+        return next(p.cmdline for p in r.top_memory if p.pid == 42)
+
+    before = cmdline_of_42()
+    fake_root.write("proc/42/cmdline", "renamed\0--by-itself\0")
+    seen = [cmdline_of_42() for _ in range(DETAILS_REFRESH)]
+    assert seen[0] == before  # kept between reads ...
+    assert seen[-1] == "renamed --by-itself"  # ... and read again within DETAILS_REFRESH
+    set_stat_fields(fake_root, 42, {22: 999_999})  # the same PID, another process
+    fake_root.write("proc/42/cmdline", "newcomer\0")
+    assert cmdline_of_42() == "newcomer"  # a new process is read at once

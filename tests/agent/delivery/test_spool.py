@@ -185,3 +185,54 @@ def test_one_spool_directory_serves_one_agent(tmp_path: Path) -> None:
             Spool(settings(tmp_path))
     with Spool(settings(tmp_path)) as spool:  # free again once closed
         assert spool.stats().pending_records == 1
+
+
+def test_the_cursor_is_written_at_most_once_per_state_interval(tmp_path: Path) -> None:
+    """state.json (each write an fsync'd file) is written by sync() only once state_interval
+    has passed since the last write (here: the open); close() always writes it."""
+    state = tmp_path / "state.json"
+    spool = Spool(settings(tmp_path, state_interval=3600.0))
+    spool.append(payload(1))
+    spool.ack(r.seq for r in spool.read_batch(10, 1 << 20))
+    spool.sync()  # the open wrote it just now
+    written = state.read_bytes()
+    spool.append(payload(2))
+    spool.ack(r.seq for r in spool.read_batch(10, 1 << 20))
+    spool.sync()
+    assert state.read_bytes() == written  # within the interval: not written again
+    spool.close()
+    assert state.read_bytes() != written
+    with Spool(settings(tmp_path)) as again:
+        assert again.read_batch(10, 1 << 20) == []  # close() kept both acks
+
+    every = tmp_path / "every"
+    spool = Spool(settings(every, state_interval=0.0))
+    spool.append(payload(3))
+    before = (every / "state.json").read_bytes()
+    spool.ack(r.seq for r in spool.read_batch(10, 1 << 20))
+    spool.sync()
+    assert (every / "state.json").read_bytes() != before
+    spool.close()
+
+
+def test_sync_fsyncs_only_for_records_not_yet_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hostpulse.agent.delivery.spool.spool as spool_module
+
+    spool = Spool(settings(tmp_path, state_interval=3600.0))
+    calls: list[int] = []
+    real = spool_module.os.fsync
+    monkeypatch.setattr(spool_module.os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    spool.append(payload(1))
+    spool.sync()
+    assert len(calls) == 1  # pending: it must survive a crash of the machine
+    spool.append(payload(2))
+    spool.ack(r.seq for r in spool.read_batch(10, 1 << 20))
+    spool.sync()
+    assert len(calls) == 1  # everything delivered already: nothing to make durable
+    spool.close()  # the state write makes every record it counts durable first
+    assert len(calls) >= 2
+    with Spool(settings(tmp_path)) as again:
+        assert again.stats().counters.get("lost_corrupt", 0) == 0
+        assert again.read_batch(10, 1 << 20) == []

@@ -13,7 +13,7 @@ so that a runaway script cannot flood the agent or the server: ``max_series`` pe
 ``MAX_NAME`` characters, files and outputs up to ``MAX_BYTES``. A line that is not valid, or
 breaks a bound, or takes the name of one of the agent's own metrics (``node_cpu_load1``), is
 logged with its text (once per distinct problem) and skipped; the rest of the file is used.
-Lines are parsed one at a time with prometheus_client's parser.
+Lines are parsed one at a time (``promtext.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from hostpulse import catalog
 from hostpulse.agent.collectors._common import add
 from hostpulse.agent.collectors.base import Labels, Reading
+from hostpulse.agent.collectors.promtext import parse_sample
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ class Parsed:
 def parse_text(text: str, source: str, max_labels: int = 16) -> Parsed:
     """Samples of Prometheus text ``text``; ``problems`` name ``source``, the line number and
     the line."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     samples: list[tuple[str, Labels, float]] = []
     problems: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -64,27 +63,22 @@ def parse_text(text: str, source: str, max_labels: int = 16) -> Parsed:
             problems.append(f"{source}:{number}: {why}: {line[:300]!r}")
 
         try:
-            families = list(text_string_to_metric_families(stripped + "\n"))
+            name, found, value = parse_sample(stripped)
         except ValueError as exc:
             bad(f"not Prometheus text ({exc})")
             continue
-        for family in families:
-            for s in family.samples:
-                if len(s.name) > MAX_NAME:
-                    bad(f"metric name longer than {MAX_NAME}")
-                elif s.name in _builtin_names():
-                    bad("the name of one of the agent's own metrics (it would break /metrics)")
-                elif len(s.labels) > max_labels:
-                    bad(f"more than {max_labels} labels")
-                elif any(
-                    len(v) > MAX_LABEL_VALUE or len(k) > MAX_NAME for k, v in s.labels.items()
-                ):
-                    bad(f"a label longer than {MAX_LABEL_VALUE}")
-                elif not math.isfinite(s.value):
-                    bad("value is not a finite number")
-                else:
-                    labels = tuple(sorted((k, str(v)) for k, v in s.labels.items()))
-                    samples.append((PREFIX + s.name, labels, float(s.value)))
+        if len(name) > MAX_NAME:
+            bad(f"metric name longer than {MAX_NAME}")
+        elif name in _builtin_names():
+            bad("the name of one of the agent's own metrics (it would break /metrics)")
+        elif len(found) > max_labels:
+            bad(f"more than {max_labels} labels")
+        elif any(len(v) > MAX_LABEL_VALUE or len(k) > MAX_NAME for k, v in found.items()):
+            bad(f"a label longer than {MAX_LABEL_VALUE}")
+        elif not math.isfinite(value):
+            bad("value is not a finite number")
+        else:
+            samples.append((PREFIX + name, tuple(sorted(found.items())), value))
     return Parsed(samples, problems)
 
 

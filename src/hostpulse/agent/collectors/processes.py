@@ -68,6 +68,11 @@ class _Proc:
     cpu_percent: float = 0.0
 
 
+DETAILS_REFRESH = 4
+"""Collections (15 s apart by default) between two reads of a listed process's owner and
+command line; a process that rewrites its command line shows the new one within a minute."""
+
+
 class ProcessCollector:
     name = NAME
 
@@ -94,6 +99,11 @@ class ProcessCollector:
         self._users: dict[int, str] = {}
         self._refresh_every = refresh_every
         self._calls = 0
+        # (pid, start time) -> (user, name, command line, collection it was read at): the
+        # listed processes' owner and command line are read again every DETAILS_REFRESH
+        # collections, not every time (a third of this collector's CPU)
+        self._known: dict[tuple[int, float], tuple[str, str, str, int]] = {}
+        self._listed: set[tuple[int, float]] = set()
         self._mem_total = 0
         self._platform_unsupported = platform_unsupported(NAME, current_platform())
         if self._procfs:
@@ -130,6 +140,7 @@ class ProcessCollector:
         add(reading, "processes_all", len(procs))
         add(reading, "processes_threads", threads)
         n = self._top_n
+        self._listed = set()
         cache: dict[int, ProcessInfo | None] = {}  # a process is often in both lists
         reading.top_cpu = self._details(
             heapq.nlargest(n, procs, key=lambda p: p.cpu_percent), reading, cache
@@ -137,6 +148,7 @@ class ProcessCollector:
         reading.top_memory = self._details(
             heapq.nlargest(n, procs, key=lambda p: p.rss_bytes), reading, cache
         )
+        self._known = {k: v for k, v in self._known.items() if k in self._listed}
         return reading
 
     # ----------------------------------------------------------------- cpu %
@@ -219,23 +231,32 @@ class ProcessCollector:
         return out
 
     def _info(self, p: _Proc, reading: Reading) -> ProcessInfo | None:
-        try:
-            user, argv = self._owner_and_argv(p.pid)
-        except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
-            return None  # exited between the scan and now
-        except (OSError, psutil.Error) as exc:
-            reading.errors.append(f"process {p.pid}: {exc}")
-            user, argv = "", []
+        key = (p.pid, p.started)
+        known = self._known.get(key)
+        if known is not None and self._calls - known[3] < DETAILS_REFRESH:
+            user, name, cmdline = known[:3]
+        else:
+            try:
+                user, argv = self._owner_and_argv(p.pid)
+            except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
+                return None  # exited between the scan and now
+            except (OSError, psutil.Error) as exc:
+                reading.errors.append(f"process {p.pid}: {exc}")
+                user, argv = "", []
+            name = _full_name(p.name, argv[0] if argv else "")
+            cmdline = render_cmdline(argv, self._cmdline)
+            self._known[key] = (user, name, cmdline, self._calls)
+        self._listed.add(key)
         return ProcessInfo(
             pid=p.pid,
-            name=_full_name(p.name, argv[0] if argv else ""),
+            name=name,
             user=user,
             cpu_percent=round(p.cpu_percent, 2),
             mem_percent=round(p.rss_bytes / self._mem_total * 100.0, 2) if self._mem_total else 0.0,
             rss_bytes=p.rss_bytes,
             threads=p.threads,
             status=p.status,
-            cmdline=render_cmdline(argv, self._cmdline),
+            cmdline=cmdline,
         )
 
     def _owner_and_argv(self, pid: int) -> tuple[str, list[str]]:

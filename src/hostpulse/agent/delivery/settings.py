@@ -83,6 +83,11 @@ class SpoolSettings:
     fsync_interval: float = field(default=1.0, metadata={"min": 0.01, "max": 60.0})
     """Appends are fsync'd together at most this often (seconds); a crash of the machine loses
     at most this much, a crash of the agent alone loses nothing that was appended."""
+    state_interval: float = field(default=30.0, metadata={"min": 0.0, "max": 600.0})
+    """The delivery cursor and counters (``state.json``) are written at most this often
+    (seconds), and always at shutdown and before delivered segments are deleted. Writing them
+    after every request cost more CPU than the rest of the delivery; a crash of the agent
+    sends at most this much again, which the server stores once."""
     segment_bytes: int | None = field(default=None, metadata={"min": 16 * 1024})
     """Size of one segment file; default max_bytes/16, at most 8 MB."""
 

@@ -14,9 +14,9 @@ table into one ``HostBatch``, and POSTs an ``IngestRequest`` (protobuf, gzip, be
   the same body to the next URL at once (``failover.py``);
 - any other status: never resent; logged with the server's reason, counted ``rejected``.
 
-A second thread fsyncs the spool once per ``fsync_interval``. ``close`` tries to deliver what is
-pending for a bounded time, then syncs and closes the spool: nothing pending is lost, it is sent
-at the next start.
+A second thread fsyncs the spool after appends, at most once per ``fsync_interval``. ``close``
+tries to deliver what is pending for a bounded time, then syncs and closes the spool: nothing
+pending is lost, it is sent at the next start.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Literal
 
 from google.protobuf.message import DecodeError
 
+from hostpulse.agent.delivery.body import gzip_request_for
 from hostpulse.agent.delivery.failover import Failover
 from hostpulse.agent.delivery.retry import Backoff, jitter_after, parse_retry_after
 from hostpulse.agent.delivery.settings import ShipperSettings
@@ -45,11 +46,16 @@ from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, HostBatch, IngestRequest
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "hostpulse-agent"
+IDLE_SYNC = 10.0
+"""Seconds the sender and the spool's sync thread sleep when nothing is appended."""
 _RAW, _ZLIB = b"\x00", b"\x01"
 
 
 def encode_record(batch: HostBatch) -> bytes:
-    return _ZLIB + zlib.compress(batch.SerializeToString(), 6)
+    """The spooled form of a batch. zlib level 1: with 20 containers a snapshot is 40 KB
+    of protobuf; level 1 compresses it in 40 % of level 6's CPU time to a 9 % larger
+    record (7.2 KB instead of 6.6 KB). The request sends the same bytes (``body.py``)."""
+    return _ZLIB + zlib.compress(batch.SerializeToString(), 1)
 
 
 def decode_record(payload: bytes) -> HostBatch:
@@ -143,6 +149,7 @@ class Shipper:
         self._backoff = Backoff(settings.backoff_min, settings.backoff_max, self._rng)
         self.latency = LatencyTracker()
         self._wake = threading.Event()
+        self._appended = threading.Event()
         self._closing = threading.Event()
         self._stop_now = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -161,6 +168,7 @@ class Shipper:
             self._spool.add_counter("dropped_size")
             return
         self._wake.set()
+        self._appended.set()
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -177,6 +185,7 @@ class Shipper:
         if sender is not None:
             sender.join(timeout)
         self._stop_now.set()
+        self._appended.set()
         for t in self._threads:
             t.join(self.settings.timeout + 1.0)
         self.servers.close()
@@ -187,7 +196,16 @@ class Shipper:
 
     # --- the threads ---------------------------------------------------------------------
     def _sync_loop(self) -> None:
-        while not self._stop_now.wait(self._fsync_interval):
+        """Sync the spool ``fsync_interval`` after an append; without appends, every
+        ``IDLE_SYNC`` seconds for the spool's housekeeping. (Waking every ``fsync_interval``
+        with nothing to do cost the agent more CPU than a collector.)"""
+        while not self._stop_now.is_set():
+            self._appended.wait(IDLE_SYNC)
+            self._appended.clear()
+            # one fsync_interval after the append: usually delivered by then, and a record
+            # already delivered needs no fsync (Spool.sync)
+            if self._stop_now.wait(self._fsync_interval):
+                return
             try:
                 self._spool.sync()
             except OSError:
@@ -209,7 +227,7 @@ class Shipper:
             if not records:
                 if self._closing.is_set():
                     return
-                self._wake.wait(1.0)
+                self._wake.wait(IDLE_SYNC)  # put() and close() wake it
                 self._wake.clear()
                 continue
             try:
@@ -225,6 +243,10 @@ class Shipper:
                 self._stop_now.wait(s.drain_pause)
 
     def _encode(self, records: list[SpooledRecord]) -> bytes:
+        if len(records) == 1 and self.settings.compression == "gzip":
+            body = gzip_request_for(records[0].payload)  # the usual case: no second compression
+            if body is not None:
+                return body
         raw = build_request(records).SerializeToString()
         if self.settings.compression == "gzip":
             return gzip.compress(raw, compresslevel=6, mtime=0)

@@ -122,6 +122,7 @@ class ContainerCollector:
             add(reading, "container_state", 1, (*labels, ("runtime", runtime), *state))
         for counters in (self._cpu, self._net_rx, self._net_tx, self._reads, self._writes):
             counters.retain(self._live)  # forget removed containers
+        self._cgroups.sweep()  # and close their files
         present = {s.key for s in reading.samples}
         reading.unsupported |= KEYS - present
         return reading

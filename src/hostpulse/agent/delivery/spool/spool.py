@@ -8,10 +8,13 @@ backlog). Persistent counters live in the same file, so they survive restarts.
 
 Durability: an append is one ``write`` (a killed process loses nothing written); the segment is
 fsync'd at most once per ``fsync_interval`` by ``sync()`` (the shipper calls it from a timer)
-and on ``close()``. State is always written before a segment file is deleted, so a crash never
-turns delivered or dropped records into "lost" ones. Recovery at open checks every record's
-CRC, skips damaged regions, rewrites damaged segments with their intact records and counts
-what was lost (sequence gaps, plus a torn tail) exactly once.
+when it holds a record not yet delivered, before every state write and on ``close()``. State
+is written at most once per ``state_interval`` otherwise (an agent that crashes sends up to
+that much again; the server stores it once), and always before a segment file is deleted, so
+a crash never turns delivered or dropped records into "lost" ones.
+Recovery at open checks every record's CRC, skips damaged regions, rewrites damaged segments
+with their intact records and counts what was lost (sequence gaps, plus a torn tail) exactly
+once.
 
 Caps: the oldest whole segments are dropped when the size cap would be exceeded, and records
 older than ``max_age`` are dropped; both are counted (``dropped_size`` / ``dropped_age``).
@@ -106,6 +109,7 @@ class Spool:
         self._dropped_inflight: set[int] = set()
         self._dirty = False
         self._state_dirty = False
+        self._state_written = 0.0
         self._closed = False
         self._dropped_reasons: dict[int, str] = {}
         self._live_mark = 0  # newest sequence handed out so far
@@ -339,7 +343,10 @@ class Spool:
         with self._lock:
             if self._closed:
                 return
-            if self._dirty:
+            # Only records still pending need to reach the disk: when everything appended
+            # since the last fsync was already delivered (the usual case a second after an
+            # append), the fsync waits for the next state write, close or pending record.
+            if self._dirty and self._state.cursor < self._next_seq - 1:
                 os.fsync(self._wfd)
                 self._dirty = False
             cutoff = int((self._clock() - self._settings.max_age) * 1000)
@@ -349,7 +356,9 @@ class Spool:
             if consumed and consumed < len(self._segs):
                 self._write_state()
                 self._remove_front(consumed)
-            elif self._state_dirty:
+            elif self._state_dirty and (
+                time.monotonic() - self._state_written >= self._settings.state_interval
+            ):
                 self._write_state()
 
     def close(self) -> None:
@@ -366,9 +375,13 @@ class Spool:
             self._closed = True
 
     def _write_state(self) -> None:
+        if self._dirty:  # every record the state counts as appended is on disk first
+            os.fsync(self._wfd)
+            self._dirty = False
         self._state.last_seq = self._next_seq - 1
         self._state_size = write_state(self._dir, self._state)
         self._state_dirty = False
+        self._state_written = time.monotonic()
 
     # --- counters ------------------------------------------------------------------------
     def _bump(self, name: str, n: int) -> None:

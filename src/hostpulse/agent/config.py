@@ -11,9 +11,10 @@ Precedence: flags > ``HOSTPULSE_*`` environment variables > the YAML file > defa
 * Every problem raises :class:`ConfigError` whose message is one line naming the key.
 
 The settings are plain frozen dataclasses validated by :mod:`hostpulse.agent.settings_schema`
-rather than pydantic: pydantic alone adds about 17 MB to the agent's resident memory, half of
-its 35 MB budget (see docs/benchmarks.md). To add a section, declare a dataclass with defaults
-and add a field for it to :class:`AgentSettings`; the loader, env mapping and errors follow.
+rather than pydantic: pydantic alone adds about 17 MB to the agent's resident memory, more than
+half of its 25 MB budget (see docs/benchmarks.md). To add a section, declare a dataclass with
+defaults and add a field for it to :class:`AgentSettings`; the loader, env mapping and errors
+follow.
 """
 
 from __future__ import annotations

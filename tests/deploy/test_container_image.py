@@ -37,9 +37,6 @@ def image(tmp_path: Path) -> Iterator[str]:
     pip = [sys.executable, "-m", "pip"]
     run([*pip, "wheel", "-q", "-w", wheels, f"{ROOT}[server]"], timeout=1800)
     run([*pip, "download", "-q", "-d", wheels, "hatchling==1.33.0"], timeout=600)
-    # redis-py needs async-timeout on Python before 3.11.3: the image's Debian Python (3.11.2)
-    # does, this machine's (newer) does not, so ``pip wheel`` above left it out
-    run([*pip, "download", "-q", "-d", wheels, "async-timeout==5.0.1"], timeout=600)
     tag = f"localhost/hostpulse-test:{os.getpid()}"
     run(
         [

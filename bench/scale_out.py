@@ -195,6 +195,23 @@ async def fill_history(url: str, hosts: list[SimHost], days: float, interval: fl
     return stats.samples
 
 
+def compacted(url: str, timeout: float = 600.0) -> None:
+    """Wait until the embedded store compacted the back-fill into blocks and rollups (its
+    compaction lag under an hour), as it would be in operation; a query of 30 days otherwise
+    reads raw samples from the head."""
+    headers = admin_headers(url)
+    deadline = time.monotonic() + timeout
+    lag = float("inf")
+    while time.monotonic() < deadline:
+        for line in httpx.get(f"{url}/metrics", headers=headers, timeout=60).text.splitlines():
+            if line.startswith("hostpulse_store_compaction_lag_seconds"):
+                lag = float(line.split()[-1])
+        if 0 < lag < 3600:
+            return
+        time.sleep(2)
+    print(f"  the embedded store's compaction lag is still {lag:.0f} s", file=sys.stderr)
+
+
 def main() -> None:
     ap = bench_args(__doc__)
     ap.add_argument("--hosts", type=int, default=500)
@@ -349,6 +366,7 @@ def run_queries(
     (root / "lbq").mkdir()
     lb = HAProxy(root / "lbq", [r.port for r in replicas])
     try:
+        os.environ["HOSTPULSE_MAINTENANCE_INTERVAL"] = "5"  # rollups soon after the back-fill
         with our_server(
             root / "embedded",
             root / "embedded.log",
@@ -360,7 +378,9 @@ def run_queries(
                 hosts = deep_hosts(a.deep_hosts)  # the same values for both systems
                 n = asyncio.run(fill_history(url, hosts, a.history_days, a.history_interval))
                 print(f"  history: {n:,} samples into {url} in {time.perf_counter() - t0:.0f} s")
+            os.environ.pop("HOSTPULSE_MAINTENANCE_INTERVAL")
             httpx.get(f"{vm_url}/internal/force_flush", timeout=120)
+            compacted(emb_url)
             now_s = int(time.time())
             hd_vm, hd_emb = admin_headers(lb.url), admin_headers(emb_url)
             per_host = [history_paths(h.host_id, now_s) for h in deep_hosts(a.deep_hosts)]

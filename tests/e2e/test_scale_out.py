@@ -298,7 +298,7 @@ class Observed:
     watches: list[LiveWatch]
     killed_at: float
     agent_pending: list[tuple[float, float]]
-    """(monotonic time, the real agent's spooled snapshots) once per tick."""
+    """(monotonic time, the real agent's spooled snapshots) once a second."""
 
 
 def export_by_host(vm: VictoriaMetrics, host_label: str) -> dict[str, list[list[int]]]:

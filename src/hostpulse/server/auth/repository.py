@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.server.auth import models as m
@@ -101,21 +102,26 @@ class AuthRepository:
 
     async def insert_user(self, username: str, password_hash: str, role: str, now: int) -> bool:
         """False when the name is taken."""
-        async with self.engine.begin() as conn:
-            exists = (
-                await conn.execute(select(m.users.c.username).where(m.users.c.username == username))
-            ).first()
-            if exists is not None:
-                return False
-            await conn.execute(
-                insert(m.users).values(
-                    username=username,
-                    password_hash=password_hash,
-                    role=role,
-                    created_ms=now,
-                    updated_ms=now,
+        try:
+            async with self.engine.begin() as conn:
+                exists = (
+                    await conn.execute(
+                        select(m.users.c.username).where(m.users.c.username == username)
+                    )
+                ).first()
+                if exists is not None:
+                    return False
+                await conn.execute(
+                    insert(m.users).values(
+                        username=username,
+                        password_hash=password_hash,
+                        role=role,
+                        created_ms=now,
+                        updated_ms=now,
+                    )
                 )
-            )
+        except IntegrityError:  # created meanwhile by another server (replicas on PostgreSQL)
+            return False
         return True
 
     async def update_user(

@@ -1,7 +1,8 @@
 """The explorer, pushed alerts and containers in headless Chromium against a real server fed
 with exact samples: three hosts compared on one chart through a copied URL; an alert on a custom
 metric appearing on an open page without reload, then shown as silenced; a host's containers
-table; a compound rule made and edited in the rule editor; at 375 px no table cell clipped. Saves screenshots in docs/screenshots/."""
+table; a compound rule made and edited in the rule editor; at 375 px no table cell clipped.
+Saves screenshots in docs/screenshots/."""
 
 from __future__ import annotations
 

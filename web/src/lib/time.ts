@@ -1,11 +1,20 @@
 // Times for tables: absolute in the user's language, and "how long ago".
 import type { Lang } from '../i18n'
 
+// one formatter per language: `toLocaleString` with options builds a new one on every call,
+// which every fleet card paid on every render (its "last seen" title)
+const whenFormats = new Map<Lang, Intl.DateTimeFormat>()
+
 export function when(ms: number | null | undefined, lang: Lang): string {
   if (ms === null || ms === undefined) return '–'
-  return new Date(ms).toLocaleString(lang === 'ko' ? 'ko-KR' : 'en-GB', {
-    month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
-  })
+  let f = whenFormats.get(lang)
+  if (!f) {
+    f = new Intl.DateTimeFormat(lang === 'ko' ? 'ko-KR' : 'en-GB', {
+      month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    })
+    whenFormats.set(lang, f)
+  }
+  return f.format(new Date(ms))
 }
 
 /** "45s", "12m", "3h 5m", "2d 4h" since `ms`. */

@@ -459,13 +459,19 @@ class TsdbStore:
         else:  # a large request is encoded in a worker thread: the loop serves others
             chunks = await asyncio.to_thread(list, write_chunks(parts, self.max_samples_per_write))
         procs = self._process_rows(request)
-        try:
-            await asyncio.gather(
-                self._writes.submit([(raw, n) for n, raw in chunks]),
-                self._proc_writes.submit([(row, 1) for row in procs]),
-            )
-        except (DBAPIError, OSError) as exc:
-            raise StoreUnavailableError(f"the database cannot write: {_reason(exc)}") from exc
+        # both finish before the answer (nothing of the request is still in flight then)
+        outcomes = await asyncio.gather(
+            self._writes.submit([(raw, n) for n, raw in chunks]),
+            self._proc_writes.submit([(row, 1) for row in procs]),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, DBAPIError | OSError):
+                raise StoreUnavailableError(
+                    f"the database cannot write: {_reason(outcome)}"
+                ) from outcome
+            if isinstance(outcome, BaseException):
+                raise outcome
         for row in procs:
             host = str(row["host_id"])
             ts = row["ts_ms"]

@@ -114,7 +114,7 @@ def main() -> None:
     env["HOSTPULSE_USER_RATE_LIMIT"] = "100000"  # the bench's own sign-in and enrollment
     env["HOSTPULSE_METRICS_TOKEN"] = METRICS_TOKEN
     head_bound = int(env.get("HOSTPULSE_MAX_HEAD_BYTES_PER_HOST", 64 * 1024 * 1024))
-    json_limit = int(env.get("HOSTPULSE_MAX_JSON_BYTES", 8 << 20))  # the largest JSON body
+    json_limit = int(env.get("HOSTPULSE_MAX_JSON_BYTES", 2 << 20))  # the largest JSON body
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [

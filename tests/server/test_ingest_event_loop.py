@@ -55,7 +55,7 @@ def largest_valid(host_id: str) -> bytes:
 
 
 def big_json(host_id: str) -> bytes:
-    """Just under max_json_bytes (8 MiB) of JSON: many snapshots of one series."""
+    """A large JSON body under max_json_bytes (2 MiB): many snapshots of one series."""
     t0 = now_ms() - 3_000_000
     doc = json.loads(
         codec.encode(
@@ -70,7 +70,7 @@ def big_json(host_id: str) -> bytes:
     ]
     doc["batches"][0]["snapshots"] = snaps
     raw = json.dumps(doc).encode()
-    assert len(raw) < 8 * 1024 * 1024
+    assert len(raw) < 2 * 1024 * 1024
     return raw
 
 

@@ -169,7 +169,10 @@ class ServerSettings(BaseSettings):
         "max_hosts (up to the server's max_hosts); one more: 403.",
     )
     max_json_bytes: int = Field(
-        default=8 * 1024 * 1024, gt=0, description="Largest JSON ingest body after decompression."
+        default=2 * 1024 * 1024,
+        gt=0,
+        description="Largest JSON ingest body after decompression (protobuf bodies go to "
+        "max_decompressed_bytes): parsing JSON costs about 16x its size in memory.",
     )
     max_batches: int = Field(default=100, gt=0, description="Host batches per ingest request.")
     max_series_defs: int = Field(

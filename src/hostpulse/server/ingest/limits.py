@@ -11,7 +11,7 @@ class IngestLimits:
 
     max_body_bytes: int = 8 * 1024 * 1024
     max_decompressed_bytes: int = 64 * 1024 * 1024
-    max_json_bytes: int = 8 * 1024 * 1024
+    max_json_bytes: int = 2 * 1024 * 1024
     max_future_ms: int = 300_000
     max_past_ms: int = 7 * 86_400_000
     max_series_per_host: int = 5000

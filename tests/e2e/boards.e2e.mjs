@@ -44,8 +44,19 @@ function overlapping(l) {
   return null
 }
 /** Press the mouse on `from`'s centre, move in steps by (dx, dy) px, release. */
+async function settled(locator) {
+  // widgets glide to their new cells (a 0.12 s CSS transition): grab a handle where it stays
+  let last = null
+  for (let i = 0; i < 40; i++) {
+    const r = await locator.boundingBox()
+    if (last && r && JSON.stringify(r) === JSON.stringify(last)) return r
+    last = r
+    await new Promise((done) => setTimeout(done, 50))
+  }
+  throw new Error('a widget kept moving for 2 s')
+}
 async function dragBy(page, from, dx, dy) {
-  const r = await from.boundingBox()
+  const r = await settled(from)
   const x0 = r.x + r.width / 2
   const y0 = r.y + r.height / 2
   await page.mouse.move(x0, y0)

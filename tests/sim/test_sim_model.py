@@ -75,7 +75,9 @@ def test_simulated_hosts_are_accepted_by_a_real_server(tmp_path: Path) -> None:
             bf = await backfill(
                 client, hosts, now - 600_000, now - 10_000, 5.0, keys=keys, chunk=40
             )
-            live = await run_live(client, hosts, 2.0, 0.5, keys=keys)  # one tick; online 4 s
+            # one tick at a 30 s interval: online for 60 s, so a slow (loaded) machine still reads
+            # the hosts as online a few seconds later
+            live = await run_live(client, hosts, 30.0, 0.5, keys=keys)
             return bf.samples, live.samples, bf.failures + live.failures
 
     with LiveServer(tmp_path / "d", Clock()) as srv:

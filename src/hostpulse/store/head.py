@@ -148,19 +148,22 @@ class HostHead:
         return self._key_index
 
     def add_column(self, col: SeriesCol) -> int:
-        index = len(self.columns)
-        self.columns.append(col)
-        self.col_of[col.series_id] = index
-        self._key_index[(col.metric, col.labels)] = index
-        if index >= len(self.last_ts):
-            cap = max(index + 1, len(self.last_ts) * 2)
-            self.last_ts = np.concatenate(
-                [self.last_ts, np.full(cap - len(self.last_ts), _MIN, dtype=np.int64)]
-            )
-            self.last_val = np.concatenate(
-                [self.last_val, np.full(cap - len(self.last_val), np.nan)]
-            )
-        return index
+        self.add_columns([col])
+        return len(self.columns) - 1
+
+    def add_columns(self, cols: list[SeriesCol]) -> None:
+        """Append ``cols`` (series not yet in the head), in this order."""
+        first = len(self.columns)
+        self.columns += cols
+        stop = len(self.columns)
+        where = range(first, stop)
+        self.col_of.update(zip([c.series_id for c in cols], where, strict=True))
+        self._key_index.update(zip([(c.metric, c.labels) for c in cols], where, strict=True))
+        have = len(self.last_ts)
+        if stop > have:
+            cap = max(stop, have * 2)
+            self.last_ts = np.concatenate([self.last_ts, np.full(cap - have, _MIN, dtype=np.int64)])
+            self.last_val = np.concatenate([self.last_val, np.full(cap - have, np.nan)])
 
     def window(self, start: int) -> WindowBuf:
         buf = self.windows.get(start)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hostpulse.protocol import IngestRequest, codec
+from hostpulse.protocol import HostBatch, IngestRequest, codec
 from hostpulse.server.ingest.admission import Admission, Overloaded
 from hostpulse.server.ingest.decode import check_counts, decode
 from hostpulse.server.ingest.errors import IngestError
@@ -17,8 +17,10 @@ from hostpulse.server.ingest.validate import (
     SeriesKey,
     series_keys,
     series_signature,
-    validate_series,
+    table_digest,
+    validate_host,
     validate_snapshots,
+    validate_table,
 )
 from hostpulse.store.base import Store
 from hostpulse.store.exceptions import (
@@ -125,6 +127,7 @@ class IngestService:
     per-snapshot checks."""
 
     MAX_SIGNATURES = 200_000
+    MAX_TABLES = 4096
 
     def __init__(self, store: Store, limits: IngestLimits, clock: Callable[[], float]) -> None:
         self.store = store
@@ -137,6 +140,8 @@ class IngestService:
             limits.max_pending, limits.max_pending_bytes, limits.overload_retry_after
         )
         self._validated: set[bytes] = set()
+        self._tables: dict[bytes, list[SeriesKey]] = {}
+        """series-table digest -> its keys, for tables that passed ``validate_table``"""
         self._host_ids: set[str] | None = None  # filled from the store on first use
         self._hosts_lock = asyncio.Lock()
         self.listeners: list[Listener] = []
@@ -209,7 +214,8 @@ class IngestService:
 
     def check(self, request: IngestRequest, now_ms: int) -> Checked:
         """Validate ``request`` whole (IngestError(413/422) naming the first problem). Touches
-        no state but reads the set of validated signatures: safe in a worker thread."""
+        no state but reads the set of validated signatures and adds to the cache of checked
+        series tables (single dict operations): safe in a worker thread."""
         check_counts(request, self.limits)
         per_host: dict[str, list[SeriesKey]] = {}
         signatures: list[bytes] = []  # of each batch
@@ -219,8 +225,8 @@ class IngestService:
             sig = series_signature(batch)
             signatures.append(sig)
             if sig not in self._validated:
-                keys = series_keys(batch)
-                validate_series(batch, b, keys, self.limits)
+                validate_host(batch, b, self.limits)
+                keys = self._table(batch)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
             samples += validate_snapshots(batch, now_ms, self.limits)
@@ -230,6 +236,20 @@ class IngestService:
                     f"the request has more than {self.limits.max_samples} samples (max_samples)",
                 )
         return Checked(request, signatures, per_host, fresh)
+
+    def _table(self, batch: HostBatch) -> list[SeriesKey]:
+        """The keys of the batch's series table once it is checked (IngestError(422)); a table
+        checked before (for another host of the same kind, say) is taken from the cache."""
+        digest = table_digest(batch)
+        keys = self._tables.get(digest) if digest is not None else None
+        if keys is None:
+            keys = series_keys(batch)
+            validate_table(batch.host.host_id, keys)
+            if digest is not None:
+                if len(self._tables) >= self.MAX_TABLES:
+                    self._tables.clear()
+                self._tables[digest] = keys
+        return keys
 
     async def ingest(self, request: IngestRequest, only_host: str | None = None) -> IngestResult:
         """Store ``request``; with ``only_host`` (the agent key's host) every batch must be

@@ -131,6 +131,16 @@ class _Plan:
     """host key -> (head, batch, metadata digest) of known hosts whose metadata digest changed"""
     series: dict[int, dict[Key, int]] = field(default_factory=dict)
     """host key -> the series to create (key -> id), in column order"""
+    whole: dict[int, list[Key]] = field(default_factory=dict)
+    """host key -> the table that made all its columns (a new host's first table)"""
+
+
+@functools.lru_cache(maxsize=64)
+def _identity(n: int) -> IntP:
+    """0..n-1, shared (read only): the columns of a host registered with one table."""
+    cols = np.arange(n, dtype=np.intp)
+    cols.flags.writeable = False
+    return cols
 
 
 @dataclass(slots=True)
@@ -183,15 +193,20 @@ class Registrar:
 
     async def _register_all(self, jobs: list[_Job]) -> None:
         tables = [self._table_keys(job) for job in jobs]
+        whole: dict[int, list[Key]] = {}
         if not all(self._known(job) for job in jobs):  # e.g. WAL replay after a restart: no SQL
             async with self.state.engine.begin() as conn:
                 plan = await self._write(conn, jobs, tables)
             self._apply(plan)  # the head learns of hosts and series once they are committed
+            whole = plan.whole
         heads = self.state.heads
         for job, keys in zip(jobs, tables, strict=True):
             head = heads[job.batch.batch.host.host_id]
-            index = head.key_index()
-            cols = np.fromiter((index[k] for k in keys), dtype=np.intp, count=len(keys))
+            if whole.get(head.key) is keys:  # the host's first table: its columns 0..n-1
+                cols = _identity(len(keys))
+            else:
+                index = head.key_index()
+                cols = np.fromiter((index[k] for k in keys), dtype=np.intp, count=len(keys))
             if len(head.tables) >= 64:  # a host whose metadata keeps changing
                 head.tables.clear()
             head.tables[job.batch.digest] = cols
@@ -253,6 +268,7 @@ class Registrar:
                 fresh = dict(zip(keys, range(next_sid, next_sid + len(keys)), strict=True))
                 if len(fresh) == len(keys):
                     planned.update(fresh)
+                    plan.whole[key] = keys
                     next_sid += len(keys)
                     continue
             for k in keys:
@@ -323,8 +339,9 @@ class Registrar:
         for key, planned in plan.series.items():
             if planned:
                 by_key[key].add_columns(
+                    planned,
                     [
                         SeriesCol(sid, metric, labels, *resolution_k(metric))
                         for (metric, labels), sid in planned.items()
-                    ]
+                    ],
                 )

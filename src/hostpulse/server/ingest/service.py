@@ -67,7 +67,15 @@ class SeriesRegistry:
         series than the limit. Returns what to hand to ``release`` if the request is not
         stored. The last count and the marking have no await between them, so concurrent
         requests cannot both pass the limit."""
-        seen = self._seen.setdefault(host_id, {})
+        seen = self._seen.get(host_id)
+        if seen is None:  # first sight since the start: a new host, or a known one's restart
+            marks = dict.fromkeys(keys, now_ms)
+            ever = {(s.metric, s.labels) for s in await self._store.series(host_id)}
+            # (no await between this check and the marking)
+            if len(ever | marks.keys()) <= self._limit and host_id not in self._seen:
+                self._seen[host_id] = marks
+                return dict.fromkeys(keys)
+            seen = self._seen.setdefault(host_id, {})
         horizon = now_ms - self._window
         if any(seen.get(k, _NEVER) < horizon for k in keys):  # a series (re)appears
             ever = {(s.metric, s.labels) for s in await self._store.series(host_id)}

@@ -4,11 +4,16 @@ alert observer reuse what it derived from it): equal exactly when host and table
 from __future__ import annotations
 
 import hashlib
+import time
+from pathlib import Path
 
-from wire import batch
+import pytest
+from wire import batch, now_ms, request
 
 from hostpulse.protocol import HostBatch, Label
-from hostpulse.server.ingest.validate import series_signature
+from hostpulse.server.ingest import IngestError, IngestLimits, IngestService
+from hostpulse.server.ingest.validate import series_signature, table_digest
+from hostpulse.store import open_store
 
 CPU = ("cpu_busy_percent", ())
 MEM = ("memory_usage_percent", ())
@@ -54,3 +59,37 @@ def test_it_is_the_digest_of_the_batch_without_its_snapshots() -> None:
         head.ClearField("snapshots")
         expected = hashlib.blake2b(head.SerializeToString(), digest_size=16).digest()
         assert series_signature(b) == expected
+
+
+def test_the_table_digest_is_shared_by_hosts_with_the_same_series_table() -> None:
+    a, b = _two(), batch("h2", [(1000, {CPU: 9.0, MEM: 9.0})])
+    b.host.hostname = "elsewhere"
+    b.unsupported.append("cpu_frequency_hertz")
+    assert table_digest(a) is not None and table_digest(a) == table_digest(b)
+    swapped = batch("h1", [(1000, {MEM: 2.0, CPU: 1.0})])
+    labelled = batch(
+        "h1", [(1000, {("network_receive_bytes_per_second", (("interface", "a"),)): 1})]
+    )
+    other = batch("h1", [(1000, {("network_receive_bytes_per_second", (("interface", "b"),)): 1})])
+    digests = {table_digest(x) for x in (a, swapped, labelled, other, batch("h1", []))}
+    assert len(digests) == 5
+
+
+def test_a_checked_table_is_not_a_checked_host(tmp_path: Path) -> None:
+    """A series table checked for one host is not checked again for the next host sending it,
+    but each host's own fields still are, and a refused table is refused for every host."""
+    service = IngestService(open_store(tmp_path / "data"), IngestLimits(), time.time)
+    t = now_ms()
+    service.check(request(batch("h1", [(t, {CPU: 1.0, MEM: 2.0})])), t)
+    assert len(service._tables) == 1
+    long_name = batch("h2", [(t, {CPU: 1.0, MEM: 2.0})])
+    long_name.host.hostname = "x" * 300
+    with pytest.raises(IngestError, match="hostname"):
+        service.check(request(long_name), t)
+    service.check(request(batch("h3", [(t, {CPU: 1.0, MEM: 2.0})])), t)
+    assert len(service._tables) == 1
+    unknown = ("no_such_metric", ())
+    for host in ("h4", "h5"):
+        with pytest.raises(IngestError, match=f"host '{host}'.*unknown metric"):
+            service.check(request(batch(host, [(t, {CPU: 1.0, unknown: 2.0})])), t)
+    assert len(service._tables) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -188,5 +189,65 @@ async def test_host_metadata_of_one_registration_round_is_the_last_requests(
         assert hosts["host-5"].os == "freebsd" and hosts["host-6"].os == "linux"
         assert hosts["host-0"].first_seen_ms == T0
         assert len(await store.series("host-29")) == len(SERIES)
+    finally:
+        await store.close()
+
+
+async def test_series_ids_given_at_registration_are_the_databases(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Registration gives hosts and series their ids without reading them back: the head's ids
+    must be the table's, whatever mix of new hosts, new series of known hosts and a host sent
+    twice one round holds, so that blocks written under those ids read back after a restart."""
+    store = open_store(tmp_path / "data", clock=clock)
+    await store.start()
+    wider = (*SERIES, ("cpu_load5", ()), ("cpu_load15", ()))
+    try:
+        await store.ingest(request(batch("old", _rows(0, 1))), T0)
+        reqs = [
+            request(
+                batch(f"h{i}", [(T0, [1000.0 * k for k in range(2 + i % 4)])], SERIES[: 2 + i % 4])
+            )
+            for i in range(20)
+        ]
+        reqs.append(request(batch("old", [(T0 + 5000, [1, 2, 3, 4, 5, 6, 7])], wider)))
+        reqs.append(request(batch("h3", [(T0 + 20_000, [1, 2, 3, 4, 5, 6, 7])], wider)))
+        await asyncio.gather(*(store.ingest(r, T0) for r in reqs))
+        async with store.engine.connect() as conn:
+            rows = await conn.exec_driver_sql(
+                "SELECT ts_hosts.host_id, ts_series.id, metric, ts_series.labels FROM ts_series "
+                "JOIN ts_hosts ON ts_hosts.id = ts_series.host_key"
+            )
+            stored = {(h, sid, m, lab) for h, sid, m, lab in rows.all()}
+            keys = await conn.exec_driver_sql("SELECT host_id, id FROM ts_hosts")
+            host_keys = dict(keys.all())
+        in_head = {
+            (
+                h,
+                c.series_id,
+                c.metric,
+                json.dumps([list(p) for p in c.labels], separators=(",", ":")),
+            )
+            for h, head in store.heads.items()
+            for c in head.columns
+        }
+        assert in_head == stored and len(stored) == 7 + 7 + sum(2 + i % 4 for i in range(19))
+        assert {h: head.key for h, head in store.heads.items()} == host_keys
+        clock.now_ms = T0 + 3_600_000
+        await store.maintain(clock.now_ms)  # blocks name the series by id
+    finally:
+        await store.close()
+    store = open_store(tmp_path / "data", clock=clock)
+    await store.start()
+    try:
+        latest = {v.metric: v.value for v in await store.latest("h3")}
+        assert latest["cpu_load15"] == 7 and latest["memory_used_bytes"] == 2
+        got = await store.query_range("h3", "cpu_load1", T0 - 60_000, T0 + 60_000, tier=Tier.RAW)
+        assert [(p.ts_ms, p.value) for s in got.series for p in s.points] == [
+            (T0, 2000.0),
+            (T0 + 20_000, 3.0),
+        ]
+        got = await store.query_range("old", "cpu_load5", T0 - 60_000, T0 + 60_000, tier=Tier.RAW)
+        assert [(p.ts_ms, p.value) for s in got.series for p in s.points] == [(T0 + 5000, 6.0)]
     finally:
         await store.close()

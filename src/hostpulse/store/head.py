@@ -23,6 +23,9 @@ BoolA = npt.NDArray[np.bool_]
 
 _MIN = np.iinfo(np.int64).min
 
+Key = tuple[str, tuple[tuple[str, str], ...]]
+"""A series of a host: (metric, labels)."""
+
 
 class WindowBuf:
     """The samples of one host in one block window."""
@@ -138,29 +141,33 @@ class HostHead:
     procs_bytes: int = 0  # serialized size of ``procs``
     reserved: int = 0  # what requests that passed the budget check may still add
     bytes: int = 0  # what the windows and ``procs`` hold (``budget.host_bytes``), as last counted
-    _key_index: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
+    _key_index: dict[Key, int] = field(default_factory=dict)
 
-    def key_index(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+    def key_index(self) -> dict[Key, int]:
         """(metric, labels) -> column."""
         return self._key_index
 
-    def known_keys(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+    def known_keys(self) -> dict[Key, int]:
         return self._key_index
 
     def add_column(self, col: SeriesCol) -> int:
-        index = len(self.columns)
-        self.columns.append(col)
-        self.col_of[col.series_id] = index
-        self._key_index[(col.metric, col.labels)] = index
-        if index >= len(self.last_ts):
-            cap = max(index + 1, len(self.last_ts) * 2)
-            self.last_ts = np.concatenate(
-                [self.last_ts, np.full(cap - len(self.last_ts), _MIN, dtype=np.int64)]
-            )
-            self.last_val = np.concatenate(
-                [self.last_val, np.full(cap - len(self.last_val), np.nan)]
-            )
-        return index
+        self.add_columns({(col.metric, col.labels): col.series_id}, [col])
+        return len(self.columns) - 1
+
+    def add_columns(self, ids: dict[Key, int], cols: list[SeriesCol]) -> None:
+        """Append ``cols`` (series not yet in the head, in this order); ``ids`` is the same
+        series as (metric, labels) -> series id, in the same order."""
+        first = len(self.columns)
+        self.columns += cols
+        stop = len(self.columns)
+        where = range(first, stop)
+        self.col_of.update(zip(ids.values(), where, strict=True))
+        self._key_index.update(zip(ids, where, strict=True))
+        have = len(self.last_ts)
+        if stop > have:
+            cap = max(stop, have * 2)
+            self.last_ts = np.concatenate([self.last_ts, np.full(cap - have, _MIN, dtype=np.int64)])
+            self.last_val = np.concatenate([self.last_val, np.full(cap - have, np.nan)])
 
     def window(self, start: int) -> WindowBuf:
         buf = self.windows.get(start)

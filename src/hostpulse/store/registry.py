@@ -12,7 +12,7 @@ import asyncio
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -114,6 +114,36 @@ def _update_record(rec: HostRecord, batch: HostBatch) -> None:
 
 
 @dataclass(slots=True)
+class _NewHost:
+    key: int
+    first: int  # first_seen_ms
+    batch: PreparedBatch  # the last of the host's jobs: its metadata is stored
+    digest: bytes
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one registration transaction writes, put into the head once it is committed."""
+
+    next_key: int
+    new: dict[str, _NewHost] = field(default_factory=dict)
+    meta: dict[int, tuple[HostHead, HostBatch, bytes]] = field(default_factory=dict)
+    """host key -> (head, batch, metadata digest) of known hosts whose metadata digest changed"""
+    series: dict[int, dict[Key, int]] = field(default_factory=dict)
+    """host key -> the series to create (key -> id), in column order"""
+    whole: dict[int, list[Key]] = field(default_factory=dict)
+    """host key -> the table that made all its columns (a new host's first table)"""
+
+
+@functools.lru_cache(maxsize=64)
+def _identity(n: int) -> IntP:
+    """0..n-1, shared (read only): the columns of a host registered with one table."""
+    cols = np.arange(n, dtype=np.intp)
+    cols.flags.writeable = False
+    return cols
+
+
+@dataclass(slots=True)
 class _Job:
     batch: PreparedBatch
     received_ms: int
@@ -162,21 +192,21 @@ class Registrar:
         return await job.future
 
     async def _register_all(self, jobs: list[_Job]) -> None:
-        results: list[tuple[_Job, HostHead, list[Key]]] = []
-        if all(self._known(job) for job in jobs):  # e.g. WAL replay after a restart: no SQL
-            for job in jobs:
-                head = self.state.heads[job.batch.batch.host.host_id]
-                results.append((job, head, self._table_keys(job)))
-        else:
+        tables = [self._table_keys(job) for job in jobs]
+        whole: dict[int, list[Key]] = {}
+        if not all(self._known(job) for job in jobs):  # e.g. WAL replay after a restart: no SQL
             async with self.state.engine.begin() as conn:
-                await self._upsert_hosts(conn, jobs)
-                for job in jobs:
-                    head = self.state.heads[job.batch.batch.host.host_id]
-                    results.append((job, head, self._table_keys(job)))
-                await self._insert_series(conn, results)
-        for job, head, keys in results:
-            index = head.key_index()
-            cols = np.array([index[k] for k in keys], dtype=np.intp)
+                plan = await self._write(conn, jobs, tables)
+            self._apply(plan)  # the head learns of hosts and series once they are committed
+            whole = plan.whole
+        heads = self.state.heads
+        for job, keys in zip(jobs, tables, strict=True):
+            head = heads[job.batch.batch.host.host_id]
+            if whole.get(head.key) is keys:  # the host's first table: its columns 0..n-1
+                cols = _identity(len(keys))
+            else:
+                index = head.key_index()
+                cols = np.fromiter((index[k] for k in keys), dtype=np.intp, count=len(keys))
             if len(head.tables) >= 64:  # a host whose metadata keeps changing
                 head.tables.clear()
             head.tables[job.batch.digest] = cols
@@ -199,90 +229,119 @@ class Registrar:
             keys = self._keys_cache[job.batch.table_digest] = _keys(job.batch.batch)
         return keys
 
-    async def _upsert_hosts(self, conn: AsyncConnection, jobs: list[_Job]) -> None:
-        """Create the jobs' new hosts and update the ones whose metadata changed, in a few
-        statements for all of them (one statement per host cost a round trip to the database
-        thread each, which dominated the first contact of a fleet on a busy machine). Jobs
-        are taken in order: the last one of a host sets its metadata."""
+    async def _write(
+        self, conn: AsyncConnection, jobs: list[_Job], tables: list[list[Key]]
+    ) -> _Plan:
+        """Write the jobs' new hosts, changed host metadata and new series in a few statements
+        for all of them (a statement per host or series cost a round trip to the database
+        thread each, which dominated the first contact of a fleet). Ids are given here, from
+        the largest in the tables (this transaction is the only writer of both), so nothing
+        is read back. Jobs are taken in order: the last one of a host sets its metadata."""
+        found = await conn.exec_driver_sql(
+            "SELECT (SELECT max(id) FROM ts_hosts), (SELECT max(id) FROM ts_series)"
+        )
+        top_host, top_series = cast("tuple[int | None, int | None]", found.one())
+        plan = _Plan((top_host or 0) + 1)
+        next_sid = (top_series or 0) + 1
         heads = self.state.heads
-        new: dict[str, tuple[int, PreparedBatch, bytes]] = {}  # host -> first seen, last job
-        changed: dict[int, tuple[object, ...]] = {}  # host key -> its newest values
-        for job in jobs:
-            batch = job.batch.batch
+        for job, keys in zip(jobs, tables, strict=True):
+            pb = job.batch
+            batch = pb.batch
             host_id = batch.host.host_id
-            digest = _meta_digest(batch)
             head = heads.get(host_id)
-            if head is None:
-                first = (
-                    new[host_id][0]
-                    if host_id in new
-                    else job.received_ms or min((s.ts for s in job.batch.snapshots), default=0)
-                )
-                new[host_id] = (first, job.batch, digest)
-                continue
-            if head.meta_digest == digest:
-                continue
+            new = plan.new.get(host_id)
+            if head is None and new is None:
+                first = job.received_ms or min((s.ts for s in pb.snapshots), default=0)
+                new = plan.new[host_id] = _NewHost(plan.next_key, first, pb, _meta_digest(batch))
+                plan.next_key += 1
+            elif new is not None:
+                new.batch, new.digest = pb, _meta_digest(batch)
+            else:
+                assert head is not None
+                digest = _meta_digest(batch)
+                if head.meta_digest != digest:
+                    plan.meta[head.key] = (head, batch, digest)
+            key = new.key if new is not None else cast("HostHead", head).key
+            planned = plan.series.setdefault(key, {})
+            known = head.known_keys() if head is not None else None
+            if not known and not planned:  # a new host's first table: every series is new
+                fresh = dict(zip(keys, range(next_sid, next_sid + len(keys)), strict=True))
+                if len(fresh) == len(keys):
+                    planned.update(fresh)
+                    plan.whole[key] = keys
+                    next_sid += len(keys)
+                    continue
+            for k in keys:
+                if (known is None or k not in known) and k not in planned:
+                    planned[k] = next_sid
+                    next_sid += 1
+        if plan.new:
+            await conn.exec_driver_sql(
+                f"INSERT INTO ts_hosts (id, host_id, first_seen_ms, last_seen_ms, "
+                f"{', '.join(_HOST_COLUMNS)}) VALUES (?, ?, ?, 0, {', '.join('?' * 12)})",
+                [(n.key, h, n.first, *_host_values(n.batch.batch)) for h, n in plan.new.items()],
+            )
+        changed: list[tuple[object, ...]] = []
+        for key, (head, batch, _) in plan.meta.items():
             values = _host_values(batch)
             if values != _record_values(head.record):
-                changed[head.key] = values
-                _update_record(head.record, batch)
-            head.meta_digest = digest
-        if new:
-            await conn.exec_driver_sql(
-                f"INSERT INTO ts_hosts (host_id, first_seen_ms, last_seen_ms, "
-                f"{', '.join(_HOST_COLUMNS)}) VALUES (?, ?, 0, {', '.join('?' * 12)})",
-                [(h, first, *_host_values(pb.batch)) for h, (first, pb, _) in new.items()],
-            )
-            ids: dict[str, int] = {}
-            names = list(new)
-            for lo in range(0, len(names), 500):
-                chunk = names[lo : lo + 500]
-                marks = ", ".join("?" * len(chunk))
-                rows = await conn.exec_driver_sql(
-                    f"SELECT id, host_id FROM ts_hosts WHERE host_id IN ({marks})", tuple(chunk)
-                )
-                ids.update((h, k) for k, h in cast("list[tuple[int, str]]", rows.all()))
-            for host_id, (first, pb, digest) in new.items():
-                head = HostHead(ids[host_id], HostRecord(host_id=host_id, hostname=""))
-                head.record.first_seen_ms = first
-                head.latest_loaded = True
-                _update_record(head.record, pb.batch)
-                head.meta_digest = digest
-                heads[host_id] = head
-                self.state.by_key[head.key] = head
+                changed.append((*values, key))
         if changed:
             await conn.exec_driver_sql(
                 f"UPDATE ts_hosts SET {', '.join(f'{c} = ?' for c in _HOST_COLUMNS)} WHERE id = ?",
-                [(*values, key) for key, values in changed.items()],
+                changed,
             )
+        rows = [
+            (sid, key, metric, labels_json(labels))
+            for key, planned in plan.series.items()
+            for (metric, labels), sid in planned.items()
+        ]
+        if rows:
+            done = await conn.exec_driver_sql(
+                "INSERT OR IGNORE INTO ts_series (id, host_key, metric, labels) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            if done.rowcount != len(rows):  # the head did not know a stored series
+                await self._read_back(conn, plan)
+        return plan
 
-    async def _insert_series(
-        self,
-        conn: AsyncConnection,
-        results: list[tuple[_Job, HostHead, list[Key]]],
-    ) -> None:
-        missing: dict[tuple[int, str, str], None] = {}
-        for _job, head, keys in results:
-            known = head.known_keys()
-            for metric, labels in keys:
-                if (metric, labels) not in known:
-                    missing[(head.key, metric, labels_json(labels))] = None
-        if not missing:
-            return
-        await conn.exec_driver_sql(
-            "INSERT OR IGNORE INTO ts_series (host_key, metric, labels) VALUES (?, ?, ?)",
-            list(missing),
-        )
-        hosts = sorted({k for k, _, _ in missing})
+    async def _read_back(self, conn: AsyncConnection, plan: _Plan) -> None:
+        """The ids the table has for the planned series of ``plan`` (when some existed)."""
+        hosts = sorted(plan.series)
         for lo in range(0, len(hosts), 500):
             chunk = hosts[lo : lo + 500]
-            rows = await conn.exec_driver_sql(
+            found = await conn.exec_driver_sql(
                 "SELECT id, host_key, metric, labels FROM ts_series WHERE host_key IN "
-                f"({', '.join('?' * len(chunk))}) ORDER BY id",
+                f"({', '.join('?' * len(chunk))})",
                 tuple(chunk),
             )
-            found = cast("list[tuple[int, int, str, str]]", rows.all())
-            for sid, key, metric, text in found:
-                head = self.state.by_key[key]
-                if sid not in head.col_of:
-                    self.add_col(head, sid, metric, text)
+            for sid, key, metric, text in cast("list[tuple[int, int, str, str]]", found.all()):
+                planned = plan.series[key]
+                k = (metric, parse_labels(text))
+                if k in planned:
+                    planned[k] = sid
+
+    def _apply(self, plan: _Plan) -> None:
+        """Put a committed ``plan`` into the head."""
+        heads, by_key = self.state.heads, self.state.by_key
+        for host_id, n in plan.new.items():
+            head = HostHead(n.key, HostRecord(host_id=host_id, hostname=""))
+            head.record.first_seen_ms = n.first
+            head.latest_loaded = True
+            _update_record(head.record, n.batch.batch)
+            head.meta_digest = n.digest
+            heads[host_id] = head
+            by_key[n.key] = head
+        for head, batch, digest in plan.meta.values():
+            _update_record(head.record, batch)
+            head.meta_digest = digest
+        for key, planned in plan.series.items():
+            if planned:
+                by_key[key].add_columns(
+                    planned,
+                    [
+                        SeriesCol(sid, metric, labels, *resolution_k(metric))
+                        for (metric, labels), sid in planned.items()
+                    ],
+                )

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hostpulse.protocol import IngestRequest, codec
+from hostpulse.protocol import HostBatch, IngestRequest, codec
 from hostpulse.server.ingest.admission import Admission, Overloaded
 from hostpulse.server.ingest.decode import check_counts, decode
 from hostpulse.server.ingest.errors import IngestError
@@ -17,8 +17,10 @@ from hostpulse.server.ingest.validate import (
     SeriesKey,
     series_keys,
     series_signature,
-    validate_series,
+    table_digest,
+    validate_host,
     validate_snapshots,
+    validate_table,
 )
 from hostpulse.store.base import Store
 from hostpulse.store.exceptions import (
@@ -65,7 +67,15 @@ class SeriesRegistry:
         series than the limit. Returns what to hand to ``release`` if the request is not
         stored. The last count and the marking have no await between them, so concurrent
         requests cannot both pass the limit."""
-        seen = self._seen.setdefault(host_id, {})
+        seen = self._seen.get(host_id)
+        if seen is None:  # first sight since the start: a new host, or a known one's restart
+            marks = dict.fromkeys(keys, now_ms)
+            ever = {(s.metric, s.labels) for s in await self._store.series(host_id)}
+            # (no await between this check and the marking)
+            if len(ever | marks.keys()) <= self._limit and host_id not in self._seen:
+                self._seen[host_id] = marks
+                return dict.fromkeys(keys)
+            seen = self._seen.setdefault(host_id, {})
         horizon = now_ms - self._window
         if any(seen.get(k, _NEVER) < horizon for k in keys):  # a series (re)appears
             ever = {(s.metric, s.labels) for s in await self._store.series(host_id)}
@@ -125,6 +135,7 @@ class IngestService:
     per-snapshot checks."""
 
     MAX_SIGNATURES = 200_000
+    MAX_TABLES = 4096
 
     def __init__(self, store: Store, limits: IngestLimits, clock: Callable[[], float]) -> None:
         self.store = store
@@ -137,6 +148,8 @@ class IngestService:
             limits.max_pending, limits.max_pending_bytes, limits.overload_retry_after
         )
         self._validated: set[bytes] = set()
+        self._tables: dict[bytes, list[SeriesKey]] = {}
+        """series-table digest -> its keys, for tables that passed ``validate_table``"""
         self._host_ids: set[str] | None = None  # filled from the store on first use
         self._hosts_lock = asyncio.Lock()
         self.listeners: list[Listener] = []
@@ -209,7 +222,8 @@ class IngestService:
 
     def check(self, request: IngestRequest, now_ms: int) -> Checked:
         """Validate ``request`` whole (IngestError(413/422) naming the first problem). Touches
-        no state but reads the set of validated signatures: safe in a worker thread."""
+        no state but reads the set of validated signatures and adds to the cache of checked
+        series tables (single dict operations): safe in a worker thread."""
         check_counts(request, self.limits)
         per_host: dict[str, list[SeriesKey]] = {}
         signatures: list[bytes] = []  # of each batch
@@ -219,8 +233,8 @@ class IngestService:
             sig = series_signature(batch)
             signatures.append(sig)
             if sig not in self._validated:
-                keys = series_keys(batch)
-                validate_series(batch, b, keys, self.limits)
+                validate_host(batch, b, self.limits)
+                keys = self._table(batch)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
             samples += validate_snapshots(batch, now_ms, self.limits)
@@ -230,6 +244,20 @@ class IngestService:
                     f"the request has more than {self.limits.max_samples} samples (max_samples)",
                 )
         return Checked(request, signatures, per_host, fresh)
+
+    def _table(self, batch: HostBatch) -> list[SeriesKey]:
+        """The keys of the batch's series table once it is checked (IngestError(422)); a table
+        checked before (for another host of the same kind, say) is taken from the cache."""
+        digest = table_digest(batch)
+        keys = self._tables.get(digest) if digest is not None else None
+        if keys is None:
+            keys = series_keys(batch)
+            validate_table(batch.host.host_id, keys)
+            if digest is not None:
+                if len(self._tables) >= self.MAX_TABLES:
+                    self._tables.clear()
+                self._tables[digest] = keys
+        return keys
 
     async def ingest(self, request: IngestRequest, only_host: str | None = None) -> IngestResult:
         """Store ``request``; with ``only_host`` (the agent key's host) every batch must be

@@ -98,17 +98,22 @@ def validate_host(batch: HostBatch, b: int, limits: IngestLimits) -> None:
         _text(where, "an unsupported entry", u, MAX_ID_LENGTH)
 
 
+def validate_table(host_id: str, keys: list[SeriesKey]) -> None:
+    """Check a series table (its keys, in order) against the catalog; IngestError(422) naming
+    ``host_id``. Depends on nothing else of the batch: a valid table is valid for any host."""
+    for i, key in enumerate(keys):
+        _check_series_def(host_id, i, key[0], key)
+    if len(set(keys)) != len(keys):
+        raise IngestError(422, f"host {host_id!r}: a series is declared twice")
+
+
 def validate_series(
     batch: HostBatch, b: int, keys: list[SeriesKey], limits: IngestLimits | None = None
 ) -> None:
     """Check a batch's host and series table against the catalog and the bounds;
     IngestError(422)."""
     validate_host(batch, b, limits or IngestLimits())
-    host_id = batch.host.host_id
-    for i, key in enumerate(keys):
-        _check_series_def(host_id, i, key[0], key)
-    if len(set(keys)) != len(keys):
-        raise IngestError(422, f"host {host_id!r}: a series is declared twice")
+    validate_table(batch.host.host_id, keys)
 
 
 def _check_processes(where: str, name: str, procs: Sequence[Process], limit: int) -> None:
@@ -218,6 +223,18 @@ def series_signature(batch: HostBatch) -> bytes:
     data = batch.SerializeToString()
     if not plain_layout(batch):  # unknown fields come last: the offsets below would be off
         return _signature_of_copy(batch)
+    cut, tail = _table_end(batch, data)
+    if cut is not None:
+        view = memoryview(data)
+        digest = hashlib.blake2b(view[:cut], digest_size=16)
+        digest.update(view[len(data) - tail :])
+        return digest.digest()
+    return _signature_of_copy(batch)
+
+
+def _table_end(batch: HostBatch, data: bytes) -> tuple[int | None, int]:
+    """Where the series table of the serialized ``batch`` ends (None when the layout is not
+    the plain one) and the size of its ``unsupported`` tail."""
     snaps = sum(_field_size(s.ByteSize()) for s in batch.snapshots)
     tail = sum(_field_size(len(u.encode())) for u in batch.unsupported)
     cut = len(data) - snaps - tail
@@ -226,11 +243,23 @@ def series_signature(batch: HostBatch) -> bytes:
         and (snaps == 0 or data[cut] == 0x1A)
         and (tail == 0 or data[len(data) - tail] == 0x22)
     ):
-        view = memoryview(data)
-        digest = hashlib.blake2b(view[:cut], digest_size=16)
-        digest.update(view[len(data) - tail :])
-        return digest.digest()
-    return _signature_of_copy(batch)
+        return cut, tail
+    return None, tail
+
+
+def table_digest(batch: HostBatch) -> bytes | None:
+    """A digest of the batch's series table alone (hosts of one kind send the same table);
+    None when the table cannot be cut out of the serialized batch."""
+    data = batch.SerializeToString()
+    if not plain_layout(batch):
+        return None
+    cut, _ = _table_end(batch, data)
+    if cut is None:
+        return None
+    host = _field_size(batch.host.ByteSize()) if batch.HasField("host") else 0
+    if cut < host or (cut > host and data[host] != 0x12):
+        return None
+    return hashlib.blake2b(memoryview(data)[host:cut], digest_size=16).digest()
 
 
 def _signature_of_copy(batch: HostBatch) -> bytes:

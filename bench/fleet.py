@@ -56,7 +56,7 @@ from _common import (
     bench_args,
     cpu_seconds,
     dir_size,
-    enroll_all,
+    enroll_all_async,
     our_server,
     own_cpu_seconds,
     percentile,
@@ -212,7 +212,7 @@ async def resources(pid: int, data: Path, every: float, stop: asyncio.Event, run
 async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiver) -> Run:
     run = Run(n)
     hosts = make_hosts(n, seed=13)
-    fleet = Fleet(hosts, args.interval, enroll_all(url, [h.host_id for h in hosts]))
+    fleet = Fleet(hosts, args.interval, await enroll_all_async(url, [h.host_id for h in hosts]))
     token = admin_headers(url)["authorization"].removeprefix("Bearer ")
     stop = asyncio.Event()
     cpu0, own0, t0 = cpu_seconds(pid), own_cpu_seconds(), time.monotonic()

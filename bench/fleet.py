@@ -84,6 +84,7 @@ class Run:
     alert_ms: list[float] = field(default_factory=list)
     breaches: int = 0
     resources: list[tuple[float, float, int, int]] = field(default_factory=list)
+    cpu_marks: list[tuple[float, float, int]] = field(default_factory=list)  # t, server CPU, sent
     server_cpu: float = 0.0
     server_wait: float = 0.0  # seconds its threads were runnable but waited for a CPU
     own_cpu: float = 0.0
@@ -195,6 +196,7 @@ async def resources(pid: int, data: Path, every: float, stop: asyncio.Event, run
     proc = psutil.Process(pid)
     start = time.monotonic()
     while True:
+        run.cpu_marks.append((time.monotonic() - start, cpu_seconds(pid), run.sent))
         run.resources.append(
             (
                 time.monotonic() - start,
@@ -234,6 +236,7 @@ async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiv
     run.server_cpu = cpu_seconds(pid) - cpu0
     run.server_wait = run_queue_seconds(pid) - wait0
     run.own_cpu = own_cpu_seconds() - own0
+    run.cpu_marks.append((run.seconds, cpu_seconds(pid), run.sent))
     return run
 
 
@@ -246,6 +249,16 @@ def run_queue_seconds(pid: int) -> float:
         with contextlib.suppress(OSError, ValueError, IndexError):
             total += int((task / "schedstat").read_text().split()[1])
     return total / 1e9
+
+
+def cpu_per_request(marks: list[tuple[float, float, int]], warmup: float) -> float:
+    """Server CPU milliseconds per request sent from the first mark after ``warmup`` to the
+    end (first contact and start-up excluded): the figure to compare between builds on a
+    loaded machine, where wall-clock latencies are noise."""
+    after = [m for m in marks if m[0] >= warmup]
+    if len(after) < 2 or after[-1][2] == after[0][2]:
+        return float("nan")
+    return 1000 * (after[-1][1] - after[0][1]) / (after[-1][2] - after[0][2])
 
 
 def slope_per_min(points: list[tuple[float, float]]) -> float:
@@ -276,6 +289,8 @@ def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
         "ws_frames": run.ws_frames,
         "ws_closed": len(run.ws_closed),
         "server_cpu_percent": 100 * run.server_cpu / run.seconds,
+        "server_cpu_ms_per_request": 1000 * run.server_cpu / max(run.sent, 1),
+        "server_cpu_ms_per_request_after_warmup": cpu_per_request(run.cpu_marks, args.warmup),
         "server_run_queue_percent": 100 * run.server_wait / run.seconds,
         "bench_cpu_percent": 100 * run.own_cpu / run.seconds,
         "rss_mb_slope_per_min": slope_per_min([(r[0], r[1]) for r in after]),
@@ -322,7 +337,9 @@ def lines_of(fig: dict[str, Any], missed: list[str]) -> list[str]:
         f"  alert P95 {fig['alert_p95_ms']:.1f} ms ({fig['alerts_missing']} not delivered); "
         f"WebSocket sample-to-client P95 {fig['ws_sample_to_client_p95_ms']:.1f} ms over "
         f"{fig['ws_frames']} frames ({fig['ws_closed']} clients closed)",
-        f"  server CPU {fig['server_cpu_percent']:.0f} % of a core, and "
+        f"  server CPU {fig['server_cpu_percent']:.0f} % of a core "
+        f"({fig['server_cpu_ms_per_request']:.2f} ms per request, "
+        f"{fig['server_cpu_ms_per_request_after_warmup']:.2f} after warm-up), and "
         f"{fig['server_run_queue_percent']:.0f} % waiting for one (runnable, not running); "
         "this script (sender + "
         f"WebSocket clients) {fig['bench_cpu_percent']:.0f} %",

@@ -47,7 +47,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RawClient, append_doc, bench_args, cpu_seconds, enroll_all, our_server, pb_field
+from _common import (
+    RawClient,
+    append_doc,
+    bench_args,
+    cpu_seconds,
+    enroll_all_async,
+    our_server,
+    pb_field,
+)
 
 from hostpulse.protocol import HostBatch, Snapshot
 from hostpulse.sim.build import host_message, series_defs
@@ -233,7 +241,7 @@ async def feed(
 
 async def run(args: argparse.Namespace, rx: Receiver, url: str, pid: int) -> dict[str, Any]:
     hosts = make_hosts(args.hosts, seed=11)
-    fleet = Fleet(hosts, args.interval, enroll_all(url, [h.host_id for h in hosts]))
+    fleet = Fleet(hosts, args.interval, await enroll_all_async(url, [h.host_id for h in hosts]))
     breach = random.Random(7).sample(range(args.hosts), args.breaches)
     # Reference: a direct POST of a similar body to the same receiver.
     ref: list[float] = []

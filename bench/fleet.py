@@ -23,10 +23,13 @@ Recorded:
 - server RSS, open files and data-directory size every ``--sample-every`` seconds, and their
   slope per minute after ``--warmup`` seconds (least squares; a leak shows as a slope).
 
-The WebSocket clients and the sender run in this process, on one event loop; its CPU share is
-printed. ``--hosts`` takes a comma-separated list: the sizes are tried largest first and the run
-stops at the first that meets every target ("the largest fleet that fits"), printing what
-limited the ones that did not.
+The requests are sent by ``--senders`` processes (each a share of the hosts and of the
+connections, on its own event loop, so that the load generator is not the limit); the
+WebSocket clients and the breaches run in this process. The CPU share of each is printed.
+``--hosts`` takes a comma-separated list: the sizes are tried largest first and the run stops
+at the first that meets every target ("the largest fleet that fits"), printing what limited
+the ones that did not. ``server CPU ms per request after warm-up`` is the figure to compare
+between builds on a loaded machine (wall-clock latencies there are noise).
 
     python bench/fleet.py --hosts 200 --seconds 120
     python bench/fleet.py --hosts 10000,5000,2000,1000 --seconds 600
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -56,7 +60,7 @@ from _common import (
     bench_args,
     cpu_seconds,
     dir_size,
-    enroll_all,
+    enroll_all_async,
     our_server,
     own_cpu_seconds,
     percentile,
@@ -84,16 +88,26 @@ class Run:
     alert_ms: list[float] = field(default_factory=list)
     breaches: int = 0
     resources: list[tuple[float, float, int, int]] = field(default_factory=list)
+    cpu_marks: list[tuple[float, float]] = field(default_factory=list)  # t, server CPU
     server_cpu: float = 0.0
     server_wait: float = 0.0  # seconds its threads were runnable but waited for a CPU
-    own_cpu: float = 0.0
+    own_cpu: float = 0.0  # this process: WebSocket clients, breaches, sampling
+    senders_cpu: float = 0.0  # the sender processes together
+    senders: int = 0
     seconds: float = 0.0
 
 
 async def feed(
-    url: str, fleet: Fleet, interval: float, conns: int, stop: asyncio.Event, run: Run
+    url: str,
+    fleet: Fleet,
+    interval: float,
+    conns: int,
+    stop: asyncio.Event,
+    run: Run,
+    offset: float = 0.0,
 ) -> None:
-    """Every host once per interval, requests spread evenly; each answer's lag recorded."""
+    """Every host once per interval, requests spread evenly (starting ``offset`` of a gap
+    late, so that several senders interleave); each answer's lag recorded."""
     host, port = url.removeprefix("http://").split(":")
     clients = [RawClient(host, int(port)) for _ in range(conns)]
     gap = interval / len(fleet.hosts)
@@ -111,7 +125,7 @@ async def feed(
         if status >= 300:
             run.failures.append(f"{status} {body[:200]!r}")
 
-    start = time.monotonic()
+    start = time.monotonic() + offset * gap
     while not stop.is_set():
         run.behind_s = max(run.behind_s, time.monotonic() - (start + run.sent * gap))
         ts = (time.time_ns() // 10_000_000) * 10  # whole 10 ms: breaches use other ms
@@ -128,6 +142,48 @@ async def feed(
         await asyncio.wait(inflight, timeout=60)
     for c in clients:
         await c.close()
+
+
+@dataclass
+class Sent:
+    """What one sender process reports back."""
+
+    sent: int
+    failures: list[str]
+    lag_ms: list[float]
+    served_ms: list[float]
+    behind_s: float
+    cpu_s: float
+
+
+def sender(
+    url: str,
+    n: int,
+    part: int,
+    parts: int,
+    keys: dict[str, str],
+    args: Any,
+    start_at: float,
+    out: Any,
+) -> None:
+    """One sender process: the hosts ``part::parts`` of the fleet of ``n`` over
+    ``connections / parts`` connections, from wall-clock ``start_at`` for ``args.seconds``."""
+
+    async def go() -> Run:
+        hosts = make_hosts(n, seed=13)[part::parts]
+        fleet = Fleet(hosts, args.interval, {h.host_id: keys[h.host_id] for h in hosts})
+        run = Run(len(hosts))
+        stop = asyncio.Event()
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        asyncio.get_running_loop().call_later(args.seconds, stop.set)
+        conns = max(1, args.connections // parts)
+        await feed(url, fleet, args.interval, conns, stop, run, offset=part / parts)
+        return run
+
+    cpu0 = own_cpu_seconds()
+    run = asyncio.run(go())
+    cpu = own_cpu_seconds() - cpu0
+    out.put(Sent(run.sent, run.failures, run.lag_ms, run.served_ms, run.behind_s, cpu))
 
 
 async def watch(url: str, token: str, stop: asyncio.Event, run: Run) -> None:
@@ -195,6 +251,7 @@ async def resources(pid: int, data: Path, every: float, stop: asyncio.Event, run
     proc = psutil.Process(pid)
     start = time.monotonic()
     while True:
+        run.cpu_marks.append((time.monotonic() - start, cpu_seconds(pid)))
         run.resources.append(
             (
                 time.monotonic() - start,
@@ -212,13 +269,23 @@ async def resources(pid: int, data: Path, every: float, stop: asyncio.Event, run
 async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiver) -> Run:
     run = Run(n)
     hosts = make_hosts(n, seed=13)
-    fleet = Fleet(hosts, args.interval, enroll_all(url, [h.host_id for h in hosts]))
+    fleet = Fleet(hosts, args.interval, await enroll_all_async(url, [h.host_id for h in hosts]))
     token = admin_headers(url)["authorization"].removeprefix("Bearer ")
+    parts = args.senders or max(1, min(8, n // 2000 + 1))
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    start_at = time.time() + 5  # the senders' imports and set-up take a few seconds
+    procs = [
+        ctx.Process(target=sender, args=(url, n, k, parts, fleet.keys, args, start_at, results))
+        for k in range(parts)
+    ]
+    for p in procs:
+        p.start()
+    await asyncio.sleep(max(0.0, start_at - time.time()))
     stop = asyncio.Event()
     cpu0, own0, t0 = cpu_seconds(pid), own_cpu_seconds(), time.monotonic()
     wait0 = run_queue_seconds(pid)
     tasks = [
-        asyncio.create_task(feed(url, fleet, args.interval, args.connections, stop, run)),
         asyncio.create_task(breaches(url, fleet, args.breach_every, rx, stop, run)),
         asyncio.create_task(resources(pid, data, args.sample_every, stop, run)),
         *(asyncio.create_task(watch(url, token, stop, run)) for _ in range(args.ws_clients)),
@@ -234,6 +301,18 @@ async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiv
     run.server_cpu = cpu_seconds(pid) - cpu0
     run.server_wait = run_queue_seconds(pid) - wait0
     run.own_cpu = own_cpu_seconds() - own0
+    run.cpu_marks.append((run.seconds, cpu_seconds(pid)))
+    for _ in procs:
+        got: Sent = await asyncio.to_thread(results.get, True, 120)
+        run.sent += got.sent
+        run.failures += got.failures
+        run.lag_ms += got.lag_ms
+        run.served_ms += got.served_ms
+        run.behind_s = max(run.behind_s, got.behind_s)
+        run.senders_cpu += got.cpu_s
+    for p in procs:
+        p.join(30)
+    run.senders = parts
     return run
 
 
@@ -246,6 +325,16 @@ def run_queue_seconds(pid: int) -> float:
         with contextlib.suppress(OSError, ValueError, IndexError):
             total += int((task / "schedstat").read_text().split()[1])
     return total / 1e9
+
+
+def cpu_per_request(marks: list[tuple[float, float]], warmup: float, rate: float) -> float:
+    """Server CPU milliseconds per request from the first mark after ``warmup`` to the end
+    (first contact and start-up excluded), at ``rate`` requests a second: the figure to
+    compare between builds on a loaded machine, where wall-clock latencies are noise."""
+    after = [m for m in marks if m[0] >= warmup]
+    if len(after) < 2 or after[-1][0] <= after[0][0] or rate <= 0:
+        return float("nan")
+    return 1000 * (after[-1][1] - after[0][1]) / ((after[-1][0] - after[0][0]) * rate)
 
 
 def slope_per_min(points: list[tuple[float, float]]) -> float:
@@ -276,8 +365,14 @@ def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
         "ws_frames": run.ws_frames,
         "ws_closed": len(run.ws_closed),
         "server_cpu_percent": 100 * run.server_cpu / run.seconds,
+        "server_cpu_ms_per_request": 1000 * run.server_cpu / max(run.sent, 1),
+        "server_cpu_ms_per_request_after_warmup": cpu_per_request(
+            run.cpu_marks, args.warmup, run.sent / max(run.seconds, 1e-9)
+        ),
         "server_run_queue_percent": 100 * run.server_wait / run.seconds,
         "bench_cpu_percent": 100 * run.own_cpu / run.seconds,
+        "senders": run.senders,
+        "senders_cpu_percent": 100 * run.senders_cpu / run.seconds,
         "rss_mb_slope_per_min": slope_per_min([(r[0], r[1]) for r in after]),
         "open_files_slope_per_min": slope_per_min([(r[0], r[2]) for r in after]),
         "data_dir_mb_slope_per_min": slope_per_min([(r[0], r[3] / 2**20) for r in after]),
@@ -322,10 +417,12 @@ def lines_of(fig: dict[str, Any], missed: list[str]) -> list[str]:
         f"  alert P95 {fig['alert_p95_ms']:.1f} ms ({fig['alerts_missing']} not delivered); "
         f"WebSocket sample-to-client P95 {fig['ws_sample_to_client_p95_ms']:.1f} ms over "
         f"{fig['ws_frames']} frames ({fig['ws_closed']} clients closed)",
-        f"  server CPU {fig['server_cpu_percent']:.0f} % of a core, and "
+        f"  server CPU {fig['server_cpu_percent']:.0f} % of a core "
+        f"({fig['server_cpu_ms_per_request']:.2f} ms per request, "
+        f"{fig['server_cpu_ms_per_request_after_warmup']:.2f} after warm-up), and "
         f"{fig['server_run_queue_percent']:.0f} % waiting for one (runnable, not running); "
-        "this script (sender + "
-        f"WebSocket clients) {fig['bench_cpu_percent']:.0f} %",
+        f"this script (WebSocket clients, breaches) {fig['bench_cpu_percent']:.0f} %, its "
+        f"{fig['senders']} sender processes {fig['senders_cpu_percent']:.0f} %",
         "  t s   RSS MB   open files   data dir MB",
         *(
             f"  {r['t_s']:>4} {r['rss_mb']:>8.1f} {r['open_files']:>12} "
@@ -346,7 +443,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--ws-clients", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--connections", type=int, default=32, help="in all, over the senders")
+    ap.add_argument(
+        "--senders",
+        type=int,
+        default=0,
+        help="sender processes (0: one per 2,000 hosts and one more, at most 8)",
+    )
     ap.add_argument("--breach-every", type=float, default=5.0)
     ap.add_argument("--sample-every", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the slope counts")

@@ -54,6 +54,7 @@ from _common import (  # noqa: E402
     bench_args,
     cpu_seconds,
     enroll_all,
+    enroll_all_async,
     our_server,
     percentile,
     report,
@@ -185,7 +186,7 @@ def deep_hosts(count: int) -> list[SimHost]:
 async def fill_history(url: str, hosts: list[SimHost], days: float, interval: float) -> int:
     """Back-fill ``days`` of history of ``hosts`` through ``url``'s ingest API (oldest first):
     samples acknowledged."""
-    keys = enroll_all(url, [h.host_id for h in hosts])
+    keys = await enroll_all_async(url, [h.host_id for h in hosts])
     end_ms = int(time.time() * 1000) // 1000 * 1000
     start_ms = end_ms - int(days * DAY_S * 1000)
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:

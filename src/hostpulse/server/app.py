@@ -183,6 +183,7 @@ def create_app(
         outbox=cfg.live_outbox,
         outbox_bytes=cfg.live_outbox_bytes,
         heartbeat_s=cfg.live_heartbeat,
+        fleet_every=cfg.live_fleet_every,
         clock=clock,
     )
 
@@ -198,7 +199,7 @@ def create_app(
         else:
             db, st = database, store
         ingest_service = IngestService(st, limits_from(cfg), clock)
-        ingest_service.listeners.append(lambda request, _signatures: hub.publish(request))
+        ingest_service.listeners.append(hub.publish)
         admin_password = cfg.admin_password.get_secret_value() if cfg.admin_password else None
         app.state.auth = await resources.enter_async_context(
             running_auth(

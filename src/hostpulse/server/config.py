@@ -240,6 +240,13 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Bytes of frames a live client may lag behind before it is dropped.",
     )
+    live_fleet_every: float = Field(
+        default=0.25,
+        ge=0,
+        le=5,
+        description="Seconds over which fleet-view cards are gathered into one live frame "
+        "(0: a frame per ingest request).",
+    )
     alerts_config: Path | None = Field(
         default=None,
         description="alerts.yml with rules, channels and silences (see config/alerts.yml).",

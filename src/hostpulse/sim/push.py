@@ -43,7 +43,7 @@ def make_hosts(count: int, seed: int = 0) -> list[SimHost]:
 
 
 async def enroll_hosts(
-    client: httpx.AsyncClient, hosts: list[SimHost], token: str, *, concurrency: int = 8
+    client: httpx.AsyncClient, hosts: list[SimHost], token: str, *, concurrency: int = 32
 ) -> dict[str, str]:
     """Enroll every host with ``token`` (multi-use for more than one host): their keys."""
     sem = asyncio.Semaphore(concurrency)

@@ -21,9 +21,8 @@ import time
 from collections.abc import Callable
 
 from hostpulse.server.auth import tokens
+from hostpulse.server.auth.enrollment import PREFIX_SHOWN, Enroller, already_enrolled, max_hosts_of
 from hostpulse.server.auth.exceptions import (
-    Conflict,
-    Forbidden,
     InvalidInput,
     NotFound,
     Unauthenticated,
@@ -35,9 +34,7 @@ from hostpulse.server.auth.settings import AuthConfig
 logger = logging.getLogger(__name__)
 
 MAX_HOST_ID = 200
-PREFIX_SHOWN = 8
 BAD_KEY = "invalid or revoked agent key"
-BAD_ENROLL = "unknown, expired or already used enrollment token"
 _MAX_NEGATIVE = 10_000
 CACHE_TTL_S = 10.0
 LOOKUP_BATCH = 500
@@ -74,6 +71,7 @@ class AgentKeyService:
         self._last_used: dict[int, int] = {}
         self._wanted: dict[str, asyncio.Future[None]] = {}  # hash -> its reading
         self._reader: asyncio.Task[None] | None = None
+        self._enroller = Enroller(repo, config, clock_ms, self._issued)
         self.changed: Callable[[int | None, str | None], None] = lambda key_id, host_id: None
         """Called after a key stopped working here: ``(key_id, None)`` revoked, ``(None,
         host_id)`` replaced by a new key of the host."""
@@ -157,6 +155,13 @@ class AgentKeyService:
                 del self._live[h]
                 self._dead.add(h)
 
+    def _forget_hosts(self, host_ids: set[str]) -> None:
+        """Drop the cached keys of ``host_ids`` (one pass over the cache for a whole batch)."""
+        for h, (a, _) in list(self._live.items()):
+            if a.host_id in host_ids:
+                del self._live[h]
+                self._dead.add(h)
+
     # -- keys ---------------------------------------------------------------------------------
 
     async def issue(self, host_id: str, *, replace: bool = True) -> NewKey:
@@ -169,18 +174,10 @@ class AgentKeyService:
             host_id, tokens.digest(key), prefix, self._now(), replace=replace
         )
         if key_id is None:
-            raise self._enrolled(host_id)
+            raise already_enrolled(host_id)
         self._forget(host_id=host_id)
         self.changed(None, host_id)
         return NewKey(key_id, host_id, key)
-
-    @staticmethod
-    def _enrolled(host_id: str) -> Conflict:
-        return Conflict(
-            f"host {host_id!r} is already enrolled; to enroll it again use a token bound to it "
-            f"(hostpulse token create --host {shlex.quote(host_id)}) or revoke its agent key "
-            "first"
-        )
 
     async def list_keys(self) -> list[KeyRow]:
         await self.flush()
@@ -209,9 +206,7 @@ class AgentKeyService:
 
     def max_hosts_of(self, row: EnrollmentRow) -> int:
         """How many hosts (enrollments) the token allows in all."""
-        if row.single_use:
-            return 1
-        return row.max_hosts or self.config.enrollment_max_hosts
+        return max_hosts_of(row, self.config)
 
     async def create_enrollment(
         self, host_id: str | None, ttl_s: int, single_use: bool, max_hosts: int | None = None
@@ -251,37 +246,12 @@ class AgentKeyService:
     async def enroll(self, token: str, host_id: str) -> NewKey:
         """Exchange an enrollment token for ``host_id``'s key. A host that has a live key is
         replaced only with a token bound to it (an admin named the host): an unbound or
-        multi-use token cannot take over an enrolled host (Conflict, the token not used)."""
+        multi-use token cannot take over an enrolled host (Conflict, the token not used).
+        Concurrent enrollments are written together (``enrollment.Enroller``)."""
         check_host_id(host_id)
-        row = await self.repo.enrollment_by_hash(tokens.digest(token))
-        if row is None or row.expires_ms <= self._now():
-            raise Unauthenticated(BAD_ENROLL)
-        if row.host_id is not None and row.host_id != host_id:
-            raise Forbidden(f"this enrollment token is for host {row.host_id}, not {host_id}")
-        bound = row.host_id == host_id
-        enrolled = await self.repo.live_key_of(host_id)
-        if not bound and enrolled:
-            raise self._enrolled(host_id)
-        limit = self.max_hosts_of(row)
-        if row.single_use and row.uses:
-            raise Unauthenticated(BAD_ENROLL)
-        if row.uses >= limit:
-            raise self._used_up(row.id, limit)
-        if not enrolled and await self.repo.count_live_keys() >= self.config.max_hosts:
-            raise Forbidden(
-                f"the server has {self.config.max_hosts} enrolled hosts, its limit "
-                "(max_hosts): revoke the keys of hosts that are gone, or raise "
-                "HOSTPULSE_MAX_HOSTS"
-            )
-        if not await self.repo.use_enrollment(row.id, self.config.enrollment_max_hosts):
-            if row.single_use:
-                raise Unauthenticated(BAD_ENROLL)
-            raise self._used_up(row.id, limit)  # used up by a concurrent enrollment
-        return await self.issue(host_id, replace=bound)
+        return await self._enroller.enroll(token, host_id)
 
-    @staticmethod
-    def _used_up(token_id: int, limit: int) -> Forbidden:
-        return Forbidden(
-            f"enrollment token {token_id} has enrolled {limit} hosts, all it allows "
-            "(its max_hosts; by default enrollment_max_hosts): create another token"
-        )
+    def _issued(self, host_ids: list[str]) -> None:
+        self._forget_hosts(set(host_ids))
+        for host_id in host_ids:
+            self.changed(None, host_id)

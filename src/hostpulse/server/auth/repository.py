@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -48,6 +50,24 @@ class EnrollmentRow:
     max_hosts: int | None = None
     """Enrollments it allows; None: the server's ``enrollment_max_hosts``."""
 
+
+@dataclass(frozen=True, slots=True)
+class KeyGrant:
+    """A key that an enrollment writes, and the token use it counts."""
+
+    token_id: int
+    host_id: str
+    key_hash: str
+    prefix: str
+    replace: bool
+    """The host's live keys are revoked first (a token bound to the host)."""
+    superseded: bool = False
+    """A later enrollment of the same host in the same transaction replaces it: stored revoked."""
+
+
+EnrollDecision = Callable[[dict[str, "EnrollmentRow"], set[str], int], Sequence[KeyGrant | None]]
+"""(tokens by hash, the hosts asked for that have a live key, hosts enrolled in all) -> for
+each enrollment asked for, the key to write or None (refused)."""
 
 _KEY_COLS = (
     m.agent_keys.c.id,
@@ -310,6 +330,64 @@ class AuthRepository:
         async with self.engine.begin() as conn:
             res = await conn.execute(delete(t).where(t.c.id == token_id))
         return bool(res.rowcount)
+
+    async def enroll_many(
+        self, token_hashes: list[str], host_ids: list[str], now: int, decide: EnrollDecision
+    ) -> list[int | None]:
+        """Enrollments in one write transaction: the tokens of ``token_hashes`` are locked
+        first (SQLite's write lock; PostgreSQL's row locks), so what ``decide`` is shown (at
+        most 500 distinct tokens and hosts) cannot change before its keys are written, and
+        concurrent enrollments cannot pass a limit together. The ids of the keys written, in
+        the order of ``decide``'s answer (None where it refused)."""
+        t, k = m.enrollment_tokens, m.agent_keys
+        tokens = sorted(set(token_hashes))
+        hosts = sorted(set(host_ids))
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t).where(t.c.token_hash.in_(tokens)).values(uses=t.c.uses))
+            rows = await conn.execute(
+                select(t.c.token_hash, *_ENROLL_COLS).where(t.c.token_hash.in_(tokens))
+            )
+            by_hash = {r[0]: EnrollmentRow(*r[1:]) for r in rows}
+            live = await conn.execute(
+                select(k.c.host_id).where(k.c.host_id.in_(hosts), k.c.revoked_ms.is_(None))
+            )
+            enrolled = await conn.scalar(
+                select(func.count(func.distinct(k.c.host_id))).where(k.c.revoked_ms.is_(None))
+            )
+            grants = decide(by_hash, {r[0] for r in live}, int(enrolled or 0))
+            granted = [g for g in grants if g is not None]
+            if not granted:
+                return [None] * len(grants)
+            uses = Counter(g.token_id for g in granted)
+            await conn.execute(
+                update(t).where(t.c.id == bindparam("tid")).values(uses=t.c.uses + bindparam("n")),
+                [{"tid": tid, "n": n} for tid, n in uses.items()],
+            )
+            replaced = sorted({g.host_id for g in granted if g.replace})
+            if replaced:
+                await conn.execute(
+                    update(k)
+                    .where(k.c.host_id.in_(replaced), k.c.revoked_ms.is_(None))
+                    .values(revoked_ms=now)
+                )
+            await conn.execute(
+                insert(k),
+                [
+                    {
+                        "host_id": g.host_id,
+                        "key_hash": g.key_hash,
+                        "prefix": g.prefix,
+                        "created_ms": now,
+                        "revoked_ms": now if g.superseded else None,
+                    }
+                    for g in granted
+                ],
+            )
+            ids = await conn.execute(
+                select(k.c.key_hash, k.c.id).where(k.c.key_hash.in_([g.key_hash for g in granted]))
+            )
+            id_of = {r[0]: int(r[1]) for r in ids}
+        return [None if g is None else id_of[g.key_hash] for g in grants]
 
     async def use_enrollment(self, token_id: int, default_max_hosts: int) -> bool:
         """Count one use; False when the token has no use left (a single-use token used

@@ -179,7 +179,7 @@ def _breakdown(runner: Runner, settings: AgentSettings, ticks: int, shipper: Shi
     """CPU seconds (this thread) of each collector per collection of the agent, and of building,
     encoding and sending each snapshot."""
     from hostpulse.agent.delivery.body import gzip_request_for
-    from hostpulse.agent.delivery.shipper import encode_record
+    from hostpulse.agent.delivery.record import RecordEncoder
     from hostpulse.agent.snapshot import BatchBuilder
 
     collectors = [w.collector for w in runner._workers]
@@ -187,6 +187,7 @@ def _breakdown(runner: Runner, settings: AgentSettings, ticks: int, shipper: Shi
     spent: dict[str, float] = {}
     readings: dict[str, Reading] = {}
     builder = BatchBuilder(runner.identity)
+    encoder = RecordEncoder()
     clock = time.thread_time
     origin = time.monotonic()
     gc.collect()
@@ -203,9 +204,9 @@ def _breakdown(runner: Runner, settings: AgentSettings, ticks: int, shipper: Shi
         t0 = clock()
         batch = builder.build(readings, timestamp_ms=int(time.time() * 1000), sequence=k + 25)
         t1 = clock()
-        record = encode_record(batch)
+        encoded = encoder.encode(batch)
         t2 = clock()
-        body = gzip_request_for(record)
+        body = gzip_request_for(encoded.payload, (encoded.request_crc32, encoded.size))
         t3 = clock()
         assert body is not None
         shipper.servers.post(body, shipper._headers, 10.0)

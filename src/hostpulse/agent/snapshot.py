@@ -200,6 +200,44 @@ class BatchBuilder:
         return batch
 
 
+_TABLE_FIELDS = (1, 2)  # HostBatch.host, HostBatch.series
+_TABLE_TAGS = (b"\x0a", b"\x12")  # their tags (length-delimited)
+
+
+def table_start(raw: bytes, previous: bytes = b"") -> bytes:
+    """The bytes at the start of the serialized batch ``raw`` that are its host and series
+    table (fields 1 and 2, which come first): ``previous`` itself when ``raw`` starts with it
+    and no more of them follow (unchanged: one memcmp instead of comparing ~450 messages),
+    else found anew."""
+    n = len(previous)
+    if n and raw.startswith(previous) and raw[n : n + 1] not in _TABLE_TAGS:
+        return previous
+    pos = 0
+    try:
+        while pos < len(raw):
+            tag, at = _varint(raw, pos)
+            if tag >> 3 not in _TABLE_FIELDS or tag & 7 != 2:
+                break
+            length, at = _varint(raw, at)
+            if at + length > len(raw):
+                break
+            pos = at + length
+    except IndexError:  # a truncated varint: no table
+        return b""
+    return raw[:pos]
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
 def build_batch(
     readings: Mapping[str, Reading],
     identity: HostIdentity,

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from hostpulse.agent.collectors.base import Reading, Sample
 from hostpulse.agent.exporter import Exporter, ExporterCache, SnapshotCollector
 from hostpulse.agent.snapshot import HostIdentity, build_batch
+from hostpulse.protocol import HostBatch
 
 
 def cache_with_batch() -> ExporterCache:
@@ -126,6 +127,35 @@ def test_the_fast_renderer_says_what_prometheus_client_says() -> None:
     assert fast.render(cache.latest).decode() == served  # the cached plan gives the same
     assert 'queue_depth{queue="mail"} 42.0' in served
     assert "cpu_load1 +Inf" in served
+
+
+def test_the_renderer_follows_each_new_snapshot_and_its_series() -> None:
+    """The plan made for one series table is reused only while the table is the same: a new
+    interface shows at the next scrape, and one that goes away is no longer served."""
+    from hostpulse.agent.exporter import TextRenderer
+
+    identity = HostIdentity("h", platform="linux")
+
+    def batch(values: dict[str, float], sequence: int) -> HostBatch:
+        samples = [
+            Sample("network_receive_bytes", (("interface", i),), v) for i, v in values.items()
+        ]
+        return build_batch(
+            {"network": Reading(samples=samples)}, identity, timestamp_ms=1, sequence=sequence
+        )
+
+    renderer = TextRenderer()
+    first = batch({"eth0": 1.0}, 1)
+    text = renderer.render(first)
+    assert 'node_network_receive_bytes_total{interface="eth0"} 1.0' in text.decode()
+    assert renderer.render(first) is text  # the same snapshot: the same bytes
+    text = renderer.render(batch({"eth0": 2.0}, 2)).decode()
+    assert 'node_network_receive_bytes_total{interface="eth0"} 2.0' in text
+    text = renderer.render(batch({"eth0": 3.0, "wg0": 4.0}, 3)).decode()
+    assert 'node_network_receive_bytes_total{interface="wg0"} 4.0' in text
+    text = renderer.render(batch({"wg0": 5.0}, 4)).decode()
+    assert 'node_network_receive_bytes_total{interface="wg0"} 5.0' in text
+    assert "eth0" not in text
 
 
 def _raw(exporter: Exporter, request: bytes) -> bytes:

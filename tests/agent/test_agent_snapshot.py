@@ -144,3 +144,35 @@ def test_builder_follows_series_changes() -> None:
     assert [s.labels[0].value for s in grown.series] == ["eth0", "wg0"]
     assert list(grown.snapshots[0].series_index) == [0, 1]
     assert len(first.series) == 1  # earlier batches are not changed by later ones
+
+
+def test_builder_repeats_a_slow_collectors_reading_and_follows_its_next_one() -> None:
+    """Processes are read every 15 s and their reading goes into the snapshots in between
+    unchanged; the next reading (new values, new top lists) must show at once."""
+    builder = BatchBuilder(HostIdentity("id-1", platform="linux"))
+    slow = Reading(samples=[Sample("processes_all", (), 100.0)], top_cpu=[PROC], top_memory=[PROC])
+
+    def tick(cpu: float, processes: Reading, sequence: int) -> HostBatch:
+        fast = Reading(samples=[Sample("cpu_busy_percent", (), cpu)])
+        return builder.build(
+            {"cpu": fast, "processes": processes}, timestamp_ms=1, sequence=sequence
+        )
+
+    def values(batch: HostBatch) -> dict[str, float]:
+        snap = batch.snapshots[0]
+        return {
+            batch.series[i].metric: v for i, v in zip(snap.series_index, snap.values, strict=True)
+        }
+
+    first = tick(10.0, slow, 1)
+    again = tick(20.0, slow, 2)
+    assert values(first) == {"cpu_busy_percent": 10.0, "processes_all": 100.0}
+    assert values(again) == {"cpu_busy_percent": 20.0, "processes_all": 100.0}
+    assert [p.name for p in again.snapshots[0].top_cpu] == ["init"]
+    other = ProcessInfo(2, "sshd", "root", 3.0, 0.2, 8192, 1, "sleeping", "sshd")
+    fresh = Reading(samples=[Sample("processes_all", (), 101.0)], top_cpu=[other], top_memory=[])
+    third = tick(30.0, fresh, 3)
+    assert values(third) == {"cpu_busy_percent": 30.0, "processes_all": 101.0}
+    assert [p.name for p in third.snapshots[0].top_cpu] == ["sshd"]
+    assert list(third.snapshots[0].top_memory) == []
+    assert [p.name for p in again.snapshots[0].top_cpu] == ["init"]  # earlier batch unchanged

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hostpulse import catalog
+from hostpulse.agent.snapshot import table_start
 from hostpulse.protocol import HostBatch
 
 if TYPE_CHECKING:
@@ -111,9 +112,10 @@ class TextRenderer:
     the agent's CPU per collection (bench/agent_overhead.py)."""
 
     def __init__(self) -> None:
-        self._series = HostBatch()
+        self._table = b""  # the host and series table the plan was made for (serialized)
         # per output line: (series index, prefix) or (-1, header lines)
         self._plan: list[tuple[int, str]] = []
+        self._last: tuple[HostBatch, bytes] | None = None
 
     def _build(self, batch: HostBatch) -> None:
         order = {m.key: (i, m) for i, m in enumerate(catalog.METRICS)}
@@ -146,14 +148,26 @@ class TextRenderer:
             plan.append((-1, header))
             plan.extend(lines)
         self._plan = plan
-        self._series = HostBatch()
-        self._series.series.extend(batch.series)
 
     def render(self, batch: HostBatch | None) -> bytes:
+        """The text of ``batch``; the same bytes again while it is the newest (scrapes between
+        two collections, several scrapers)."""
         if batch is None or not batch.snapshots:
             return b""
-        if batch.series != self._series.series:
+        last = self._last
+        if last is not None and last[0] is batch:
+            return last[1]
+        # the table changes rarely: comparing its serialized bytes is one memcmp, comparing
+        # ~450 SeriesDef messages took longer than writing the whole text
+        table = table_start(batch.SerializeToString(), self._table)
+        if table is not self._table or not self._plan:
             self._build(batch)
+            self._table = table
+        text = self._text(batch)
+        self._last = (batch, text)
+        return text
+
+    def _text(self, batch: HostBatch) -> bytes:
         snap = batch.snapshots[-1]
         values: dict[int, float] = dict(zip(snap.series_index, snap.values, strict=True))
         out: list[str] = []
@@ -177,6 +191,9 @@ MAX_REQUEST_LINE = 8192
 MAX_HEADER_LINES = 100
 CLIENT_TIMEOUT = 10.0
 """Seconds a scraper has to send its request; then the connection is closed."""
+POLL_INTERVAL = 5.0
+"""Seconds between two wake-ups of the idle serving loop (socketserver's default of 0.5 s
+woke the agent ten times per collection at 5 s; ``close`` wakes it at once)."""
 
 
 class Exporter:
@@ -256,7 +273,10 @@ class Exporter:
 
         self._server = Server((host, port), Handler)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="exporter-http", daemon=True
+            target=self._server.serve_forever,
+            args=(POLL_INTERVAL,),
+            name="exporter-http",
+            daemon=True,
         )
         self._thread.start()
         bound = self._server.server_address
@@ -269,7 +289,21 @@ class Exporter:
         return f"http://{host}:{port}/metrics"
 
     def close(self) -> None:
-        self._server.shutdown()
+        import socket
+
+        stopper = threading.Thread(target=self._server.shutdown, daemon=True)
+        stopper.start()
+        # the serving loop sees the request to stop when it wakes: wake it with a connection
+        # (it answers nothing to a client that sends nothing) rather than waiting a poll
+        host, port = self.address
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        for _ in range(50):
+            with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+                pass
+            stopper.join(0.05)
+            if not stopper.is_alive():
+                break
+        stopper.join(POLL_INTERVAL)
         self._server.server_close()
         self._thread.join(1.0)
 

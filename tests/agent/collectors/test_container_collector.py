@@ -103,6 +103,36 @@ def test_rates_and_a_removed_container(tmp_path: Path) -> None:
     assert not third.errors
 
 
+def test_a_container_that_goes_and_comes_back(tmp_path: Path) -> None:
+    """Docker restarts a container in a cgroup of the same name: its series come back at the
+    next walk of the tree, its CPU rate starts again from a new baseline (no rate from the
+    old container's counter), and a pause shows in its state at once."""
+    build_v2(tmp_path, n_docker=2)
+    c = ContainerCollector(cgroup_root=str(tmp_path), sockets=[], rediscover=30.0)
+    c.collect(10.0)
+    d0 = tmp_path / f"system.slice/docker-{container_id(0)}.scope"
+    saved = {f.name: f.read_text() for f in d0.iterdir()}
+    for f in sorted(d0.iterdir()):
+        f.unlink()
+    d0.rmdir()
+    short = container_id(0)[:12]
+    assert short not in by_id(c.collect(15.0), "container_cpu_usage_seconds")
+    d0.mkdir()
+    for name, text in saved.items():
+        (d0 / name).write_text(text)
+    (d0 / "cpu.stat").write_text("usage_usec 100000\n")  # a new process: counters from 0
+    back = c.collect(40.0)  # the next walk of the tree (rediscover)
+    assert by_id(back, "container_cpu_usage_seconds")[short] == pytest.approx(0.1)
+    assert short not in by_id(back, "container_cpu_usage_percent")  # a new baseline
+    (d0 / "cpu.stat").write_text("usage_usec 2600000\n")  # +2.5 s of CPU in 5 s
+    (d0 / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    paused = c.collect(45.0)
+    assert by_id(paused, "container_cpu_usage_percent")[short] == pytest.approx(50.0)
+    assert labels_of(paused, short)["state"] == "paused"
+    (d0 / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    assert labels_of(c.collect(50.0), short)["state"] == "running"
+
+
 def test_at_most_max_containers(tmp_path: Path) -> None:
     build_v2(tmp_path, n_docker=30)
     r = ContainerCollector(cgroup_root=str(tmp_path), sockets=[], max_containers=20).collect(1.0)
@@ -319,6 +349,24 @@ def test_names_and_images_from_the_engine_socket(
     # the list is asked again only after api_refresh (or for an unknown container)
     c.collect(3.0)
     assert len(fake.requests) == 2
+
+
+def test_a_renamed_container_gets_its_new_name(
+    tmp_path: Path, engine: tuple[FakeEngine, str]
+) -> None:
+    """``docker rename``: the next answer of the engine (api_refresh) renames its series."""
+    fake, path = engine
+    fake.body = docker_list((0, "web", "nginx:1.27", "running"))
+    cg = tmp_path / "cg"
+    build_v2(cg, n_docker=1)
+    c = ContainerCollector(cgroup_root=str(cg), sockets=[path], api_refresh=60.0)
+    short = container_id(0)[:12]
+    assert labels_of(c.collect(1.0), short)["name"] == "web"
+    fake.body = docker_list((0, "web-old", "nginx:1.27", "running"))
+    renamed = c.collect(61.0)
+    assert labels_of(renamed, short)["name"] == "web-old"
+    names = {dict(s.labels)["name"] for s in renamed.samples if dict(s.labels)["id"] == short}
+    assert names == {"web-old"}  # every series of it, not only its state
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from hostpulse import catalog
+from hostpulse.agent.delivery.record import decode_record, encode_record
 from hostpulse.agent.delivery.retry import Backoff, jitter_after, parse_retry_after
 from hostpulse.agent.delivery.settings import ShipperSettings, SpoolSettings
-from hostpulse.agent.delivery.shipper import Shipper, build_request, decode_record, encode_record
+from hostpulse.agent.delivery.shipper import Shipper, build_request
 from hostpulse.agent.delivery.spool import Spool, SpooledRecord, SpoolStats
 from hostpulse.agent.delivery.transport import ingest_url
 from hostpulse.agent.selfmetrics import AgentCollector, DeliveryStats, LatencyTracker

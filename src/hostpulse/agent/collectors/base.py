@@ -9,8 +9,12 @@ Labels = tuple[tuple[str, str], ...]
 """Label pairs in the catalog's label order, e.g. (("cpu", "0"), ("mode", "user"))."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sample:
+    """Treated as immutable. Not ``frozen``: a frozen dataclass sets each field through
+    ``object.__setattr__``, which made creating one twice as slow, and a collection with 20
+    containers and a textfile creates about 450 of them (bench/agent_profile.py)."""
+
     key: str  # a catalog key
     labels: Labels
     value: float

@@ -28,6 +28,7 @@ import random
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -36,6 +37,7 @@ from google.protobuf.message import DecodeError
 
 from hostpulse.agent.delivery.body import gzip_request_for
 from hostpulse.agent.delivery.failover import Failover
+from hostpulse.agent.delivery.record import RecordEncoder, decode_record
 from hostpulse.agent.delivery.retry import Backoff, jitter_after, parse_retry_after
 from hostpulse.agent.delivery.settings import ShipperSettings
 from hostpulse.agent.delivery.spool import Spool, SpooledRecord, SpoolError
@@ -48,22 +50,8 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "hostpulse-agent"
 IDLE_SYNC = 10.0
 """Seconds the sender and the spool's sync thread sleep when nothing is appended."""
-_RAW, _ZLIB = b"\x00", b"\x01"
-
-
-def encode_record(batch: HostBatch) -> bytes:
-    """The spooled form of a batch. zlib level 1: with 20 containers a snapshot is 40 KB
-    of protobuf; level 1 compresses it in 40 % of level 6's CPU time to a 9 % larger
-    record (7.2 KB instead of 6.6 KB). The request sends the same bytes (``body.py``)."""
-    return _ZLIB + zlib.compress(batch.SerializeToString(), 1)
-
-
-def decode_record(payload: bytes) -> HostBatch:
-    kind, body = payload[:1], payload[1:]
-    raw = zlib.decompress(body) if kind == _ZLIB else body
-    batch = HostBatch()
-    batch.ParseFromString(raw)
-    return batch
+CHECKSUMS_KEPT = 64
+"""Request checksums of the newest records kept for their gzip bodies (``put``)."""
 
 
 def build_request(records: list[SpooledRecord]) -> IngestRequest:
@@ -148,6 +136,10 @@ class Shipper:
         self._wall = wall
         self._backoff = Backoff(settings.backoff_min, settings.backoff_max, self._rng)
         self.latency = LatencyTracker()
+        self._encoder = RecordEncoder()
+        # seq -> the record's request checksum, for gzip_request_for (put adds, the sender pops:
+        # OrderedDict's popitem and pop are single calls, safe between the two threads)
+        self._checksums: OrderedDict[int, tuple[int, int]] = OrderedDict()
         self._wake = threading.Event()
         self._appended = threading.Event()
         self._closing = threading.Event()
@@ -161,12 +153,21 @@ class Shipper:
 
     # --- the sink ------------------------------------------------------------------------
     def put(self, batch: HostBatch) -> None:
+        encoded = self._encoder.encode(batch)
         try:
-            self._spool.append(encode_record(batch))
+            seq = self._spool.append(encoded.payload)
         except SpoolError as exc:
             logger.error("snapshot not spooled: %s", exc)
             self._spool.add_counter("dropped_size")
             return
+        # the sender thread pops it (a record it reads first, or after a restart, is
+        # decompressed for its checksum instead)
+        self._checksums[seq] = (encoded.request_crc32, encoded.size)
+        while len(self._checksums) > CHECKSUMS_KEPT:
+            try:
+                self._checksums.popitem(last=False)
+            except KeyError:  # the sender took the rest meanwhile
+                break
         self._wake.set()
         self._appended.set()
 
@@ -243,8 +244,11 @@ class Shipper:
                 self._stop_now.wait(s.drain_pause)
 
     def _encode(self, records: list[SpooledRecord]) -> bytes:
+        for r in records:
+            checksum = self._checksums.pop(r.seq, None)
         if len(records) == 1 and self.settings.compression == "gzip":
-            body = gzip_request_for(records[0].payload)  # the usual case: no second compression
+            # the usual case: no second compression
+            body = gzip_request_for(records[0].payload, checksum)
             if body is not None:
                 return body
         raw = build_request(records).SerializeToString()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import weakref
 from dataclasses import dataclass, field
 
@@ -220,7 +221,7 @@ class CgroupReader:
 
     def read(self, cg: Cgroup) -> Stats:
         tree = self.tree
-        if tree is None or not os.path.isdir(os.path.join(tree, cg.path)):
+        if tree is None or not _is_dir(tree + "/" + cg.path):
             # gone (its files kept open may still read on a filesystem other than cgroupfs)
             return Stats()
         try:
@@ -230,7 +231,7 @@ class CgroupReader:
 
     # ------------------------------------------------------------------ v2
     def _read_v2(self, cg: Cgroup) -> Stats:
-        d = os.path.join(self.root, cg.path)
+        d = self.root + "/" + cg.path
         s = Stats()
         cpu = _keyed(self._files, d, "cpu.stat", s, ("usage_usec",))
         if "usage_usec" in cpu:
@@ -293,6 +294,13 @@ class CgroupReader:
         return s
 
 
+def _is_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _text(files: OpenFiles, d: str, name: str, s: Stats, *, quiet: bool = False) -> str | None:
     path = d + "/" + name
     try:
@@ -348,17 +356,16 @@ def _first_pid(files: OpenFiles, d: str, s: Stats) -> int | None:
     return int(first) if first.isdigit() else None
 
 
+_RBYTES = re.compile(r"\brbytes=(\d+)")
+_WBYTES = re.compile(r"\bwbytes=(\d+)")
+
+
 def _io_stat(text: str) -> tuple[float, float]:
     """Sum of ``rbytes=`` and ``wbytes=`` over the devices of an io.stat file."""
-    read = write = 0.0
-    for line in text.splitlines():
-        for item in line.split()[1:]:
-            key, _, value = item.partition("=")
-            if key == "rbytes":
-                read += float(value)
-            elif key == "wbytes":
-                write += float(value)
-    return read, write
+    return (
+        float(sum(map(int, _RBYTES.findall(text)))),
+        float(sum(map(int, _WBYTES.findall(text)))),
+    )
 
 
 def _blkio(text: str) -> tuple[float, float]:

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from hostpulse import catalog
 from hostpulse.agent.collectors import procfs
@@ -36,6 +37,17 @@ NAME = "containers"
 KEYS = frozenset(m.key for m in catalog.for_collector(NAME))
 
 Lister = Callable[[str, float], list[EngineContainer]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Labels:
+    """One container's labels, with its two states, and its key for the rate counters."""
+
+    engine: EngineContainer | None
+    labels: Labels
+    running: Labels
+    paused: Labels
+    key: tuple[str]
 
 
 class ContainerCollector:
@@ -76,6 +88,7 @@ class ContainerCollector:
         self._reads = Counters()
         self._writes = Counters()
         self._host_netns = self._netns("self")
+        self._label_sets: dict[str, _Labels] = {}  # by cgroup path
 
     def collect(self, now: float) -> Reading:
         reading = Reading()
@@ -101,14 +114,18 @@ class ContainerCollector:
         self._live: set[tuple[str, ...]] = set()
         seen: set[str] = set()
         gone: list[Cgroup] = []
+        label_sets = self._label_sets
+        self._label_sets = {}
         for cg in found:
-            labels = self._labels(cg)
             stats = self._cgroups.read(cg)
             if stats.cpu_seconds is None and stats.memory_bytes is None and self._gone(cg):
                 gone.append(cg)
                 continue
             reading.errors.extend(stats.errors)
-            self._add(reading, cg, labels, stats, now)
+            cached = label_sets.get(cg.path)
+            if cached is not None:
+                self._label_sets[cg.path] = cached
+            self._add(reading, cg, self._labels(cg), stats, now)
             seen.add(cg.id)
         if gone:
             self._found = [cg for cg in self._found if cg not in gone]
@@ -128,42 +145,52 @@ class ContainerCollector:
         return reading
 
     # ---------------------------------------------------------------- helpers
-    def _labels(self, cg: Cgroup) -> Labels:
+    def _labels(self, cg: Cgroup) -> _Labels:
+        """The container's label sets, made again only when the engine's answer for it changed
+        (the same tuples each collection also make the snapshot's series table compare fast)."""
         e = self._engine.get(cg.id, (None, ""))[0]
-        return (
+        cached = self._label_sets.get(cg.path)
+        if cached is not None and cached.engine is e:
+            return cached
+        labels: Labels = (
             ("id", cg.short_id),
             ("name", (e.name if e and e.name else cg.short_id)),
             ("image", e.image if e else ""),
             ("runtime", cg.runtime),
         )
+        made = _Labels(
+            e, labels, (*labels, ("state", "running")), (*labels, ("state", "paused")), (cg.id,)
+        )
+        self._label_sets[cg.path] = made
+        return made
 
-    def _add(self, r: Reading, cg: Cgroup, labels: Labels, s: Stats, now: float) -> None:
+    def _add(self, r: Reading, cg: Cgroup, sets: _Labels, s: Stats, now: float) -> None:
+        labels, key = sets.labels, sets.key
         if s.cpu_seconds is not None:
             add(r, "container_cpu_usage_seconds", s.cpu_seconds, labels)
-            rate = self._rate(self._cpu, (cg.id,), s.cpu_seconds, now)
+            rate = self._rate(self._cpu, key, s.cpu_seconds, now)
             if rate is not None:
                 add(r, "container_cpu_usage_percent", rate * 100.0, labels)
-        for key, value in (
+        for name, value in (
             ("container_memory_usage_bytes", s.memory_bytes),
             ("container_memory_working_set_bytes", s.working_set_bytes),
             ("container_spec_memory_limit_bytes", s.memory_limit_bytes),
             ("container_oom_events", s.oom_kills),
         ):
             if value is not None:
-                add(r, key, value, labels)
-        for key, value, counters in (
+                add(r, name, value, labels)
+        for name, value, counters in (
             ("container_fs_reads_bytes", s.read_bytes, self._reads),
             ("container_fs_writes_bytes", s.write_bytes, self._writes),
         ):
             if value is not None:
-                add(r, key, value, labels)
-                rate = self._rate(counters, (cg.id,), value, now)
+                add(r, name, value, labels)
+                rate = self._rate(counters, key, value, now)
                 if rate is not None:
-                    add(r, key + "_per_second", rate, labels)
+                    add(r, name + "_per_second", rate, labels)
         if s.pid is not None:
             self._network(r, cg, labels, s.pid, now)
-        state = "paused" if s.paused else "running"
-        add(r, "container_state", 1, (*labels, ("state", state)))
+        add(r, "container_state", 1, sets.paused if s.paused else sets.running)
 
     def _gone(self, cg: Cgroup) -> bool:
         tree = self._cgroups.tree

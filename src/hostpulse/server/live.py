@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -204,6 +204,8 @@ class LiveHub:
         self.dropped_total = 0
         self.published_batches = 0
         self._auth_changed = asyncio.Event()
+        self.follower: Callable[[], Awaitable[None]] | None = None
+        """Awaited by ``subscriptions_changed``."""
 
     @property
     def clients(self) -> int:
@@ -241,12 +243,18 @@ class LiveHub:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def publish(self, request: IngestRequest) -> None:
-        """Forward ``request`` to the subscribed clients. Never blocks, never raises for a
-        client: a client that cannot keep up is dropped."""
+    async def subscriptions_changed(self) -> None:
+        """A client connected, changed what it watches or left: tell the follower (the cluster
+        node subscribes to what its clients watch); returns once it has."""
+        if self.follower is not None:
+            await self.follower()
+
+    def publish(self, request: IngestRequest, *, cards: bool = True) -> None:
+        """Forward ``request`` to the subscribed clients (``cards``: and its fleet cards).
+        Never blocks, never raises for a client: a client that cannot keep up is dropped."""
         if not self._clients:
             return
-        fleet_clients = [c for c in self._clients if c.fleet and not c.dropped]
+        fleet_clients = [c for c in self._clients if c.fleet and not c.dropped] if cards else []
         host_clients = [c for c in self._clients if c.hosts and not c.dropped]
         summaries: list[HostSummary] = []
         for batch in request.batches:
@@ -261,6 +269,12 @@ class LiveHub:
         if summaries:
             self._fan_out(_Encoded(LiveFrame(fleet=FleetSummary(hosts=summaries))), fleet_clients)
         self.published_batches += len(request.batches)
+
+    def publish_summaries(self, summaries: list[HostSummary]) -> None:
+        """Send fleet cards (another replica's hosts) to the fleet clients (never blocks)."""
+        targets = [c for c in self._clients if c.fleet and not c.dropped]
+        if targets and summaries:
+            self._fan_out(_Encoded(LiveFrame(fleet=FleetSummary(hosts=summaries))), targets)
 
     def alert_clients(self) -> bool:
         """Whether any client wants alert events (else the feed need not build them)."""

@@ -4,7 +4,8 @@
 - Writes: remote write (``remote_write``); ``ingest`` returns only once the TSDB answered 2xx
   to every part of the request, so the agent's request is acknowledged only after the TSDB
   acknowledged (at-least-once end to end; the TSDB de-duplicates resends, docs/tsdb.md).
-- Reads: the Prometheus query API; history with ``avg/min/max/count_over_time`` per step.
+- Reads: the Prometheus query API; history with ``avg/min/max/count_over_time`` per step
+  (``tsdb.history``: one ``aggr_over_time`` query where the TSDB takes it).
 - The host and series registry and the kept process lists: the process's relational
   ``Database`` (SQLite or PostgreSQL; tables in ``tsdb.schema``), shared by every replica.
   A host's ``last_seen_ms`` is kept in memory on ingest and written to the database every

@@ -54,10 +54,12 @@ def _process(cmd: list[str], log: Path, ready_url: str) -> Iterator[subprocess.P
 
 
 @contextlib.contextmanager
-def victoria_metrics(directory: Path, *extra: str) -> Iterator[str]:
+def victoria_metrics(directory: Path, *extra: str, cache: bool = False) -> Iterator[str]:
     """VictoriaMetrics single-node as docs/tsdb.md asks for it: de-duplication of resends
     (``-dedup.minScrapeInterval=1ms``) and no hidden newest 30 s (``-search.latencyOffset=0s``).
-    Yields its URL."""
+    ``cache``: its query result cache on, as deployed (it then moves the start and end of a
+    range query of 50 points or more to multiples of the step); off by default, so that a
+    test's repeated query sees samples written in between. Yields its URL."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -68,7 +70,7 @@ def victoria_metrics(directory: Path, *extra: str) -> Iterator[str]:
         "-retentionPeriod=100y",
         "-dedup.minScrapeInterval=1ms",
         "-search.latencyOffset=0s",
-        "-search.disableCache",
+        *([] if cache else ["-search.disableCache"]),
         "-selfScrapeInterval=0",
         "-loggerLevel=WARN",
         *extra,

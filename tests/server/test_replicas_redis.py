@@ -25,6 +25,7 @@ from websockets.typing import Subprotocol
 from wire import batch, now_ms, request
 
 from hostpulse.protocol.live_pb2 import LiveFrame
+from hostpulse.server.cluster.ownership import rendezvous
 from hostpulse.server.testing import login
 
 DEADLINE_S = 20.0
@@ -79,6 +80,53 @@ def test_a_websocket_on_one_replica_sees_samples_ingested_through_another(
         if line.startswith("hostpulse_cluster_published_messages_total ")
     ]
     assert published and published[0] >= 1
+
+
+def received_batches(cluster: Cluster, i: int) -> float:
+    metrics = httpx.get(f"{cluster.replicas[i].url}/metrics", headers=cluster.admin(i), timeout=30)
+    for line in metrics.text.splitlines():
+        if line.startswith("hostpulse_cluster_received_batches_total "):
+            return float(line.split()[1])
+    raise AssertionError("no hostpulse_cluster_received_batches_total")
+
+
+def test_alert_events_reach_a_websocket_on_a_replica_that_does_not_own_the_host(
+    start_cluster: StartCluster, tmp_path: Path
+) -> None:
+    """Alert events go over Redis too: a browser sees an alert whichever replica it reached; and
+    a replica decodes no batch that neither its clients watch nor its alert engine evaluates."""
+    config = tmp_path / "alerts.yml"
+    config.write_text(
+        "create_default_rules: false\nevaluation_interval: 0.2s\nrules:\n"
+        "  - {id: cpu-hot, metric: cpu_busy_percent, op: '>', warning: 90}\n"
+    )
+    cluster = start_cluster(2, HOSTPULSE_ALERTS_CONFIG=str(config))
+    a, b = cluster.replicas
+    deadline = time.monotonic() + DEADLINE_S
+    while len(cluster.redis.zrange("hostpulse:members", 0, -1)) < 2:
+        assert time.monotonic() < deadline, "the replicas did not both join"
+        time.sleep(0.1)
+    time.sleep(2.5)  # both have read the member list (a heartbeat is 1 s)
+    members = sorted(m.decode() for m in cluster.redis.zrange("hostpulse:members", 0, -1))
+    host = next(f"hot-{i}" for i in range(1000) if rendezvous(members, f"hot-{i}") == b.id)
+    key = cluster.agent_key(host, 1)
+    token = login(a.url, "admin", PASSWORD)["access_token"]
+
+    async def run() -> None:
+        async with ws_connect(a.url, token, "alerts=true") as ws:
+            assert LiveFrame.FromString(await ws.recv(decode=False)).subscribed.alerts
+            r = await asyncio.to_thread(ingest, b.url, key, cpu_sample(host, 97.0))
+            assert r.status_code == 200, r.text
+            async with asyncio.timeout(DEADLINE_S):
+                while True:
+                    frame = LiveFrame.FromString(await ws.recv(decode=False))
+                    if frame.HasField("alerts") and any(
+                        x.host == host and x.state == "firing" for x in frame.alerts.alerts
+                    ):
+                        return
+
+    asyncio.run(run())
+    assert received_batches(cluster, 0) == 0  # a: no client watches the host, b owns it
 
 
 def test_users_logins_and_limits_are_shared_by_the_replicas(start_cluster: StartCluster) -> None:
@@ -285,7 +333,7 @@ def test_replicas_keep_serving_while_redis_is_down_and_share_again_when_it_is_ba
             deadline = time.monotonic() + 30
             while (
                 len(client.zrange("hostpulse:members", 0, -1)) < 2
-                or client.pubsub_numsub("hostpulse:0:ingest")[0][1] < 2
+                or client.pubsub_numsub("hostpulse:0:events")[0][1] < 2
                 or not client.exists("hostpulse:auth:signing-secret")
             ):
                 assert time.monotonic() < deadline, "the replicas did not come back to Redis"

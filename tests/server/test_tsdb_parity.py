@@ -96,9 +96,12 @@ def embedded(tmp_path_factory: pytest.TempPathFactory, end_ms: int) -> Iterator[
 def tsdb(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, end_ms: int
 ) -> Iterator[LiveServer]:
-    run = victoria_metrics if request.param == "victoria-metrics" else prometheus_receiver
     base = tmp_path_factory.mktemp(request.param)
-    with run(base / "tsdb") as url, LiveServer(base / "server", tsdb_url=url) as srv:
+    if request.param == "victoria-metrics":  # with its result cache, as deployed
+        tsdb_server = victoria_metrics(base / "tsdb", cache=True)
+    else:
+        tsdb_server = prometheus_receiver(base / "tsdb")
+    with tsdb_server as url, LiveServer(base / "server", tsdb_url=url) as srv:
         push(srv, fleet_requests(end_ms))
         # VictoriaMetrics makes samples searchable about a second after acknowledging them
         deadline = time.monotonic() + 30
@@ -186,6 +189,19 @@ def test_same_minute_bands(embedded: LiveServer, tsdb: LiveServer, end_ms: int, 
         for params in ({"step": "60s"}, {"tier": "1m"}, {"step": "5m"}):
             a = _history(embedded, "sim-00002", metric, start=start, agg=agg, **params)
             b = _history(tsdb, "sim-00002", metric, start=start, agg=agg, **params)
+            _compare(metric, a, b, bands=True)
+
+
+def test_same_bands_of_many_points(embedded: LiveServer, tsdb: LiveServer, end_ms: int) -> None:
+    """A history of 50 points or more: VictoriaMetrics then moves a range query's start and end
+    to multiples of the step (for its cache) unless they are already; the buckets stay the
+    embedded store's (a point stamped ``b`` covers ``[b, b + step)``)."""
+    start = str(end_ms - MINUTES * 60_000 + 2_500)
+    for metric in HISTORY_METRICS:
+        for step in ("10s", "20s"):
+            a = _history(embedded, "sim-00001", metric, start=start, end=str(end_ms), step=step)
+            b = _history(tsdb, "sim-00001", metric, start=start, end=str(end_ms), step=step)
+            assert len(a["series"][0]["points"]) >= 60
             _compare(metric, a, b, bands=True)
 
 

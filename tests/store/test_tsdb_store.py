@@ -171,6 +171,30 @@ async def check_round_trip(store: TsdbStore) -> None:
 
 async def test_round_trip_on_victoria_metrics(vm_store: TsdbStore) -> None:
     await check_round_trip(vm_store)
+    assert vm_store._history.combined is True  # one range query per history read
+
+
+async def test_a_custom_series_labelled_rollup_keeps_its_history(vm_store: TsdbStore) -> None:
+    """``rollup`` is the label VictoriaMetrics' combined history query names its aggregations
+    with: a custom series with a label of that name is read one aggregation a query."""
+    host = sim_host()
+    req, ts = sim_request(host, minutes=2)
+    batch = req.batches[0]
+    batch.series.add(metric="custom:jobs").labels.add(name="rollup", value="daily")
+    for i, snap in enumerate(batch.snapshots):
+        snap.series_index.append(len(batch.series) - 1)
+        snap.values.append(float(i))
+    await vm_store.ingest(req, int(time.time() * 1000))
+    res = await eventually(
+        lambda: vm_store.query_range(
+            host.host_id, "custom:jobs", int(ts[0]), int(ts[-1]), step_ms=60_000, agg=Agg.MIN
+        ),
+        lambda r: bool(r.series and len(r.series[0].points) == 2),
+    )
+    [series] = res.series
+    assert series.labels == (("rollup", "daily"),)
+    assert [(p.ts_ms, p.count) for p in series.points] == [(int(ts[0]), 12), (int(ts[12]), 12)]
+    assert [(p.value, p.min, p.max) for p in series.points] == [(0, 0, 11), (12, 12, 23)]
 
 
 async def test_round_trip_on_prometheus(prom_url: str, tmp_path: Path) -> None:
@@ -182,6 +206,7 @@ async def test_round_trip_on_prometheus(prom_url: str, tmp_path: Path) -> None:
     try:
         assert await store.ready()
         await check_round_trip(store)
+        assert store._history.combined is False  # no aggr_over_time: a query per aggregation
     finally:
         await store.close()
 

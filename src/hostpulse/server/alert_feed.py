@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
 from hostpulse.alerts.service import AlertService
@@ -71,15 +71,22 @@ _Change = tuple[list[AlertInstance] | None, list[str]] | LiveClient
 class AlertFeed:
     """Queues the service's alert changes and publishes them as frames on the hub."""
 
-    def __init__(self, service: AlertService, hub: LiveHub) -> None:
+    def __init__(
+        self,
+        service: AlertService,
+        hub: LiveHub,
+        forward: Callable[[LiveFrame], None] | None = None,
+    ) -> None:
         self.service = service
         self.hub = hub
+        self.forward = forward
+        """Several replicas: hands each event frame to the others' clients too."""
         self._queue: asyncio.Queue[_Change] = asyncio.Queue()
         self.sent_frames = 0
 
     def changed(self, changed: Sequence[AlertInstance] | None, removed: Sequence[str]) -> None:
         """The service's listener: queue (never wait)."""
-        if not self.hub.alert_clients():
+        if self.forward is None and not self.hub.alert_clients():
             return
         if self._queue.qsize() >= MAX_QUEUE:
             changed = None  # far behind: one snapshot instead of each change
@@ -106,8 +113,7 @@ class AlertFeed:
             return
         changed, removed = item
         if changed is None:  # anything may look different: a snapshot to everyone
-            self.hub.publish_alerts(await self.snapshot(now_ms))
-            self.sent_frames += 1
+            self._publish(await self.snapshot(now_ms))
             return
         ended = set(removed)
         live: list[AlertInstance] = []
@@ -122,11 +128,17 @@ class AlertFeed:
             ended=sorted(ended),
             server_time_ms=now_ms,
         )
-        self.hub.publish_alerts(LiveFrame(alerts=events))
+        self._publish(LiveFrame(alerts=events))
+
+    def _publish(self, frame: LiveFrame) -> None:
+        self.hub.publish_alerts(frame)
+        if self.forward is not None:
+            self.forward(frame)
         self.sent_frames += 1
 
     async def snapshot(self, now_ms: int) -> LiveFrame:
-        active = self.service.active()
+        # several replicas: every replica's alerts (as saved), not only this one's hosts'
+        active = await self.service.current()
         names = await self.service.host_names(a.host for a in active)
         return LiveFrame(
             alerts=AlertEvents(
@@ -138,9 +150,11 @@ class AlertFeed:
 
 
 @contextlib.asynccontextmanager
-async def running_feed(service: AlertService, hub: LiveHub) -> AsyncIterator[AlertFeed]:
+async def running_feed(
+    service: AlertService, hub: LiveHub, forward: Callable[[LiveFrame], None] | None = None
+) -> AsyncIterator[AlertFeed]:
     """The feed listening to ``service`` and its task running, both stopped on exit."""
-    feed = AlertFeed(service, hub)
+    feed = AlertFeed(service, hub, forward)
     service.listeners.append(feed.changed)
     task = asyncio.create_task(feed.run(), name="alert-feed")
     try:

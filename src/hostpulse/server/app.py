@@ -218,6 +218,7 @@ def create_app(
 
             node = await resources.enter_async_context(running_cluster(cfg.redis_url, hub))
             await node.attach_auth(app.state.auth)
+            hub.follower = node.follow
             app.state.cluster = node
         app.state.dashboards = DashboardService(DashboardRepository(db.engine), clock)
         if cfg.alerts_enabled:
@@ -235,7 +236,7 @@ def create_app(
                 node.attach_alerts(alert_service, batch_feed(alert_service))
             app.state.alerts = alert_service
             app.state.alert_feed = await resources.enter_async_context(
-                running_feed(alert_service, hub)
+                running_feed(alert_service, hub, None if node is None else node.forward_alerts)
             )
         if node is not None:
             ingest_service.listeners.append(node.on_ingest)

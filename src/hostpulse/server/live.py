@@ -21,7 +21,7 @@ import functools
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -239,6 +239,8 @@ class LiveHub:
         self.dropped_total = 0
         self.published_batches = 0
         self._auth_changed = asyncio.Event()
+        self.follower: Callable[[], Awaitable[None]] | None = None
+        """Awaited by ``subscriptions_changed``."""
 
     @property
     def clients(self) -> int:
@@ -276,14 +278,26 @@ class LiveHub:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def publish(self, request: IngestRequest, signatures: Sequence[bytes] | None = None) -> None:
-        """Forward ``request`` to the subscribed clients. Never blocks, never raises for a
-        client: a client that cannot keep up is dropped. ``signatures``: of each batch's
-        series table (the ingest's ``series_signature``), to find a card's series once per
-        table rather than in every request."""
+    async def subscriptions_changed(self) -> None:
+        """A client connected, changed what it watches or left: tell the follower (the cluster
+        node subscribes to what its clients watch); returns once it has."""
+        if self.follower is not None:
+            await self.follower()
+
+    def publish(
+        self,
+        request: IngestRequest,
+        signatures: Sequence[bytes] | None = None,
+        *,
+        cards: bool = True,
+    ) -> None:
+        """Forward ``request`` to the subscribed clients (``cards``: and its fleet cards).
+        Never blocks, never raises for a client: a client that cannot keep up is dropped.
+        ``signatures``: of each batch's series table (the ingest's ``series_signature``), to
+        find a card's series once per table rather than in every request."""
         if not self._clients:
             return
-        fleet_clients = [c for c in self._clients if c.fleet and not c.dropped]
+        fleet_clients = [c for c in self._clients if c.fleet and not c.dropped] if cards else []
         host_clients = [c for c in self._clients if c.hosts and not c.dropped]
         summaries: list[HostSummary] = []
         for b, batch in enumerate(request.batches):
@@ -332,6 +346,17 @@ class LiveHub:
         if cards and targets:
             frame = LiveFrame(fleet=FleetSummary(hosts=list(cards.values())))
             self._fan_out(_Encoded(frame), targets)
+
+    def publish_summaries(self, summaries: list[HostSummary]) -> None:
+        """Send fleet cards (another replica's hosts) to the fleet clients, gathered like this
+        replica's own (never blocks)."""
+        targets = [c for c in self._clients if c.fleet and not c.dropped]
+        if not (targets and summaries):
+            return
+        if self.fleet_every <= 0:
+            self._fan_out(_Encoded(LiveFrame(fleet=FleetSummary(hosts=summaries))), targets)
+        else:
+            self._gather(summaries)
 
     def alert_clients(self) -> bool:
         """Whether any client wants alert events (else the feed need not build them)."""

@@ -197,6 +197,7 @@ async def _receiver(ws: WebSocket, client: LiveClient, hub: LiveHub) -> None:
         except SubscriptionError as exc:
             client.offer(error_frame(str(exc), client.fmt))
         else:
+            await hub.subscriptions_changed()
             client.offer(client.subscribed_frame(hub.heartbeat_s))
             if client.alerts and not had_alerts:
                 _want_alerts(ws, client)
@@ -231,6 +232,7 @@ async def live(
         except SubscriptionError as exc:
             await _send(websocket, error_frame(str(exc), format))
         client.fleet, client.alerts = fleet, alerts
+        await hub.subscriptions_changed()  # other replicas' samples come from now on
         await _send(websocket, client.subscribed_frame(hub.heartbeat_s))
         if alerts:
             _want_alerts(websocket, client)
@@ -262,5 +264,7 @@ async def live(
         pass
     finally:
         hub.disconnect(client)
+        with contextlib.suppress(Exception):
+            await hub.subscriptions_changed()
         if client.dropped:
             logger.info("live client dropped (too slow)")

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from hostpulse.alerts.service import AlertService
 from hostpulse.protocol import HostBatch, IngestRequest
+from hostpulse.protocol.live_pb2 import FleetSummary, HostSummary, LiveFrame
 from hostpulse.server.auth.service import AuthService
 from hostpulse.server.cluster import wire
 from hostpulse.server.cluster.connection import (
@@ -41,7 +42,7 @@ from hostpulse.server.cluster.connection import (
 )
 from hostpulse.server.cluster.limits import SharedLoginThrottle, SharedRateLimiter
 from hostpulse.server.cluster.ownership import HEARTBEAT_S, Claims, Membership
-from hostpulse.server.live import LiveHub
+from hostpulse.server.live import LiveHub, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ PIPELINE = 64
 SECRET_KEY = f"{PREFIX}auth:signing-secret"
 RETRY_S = 1.0
 WARN_EVERY_S = 60.0
+FLEET_QUIET_S = 1.0
 
 
 class ClusterError(RuntimeError):
@@ -65,8 +67,16 @@ class ClusterNode:
         self.id = self.origin.hex()
         self.membership = Membership(client, self.id)
         self.claims = Claims(client, self.id)
-        self.ingest_channel = channel_name(client, "ingest")
+        self.ingest_channel = self.owner_channel(self.id)
         self.events_channel = channel_name(client, "events")
+        self.fleet_channel = channel_name(client, "fleet")
+        self.alerts_channel = channel_name(client, "alerts")
+        self._live_prefix = channel_name(client, "live:")
+        self._pubsub: Any = None
+        self._following: set[str] = set()
+        """The live channels subscribed to (what this replica's clients watch)."""
+        self._follow_lock = asyncio.Lock()
+        self._fleet_quiet_until = -1.0
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_bytes = 0
         self._wake = asyncio.Event()
@@ -153,9 +163,40 @@ class ClusterNode:
 
     # -- publishing -----------------------------------------------------------------------------
 
+    def owner_channel(self, member: str) -> str:
+        """The channel of the batches whose alerts ``member`` evaluates."""
+        return channel_name(self.client, f"ingest:{member}")
+
+    def live_channel(self, host_id: str) -> str:
+        return f"{self._live_prefix}{host_id}"
+
     def on_ingest(self, request: IngestRequest, signatures: Sequence[bytes]) -> None:
-        """Ingest listener: queue the acknowledged request for the other replicas."""
-        self._queue(self.ingest_channel, wire.encode(self.origin, request, signatures))
+        """Ingest listener: queue the acknowledged request for the other replicas, each batch
+        only where it is needed: to the replica that evaluates its host's alerts, on its
+        host's live channel (Redis passes it on only to replicas whose clients watch that
+        host), and its fleet card on the fleet channel (while some replica listens there)."""
+        by_owner: dict[str, list[wire.Part]] = {}
+        summaries: list[HostSummary] = []
+        fleet = time.monotonic() >= self._fleet_quiet_until
+        for part, batch in zip(wire.parts_of(request, signatures), request.batches, strict=True):
+            self._queue(self.live_channel(part.host_id), wire.encode_parts(self.origin, [part]))
+            if self.alerts is not None:
+                owner = self.membership.owner(part.host_id)
+                if owner != self.id:
+                    by_owner.setdefault(owner, []).append(part)
+            if fleet:
+                summary = summarize(batch)
+                if summary is not None:
+                    summaries.append(summary)
+        for owner, parts in by_owner.items():
+            self._queue(self.owner_channel(owner), wire.encode_parts(self.origin, parts))
+        if summaries:
+            payload = FleetSummary(hosts=summaries).SerializeToString()
+            self._queue(self.fleet_channel, wire.tag(self.origin, payload))
+
+    def forward_alerts(self, frame: LiveFrame) -> None:
+        """Alert feed listener: this replica's alert events for the other replicas' clients."""
+        self._queue(self.alerts_channel, wire.tag(self.origin, frame.SerializeToString()))
 
     def event(self, message: dict[str, Any]) -> None:
         self._queue(self.events_channel, json.dumps({**message, "origin": self.id}).encode())
@@ -183,11 +224,23 @@ class ClusterNode:
                     async with self.client.pipeline(transaction=False) as pipe:
                         for channel, data in chunk:
                             pipe.publish(channel, data)
-                        await pipe.execute()
+                        receivers = await pipe.execute()
                     self.published += len(chunk)
+                    self._note_fleet_listeners(chunk, receivers)
                 except RedisFailure as exc:
                     self.dropped += len(chunk)
                     self._warn("Redis unavailable: messages for the other replicas dropped", exc)
+
+    def _note_fleet_listeners(self, chunk: list[tuple[str, bytes]], receivers: list[Any]) -> None:
+        """No replica listening on the fleet channel (this one counts: it receives its own):
+        no fleet cards for ``FLEET_QUIET_S``; a fleet view opened meanwhile gets the other
+        replicas' cards that much later (and this replica's own at once)."""
+        for (channel, _), count in zip(chunk, receivers, strict=True):
+            if channel == self.fleet_channel:
+                if isinstance(count, int) and count == 0:
+                    self._fleet_quiet_until = time.monotonic() + FLEET_QUIET_S
+                else:
+                    self._fleet_quiet_until = -1.0
 
     def _warn(self, message: str, exc: BaseException | None) -> None:
         now = time.monotonic()
@@ -230,12 +283,47 @@ class ClusterNode:
 
     # -- subscribing ----------------------------------------------------------------------------
 
+    def _wanted(self) -> set[str]:
+        """The live channels this replica's clients need."""
+        if not self.hub.clients:
+            return set()
+        fleet, hosts = self.hub.watched()
+        wanted = {self.live_channel(h) for h in hosts}
+        if fleet:
+            wanted.add(self.fleet_channel)
+        if self.hub.alert_clients():
+            wanted.add(self.alerts_channel)
+        return wanted
+
+    async def follow(self) -> None:
+        """Subscribe to the live channels this replica's clients watch now, and leave the
+        others (the hub's follower: awaited before a client is told it is subscribed, so
+        nothing ingested through another replica after that is missed)."""
+        async with self._follow_lock:
+            pubsub = self._pubsub
+            if pubsub is None:  # not connected: the subscriber subscribes when it is
+                return
+            wanted = self._wanted()
+            add, drop = wanted - self._following, self._following - wanted
+            try:
+                if add:
+                    await pubsub.subscribe(*sorted(add))
+                if drop:
+                    await pubsub.unsubscribe(*sorted(drop))
+            except RedisFailure as exc:
+                self._warn("Redis unavailable: not receiving the other replicas' samples", exc)
+                return
+            self._following = wanted
+
     async def _subscriber(self) -> None:
         first = True
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.ingest_channel, self.events_channel)
+                async with self._follow_lock:
+                    following = self._wanted()
+                    await pubsub.subscribe(self.ingest_channel, self.events_channel, *following)
+                    self._pubsub, self._following = pubsub, following
                 if not first:
                     self._resync()
                 first = False
@@ -249,6 +337,7 @@ class ClusterNode:
                 self._warn("Redis unavailable: not receiving the other replicas' samples", exc)
                 await asyncio.sleep(RETRY_S)
             finally:
+                self._pubsub = None
                 with contextlib.suppress(*RedisFailure):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
@@ -265,8 +354,14 @@ class ClusterNode:
         channel = channel.decode() if isinstance(channel, bytes) else channel
         data = message["data"]
         try:
-            if channel == self.ingest_channel:
+            if channel.startswith(self._live_prefix):
+                self._on_live(data)
+            elif channel == self.ingest_channel:
                 self._on_batches(data)
+            elif channel == self.fleet_channel:
+                self._on_fleet(data)
+            elif channel == self.alerts_channel:
+                self._on_alerts(data)
             elif channel == self.events_channel:
                 self._on_event(json.loads(data))
         except (wire.WireError, ValueError, KeyError, TypeError) as exc:
@@ -275,25 +370,34 @@ class ClusterNode:
             logger.exception("cluster message handling failed")
 
     def _on_batches(self, data: bytes) -> None:
+        """Batches of hosts whose alerts this replica evaluates, ingested by another."""
         origin, parts = wire.decode(data)
-        if origin == self.origin:
-            return
-        fleet, hosts = self.hub.watched() if self.hub.clients else (False, frozenset[str]())
         feed = self._feed
-        live: list[HostBatch] = []
+        if origin == self.origin or feed is None:
+            return
         for part in parts:
-            mine = feed is not None and self.membership.owns(part.host_id)
-            shown_live = fleet or part.host_id in hosts
-            if not (mine or shown_live):
-                continue
-            batch = part.batch()
-            self.received_batches += 1
-            if mine and feed is not None:
-                feed(batch, part.signature)
-            if shown_live:
-                live.append(batch)
-        if live:
-            self.hub.publish(IngestRequest(batches=live))
+            if self.membership.owns(part.host_id):  # else the members changed meanwhile
+                self.received_batches += 1
+                feed(part.batch(), part.signature)
+
+    def _on_live(self, data: bytes) -> None:
+        """A host's batch for this replica's clients that watch it."""
+        origin, parts = wire.decode(data)
+        if origin == self.origin or not self.hub.clients:
+            return
+        batches = [part.batch() for part in parts]
+        self.received_batches += len(batches)
+        self.hub.publish(IngestRequest(batches=batches), cards=False)
+
+    def _on_fleet(self, data: bytes) -> None:
+        origin, payload = wire.untag(data)
+        if origin != self.origin and self.hub.clients:
+            self.hub.publish_summaries(list(FleetSummary.FromString(payload).hosts))
+
+    def _on_alerts(self, data: bytes) -> None:
+        origin, payload = wire.untag(data)
+        if origin != self.origin and self.hub.alert_clients():
+            self.hub.publish_alerts(LiveFrame.FromString(payload))
 
     def _on_event(self, event: dict[str, Any]) -> None:
         if event.get("origin") == self.id:

@@ -95,7 +95,7 @@ class Membership:
         self.members: list[str] = [me]
         self._client = client
         self._heartbeat = client.register_script(_HEARTBEAT)
-        self._owned: dict[str, bool] = {}
+        self._owned: dict[str, str] = {}
         self.version = 0
         """Incremented at each change of the member list."""
 
@@ -113,14 +113,18 @@ class Membership:
         self.version += 1
         return True
 
-    def owns(self, host: str) -> bool:
-        """Whether this replica evaluates ``host``'s alerts (cached per member list)."""
+    def owner(self, host: str) -> str:
+        """The replica that evaluates ``host``'s alerts (cached per member list)."""
         found = self._owned.get(host)
         if found is None:
             if len(self._owned) >= 1_000_000:
                 self._owned = {}
-            found = self._owned[host] = rendezvous(self.members, host) == self.me
+            found = self._owned[host] = rendezvous(self.members, host)
         return found
+
+    def owns(self, host: str) -> bool:
+        """Whether this replica evaluates ``host``'s alerts."""
+        return self.owner(host) == self.me
 
 
 def _target(kind: Kind, view: AlertView) -> str | None:

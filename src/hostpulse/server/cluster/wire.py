@@ -1,7 +1,7 @@
-"""The message one replica publishes per acknowledged ingest request: its origin and, per host
-batch, the host id, the series-table signature and the batch's protobuf bytes. The receiver
-reads host ids without decoding a batch, so it decodes only the batches it needs (those its
-live clients watch and those of hosts whose alerts it owns).
+"""The messages replicas exchange about acknowledged ingest requests. A batch message: its origin
+and, per host batch, the host id, the series-table signature and the batch's protobuf bytes
+(the receiver reads host ids without decoding a batch). Fleet summaries and alert events: the
+origin, then the protobuf bytes (``tag``).
 
 Layout (big-endian): ``b"HPB1"``, origin (16 bytes), batch count (u16), then per batch: host
 id length (u16) and UTF-8 bytes, signature length (u16) and bytes, batch length (u32) and
@@ -36,14 +36,36 @@ class Part:
         return HostBatch.FromString(self.data)
 
 
-def encode(origin: bytes, request: IngestRequest, signatures: Sequence[bytes]) -> bytes:
-    out = [_HEAD.pack(MAGIC, origin, len(request.batches))]
-    for batch, signature in zip(request.batches, signatures, strict=True):
-        host = batch.host.host_id.encode()
-        data = batch.SerializeToString()
-        out += [_U16.pack(len(host)), host, _U16.pack(len(signature)), signature]
-        out += [_U32.pack(len(data)), data]
+def parts_of(request: IngestRequest, signatures: Sequence[bytes]) -> list[Part]:
+    """Each batch of ``request`` serialized once, to be sent in one message or several."""
+    return [
+        Part(batch.host.host_id, signature, batch.SerializeToString())
+        for batch, signature in zip(request.batches, signatures, strict=True)
+    ]
+
+
+def encode_parts(origin: bytes, parts: Sequence[Part]) -> bytes:
+    out = [_HEAD.pack(MAGIC, origin, len(parts))]
+    for part in parts:
+        host = part.host_id.encode()
+        out += [_U16.pack(len(host)), host, _U16.pack(len(part.signature)), part.signature]
+        out += [_U32.pack(len(part.data)), part.data]
     return b"".join(out)
+
+
+def encode(origin: bytes, request: IngestRequest, signatures: Sequence[bytes]) -> bytes:
+    return encode_parts(origin, parts_of(request, signatures))
+
+
+def tag(origin: bytes, payload: bytes) -> bytes:
+    """A message of the fleet and alert channels: the origin, then ``payload``."""
+    return origin + payload
+
+
+def untag(message: bytes) -> tuple[bytes, bytes]:
+    if len(message) < ORIGIN_BYTES:
+        raise WireError("truncated message")
+    return message[:ORIGIN_BYTES], message[ORIGIN_BYTES:]
 
 
 def decode(message: bytes) -> tuple[bytes, list[Part]]:

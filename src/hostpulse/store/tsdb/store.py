@@ -4,7 +4,8 @@
 - Writes: remote write (``remote_write``); ``ingest`` returns only once the TSDB answered 2xx
   to every part of the request, so the agent's request is acknowledged only after the TSDB
   acknowledged (at-least-once end to end; the TSDB de-duplicates resends, docs/tsdb.md).
-- Reads: the Prometheus query API; history with ``avg/min/max/count_over_time`` per step.
+- Reads: the Prometheus query API; history with ``avg/min/max/count_over_time`` per step
+  (``tsdb.history``: one ``aggr_over_time`` query where the TSDB takes it).
 - The host and series registry and the kept process lists: the process's relational
   ``Database`` (SQLite or PostgreSQL; tables in ``tsdb.schema``), shared by every replica.
   A host's ``last_seen_ms`` is kept in memory on ingest and written to the database every
@@ -41,6 +42,12 @@ from hostpulse.store.tsdb import queries as q
 from hostpulse.store.tsdb import schema
 from hostpulse.store.tsdb.endpoints import Endpoints
 from hostpulse.store.tsdb.group import GroupWriter
+from hostpulse.store.tsdb.history import (
+    CURSOR_PREFIX,
+    ROLLUP_LABEL,
+    BucketReader,
+    RefusedQueryError,
+)
 from hostpulse.store.tsdb.remote_write import (
     CONTENT_HEADERS,
     SeriesTable,
@@ -72,9 +79,7 @@ Key = tuple[str, tuple[tuple[str, str], ...]]
 RAW_MAX_SPAN_MS = 6 * 3_600_000
 MINUTE_MAX_SPAN_MS = 7 * 86_400_000
 _TIER_STEP = {Tier.RAW: 0, Tier.MINUTE: 60_000, Tier.HOUR: 3_600_000}
-_CURSOR_PREFIX = "t"
-MAX_POINTS_PER_QUERY = 11_000
-"""Prometheus refuses a range query of more points per series than this."""
+_CURSOR_PREFIX = CURSOR_PREFIX
 TABLES_PER_HOST = 4
 """Series tables remembered per host (an agent whose containers come and go alternates)."""
 INLINE_SAMPLES = 5_000
@@ -259,6 +264,7 @@ class TsdbStore:
             self._insert_processes, slots=1, max_weight=1000
         )
         self._client: httpx.AsyncClient | None = None
+        self._history = BucketReader(lambda params: self._query(self.endpoints.query_range, params))
         self._hosts: dict[str, HostRecord] = {}
         self._tables: dict[str, dict[bytes, SeriesTable]] = {}  # host -> digest -> table
         self._last_proc: dict[str, int] = {}
@@ -555,7 +561,8 @@ class TsdbStore:
             body = orjson.loads(resp.content)
             return q.result_of(body)
         except (orjson.JSONDecodeError, ValueError) as exc:
-            raise StoreUnavailableError(
+            refused = resp.status_code in (400, 422)
+            raise (RefusedQueryError if refused else StoreUnavailableError)(
                 f"the TSDB at {self.endpoints.shown} answered HTTP {resp.status_code}: "
                 f"{str(exc)[:300]}"
             ) from None
@@ -634,7 +641,10 @@ class TsdbStore:
         if step == 1:
             found, next_cursor = await self._raw(sel, metric, lo, end_ms, limit, interval_ms)
         else:
-            found, next_cursor = await self._buckets(sel, metric, lo, end_ms, step, agg, limit)
+            own_rollup = any(n == ROLLUP_LABEL for s in known for n, _ in s.labels)
+            found, next_cursor = await self._history.read(
+                sel, metric, lo, end_ms, step, agg, limit, may_combine=not own_rollup
+            )
         out = [SeriesPoints(s.metric, s.labels, found.get((s.metric, s.labels), [])) for s in known]
         return RangeResult(chosen, reported, out, next_cursor)
 
@@ -667,57 +677,6 @@ class TsdbStore:
             for key, points in found.items():
                 found[key] = [p for p in points if p.ts_ms < cut]
             next_cursor = f"{_CURSOR_PREFIX}{cut}"
-        return found, next_cursor
-
-    async def _buckets(
-        self, sel: str, metric: str, lo: int, end_ms: int, step: int, agg: Agg, limit: int
-    ) -> tuple[dict[Key, list[Point]], str | None]:
-        """Points of ``step`` buckets from the bucket of ``lo`` to the one of ``end_ms``: a
-        range query per aggregation (avg, min, max, count; and last when asked)."""
-        first = lo - lo % step
-        last = end_ms - end_ms % step
-        cap = min(limit, MAX_POINTS_PER_QUERY) if limit > 0 else MAX_POINTS_PER_QUERY
-        next_cursor = None
-        if (last - first) // step + 1 > cap:
-            last = first + (cap - 1) * step
-            next_cursor = f"{_CURSOR_PREFIX}{last + step}"
-        window = q.duration(step)
-        names = ["avg", "min", "max", "count"] + (["last"] if agg is Agg.LAST else [])
-        base = {
-            "start": q.seconds(first + step - 1),
-            "end": q.seconds(last + step - 1),
-            "step": q.duration(step),
-        }
-        answers = await asyncio.gather(
-            *(
-                self._query(
-                    self.endpoints.query_range,
-                    {**base, "query": f"{q.OVER_TIME[name]}({sel}[{window}])"},
-                )
-                for name in names
-            )
-        )
-        by_name: dict[str, dict[Key, dict[int, float]]] = {}
-        for name, result in zip(names, answers, strict=True):
-            table = by_name[name] = {}
-            for item in result:
-                key = q.series_key(item["metric"], metric)
-                table[key] = {
-                    round(float(t) * 1000) - step + 1: q.number(v)
-                    for t, v in item.get("values", [])
-                }
-        value_of = by_name[agg.value]
-        found: dict[Key, list[Point]] = {}
-        for key, counts in by_name["count"].items():
-            avg = by_name["avg"].get(key, {})
-            mins = by_name["min"].get(key, {})
-            maxs = by_name["max"].get(key, {})
-            vals = value_of.get(key, {})
-            found[key] = [
-                Point(b, vals.get(b, avg.get(b, 0.0)), mins.get(b, 0.0), maxs.get(b, 0.0), int(n))
-                for b, n in sorted(counts.items())
-                if n > 0 and first <= b <= last
-            ]
         return found, next_cursor
 
     async def processes(self, host_id: str, at_ms: int | None = None) -> ProcessSnapshot | None:

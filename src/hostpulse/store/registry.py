@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
 import json
 import logging
+import sqlite3
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -114,6 +116,13 @@ def _update_record(rec: HostRecord, batch: HostBatch) -> None:
     rec.interval_seconds = h.interval_seconds or 5.0
     rec.agent_version = h.agent_version
     rec.unsupported = list(batch.unsupported)
+
+
+_SERIES_PER_STATEMENT = 2000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 249
+"""Series rows of one INSERT, 4 bound parameters each (SQLite allows 32,766 parameters since
+3.32, 999 before). Not executemany: that steps every row with the interpreter lock given up
+and taken back, and while the event loop was busy with other requests each row waited for
+it (first contact of 1,000 hosts: ~10 % more CPU and ~20 % more wall time)."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -288,8 +297,11 @@ class Registrar:
                 f"UPDATE ts_hosts SET {', '.join(f'{c} = ?' for c in _HOST_COLUMNS)} WHERE id = ?",
                 updates,
             )
-        if series:
+        per = _SERIES_PER_STATEMENT
+        for lo in range(0, len(series), per):
+            chunk = series[lo : lo + per]
             await conn.exec_driver_sql(
-                "INSERT INTO ts_series (id, host_key, metric, labels) VALUES (?, ?, ?, ?)",
-                series,
+                "INSERT INTO ts_series (id, host_key, metric, labels) VALUES "
+                + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                tuple(itertools.chain.from_iterable(chunk)),
             )

@@ -196,9 +196,10 @@ async def test_host_metadata_of_one_registration_round_is_the_last_requests(
 async def test_series_ids_given_at_registration_are_the_databases(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    """Registration gives hosts and series their ids without reading them back: the head's ids
-    must be the table's, whatever mix of new hosts, new series of known hosts and a host sent
-    twice one round holds, so that blocks written under those ids read back after a restart."""
+    """Registration gives hosts and series their ids and writes them behind the request: the
+    head's ids must be the table's, whatever mix of new hosts, new series of known hosts and
+    a host sent twice one round holds, so that blocks written under those ids read back after
+    a restart."""
     store = open_store(tmp_path / "data", clock=clock)
     await store.start()
     wider = (*SERIES, ("cpu_load5", ()), ("cpu_load15", ()))
@@ -213,6 +214,7 @@ async def test_series_ids_given_at_registration_are_the_databases(
         reqs.append(request(batch("old", [(T0 + 5000, [1, 2, 3, 4, 5, 6, 7])], wider)))
         reqs.append(request(batch("h3", [(T0 + 20_000, [1, 2, 3, 4, 5, 6, 7])], wider)))
         await asyncio.gather(*(store.ingest(r, T0) for r in reqs))
+        await store.registrar.flush()  # written behind the requests
         async with store.engine.connect() as conn:
             rows = await conn.exec_driver_sql(
                 "SELECT ts_hosts.host_id, ts_series.id, metric, ts_series.labels FROM ts_series "

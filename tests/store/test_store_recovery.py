@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -100,6 +101,79 @@ async def test_killed_process_loses_nothing_acknowledged(tmp_path: Path, clock: 
         assert snap is not None and snap.ts_ms == ROWS[-1][0] - ROWS[-1][0] % 30_000
     finally:
         await store.close()
+
+
+LOCKED_OUT = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[2])
+from storekit import SERIES, T0, batch, request
+from hostpulse.store import open_store
+
+async def main() -> None:
+    store = open_store(sys.argv[1])
+    await store.start()
+    await store.ingest(request(batch("old", [(T0, [1, 2, 3, 4, 5])])), T0)
+    await store.registrar.flush()
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    wider = (*SERIES, ("cpu_load5", ()))
+    for i in range(20):
+        rows = [(T0 + 5000, [i, 2, 3, 4, 5, 6])]
+        await store.ingest(request(batch(f"new-{i}", rows, wider), batch("old", rows, wider)), T0)
+    print("durable", flush=True)
+    await asyncio.sleep(600)  # killed here, never closed
+
+asyncio.run(main())
+"""
+
+
+async def test_hosts_and_series_not_yet_in_the_database_come_back_from_the_log(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """New hosts and series are written to the database behind the requests that brought
+    them. A process killed before that write (here: another connection holds the database's
+    write lock) loses none of them: replay creates them from the log, with ids that do not
+    collide with the stored ones, and the samples are there."""
+    kit = Path(__file__).parent
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LOCKED_OUT,
+        str(tmp_path),
+        str(kit),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    blocker = sqlite3.connect(tmp_path / "hostpulse.db", isolation_level=None)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).strip() == b"ready"
+        blocker.execute("BEGIN IMMEDIATE")  # the registrations cannot be written now
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        assert (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).strip() == b"durable"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), timeout=30)
+        blocker.execute("ROLLBACK")
+    assert blocker.execute("SELECT count(*) FROM ts_hosts").fetchone() == (1,)
+    blocker.close()
+    store = open_store(tmp_path, clock=clock)
+    await store.start()
+    try:
+        assert len(await store.hosts()) == 21
+        for host in ("old", "new-7"):
+            latest = {v.metric: v.value for v in await store.latest(host)}
+            assert latest["cpu_load5"] == 6 and latest["memory_used_bytes"] == 2
+        assert (await store.stats()).series == 21 * 6
+    finally:
+        await store.close()
+    check = sqlite3.connect(tmp_path / "hostpulse.db")
+    try:
+        stored = check.execute("SELECT count(*), count(DISTINCT id) FROM ts_series").fetchone()
+        assert stored == (21 * 6, 21 * 6)
+    finally:
+        check.close()
 
 
 DISK_FULL = """

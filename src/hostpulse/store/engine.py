@@ -21,7 +21,6 @@ from typing import cast
 
 from google.protobuf.message import DecodeError
 from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.protocol import IngestRequest
@@ -144,6 +143,7 @@ class SQLiteStore:
                 prep = prepare(req)
                 colmaps = await self.registrar.register(prep, 0)
                 if not budget.fits(st, prep):  # acknowledged: stored, after making room
+                    await self.registrar.flush()  # blocks name hosts and series by id
                     await self.compactor.compact(st.clock() - st.grace_ms, rotate=False)
                 await self.writer.apply_durable(prep, colmaps)
             except (DecodeError, InvalidRequestError) as exc:
@@ -152,6 +152,7 @@ class SQLiteStore:
             seg.max_ts = max(seg.max_ts, prep.newest_ms)
             replayed += 1
         wal.finish_replay()
+        await self.registrar.flush()
         await self.compactor.find_touched_groups()
         logger.info("store started: %d hosts, %d wal records replayed", len(st.heads), replayed)
 
@@ -163,6 +164,7 @@ class SQLiteStore:
             await st.opened_wal.close()
             st.opened_wal = None
         try:
+            await self.registrar.flush()
             await self._save_last_seen()
         finally:
             if st.owns_database:
@@ -221,10 +223,7 @@ class SQLiteStore:
 
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
         prep = await prepare_async(request)
-        try:
-            colmaps = await self.registrar.register(prep, received_ms)
-        except OperationalError as exc:  # e.g. "database or disk is full", "database is locked"
-            raise StoreUnavailableError(f"the store cannot write: {exc.orig}") from exc
+        colmaps = await self.registrar.register(prep, received_ms)  # the database comes after
         st = self.state
         taken = budget.reserve(st, prep)  # HeadFullError before anything is in the WAL
         try:
@@ -308,6 +307,7 @@ class SQLiteStore:
     # --- maintenance (Compactor) -----------------------------------------------------------------
 
     async def maintain(self, now_ms: int) -> None:
+        await self.registrar.flush()  # blocks name hosts and series by id
         await self.compactor.maintain(now_ms)
 
     # --- stats ---------------------------------------------------------------------------------

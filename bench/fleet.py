@@ -443,7 +443,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--ws-clients", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=32, help="in all, over the senders")
+    ap.add_argument(
+        "--connections",
+        type=int,
+        default=200,
+        help="in all, over the senders; below the server's max_pending (256), or a request "
+        "beyond it (a breach on its own connection) is refused with 503",
+    )
     ap.add_argument(
         "--senders",
         type=int,

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from pathlib import Path
-
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from hostpulse.server.auth import tokens
 from hostpulse.server.auth.agent_keys import AgentKeyService
@@ -17,6 +14,7 @@ from hostpulse.server.auth.exceptions import AuthError, Conflict, Forbidden, Una
 from hostpulse.server.auth.principals import NewKey
 from hostpulse.server.auth.repository import AuthRepository, EnrollDecision, EnrollmentRow, KeyGrant
 from hostpulse.server.auth.settings import AuthConfig
+from hostpulse.store.db import make_engine
 
 
 class CountingRepository(AuthRepository):
@@ -36,9 +34,11 @@ async def _outcome(enrolling: Awaitable[NewKey]) -> NewKey | type[AuthError]:
         return type(exc)
 
 
-def test_a_fleet_enrolls_in_few_transactions_and_the_limits_hold(tmp_path: Path) -> None:
+def test_a_fleet_enrolls_in_few_transactions_and_the_limits_hold(database_url: str) -> None:
+    """On SQLite and on PostgreSQL."""
+
     async def main() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+        engine = make_engine(database_url)
         try:
             repo = CountingRepository(engine)
             repo.batches = []

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hostpulse.agent.collectors import build_collectors
 from hostpulse.agent.collectors.base import Reading
 from hostpulse.agent.config import AgentSettings, ContainerSettings, CustomSettings
 from hostpulse.agent.delivery.pipeline import start_delivery
@@ -55,6 +56,12 @@ def main() -> None:
     parser.add_argument("--exporter", action="store_true", help="render /metrics each tick too")
     parser.add_argument("--profile", action="store_true", help="yappi over all threads")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated collectors left out (processes,connections: their work depends "
+        "on what else runs on the machine, which makes A/B counts noisy)",
+    )
     parser.add_argument(
         "--breakdown",
         action="store_true",
@@ -97,7 +104,15 @@ def main() -> None:
             def render() -> None:
                 renderer.render(cache.latest)
 
-        runner = build_runner(settings, sinks, agent_collector=delivery.collector, budget=10.0)
+        skip = set(filter(None, args.skip.split(",")))
+        collectors = [
+            c
+            for c in build_collectors(containers=settings.containers, custom=settings.custom)
+            if c.name not in skip
+        ]
+        runner = build_runner(
+            settings, sinks, collectors=[*collectors, delivery.collector], budget=10.0
+        )
         if args.breakdown:
             if args.profile:  # cProfile: every call of this one thread
                 import cProfile

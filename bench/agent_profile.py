@@ -1,16 +1,31 @@
-"""Where the agent's CPU goes per collection, in-process and independent of the machine's load.
+"""Where the agent's CPU goes per collection, measured in-process.
 
 Runs the agent's runner, spool and shipper in this process (as ``hostpulse agent --server``
-does, with 20 fixture containers and a textfile directory as in ``agent_overhead.py``) and
-ticks it on a simulated 5 s schedule without waiting: collectors run on their own intervals
-(processes every 3rd tick, disk usage every 6th ...) and each snapshot is shipped to a local
-sink before the next tick. Prints the process's CPU seconds per collection (all threads,
-``time.process_time``) and, with ``--profile``, the functions that took it (yappi, CPU clock,
-all threads) or, with ``--cprofile``, a single-thread cProfile of the collectors called
-directly.
+does, with 20 fixture containers and a textfile directory as in ``agent_overhead.py``; the
+ingest sink runs in a child process) and ticks it on a simulated 5 s schedule without waiting:
+collectors run on their own intervals (processes every 3rd tick, disk usage every 6th ...) and
+each snapshot is shipped before the next tick. Prints the CPU per collection of all the
+agent's threads (``time.process_time``, minus this script's own waiting), per thread, and the
+context switches. Caches stay warm between ticks, so the figures are lower than those of a
+real agent that sleeps 5 s between collections; use them to compare two versions.
+
+* ``--breakdown``: each collector and each step of a snapshot (build, encode, gzip body, HTTP)
+  called directly in one thread, CPU time of each; with ``--profile``, cProfile of that.
+* ``--profile`` alone: yappi over all threads (``pip install yappi`` in the venv; it slows
+  the agent down several times, so read the proportions, not the milliseconds).
+* ``--skip processes,connections``: without collectors whose work depends on what else runs
+  on the machine, for repeatable A/B counts.
+* ``--exporter``: also render /metrics text at every tick.
+
+CPU time is still disturbed by other load on the machine. A load-insensitive A/B: count
+instructions with callgrind at two tick counts and divide the difference by the ticks between::
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        .venv/bin/python bench/agent_profile.py --ticks 12 --skip processes,connections
+    (then --ticks 72; instructions per collection = (I72 - I12) / 60)
 
     .venv/bin/python bench/agent_profile.py [--ticks 240] [--containers 20] [--no-textfile]
-        [--exporter] [--profile] [--top 40]
+        [--exporter] [--skip NAMES] [--breakdown] [--profile] [--top 40]
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hostpulse.agent.collectors import build_collectors
 from hostpulse.agent.collectors.base import Reading
 from hostpulse.agent.config import AgentSettings, ContainerSettings, CustomSettings
 from hostpulse.agent.delivery.pipeline import start_delivery
@@ -55,6 +71,12 @@ def main() -> None:
     parser.add_argument("--exporter", action="store_true", help="render /metrics each tick too")
     parser.add_argument("--profile", action="store_true", help="yappi over all threads")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated collectors left out (processes,connections: their work depends "
+        "on what else runs on the machine, which makes A/B counts noisy)",
+    )
     parser.add_argument(
         "--breakdown",
         action="store_true",
@@ -97,7 +119,15 @@ def main() -> None:
             def render() -> None:
                 renderer.render(cache.latest)
 
-        runner = build_runner(settings, sinks, agent_collector=delivery.collector, budget=10.0)
+        skip = set(filter(None, args.skip.split(",")))
+        collectors = [
+            c
+            for c in build_collectors(containers=settings.containers, custom=settings.custom)
+            if c.name not in skip
+        ]
+        runner = build_runner(
+            settings, sinks, collectors=[*collectors, delivery.collector], budget=10.0
+        )
         if args.breakdown:
             if args.profile:  # cProfile: every call of this one thread
                 import cProfile

@@ -209,3 +209,25 @@ def test_a_rewritten_file_is_read_again(tmp_path: Path) -> None:
     }
     f.unlink()
     assert samples(c.collect(3.0)) == {}
+
+
+def test_unchanged_files_give_the_same_samples_and_problems_each_time(tmp_path: Path) -> None:
+    """Nothing re-parsed or re-checked while the files are unchanged, but every collection
+    still carries all their samples and their problems; a new file shows at once."""
+    (tmp_path / "a.prom").write_text('jobs{queue="mail"} 3\nnot a sample\n')
+    (tmp_path / "b.prom").write_text('jobs{queue="mail"} 4\nbackup_ok 1\n')  # a duplicate
+    c = CustomCollector(textfile_dir=str(tmp_path))
+    first = c.collect(1.0)
+    for t in (2.0, 3.0):
+        again = c.collect(t)
+        assert (
+            samples(again)
+            == samples(first)
+            == {
+                ("custom:jobs", (("queue", "mail"),)): 3.0,
+                ("custom:backup_ok", ()): 1.0,
+            }
+        )
+        assert again.errors == first.errors and len(first.errors) == 2
+    (tmp_path / "c.prom").write_text("restores_total 2\n")
+    assert samples(c.collect(4.0))[("custom:restores_total", ())] == 2.0

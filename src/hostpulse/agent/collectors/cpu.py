@@ -20,6 +20,7 @@ from hostpulse.agent.collectors._common import (
     read_text,
 )
 from hostpulse.agent.collectors.base import Reading
+from hostpulse.agent.collectors.pidfiles import OpenFiles, default_max_open
 from hostpulse.agent.rates import Counters
 from hostpulse.catalog import CPU_MODES
 
@@ -67,6 +68,7 @@ class CpuCollector:
         self._freq_files: list[str] = []
         self._freq_max: float | None = None
         self._cpuinfo_freq: float | None = None
+        self._files = OpenFiles(default_max_open())  # /proc/stat, loadavg, scaling_cur_freq
 
     # ------------------------------------------------------------------ public
     def collect(self, now: float) -> Reading:
@@ -89,7 +91,7 @@ class CpuCollector:
     # ------------------------------------------------------------------ steps
     def _times_and_counts(self, reading: Reading, now: float) -> None:
         if self._procfs:
-            st = procfs.parse_proc_stat(read_text(f"{self._proc}/stat"))
+            st = procfs.parse_proc_stat(self._files.text(f"{self._proc}/stat"))
             tck = self._clk_tck
             times: Times = {
                 cpu: {mode: ticks / tck for mode, ticks in zip(CPU_MODES, values, strict=True)}
@@ -156,7 +158,7 @@ class CpuCollector:
 
     def _load(self, reading: Reading, now: float) -> None:
         if self._procfs:
-            loads = procfs.parse_loadavg(read_text(f"{self._proc}/loadavg"))
+            loads = procfs.parse_loadavg(self._files.text(f"{self._proc}/loadavg"))
         else:
             loads = psutil.getloadavg()
         for key, value in zip(("cpu_load1", "cpu_load5", "cpu_load15"), loads, strict=True):
@@ -168,7 +170,7 @@ class CpuCollector:
             values: list[float] = []
             for path in self._freq_files:
                 try:
-                    values.append(int(read_text(path)) * 1000.0)  # kHz
+                    values.append(int(self._files.read(path)) * 1000.0)  # kHz
                 except (OSError, ValueError):
                     continue  # a core went offline
             freq = sum(values) / len(values) if values else self._cpuinfo_freq

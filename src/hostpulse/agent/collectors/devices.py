@@ -9,6 +9,7 @@ import psutil
 
 from hostpulse.agent.collectors._common import current_platform, platform_unsupported
 from hostpulse.agent.collectors.base import Reading
+from hostpulse.agent.collectors.pidfiles import OpenFiles
 from hostpulse.agent.rates import Counters
 
 Raw = TypeVar("Raw")
@@ -37,6 +38,7 @@ class DeviceCounterCollector(Generic[Raw]):
         self._calls = 0
         self._platform_unsupported = platform_unsupported(self.name, current_platform())
         self._counters = Counters(bits=None)
+        self._files = OpenFiles(4)  # /proc/net/dev, /proc/diskstats
         self._forget()
 
     def _forget(self) -> None:

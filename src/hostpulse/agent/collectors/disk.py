@@ -212,7 +212,7 @@ class DiskIOCollector(DeviceCounterCollector[dict[str, float]]):
     def _read_linux(self) -> dict[str, dict[str, float]]:
         """Raw counters per disk; times in milliseconds."""
         out: dict[str, dict[str, float]] = {}
-        for d in procfs.parse_diskstats(read_text(f"{self._proc}/diskstats")):
+        for d in procfs.parse_diskstats(self._files.text(f"{self._proc}/diskstats")):
             if not self._disk(d.name):
                 continue
             out[d.name] = {

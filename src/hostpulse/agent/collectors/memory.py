@@ -17,9 +17,9 @@ from hostpulse.agent.collectors._common import (
     current_platform,
     percent,
     platform_unsupported,
-    read_text,
 )
 from hostpulse.agent.collectors.base import Reading
+from hostpulse.agent.collectors.pidfiles import OpenFiles
 from hostpulse.agent.rates import Counters
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class MemoryCollector:
         self._platform_unsupported = platform_unsupported(NAME, current_platform())
         self._page_size = os.sysconf("SC_PAGE_SIZE") if self._procfs else 4096
         self._counters = Counters(bits=64)
+        self._files = OpenFiles(4)  # meminfo, vmstat
 
     def collect(self, now: float) -> Reading:
         reading = Reading(unsupported=set(self._platform_unsupported))
@@ -69,7 +70,7 @@ class MemoryCollector:
         return reading
 
     def _read_linux(self) -> dict[str, float | None]:
-        mi = procfs.parse_meminfo(read_text(f"{self._proc}/meminfo"))
+        mi = procfs.parse_meminfo(self._files.text(f"{self._proc}/meminfo"))
         free = mi["MemFree"]
         buffers = mi.get("Buffers", 0)
         cached = mi.get("Cached", 0) + mi.get("SReclaimable", 0)
@@ -77,7 +78,9 @@ class MemoryCollector:
         swap_in: float | None = None
         swap_out: float | None = None
         try:
-            vm = procfs.pick_keyvalues(read_text(f"{self._proc}/vmstat"), ("pswpin", "pswpout"))
+            vm = procfs.pick_keyvalues(
+                self._files.text(f"{self._proc}/vmstat"), ("pswpin", "pswpout")
+            )
         except OSError:
             vm = {}
         if "pswpin" in vm and "pswpout" in vm:

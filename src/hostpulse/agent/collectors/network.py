@@ -92,7 +92,7 @@ class NetworkCollector(DeviceCounterCollector[tuple[int, ...]]):
                 d.rx_drops,
                 d.tx_drops,
             )
-            for name, d in procfs.parse_net_dev(read_text(f"{self._proc}/net/dev")).items()
+            for name, d in procfs.parse_net_dev(self._files.text(f"{self._proc}/net/dev")).items()
         }
 
     def _read_psutil(self) -> dict[str, tuple[int, ...]]:

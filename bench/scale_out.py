@@ -11,8 +11,10 @@ the shipped ``deploy/haproxy/haproxy.cfg`` listing the first 1, 2, then 3 replic
 Ingest: the requests of ``bench/ingest.py`` (simulated hosts, ~140 series each, one host per
 request with its own agent key, ~``--samples-per-request`` samples), pre-built, sent over
 ``--clients`` keep-alive connections; each replica count gets its own rounds (later
-timestamps, the hosts known already). Figures: samples/s, hostpulse's CPU-seconds per sample
-(every replica plus HAProxy) and VictoriaMetrics' CPU per sample behind it. Beside them
+timestamps, the hosts known already: the first round is sent through HAProxy and to every
+replica directly, untimed, so that every replica has met every host as in operation).
+Figures: samples/s, hostpulse's CPU-seconds per sample (every replica plus HAProxy) and
+VictoriaMetrics' CPU per sample behind it. Beside them
 VictoriaMetrics' own remote-write ingest of the same samples (``/api/v1/write``, prompb +
 snappy, about 500 samples a request): its ceiling here.
 
@@ -37,6 +39,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -117,12 +120,15 @@ def ingest_round(
     headers: Headers,
     ours: bool,
     side: tuple[redis.Redis, str] | None = None,
+    warm: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Send the load's timed rounds (after round 0, first contact); the figures. ``side``:
-    also count Redis' and PostgreSQL's work per ingest request (the Redis server and the
-    database are this run's alone only as far as nothing else uses them)."""
+    """Send the load's timed rounds (after round 0, first contact, sent through ``url`` and to
+    each of ``warm`` directly: every replica has met every host, as in operation); the
+    figures. ``side``: also count Redis' and PostgreSQL's work per ingest request (the Redis
+    server and the database are this run's alone only as far as nothing else uses them)."""
     rounds = load.ours if ours else load.prom
-    asyncio.run(drive(url, path, rounds[:1], headers))
+    for target in (url, *warm):
+        asyncio.run(drive(target, path, rounds[:1], headers))
     cpu0 = [cpu_seconds(p) for p in pids]
     vm0 = cpu_seconds(vm_pid)
     if side is not None:
@@ -345,7 +351,15 @@ def run_ingest(
         try:
             pids = [r.pid for r in replicas[:n]] + [lb.pid]
             out[name] = ingest_round(
-                lb.url, "/api/v1/ingest", load, pids, vm_pid, headers, True, side
+                lb.url,
+                "/api/v1/ingest",
+                load,
+                pids,
+                vm_pid,
+                headers,
+                True,
+                side,
+                warm=[r.url for r in replicas[:n]],
             )
         finally:
             lb.stop()

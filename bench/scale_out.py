@@ -11,8 +11,10 @@ the shipped ``deploy/haproxy/haproxy.cfg`` listing the first 1, 2, then 3 replic
 Ingest: the requests of ``bench/ingest.py`` (simulated hosts, ~140 series each, one host per
 request with its own agent key, ~``--samples-per-request`` samples), pre-built, sent over
 ``--clients`` keep-alive connections; each replica count gets its own rounds (later
-timestamps, the hosts known already). Figures: samples/s, hostpulse's CPU-seconds per sample
-(every replica plus HAProxy) and VictoriaMetrics' CPU per sample behind it. Beside them
+timestamps, the hosts known already: the first round is sent through HAProxy and to every
+replica directly, untimed, so that every replica has met every host as in operation).
+Figures: samples/s, hostpulse's CPU-seconds per sample (every replica plus HAProxy, and
+HAProxy's share of it) and VictoriaMetrics' CPU per sample behind it. Beside them
 VictoriaMetrics' own remote-write ingest of the same samples (``/api/v1/write``, prompb +
 snappy, about 500 samples a request): its ceiling here.
 
@@ -37,6 +39,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -118,12 +121,16 @@ def ingest_round(
     headers: Headers,
     ours: bool,
     side: tuple[redis.Redis, str] | None = None,
+    warm: Sequence[str] = (),
+    lb_pid: int | None = None,
 ) -> dict[str, float]:
-    """Send the load's timed rounds (after round 0, first contact); the figures. ``side``:
-    also count Redis' and PostgreSQL's work per ingest request (the Redis server and the
-    database are this run's alone only as far as nothing else uses them)."""
+    """Send the load's timed rounds (after round 0, first contact, sent through ``url`` and to
+    each of ``warm`` directly: every replica has met every host, as in operation); the
+    figures. ``side``: also count Redis' and PostgreSQL's work per ingest request (the Redis
+    server and the database are this run's alone only as far as nothing else uses them)."""
     rounds = load.ours if ours else load.prom
-    asyncio.run(drive(url, path, rounds[:1], headers))
+    for target in (url, *warm):
+        asyncio.run(drive(target, path, rounds[:1], headers))
     cpu0 = [cpu_seconds(p) for p in pids]
     vm0 = cpu_seconds(vm_pid)
     if side is not None:
@@ -131,7 +138,8 @@ def ingest_round(
     t0 = time.perf_counter()
     ok, failed = asyncio.run(drive(url, path, rounds[1:], headers))
     wall = time.perf_counter() - t0
-    cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
+    spent = {p: cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)}
+    cpu = sum(spent.values())
     extra: dict[str, float] = {}
     if side is not None:
         r1, p1 = redis_counters(side[0]), asyncio.run(pg_counters(side[1]))
@@ -151,6 +159,7 @@ def ingest_round(
         "seconds": wall,
         "samples_per_s": ok / wall,
         "hostpulse_cpu_us_per_sample": 1e6 * cpu / max(ok, 1),
+        "haproxy_cpu_us_per_sample": 1e6 * spent.get(lb_pid or -1, 0.0) / max(ok, 1),
         "vm_cpu_us_per_sample": 1e6 * (cpu_seconds(vm_pid) - vm0) / max(ok, 1),
     }
 
@@ -275,12 +284,14 @@ def main() -> None:
     ]
     lines.append(
         f"{'ingest':<28} {'samples/s':>10} {'hostpulse CPU us/sample':>24} "
-        f"{'VictoriaMetrics CPU us/sample':>30} {'failed':>7}"
+        f"{'of which HAProxy':>17} {'VictoriaMetrics CPU us/sample':>30} {'failed':>7}"
     )
     for name, f in ingest.items():
-        ours = f"{f['hostpulse_cpu_us_per_sample']:.2f}" if name.startswith("hostpulse") else "-"
+        mine = name.startswith("hostpulse")
+        ours = f"{f['hostpulse_cpu_us_per_sample']:.2f}" if mine else "-"
+        lb_share = f"{f['haproxy_cpu_us_per_sample']:.2f}" if mine else "-"
         lines.append(
-            f"{name:<28} {f['samples_per_s']:>10,.0f} {ours:>24} "
+            f"{name:<28} {f['samples_per_s']:>10,.0f} {ours:>24} {lb_share:>17} "
             f"{f['vm_cpu_us_per_sample']:>30.2f} {f['failed']:>7.0f}"
         )
     lines.append(
@@ -346,7 +357,16 @@ def run_ingest(
         try:
             pids = [r.pid for r in replicas[:n]] + [lb.pid]
             out[name] = ingest_round(
-                lb.url, "/api/v1/ingest", load, pids, vm_pid, headers, True, side
+                lb.url,
+                "/api/v1/ingest",
+                load,
+                pids,
+                vm_pid,
+                headers,
+                True,
+                side,
+                warm=[r.url for r in replicas[:n]],
+                lb_pid=lb.pid,
             )
         finally:
             lb.stop()

@@ -13,14 +13,14 @@ from sqlalchemy import select
 
 from hostpulse.protocol import Process, Snapshot
 from hostpulse.store import codec, rollup
-from hostpulse.store.blocks import DAY_MS, decode_processes, rows_of
+from hostpulse.store.blocks import DAY_MS, decode_processes, rows_of_blocks
 from hostpulse.store.exceptions import BadCursorError
 from hostpulse.store.schema import Kind, blocks
 from hostpulse.store.types import (
     Agg,
     HostRecord,
     LatestValue,
-    Point,
+    PointArrays,
     ProcessRow,
     ProcessSnapshot,
     RangeResult,
@@ -212,8 +212,8 @@ class Reader:
         colidx = np.array([j for j, _ in cols], dtype=np.intp)
         parts: list[rollup.Rows] = []
         kind = _TIER_KIND[chosen]
-        for data in await self._blobs(head.key, kind, lo, end_ms):
-            parts.append(rows_of(codec.decode(data), kind, ids))
+        stored = [codec.decode(data) for data in await self._blobs(head.key, kind, lo, end_ms)]
+        parts.append(rows_of_blocks(stored, kind, ids))
         bufs = list(head.windows.values())
         bufs += [b for (k, _), b in self.state.compacting.items() if k == head.key]
         for buf in bufs:
@@ -236,7 +236,7 @@ class Reader:
             merged = merged.take(np.asarray(merged.ts < cut))
             next_cursor = f"{_CURSOR_PREFIX}{cut}"
         out = [
-            SeriesPoints(c.metric, c.labels, _points(merged, i, agg))
+            SeriesPoints(c.metric, c.labels, arrays=_points(merged, i, agg))
             for i, (_, c) in enumerate(cols)
         ]
         return RangeResult(chosen, self._reported_step(step, head), out, next_cursor)
@@ -301,24 +301,19 @@ def _parse_cursor(cursor: str) -> int:
     return int(cursor[1:])
 
 
-def _points(rows: rollup.Rows, j: int, agg: Agg) -> list[Point]:
+def _points(rows: rollup.Rows, j: int, agg: Agg) -> PointArrays:
     present = rows.count[:, j] > 0
-    if not present.any():
-        return []
-    ts = rows.ts[present].tolist()
-    count = rows.count[present, j]
-    lo = rows.min[present, j].tolist()
-    hi = rows.max[present, j].tolist()
+    lo = rows.min[present, j]
+    hi = rows.max[present, j]
     if agg is Agg.AVG:
         # within [min, max], as an average is: also when the sum of values near the float
         # maximum had to be clamped (rollup.bucket)
-        mean = np.clip(rows.sum[present, j] / count, rows.min[present, j], rows.max[present, j])
-        value = mean.tolist()
+        value = np.clip(rows.sum[present, j] / rows.count[present, j], lo, hi)
     elif agg is Agg.MIN:
         value = lo
     elif agg is Agg.MAX:
         value = hi
     else:
-        value = rows.last[present, j].tolist()
-    counts = count.astype(np.int64).tolist()
-    return [Point(t, v, a, b, c) for t, v, a, b, c in zip(ts, value, lo, hi, counts, strict=True)]
+        value = rows.last[present, j]
+    count = rows.count[present, j].astype(np.int64)
+    return PointArrays(rows.ts[present], value, lo, hi, count)

@@ -116,15 +116,19 @@ def compact_window(
     ]
 
 
+def positions(block: codec.Block, wanted: I64) -> list[int]:
+    """The column of each series of ``wanted`` in ``block``; -1 where the block lacks it."""
+    if len(wanted) <= 8:
+        found = [np.flatnonzero(block.ids == sid) for sid in wanted.tolist()]
+        return [int(f[0]) if len(f) else -1 for f in found]
+    index = block.column_index()
+    return [index.get(sid, -1) for sid in wanted.tolist()]
+
+
 def _cells(block: codec.Block, wanted: I64) -> F64:
     """Every matrix of ``block`` for the series ``wanted`` as (matrices, rows, len(wanted)),
     columns in that order; a series the block lacks is all NaN."""
-    if len(wanted) <= 8:
-        found = [np.flatnonzero(block.ids == sid) for sid in wanted.tolist()]
-        cols = [int(f[0]) if len(f) else -1 for f in found]
-    else:
-        index = block.column_index()
-        cols = [index.get(sid, -1) for sid in wanted.tolist()]
+    cols = positions(block, wanted)
     have = np.array([j for j in cols if j >= 0], dtype=np.intp)
     out = np.full((block.mats, block.rows, len(wanted)), np.nan)
     if len(have):

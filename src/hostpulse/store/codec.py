@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -144,22 +145,32 @@ class Block:
     """A block's header, decoded; column chunks are decompressed, and presence bits unpacked,
     only for the columns a read asks for (``values``)."""
 
-    __slots__ = ("_bits", "_blob", "_chunks", "_offsets", "ids", "mats", "orders", "scales", "ts")
+    __slots__ = ("_bits", "_chunks", "_offsets", "_read", "ids", "mats", "orders", "scales", "ts")
 
-    def __init__(self, blob: bytes) -> None:
+    def __init__(self, blob: bytes | Callable[[int, int], bytes], size: int | None = None) -> None:
+        """``blob``: the whole block, or a function returning bytes ``[lo, hi)`` of a block of
+        ``size`` bytes (a partial read: only the frames a query needs are read)."""
+        read: Callable[[int, int], bytes]
+        whole: int | None
+        if isinstance(blob, bytes):
+            view = memoryview(blob)  # slices without copies: zstd and numpy take views
+            read, whole = (lambda lo, hi: view[lo:hi]), len(blob)  # type: ignore[assignment,return-value]
+        else:
+            read, whole = blob, size
         try:
-            magic, version, n, c, m, nframes = _HEADER.unpack_from(blob)
+            magic, version, n, c, m, nframes = _HEADER.unpack(read(0, _HEADER.size))
             if magic != _MAGIC or version != _VERSION:
                 raise CorruptBlockError(f"not a hostpulse block (magic {magic!r}, v{version})")
-            sizes = np.frombuffer(blob, dtype=np.uint32, count=nframes, offset=_HEADER.size)
+            table = read(_HEADER.size, _HEADER.size + 4 * nframes)
+            sizes = np.frombuffer(table, dtype=np.uint32, count=nframes)
             offsets = _HEADER.size + 4 * nframes + np.r_[0, np.cumsum(sizes, dtype=np.int64)]
-            meta = _dctx().decompress(blob[offsets[0] : offsets[1]])
+            if offsets[-1] != whole or nframes != 1 + (c + CHUNK - 1) // CHUNK:
+                raise CorruptBlockError("block frame table does not match its size")
+            meta = _dctx().decompress(read(int(offsets[0]), int(offsets[1])))
         except (struct.error, ValueError, zstandard.ZstdError) as exc:
             raise CorruptBlockError(f"unreadable block: {exc}") from exc
-        if offsets[-1] != len(blob) or nframes != 1 + (c + CHUNK - 1) // CHUNK:
-            raise CorruptBlockError("block frame table does not match its size")
-        self._blob = blob
-        self._offsets = offsets.tolist()
+        self._read: Callable[[int, int], bytes] | None = read
+        self._offsets: list[int] = offsets.tolist()
         self._chunks: dict[int, U8] = {}
         self.mats = m
         off = 0
@@ -191,14 +202,23 @@ class Block:
         got = self._chunks.get(k)
         if got is None:
             lo, hi = self._offsets[k + 1], self._offsets[k + 2]
+            if self._read is None:
+                raise RuntimeError(f"chunk {k} of a detached block was not loaded")
             try:
-                raw = _dctx().decompress(self._blob[lo:hi])
+                raw = _dctx().decompress(self._read(lo, hi))
             except zstandard.ZstdError as exc:
                 raise CorruptBlockError(f"unreadable block chunk: {exc}") from exc
             cc = min(CHUNK, len(self.ids) - k * CHUNK)
             got = np.frombuffer(raw, dtype=np.uint8).reshape(8, self.mats, cc, self.rows)
             self._chunks[k] = got
         return got
+
+    def load(self, cols: npt.NDArray[np.intp]) -> None:
+        """Read and decompress the chunks of columns ``cols`` now, then read nothing more
+        (for a partial read whose source is about to close)."""
+        for k in np.unique(cols // CHUNK).tolist():
+            self._chunk(k)
+        self._read = None
 
     def values(self, cols: npt.NDArray[np.intp], mats: slice = slice(None)) -> F64:
         """Values of columns ``cols`` (positions in ``ids``) of the matrices ``mats``, as

@@ -5,6 +5,7 @@ the head (raw samples, aggregated on the fly to the tier's resolution)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,8 +14,9 @@ from sqlalchemy import select
 
 from hostpulse.protocol import Process, Snapshot
 from hostpulse.store import codec, rollup
-from hostpulse.store.blocks import DAY_MS, decode_processes, rows_of_blocks
-from hostpulse.store.exceptions import BadCursorError
+from hostpulse.store.blockread import BlockReader
+from hostpulse.store.blocks import DAY_MS, decode_processes
+from hostpulse.store.exceptions import BadCursorError, StoreClosedError
 from hostpulse.store.schema import Kind, blocks
 from hostpulse.store.types import (
     Agg,
@@ -101,6 +103,21 @@ class Reader:
 
     def __init__(self, state: StoreState) -> None:
         self.state = state
+        self._blocks: BlockReader | None = None
+
+    def _block_reader(self) -> BlockReader:
+        if self._blocks is None:
+            database = self.state.engine.url.database
+            if not database:
+                raise StoreClosedError("the store's database has no file")
+            self._blocks = BlockReader(Path(database))
+        return self._blocks
+
+    def close(self) -> None:
+        """Close the block reader's connections and threads (opened again when needed)."""
+        if self._blocks is not None:
+            self._blocks.close()
+            self._blocks = None
 
     async def hosts(self) -> list[HostRecord]:
         return [h.record for h in sorted(self.state.heads.values(), key=lambda h: h.record.host_id)]
@@ -212,8 +229,8 @@ class Reader:
         colidx = np.array([j for j, _ in cols], dtype=np.intp)
         parts: list[rollup.Rows] = []
         kind = _TIER_KIND[chosen]
-        stored = [codec.decode(data) for data in await self._blobs(head.key, kind, lo, end_ms)]
-        parts.append(rows_of_blocks(stored, kind, ids))
+        span = DAY_MS if kind in (Kind.MINUTE, Kind.HOUR) else self.state.block_ms
+        parts.append(await self._block_reader().rows(head.key, kind, lo, end_ms, span, ids))
         bufs = list(head.windows.values())
         bufs += [b for (k, _), b in self.state.compacting.items() if k == head.key]
         for buf in bufs:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from hostpulse.store import SQLiteStore, codec, rollup
-from hostpulse.store.blockread import WHOLE_BYTES
+from hostpulse.store.blockread import WHOLE_BYTES, BlockCache
 from hostpulse.store.blocks import DAY_MS, BlockRow, rows_of
 from hostpulse.store.codec import FLOAT
 from hostpulse.store.schema import Kind, blocks, hosts
@@ -73,3 +73,36 @@ async def test_partial_and_whole_reads_match_full_decoding(store: SQLiteStore) -
         _same(got, want)
     async with store.engine.connect() as conn:
         assert len((await conn.execute(select(blocks.c.id))).all()) == 6
+
+
+async def test_cached_reads_follow_a_block_replaced_under_the_same_row_id(
+    store: SQLiteStore,
+) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(hosts).values(id=1, host_id="h1"))
+    ids = np.arange(1, 200, dtype=np.int64)
+    first = await _put(store, Kind.MINUTE, DAY0, ids, 1440, 1)
+    reader = store.reader._block_reader()
+    wanted = ids[[4, 150]]
+    want = rows_of(codec.decode(first), Kind.MINUTE, wanted)
+    for _ in range(2):  # the second read is answered from the cache
+        _same(await reader.rows(1, Kind.MINUTE, DAY0, DAY0 + DAY_MS, DAY_MS, wanted), want)
+    assert reader.cache.bytes > 0
+    # a merge deletes blocks and inserts one, which may get a deleted row's id
+    async with store.engine.begin() as conn:
+        [rowid] = (await conn.execute(select(blocks.c.id))).scalars().all()
+        await conn.execute(blocks.delete())
+    second = await _put(store, Kind.MINUTE, DAY0, ids, 1000, 2)
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(select(blocks.c.id))).scalars().all() == [rowid]
+    got = await reader.rows(1, Kind.MINUTE, DAY0, DAY0 + DAY_MS, DAY_MS, wanted)
+    _same(got, rows_of(codec.decode(second), Kind.MINUTE, wanted))
+
+
+def test_cache_is_bounded_in_bytes() -> None:
+    cache = BlockCache(limit=10_000)
+    for i in range(50):
+        cache.put((i, 0, 0, 0, 0, b""), (np.zeros(100, np.int64), np.zeros((4, 100, 1))))
+    assert 0 < cache.bytes <= 10_000
+    assert cache.get((49, 0, 0, 0, 0, b"")) is not None
+    assert cache.get((0, 0, 0, 0, 0, b"")) is None

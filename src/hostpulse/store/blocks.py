@@ -148,15 +148,20 @@ def rows_of(block: codec.Block, kind: int, wanted: I64) -> rollup.Rows:
     return _as_rows(kind, block.ts, _cells(block, wanted))
 
 
-def rows_of_blocks(blocks: list[codec.Block], kind: int, wanted: I64) -> rollup.Rows:
-    """``rows_of`` of several blocks of one kind, concatenated (rows not merged): one
-    conversion for all of them, as a 30-day read has 31."""
-    if not blocks:
-        return rollup.empty(len(wanted))
-    if len(blocks) == 1:
-        return rows_of(blocks[0], kind, wanted)
-    ts = np.concatenate([b.ts for b in blocks])
-    return _as_rows(kind, ts, np.concatenate([_cells(b, wanted) for b in blocks], axis=1))
+def cells_of(block: codec.Block, wanted: I64) -> F64:
+    """Every matrix of ``block`` for the series ``wanted``: (matrices, rows, len(wanted))."""
+    return _cells(block, wanted)
+
+
+def rows_of_cells(kind: int, parts: list[tuple[I64, F64]], cols: int) -> rollup.Rows:
+    """Rows (not merged) of several blocks' ``(ts, cells_of(...))``, converted at once: a
+    30-day read has 31 blocks."""
+    if not parts:
+        return rollup.empty(cols)
+    if len(parts) == 1:
+        return _as_rows(kind, *parts[0])
+    ts = np.concatenate([t for t, _ in parts])
+    return _as_rows(kind, ts, np.concatenate([c for _, c in parts], axis=1))
 
 
 def merge_raw(blobs: list[bytes], host_key: int, group_ms: int, level: int) -> BlockRow:

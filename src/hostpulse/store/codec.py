@@ -16,6 +16,7 @@ it costs nothing. Decoding one column touches only that column's planes.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import threading
 from collections.abc import Callable
@@ -162,15 +163,15 @@ class Block:
             if magic != _MAGIC or version != _VERSION:
                 raise CorruptBlockError(f"not a hostpulse block (magic {magic!r}, v{version})")
             table = read(_HEADER.size, _HEADER.size + 4 * nframes)
-            sizes = np.frombuffer(table, dtype=np.uint32, count=nframes)
-            offsets = _HEADER.size + 4 * nframes + np.r_[0, np.cumsum(sizes, dtype=np.int64)]
+            sizes = struct.unpack(f"<{nframes}I", table)
+            offsets = list(itertools.accumulate(sizes, initial=_HEADER.size + 4 * nframes))
             if offsets[-1] != whole or nframes != 1 + (c + CHUNK - 1) // CHUNK:
                 raise CorruptBlockError("block frame table does not match its size")
-            meta = _dctx().decompress(read(int(offsets[0]), int(offsets[1])))
+            meta = _dctx().decompress(read(offsets[0], offsets[1]))
         except (struct.error, ValueError, zstandard.ZstdError) as exc:
             raise CorruptBlockError(f"unreadable block: {exc}") from exc
         self._read: Callable[[int, int], bytes] | None = read
-        self._offsets: list[int] = offsets.tolist()
+        self._offsets = offsets
         self._chunks: dict[int, U8] = {}
         self.mats = m
         off = 0
@@ -225,13 +226,20 @@ class Block:
         (matrices, len(cols), rows); NaN where absent. Every matrix and column is decoded in
         one set of numpy operations (a 30-day read decodes 31 blocks: per-column calls were
         most of its CPU)."""
-        m = len(range(*mats.indices(self.mats)))
-        u = np.empty((m, len(cols), self.rows), dtype=np.uint64)
-        chunk_of = cols // CHUNK
-        for k in np.unique(chunk_of).tolist():
-            sel = np.flatnonzero(chunk_of == k)
-            planes = self._chunk(k)[:, mats][:, :, cols[sel] - k * CHUNK]
-            u[:, sel] = np.ascontiguousarray(np.moveaxis(planes, 0, -1)).view(np.uint64)[..., 0]
+        if len(cols) == 1:  # the usual read: one series (no grouping by chunk)
+            k, at = divmod(int(cols[0]), CHUNK)
+            planes = self._chunk(k)[:, mats, at : at + 1]
+            u = np.ascontiguousarray(planes.transpose(1, 2, 3, 0)).view(np.uint64)[..., 0]
+        else:
+            m = len(range(*mats.indices(self.mats)))
+            u = np.empty((m, len(cols), self.rows), dtype=np.uint64)
+            chunk_of = cols // CHUNK
+            for k in np.unique(chunk_of).tolist():
+                sel = np.flatnonzero(chunk_of == k)
+                planes = self._chunk(k)[:, mats][:, :, cols[sel] - k * CHUNK]
+                u[:, sel] = np.ascontiguousarray(planes.transpose(1, 2, 3, 0)).view(np.uint64)[
+                    ..., 0
+                ]
         scales = self.scales[cols]
         out = np.empty(u.shape, dtype=np.float64)
         is_float = scales == FLOAT

@@ -13,7 +13,7 @@ import numpy as np
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import IngestRequest, codec
-from hostpulse.server.api.models import History
+from hostpulse.server.api.models import MAX_BATCH_SERIES, History
 from hostpulse.server.testing import Clock, LiveServer
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
@@ -252,3 +252,70 @@ def test_ready_is_503_when_the_store_is_not_usable(server: LiveServer) -> None:
     body = get(server, "/ready", 503)
     assert body["ready"] is False and body["detail"]
     assert get(server, "/health") == {"status": "ok"}
+
+
+def test_history_batch_answers_what_the_one_series_route_answers(server: LiveServer) -> None:
+    t0 = now_ms() - 600_000
+    snaps = [
+        (
+            t0 + i * 5000,
+            {
+                ("cpu_busy_percent", ()): float(i % 7),
+                ("disk_busy_percent", (("device", "sda"),)): float(i),
+                ("disk_busy_percent", (("device", "sdb"),)): float(1000 + i),
+            },
+        )
+        for i in range(100)
+    ]
+    ingest(server, request(batch("b1", snaps), batch("b2", snaps[:50])))
+    q = {"start": t0, "end": str(t0 + 500_000), "step": "60s", "agg": "max"}
+    series = [
+        {"host_id": "b1", "metric": "cpu_busy_percent"},
+        {"host_id": "b2", "metric": "disk_busy_percent", "labels": {"device": "sdb"}},
+        {"host_id": "nope", "metric": "cpu_busy_percent"},
+        {"host_id": "b1", "metric": "no_such_metric"},
+        {"host_id": "b1", "metric": "cpu_busy_percent", "labels": {"device": "sda"}},
+        {"host_id": "b1", "metric": "disk_busy_percent"},
+    ]
+    r = httpx.post(
+        f"{server.url}/api/v1/history",
+        json={**q, "series": series},
+        headers=server.headers("viewer"),
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    got = r.json()["results"]
+    assert len(got) == len(series)
+    single = {"start": str(t0), "end": str(t0 + 500_000), "step": "60s", "agg": "max"}
+    for item, res in zip(series, got, strict=True):
+        labels = {f"label.{k}": v for k, v in item.get("labels", {}).items()}
+        path = f"/hosts/{item['host_id']}/metrics/{item['metric']}/history"
+        r1 = httpx.get(
+            f"{server.url}/api/v1{path}",
+            params={**single, **labels},
+            headers=server.headers("viewer"),
+            timeout=30,
+        )
+        if r1.status_code == 200:
+            assert res == r1.json()
+            assert res["series"] and all(s["points"] for s in res["series"])
+        else:
+            assert res == {
+                "host_id": item["host_id"],
+                "metric": item["metric"],
+                "status": r1.status_code,
+                "error": r1.json()["detail"],
+            }
+    assert [x.get("status", 200) for x in got] == [200, 200, 404, 404, 422, 200]
+    assert len(got[5]["series"]) == 2  # both disks of b1
+
+
+def test_history_batch_is_bounded_and_for_signed_in_users(server: LiveServer) -> None:
+    one = {"host_id": "h", "metric": "cpu_busy_percent"}
+    url = f"{server.url}/api/v1/history"
+    too_many = {"series": [one] * (MAX_BATCH_SERIES + 1)}
+    r = httpx.post(url, json=too_many, headers=server.headers("viewer"), timeout=30)
+    assert r.status_code == 422, r.text
+    r = httpx.post(url, json={"series": []}, headers=server.headers("viewer"), timeout=30)
+    assert r.status_code == 422, r.text
+    assert httpx.post(url, json={"series": [one]}, timeout=30).status_code == 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import orjson
@@ -11,6 +12,8 @@ from hostpulse.server.api.models import (
     AreaGroup,
     AreaRow,
     AreaSnapshot,
+    HistoryBatchIn,
+    HistorySeriesIn,
     HostOut,
     HostStatus,
     PointOut,
@@ -20,13 +23,16 @@ from hostpulse.server.api.models import (
     Value,
 )
 from hostpulse.server.config import parse_duration
+from hostpulse.store.base import Store
 from hostpulse.store.types import (
     Agg,
     HostRecord,
     LatestValue,
+    PointArrays,
     ProcessSnapshot,
     RangeResult,
     SeriesPoints,
+    Tier,
 )
 
 #: The areas of the shortcut routes and the catalog subsystems each one shows.
@@ -151,10 +157,35 @@ def series_out(items: list[SeriesPoints]) -> list[SeriesHistory]:
     ]
 
 
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_POINT = b'{"ts_ms":%b,"value":%b,"min":%b,"max":%b,"count":%b}'
+
+
+def points_json(a: PointArrays) -> bytes:
+    """``a`` as the JSON list of ``PointOut`` objects, without a Python object per point: each
+    column is encoded by orjson from numpy (the same number formatting as for Python floats
+    and ints), split into its numbers and interleaved into one format string. 1,440 points:
+    0.46 ms of CPU, against 1.6 ms through ``Point`` dataclasses (tests/server, same bytes)."""
+    n = len(a)
+    if n == 0:
+        return b"[]"
+    numbers: list[bytes] = [b""] * (5 * n)
+    for k, col in enumerate((a.ts_ms, a.value, a.min, a.max, a.count)):
+        numbers[k::5] = orjson.dumps(col, option=_NUMPY)[1:-1].split(b",")
+    return b"[" + b",".join([_POINT] * n) % tuple(numbers) + b"]"
+
+
+def _series_json(s: SeriesPoints) -> bytes:
+    head = orjson.dumps({"metric": s.metric, "labels": dict(s.labels)})
+    # ``Point`` is a dataclass with the fields of ``PointOut``: orjson encodes it in C
+    body = points_json(s.arrays) if s.arrays is not None else orjson.dumps(s.points)
+    return b"".join((head[:-1], b',"points":', body, b"}"))
+
+
 def history_json(
     host_id: str, metric: str, start_ms: int, end_ms: int, agg: Agg, res: RangeResult
 ) -> bytes:
-    """The JSON of ``api.models.History`` for a store result, built from plain lists."""
+    """The JSON of ``api.models.History`` for a store result."""
     doc = {
         "host_id": host_id,
         "metric": metric,
@@ -163,14 +194,110 @@ def history_json(
         "agg": agg.value,
         "tier": res.tier.value,
         "step_ms": res.step_ms,
-        "series": [
-            # ``Point`` is a dataclass with the fields of ``PointOut``: orjson encodes it in C
-            {"metric": s.metric, "labels": dict(s.labels), "points": s.points}
-            for s in res.series
-        ],
+        "series": [],
         "next_cursor": res.next_cursor,
     }
-    return orjson.dumps(doc)
+    head, tail = orjson.dumps(doc).split(b'"series":[]', 1)
+    series = b",".join(_series_json(s) for s in res.series)
+    return b"".join((head, b'"series":[', series, b"]", tail))
+
+
+class HistoryError(Exception):
+    """A history query the API refuses: ``status`` (404, 422) and what is wrong."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def check_metric(metric: str) -> None:
+    if metric not in catalog.BY_KEY and not catalog.is_custom(metric):
+        raise HistoryError(404, f"unknown metric {metric!r} (not in the catalog)")
+
+
+def check_labels(metric: str, labels: dict[str, str]) -> None:
+    known = catalog.BY_KEY.get(metric)  # custom:<name> series have free labels
+    allowed = known.labels if known is not None else tuple(labels)
+    for name in labels:
+        if name not in allowed:
+            raise HistoryError(422, f"label.{name}: {metric} has labels {list(allowed)}")
+
+
+async def history_body(
+    store: Store,
+    host_id: str,
+    metric: str,
+    labels: dict[str, str],
+    start_ms: int,
+    end_ms: int,
+    *,
+    step_ms: int | None,
+    agg: Agg,
+    tier: Tier | None,
+    cursor: str | None = None,
+    limit: int = 10_000,
+) -> bytes:
+    """The JSON of one history (``api.models.History``) of a known metric of a known host."""
+    try:
+        res = await store.query_range(
+            host_id,
+            metric,
+            start_ms,
+            end_ms,
+            labels=labels or None,
+            step_ms=step_ms,
+            agg=agg,
+            tier=tier,
+            cursor=cursor,
+            limit=limit,
+        )
+    except ValueError as exc:  # a cursor that is not ours
+        raise HistoryError(422, str(exc)) from None
+    # Thousands of points: encoded straight from the store's columns (the shape of
+    # ``History``), not through one validated model per point, which cost ~8x the query.
+    return history_json(host_id, metric, start_ms, end_ms, agg, res)
+
+
+async def _batch_item(
+    store: Store,
+    item: HistorySeriesIn,
+    start_ms: int,
+    end_ms: int,
+    batch: HistoryBatchIn,
+    step_ms: int | None,
+) -> bytes:
+    try:
+        check_metric(item.metric)
+        if await store.host(item.host_id) is None:
+            raise HistoryError(404, f"unknown host {item.host_id!r}")
+        check_labels(item.metric, item.labels)
+        return await history_body(
+            store,
+            item.host_id,
+            item.metric,
+            item.labels,
+            start_ms,
+            end_ms,
+            step_ms=step_ms,
+            agg=batch.agg,
+            tier=batch.tier,
+            limit=batch.limit,
+        )
+    except HistoryError as exc:
+        err = {"host_id": item.host_id, "metric": item.metric, "status": exc.status}
+        return orjson.dumps({**err, "error": exc.detail})
+
+
+async def history_batch(
+    store: Store, batch: HistoryBatchIn, start_ms: int, end_ms: int, step_ms: int | None
+) -> bytes:
+    """The JSON of ``api.models.HistoryBatch``: each series' history, or why not, in order.
+    The reads run concurrently (the store reads blocks in worker threads)."""
+    bodies = await asyncio.gather(
+        *(_batch_item(store, i, start_ms, end_ms, batch, step_ms) for i in batch.series)
+    )
+    return b"".join((b'{"results":[', b",".join(bodies), b"]}"))
 
 
 def parse_time(value: str, now_ms: int) -> int:

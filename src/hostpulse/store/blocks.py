@@ -116,34 +116,52 @@ def compact_window(
     ]
 
 
+def positions(block: codec.Block, wanted: I64) -> list[int]:
+    """The column of each series of ``wanted`` in ``block``; -1 where the block lacks it."""
+    if len(wanted) <= 8:
+        found = [np.flatnonzero(block.ids == sid) for sid in wanted.tolist()]
+        return [int(f[0]) if len(f) else -1 for f in found]
+    index = block.column_index()
+    return [index.get(sid, -1) for sid in wanted.tolist()]
+
+
+def _cells(block: codec.Block, wanted: I64) -> F64:
+    """Every matrix of ``block`` for the series ``wanted`` as (matrices, rows, len(wanted)),
+    columns in that order; a series the block lacks is all NaN."""
+    cols = positions(block, wanted)
+    have = np.array([j for j in cols if j >= 0], dtype=np.intp)
+    out = np.full((block.mats, block.rows, len(wanted)), np.nan)
+    if len(have):
+        where = np.array([i for i, j in enumerate(cols) if j >= 0], dtype=np.intp)
+        out[:, :, where] = block.values(have).transpose(0, 2, 1)
+    return out
+
+
+def _as_rows(kind: int, ts: I64, cells: F64) -> rollup.Rows:
+    if kind == Kind.RAW:
+        return rollup.from_raw(ts, cells[0])
+    return rollup.from_stats(ts, cells[0], cells[1], cells[2], cells[3])
+
+
 def rows_of(block: codec.Block, kind: int, wanted: I64) -> rollup.Rows:
     """The rows of ``block`` for the series ``wanted`` (columns in that order; absent = empty)."""
-    n, c = block.rows, len(wanted)
-    raw = kind == Kind.RAW
-    mats = 1 if raw else 4
-    if c <= 8:
-        found = [np.flatnonzero(block.ids == sid) for sid in wanted.tolist()]
-        cols = [int(f[0]) if len(f) else -1 for f in found]
-    else:
-        index = block.column_index()
-        cols = [index.get(sid, -1) for sid in wanted.tolist()]
-    if c > 8:  # many columns: decode the whole block at once
-        have = np.array([j for j in cols if j >= 0], dtype=np.intp)
-        where = np.array([i for i, j in enumerate(cols) if j >= 0], dtype=np.intp)
-        out = []
-        for m in range(mats):
-            full = np.full((n, c), np.nan)
-            full[:, where] = block.matrix(m)[:, have]
-            out.append(full)
-    else:
-        out = [np.full((n, c), np.nan) for _ in range(mats)]
-        for i, col in enumerate(cols):
-            if col >= 0:
-                for m in range(mats):
-                    out[m][:, i] = block.column(m, col)
-    if raw:
-        return rollup.from_raw(block.ts, out[0])
-    return rollup.from_stats(block.ts, out[0], out[1], out[2], out[3])
+    return _as_rows(kind, block.ts, _cells(block, wanted))
+
+
+def cells_of(block: codec.Block, wanted: I64) -> F64:
+    """Every matrix of ``block`` for the series ``wanted``: (matrices, rows, len(wanted))."""
+    return _cells(block, wanted)
+
+
+def rows_of_cells(kind: int, parts: list[tuple[I64, F64]], cols: int) -> rollup.Rows:
+    """Rows (not merged) of several blocks' ``(ts, cells_of(...))``, converted at once: a
+    30-day read has 31 blocks."""
+    if not parts:
+        return rollup.empty(cols)
+    if len(parts) == 1:
+        return _as_rows(kind, *parts[0])
+    ts = np.concatenate([t for t, _ in parts])
+    return _as_rows(kind, ts, np.concatenate([c for _, c in parts], axis=1))
 
 
 def merge_raw(blobs: list[bytes], host_key: int, group_ms: int, level: int) -> BlockRow:

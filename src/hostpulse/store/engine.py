@@ -160,6 +160,7 @@ class SQLiteStore:
         st = self.state
         if st.opened_engine is None:
             return
+        self.reader.close()
         if st.opened_wal is not None:
             await st.opened_wal.close()
             st.opened_wal = None

@@ -5,6 +5,7 @@ the head (raw samples, aggregated on the fly to the tier's resolution)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,14 +14,15 @@ from sqlalchemy import select
 
 from hostpulse.protocol import Process, Snapshot
 from hostpulse.store import codec, rollup
-from hostpulse.store.blocks import DAY_MS, decode_processes, rows_of
-from hostpulse.store.exceptions import BadCursorError
+from hostpulse.store.blockread import BlockReader
+from hostpulse.store.blocks import DAY_MS, decode_processes
+from hostpulse.store.exceptions import BadCursorError, StoreClosedError
 from hostpulse.store.schema import Kind, blocks
 from hostpulse.store.types import (
     Agg,
     HostRecord,
     LatestValue,
-    Point,
+    PointArrays,
     ProcessRow,
     ProcessSnapshot,
     RangeResult,
@@ -101,6 +103,21 @@ class Reader:
 
     def __init__(self, state: StoreState) -> None:
         self.state = state
+        self._blocks: BlockReader | None = None
+
+    def _block_reader(self) -> BlockReader:
+        if self._blocks is None:
+            database = self.state.engine.url.database
+            if not database:
+                raise StoreClosedError("the store's database has no file")
+            self._blocks = BlockReader(Path(database))
+        return self._blocks
+
+    def close(self) -> None:
+        """Close the block reader's connections and threads (opened again when needed)."""
+        if self._blocks is not None:
+            self._blocks.close()
+            self._blocks = None
 
     async def hosts(self) -> list[HostRecord]:
         return [h.record for h in sorted(self.state.heads.values(), key=lambda h: h.record.host_id)]
@@ -212,8 +229,8 @@ class Reader:
         colidx = np.array([j for j, _ in cols], dtype=np.intp)
         parts: list[rollup.Rows] = []
         kind = _TIER_KIND[chosen]
-        for data in await self._blobs(head.key, kind, lo, end_ms):
-            parts.append(rows_of(codec.decode(data), kind, ids))
+        span = DAY_MS if kind in (Kind.MINUTE, Kind.HOUR) else self.state.block_ms
+        parts.append(await self._block_reader().rows(head.key, kind, lo, end_ms, span, ids))
         bufs = list(head.windows.values())
         bufs += [b for (k, _), b in self.state.compacting.items() if k == head.key]
         for buf in bufs:
@@ -236,7 +253,7 @@ class Reader:
             merged = merged.take(np.asarray(merged.ts < cut))
             next_cursor = f"{_CURSOR_PREFIX}{cut}"
         out = [
-            SeriesPoints(c.metric, c.labels, _points(merged, i, agg))
+            SeriesPoints(c.metric, c.labels, arrays=_points(merged, i, agg))
             for i, (_, c) in enumerate(cols)
         ]
         return RangeResult(chosen, self._reported_step(step, head), out, next_cursor)
@@ -301,24 +318,19 @@ def _parse_cursor(cursor: str) -> int:
     return int(cursor[1:])
 
 
-def _points(rows: rollup.Rows, j: int, agg: Agg) -> list[Point]:
+def _points(rows: rollup.Rows, j: int, agg: Agg) -> PointArrays:
     present = rows.count[:, j] > 0
-    if not present.any():
-        return []
-    ts = rows.ts[present].tolist()
-    count = rows.count[present, j]
-    lo = rows.min[present, j].tolist()
-    hi = rows.max[present, j].tolist()
+    lo = rows.min[present, j]
+    hi = rows.max[present, j]
     if agg is Agg.AVG:
         # within [min, max], as an average is: also when the sum of values near the float
         # maximum had to be clamped (rollup.bucket)
-        mean = np.clip(rows.sum[present, j] / count, rows.min[present, j], rows.max[present, j])
-        value = mean.tolist()
+        value = np.clip(rows.sum[present, j] / rows.count[present, j], lo, hi)
     elif agg is Agg.MIN:
         value = lo
     elif agg is Agg.MAX:
         value = hi
     else:
-        value = rows.last[present, j].tolist()
-    counts = count.astype(np.int64).tolist()
-    return [Point(t, v, a, b, c) for t, v, a, b, c in zip(ts, value, lo, hi, counts, strict=True)]
+        value = rows.last[present, j]
+    count = rows.count[present, j].astype(np.int64)
+    return PointArrays(rows.ts[present], value, lo, hi, count)

@@ -308,6 +308,14 @@ TABLE: dict[tuple[str, str], Entry] = {
     ("GET", "/api/v1/hosts/{host_id}/metrics/{metric}/history"): Entry(
         "viewer", 200, at(f"{H}/metrics/cpu_busy_percent/history", params={"start": str(T0)})
     ),
+    ("POST", "/api/v1/history"): Entry(
+        "viewer",
+        200,
+        at(
+            "/api/v1/history",
+            json={"start": T0, "series": [{"host_id": HOST_A, "metric": "cpu_busy_percent"}]},
+        ),
+    ),
     ("GET", "/api/v1/metrics/{area}"): Entry(
         "viewer", 200, at("/api/v1/metrics/cpu", params={"host": HOST_A})
     ),

@@ -1,5 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { forgetShared, shared } from './shared'
+import { ApiClient, ApiError, type FetchLike } from '../api/client'
+import type { History } from '../api/types'
+import { MAX_BATCH, batchedHistory, forgetShared, shared } from './shared'
 
 describe('shared requests', () => {
   beforeEach(forgetShared)
@@ -21,5 +23,98 @@ describe('shared requests', () => {
     await expect(shared('k', failing)).rejects.toThrow('503')
     await expect(shared('k', failing)).rejects.toThrow('503')
     expect(calls).toBe(2)
+  })
+})
+
+interface Seen {
+  method: string
+  url: URL
+  body: { series?: { host_id: string; metric: string }[]; step?: string; start?: number } | null
+}
+
+const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
+
+function history(host: string, metric: string, cursor: string | null = null): History {
+  return {
+    host_id: host,
+    metric,
+    start_ms: 0,
+    end_ms: 10,
+    agg: 'avg',
+    tier: '1m',
+    step_ms: 60_000,
+    next_cursor: cursor,
+    series: [{ metric, labels: {}, points: [{ ts_ms: 1, value: host.length, min: 0, max: 9, count: 12 }] }],
+  }
+}
+
+function server(batch: (s: { host_id: string; metric: string }) => unknown, routeMissing = false) {
+  const seen: Seen[] = []
+  const fetch: FetchLike = async (input, init) => {
+    const url = new URL(input, 'http://hp.test')
+    const body = init?.body ? JSON.parse(String(init.body)) : null
+    seen.push({ method: init?.method ?? 'GET', url, body })
+    if (url.pathname === '/api/v1/history') {
+      if (routeMissing) return json({ detail: 'Not Found' }, 404)
+      return json({ results: body.series.map(batch) })
+    }
+    const m = url.pathname.match(/hosts\/([^/]+)\/metrics\/([^/]+)\/history/)
+    if (m) return json(history(decodeURIComponent(m[1]), decodeURIComponent(m[2])))
+    return json({ detail: 'Not Found' }, 404)
+  }
+  return { api: new ApiClient({ fetch }), seen }
+}
+
+const Q = { start: 1000, end: 86_401_000, step: 60_000, agg: 'avg' as const }
+
+describe('batched histories', () => {
+  beforeEach(forgetShared)
+
+  it('asks for the histories of one task in one request, each answer to its asker', async () => {
+    const { api, seen } = server((s) => history(s.host_id, s.metric))
+    const hosts = ['a', 'bb', 'ccc']
+    const got = await Promise.all(
+      hosts.flatMap((h) => [batchedHistory(api, h, 'cpu_busy_percent', Q), batchedHistory(api, h, 'memory_used_bytes', Q)]),
+    )
+    expect(seen.length).toBe(1)
+    expect(seen[0].method).toBe('POST')
+    expect(seen[0].body?.step).toBe('60s')
+    expect(seen[0].body?.series?.length).toBe(6)
+    expect(got.map((h) => [h.host_id, h.metric])).toEqual(
+      hosts.flatMap((h) => [
+        [h, 'cpu_busy_percent'],
+        [h, 'memory_used_bytes'],
+      ]),
+    )
+    // another range is another request
+    await batchedHistory(api, 'a', 'cpu_busy_percent', { ...Q, end: Q.end + 60_000 })
+    expect(seen.length).toBe(2)
+  })
+
+  it('splits past the server bound, rejects a refused series alone, pages a long one', async () => {
+    const { api, seen } = server((s) =>
+      s.host_id === 'gone'
+        ? { host_id: s.host_id, metric: s.metric, status: 404, error: "unknown host 'gone'" }
+        : history(s.host_id, s.metric, s.host_id === 'long' ? 't5' : null),
+    )
+    const many = Array.from({ length: MAX_BATCH + 3 }, (_, i) => batchedHistory(api, `h${i}`, 'cpu_busy_percent', Q))
+    const gone = batchedHistory(api, 'gone', 'cpu_busy_percent', Q)
+    const long = batchedHistory(api, 'long', 'cpu_busy_percent', Q)
+    expect((await Promise.all(many)).length).toBe(MAX_BATCH + 3)
+    const err = await gone.catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ApiError)
+    expect((err as ApiError).status).toBe(404)
+    expect((await long).host_id).toBe('long')
+    const posts = seen.filter((s) => s.method === 'POST')
+    expect(posts.map((p) => p.body?.series?.length)).toEqual([MAX_BATCH, 5])
+    // the long one is read again from the paging one-series route
+    expect(seen.filter((s) => s.method === 'GET').map((s) => s.url.pathname)).toEqual(['/api/v1/hosts/long/metrics/cpu_busy_percent/history'])
+  })
+
+  it('falls back to one request per series on a server without the batch route', async () => {
+    const { api, seen } = server(() => null, true)
+    const got = await Promise.all(['x', 'y'].map((h) => batchedHistory(api, h, 'cpu_busy_percent', Q)))
+    expect(got.map((h) => h.host_id)).toEqual(['x', 'y'])
+    expect(seen.map((s) => s.method)).toEqual(['POST', 'GET', 'GET'])
   })
 })

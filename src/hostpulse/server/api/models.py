@@ -96,6 +96,39 @@ class History(BaseModel):
     )
 
 
+MAX_BATCH_SERIES = 64
+"""Series one ``POST /history`` may ask for; more is refused (422)."""
+
+
+class HistorySeriesIn(BaseModel):
+    host_id: str
+    metric: str = Field(description="A catalog key or `custom:<name>`.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Label filter.")
+
+
+class HistoryBatchIn(BaseModel):
+    start: int | str | None = Field(default=None, description="Default: 1 hour before end.")
+    end: int | str | None = Field(default=None, description="Default: now.")
+    step: str | None = Field(default=None, description="Point spacing, e.g. 60s or 5m.")
+    agg: Agg = Agg.AVG
+    tier: Tier | None = None
+    limit: int = Field(default=10_000, ge=1, le=100_000, description="Points per series.")
+    series: list[HistorySeriesIn] = Field(min_length=1, max_length=MAX_BATCH_SERIES)
+
+
+class HistoryItemError(BaseModel):
+    host_id: str
+    metric: str
+    status: int = Field(description="What the one-series route would have answered: 404, 422.")
+    error: str
+
+
+class HistoryBatch(BaseModel):
+    results: list[History | HistoryItemError] = Field(
+        description="One per requested series, in the order asked."
+    )
+
+
 class AreaRow(BaseModel):
     labels: dict[str, str]
     values: dict[str, float] = Field(description="Catalog key -> newest value.")

@@ -38,6 +38,12 @@ DEFAULT_OUTBOX_BYTES = 8 * 1024 * 1024
 """Bytes of frames a client may have waiting before it is dropped (one frame larger than this
 is still queued when nothing else is waiting, so every frame can be delivered)."""
 DEFAULT_HEARTBEAT_S = 15.0
+DEFAULT_FLEET_INTERVAL_S = 0.2
+"""Fleet summaries are gathered for this long and sent as one frame (the newest per host).
+Every agent posts its own request, so 10,000 hosts at a 5 s interval are 2,000 requests a
+second: one fleet frame each made the browser decode and apply 2,000 frames a second, and a
+fleet client's outbox (256 frames) held only an eighth of a second of them. Gathered, they are
+5 frames a second of about 400 summaries; a card shows its value at most this much later."""
 
 _CPU = "cpu_busy_percent"
 _MEM = "memory_usage_percent"
@@ -194,12 +200,17 @@ class LiveHub:
         outbox: int = DEFAULT_OUTBOX,
         outbox_bytes: int = DEFAULT_OUTBOX_BYTES,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        fleet_interval_s: float = DEFAULT_FLEET_INTERVAL_S,
         clock: Callable[[], float],
     ) -> None:
         self.outbox = outbox
         self.outbox_bytes = outbox_bytes
         self.heartbeat_s = heartbeat_s
+        self.fleet_interval_s = fleet_interval_s
         self.clock = clock
+        self._fleet_pending: dict[str, HostSummary] = {}
+        self._fleet_timer: asyncio.TimerHandle | None = None
+        self.fleet_frames = 0
         self._clients: set[LiveClient] = set()
         self.dropped_total = 0
         self.published_batches = 0
@@ -248,19 +259,48 @@ class LiveHub:
             return
         fleet_clients = [c for c in self._clients if c.fleet and not c.dropped]
         host_clients = [c for c in self._clients if c.hosts and not c.dropped]
-        summaries: list[HostSummary] = []
+        pending = self._fleet_pending
         for batch in request.batches:
             if fleet_clients:
                 summary = summarize(batch)
                 if summary is not None:
-                    summaries.append(summary)
+                    prev = pending.get(summary.host_id)
+                    if prev is None or summary.timestamp_ms >= prev.timestamp_ms:
+                        pending[summary.host_id] = summary
             host_id = batch.host.host_id
             targets = [c for c in host_clients if host_id in c.hosts]
             if targets:
                 self._fan_out(_Encoded(LiveFrame(samples=batch)), targets)
-        if summaries:
-            self._fan_out(_Encoded(LiveFrame(fleet=FleetSummary(hosts=summaries))), fleet_clients)
+        if pending and self._fleet_timer is None:
+            self._schedule_fleet()
         self.published_batches += len(request.batches)
+
+    def _schedule_fleet(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the server's loop (a script, a test): no timer
+            loop = None
+        if loop is None or self.fleet_interval_s <= 0:
+            self.flush_fleet()
+        else:
+            self._fleet_timer = loop.call_later(self.fleet_interval_s, self.flush_fleet)
+
+    def flush_fleet(self) -> None:
+        """Send the gathered fleet summaries (the newest of each host) as one frame."""
+        self._fleet_timer = None
+        summaries = list(self._fleet_pending.values())
+        self._fleet_pending = {}
+        targets = [c for c in self._clients if c.fleet and not c.dropped]
+        if summaries and targets:
+            self.fleet_frames += 1
+            self._fan_out(_Encoded(LiveFrame(fleet=FleetSummary(hosts=summaries))), targets)
+
+    def close(self) -> None:
+        """Stop the pending fleet flush (the server is stopping)."""
+        if self._fleet_timer is not None:
+            self._fleet_timer.cancel()
+            self._fleet_timer = None
+        self._fleet_pending = {}
 
     def alert_clients(self) -> bool:
         """Whether any client wants alert events (else the feed need not build them)."""

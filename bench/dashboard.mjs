@@ -85,7 +85,12 @@ async function fleetFps(page, scroll = 0) {
   await page.goto(url)
   await page.waitForFunction(() => document.querySelectorAll('.card').length > 0, null, { timeout: 60000 })
   await page.waitForTimeout(3000)
-  return await page.evaluate(async ([secs, step]) => {
+  // the renderer's main-thread time by kind (CPU spent, not wall time): per frame it does not
+  // depend on how busy the rest of the machine is the way frames per second do
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Performance.enable')
+  const before = await mainThread(cdp)
+  const out = await page.evaluate(async ([secs, step]) => {
     let frames = 0
     let longest = 0
     let last = performance.now()
@@ -94,7 +99,13 @@ async function fleetFps(page, scroll = 0) {
     let scrolled = 0
     const scroller = document.querySelector('.scroller')
     let dir = 1
-    const obs = new PerformanceObserver((l) => l.getEntries().forEach((e) => (longTaskMs += e.duration)))
+    let longTasks = 0
+    const obs = new PerformanceObserver((l) =>
+      l.getEntries().forEach((e) => {
+        longTaskMs += e.duration
+        longTasks++
+      }),
+    )
     obs.observe({ type: 'longtask', buffered: false })
     const mo = new MutationObserver((m) => (updates += m.length))
     document.querySelectorAll('.v-cpu').forEach((el) => mo.observe(el, { characterData: true, childList: true, subtree: true }))
@@ -120,13 +131,30 @@ async function fleetFps(page, scroll = 0) {
     mo.disconnect()
     return {
       fps: frames / secs,
+      frames,
       longest_frame_ms: longest,
       long_task_ms_per_s: longTaskMs / secs,
+      long_tasks: longTasks,
       visible_cards: document.querySelectorAll('.card').length,
       card_updates_per_s: updates / secs,
       scrolled_px: scrolled,
     }
   }, [seconds, scroll])
+  const after = await mainThread(cdp)
+  await cdp.detach()
+  for (const [k, v] of Object.entries(after)) out[`${k}_ms_per_frame`] = (v - before[k]) / Math.max(1, out.frames)
+  return out
+}
+
+/** Main-thread milliseconds so far: scripts, style + layout, and all tasks. */
+async function mainThread(cdp) {
+  const { metrics } = await cdp.send('Performance.getMetrics')
+  const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]))
+  return {
+    script: m.ScriptDuration * 1000,
+    style_layout: (m.RecalcStyleDuration + m.LayoutDuration) * 1000,
+    task: m.TaskDuration * 1000,
+  }
 }
 
 async function liveLatency(page) {

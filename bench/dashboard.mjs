@@ -85,8 +85,8 @@ async function fleetFps(page, scroll = 0) {
   await page.goto(url)
   await page.waitForFunction(() => document.querySelectorAll('.card').length > 0, null, { timeout: 60000 })
   await page.waitForTimeout(3000)
-  // the renderer's main-thread time by kind (CPU spent, not wall time): per frame it does not
-  // depend on how busy the rest of the machine is the way frames per second do
+  // the renderer's CPU time per frame: it depends much less on how busy the rest of the
+  // machine is than frames per second do
   const cdp = await page.context().newCDPSession(page)
   await cdp.send('Performance.enable')
   const before = await mainThread(cdp)
@@ -146,49 +146,16 @@ async function fleetFps(page, scroll = 0) {
   return out
 }
 
-/** Main-thread milliseconds so far: scripts, style + layout, and all tasks. */
+/** The renderer so far, in ms: main-thread CPU time, the whole renderer process's CPU time
+ * (raster and compositor threads included), and the main thread's script and style+layout
+ * time (wall time spent in them: these two grow with the machine's load, the CPU times less). */
 async function mainThread(cdp) {
   const { metrics } = await cdp.send('Performance.getMetrics')
   const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]))
   return {
+    cpu: m.ThreadTime * 1000,
+    process_cpu: m.ProcessTime * 1000,
     script: m.ScriptDuration * 1000,
     style_layout: (m.RecalcStyleDuration + m.LayoutDuration) * 1000,
-    task: m.TaskDuration * 1000,
   }
 }
-
-async function liveLatency(page) {
-  await page.goto(`${url}/hosts/${hostId}`)
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid=live-cpu]')?.getAttribute('data-last') || 0) > 0, null, { timeout: 60000 })
-  return await page.evaluate(async (secs) => {
-    const el = document.querySelector('[data-testid=live-cpu]')
-    const seen = []
-    let prev = Number(el.getAttribute('data-last'))
-    const mo = new MutationObserver(() => {
-      const ts = Number(el.getAttribute('data-last'))
-      if (ts > prev) {
-        prev = ts
-        // the DOM has it; the next frame paints it
-        requestAnimationFrame(() => seen.push(Date.now() - ts))
-      }
-    })
-    mo.observe(el, { attributes: true, attributeFilter: ['data-last'] })
-    await new Promise((r) => setTimeout(r, secs * 1000))
-    mo.disconnect()
-    return seen
-  }, seconds)
-}
-
-const cold = []
-for (let i = 0; i < loads; i++) cold.push(await coldLoad())
-const b = await launch({ width: 1400, height: 900 })
-let fps, scrolling, latency
-try {
-  const page = b.context.pages()[0] ?? (await b.context.newPage())
-  fps = await fleetFps(page)
-  scrolling = await fleetFps(page, 40)
-  latency = await liveLatency(page)
-} finally {
-  await b.close()
-}
-console.log(JSON.stringify({ cold, fps, scrolling, latency }))

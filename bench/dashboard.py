@@ -187,7 +187,9 @@ def main() -> int:
                 "scroll_fps": res["scrolling"]["fps"],
                 "scroll_long_tasks": res["scrolling"]["long_tasks"],
                 "scroll_script_ms_per_frame": res["scrolling"]["script_ms_per_frame"],
-                "scroll_task_ms_per_frame": res["scrolling"]["task_ms_per_frame"],
+                "scroll_cpu_ms_per_frame": res["scrolling"]["cpu_ms_per_frame"],
+                "scroll_process_cpu_ms_per_frame": res["scrolling"]["process_cpu_ms_per_frame"],
+                "update_cpu_ms_per_frame": res["fps"]["cpu_ms_per_frame"],
                 "update_long_tasks": res["fps"]["long_tasks"],
                 "update_script_ms_per_frame": res["fps"]["script_ms_per_frame"],
             },
@@ -200,11 +202,13 @@ def main() -> int:
 
 
 def per_frame(m: dict[str, float]) -> str:
-    """Main-thread time per frame from Chromium's own counters (CPU time of the renderer's
-    main thread, so less sensitive to the machine's load than frames per second)."""
+    """The renderer's CPU time per frame (Chromium's ThreadTime and ProcessTime counters: less
+    sensitive to the machine's load than frames per second), then the main thread's wall time
+    in scripts and in style+layout."""
     return (
-        f"{m['script_ms_per_frame']:.2f} / {m['style_layout_ms_per_frame']:.2f} / "
-        f"{m['task_ms_per_frame']:.2f} ms over {m['frames']} frames"
+        f"{m['cpu_ms_per_frame']:.2f} / {m['process_cpu_ms_per_frame']:.2f} ms CPU, "
+        f"{m['script_ms_per_frame']:.2f} / {m['style_layout_ms_per_frame']:.2f} ms "
+        f"over {m['frames']} frames"
     )
 
 
@@ -250,7 +254,7 @@ def render(res: dict[str, object], args: argparse.Namespace) -> str:
         f"longest frame {scroll['longest_frame_ms']:.0f} ms, "
         f"{scroll['long_tasks']} long tasks ({scroll['long_task_ms_per_s']:.0f} ms/s), "
         f"{scroll['scrolled_px']:.0f} px scrolled",
-        "main thread per frame (CPU ms: script / style+layout / all tasks)",
+        "renderer per frame: CPU main thread / whole process; main thread in script / style+layout",
         f"  while updating      {per_frame(fps)}",
         f"  while scrolling     {per_frame(scroll)}",
         "```",

@@ -159,3 +159,39 @@ async function mainThread(cdp) {
     style_layout: (m.RecalcStyleDuration + m.LayoutDuration) * 1000,
   }
 }
+
+async function liveLatency(page) {
+  await page.goto(`${url}/hosts/${hostId}`)
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=live-cpu]')?.getAttribute('data-last') || 0) > 0, null, { timeout: 60000 })
+  return await page.evaluate(async (secs) => {
+    const el = document.querySelector('[data-testid=live-cpu]')
+    const seen = []
+    let prev = Number(el.getAttribute('data-last'))
+    const mo = new MutationObserver(() => {
+      const ts = Number(el.getAttribute('data-last'))
+      if (ts > prev) {
+        prev = ts
+        // the DOM has it; the next frame paints it
+        requestAnimationFrame(() => seen.push(Date.now() - ts))
+      }
+    })
+    mo.observe(el, { attributes: true, attributeFilter: ['data-last'] })
+    await new Promise((r) => setTimeout(r, secs * 1000))
+    mo.disconnect()
+    return seen
+  }, seconds)
+}
+
+const cold = []
+for (let i = 0; i < loads; i++) cold.push(await coldLoad())
+const b = await launch({ width: 1400, height: 900 })
+let fps, scrolling, latency
+try {
+  const page = b.context.pages()[0] ?? (await b.context.newPage())
+  fps = await fleetFps(page)
+  scrolling = await fleetFps(page, 40)
+  latency = await liveLatency(page)
+} finally {
+  await b.close()
+}
+console.log(JSON.stringify({ cold, fps, scrolling, latency }))

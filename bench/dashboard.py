@@ -239,7 +239,7 @@ def render(res: dict[str, object], args: argparse.Namespace) -> str:
         f"fleet first load      median {shown:7.0f} ms   "
         f"({ok(shown < TARGET_LOAD_MS)} < {TARGET_LOAD_MS} ms; "
         f"HTML at {html:.0f} ms, GET /api/v1/hosts {start:.0f}-{start + api:.0f} ms, "
-        f"{hosts_kb:.0f} KB)",
+        f"{hosts_kb:.0f} KB transferred)",
         f"JS transferred        {gz / 1024:7.1f} KB gzipped in {cold[0]['js_files']} files "
         f"({raw / 1024:.1f} KB raw; {ok(gz <= TARGET_JS_GZ)} <= {TARGET_JS_GZ // 1024} KB)",
         f"sample-to-screen      P50 {p50:6.0f} ms   P95 {p95:6.0f} ms over {len(lat)} samples "

@@ -163,6 +163,10 @@ async function mainThread(cdp) {
 async function liveLatency(page) {
   await page.goto(`${url}/hosts/${hostId}`)
   await page.waitForFunction(() => Number(document.querySelector('[data-testid=live-cpu]')?.getAttribute('data-last') || 0) > 0, null, { timeout: 60000 })
+  // the live path, not the page's own load: the samples of its first seconds waited behind
+  // the back-fill and the charts being built (long tasks of up to 360 ms; those samples took
+  // 0.5-1 s, the ones after 20-100 ms on the same loaded machine), as the fps windows wait too
+  await page.waitForTimeout(3000)
   return await page.evaluate(async (secs) => {
     const el = document.querySelector('[data-testid=live-cpu]')
     const seen = []

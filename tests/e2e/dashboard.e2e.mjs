@@ -70,9 +70,13 @@ try {
   const count = await page.getByTestId('fleet-count').innerText()
   check(count.includes(`${hosts.length} of ${hosts.length}`), `fleet count says ${count}`)
   // the cards update live: a card's CPU sparkline gains points
-  const spark = page.locator('.card').first().locator('canvas').first()
+  const spark = page.locator('.card').first().locator('.spark').first()
   const before = Number(await spark.getAttribute('data-points'))
   await poll(async () => Number(await spark.getAttribute('data-points')) > before, { what: 'sparkline points' })
+  // and it is drawn: one line segment per point after the first
+  const points = Number(await spark.getAttribute('data-points'))
+  const line = await spark.locator('path').last().getAttribute('d')
+  check(points >= 2 && (line ?? '').split('L').length >= points, `sparkline of ${points} points drawn as ${line}`)
   await page.waitForTimeout(6000) // a few more sparkline points for the picture
   await page.screenshot({ path: join(shots, 'fleet.png') })
 

@@ -58,6 +58,21 @@ def test_host_status_follows_last_seen_and_interval(server: LiveServer, clock: C
     assert get(server, "/hosts/h1")["status"] == "online"
 
 
+def test_a_long_host_list_goes_gzipped_to_a_client_that_accepts_it(server: LiveServer) -> None:
+    """Issue 15: 10,000 hosts are 4.2 MB of JSON, the fleet page's first request."""
+    t = now_ms() - 1000
+    hosts = [f"host-{i:03d}" for i in range(60)]  # ~430 bytes each: past the 16 KB threshold
+    ingest(server, request(*(batch(h, [(t, {("cpu_busy_percent", ()): 1.0})]) for h in hosts)))
+    url, auth = f"{server.url}/api/v1/hosts", server.headers("viewer")
+    zipped = httpx.get(url, headers={**auth, "accept-encoding": "gzip"}, timeout=30)
+    plain = httpx.get(url, headers={**auth, "accept-encoding": "identity"}, timeout=30)
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert int(zipped.headers["content-length"]) * 5 < len(plain.content)
+    assert [h["host_id"] for h in zipped.json()] == [h["host_id"] for h in plain.json()]
+    assert sorted(h["host_id"] for h in plain.json()) == hosts
+
+
 def test_history_label_filter_and_paging(server: LiveServer) -> None:
     t0 = now_ms() - 600_000
     snaps = [

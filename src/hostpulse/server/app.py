@@ -200,6 +200,7 @@ def create_app(
             db, st = database, store
         ingest_service = IngestService(st, limits_from(cfg), clock)
         ingest_service.listeners.append(hub.publish)
+        resources.callback(hub.close)
         admin_password = cfg.admin_password.get_secret_value() if cfg.admin_password else None
         app.state.auth = await resources.enter_async_context(
             running_auth(

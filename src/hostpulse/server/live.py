@@ -358,6 +358,13 @@ class LiveHub:
         else:
             self._gather(summaries)
 
+    def close(self) -> None:
+        """Drop the cards not sent yet and their pending frame (the server is stopping)."""
+        if self._cards_due is not None:
+            self._cards_due.cancel()
+            self._cards_due = None
+        self._cards = {}
+
     def alert_clients(self) -> bool:
         """Whether any client wants alert events (else the feed need not build them)."""
         return any(c.alerts for c in self._clients)

@@ -73,6 +73,42 @@ describe('fleet store', () => {
     expect(f.visible.map((h) => h.host_id)).toEqual(['b', 'c', 'a'])
   })
 
+  it('fills sparklines a few hosts at a time, and not for cards gone from view by their turn', async () => {
+    const asked: string[] = []
+    const release: (() => void)[] = []
+    setApi(new ApiClient({
+      fetch: async (input: RequestInfo | URL) => {
+        const m = /hosts\/([^/]+)\/metrics\/([^/]+)\/history/.exec(String(input))
+        if (!m) return new Response(JSON.stringify(served))
+        asked.push(m[1])
+        await new Promise<void>((go) => release.push(go))
+        const series = m[2] === 'cpu_busy_percent' ? [{ metric: m[2], labels: {}, points: [{ ts_ms: 1, value: 7 }] }] : []
+        return new Response(JSON.stringify({ host_id: m[1], metric: m[2], tier: 'raw', series }))
+      },
+    }))
+    const f = useFleet()
+    const ids = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6']
+    const shown = new Set(ids)
+    const fills = ids.map((id) => f.fillSparklines(host(id, id, 0), () => shown.has(id)))
+    await new Promise((r) => setTimeout(r, 0))
+    expect(new Set(asked)).toEqual(new Set(['h1', 'h2', 'h3', 'h4'])) // 4 hosts at a time
+    shown.delete('h5') // scrolled away while waiting
+    while (release.length) {
+      release.splice(0).forEach((go) => go())
+      await new Promise((r) => setTimeout(r, 0))
+    }
+    await Promise.all(fills)
+    expect(new Set(asked)).toEqual(new Set(['h1', 'h2', 'h3', 'h4', 'h6']))
+    expect(f.cards.get('h6')?.cpuHist).toEqual([7])
+    expect(f.cards.get('h5')).toBeUndefined()
+    // shown again later: it fills then
+    const again = f.fillSparklines(host('h5', 'h5', 0), () => true)
+    await new Promise((r) => setTimeout(r, 0))
+    release.splice(0).forEach((go) => go())
+    await again
+    expect(f.cards.get('h5')?.cpuHist).toEqual([7])
+  })
+
   it('fetches the list again when an unknown host reports', async () => {
     const f = useFleet()
     await f.load()

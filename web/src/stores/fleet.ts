@@ -192,13 +192,22 @@ export const useFleet = defineStore('fleet', () => {
   const waiting: (() => void)[] = []
 
   /** Fill a card's sparklines from the last minutes of history, so they do not start empty
-   * and grow for a minute after the page opens. Once per host; a few hosts at a time. */
-  async function fillSparklines(h: HostOut, nowMs = Date.now()): Promise<void> {
+   * and grow for a minute after the page opens. Once per host; a few hosts at a time. A card
+   * no longer `wanted` (scrolled out of view) by its turn asks nothing, and fills when shown
+   * again: scrolling through the grid queued 5 requests for every card that stayed in view
+   * 250 ms, and they went on for long after the scrolling stopped. */
+  async function fillSparklines(h: HostOut, wanted: () => boolean = () => true): Promise<void> {
     if (filled.has(h.host_id)) return
     filled.add(h.host_id)
     if (running >= FILL_CONCURRENCY) await new Promise<void>((go) => waiting.push(go))
+    if (!wanted()) {
+      filled.delete(h.host_id)
+      waiting.shift()?.() // its turn goes to the next in line
+      return
+    }
     running++
     try {
+      const nowMs = Date.now()
       const iv = (h.interval_seconds || 5) * 1000
       const q = { start: nowMs - SPARK_POINTS * iv, end: nowMs, tier: 'raw' as const, agg: 'last' as const }
       const api = useApi()

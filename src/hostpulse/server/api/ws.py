@@ -8,7 +8,8 @@ histories would log it.
 
 Query: ``format=protobuf|json`` (default protobuf: binary messages, one LiveFrame each),
 ``hosts=a,b`` (subscribe to these hosts' samples), ``fleet=true`` (per-host summaries of every
-host), ``alerts=true`` (alert events: a snapshot of the active alerts, then each alert that
+host: every 0.2 s one frame with the newest summary of each host that reported since the last
+one), ``alerts=true`` (alert events: a snapshot of the active alerts, then each alert that
 fires, changes or ends; see ``server/alert_feed.py``). The client may change its subscription at
 any time with a text message ``{"hosts": ["a", "b"], "fleet": false, "alerts": true}``; the
 server answers every change with a ``subscribed`` frame. A heartbeat frame comes every

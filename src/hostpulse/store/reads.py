@@ -267,12 +267,15 @@ class Reader:
         val_parts: list[F64] = []
         for buf in keep:
             n = buf.n
-            sub = np.full((n, len(colidx)), np.nan)
-            ok = colidx < buf.vals.shape[1]
-            cells = buf.vals[:n, colidx[ok]]
-            if buf.old is not None:  # already in stored blocks
-                cells = np.where(buf.old[:n, colidx[ok]], np.nan, cells)
-            sub[:, ok] = cells
+            if buf.old is None and colidx.max() < buf.vals.shape[1]:  # the usual window
+                sub = buf.vals[:n, colidx]
+            else:
+                sub = np.full((n, len(colidx)), np.nan)
+                ok = colidx < buf.vals.shape[1]
+                cells = buf.vals[:n, colidx[ok]]
+                if buf.old is not None:  # already in stored blocks
+                    cells = np.where(buf.old[:n, colidx[ok]], np.nan, cells)
+                sub[:, ok] = cells
             ts_parts.append(buf.ts[:n])
             val_parts.append(sub)
         raw = rollup.from_raw(np.concatenate(ts_parts), np.concatenate(val_parts))

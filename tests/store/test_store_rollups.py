@@ -141,3 +141,17 @@ async def test_values_near_the_float_maximum_give_finite_averages(
             )
             points = got.series[0].points
             assert points and all(p.value == p.min == p.max == value for p in points)
+
+
+async def test_last_of_an_hour_in_the_head_is_its_newest_sample(store: SQLiteStore) -> None:
+    """An hour spans six head windows: read from the head, the hour's ``last`` is the newest
+    sample of all of them (stored rollups keep no last value: there it is the mean)."""
+    rows = _generated()
+    for i in range(0, len(rows), 4):
+        await store.ingest(request(batch("h1", rows[i : i + 4], SERIES)), T0)
+    newest: dict[int, float] = {}
+    for t, vals in rows:
+        newest[t - t % 3_600_000] = vals[0]
+    end = T0 + HOURS * 3_600_000 - 1
+    got = await store.query_range("h1", "cpu_busy_percent", T0, end, tier=Tier.HOUR, agg=Agg.LAST)
+    assert {p.ts_ms: p.value for p in got.series[0].points} == newest

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from hostpulse.store.state import StoreState
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+IntP = npt.NDArray[np.intp]
 
 RAW_MAX_SPAN_MS = 6 * 3_600_000
 MINUTE_MAX_SPAN_MS = 7 * 86_400_000
@@ -231,17 +233,7 @@ class Reader:
         kind = _TIER_KIND[chosen]
         span = DAY_MS if kind in (Kind.MINUTE, Kind.HOUR) else self.state.block_ms
         parts.append(await self._block_reader().rows(head.key, kind, lo, end_ms, span, ids))
-        bufs = list(head.windows.values())
-        bufs += [b for (k, _), b in self.state.compacting.items() if k == head.key]
-        for buf in bufs:
-            if buf.start > end_ms or buf.start + self.state.block_ms <= lo or buf.n == 0:
-                continue
-            ts, vals = buf.new_samples()
-            sub = np.full((len(ts), len(colidx)), np.nan)
-            ok = colidx < vals.shape[1]
-            sub[:, ok] = vals[:, colidx[ok]]
-            raw = rollup.from_raw(ts, sub)
-            parts.append(rollup.bucket(raw, native) if native else raw)
+        parts.append(self._head_rows(head, colidx, lo, end_ms, native))
         rows = rollup.concat(parts, len(cols))
         rows = rows.take((rows.ts >= lo - lo % step) & (rows.ts <= end_ms))
         merged = rollup.bucket(rows, step)
@@ -257,6 +249,44 @@ class Reader:
             for i, (_, c) in enumerate(cols)
         ]
         return RangeResult(chosen, self._reported_step(step, head), out, next_cursor)
+
+    def _head_rows(
+        self, head: HostHead, colidx: IntP, lo: int, end: int, native: int
+    ) -> rollup.Rows:
+        """The samples of columns ``colidx`` in the head's windows and those being compacted
+        that overlap ``[lo, end]``, as rows of the tier (``native`` ms; raw when 0), bucketed
+        per window as stored blocks are. One aggregation for all windows: a head holding a day
+        (after a restart, 144 windows) cost 0.15 ms per window as one call each, 20 ms a read."""
+        block = self.state.block_ms
+        bufs = list(head.windows.values())
+        bufs += [b for (k, _), b in self.state.compacting.items() if k == head.key]
+        keep = [b for b in bufs if b.n and b.start <= end and b.start + block > lo]
+        if not keep:
+            return rollup.empty(len(colidx))
+        ts_parts: list[I64] = []
+        val_parts: list[F64] = []
+        for buf in keep:
+            n = buf.n
+            if buf.old is None and colidx.max() < buf.vals.shape[1]:  # the usual window
+                sub = buf.vals[:n, colidx]
+            else:
+                sub = np.full((n, len(colidx)), np.nan)
+                ok = colidx < buf.vals.shape[1]
+                cells = buf.vals[:n, colidx[ok]]
+                if buf.old is not None:  # already in stored blocks
+                    cells = np.where(buf.old[:n, colidx[ok]], np.nan, cells)
+                sub[:, ok] = cells
+            ts_parts.append(buf.ts[:n])
+            val_parts.append(sub)
+        raw = rollup.from_raw(np.concatenate(ts_parts), np.concatenate(val_parts))
+        if not native:
+            return raw
+        # windows are aligned to ``block`` ms, which divides an hour: buckets of at most one
+        # window, labelled by the tier's bucket, are what one bucketing per window gave
+        rows = rollup.bucket(raw, min(native, block))
+        if native > block:
+            rows.ts = rows.ts - rows.ts % native
+        return rows
 
     @staticmethod
     def _reported_step(step: int, head: HostHead | None) -> int:

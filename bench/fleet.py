@@ -268,6 +268,8 @@ async def resources(pid: int, data: Path, every: float, stop: asyncio.Event, run
 
 async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiver) -> Run:
     run = Run(n)
+    with rx.got:  # the same host ids breached in the previous size: their arrivals are old
+        rx.arrivals.clear()
     hosts = make_hosts(n, seed=13)
     fleet = Fleet(hosts, args.interval, await enroll_all_async(url, [h.host_id for h in hosts]))
     token = admin_headers(url)["authorization"].removeprefix("Bearer ")

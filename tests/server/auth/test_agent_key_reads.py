@@ -98,7 +98,9 @@ def test_an_entry_past_half_its_life_is_read_again_while_it_is_used(tmp_path: Pa
             repo.queries = []
             await repo.create_tables()
             now = [0.0]
-            keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: now[0])
+            keys = AgentKeyService(
+                repo, AuthConfig(), lambda: 1_000, lambda: now[0], refresh_gather_s=0.01
+            )
             new = await keys.issue("web-1")
             assert (await keys.authenticate(new.key)).host_id == "web-1"
             assert repo.queries == [1]
@@ -115,6 +117,44 @@ def test_an_entry_past_half_its_life_is_read_again_while_it_is_used(tmp_path: Pa
             assert repo.queries == [1, 1]
             with pytest.raises(Unauthenticated):
                 await keys.authenticate(new.key)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_entries_past_half_their_life_are_read_again_together(tmp_path: Path) -> None:
+    """A fleet reporting every 5 s asks for a refresh with nearly every request: the entries
+    wanted within REFRESH_GATHER_S are read in one query, and no request waits for it."""
+
+    async def main() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+        try:
+            repo = CountingRepository(engine)
+            repo.queries = []
+            await repo.create_tables()
+            now = [0.0]
+            keys = AgentKeyService(
+                repo, AuthConfig(), lambda: 1_000, lambda: now[0], refresh_gather_s=0.2
+            )
+            issued = [await keys.issue(f"host-{i}") for i in range(300)]
+            await asyncio.gather(*(keys.authenticate(k.key) for k in issued))
+            repo.queries.clear()
+            now[0] += CACHE_TTL_S / 2 + 0.5
+            for k in issued:  # one at a time, as a fleet's requests come in
+                assert (await keys.authenticate(k.key)).host_id == k.host_id
+                await asyncio.sleep(0)
+            assert repo.queries == []  # nobody waited for a reading
+            await AuthRepository(engine).revoke_key(issued[3].id, 2_000)  # another process
+            for _ in range(100):
+                if repo.queries and keys._reader is not None and keys._reader.done():
+                    break
+                await asyncio.sleep(0.02)
+            assert repo.queries == [300]  # all of them in one query
+            with pytest.raises(Unauthenticated):  # the refresh saw the revocation
+                await keys.authenticate(issued[3].key)
+            assert (await keys.authenticate(issued[4].key)).host_id == "host-4"
+            assert repo.queries == [300]  # the others were fresh again
         finally:
             await engine.dispose()
 

@@ -79,6 +79,7 @@ from hostpulse.sim.model import SimHost, make_profile
 from hostpulse.sim.push import make_hosts
 from hostpulse.store import blocks, codec, open_store, rollup, schema
 from hostpulse.store.base import Store
+from hostpulse.store.exceptions import HeadFullError
 from hostpulse.store.quantize import choose_scales
 
 SEED = 3
@@ -243,7 +244,12 @@ async def fill(
             batches.append(feed.batch(h, ts_list, vals))
             sends.append(feed.send(i, h, ts_list, vals))
         for k in range(0, len(batches), 50):
-            res = await store.ingest(IngestRequest(batches=batches[k : k + 50]), end_ms)
+            req = IngestRequest(batches=batches[k : k + 50])
+            try:
+                res = await store.ingest(req, end_ms)
+            except HeadFullError:  # a host's head is at its budget: compact, then again
+                await store.maintain(int(time.time() * 1000))
+                res = await store.ingest(req, end_ms)
             total += res.accepted
         await feed.settle(sends)
 

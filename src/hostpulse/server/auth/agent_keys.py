@@ -11,7 +11,14 @@ agent that reports more often than every ``CACHE_TTL_S / 2`` never waits for the
 and the keys requests need at the same time are read in one query (``_read_wanted``): a
 fleet of 1,000 hosts made one query per host on a pool of a few connections, and its
 requests queued for seconds.
-``last_used_ms`` is kept in memory and written in bulk (``flush``), not on every ingest."""
+``last_used_ms`` is kept in memory and written in bulk (``flush``), not on every ingest.
+
+Several replicas (``hostpulse.server.cluster``) keep entries longer (``cache_ttl_s``): behind a
+load balancer each replica sees a host only every few of its reports, so with a 10 s lifetime
+nearly every request found its key expired and waited for the database. Instead each replica
+counts the revoked keys every few seconds (``check_revocations``, one small query) and reads
+every key again when that count changed, so another process's revocation still takes effect
+within the same 10 s."""
 
 from __future__ import annotations
 
@@ -81,6 +88,11 @@ class AgentKeyService:
         self._last_used: dict[int, int] = {}
         self._wanted: dict[str, asyncio.Future[None]] = {}  # hash -> its reading
         self._reader: asyncio.Task[None] | None = None
+        self.cache_ttl_s = CACHE_TTL_S
+        """How long an entry is used before it is read again (longer only where revocations
+        are also noticed by ``check_revocations``)."""
+        self._revoked: int | None = None  # revoked keys at the last check_revocations
+        self._generation = 0  # forget_all calls so far
         self._enroller = Enroller(repo, config, clock_ms, self._issued)
         self.changed: Callable[[int | None, str | None], None] = lambda key_id, host_id: None
         """Called after a key stopped working here: ``(key_id, None)`` revoked, ``(None,
@@ -91,15 +103,16 @@ class AgentKeyService:
     async def authenticate(self, key: str) -> Agent:
         h = tokens.digest(key)
         cached = self._live.get(h)
-        age = self._monotonic() - cached[1] if cached is not None else CACHE_TTL_S
-        if cached is None or age >= CACHE_TTL_S:
+        ttl = self.cache_ttl_s
+        age = self._monotonic() - cached[1] if cached is not None else ttl
+        if cached is None or age >= ttl:
             if h in self._dead:
                 raise Unauthenticated(BAD_KEY)
             await self._read(h)
             cached = self._live.get(h)
             if cached is None:
                 raise Unauthenticated(BAD_KEY)
-        elif age >= CACHE_TTL_S / 2:
+        elif age >= ttl / 2:
             self._refresh_soon(h)  # read it again before it expires: no request waits for it
         agent = cached[0]
         self._last_used[agent.key_id] = self._now()
@@ -137,6 +150,7 @@ class AgentKeyService:
         while self._wanted:
             hashes = list(self._wanted)[:LOOKUP_BATCH]
             started = self._monotonic()
+            generation = self._generation
             try:
                 rows = await self.repo.keys_by_hash(hashes)
             except Exception as exc:  # every waiter gets the error (a 5xx), as one query would
@@ -154,6 +168,8 @@ class AgentKeyService:
                         self._dead.clear()
                     self._dead.add(h)
                 elif h not in self._dead:  # else revoked here while the query ran
+                    if generation != self._generation:  # may predate what forget_all was for
+                        started = min(started, self._monotonic() - self.cache_ttl_s + CACHE_TTL_S)
                     self._live[h] = (Agent(row.id, row.host_id), started)
                 self._wanted.pop(h).set_result(None)
 
@@ -166,11 +182,22 @@ class AgentKeyService:
         from the cache (refused from the next request on)."""
         self._forget(key_id=key_id, host_id=host_id)
 
+    async def check_revocations(self) -> bool:
+        """Count the revoked keys; when the count changed since the last check (a revocation
+        by another process), every cached key is read again at its next use. True then."""
+        count = await self.repo.revoked_key_count()
+        changed = self._revoked is not None and count != self._revoked
+        self._revoked = count
+        if changed:
+            self.forget_all()
+        return changed
+
     def forget_all(self) -> None:
         """Read every key from the database again at its next use (revocations may have been
         missed while the replicas could not talk)."""
         self._live.clear()
         self._dead.clear()
+        self._generation += 1
 
     def _forget(self, *, key_id: int | None = None, host_id: str | None = None) -> None:
         for h, (a, _) in list(self._live.items()):

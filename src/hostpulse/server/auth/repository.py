@@ -242,6 +242,16 @@ class AuthRepository:
             )
             return {r[0]: KeyRow(*r[1:]) for r in rows}
 
+    async def revoked_key_count(self) -> int:
+        """Keys revoked so far (keys are never deleted, so this only grows): a change means
+        some key was revoked since the last count."""
+        t = m.agent_keys
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                select(func.count()).select_from(t).where(t.c.revoked_ms.is_not(None))
+            )
+        return int(found or 0)
+
     async def live_key_of(self, host_id: str) -> bool:
         """Whether ``host_id`` has a key that is not revoked."""
         t = m.agent_keys

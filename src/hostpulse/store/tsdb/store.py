@@ -48,6 +48,7 @@ from hostpulse.store.tsdb.history import (
     BucketReader,
     RefusedQueryError,
 )
+from hostpulse.store.tsdb.http1 import HTTPError, PostClient, needs_httpx
 from hostpulse.store.tsdb.remote_write import (
     CONTENT_HEADERS,
     SeriesTable,
@@ -264,6 +265,9 @@ class TsdbStore:
             self._insert_processes, slots=1, max_weight=1000
         )
         self._client: httpx.AsyncClient | None = None
+        self._poster: PostClient | None = None
+        """Remote writes (``tsdb.http1``); None: with ``_client`` (an injected transport, or
+        an environment proxy for the URL)."""
         self._history = BucketReader(lambda params: self._query(self.endpoints.query_range, params))
         self._hosts: dict[str, HostRecord] = {}
         self._tables: dict[str, dict[bytes, SeriesTable]] = {}  # host -> digest -> table
@@ -293,6 +297,8 @@ class TsdbStore:
             transport=self._transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
+        if self._transport is None and not needs_httpx(self.endpoints.write):
+            self._poster = PostClient(self.endpoints.write, self.timeout_s)
         await self._refresh(force=True)
         async with self.database.engine.connect() as conn:
             rows = await conn.execute(
@@ -318,8 +324,11 @@ class TsdbStore:
             with contextlib.suppress(SQLAlchemyError, OSError):
                 await self._flush_seen()
             await self._client.aclose()
+            if self._poster is not None:
+                await self._poster.aclose()
         finally:
             self._client = None
+            self._poster = None
             if self.owns_database:
                 await self.database.close()
 
@@ -504,24 +513,29 @@ class TsdbStore:
 
     async def _post(self, body: bytes) -> BaseException | None:
         try:
-            resp = await self.client.post(
-                self.endpoints.write, content=body, headers=CONTENT_HEADERS
-            )
-        except httpx.HTTPError as exc:
+            if self._poster is not None:
+                answer = await self._poster.post(body, CONTENT_HEADERS)
+                status, answer_body = answer.status, answer.body
+            else:
+                resp = await self.client.post(
+                    self.endpoints.write, content=body, headers=CONTENT_HEADERS
+                )
+                status, answer_body = resp.status_code, resp.content
+        except (httpx.HTTPError, HTTPError) as exc:
             return StoreUnavailableError(
                 f"the TSDB at {self.endpoints.shown} did not take the samples: "
                 f"{type(exc).__name__}: {exc}"
             )
-        if resp.status_code < 300:
+        if status < 300:
             return None
-        reason = resp.text.strip()[:300]
-        if resp.status_code == 400:  # e.g. Prometheus: out of order, out of bounds
+        reason = answer_body.decode("utf-8", "replace").strip()[:300]
+        if status == 400:  # e.g. Prometheus: out of order, out of bounds
             return InvalidRequestError(
                 f"the TSDB refused the samples (HTTP 400): {reason} (see docs/tsdb.md, "
                 "de-duplication)"
             )
         return StoreUnavailableError(
-            f"the TSDB at {self.endpoints.shown} answered HTTP {resp.status_code}: {reason}"
+            f"the TSDB at {self.endpoints.shown} answered HTTP {status}: {reason}"
         )
 
     def _process_rows(self, request: IngestRequest) -> list[dict[str, object]]:

@@ -159,3 +159,43 @@ def test_entries_past_half_their_life_are_read_again_together(tmp_path: Path) ->
             await engine.dispose()
 
     asyncio.run(main())
+
+
+def test_long_lived_entries_still_learn_another_process_revocation(tmp_path: Path) -> None:
+    """Replicas keep keys longer (``cache_ttl_s``) and count the revoked keys instead: a key
+    revoked by another process (here: a second service on the same database, as ``hostpulse
+    key revoke`` or another replica) is refused after the next count, and the keys that were
+    not revoked keep working."""
+
+    async def main() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+        try:
+            repo = CountingRepository(engine)
+            repo.queries = []
+            await repo.create_tables()
+            now = [0.0]
+            keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: now[0])
+            keys.cache_ttl_s = 600.0
+            other = AgentKeyService(AuthRepository(engine), AuthConfig(), lambda: 2_000)
+            a, b = await keys.issue("web-1"), await keys.issue("web-2")
+            assert await keys.check_revocations() is False  # the first count: nothing to compare
+            assert (await keys.authenticate(a.key)).host_id == "web-1"
+            assert (await keys.authenticate(b.key)).host_id == "web-2"
+
+            repo.queries.clear()
+            now[0] += CACHE_TTL_S * 3  # far past the single server's lifetime: still cached
+            assert (await keys.authenticate(a.key)).host_id == "web-1"
+            assert repo.queries == []
+            assert await keys.check_revocations() is False  # nothing revoked: nothing re-read
+
+            await other.revoke(a.id)  # another process; this service is not told
+            assert (await keys.authenticate(a.key)).host_id == "web-1"  # until the count
+            assert await keys.check_revocations() is True
+            with pytest.raises(Unauthenticated):
+                await keys.authenticate(a.key)
+            assert (await keys.authenticate(b.key)).host_id == "web-2"
+            assert await keys.check_revocations() is False
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

@@ -39,6 +39,11 @@ random:
   ``query_range`` of ``avg_over_time(node_cpu_busy_percent{instance=...}[60s])``.
 - 30-day history, step 1 h: the same with a 30-day range.
 
+Each history range ends at the second its request is sent, as a dashboard's "last 24 hours"
+does: it moves on between requests. Both systems may answer a repeated range from what they
+kept of earlier reads (VictoriaMetrics' rollup result cache, hostpulse's kept rows of stored
+blocks); the random hosts are mostly first reads, the raw-path hosts repeated reads.
+
     python bench/query.py --hosts 1000 --days 7 --hour-days 30 --deep-hosts 2
 """
 
@@ -51,6 +56,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -274,7 +280,12 @@ async def fill(
 # --- queries --------------------------------------------------------------------------------
 
 
-async def timed(targets: list[tuple[str, list[str], dict[str, str]]]) -> list[list[float]]:
+Path_ = str | Callable[[int], str]
+"""A query's path, or a function of the time (seconds) it is sent at giving the path: a
+range that ends "now" moves on, as a dashboard's does."""
+
+
+async def timed(targets: list[tuple[str, list[Path_], dict[str, str]]]) -> list[list[float]]:
     """Latencies (ms) of each list of GETs (url, paths, headers), round-robin between the
     lists so that all see the same load."""
     clients = []
@@ -287,33 +298,36 @@ async def timed(targets: list[tuple[str, list[str], dict[str, str]]]) -> list[li
             if i >= len(paths):
                 continue
             host, conn = clients[k]
-            raw = RawClient.build("GET", paths[i], host, headers, b"")
+            p = paths[i]
+            path = p(int(time.time())) if callable(p) else p
+            raw = RawClient.build("GET", path, host, headers, b"")
             t0 = time.perf_counter()
             status, body = await conn.send(raw)
             out[k].append((time.perf_counter() - t0) * 1000)
             if status != 200:
-                raise RuntimeError(f"GET {paths[i]}: {status} {body[:300]!r}")
+                raise RuntimeError(f"GET {path}: {status} {body[:300]!r}")
     for _, conn in clients:
         await conn.close()
     return out
 
 
-def _ours_history(host: str, now_s: int, span: int, step: int) -> str:
-    return (
+def _ours_history(host: str, span: int, step: int) -> Callable[[int], str]:
+    """The range ending when the request is sent (as a dashboard's "last 24 hours")."""
+    return lambda now_s: (
         f"/api/v1/hosts/{host}/metrics/cpu_busy_percent/history?start={(now_s - span) * 1000}"
         f"&end={now_s * 1000}&step={step}s"
     )
 
 
-def _prom_history(host: str, now_s: int, span: int, step: int) -> str:
-    return (
+def _prom_history(host: str, span: int, step: int) -> Callable[[int], str]:
+    return lambda now_s: (
         "/api/v1/query_range?query="
         + quote(f'avg_over_time(node_cpu_busy_percent{{instance="{host}"}}[{step}s])')
         + f"&start={now_s - span}&end={now_s}&step={step}"
     )
 
 
-QueryPaths = tuple[list[str], list[str], list[str]]  # ours random, ours deep, prometheus deep
+QueryPaths = tuple[list[Path_], list[Path_], list[Path_]]  # ours random, ours deep, prom deep
 
 
 def queries(fleet: list[SimHost], deep: int, repeat: int, now_s: int) -> dict[str, QueryPaths]:
@@ -335,9 +349,9 @@ def queries(fleet: list[SimHost], deep: int, repeat: int, now_s: int) -> dict[st
         hosts = [rnd.choice(rest) for _ in range(repeat)]
         d = [deep_ids[i % deep] for i in range(repeat)]
         out[name] = (
-            [_ours_history(h, now_s, span, step) for h in hosts],
-            [_ours_history(h, now_s, span, step) for h in d],
-            [_prom_history(h, now_s, span, step) for h in d],
+            [_ours_history(h, span, step) for h in hosts],
+            [_ours_history(h, span, step) for h in d],
+            [_prom_history(h, span, step) for h in d],
         )
     return out
 
@@ -392,7 +406,8 @@ def main() -> None:
                 hd = query_headers(ourl)
                 for name in ("24 h history", "30-day history"):
                     for label, path in (("random", qs[name][0][0]), ("raw-path", qs[name][1][0])):
-                        print(f"  {name}, {label} host: {answer_shape(ourl + path, hd)}")
+                        at = path(int(time.time())) if callable(path) else path
+                        print(f"  {name}, {label} host: {answer_shape(ourl + at, hd)}")
                 for name, (ours, ours_deep, prom) in qs.items():
                     targets = [
                         (ourl, ours, hd),

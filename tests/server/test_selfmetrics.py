@@ -152,3 +152,16 @@ def test_a_short_scrape_token_stops_the_server_naming_the_key(tmp_path: Path) ->
     assert result.returncode == 2
     assert "HOSTPULSE_METRICS_TOKEN (metrics_token)" in result.stderr
     assert "at least 16 characters" in result.stderr
+
+
+def test_compaction_lag_counts_a_back_fill_until_it_is_compacted(server: LiveServer) -> None:
+    lag = "hostpulse_store_compaction_lag_seconds", ()
+    assert push(server, "web-1", 12).status_code == 200
+    server.call(server.store.maintain(now_ms()))  # the watermark is now ~11 minutes old
+    assert 0 < scrape(server)[lag] < 3600
+    # two days of history pushed late: below the watermark, only in memory until compacted
+    day_ago = now_ms() - 2 * 86_400_000
+    assert push(server, "web-1", 12, end_ms=day_ago).status_code == 200
+    assert scrape(server)[lag] > 2 * 86_400 - 600
+    server.call(server.store.maintain(now_ms()))
+    assert 0 < scrape(server)[lag] < 3600

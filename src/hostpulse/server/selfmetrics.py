@@ -103,6 +103,24 @@ class RequestMetrics:
             self.metrics.observe(scope["path"], status, time.perf_counter() - started)
 
 
+def _oldest_in_memory(store: object, watermark: int) -> int:
+    """The start of the oldest head window (or window being compacted) when it is older than
+    the watermark, else the watermark. A back-fill (an agent delivering its buffer after an
+    outage, or history pushed oldest first) lands in windows below the watermark, and they
+    are not in blocks before the next compactions: the watermark alone said "compacted"."""
+    oldest = watermark
+    if not watermark:
+        return oldest
+    heads = getattr(store, "heads", None) or {}
+    for head in heads.values():
+        if head.windows:
+            oldest = min(oldest, min(head.windows))
+    state = getattr(store, "state", None)
+    for _, w in getattr(state, "compacting", None) or ():
+        oldest = min(oldest, w)
+    return int(oldest)
+
+
 class LatencyCounts:
     """A histogram kept as plain integers: one ``bisect`` and two additions per request.
 
@@ -318,11 +336,14 @@ class StateCollector(Collector):
             )
         watermark = getattr(store, "watermark", None)
         if watermark is not None:
-            lag = max(0, self._now_ms - watermark) / 1000 if watermark else 0.0
+            oldest = _oldest_in_memory(store, watermark)
+            lag = max(0, self._now_ms - oldest) / 1000 if oldest else 0.0
             yield GaugeMetricFamily(
                 "hostpulse_store_compaction_lag_seconds",
-                "Age of the compaction watermark: samples newer than it are only in the "
-                "in-memory head and the write-ahead log (0 before the first compaction).",
+                "Age of the oldest samples that are only in the in-memory head and the "
+                "write-ahead log, not yet in blocks: the compaction watermark's, or an older "
+                "window's (a back-fill below the watermark) until it is compacted (0 before "
+                "the first compaction).",
                 value=lag,
             )
         if self._usage:

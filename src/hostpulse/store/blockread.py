@@ -15,6 +15,19 @@ least recently used out first): a board refreshing its widgets, or the 12 partia
 today before they are merged, are not decoded again. An entry is keyed by the block's row id
 *and* its size, start, end and sample count, so a block that replaces others (a merge, which
 may reuse a deleted row's id) is never answered from an entry of the blocks it replaced.
+
+Above that, the rows of a history whose range reaches the present are kept whole
+(``SealedCache``): for one host, tier and set of series, the rows of every stored block from
+the range's start on, with each block's group, start and end. Stored blocks never change;
+what changes is which blocks there are (compaction adds them, a merge replaces partial ones,
+retention deletes old ones), and every such change is a commit to the database, which moves
+SQLite's ``PRAGMA data_version`` (any connection, any process). An entry is used only while
+the version it was read under is still the database's, for a range starting at or after the
+entry's start: the blocks that range would select are picked from the entry with the same
+conditions as the SELECT, so the rows are those a read would return. A dashboard's repeated
+"last 24 hours" then costs no SQLite read, no decoding and no hop to a worker thread, only
+the head's part (newer than the watermark) and the step aggregation. ``VictoriaMetrics``
+answers repeated range queries the same way from its rollup result cache.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +57,14 @@ WORKERS = 2
 #: Bytes of decoded series kept (``BlockCache``): a day of one series' 1-minute rollups is
 #: 57 KB, so 32 MiB holds ~580 of them (a 12-widget board of 10 hosts over 24 h needs ~200).
 CACHE_BYTES = 32 * 2**20
+#: Bytes of whole histories kept (``SealedCache``): 30 days of one series' 1-hour rows are
+#: 35 KB, 24 hours of its 1-minute rows 69 KB.
+SEALED_BYTES = 32 * 2**20
+#: The range end of a read that keeps its rows (``BlockReader.sealed_rows``): past every block.
+FOREVER = 2**62
 
 F64 = npt.NDArray[np.float64]
+IntP = npt.NDArray[np.intp]
 Cells = tuple[I64, F64]
 CacheKey = tuple[int, int, int, int, int, bytes]
 
@@ -83,8 +103,82 @@ class BlockCache:
                 self.bytes -= ts.nbytes + c.nbytes
 
 
+SealedKey = tuple[int, int, bytes]
+"""(host key, kind, the wanted series' ids as bytes)."""
+
+
+@dataclass(slots=True)
+class Sealed:
+    """The rows of every stored block of one host, kind and set of series that a read from
+    ``lo`` on selects, as of database version ``version``."""
+
+    version: int
+    lo: int
+    span: int
+    group: I64
+    start: I64
+    end: I64
+    row_block: IntP
+    """The block (index into ``group``, ``start``, ``end``) of each row."""
+    rows: rollup.Rows
+
+    @property
+    def nbytes(self) -> int:
+        r = self.rows
+        arrays = (self.group, self.start, self.end, self.row_block, r.ts, r.count, r.sum)
+        return sum(a.nbytes for a in (*arrays, r.min, r.max, r.last))
+
+    def covers(self, version: int, lo: int, span: int) -> bool:
+        return version == self.version and lo >= self.lo and span == self.span
+
+    def select(self, lo: int, end: int) -> rollup.Rows:
+        """The rows of the blocks a read of ``[lo, end]`` selects (``_SELECT``'s conditions),
+        in the same order; ``lo`` at or after ``self.lo``."""
+        span = self.span
+        sel = (self.group > lo - span) & (self.group <= end) & (self.end > lo) & (self.start <= end)
+        if sel.all():
+            return self.rows
+        return self.rows.take(sel[self.row_block])
+
+
+class SealedCache:
+    """``Sealed`` entries, at most ``limit`` bytes, least recently used out first; used on the
+    event loop only."""
+
+    def __init__(self, limit: int = SEALED_BYTES) -> None:
+        self.limit = limit
+        self.bytes = 0
+        self._items: OrderedDict[SealedKey, Sealed] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: SealedKey) -> Sealed | None:
+        got = self._items.get(key)
+        if got is not None:
+            self._items.move_to_end(key)
+        return got
+
+    def put(self, key: SealedKey, entry: Sealed) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old.nbytes
+        size = entry.nbytes
+        if size > self.limit:
+            return
+        self._items[key] = entry
+        self.bytes += size
+        while self.bytes > self.limit:
+            _, gone = self._items.popitem(last=False)
+            self.bytes -= gone.nbytes
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
+
 _SELECT = (
-    "SELECT id, length(data), start_ms, end_ms, samples,"
+    "SELECT id, length(data), group_ms, start_ms, end_ms, samples,"
     " CASE WHEN length(data) <= ? THEN data END FROM ts_blocks"
     " WHERE host_key = ? AND kind = ? AND group_ms > ? AND group_ms <= ?"
     " AND end_ms > ? AND start_ms <= ? ORDER BY group_ms"
@@ -94,9 +188,16 @@ _SELECT = (
 class BlockReader:
     """Rows of the stored blocks of one host, kind and time range, for a set of series."""
 
-    def __init__(self, path: Path, workers: int = WORKERS, cache: BlockCache | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        workers: int = WORKERS,
+        cache: BlockCache | None = None,
+        sealed: SealedCache | None = None,
+    ) -> None:
         self.path = path
         self.cache = cache if cache is not None else BlockCache()
+        self.sealed = sealed if sealed is not None else SealedCache()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="hostpulse-blocks")
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -124,18 +225,68 @@ class BlockReader:
             self._pool, self._rows, host_key, kind, start, end, span, wanted
         )
 
+    def version(self) -> int:
+        """SQLite's ``data_version`` as this thread's connection sees it: it moves with every
+        commit of another connection (compaction, merge, retention, in any process)."""
+        row = self._conn().execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def cached_rows(
+        self, host_key: int, kind: int, start: int, end: int, span: int, wanted: I64
+    ) -> rollup.Rows | None:
+        """What ``rows`` returns, from ``sealed`` without touching a block, when a read of a
+        range starting at or before ``start`` was kept and no commit happened since; else
+        None. Call on the event loop."""
+        entry = self.sealed.get((host_key, kind, wanted.astype(np.int64).tobytes()))
+        if entry is None or not entry.covers(self.version(), start, span):
+            return None
+        return entry.select(start, end)
+
+    async def sealed_rows(
+        self, host_key: int, kind: int, start: int, end: int, span: int, wanted: I64
+    ) -> rollup.Rows:
+        """What ``rows`` returns; reads every block from ``start`` on (not only to ``end``:
+        for a range that reaches the present there is nothing after it) and keeps them in
+        ``sealed`` for the next reads of this host, kind and series (``cached_rows``)."""
+        version = self.version()  # before the read's snapshot: a commit after it moves it
+        loop = asyncio.get_running_loop()
+        parts, meta = await loop.run_in_executor(
+            self._pool, self._read, host_key, kind, start, FOREVER, span, wanted
+        )
+        counts = np.array([len(ts) for ts, _ in parts], dtype=np.intp)
+        entry = Sealed(
+            version,
+            start,
+            span,
+            np.array([m[0] for m in meta], dtype=np.int64),
+            np.array([m[1] for m in meta], dtype=np.int64),
+            np.array([m[2] for m in meta], dtype=np.int64),
+            np.repeat(np.arange(len(parts), dtype=np.intp), counts),
+            rows_of_cells(kind, parts, len(wanted)),
+        )
+        self.sealed.put((host_key, kind, wanted.astype(np.int64).tobytes()), entry)
+        return entry.select(start, end)
+
     def _rows(
         self, host_key: int, kind: int, start: int, end: int, span: int, wanted: I64
     ) -> rollup.Rows:
+        parts, _ = self._read(host_key, kind, start, end, span, wanted)
+        return rows_of_cells(kind, parts, len(wanted))
+
+    def _read(
+        self, host_key: int, kind: int, start: int, end: int, span: int, wanted: I64
+    ) -> tuple[list[Cells], list[tuple[int, int, int]]]:
+        """Each selected block's cells and its (group, start, end), in the SELECT's order."""
         conn = self._conn()
         parts: list[Cells] = []
+        meta: list[tuple[int, int, int]] = []
         series = wanted.astype(np.int64).tobytes()
         conn.execute("BEGIN")  # one snapshot for the SELECT and the blob reads
         try:
             hits = conn.execute(
                 _SELECT, (WHOLE_BYTES, host_key, kind, start - span, end, start, end)
             ).fetchall()
-            for rowid, size, first, last, samples, data in hits:
+            for rowid, size, group, first, last, samples, data in hits:
                 key = (rowid, size, first, last, samples, series)
                 cells = self.cache.get(key)
                 if cells is None:
@@ -143,9 +294,10 @@ class BlockReader:
                     cells = (block.ts, cells_of(block, wanted))
                     self.cache.put(key, cells)
                 parts.append(cells)
+                meta.append((group, first, last))
         finally:
             conn.execute("COMMIT")
-        return rows_of_cells(kind, parts, len(wanted))
+        return parts, meta
 
     @staticmethod
     def _block(
@@ -166,6 +318,7 @@ class BlockReader:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.sealed.clear()
         with self._lock:
             for conn in self._conns:
                 conn.close()

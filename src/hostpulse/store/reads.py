@@ -232,7 +232,7 @@ class Reader:
         parts: list[rollup.Rows] = []
         kind = _TIER_KIND[chosen]
         span = DAY_MS if kind in (Kind.MINUTE, Kind.HOUR) else self.state.block_ms
-        parts.append(await self._block_reader().rows(head.key, kind, lo, end_ms, span, ids))
+        parts.append(await self._stored_rows(head.key, kind, lo, end_ms, span, ids))
         parts.append(self._head_rows(head, colidx, lo, end_ms, native))
         rows = rollup.concat(parts, len(cols))
         rows = rows.take((rows.ts >= lo - lo % step) & (rows.ts <= end_ms))
@@ -249,6 +249,21 @@ class Reader:
             for i, (_, c) in enumerate(cols)
         ]
         return RangeResult(chosen, self._reported_step(step, head), out, next_cursor)
+
+    async def _stored_rows(
+        self, key: int, kind: Kind, lo: int, end: int, span: int, ids: I64
+    ) -> rollup.Rows:
+        """The rows of the stored blocks of ``[lo, end]``. A range that reaches the
+        watermark (a dashboard's "last 24 hours") is kept whole, so that the next reads of it
+        are answered without a read of the database until the blocks change (``SealedCache``
+        in ``blockread.py``); an older range is read on its own."""
+        reader = self._block_reader()
+        if end < self.state.watermark:
+            return await reader.rows(key, kind, lo, end, span, ids)
+        got = reader.cached_rows(key, kind, lo, end, span, ids)
+        if got is not None:
+            return got
+        return await reader.sealed_rows(key, kind, lo, end, span, ids)
 
     def _head_rows(
         self, head: HostHead, colidx: IntP, lo: int, end: int, native: int

@@ -66,3 +66,34 @@ def test_uvicorn_lines_lose_their_tokens(caplog: pytest.LogCaptureFixture) -> No
     text = caplog.text
     assert "abc.def" not in text and "hpk_secretvalue" not in text
     assert "/api/v1/ws?token=[redacted]&x=1" in text
+
+
+def test_a_token_read_before_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = tokens.issue_access(SECRET, "alice", 60)
+    assert tokens.read_access(SECRET, token) == "alice"
+    assert tokens.read_access(SECRET, token) == "alice"  # the second read: from memory
+    with pytest.raises(Unauthenticated):  # never for another secret
+        tokens.read_access(b"x" * 64, token)
+    later = time.time() + 61
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", _Frozen(later), raising=False)
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.read_access(SECRET, token)
+
+
+def test_verified_tokens_are_bounded() -> None:
+    for i in range(tokens.VERIFIED_MAX + 10):
+        tokens.read_access(SECRET, tokens.issue_access(SECRET, f"u{i}", 60))
+    assert 0 < len(tokens._verified) <= tokens.VERIFIED_MAX
+
+
+class _Frozen:
+    """``datetime`` for PyJWT whose ``now`` is ``at``."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def now(self, tz: object = None) -> object:
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(self.at, tz=dt.UTC)

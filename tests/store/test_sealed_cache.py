@@ -1,0 +1,174 @@
+"""The kept rows of histories that reach the present (``SealedCache``): a repeated read is
+answered without reading a block, and every change of the stored blocks (compaction of new
+samples, merging of partial rollups, retention, a deletion by another connection) gives the
+answer a read without the cache gives. The cache is bounded in bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import delete, select
+from storekit import T0, FakeClock, batch, request
+
+from hostpulse.store import SQLiteStore, open_store, rollup
+from hostpulse.store.blockread import Sealed, SealedCache
+from hostpulse.store.schema import Kind, blocks
+from hostpulse.store.types import RangeResult, Retention, Tier
+
+pytestmark = pytest.mark.anyio
+HOUR = 3_600_000
+DAY = 86_400_000
+SERIES = (("cpu_busy_percent", ()), ("memory_used_bytes", ()))
+
+
+def _rows(start: int, end: int, every: int = 60_000) -> list[tuple[int, list[float]]]:
+    return [
+        (t, [float((t // every) % 97), float(t // 1000 % 5000)]) for t in range(start, end, every)
+    ]
+
+
+def _points(res: RangeResult) -> list[tuple[Any, ...]]:
+    return [
+        (s.metric, s.labels, p.ts_ms, p.value, p.min, p.max, p.count)
+        for s in res.series
+        for p in s.points
+    ]
+
+
+class Reads:
+    """Counts the reads that go to the database (``BlockReader._read``)."""
+
+    def __init__(self, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.n = 0
+        reader = store.reader._block_reader()
+        real = reader._read
+
+        def counted(*args: Any) -> Any:
+            self.n += 1
+            return real(*args)
+
+        monkeypatch.setattr(reader, "_read", counted)
+
+
+async def _read(
+    store: SQLiteStore, start: int, end: int, tier: Tier, **kw: Any
+) -> list[tuple[Any, ...]]:
+    """The answer with the kept rows, checked against one without them."""
+    got = await store.query_range("h1", "cpu_busy_percent", start, end, tier=tier, **kw)
+    reader = store.reader._block_reader()
+    kept = reader.sealed
+    reader.sealed = SealedCache()
+    try:
+        fresh = await store.query_range("h1", "cpu_busy_percent", start, end, tier=tier, **kw)
+    finally:
+        reader.sealed = kept
+    assert _points(got) == _points(fresh)
+    return _points(got)
+
+
+async def test_repeated_reads_come_from_memory_until_blocks_change(
+    store: SQLiteStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 3 * HOUR), SERIES)), T0)
+    clock.now_ms = T0 + 3 * HOUR
+    await store.maintain(clock.now_ms)  # hours 0-2 in blocks (the grace keeps the newest)
+    reads = Reads(store, monkeypatch)
+    first = await _read(store, T0, clock.now_ms, Tier.MINUTE)
+    assert len(first) == 180
+    n = reads.n
+    # the range moves on with the clock: still answered from memory
+    for k in range(1, 4):
+        later = await _read(store, T0 + k * 60_000, clock.now_ms + k * 1000, Tier.MINUTE)
+        assert later == first[k:]
+    assert reads.n == n + 3  # only the reads without the cache (``_read``'s second query)
+
+    # new samples, compacted: the next read sees them
+    await store.ingest(request(batch("h1", _rows(T0 + 3 * HOUR, T0 + 6 * HOUR), SERIES)), T0)
+    clock.now_ms = T0 + 6 * HOUR
+    await store.maintain(clock.now_ms)
+    got = await _read(store, T0, clock.now_ms, Tier.MINUTE)
+    assert len(got) == 360 and got[:180] == first
+    got_hours = await _read(store, T0, clock.now_ms, Tier.HOUR, step_ms=HOUR)
+    assert [p[6] for p in got_hours] == [60] * 6
+
+    # the day is over: the partial rollups of its windows are merged into one block
+    clock.now_ms = T0 + 2 * DAY
+    await store.maintain(clock.now_ms)
+    assert await _minute_blocks(store) == 1
+    assert await _read(store, T0, clock.now_ms, Tier.MINUTE) == got
+    assert await _read(store, T0, clock.now_ms, Tier.HOUR, step_ms=HOUR) == got_hours
+
+
+async def _minute_blocks(store: SQLiteStore) -> int:
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(select(blocks.c.id).where(blocks.c.kind == int(Kind.MINUTE)))
+        return len(rows.all())
+
+
+async def test_an_earlier_start_is_read_again(
+    store: SQLiteStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 4 * HOUR), SERIES)), T0)
+    clock.now_ms = T0 + 5 * HOUR
+    await store.maintain(clock.now_ms)
+    late = await _read(store, T0 + 2 * HOUR, clock.now_ms, Tier.MINUTE)
+    whole = await _read(store, T0, clock.now_ms, Tier.MINUTE)
+    assert len(whole) == 240 and whole[120:] == late
+    # an end before the watermark is read on its own, not kept
+    part = await _read(store, T0, T0 + HOUR - 1, Tier.MINUTE)
+    assert part == whole[:60]
+
+
+async def test_deletions_by_another_connection_are_seen(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 3 * HOUR), SERIES)), T0)
+    clock.now_ms = T0 + 3 * HOUR
+    await store.maintain(clock.now_ms)
+    assert len(await _read(store, T0, clock.now_ms, Tier.MINUTE)) == 180
+    async with store.engine.begin() as conn:  # not through the store's compactor
+        await conn.execute(delete(blocks).where(blocks.c.kind == int(Kind.MINUTE)))
+    got = await _read(store, T0, clock.now_ms, Tier.MINUTE)
+    assert len(got) < 180  # only what the head still holds
+
+
+async def test_retention_drops_kept_rows(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = open_store(
+        tmp_path,
+        clock=clock,
+        retention=Retention(raw=DAY // 1000, minute=DAY // 1000, hour=3 * DAY // 1000),
+    )
+    await store.start()
+    try:
+        await store.ingest(request(batch("h1", _rows(T0, T0 + 2 * HOUR), SERIES)), T0)
+        clock.now_ms = T0 + 3 * HOUR
+        await store.maintain(clock.now_ms)
+        start = T0 - 10 * DAY
+        assert len(await _read(store, start, clock.now_ms, Tier.HOUR, step_ms=HOUR)) == 2
+        clock.now_ms = T0 + 4 * DAY  # the hour tier's retention has passed
+        await store.maintain(clock.now_ms)
+        assert await _read(store, start, clock.now_ms, Tier.HOUR, step_ms=HOUR) == []
+    finally:
+        await store.close()
+
+
+def _entry(rows: int) -> Sealed:
+    z = np.zeros(0, dtype=np.int64)
+    r = rollup.Rows(np.zeros(rows, np.int64), *(np.zeros((rows, 1)) for _ in range(5)))
+    return Sealed(0, 0, DAY, z, z, z, np.zeros(rows, dtype=np.intp), r)
+
+
+def test_kept_rows_are_bounded_in_bytes() -> None:
+    cache = SealedCache(limit=100_000)
+    for i in range(100):
+        cache.put((1, i, b""), _entry(200))  # 200 rows: 11.2 KB each
+    assert 0 < cache.bytes <= 100_000
+    assert len(cache) == 100_000 // _entry(200).nbytes
+    assert cache.get((1, 99, b"")) is not None
+    assert cache.get((1, 0, b"")) is None
+    cache.put((1, 100, b""), _entry(20_000))  # larger than the whole cache: not kept
+    assert cache.get((1, 100, b"")) is None and cache.bytes <= 100_000

@@ -13,7 +13,7 @@ import numpy as np
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import IngestRequest, codec
-from hostpulse.server.api.models import MAX_BATCH_SERIES, History
+from hostpulse.server.api.models import MAX_BATCH_HOSTS, MAX_BATCH_SERIES, History
 from hostpulse.server.testing import Clock, LiveServer
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
@@ -209,6 +209,22 @@ def test_current_snapshot_can_be_narrowed_to_metrics(server: LiveServer) -> None
     assert {v["metric"] for v in cur["values"]} == {"cpu_load1", "memory_used_bytes"}
     series = get(server, f"/hosts/{host.host_id}/series", metric="disk_busy_percent")
     assert {s["labels"]["device"] for s in series} == set(host.profile.devices)
+    # several hosts in one request: what the one-host route answers, in the order asked
+    url = f"{server.url}/api/v1/current"
+    body = {"hosts": ["nope", host.host_id], "metrics": ["cpu_load1", "memory_used_bytes"]}
+    r = httpx.post(url, json=body, headers=server.headers("viewer"), timeout=30)
+    assert r.status_code == 200, r.text
+    gone, one = r.json()["results"]
+    assert gone == {"host_id": "nope", "status": 404, "error": "unknown host 'nope'"}
+    assert one == cur
+    everything = httpx.post(
+        url, json={"hosts": [host.host_id]}, headers=server.headers("viewer"), timeout=30
+    ).json()["results"][0]
+    assert everything == get(server, f"/hosts/{host.host_id}/current")
+    too_many = {"hosts": ["h"] * (MAX_BATCH_HOSTS + 1)}
+    for bad in (too_many, {"hosts": []}):
+        r = httpx.post(url, json=bad, headers=server.headers("viewer"), timeout=30)
+        assert r.status_code == 422, r.text
 
 
 def test_health_ready_docs_and_openapi(server: LiveServer) -> None:

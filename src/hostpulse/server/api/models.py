@@ -64,6 +64,29 @@ class CurrentSnapshot(BaseModel):
     values: list[Value]
 
 
+MAX_BATCH_HOSTS = 64
+"""Hosts one ``POST /current`` may ask for; more is refused (422)."""
+
+
+class CurrentBatchIn(BaseModel):
+    hosts: list[str] = Field(min_length=1, max_length=MAX_BATCH_HOSTS)
+    metrics: list[str] | None = Field(
+        default=None, max_length=64, description="Only these catalog keys (default: all)."
+    )
+
+
+class CurrentItemError(BaseModel):
+    host_id: str
+    status: int = Field(description="What the one-host route would have answered: 404.")
+    error: str
+
+
+class CurrentBatch(BaseModel):
+    results: list[CurrentSnapshot | CurrentItemError] = Field(
+        description="One per requested host, in the order asked."
+    )
+
+
 class SeriesOut(BaseModel):
     metric: str
     labels: dict[str, str]

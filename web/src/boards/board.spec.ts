@@ -83,6 +83,11 @@ describe('widget data', () => {
     const grid = lines([{ host: 'a', history: net }, { host: 'b', history: other }], {}, 'bytes_per_second', name, 5)
     expect(grid.ts).toEqual([0, 5])
     expect(grid.values).toEqual([[11, 22], [4, 7]])
+    // a host of one series already on the grid is its line as it is
+    const one = hist('cpu_busy_percent', [{ labels: {}, points: pts([1, 30], [6, 50]) }])
+    const both = lines([{ host: 'a', history: one }, { host: 'b', history: other }], {}, 'percent', name, 5)
+    expect(both.ts).toEqual([0, 5])
+    expect(both.values).toEqual([[30, 50], [4, 7]])
     expect(combine([10, 30], 'percent')).toBe(20)
     expect(combine([10, 30], 'bytes')).toBe(40)
     expect(combine([], 'percent')).toBeUndefined()

@@ -50,6 +50,13 @@ export function lines(
       }
       continue
     }
+    names.push(hostName(host))
+    const only = list.length === 1 ? onGrid(list[0], snap) : null
+    if (only) {
+      // one series already one point a step (what a board reads): it is the line
+      cols.push({ metric: history?.metric ?? '', labels: {}, ts: only, v: list[0].value ?? [] })
+      continue
+    }
     const at = new Map<number, number[]>()
     for (const s of list) {
       const own = new Map<number, number[]>()
@@ -69,11 +76,22 @@ export function lines(
       }
     }
     const ts = [...at.keys()].sort((a, b) => a - b)
-    names.push(hostName(host))
     cols.push({ metric: history?.metric ?? '', labels: {}, ts, v: ts.map((t) => combine(at.get(t) ?? [], unit) ?? 0) })
   }
   const { ts, values } = align(cols)
   return { ts, values, names }
+}
+
+/** The series' times on the grid, when each has a value and no two share a step (then the
+ *  averaging within steps and across series changes nothing); else null. */
+function onGrid(s: ColumnSeries, snap: (t: number) => number): number[] | null {
+  const vs = s.value ?? []
+  const out = new Array<number>(s.ts_ms.length)
+  for (let i = 0; i < out.length; i++) {
+    out[i] = snap(s.ts_ms[i])
+    if (typeof vs[i] !== 'number' || (i > 0 && out[i] <= out[i - 1])) return null
+  }
+  return out
 }
 
 export interface Item {

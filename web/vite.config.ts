@@ -31,8 +31,47 @@ function copyApiDocsAssets(): Plugin {
   }
 }
 
+// A board opened by its URL waited for the app's code to run before its own chunks (the board
+// view, uPlot) were even asked for. index.html names them (<meta name="hp-board-assets">) and
+// public/prefetch.js preloads them on a /boards/<id> URL, alongside the app's code; other pages
+// load nothing more.
+const BOARD_VIEW = '/src/boards/BoardView.vue'
+
+function boardAssets(): Plugin {
+  return {
+    name: 'hostpulse-board-assets',
+    apply: 'build',
+    transformIndexHtml: {
+      order: 'post',
+      handler(html, ctx) {
+        const bundle = ctx.bundle ?? {}
+        const chunks = Object.values(bundle).filter((c) => c.type === 'chunk')
+        const view = chunks.find((c) => c.facadeModuleId?.endsWith(BOARD_VIEW))
+        const script = '<script src="/prefetch.js"></script>'
+        if (!view || !html.includes(script)) return html
+        const files = new Set<string>()
+        const visit = (name: string) => {
+          const c = bundle[name]
+          if (!c || c.type !== 'chunk' || files.has(c.fileName) || c.isEntry) return
+          files.add(c.fileName)
+          for (const css of c.viteMetadata?.importedCss ?? []) files.add(css)
+          c.imports.forEach(visit)
+        }
+        visit(view.fileName)
+        // what index.html loads anyway is left out
+        const content = [...files]
+          .filter((f) => !html.includes(`/${f}"`))
+          .map((f) => `/${f}`)
+          .join(' ')
+        // before the script that reads it
+        return html.replace(script, `<meta name="hp-board-assets" content="${content}" />\n    ${script}`)
+      },
+    },
+  }
+}
+
 export default defineConfig({
-  plugins: [vue(), copyApiDocsAssets()],
+  plugins: [vue(), copyApiDocsAssets(), boardAssets()],
   base: '/',
   build: {
     outDir,

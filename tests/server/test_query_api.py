@@ -13,7 +13,7 @@ import numpy as np
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import IngestRequest, codec
-from hostpulse.server.api.models import MAX_BATCH_SERIES, History
+from hostpulse.server.api.models import MAX_BATCH_HOSTS, MAX_BATCH_SERIES, History
 from hostpulse.server.testing import Clock, LiveServer
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
@@ -209,6 +209,22 @@ def test_current_snapshot_can_be_narrowed_to_metrics(server: LiveServer) -> None
     assert {v["metric"] for v in cur["values"]} == {"cpu_load1", "memory_used_bytes"}
     series = get(server, f"/hosts/{host.host_id}/series", metric="disk_busy_percent")
     assert {s["labels"]["device"] for s in series} == set(host.profile.devices)
+    # several hosts in one request: what the one-host route answers, in the order asked
+    url = f"{server.url}/api/v1/current"
+    body = {"hosts": ["nope", host.host_id], "metrics": ["cpu_load1", "memory_used_bytes"]}
+    r = httpx.post(url, json=body, headers=server.headers("viewer"), timeout=30)
+    assert r.status_code == 200, r.text
+    gone, one = r.json()["results"]
+    assert gone == {"host_id": "nope", "status": 404, "error": "unknown host 'nope'"}
+    assert one == cur
+    everything = httpx.post(
+        url, json={"hosts": [host.host_id]}, headers=server.headers("viewer"), timeout=30
+    ).json()["results"][0]
+    assert everything == get(server, f"/hosts/{host.host_id}/current")
+    too_many = {"hosts": ["h"] * (MAX_BATCH_HOSTS + 1)}
+    for bad in (too_many, {"hosts": []}):
+        r = httpx.post(url, json=bad, headers=server.headers("viewer"), timeout=30)
+        assert r.status_code == 422, r.text
 
 
 def test_health_ready_docs_and_openapi(server: LiveServer) -> None:
@@ -323,6 +339,64 @@ def test_history_batch_answers_what_the_one_series_route_answers(server: LiveSer
             }
     assert [x.get("status", 200) for x in got] == [200, 200, 404, 404, 422, 200]
     assert len(got[5]["series"]) == 2  # both disks of b1
+
+
+def test_history_batch_columns_carry_the_numbers_of_the_points(server: LiveServer) -> None:
+    t0 = now_ms() - 3_600_000
+    snaps = [
+        (
+            t0 + i * 5000,
+            {
+                ("cpu_busy_percent", ()): 10.0 + (i % 13) * 0.37,
+                ("disk_busy_percent", (("device", "sda"),)): float(i),
+                ("disk_busy_percent", (("device", "sdb"),)): float(1000 + i),
+            },
+        )
+        for i in range(400)
+    ]
+    ingest(server, request(batch("c1", snaps)))
+    series = [
+        {"host_id": "c1", "metric": "cpu_busy_percent"},
+        {"host_id": "c1", "metric": "disk_busy_percent"},
+        {"host_id": "nope", "metric": "cpu_busy_percent"},
+    ]
+    url = f"{server.url}/api/v1/history"
+    q = {"start": t0, "end": t0 + 2_000_000, "step": "5s", "series": series}
+
+    def post(body: dict[str, Any], encoding: str = "gzip") -> httpx.Response:
+        headers = {**server.headers("viewer"), "accept-encoding": encoding}
+        r = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        return r
+
+    points = post(q).json()["results"]
+    # asked out of order: in the order of the points
+    r = post({**q, "columns": ["max", "value", "count", "min"]})
+    cols = r.json()["results"]
+    assert [x.get("status", 200) for x in cols] == [200, 200, 404]
+    assert cols[2] == points[2]
+    for p, c in zip(points[:2], cols[:2], strict=True):
+        assert {k: v for k, v in c.items() if k != "series"} == {
+            k: v for k, v in p.items() if k != "series"
+        }
+        assert len(c["series"]) == len(p["series"]) > 0
+        for ps, cs in zip(p["series"], c["series"], strict=True):
+            assert list(cs) == ["metric", "labels", "ts_ms", "value", "min", "max", "count"]
+            assert (cs["metric"], cs["labels"]) == (ps["metric"], ps["labels"])
+            for name in ("ts_ms", "value", "min", "max", "count"):
+                assert cs[name] == [pt[name] for pt in ps["points"]], name
+    only = post({**q, "columns": ["value", "value"]}).json()["results"]  # once
+    assert list(only[1]["series"][0]) == ["metric", "labels", "ts_ms", "value"]
+    assert only[1]["series"][1]["value"] == cols[1]["series"][1]["value"]
+    # a long answer goes gzipped to a client that takes it, plain to one that does not
+    assert post(q).headers.get("content-encoding") == "gzip"
+    plain = post(q, encoding="identity")
+    assert "content-encoding" not in plain.headers
+    assert plain.json()["results"] == points
+    bad = httpx.post(
+        url, json={**q, "columns": ["ts"]}, headers=server.headers("viewer"), timeout=30
+    )
+    assert bad.status_code == 422, bad.text
 
 
 def test_history_batch_is_bounded_and_for_signed_in_users(server: LiveServer) -> None:

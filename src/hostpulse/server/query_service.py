@@ -182,10 +182,31 @@ def _series_json(s: SeriesPoints) -> bytes:
     return b"".join((head[:-1], b',"points":', body, b"}"))
 
 
+COLUMNS = ("value", "min", "max", "count")
+"""The columns a history may be answered in, besides ``ts_ms`` (``api.models.SeriesColumns``)."""
+
+
+def _series_columns_json(s: SeriesPoints, columns: tuple[str, ...]) -> bytes:
+    doc: dict[str, object] = {"metric": s.metric, "labels": dict(s.labels)}
+    a = s.arrays
+    for name in ("ts_ms", *columns):
+        # numpy columns go to JSON in C, with the number formatting of the ``points`` form
+        doc[name] = getattr(a, name) if a is not None else [getattr(p, name) for p in s.points]
+    return orjson.dumps(doc, option=_NUMPY)
+
+
 def history_json(
-    host_id: str, metric: str, start_ms: int, end_ms: int, agg: Agg, res: RangeResult
+    host_id: str,
+    metric: str,
+    start_ms: int,
+    end_ms: int,
+    agg: Agg,
+    res: RangeResult,
+    columns: tuple[str, ...] | None = None,
 ) -> bytes:
-    """The JSON of ``api.models.History`` for a store result."""
+    """The JSON of ``api.models.History`` for a store result; with ``columns`` (some of
+    ``COLUMNS``) that of ``api.models.HistoryColumns``: each series' ``ts_ms`` and those
+    columns as lists, the same numbers as the points."""
     doc = {
         "host_id": host_id,
         "metric": metric,
@@ -198,7 +219,10 @@ def history_json(
         "next_cursor": res.next_cursor,
     }
     head, tail = orjson.dumps(doc).split(b'"series":[]', 1)
-    series = b",".join(_series_json(s) for s in res.series)
+    if columns is None:
+        series = b",".join(_series_json(s) for s in res.series)
+    else:
+        series = b",".join(_series_columns_json(s, columns) for s in res.series)
     return b"".join((head, b'"series":[', series, b"]", tail))
 
 
@@ -237,8 +261,10 @@ async def history_body(
     tier: Tier | None,
     cursor: str | None = None,
     limit: int = 10_000,
+    columns: tuple[str, ...] | None = None,
 ) -> bytes:
-    """The JSON of one history (``api.models.History``) of a known metric of a known host."""
+    """The JSON of one history (``api.models.History``, or ``HistoryColumns`` with
+    ``columns``) of a known metric of a known host."""
     try:
         res = await store.query_range(
             host_id,
@@ -256,7 +282,7 @@ async def history_body(
         raise HistoryError(422, str(exc)) from None
     # Thousands of points: encoded straight from the store's columns (the shape of
     # ``History``), not through one validated model per point, which cost ~8x the query.
-    return history_json(host_id, metric, start_ms, end_ms, agg, res)
+    return history_json(host_id, metric, start_ms, end_ms, agg, res, columns)
 
 
 async def _batch_item(
@@ -266,6 +292,7 @@ async def _batch_item(
     end_ms: int,
     batch: HistoryBatchIn,
     step_ms: int | None,
+    columns: tuple[str, ...] | None,
 ) -> bytes:
     try:
         check_metric(item.metric)
@@ -283,6 +310,7 @@ async def _batch_item(
             agg=batch.agg,
             tier=batch.tier,
             limit=batch.limit,
+            columns=columns,
         )
     except HistoryError as exc:
         err = {"host_id": item.host_id, "metric": item.metric, "status": exc.status}
@@ -294,8 +322,11 @@ async def history_batch(
 ) -> bytes:
     """The JSON of ``api.models.HistoryBatch``: each series' history, or why not, in order.
     The reads run concurrently (the store reads blocks in worker threads)."""
+    columns = None
+    if batch.columns is not None:
+        columns = tuple(c for c in COLUMNS if c in batch.columns)  # in order, once each
     bodies = await asyncio.gather(
-        *(_batch_item(store, i, start_ms, end_ms, batch, step_ms) for i in batch.series)
+        *(_batch_item(store, i, start_ms, end_ms, batch, step_ms, columns) for i in batch.series)
     )
     return b"".join((b'{"results":[', b",".join(bodies), b"]}"))
 

@@ -301,6 +301,9 @@ TABLE: dict[tuple[str, str], Entry] = {
     ("GET", "/api/v1/hosts/{host_id}"): Entry("viewer", 200, at(H)),
     ("GET", "/api/v1/hosts/{host_id}/current"): Entry("viewer", 200, at(f"{H}/current")),
     ("GET", "/api/v1/hosts/{host_id}/series"): Entry("viewer", 200, at(f"{H}/series")),
+    ("POST", "/api/v1/current"): Entry(
+        "viewer", 200, at("/api/v1/current", json={"hosts": [HOST_A], "metrics": ["cpu_load1"]})
+    ),
     ("GET", "/api/v1/hosts/{host_id}/processes"): Entry("viewer", 200, at(f"{H}/processes")),
     ("GET", "/api/v1/hosts/{host_id}/processes/history"): Entry(
         "viewer", 200, at(f"{H}/processes/history", params={"start": str(T0)})

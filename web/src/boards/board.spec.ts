@@ -3,6 +3,7 @@ import type { Value } from '../api/types'
 import type { BoardSpec, Widget } from './api'
 import { combine, fileName, FLEET_HOSTS, freshId, hostsOf, ImportError, newWidget, readBoardFile, titleOf, variableValues } from './board'
 import { filterText, items, lines, matchesLabels, parseFilter, rows } from './data'
+import { toColumns } from './shared'
 
 const spec: BoardSpec = {
   range_s: 3600,
@@ -54,7 +55,7 @@ describe('import files', () => {
 })
 
 const pts = (...v: [number, number][]) => v.map(([ts_ms, value]) => ({ ts_ms, value, min: value - 1, max: value + 1, count: 1 }))
-const hist = (metric: string, series: { labels: Record<string, string>; points: ReturnType<typeof pts> }[]) => ({
+const hist = (metric: string, series: { labels: Record<string, string>; points: ReturnType<typeof pts> }[]) => toColumns({
   host_id: 'x', metric, start_ms: 0, end_ms: 10, agg: 'avg' as const, tier: 'raw' as const, step_ms: 5, next_cursor: null,
   series: series.map((s) => ({ metric, ...s })),
 })
@@ -82,6 +83,11 @@ describe('widget data', () => {
     const grid = lines([{ host: 'a', history: net }, { host: 'b', history: other }], {}, 'bytes_per_second', name, 5)
     expect(grid.ts).toEqual([0, 5])
     expect(grid.values).toEqual([[11, 22], [4, 7]])
+    // a host of one series already on the grid is its line as it is
+    const one = hist('cpu_busy_percent', [{ labels: {}, points: pts([1, 30], [6, 50]) }])
+    const both = lines([{ host: 'a', history: one }, { host: 'b', history: other }], {}, 'percent', name, 5)
+    expect(both.ts).toEqual([0, 5])
+    expect(both.values).toEqual([[30, 50], [4, 7]])
     expect(combine([10, 30], 'percent')).toBe(20)
     expect(combine([10, 30], 'bytes')).toBe(40)
     expect(combine([], 'percent')).toBeUndefined()

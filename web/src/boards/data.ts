@@ -1,10 +1,11 @@
 // What a metric widget shows, from the server's answers: history series and current values
 // filtered by the widget's labels, one line per series (one host) or per host (several hosts),
 // and the rows of a table or the bars of a bar widget. Pure functions; WidgetBody fetches.
-import type { History, SeriesHistory, Value } from '../api/types'
+import type { Value } from '../api/types'
 import type { Unit } from '../gen/catalog'
 import { align, isLoopback, type Series } from '../lib/series'
 import { combine } from './board'
+import type { ColumnHistory, ColumnSeries } from './shared'
 
 export function matchesLabels(labels: Record<string, string>, filter: Record<string, string> = {}): boolean {
   if (isLoopback(labels) && filter.interface === undefined) return false
@@ -30,7 +31,7 @@ export interface Lines {
  *  are put on a common grid of `stepMs` (averaged within a step), else no two lines would share
  *  a timestamp and every line would be cut into dots. `hostName` names a host in the legend. */
 export function lines(
-  histories: readonly { host: string; history: History | null }[],
+  histories: readonly { host: string; history: ColumnHistory | null }[],
   filter: Record<string, string>,
   unit: Unit | 'plain',
   hostName: (id: string) => string,
@@ -45,18 +46,27 @@ export function lines(
     if (single) {
       for (const s of list) {
         names.push(seriesName(s.labels, hostName(host)))
-        cols.push({ metric: s.metric, labels: s.labels, ts: s.points.map((p) => p.ts_ms), v: s.points.map((p) => p.value) })
+        cols.push({ metric: s.metric, labels: s.labels, ts: s.ts_ms, v: s.value ?? [] })
       }
+      continue
+    }
+    names.push(hostName(host))
+    const only = list.length === 1 ? onGrid(list[0], snap) : null
+    if (only) {
+      // one series already one point a step (what a board reads): it is the line
+      cols.push({ metric: history?.metric ?? '', labels: {}, ts: only, v: list[0].value ?? [] })
       continue
     }
     const at = new Map<number, number[]>()
     for (const s of list) {
       const own = new Map<number, number[]>()
-      for (const p of s.points) {
-        const t = snap(p.ts_ms)
+      const ts = s.ts_ms
+      const vs = s.value ?? []
+      for (let i = 0; i < ts.length; i++) {
+        const t = snap(ts[i])
         const bucket = own.get(t)
-        if (bucket) bucket.push(p.value)
-        else own.set(t, [p.value])
+        if (bucket) bucket.push(vs[i])
+        else own.set(t, [vs[i]])
       }
       for (const [t, vs] of own) {
         const mean = vs.reduce((a, b) => a + b, 0) / vs.length
@@ -66,11 +76,22 @@ export function lines(
       }
     }
     const ts = [...at.keys()].sort((a, b) => a - b)
-    names.push(hostName(host))
     cols.push({ metric: history?.metric ?? '', labels: {}, ts, v: ts.map((t) => combine(at.get(t) ?? [], unit) ?? 0) })
   }
   const { ts, values } = align(cols)
   return { ts, values, names }
+}
+
+/** The series' times on the grid, when each has a value and no two share a step (then the
+ *  averaging within steps and across series changes nothing); else null. */
+function onGrid(s: ColumnSeries, snap: (t: number) => number): number[] | null {
+  const vs = s.value ?? []
+  const out = new Array<number>(s.ts_ms.length)
+  for (let i = 0; i < out.length; i++) {
+    out[i] = snap(s.ts_ms[i])
+    if (typeof vs[i] !== 'number' || (i > 0 && out[i] <= out[i - 1])) return null
+  }
+  return out
 }
 
 export interface Item {
@@ -111,28 +132,28 @@ export interface Row {
   max: number | null
 }
 
-function rowOf(name: string, s: SeriesHistory): Row {
-  const pts = s.points
-  if (!pts.length) return { name, last: null, min: null, avg: null, max: null }
+/** A row of a series read with the columns value, min, max and count. */
+function rowOf(name: string, s: ColumnSeries): Row {
+  const n = s.ts_ms.length
+  const { value = [], min = [], max = [], count = [] } = s
+  if (!n) return { name, last: null, min: null, avg: null, max: null }
   let sum = 0
   let weight = 0
-  for (const p of pts) {
-    const c = Math.max(1, p.count)
-    sum += p.value * c
+  let lo = Infinity
+  let hi = -Infinity
+  for (let i = 0; i < n; i++) {
+    const c = Math.max(1, count[i] ?? 1)
+    sum += value[i] * c
     weight += c
+    lo = Math.min(lo, min[i] ?? value[i])
+    hi = Math.max(hi, max[i] ?? value[i])
   }
-  return {
-    name,
-    last: pts[pts.length - 1].value,
-    min: Math.min(...pts.map((p) => p.min)),
-    max: Math.max(...pts.map((p) => p.max)),
-    avg: sum / weight,
-  }
+  return { name, last: value[n - 1], min: lo, max: hi, avg: sum / weight }
 }
 
 /** Table rows over the range: every matching series (of every host read), by name. */
 export function rows(
-  histories: readonly { host: string; history: History | null }[],
+  histories: readonly { host: string; history: ColumnHistory | null }[],
   filter: Record<string, string>,
   hostName: (id: string) => string,
 ): Row[] {

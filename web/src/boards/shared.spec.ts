@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { ApiClient, ApiError, type FetchLike } from '../api/client'
 import type { History } from '../api/types'
-import { MAX_BATCH, batchedHistory, forgetShared, shared } from './shared'
+import { MAX_BATCH, MAX_HOSTS, batchedCurrent, batchedHistory, forgetShared, shared } from './shared'
 
 describe('shared requests', () => {
   beforeEach(forgetShared)
@@ -29,7 +29,7 @@ describe('shared requests', () => {
 interface Seen {
   method: string
   url: URL
-  body: { series?: { host_id: string; metric: string }[]; step?: string; start?: number } | null
+  body: { series?: { host_id: string; metric: string }[]; step?: string; start?: number; columns?: string[] } | null
 }
 
 const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
@@ -91,6 +91,26 @@ describe('batched histories', () => {
     expect(seen.length).toBe(2)
   })
 
+  it('asks for the columns a widget draws; reads points from a server without columns', async () => {
+    const columns = (h: History) => ({
+      ...h,
+      series: h.series.map((s) => ({ metric: s.metric, labels: s.labels, ts_ms: s.points.map((p) => p.ts_ms), value: s.points.map((p) => p.value) })),
+    })
+    const { api, seen } = server((s) => (s.host_id === 'old' ? history(s.host_id, s.metric) : columns(history(s.host_id, s.metric))))
+    const [chart, table, old] = await Promise.all([
+      batchedHistory(api, 'ab', 'cpu_busy_percent', Q),
+      batchedHistory(api, 'ab', 'cpu_busy_percent', Q, ['value', 'min', 'max', 'count']),
+      batchedHistory(api, 'old', 'cpu_busy_percent', Q),
+    ])
+    expect(seen.map((s) => [s.body?.columns, s.body?.series?.map((x) => x.host_id)])).toEqual([
+      [['value'], ['ab', 'old']],
+      [['value', 'min', 'max', 'count'], ['ab']],
+    ])
+    expect(chart.series[0]).toEqual({ metric: 'cpu_busy_percent', labels: {}, ts_ms: [1], value: [2] })
+    expect(table.series[0].ts_ms).toEqual([1])
+    expect(old.series[0]).toMatchObject({ ts_ms: [1], value: [3], min: [0], max: [9], count: [12] })
+  })
+
   it('splits past the server bound, rejects a refused series alone, pages a long one', async () => {
     const { api, seen } = server((s) =>
       s.host_id === 'gone'
@@ -116,5 +136,58 @@ describe('batched histories', () => {
     const got = await Promise.all(['x', 'y'].map((h) => batchedHistory(api, h, 'cpu_busy_percent', Q)))
     expect(got.map((h) => h.host_id)).toEqual(['x', 'y'])
     expect(seen.map((s) => s.method)).toEqual(['POST', 'GET', 'GET'])
+  })
+})
+
+describe('batched current values', () => {
+  beforeEach(forgetShared)
+
+  function current(routeMissing = false) {
+    const seen: { path: string; body: { hosts: string[]; metrics?: string[] } | null }[] = []
+    const value = (host: string, metric: string) => ({ metric, labels: {}, ts_ms: 1, value: host.length })
+    const fetch: FetchLike = async (input, init) => {
+      const url = new URL(input, 'http://hp.test')
+      const body = init?.body ? JSON.parse(String(init.body)) : null
+      seen.push({ path: url.pathname, body })
+      if (url.pathname === '/api/v1/current' && !routeMissing) {
+        return json({
+          results: body.hosts.map((h: string) =>
+            h === 'gone' ? { host_id: h, status: 404, error: "unknown host 'gone'" } : { host: { host_id: h }, values: body.metrics.map((m: string) => value(h, m)) },
+          ),
+        })
+      }
+      const m = url.pathname.match(/hosts\/([^/]+)\/current/)
+      if (m) return json({ host: { host_id: m[1] }, values: [value(m[1], 'cpu_load1')] })
+      return json({ detail: 'Not Found' }, 404)
+    }
+    return { api: new ApiClient({ fetch }), seen }
+  }
+
+  it('asks for the hosts and metrics of one task in one request', async () => {
+    const { api, seen } = current()
+    const [a, b, gone] = await Promise.all([
+      batchedCurrent(api, 'a', 'cpu_load1'),
+      batchedCurrent(api, 'bb', 'memory_usage_percent'),
+      batchedCurrent(api, 'gone', 'cpu_load1').catch((e: unknown) => e),
+      batchedCurrent(api, 'a', 'memory_usage_percent'),
+    ])
+    expect(seen).toEqual([{ path: '/api/v1/current', body: { hosts: ['a', 'bb', 'gone'], metrics: ['cpu_load1', 'memory_usage_percent'] } }])
+    expect(a.map((v) => [v.metric, v.value])).toEqual([
+      ['cpu_load1', 1],
+      ['memory_usage_percent', 1],
+    ])
+    expect(b.map((v) => v.value)).toEqual([2, 2])
+    expect(gone).toBeInstanceOf(ApiError)
+    expect((gone as ApiError).status).toBe(404)
+    // past the server's bound: more requests
+    await Promise.all(Array.from({ length: MAX_HOSTS + 1 }, (_, i) => batchedCurrent(api, `h${i}`, 'cpu_load1')))
+    expect(seen.slice(1).map((s) => s.body?.hosts.length)).toEqual([MAX_HOSTS, 1])
+  })
+
+  it('falls back to one request per host on a server without the batch route', async () => {
+    const { api, seen } = current(true)
+    const got = await Promise.all(['x', 'yy'].map((h) => batchedCurrent(api, h, 'cpu_load1')))
+    expect(got.map((v) => v[0].value)).toEqual([1, 2])
+    expect(seen.map((s) => s.path)).toEqual(['/api/v1/current', '/api/v1/hosts/x/current', '/api/v1/hosts/yy/current'])
   })
 })

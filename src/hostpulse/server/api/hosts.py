@@ -12,6 +12,10 @@ from pydantic import TypeAdapter
 from hostpulse.server import query_service as qs
 from hostpulse.server.api.deps import StateDep
 from hostpulse.server.api.models import (
+    MAX_BATCH_HOSTS,
+    CurrentBatch,
+    CurrentBatchIn,
+    CurrentItemError,
     CurrentSnapshot,
     HostOut,
     ProcessesOut,
@@ -88,6 +92,28 @@ async def current(
     h = await require_host(state, host_id)
     latest = await state.store.latest(host_id, metric or None)
     return CurrentSnapshot(host=status_of(state, h), values=qs.values_out(latest))
+
+
+@router.post(
+    "/current",
+    response_model=CurrentBatch,
+    summary="The newest values of several hosts at once",
+    description=f"""What `GET /hosts/{{host_id}}/current` answers, for up to {MAX_BATCH_HOSTS}
+hosts in one request (a board's stats, gauges and bars over a fleet): one result per host in the
+order asked, or `{{host_id, status, error}}` for an unknown host (404).""",
+)
+async def current_batch(batch: CurrentBatchIn, state: StateDep) -> CurrentBatch:
+    results: list[CurrentSnapshot | CurrentItemError] = []
+    for host_id in batch.hosts:
+        h = await state.store.host(host_id)
+        if h is None:
+            results.append(
+                CurrentItemError(host_id=host_id, status=404, error=f"unknown host {host_id!r}")
+            )
+            continue
+        latest = await state.store.latest(host_id, batch.metrics or None)
+        results.append(CurrentSnapshot(host=status_of(state, h), values=qs.values_out(latest)))
+    return CurrentBatch(results=results)
 
 
 @router.get("/hosts/{host_id}/series", response_model=list[SeriesOut], responses=_NOT_FOUND)

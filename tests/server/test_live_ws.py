@@ -264,3 +264,18 @@ def test_the_socket_closes_when_its_user_is_deleted(tmp_path: Path) -> None:
         finally:
             deleter.join()
         assert code == 4401
+
+
+def test_frames_are_not_compressed_per_client(live_server: LiveServer) -> None:
+    """A browser offers permessage-deflate; the server declines it (deflating each frame once
+    per client cost more CPU than the rest of the fan-out: run.py) and frames still arrive."""
+
+    async def run() -> None:
+        protocols = [Subprotocol("hostpulse"), Subprotocol("bearer." + live_server.token("viewer"))]
+        url = ws_url(live_server, "fleet=true")
+        async with connect(url, proxy=None, compression="deflate", subprotocols=protocols) as ws:
+            assert ws.response is not None
+            assert "sec-websocket-extensions" not in ws.response.headers
+            assert (await next_frame(ws, "heartbeat")).heartbeat.server_time_ms > 0
+
+    asyncio.run(run())

@@ -26,7 +26,7 @@ from hostpulse.alerts.clock import Clock
 from hostpulse.alerts.evaluators import Evaluator, build
 from hostpulse.alerts.exceptions import ConflictError, NotFoundError
 from hostpulse.alerts.rules import silence_active, silence_matches, silence_until
-from hostpulse.alerts.schema import AnyRule, Severity, SilenceSpec
+from hostpulse.alerts.schema import AnyRule, HostSelector, Severity, SilenceSpec
 from hostpulse.alerts.types import (
     AlertInstance,
     AlertView,
@@ -74,7 +74,7 @@ class AlertEngine:
         self._rules: dict[str, AnyRule] = {}
         self._evaluators: list[Evaluator] = []
         self._absent: list[Evaluator] = []
-        self._by_metric: dict[str, list[tuple[Evaluator, int]]] = {}
+        self._by_metric: dict[str, list[tuple[Evaluator, int, HostSelector | None]]] = {}
         self._watched: frozenset[str] = frozenset()
         self._silences: dict[str, SilenceSpec] = {}
         self._instances: dict[tuple[str, str, Labels], AlertInstance] = {}
@@ -97,10 +97,12 @@ class AlertEngine:
         self._rules = {r.id: r for r in rules if r.enabled}
         self._evaluators = [build(r) for r in self._rules.values()]
         self._absent = [ev for ev in self._evaluators if ev.rule.kind == "absent"]
-        by_metric: dict[str, list[tuple[Evaluator, int]]] = {}
+        by_metric: dict[str, list[tuple[Evaluator, int, HostSelector | None]]] = {}
         for ev in self._evaluators:
+            hosts = ev.rule.hosts
+            selector = None if hosts.all and not (hosts.names or hosts.labels) else hosts
             for metric, index in ev.metrics():
-                by_metric.setdefault(metric, []).append((ev, index))
+                by_metric.setdefault(metric, []).append((ev, index, selector))
         self._by_metric = by_metric
         self._watched = frozenset(by_metric)
         for inst in list(self._instances.values()):
@@ -182,8 +184,8 @@ class AlertEngine:
             if entries is None:
                 continue
             _, labels, value = sample
-            for ev, index in entries:
-                if ev.rule.hosts.matches(host, host_labels):
+            for ev, index, selector in entries:  # selector None: every host
+                if selector is None or selector.matches(host, host_labels):
                     ev.on_sample(index, host, labels, ts_ms, value, report)
         # A host that reports again ends its "stopped reporting" alerts at once.
         for ev in self._absent:

@@ -7,6 +7,7 @@ An evaluator keeps the per-series state its rule needs (windows, trends) and rep
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable
 
 from hostpulse.alerts.rules import Trend, Window, combine, labels_match, severity_of
@@ -17,6 +18,7 @@ from hostpulse.alerts.schema import (
     CompoundRule,
     Condition,
     ForecastRule,
+    Op,
     Severity,
     ThresholdRule,
 )
@@ -63,12 +65,30 @@ class Evaluator:
         """The passing of time (only rules that depend on it act here)."""
 
 
+_OPS: dict[Op, Callable[[float, float], bool]] = {
+    Op.GT: operator.gt,
+    Op.GE: operator.ge,
+    Op.LT: operator.lt,
+    Op.LE: operator.le,
+}
+
+
 class ThresholdEvaluator(Evaluator):
+    """Runs for every sample of its metric (several per snapshot): what the rule's settings
+    decide once (labels to match, aggregation or the last value, the comparison) is taken
+    from them here, so a sample costs one comparison or two (``severity_of``'s result)."""
+
     rule: ThresholdRule
 
     def __init__(self, rule: ThresholdRule) -> None:
         self.rule = rule
         self._state = ConditionState(rule)
+        agg = rule.aggregation
+        self._last = agg.window <= 0 or agg.fn is AggFn.LAST
+        self._labels = rule.labels
+        self._op = _OPS[rule.op]
+        self._critical = rule.critical
+        self._warning = rule.warning
 
     def metrics(self) -> Iterable[tuple[str, int]]:
         return [(self.rule.metric, 0)]
@@ -76,11 +96,19 @@ class ThresholdEvaluator(Evaluator):
     def on_sample(
         self, index: int, host: str, labels: Labels, ts_ms: int, value: float, report: Report
     ) -> None:
-        rule = self.rule
-        if not labels_match(rule.labels, labels) or math.isnan(value):
+        if self._labels and not labels_match(self._labels, labels):
             return
-        aggregated = self._state.evaluate(host, labels, ts_ms, value)
-        report(rule, host, labels, severity_of(rule, aggregated), aggregated, ts_ms)
+        if value != value:  # NaN
+            return
+        if not self._last:
+            value = self._state.evaluate(host, labels, ts_ms, value)
+        op, critical, warning = self._op, self._critical, self._warning
+        severity: Severity | None = None
+        if critical is not None and op(value, critical):
+            severity = Severity.CRITICAL
+        elif warning is not None and op(value, warning):
+            severity = Severity.WARNING
+        report(self.rule, host, labels, severity, value, ts_ms)
 
 
 class CompoundEvaluator(Evaluator):

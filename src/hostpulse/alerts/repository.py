@@ -52,13 +52,18 @@ def _num(value: float) -> float | None:
 
 
 async def _upsert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert or update ``rows`` (all with the same keys) as one statement executed once per
+    row (``executemany``): the statement is compiled once and cached. A single INSERT with
+    a VALUES list of every row was compiled afresh each time, ~65 us a row: the hosts' last-seen
+    times (every host, every 30 s) took 130 ms of CPU for 2,000 hosts on the event loop, and
+    10,000 hosts (50,000 parameters) are past PostgreSQL's 32,767 per statement."""
     if not rows:
         return
     keys = [c.name for c in table.primary_key.columns]
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    stmt = dialect.insert(table).values(rows)
+    stmt = dialect.insert(table)
     changed = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
+    await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed), rows)
 
 
 class AlertRepository:

@@ -17,7 +17,6 @@ overflowed its outbox of 256 frames and was dropped.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 from collections import deque
@@ -164,11 +163,6 @@ def card_series(batch: HostBatch) -> Wanted:
     return wanted
 
 
-@functools.lru_cache(maxsize=64)
-def _identity(n: int) -> list[int]:
-    return list(range(n))
-
-
 def summarize(batch: HostBatch, wanted: Wanted | None = None) -> HostSummary | None:
     """The fleet card of ``batch``'s host from its newest snapshot (None without snapshots).
     ``wanted``: ``card_series(batch)``, when known already."""
@@ -183,10 +177,12 @@ def summarize(batch: HostBatch, wanted: Wanted | None = None) -> HostSummary | N
         timestamp_ms=snap.timestamp_ms,
         interval_seconds=batch.host.interval_seconds,
     )
-    index = list(snap.series_index)
-    values = snap.values
-    if index == _identity(len(index)):  # every series in table order: read just the card's
-        found = [(wanted[i], values[i]) for i in wanted if i < len(index)]
+    index, values = snap.series_index, snap.values
+    n = len(index)
+    if all(i < n and index[i] == i for i in wanted):
+        # each card series at its own position (agents send the table's order): read just
+        # those (a series appears once in a snapshot, validated), not the whole index
+        found = [(wanted[i], values[i]) for i in wanted]
     else:
         found = [(wanted[i], v) for i, v in zip(index, values, strict=True) if i in wanted]
     disk = -math.inf

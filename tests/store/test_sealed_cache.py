@@ -172,3 +172,18 @@ def test_kept_rows_are_bounded_in_bytes() -> None:
     assert cache.get((1, 0, b"")) is None
     cache.put((1, 100, b""), _entry(20_000))  # larger than the whole cache: not kept
     assert cache.get((1, 100, b"")) is None and cache.bytes <= 100_000
+
+
+async def test_a_series_added_later_is_in_the_next_answer(store: SQLiteStore) -> None:
+    sda = (("disk_busy_percent", (("device", "sda"),)),)
+    sdb = (("disk_busy_percent", (("device", "sdb"),)),)
+    await store.ingest(request(batch("h1", [(T0, [1.0])], sda)), T0)
+    got = await store.query_range("h1", "disk_busy_percent", T0, T0 + HOUR)
+    assert [s.labels for s in got.series] == [(("device", "sda"),)]
+    await store.ingest(request(batch("h1", [(T0 + 5000, [2.0])], sdb)), T0)
+    got = await store.query_range("h1", "disk_busy_percent", T0, T0 + HOUR)
+    assert sorted(s.labels for s in got.series) == [(("device", "sda"),), (("device", "sdb"),)]
+    only = await store.query_range(
+        "h1", "disk_busy_percent", T0, T0 + HOUR, labels={"device": "sdb"}
+    )
+    assert [p.value for s in only.series for p in s.points] == [2.0]

@@ -155,3 +155,26 @@ async def test_last_of_an_hour_in_the_head_is_its_newest_sample(store: SQLiteSto
     end = T0 + HOURS * 3_600_000 - 1
     got = await store.query_range("h1", "cpu_busy_percent", T0, end, tier=Tier.HOUR, agg=Agg.LAST)
     assert {p.ts_ms: p.value for p in got.series[0].points} == newest
+
+
+async def test_a_back_fill_compacts_into_one_rollup_block_per_day(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """Hours of history arriving at once are compacted in one pass: one 1-minute and one
+    1-hour block per day, not one of each per window (which later reads read in pieces)."""
+    from sqlalchemy import func, select
+
+    from hostpulse.store.schema import Kind, blocks
+
+    rows = _generated()
+    clock.now_ms = T0 + 30 * 3_600_000
+    for i in range(0, len(rows), 200):
+        await store.ingest(request(batch("h1", rows[i : i + 200], SERIES)), clock.now_ms)
+    await store.compactor.compact(clock.now_ms)
+    async with store.engine.connect() as conn:
+        counts = dict(
+            (await conn.execute(select(blocks.c.kind, func.count()).group_by(blocks.c.kind))).all()
+        )
+    assert counts[Kind.MINUTE] == 1 and counts[Kind.HOUR] == 1
+    assert counts[Kind.RAW] == HOURS * 6  # one per 10-minute window
+    await _check(store, rows)

@@ -175,7 +175,8 @@ def create_app(
     """The server. Without ``store`` the app opens (and closes) the database and the store the
     settings name (``open_backends``); a store passed in comes with its open ``database`` and
     its caller starts and closes both. ``fast_ingest=False``
-    serves ingest through the framework route only (same behaviour, more overhead).
+    serves ingest and history through the framework routes only (same behaviour, more
+    overhead; without ``IngestFastPath`` and ``api.metrics.HistoryFastPath``).
     ``announce`` shows the first admin's generated password (first start only; default: on
     the terminal, or in a 0600 file in the data directory when there is none)."""
     cfg = settings or ServerSettings()

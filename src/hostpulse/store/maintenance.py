@@ -116,6 +116,32 @@ class Compactor:
         return len(jobs)
 
     def _encode(self, jobs: list[_Job], procs: dict[int, list[Snapshot]]) -> list[blk.BlockRow]:
+        rows = self._encode_windows(jobs)
+        return self._merge_pass_rollups(rows) + self._encode_procs(procs)
+
+    def _merge_pass_rollups(self, rows: list[blk.BlockRow]) -> list[blk.BlockRow]:
+        """One rollup block per host, tier and day of this pass instead of one per window:
+        a back-fill (days of history arriving late) compacts thousands of windows in one
+        pass, and left a partial 1-minute and 1-hour block of each (144 a day) for later
+        merges, which the history of those days then read in pieces. Merging is exact
+        (count, sum, min and max combine), as ``merge_partials`` does it later."""
+        out: list[blk.BlockRow] = []
+        groups: dict[tuple[int, int, int], list[blk.BlockRow]] = {}
+        for r in rows:
+            if r.kind in (Kind.MINUTE, Kind.HOUR):
+                groups.setdefault((r.host_key, r.kind, r.group_ms), []).append(r)
+            else:
+                out.append(r)
+        for (h, k, g), parts in groups.items():
+            if len(parts) == 1:
+                out += parts
+            else:
+                out.append(
+                    blk.merge_rollups([p.data for p in parts], h, Kind(k), g, self.state.level)
+                )
+        return out
+
+    def _encode_windows(self, jobs: list[_Job]) -> list[blk.BlockRow]:
         rows: list[blk.BlockRow] = []
         for head, buf in jobs:
             ts, vals = buf.new_samples()
@@ -129,6 +155,10 @@ class Compactor:
             rows += blk.compact_window(
                 head.key, buf.start, ts, vals[:, : len(cols)], ids, kmax, lossy, self.state.level
             )
+        return rows
+
+    def _encode_procs(self, procs: dict[int, list[Snapshot]]) -> list[blk.BlockRow]:
+        rows: list[blk.BlockRow] = []
         for key, snaps in procs.items():
             by_window: dict[int, list[Snapshot]] = {}
             for s in snaps:

@@ -45,6 +45,9 @@ MINUTE_MAX_SPAN_MS = 7 * 86_400_000
 _TIER_KIND = {Tier.RAW: Kind.RAW, Tier.MINUTE: Kind.MINUTE, Tier.HOUR: Kind.HOUR}
 _TIER_STEP = {Tier.RAW: 0, Tier.MINUTE: rollup.MINUTE_MS, Tier.HOUR: rollup.HOUR_MS}
 _CURSOR_PREFIX = "t"
+#: Column lookups of (host, metric, labels) kept (``Reader._columns``); all dropped when full.
+COLUMN_LOOKUPS = 65_536
+_Lookup = tuple["HostHead", int, list[tuple[int, "SeriesCol"]]]
 
 
 def pick_tier(
@@ -106,6 +109,7 @@ class Reader:
     def __init__(self, state: StoreState) -> None:
         self.state = state
         self._blocks: BlockReader | None = None
+        self._cols: dict[tuple[int, str, tuple[tuple[str, str], ...]], _Lookup] = {}
 
     def _block_reader(self) -> BlockReader:
         if self._blocks is None:
@@ -219,11 +223,7 @@ class Reader:
         native = _TIER_STEP[chosen]
         step = max(step_ms or native, native, 1)
         head = self.state.heads.get(host_id)
-        cols = (
-            [(j, c) for j, c in enumerate(head.columns) if _match(c, metric, labels)]
-            if head
-            else []
-        )
+        cols = self._columns(head, metric, labels) if head else []
         if head is None or not cols:
             return RangeResult(chosen, self._reported_step(step, head), [])
         lo = start_ms if cursor is None else max(start_ms, _parse_cursor(cursor))
@@ -249,6 +249,22 @@ class Reader:
             for i, (_, c) in enumerate(cols)
         ]
         return RangeResult(chosen, self._reported_step(step, head), out, next_cursor)
+
+    def _columns(
+        self, head: HostHead, metric: str, labels: dict[str, str] | None
+    ) -> list[tuple[int, SeriesCol]]:
+        """The head's columns (position, column) of ``metric`` with ``labels``. A host's
+        columns are only ever appended to, so a lookup stays right while their number has not
+        changed (a scan of ~150 columns in Python per read otherwise)."""
+        key = (head.key, metric, tuple(sorted(labels.items())) if labels else ())
+        known = self._cols.get(key)
+        if known is not None and known[0] is head and known[1] == len(head.columns):
+            return known[2]
+        cols = [(j, c) for j, c in enumerate(head.columns) if _match(c, metric, labels)]
+        if len(self._cols) >= COLUMN_LOOKUPS:
+            self._cols.clear()
+        self._cols[key] = (head, len(head.columns), cols)
+        return cols
 
     async def _stored_rows(
         self, key: int, kind: Kind, lo: int, end: int, span: int, ids: I64
@@ -285,14 +301,20 @@ class Reader:
             if buf.old is None and colidx.max() < buf.vals.shape[1]:  # the usual window
                 sub = buf.vals[:n, colidx]
             else:
-                sub = np.full((n, len(colidx)), np.nan)
                 ok = colidx < buf.vals.shape[1]
                 cells = buf.vals[:n, colidx[ok]]
                 if buf.old is not None:  # already in stored blocks
                     cells = np.where(buf.old[:n, colidx[ok]], np.nan, cells)
+                    if np.isnan(cells).all():
+                        # nothing that is not stored: a window loaded again for a late or
+                        # replayed request (after a restart, every window the WAL held)
+                        continue
+                sub = np.full((n, len(colidx)), np.nan)
                 sub[:, ok] = cells
             ts_parts.append(buf.ts[:n])
             val_parts.append(sub)
+        if not ts_parts:
+            return rollup.empty(len(colidx))
         raw = rollup.from_raw(np.concatenate(ts_parts), np.concatenate(val_parts))
         if not native:
             return raw

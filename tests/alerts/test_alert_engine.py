@@ -358,3 +358,31 @@ def test_a_new_alert_is_announced_at_observe_while_others_wait_in_a_group_or_a_w
     assert [(n.kind, n.rule_id, n.alerts[0].host) for n in h.sent[1:]] == [
         (Kind.FIRING, "cpu", "h3")
     ]
+
+
+def test_a_tick_still_ends_the_stopped_reporting_alert_of_a_host_that_counts_as_seen() -> None:
+    """A tick skips the hosts that report and have no alert of the rule; one that has an
+    alert is still evaluated: after a restart every host counts as seen, which resolves its
+    firing "stopped reporting" alert at the first tick."""
+    h = Harness([{"id": "down", "kind": "absent", "intervals": 3}], dedup_window_s=0)
+    for _ in range(3):
+        h.clock.advance(5)
+        h.feed("a", CPU, 1)
+        h.feed("b", CPU, 1)
+        h.tick()
+    for _ in range(12):  # "a" silent for a minute: firing, sent after the group wait (30 s)
+        h.clock.advance(5)
+        h.feed("b", CPU, 1)
+        h.tick()
+    assert [(n.kind, [v.host for v in n.alerts]) for n in h.sent] == [(Kind.FIRING, ["a"])]
+    saved = list(h.engine._instances.values())
+    again = AlertEngine(h.clock, EngineSettings(dedup_window_s=0))
+    again.set_rules([rule_from_dict({"id": "down", "kind": "absent", "intervals": 3})])
+    again.restore(saved, list(h.engine._hosts.values()))
+    h.engine = again
+    h.clock.advance(1)
+    h.tick()
+    [alert] = saved
+    assert h.engine.get(alert.id) is not None
+    assert h.engine.get(alert.id).state is State.RESOLVED  # type: ignore[union-attr]
+    assert h.engine.active() == []

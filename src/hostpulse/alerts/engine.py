@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from hostpulse.alerts.clock import Clock
-from hostpulse.alerts.evaluators import Evaluator, build
+from hostpulse.alerts.evaluators import AbsentEvaluator, Evaluator, build
 from hostpulse.alerts.exceptions import ConflictError, NotFoundError
 from hostpulse.alerts.rules import silence_active, silence_matches, silence_until
 from hostpulse.alerts.schema import AnyRule, HostSelector, Severity, SilenceSpec
@@ -97,6 +97,9 @@ class AlertEngine:
         self._rules = {r.id: r for r in rules if r.enabled}
         self._evaluators = [build(r) for r in self._rules.values()]
         self._absent = [ev for ev in self._evaluators if ev.rule.kind == "absent"]
+        for ev in self._evaluators:
+            if isinstance(ev, AbsentEvaluator):
+                ev.alerts = self._instances  # skips hosts with nothing to change
         by_metric: dict[str, list[tuple[Evaluator, int, HostSelector | None]]] = {}
         for ev in self._evaluators:
             hosts = ev.rule.hosts

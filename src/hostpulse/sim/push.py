@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
 import numpy as np
 
 from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, IngestRequest, codec
-from hostpulse.sim.build import host_batch
+from hostpulse.sim.build import LiveEncoder, host_batch
 from hostpulse.sim.model import SimHost, make_profile
+from hostpulse.sim.wire import Answer, Pool, WireError
 
 logger = logging.getLogger(__name__)
 INGEST_PATH = "/api/v1/ingest"
@@ -59,6 +61,28 @@ async def enroll_hosts(
     return dict(await asyncio.gather(*(one(h) for h in hosts)))
 
 
+Send = Callable[[bytes, dict[str, str]], Awaitable[Answer]]
+"""POSTs a body with headers to the ingest path; raises ``WireError`` when no answer came."""
+
+
+def httpx_sender(client: httpx.AsyncClient) -> Send:
+    async def send(body: bytes, headers: dict[str, str]) -> Answer:
+        try:
+            r = await client.post(INGEST_PATH, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise WireError(repr(exc)) from exc
+        return Answer(r.status_code, dict(r.headers), r.content)
+
+    return send
+
+
+def pool_sender(pool: Pool) -> Send:
+    async def send(body: bytes, headers: dict[str, str]) -> Answer:
+        return await pool.post(INGEST_PATH, body, headers)
+
+    return send
+
+
 async def post(
     client: httpx.AsyncClient,
     request: IngestRequest,
@@ -70,6 +94,19 @@ async def post(
     """POST ``request`` (batches of one host) with that host's ``key``."""
     body = codec.encode(request, encoding="gzip")
     samples = sum(len(s.values) for b in request.batches for s in b.snapshots)
+    await post_body(httpx_sender(client), body, samples, stats, key, retries=retries)
+
+
+async def post_body(
+    send: Send,
+    body: bytes,
+    samples: int,
+    stats: PushStats,
+    key: str,
+    *,
+    retries: int = 3,
+) -> None:
+    """POST a gzipped serialised ``IngestRequest`` of ``samples`` samples with ``key``."""
     headers = {
         "content-type": PROTOBUF_CONTENT_TYPE,
         "content-encoding": "gzip",
@@ -77,20 +114,20 @@ async def post(
     }
     for attempt in range(retries + 1):
         try:
-            resp = await client.post(INGEST_PATH, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            logger.warning("push failed", extra={"error": repr(exc), "attempt": attempt})
+            resp = await send(body, headers)
+        except WireError as exc:
+            logger.warning("push failed", extra={"error": str(exc), "attempt": attempt})
         else:
-            if resp.status_code < 300:
+            if resp.status < 300:
                 stats.requests += 1
                 stats.samples += samples
                 return
-            logger.warning("server refused a batch: %s %s", resp.status_code, resp.text[:300])
+            logger.warning("server refused a batch: %s %s", resp.status, resp.text[:300])
             after = resp.headers.get("retry-after")
-            if resp.status_code == 429 and after is not None and after.isdigit():
+            if resp.status == 429 and after is not None and after.isdigit():
                 await asyncio.sleep(min(60.0, float(after)))
                 continue
-            if resp.status_code < 500:
+            if resp.status < 500:
                 break
         await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
     stats.failures += 1
@@ -146,22 +183,39 @@ async def run_live(
     stop: asyncio.Event | None = None,
 ) -> PushStats:
     """One snapshot per host every ``interval`` seconds until ``duration`` or ``stop`` (one
-    request per host, with its key; at most ``concurrency`` in flight)."""
+    request per host, with its key; at most ``concurrency`` in flight, on as many keep-alive
+    connections to ``client``'s base URL: see ``hostpulse.sim.wire``)."""
+    pool = Pool(str(client.base_url), concurrency)
+    try:
+        return await _live(pool, hosts, interval, duration, keys, clock, stop)
+    finally:
+        await pool.aclose()
+
+
+async def _live(
+    pool: Pool,
+    hosts: list[SimHost],
+    interval: float,
+    duration: float | None,
+    keys: Keys,
+    clock: Callable[[], float],
+    stop: asyncio.Event | None,
+) -> PushStats:
+    sender = pool_sender(pool)
     stats = PushStats()
     stop = stop or asyncio.Event()
-    sem = asyncio.Semaphore(concurrency)
     started = clock()
     tick = 0
+    encoders = [LiveEncoder(h, interval) for h in hosts]
     while not stop.is_set() and (duration is None or clock() - started < duration):
         now_ms = int(clock() * 1000)
-        ts = np.array([now_ms], dtype=np.int64)
 
-        async def send(h: SimHost, ts: np.ndarray = ts, tick: int = tick) -> None:
-            req = IngestRequest(batches=[host_batch(h, ts, interval, sequence_start=tick)])
-            async with sem:
-                await post(client, req, stats, keys[h.host_id])
+        async def push_one(enc: LiveEncoder, now_ms: int = now_ms, tick: int = tick) -> None:
+            raw, samples = enc.request(now_ms, tick)
+            body = gzip.compress(raw, compresslevel=1)  # as codec.encode(..., "gzip")
+            await post_body(sender, body, samples, stats, keys[enc.host.host_id])
 
-        await asyncio.gather(*(send(h) for h in hosts))
+        await asyncio.gather(*(push_one(e) for e in encoders))
         tick += 1
         next_at = started + tick * interval
         delay = max(0.0, next_at - clock())

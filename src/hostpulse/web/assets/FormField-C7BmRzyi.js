@@ -1,0 +1,1 @@
+import{O as e,T as t,d as n,h as r,it as i,ot as a,p as o,u as s}from"./i18n-CIfEdYZE.js";var c={key:0,class:`err`},l=r({__name:`FormField`,props:{label:{},error:{type:[String,Boolean,null]}},setup(r){return(l,u)=>(t(),n(`label`,{class:i([`field`,{bad:!!r.error}])},[o(a(r.label)+` `,1),e(l.$slots,`default`),r.error?(t(),n(`span`,c,a(r.error),1)):s(``,!0)],2))}});export{l as t};

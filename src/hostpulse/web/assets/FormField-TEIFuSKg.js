@@ -1,1 +1,0 @@
-import{O as e,T as t,at as n,d as r,h as i,p as a,rt as o,u as s}from"./i18n-BOM9m3aG.js";var c={key:0,class:`err`},l=i({__name:`FormField`,props:{label:{},error:{type:[String,Boolean,null]}},setup(i){return(l,u)=>(t(),r(`label`,{class:o([`field`,{bad:!!i.error}])},[a(n(i.label)+` `,1),e(l.$slots,`default`),i.error?(t(),r(`span`,c,n(i.error),1)):s(``,!0)],2))}});export{l as t};

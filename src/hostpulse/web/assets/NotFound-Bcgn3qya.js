@@ -1,1 +1,0 @@
-import{T as e,at as t,c as n,d as r,h as i,j as a,k as o,m as s,p as c,t as l,z as u}from"./i18n-BOM9m3aG.js";var d={class:`nf`},f=i({__name:`NotFound`,setup(i){let{t:f}=l();return(i,l)=>{let p=o(`RouterLink`);return e(),r(`section`,d,[n(`h1`,null,t(u(f)(`notfound.title`)),1),s(p,{to:`/`},{default:a(()=>[c(t(u(f)(`host.back`)),1)]),_:1})])}}});export{f as default};

@@ -1,0 +1,1 @@
+import{B as e,T as t,c as n,d as r,h as i,j as a,k as o,m as s,ot as c,p as l,t as u}from"./i18n-CIfEdYZE.js";var d={class:`nf`},f=i({__name:`NotFound`,setup(i){let{t:f}=u();return(i,u)=>{let p=o(`RouterLink`);return t(),r(`section`,d,[n(`h1`,null,c(e(f)(`notfound.title`)),1),s(p,{to:`/`},{default:a(()=>[l(c(e(f)(`host.back`)),1)]),_:1})])}}});export{f as default};

@@ -175,10 +175,17 @@ def our_server(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children."""
+    """User + system CPU time of a process and all its descendants: the ones still running
+    (``children_*`` of ``cpu_times`` only counts children that have exited and been waited
+    for, so a server's worker processes would otherwise be left out) and the ended ones."""
     p = psutil.Process(pid)
     t = p.cpu_times()
-    return float(t.user + t.system + t.children_user + t.children_system)
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in p.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            c = child.cpu_times()
+            total += c.user + c.system
+    return float(total)
 
 
 def own_cpu_seconds() -> float:

@@ -12,7 +12,9 @@ behind the page's own load, which the first-load figure covers). Reference in th
 `/api/v1/hosts` request inside the first load. Beside frames per second, the renderer's CPU
 time per frame (Chromium's ThreadTime and ProcessTime counters) and the number of long tasks:
 on a loaded machine frames per second follow the load, CPU time per frame much less, so those
-compare runs made under different load.
+compare runs made under different load. And what the rest of the machine did while the browser
+ran: ingest requests the server stored a second against those due (hosts / interval: a
+simulator or server that falls behind shows here), and the server's and simulator's CPU.
 
     python bench/dashboard.py [--hosts 10000] [--loads 5] [--seconds 20] [--no-doc]
 
@@ -117,6 +119,21 @@ class Pusher(threading.Thread):
                 self.sent += 1
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stored_requests(url: str) -> float:
+    """Ingest requests the server has stored so far (its own /metrics)."""
+    text = httpx.get(url + "/metrics", headers=admin_headers(url), timeout=60).text
+    for line in text.splitlines():
+        if line.startswith('hostpulse_ingest_requests_total{outcome="stored"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--hosts", type=int, default=10_000)
@@ -132,11 +149,11 @@ def main() -> int:
     os.environ["HOSTPULSE_MAX_HOSTS"] = str(max(10_000, args.hosts + 1))
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
-        with our_server(t / "data", t / "server.log") as (url, _srv):
+        with our_server(t / "data", t / "server.log") as (url, srv):
             sim = [*sim_cmd, "--hosts", str(args.hosts), "--interval", str(args.interval)]
             sim += ["--server", url, "--enroll-token", fleet_token(url)]
             pusher = Pusher(url, args.live_interval)
-            with process(sim, t / "sim.log"):
+            with process(sim, t / "sim.log") as sim_proc:
                 pusher.start()
                 # every simulated host enrolls first (32 at a time; the server writes
                 # concurrent enrollments together: 10,000 took 33 s on a loaded 2-core machine)
@@ -161,6 +178,10 @@ def main() -> int:
                     "HP_SECONDS": str(args.seconds),
                     "PATH": "/usr/bin:/bin:/usr/local/bin",
                 }
+                # what the rest of the machine did meanwhile: the simulator must send what
+                # the fleet's agents would (hosts / interval requests a second)
+                before = (time.monotonic(), stored_requests(url))
+                cpu0 = (cpu_seconds(srv.pid), cpu_seconds(sim_proc.pid))
                 out = subprocess.run(
                     ["node", str(ROOT / "bench" / "dashboard.mjs")],
                     env=env,
@@ -169,12 +190,22 @@ def main() -> int:
                     timeout=600,
                     check=False,
                 )
+                elapsed = time.monotonic() - before[0]
+                cpu1 = (cpu_seconds(srv.pid), cpu_seconds(sim_proc.pid))
+                load = {
+                    "stored_per_s": (stored_requests(url) - before[1]) / elapsed,
+                    "due_per_s": args.hosts / args.interval + 1 / args.live_interval,
+                    "server_cpu": (cpu1[0] - cpu0[0]) / elapsed,
+                    "sim_cpu": (cpu1[1] - cpu0[1]) / elapsed,
+                    "loadavg": os.getloadavg()[0],
+                }
                 pusher.stop_event.set()
                 pusher.join(10)
             if out.returncode != 0:
                 print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
                 return 1
     res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["load"] = load
     for c in res["cold"]:  # where each cold load's time went (ms since navigation start)
         print("load:", {k: round(v) for k, v in c.get("marks", {}).items()})
     report = render(res, args)
@@ -196,6 +227,10 @@ def main() -> int:
                 "update_cpu_ms_per_frame": res["fps"]["cpu_ms_per_frame"],
                 "update_long_tasks": res["fps"]["long_tasks"],
                 "update_script_ms_per_frame": res["fps"]["script_ms_per_frame"],
+                "stored_requests_per_s": res["load"]["stored_per_s"],
+                "due_requests_per_s": res["load"]["due_per_s"],
+                "server_cpu_cores": res["load"]["server_cpu"],
+                "sim_cpu_cores": res["load"]["sim_cpu"],
             },
         )
     if not args.no_doc:
@@ -232,6 +267,8 @@ def render(res: dict[str, object], args: argparse.Namespace) -> str:
     assert isinstance(scroll, dict)
     lat = res["latency"]
     assert isinstance(lat, list)
+    ld = res["load"]
+    assert isinstance(ld, dict)
     p50, p95 = percentile(lat, 0.5), percentile(lat, 0.95)
     ok = lambda good: "meets target" if good else "MISSES target"  # noqa: E731
     lines = [
@@ -261,6 +298,9 @@ def render(res: dict[str, object], args: argparse.Namespace) -> str:
         "renderer per frame: CPU main thread / whole process; main thread in script / style+layout",
         f"  while updating      {per_frame(fps)}",
         f"  while scrolling     {per_frame(scroll)}",
+        f"meanwhile             server stored {ld['stored_per_s']:.0f} ingest requests/s "
+        f"({ld['due_per_s']:.0f} due), server {100 * ld['server_cpu']:.0f} % of a core, "
+        f"simulator {100 * ld['sim_cpu']:.0f} %, load average {ld['loadavg']:.1f}",
         "```",
     ]
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import psutil
 
-from hostpulse.store.prepare import varint  # the store's own encoder, re-exported for _prom
+from hostpulse.protocol.varint import encode as varint  # re-exported for _prom
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from hostpulse import __version__, catalog
 from hostpulse.agent.collectors.base import Labels, ProcessInfo, Reading
-from hostpulse.protocol import Host, HostBatch, Label, Process, SeriesDef, Snapshot
+from hostpulse.protocol import Host, HostBatch, Label, Process, SeriesDef, Snapshot, varint
 
 
 class SnapshotSink(Protocol):
@@ -215,27 +215,16 @@ def table_start(raw: bytes, previous: bytes = b"") -> bytes:
     pos = 0
     try:
         while pos < len(raw):
-            tag, at = _varint(raw, pos)
+            tag, at = varint.decode(raw, pos)
             if tag >> 3 not in _TABLE_FIELDS or tag & 7 != 2:
                 break
-            length, at = _varint(raw, at)
+            length, at = varint.decode(raw, at)
             if at + length > len(raw):
                 break
             pos = at + length
-    except IndexError:  # a truncated varint: no table
+    except (IndexError, varint.VarintError):  # a truncated varint: no table
         return b""
     return raw[:pos]
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
 
 
 def build_batch(

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hostpulse import __version__
-from hostpulse.protocol import Host, HostBatch, Label, Process, SeriesDef, Snapshot
+from hostpulse.protocol import Host, HostBatch, Label, Process, SeriesDef, Snapshot, varint
 from hostpulse.sim.model import SimHost
 
 _ROLES = ("web", "db", "cache", "batch", "api")
@@ -89,15 +89,6 @@ def _fill(
             snap.top_memory.append(proc)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 class LiveEncoder:
     """One host's live requests, one snapshot each, as serialised ``IngestRequest`` bytes equal
     to ``IngestRequest(batches=[host_batch(...)]).SerializeToString()`` for the same values.
@@ -141,4 +132,4 @@ class LiveEncoder:
         snap = Snapshot(timestamp_ms=ts_ms, sequence=sequence)
         _fill(snap, self.host, self._index, self._row(ts_ms), self._busy, self.process_every)
         batch = self._head + HostBatch(snapshots=[snap]).SerializeToString()
-        return b"\x0a" + _varint(len(batch)) + batch, len(self._index)
+        return b"\x0a" + varint.encode(len(batch)) + batch, len(self._index)

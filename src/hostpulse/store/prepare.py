@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
+from hostpulse.protocol import HostBatch, IngestRequest, Snapshot, varint
 from hostpulse.store.exceptions import InvalidRequestError
 
 IntP = npt.NDArray[np.intp]
@@ -52,32 +52,9 @@ class Prepared:
     newest_ms: int
 
 
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _field_size(size: int) -> int:
     """Bytes of a length-delimited field with a one-byte tag and ``size`` bytes of content."""
-    return 1 + len(varint(size)) + size
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
+    return 1 + len(varint.encode(size)) + size
 
 
 def plain_layout(batch: HostBatch) -> bool:
@@ -98,7 +75,7 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
     try:
         while pos < end:
             tag = data[pos]
-            size, body = _read_varint(data, pos + 1)
+            size, body = varint.decode(data, pos + 1)
             stop = body + size
             if stop > end:
                 return None
@@ -108,11 +85,11 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
                 while p < stop:
                     t = data[p]
                     if t in (0x08, 0x30):  # timestamp_ms, sequence
-                        _, p = _read_varint(data, p + 1)
+                        _, p = varint.decode(data, p + 1)
                         continue
                     if t not in (0x12, 0x1A, 0x22, 0x2A):
                         return None
-                    n, q = _read_varint(data, p + 1)
+                    n, q = varint.decode(data, p + 1)
                     if t == 0x1A:
                         if vals is not None or n % 8:
                             return None
@@ -124,7 +101,7 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
             elif tag != 0x22:  # unsupported
                 return None
             pos = stop
-    except IndexError:
+    except (IndexError, varint.VarintError):
         return None
     return out if pos == end else None
 
@@ -222,5 +199,5 @@ def prepare(request: IngestRequest) -> Prepared:
         for u in unsupported:
             key.update(b"\x00" + u)
         batches.append(PreparedBatch(batch, key.digest(), table, snaps))
-        parts += (b"\x0a", varint(len(data)), data)
+        parts += (b"\x0a", varint.encode(len(data)), data)
     return Prepared(batches, b"".join(parts), newest)

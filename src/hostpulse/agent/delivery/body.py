@@ -16,26 +16,16 @@ from __future__ import annotations
 import struct
 import zlib
 
+from hostpulse.protocol import varint
+
 _ZLIB = b"\x01"  # shipper's record kind: zlib stream
 _BATCHES_FIELD = b"\x0a"  # IngestRequest.batches: field 1, length-delimited
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, OS unknown
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def request_prefix(size: int) -> bytes:
     """What comes before a batch of ``size`` bytes in an IngestRequest holding only it."""
-    return _BATCHES_FIELD + _varint(size)
+    return _BATCHES_FIELD + varint.encode(size)
 
 
 def gzip_request_for(payload: bytes, checksum: tuple[int, int] | None = None) -> bytes | None:

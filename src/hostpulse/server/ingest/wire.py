@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hostpulse.protocol import IngestRequest
+from hostpulse.protocol import IngestRequest, varint
 
 PIECE_BYTES = 256 * 1024
 """Bodies up to this size are parsed in one call (about a millisecond)."""
@@ -42,16 +42,10 @@ class OverLimit(Exception):
 
 
 def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise WireError("truncated or malformed varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
+    try:
+        return varint.decode(data, pos, end)
+    except varint.VarintError as exc:
+        raise WireError(str(exc)) from None
 
 
 def _skip(data: bytes, wire: int, pos: int, end: int) -> int:

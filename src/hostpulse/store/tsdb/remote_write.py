@@ -21,7 +21,7 @@ from itertools import chain, repeat
 import cramjam
 
 from hostpulse import catalog
-from hostpulse.protocol import HostBatch
+from hostpulse.protocol import HostBatch, varint
 
 HOST_LABEL = "host_id"
 """The label naming the host on every series (the Grafana dashboards' ``host_id``)."""
@@ -39,17 +39,8 @@ _CATALOG_NAMES = {m.prom_name: m.key for m in catalog.METRICS}
 Labels = tuple[tuple[str, str], ...]
 
 
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _field(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + varint(len(payload)) + payload
+    return bytes((tag,)) + varint.encode(len(payload)) + payload
 
 
 def prom_name(metric: str) -> str:
@@ -118,13 +109,15 @@ class SeriesTable:
         return found
 
 
-TS_WIDTH = len(varint(1_700_000_000_000))
+TS_WIDTH = len(varint.encode(1_700_000_000_000))
 
 
 def _prefixes(labels: list[bytes], ts_width: int) -> list[bytes]:
     sample_len = 1 + 8 + 1 + ts_width  # value tag + double + timestamp tag + varint
     sample_head = bytes((0x12, sample_len, 0x09))
-    return [b"\x0a" + varint(len(lab) + 2 + sample_len) + lab + sample_head for lab in labels]
+    return [
+        b"\x0a" + varint.encode(len(lab) + 2 + sample_len) + lab + sample_head for lab in labels
+    ]
 
 
 def encode_samples(batch: HostBatch, table: SeriesTable) -> Iterator[tuple[int, list[bytes]]]:
@@ -134,7 +127,7 @@ def encode_samples(batch: HostBatch, table: SeriesTable) -> Iterator[tuple[int, 
         values = snap.values
         if not values:
             continue
-        stamp = varint(snap.timestamp_ms)
+        stamp = varint.encode(snap.timestamp_ms)
         tail = b"\x10" + stamp
         pre = table.prefixes(len(stamp))
         pieces = list(

@@ -149,6 +149,11 @@ def test_history_refuses_bad_parameters(server: LiveServer) -> None:
     get(server, "/hosts/nope", 404)
     get(server, "/metrics/cpu", 404, host="nope")
     get(server, "/metrics/gpu", 422, host="h")
+    # values past any real time or duration are refused, not a 500 from overflowing arithmetic
+    for bad in ({"step": "inf"}, {"step": "1e300"}, {"start": "now-1e300"}):
+        get(server, base, 422, **bad)
+    assert "out of range" in get(server, base, 422, end="1" + "0" * 30)["detail"]
+    assert "out of range" in get(server, base, 422, end="99999999999999999")["detail"]
 
 
 def _sim_request(ts_ms: int) -> tuple[SimHost, IngestRequest]:
@@ -408,3 +413,6 @@ def test_history_batch_is_bounded_and_for_signed_in_users(server: LiveServer) ->
     r = httpx.post(url, json={"series": []}, headers=server.headers("viewer"), timeout=30)
     assert r.status_code == 422, r.text
     assert httpx.post(url, json={"series": [one]}, timeout=30).status_code == 401
+    for bad in ({"step": "inf"}, {"step": 1e300}, {"end": "1" + "0" * 30}):
+        r = httpx.post(url, json={"series": [one], **bad}, headers=server.headers("viewer"))
+        assert r.status_code == 422, r.text

@@ -3,6 +3,7 @@ variables, then command-line flags on top)."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +33,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+MAX_DURATION_S = 1000 * 31_557_600
+"""The longest duration accepted anywhere (1,000 years): more is a typo, and would overflow
+the 64-bit millisecond arithmetic behind it."""
+
+
 def parse_duration(value: str | float | int) -> float:
     """Seconds from ``90``, ``"90"``, ``"90s"``, ``"5m"``, ``"2h"``, ``"7d"`` or ``"1w"``."""
     if isinstance(value, int | float):
@@ -45,8 +51,10 @@ def parse_duration(value: str | float | int) -> float:
             seconds = float(text[:-1]) * _UNITS[unit] if unit in _UNITS else float(text)
         except ValueError:
             raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 2h, 7d)") from None
-    if seconds != seconds or seconds < 0:
+    if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{value!r} is not a non-negative duration")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{value!r} is longer than {MAX_DURATION_S // 31_557_600:.0f} years")
     return seconds
 
 

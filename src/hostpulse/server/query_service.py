@@ -331,6 +331,11 @@ async def history_batch(
     return b"".join((b'{"results":[', b",".join(bodies), b"]}"))
 
 
+MAX_TIME_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the latest time a query may name (a larger number is a typo, and
+would overflow the 64-bit arithmetic of the store's buckets)."""
+
+
 def parse_time(value: str, now_ms: int) -> int:
     """Milliseconds since the epoch from ``1700000000000`` (ms), ``1700000000`` (s, 10 digits or
     fewer), an ISO 8601 time (``2026-11-22T04:00:00Z``), ``now`` or ``now-24h`` / ``-24h``."""
@@ -338,16 +343,22 @@ def parse_time(value: str, now_ms: int) -> int:
     if text == "now":
         return now_ms
     if text.startswith("now-") or text.startswith("-"):
-        return now_ms - int(parse_duration(text.split("-", 1)[1]) * 1000)
-    if text.lstrip("-").isdigit():
+        ms = now_ms - int(parse_duration(text.split("-", 1)[1]) * 1000)
+    elif text.lstrip("-").isdigit():
+        if len(text) > 20:
+            raise ValueError(f"{value!r} is out of range")
         n = int(text)
-        return n * 1000 if abs(n) < 10**11 else n
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a time (ms since epoch, ISO 8601, now or now-24h)"
-        ) from None
-    if dt.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone (add Z or +00:00)")
-    return int(dt.timestamp() * 1000)
+        ms = n * 1000 if abs(n) < 10**11 else n
+    else:
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a time (ms since epoch, ISO 8601, now or now-24h)"
+            ) from None
+        if dt.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone (add Z or +00:00)")
+        ms = int(dt.timestamp() * 1000)
+    if abs(ms) > MAX_TIME_MS:
+        raise ValueError(f"{value!r} is out of range (after the year 9999)")
+    return ms

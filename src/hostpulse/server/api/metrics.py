@@ -224,6 +224,8 @@ def _step(step: str | None) -> int | None:
         raise HTTPException(422, f"step: {exc}") from None
     if step_ms <= 0:
         raise HTTPException(422, "step must be positive")
+    if step_ms > qs.MAX_TIME_MS:
+        raise HTTPException(422, "step is longer than any range a query can name")
     return step_ms
 
 

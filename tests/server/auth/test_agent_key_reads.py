@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hostpulse.server.auth.agent_keys import CACHE_TTL_S, AgentKeyService
 from hostpulse.server.auth.exceptions import Unauthenticated
@@ -17,7 +17,17 @@ from hostpulse.server.auth.settings import AuthConfig
 
 
 class CountingRepository(AuthRepository):
-    queries: list[int]
+    """The real repository on SQLite, counting the keys each ``keys_by_hash`` query asks for."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.queries: list[int] = []
+
+    @classmethod
+    async def created(cls, engine: AsyncEngine) -> CountingRepository:
+        repo = cls(engine)
+        await repo.create_tables()
+        return repo
 
     async def keys_by_hash(self, key_hashes: list[str]) -> dict[str, KeyRow]:
         self.queries.append(len(key_hashes))
@@ -28,9 +38,7 @@ def test_concurrent_lookups_share_queries_and_get_their_own_answer(tmp_path: Pat
     async def main() -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
         try:
-            repo = CountingRepository(engine)
-            repo.queries = []
-            await repo.create_tables()
+            repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: now[0])
             issued = [await keys.issue(f"host-{i}") for i in range(300)]
@@ -94,9 +102,7 @@ def test_an_entry_past_half_its_life_is_read_again_while_it_is_used(tmp_path: Pa
     async def main() -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
         try:
-            repo = CountingRepository(engine)
-            repo.queries = []
-            await repo.create_tables()
+            repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(
                 repo, AuthConfig(), lambda: 1_000, lambda: now[0], refresh_gather_s=0.01
@@ -130,9 +136,7 @@ def test_entries_past_half_their_life_are_read_again_together(tmp_path: Path) ->
     async def main() -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
         try:
-            repo = CountingRepository(engine)
-            repo.queries = []
-            await repo.create_tables()
+            repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(
                 repo, AuthConfig(), lambda: 1_000, lambda: now[0], refresh_gather_s=0.2
@@ -170,9 +174,7 @@ def test_long_lived_entries_still_learn_another_process_revocation(tmp_path: Pat
     async def main() -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
         try:
-            repo = CountingRepository(engine)
-            repo.queries = []
-            await repo.create_tables()
+            repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: now[0])
             keys.cache_ttl_s = 600.0

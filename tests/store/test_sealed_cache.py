@@ -1,16 +1,19 @@
 """The kept rows of histories that reach the present (``SealedCache``): a repeated read is
 answered without reading a block, and every change of the stored blocks (compaction of new
-samples, merging of partial rollups, retention, a deletion by another connection) gives the
-answer a read without the cache gives. The cache is bounded in bytes."""
+samples or of a late one, merging of partial rollups, retention) gives the
+answer a read without the cache gives; a commit that changes no block keeps them. The cache is
+bounded in bytes."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select, text
 from storekit import T0, FakeClock, batch, request
 
 from hostpulse.store import SQLiteStore, open_store, rollup
@@ -122,17 +125,81 @@ async def test_an_earlier_start_is_read_again(
     assert part == whole[:60]
 
 
-async def test_deletions_by_another_connection_are_seen(
-    store: SQLiteStore, clock: FakeClock
+async def test_commits_that_change_no_block_keep_the_rows(
+    store: SQLiteStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Issue 17: the server's other writes to the same file (alert state, sessions, last-seen
+    times, a new host's registration, another host's blocks) left the kept rows unusable, and
+    every read decoded blocks again."""
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 3 * HOUR), SERIES)), T0)
+    clock.now_ms = T0 + 4 * HOUR
+    await store.maintain(clock.now_ms)  # all of h1 in blocks
+    first = await _read(store, T0, clock.now_ms, Tier.MINUTE)
+    assert len(first) == 180
+    reads = Reads(store, monkeypatch)
+    await store._save_last_seen()
+    async with store.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE other (x INTEGER)"))
+        await conn.execute(text("INSERT INTO other VALUES (1)"))
+    # another host arrives and its first windows are compacted: h1's blocks are as they were
+    h2 = _rows(clock.now_ms, clock.now_ms + HOUR)
+    await store.ingest(request(batch("h2", h2, SERIES)), T0)
+    clock.now_ms += 2 * HOUR
+    await store.maintain(clock.now_ms)
+    got = await store.query_range("h1", "cpu_busy_percent", T0, clock.now_ms, tier=Tier.MINUTE)
+    assert _points(got) == first
+    assert reads.n == 0
+
+
+async def test_a_late_sample_is_in_the_next_read(store: SQLiteStore, clock: FakeClock) -> None:
     await store.ingest(request(batch("h1", _rows(T0, T0 + 3 * HOUR), SERIES)), T0)
     clock.now_ms = T0 + 3 * HOUR
     await store.maintain(clock.now_ms)
-    assert len(await _read(store, T0, clock.now_ms, Tier.MINUTE)) == 180
-    async with store.engine.begin() as conn:  # not through the store's compactor
-        await conn.execute(delete(blocks).where(blocks.c.kind == int(Kind.MINUTE)))
+    first = await _read(store, T0, clock.now_ms, Tier.MINUTE)
+    v = first[0][3]
+    assert first[0][3:] == (v, v, v, 1)
+    # a sample of the first, long compacted minute arrives late: in the head, then in blocks
+    late = [(T0 + 30_000, [v + 100.0, 1.0])]
+    await store.ingest(request(batch("h1", late, SERIES)), clock.now_ms)
+    both = (v + 50.0, v, v + 100.0, 2)
+    assert (await _read(store, T0, clock.now_ms, Tier.MINUTE))[0][3:] == both
+    await store.maintain(clock.now_ms)
     got = await _read(store, T0, clock.now_ms, Tier.MINUTE)
-    assert len(got) < 180  # only what the head still holds
+    assert got[0][3:] == both and got[1:] == first[1:]
+
+
+async def test_a_compaction_during_a_read_is_in_its_answer(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """A read whose snapshot of the blocks is older than a compaction that commits while it
+    runs would miss the windows that compaction moved out of the head: it reads again."""
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 3 * HOUR), SERIES)), T0)
+    clock.now_ms = T0 + 3 * HOUR
+    reader = store.reader._block_reader()
+    real = reader._read
+    entered, go = threading.Event(), threading.Event()
+    calls = 0
+
+    def held(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        got = real(*args)  # the snapshot before the compaction
+        if calls == 1:
+            entered.set()
+            go.wait(10)
+        return got
+
+    reader._read = held  # type: ignore[method-assign]
+    task = asyncio.create_task(
+        store.query_range("h1", "cpu_busy_percent", T0, clock.now_ms, tier=Tier.MINUTE)
+    )
+    await asyncio.to_thread(entered.wait, 10)
+    await store.maintain(clock.now_ms)  # hours 0-2 leave the head for blocks
+    go.set()
+    got = _points(await task)
+    reader._read = real  # type: ignore[method-assign]
+    assert len(got) == 180 and got == await _read(store, T0, clock.now_ms, Tier.MINUTE)
+    assert calls == 2
 
 
 async def test_retention_drops_kept_rows(tmp_path: Path) -> None:

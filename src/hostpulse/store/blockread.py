@@ -20,14 +20,21 @@ Above that, the rows of a history whose range reaches the present are kept whole
 (``SealedCache``): for one host, tier and set of series, the rows of every stored block from
 the range's start on, with each block's group, start and end. Stored blocks never change;
 what changes is which blocks there are (compaction adds them, a merge replaces partial ones,
-retention deletes old ones), and every such change is a commit to the database, which moves
-SQLite's ``PRAGMA data_version`` (any connection, any process). An entry is used only while
-the version it was read under is still the database's, for a range starting at or after the
-entry's start: the blocks that range would select are picked from the entry with the same
-conditions as the SELECT, so the rows are those a read would return. A dashboard's repeated
-"last 24 hours" then costs no SQLite read, no decoding and no hop to a worker thread, only
-the head's part (newer than the watermark) and the step aggregation. ``VictoriaMetrics``
-answers repeated range queries the same way from its rollup result cache.
+retention deletes old ones). The store is the only writer of its blocks (one server per data
+directory, ``server/datalock.py``; a restore goes into an empty directory before the server
+starts), and each of those changes notes, after its commit, which hosts and tiers it touched
+(``BlockVersions``). An entry is used only while nothing changed the blocks of its host and
+tier since the read that filled it began, for a range starting at or after the entry's start:
+the blocks that range would select are picked from the entry with the same conditions as the
+SELECT, so the rows are those a read would return. A dashboard's repeated "last 24 hours" then
+costs no SQLite read, no decoding and no hop to a worker thread, only the head's part (newer
+than the watermark) and the step aggregation. ``VictoriaMetrics`` answers repeated range
+queries the same way from its rollup result cache.
+
+The entries were first keyed by SQLite's ``PRAGMA data_version``, which moves with every
+commit to the file: the server's alert state, sessions, last-seen times and registrations
+share it, so while a server ran, entries were dropped every few seconds and reads went back
+to the blocks (issue 17: 24 h / 30 d P95 of 1.6-3.8 ms, not reproducible).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import asyncio
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +111,32 @@ class BlockCache:
                 self.bytes -= ts.nbytes + c.nbytes
 
 
+class BlockVersions:
+    """When the stored blocks of each host and tier last changed, on a counter that moves
+    with every change: what the kept rows (``Sealed``) are checked against. Noted by the
+    compactor after each commit that adds or deletes blocks; used on the event loop only."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self._host: dict[tuple[int, int], int] = {}
+        self._kind: dict[int, int] = {}
+
+    def changed(self, keys: Iterable[tuple[int, int]]) -> None:
+        """The blocks of these (host key, kind) pairs changed (a commit that is done)."""
+        self.now += 1
+        for key in keys:
+            self._host[key] = self.now
+
+    def changed_kind(self, kind: int) -> None:
+        """The blocks of ``kind`` changed for any number of hosts (retention)."""
+        self.now += 1
+        self._kind[kind] = self.now
+
+    def since(self, host_key: int, kind: int) -> int:
+        """The counter at the last change of the blocks of ``host_key`` and ``kind``."""
+        return max(self._host.get((host_key, kind), 0), self._kind.get(kind, 0))
+
+
 SealedKey = tuple[int, int, bytes]
 """(host key, kind, the wanted series' ids as bytes)."""
 
@@ -110,7 +144,7 @@ SealedKey = tuple[int, int, bytes]
 @dataclass(slots=True)
 class Sealed:
     """The rows of every stored block of one host, kind and set of series that a read from
-    ``lo`` on selects, as of database version ``version``."""
+    ``lo`` on selects, read after ``BlockVersions.now`` was ``version``."""
 
     version: int
     lo: int
@@ -128,8 +162,10 @@ class Sealed:
         arrays = (self.group, self.start, self.end, self.row_block, r.ts, r.count, r.sum)
         return sum(a.nbytes for a in (*arrays, r.min, r.max, r.last))
 
-    def covers(self, version: int, lo: int, span: int) -> bool:
-        return version == self.version and lo >= self.lo and span == self.span
+    def covers(self, changed: int, lo: int, span: int) -> bool:
+        """Whether a read of ``lo`` on is in the entry, the blocks having last changed at
+        ``changed`` (``BlockVersions.since``)."""
+        return changed <= self.version and lo >= self.lo and span == self.span
 
     def select(self, lo: int, end: int) -> rollup.Rows:
         """The rows of the blocks a read of ``[lo, end]`` selects (``_SELECT``'s conditions),
@@ -194,8 +230,10 @@ class BlockReader:
         workers: int = WORKERS,
         cache: BlockCache | None = None,
         sealed: SealedCache | None = None,
+        versions: BlockVersions | None = None,
     ) -> None:
         self.path = path
+        self.versions = versions if versions is not None else BlockVersions()
         self.cache = cache if cache is not None else BlockCache()
         self.sealed = sealed if sealed is not None else SealedCache()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="hostpulse-blocks")
@@ -225,20 +263,14 @@ class BlockReader:
             self._pool, self._rows, host_key, kind, start, end, span, wanted
         )
 
-    def version(self) -> int:
-        """SQLite's ``data_version`` as this thread's connection sees it: it moves with every
-        commit of another connection (compaction, merge, retention, in any process)."""
-        row = self._conn().execute("PRAGMA data_version").fetchone()
-        return int(row[0])
-
     def cached_rows(
         self, host_key: int, kind: int, start: int, end: int, span: int, wanted: I64
     ) -> rollup.Rows | None:
         """What ``rows`` returns, from ``sealed`` without touching a block, when a read of a
-        range starting at or before ``start`` was kept and no commit happened since; else
-        None. Call on the event loop."""
-        entry = self.sealed.get((host_key, kind, wanted.astype(np.int64).tobytes()))
-        if entry is None or not entry.covers(self.version(), start, span):
+        range starting at or before ``start`` was kept and the blocks of ``host_key`` and
+        ``kind`` have not changed since; else None. Call on the event loop."""
+        entry = self.sealed.get((host_key, kind, wanted.tobytes()))
+        if entry is None or not entry.covers(self.versions.since(host_key, kind), start, span):
             return None
         return entry.select(start, end)
 
@@ -248,7 +280,8 @@ class BlockReader:
         """What ``rows`` returns; reads every block from ``start`` on (not only to ``end``:
         for a range that reaches the present there is nothing after it) and keeps them in
         ``sealed`` for the next reads of this host, kind and series (``cached_rows``)."""
-        version = self.version()  # before the read's snapshot: a commit after it moves it
+        # before the read's snapshot: a change committed after it is noted later
+        version = self.versions.now
         loop = asyncio.get_running_loop()
         parts, meta = await loop.run_in_executor(
             self._pool, self._read, host_key, kind, start, FOREVER, span, wanted
@@ -264,7 +297,7 @@ class BlockReader:
             np.repeat(np.arange(len(parts), dtype=np.intp), counts),
             rows_of_cells(kind, parts, len(wanted)),
         )
-        self.sealed.put((host_key, kind, wanted.astype(np.int64).tobytes()), entry)
+        self.sealed.put((host_key, kind, wanted.tobytes()), entry)
         return entry.select(start, end)
 
     def _rows(

@@ -101,6 +101,9 @@ class Compactor:
                     .values(last_seen_ms=bindparam("seen")),
                     [{"k": h.key, "seen": h.record.last_seen_ms} for h in st.heads.values()],
                 )
+        # before the windows leave ``compacting``, with no await between: a read sees them
+        # in the head or in blocks it read after this commit, never in neither
+        st.block_versions.changed({(r.host_key, int(r.kind)) for r in rows})
         st.compacting.clear()
         st.compacting_procs.clear()
         st.head_bytes -= st.compacting_bytes
@@ -209,6 +212,7 @@ class Compactor:
                 await conn.execute(delete(schema.blocks).where(c.id.in_(ids[chunk : chunk + 500])))
             if merged:
                 await conn.execute(insert(schema.blocks), [r.as_dict() for r in merged])
+        self.state.block_versions.changed({(h, k) for h, k, _ in found})
         for key in ready:
             self.state.touched_groups[key] = 1
         return len(merged)
@@ -236,6 +240,7 @@ class Compactor:
             Kind.HOUR: now_ms - self.state.retention.hour * 1000,
         }
         deleted = 0
+        emptied: list[Kind] = []
         async with self.state.engine.begin() as conn:
             for kind, limit in limits.items():
                 res = await conn.execute(
@@ -243,7 +248,11 @@ class Compactor:
                         schema.blocks.c.kind == kind, schema.blocks.c.end_ms <= limit
                     )
                 )
+                if res.rowcount:
+                    emptied.append(kind)
                 deleted += res.rowcount or 0
+        for kind in emptied:
+            self.state.block_versions.changed_kind(int(kind))
         if deleted:
             logger.info("retention: %d blocks deleted", deleted)
         return deleted

@@ -116,7 +116,7 @@ class Reader:
             database = self.state.engine.url.database
             if not database:
                 raise StoreClosedError("the store's database has no file")
-            self._blocks = BlockReader(Path(database))
+            self._blocks = BlockReader(Path(database), versions=self.state.block_versions)
         return self._blocks
 
     def close(self) -> None:
@@ -232,7 +232,16 @@ class Reader:
         parts: list[rollup.Rows] = []
         kind = _TIER_KIND[chosen]
         span = DAY_MS if kind in (Kind.MINUTE, Kind.HOUR) else self.state.block_ms
-        parts.append(await self._stored_rows(head.key, kind, lo, end_ms, span, ids))
+        versions = self.state.block_versions
+        while True:
+            # a compaction that commits during the read moves windows from the head into
+            # blocks the read may not have seen: read again (no await from the check to the
+            # head's part, so the two sources are of one moment)
+            before = versions.now
+            stored = await self._stored_rows(head.key, kind, lo, end_ms, span, ids)
+            if versions.since(head.key, kind) <= before:
+                break
+        parts.append(stored)
         parts.append(self._head_rows(head, colidx, lo, end_ms, native))
         rows = rollup.concat(parts, len(cols))
         rows = rows.take((rows.ts >= lo - lo % step) & (rows.ts <= end_ms))

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hostpulse.protocol import Snapshot
 from hostpulse.store import db
+from hostpulse.store.blockread import BlockVersions
 from hostpulse.store.budget import HeadBudget
 from hostpulse.store.exceptions import StoreClosedError
 from hostpulse.store.head import HostHead, WindowBuf
@@ -70,6 +71,9 @@ class StoreState:
     """What requests that passed the budget check but are not applied yet may still add."""
     compacting_bytes: int = 0
     """The part of ``head_bytes`` handed to the compactor."""
+    block_versions: BlockVersions = field(default_factory=BlockVersions)
+    """When the stored blocks of each host and tier last changed (noted by the compactor,
+    checked by the reader's kept rows, ``blockread.py``)."""
     head_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the head is mutated and while the compactor takes windows out of it."""
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from hostpulse import catalog
@@ -175,10 +180,100 @@ def points_json(a: PointArrays) -> bytes:
     return b"[" + b",".join([_POINT] * n) % tuple(numbers) + b"]"
 
 
-def _series_json(s: SeriesPoints) -> bytes:
+@dataclass(slots=True)
+class _Encoded:
+    ts: npt.NDArray[np.int64]
+    body: bytes
+    """``points_json`` of the points ``ts`` without its brackets."""
+    starts: npt.NDArray[np.intp]
+    """Where each point's object starts in ``body``, and ``len(body) + 1`` last."""
+
+
+ENCODED_BYTES = 32 * 2**20
+"""JSON kept by ``PointsJsonCache``: a 24 h history at a 60 s step is ~115 KB (~290 kept)."""
+
+
+class PointsJsonCache:
+    """The JSON of the points a history gives again on every read while the stored blocks
+    stay as they are (``RangeResult.stable``), at most ``limit`` bytes, least recently used
+    out first; used on the event loop only. Encoding 1,440 points cost 0.8 ms of CPU, most of
+    a dashboard's repeated "last 24 hours" answered from the store's kept rows; a kept
+    answer's points are cut out of the kept JSON, only the newer ones (from the head) are
+    encoded."""
+
+    def __init__(self, limit: int = ENCODED_BYTES) -> None:
+        self.limit = limit
+        self.bytes = 0
+        self._items: OrderedDict[Hashable, _Encoded] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def encode(self, a: PointArrays, key: Hashable, k: int) -> bytes:
+        """``points_json(a)``; its first ``k`` points are those kept under ``key``."""
+        if k == 0:
+            return points_json(a)
+        got = self._items.get(key)
+        head = self._cut(got, a, k) if got is not None else None
+        if head is None:
+            got = self._put(key, a, k)
+            head = got.body
+        else:
+            self._items.move_to_end(key)
+        if k == len(a):
+            return b"[" + head + b"]"
+        rest = points_json(_tail(a, k))
+        return b"".join((b"[", head, b",", rest[1:]))
+
+    @staticmethod
+    def _cut(got: _Encoded, a: PointArrays, k: int) -> bytes | None:
+        first = int(a.ts_ms[0])
+        i = int(np.searchsorted(got.ts, first))
+        j = i + k
+        if j > len(got.ts) or got.ts[i] != first or got.ts[j - 1] != a.ts_ms[k - 1]:
+            return None
+        return got.body[got.starts[i] : got.starts[j] - 1]
+
+    def _put(self, key: Hashable, a: PointArrays, k: int) -> _Encoded:
+        body = points_json(_tail(a, 0, k))[1:-1]
+        ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("}"))
+        starts = np.r_[0, ends + 2].astype(np.intp)  # "}," between points
+        entry = _Encoded(a.ts_ms[:k].copy(), body, starts)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old.body)
+        if len(body) <= self.limit:
+            self._items[key] = entry
+            self.bytes += len(body)
+            while self.bytes > self.limit:
+                _, gone = self._items.popitem(last=False)
+                self.bytes -= len(gone.body)
+        return entry
+
+
+def _tail(a: PointArrays, lo: int, hi: int | None = None) -> PointArrays:
+    cut = slice(lo, hi)
+    return PointArrays(a.ts_ms[cut], a.value[cut], a.min[cut], a.max[cut], a.count[cut])
+
+
+#: The API's kept JSON (one per process: a store's keys tell its histories from another's).
+POINTS_JSON = PointsJsonCache()
+
+
+def _series_json(s: SeriesPoints, stable: tuple[Hashable, int, int] | None = None) -> bytes:
+    """``stable``: the key of the series' kept points, the end of their buckets and the step
+    (``RangeResult.stable``)."""
     head = orjson.dumps({"metric": s.metric, "labels": dict(s.labels)})
-    # ``Point`` is a dataclass with the fields of ``PointOut``: orjson encodes it in C
-    body = points_json(s.arrays) if s.arrays is not None else orjson.dumps(s.points)
+    a = s.arrays
+    if a is None:
+        # ``Point`` is a dataclass with the fields of ``PointOut``: orjson encodes it in C
+        body = orjson.dumps(s.points)
+    elif stable is None or not len(a):
+        body = points_json(a)
+    else:
+        key, until, step = stable
+        k = int(np.searchsorted(a.ts_ms, until - step, side="right"))
+        body = POINTS_JSON.encode(a, key, k)
     return b"".join((head[:-1], b',"points":', body, b"}"))
 
 
@@ -220,7 +315,11 @@ def history_json(
     }
     head, tail = orjson.dumps(doc).split(b'"series":[]', 1)
     if columns is None:
-        series = b",".join(_series_json(s) for s in res.series)
+        st = res.stable
+        series = b",".join(
+            _series_json(s, None if st is None else (st.keys[i], st.until, st.step_ms))
+            for i, s in enumerate(res.series)
+        )
     else:
         series = b",".join(_series_columns_json(s, columns) for s in res.series)
     return b"".join((head, b'"series":[', series, b"]", tail))

@@ -40,6 +40,7 @@ to the blocks (issue 17: 24 h / 30 d P95 of 1.6-3.8 ms, not reproducible).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -116,7 +117,11 @@ class BlockVersions:
     with every change: what the kept rows (``Sealed``) are checked against. Noted by the
     compactor after each commit that adds or deletes blocks; used on the event loop only."""
 
+    _made = itertools.count(1)
+
     def __init__(self) -> None:
+        self.token = next(self._made)
+        """Tells this store's counters from another's (in one process, tests open many)."""
         self.now = 0
         self._host: dict[tuple[int, int], int] = {}
         self._kind: dict[int, int] = {}

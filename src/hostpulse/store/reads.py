@@ -29,6 +29,7 @@ from hostpulse.store.types import (
     Retention,
     SeriesInfo,
     SeriesPoints,
+    StablePoints,
     Tier,
 )
 
@@ -257,7 +258,22 @@ class Reader:
             SeriesPoints(c.metric, c.labels, arrays=_points(merged, i, agg))
             for i, (_, c) in enumerate(cols)
         ]
-        return RangeResult(chosen, self._reported_step(step, head), out, next_cursor)
+        # the buckets that end before the head's first sample hold stored rows only
+        until = min(self._head_from(head), end_ms + 1)
+        if native:
+            until -= until % native  # head rows are labelled by the tier's bucket
+        version = (versions.token, head.key, int(kind), versions.since(head.key, kind))
+        stable = StablePoints(
+            [(*version, step, agg.value, c.series_id) for _, c in cols], until, step
+        )
+        return RangeResult(chosen, self._reported_step(step, head), out, next_cursor, stable)
+
+    def _head_from(self, head: HostHead) -> int:
+        """The watermark, or the start of an older window of ``head`` (late samples, one
+        being compacted): no history row before it comes from the head."""
+        starts = [b.start for b in head.windows.values() if b.n]
+        starts += [b.start for (k, _), b in self.state.compacting.items() if k == head.key and b.n]
+        return min([self.state.watermark, *starts])
 
     def _columns(
         self, head: HostHead, metric: str, labels: dict[str, str] | None

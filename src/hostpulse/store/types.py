@@ -3,6 +3,7 @@ on the way out, so routes, alerts and the live feed depend only on these."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -135,6 +136,20 @@ class RangeResult:
     step_ms: int
     series: list[SeriesPoints]
     next_cursor: str | None = None
+    stable: StablePoints | None = None
+    """Which leading points every read of the same series, step and aggregation gives again
+    while the stored blocks stay as they are (what the API may keep encoded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StablePoints:
+    """The points of a history whose bucket ends at or before ``until`` (``ts_ms + step``)
+    come from stored blocks alone: every read with the same ``keys[i]`` for series ``i``
+    gives them again, the same numbers."""
+
+    keys: list[Hashable]
+    until: int
+    step_ms: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -70,6 +71,7 @@ from _common import (
     RawClient,
     admin_headers,
     bench_args,
+    cpu_seconds,
     dir_size,
     our_server,
     percentile,
@@ -365,6 +367,56 @@ def answer_shape(url: str, headers: dict[str, str]) -> str:
     return f"tier {body.get('tier')}, {len(series)} series, {points} points"
 
 
+@dataclass
+class Round:
+    """One system set's P50/P95 (ms) for one query kind, and the hostpulse server's CPU per
+    hostpulse request of it."""
+
+    latency: list[tuple[float, float]]
+    cpu_ms: float
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def query_round(
+    root: Path, qs: dict[str, QueryPaths], purl: str, vmurl: str, src: Path | None
+) -> dict[str, Round]:
+    """Every query kind against a freshly started hostpulse server (from ``src``, else this
+    tree) on the filled data, Prometheus and VictoriaMetrics."""
+    out: dict[str, Round] = {}
+    with our_server(root / "ours", root / "ours.log", src=src) as (ourl, proc):
+        hd = query_headers(ourl)
+        for name in ("24 h history", "30-day history"):
+            for label, path in (("random", qs[name][0][0]), ("raw-path", qs[name][1][0])):
+                at = path(int(time.time())) if callable(path) else path
+                print(f"  {name}, {label} host: {answer_shape(ourl + at, hd)}")
+        for name, (ours, ours_deep, prom) in qs.items():
+            targets = [
+                (ourl, ours, hd),
+                (ourl, ours_deep, hd),
+                (purl, prom, {}),
+                (vmurl, prom, {}),  # the same PromQL: VictoriaMetrics' API answers it
+            ]
+            if name == "current":
+                # the first read of a host after a restart loads its newest values
+                # from disk; afterwards (agents pushing) they are in memory
+                cpu0 = cpu_seconds(proc.pid)
+                lat = asyncio.run(timed(targets))
+                cpu = (cpu_seconds(proc.pid) - cpu0) * 1000 / (len(ours) + len(ours_deep))
+                out["current, cold"] = Round(
+                    [(percentile(x, 0.5), percentile(x, 0.95)) for x in lat], cpu
+                )
+            else:
+                asyncio.run(timed([(u, p[:5], h) for u, p, h in targets]))  # warm-up
+            cpu0 = cpu_seconds(proc.pid)
+            lat = asyncio.run(timed(targets))
+            cpu = (cpu_seconds(proc.pid) - cpu0) * 1000 / (len(ours) + len(ours_deep))
+            out[name] = Round([(percentile(x, 0.5), percentile(x, 0.95)) for x in lat], cpu)
+    return out
+
+
 def main() -> None:
     ap = bench_args(__doc__)
     ap.add_argument("--hosts", type=int, default=1000)
@@ -373,9 +425,24 @@ def main() -> None:
     ap.add_argument("--hour-days", type=float, default=30.0, help="1-hour history")
     ap.add_argument("--repeat", type=int, default=300)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument(
+        "--server-src",
+        type=Path,
+        action="append",
+        metavar="SRC",
+        help="run the query rounds against a server from this source tree (a checkout's src/, "
+        "e.g. of main) as well; repeat for several; 'this tree' is always first",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="query rounds per server on the same data, servers alternating (A/B)",
+    )
     args = ap.parse_args()
     fleet = make_hosts(args.hosts, seed=SEED)
-    results: dict[str, list[tuple[float, float]]] = {}
+    sources: list[Path | None] = [None, *(args.server_src or [])]
+    runs: dict[str, dict[str, list[Round]]] = {}
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         root = Path(tmp)
@@ -402,30 +469,13 @@ def main() -> None:
             print(f"filled in {fill_s:.0f} s; hostpulse data {db_bytes / 2**30:.1f} GiB")
             now_s = int(time.time())
             qs = queries(fleet, args.deep_hosts, args.repeat, now_s)
-            with our_server(root / "ours", root / "ours.log") as (ourl, _o):
-                hd = query_headers(ourl)
-                for name in ("24 h history", "30-day history"):
-                    for label, path in (("random", qs[name][0][0]), ("raw-path", qs[name][1][0])):
-                        at = path(int(time.time())) if callable(path) else path
-                        print(f"  {name}, {label} host: {answer_shape(ourl + at, hd)}")
-                for name, (ours, ours_deep, prom) in qs.items():
-                    targets = [
-                        (ourl, ours, hd),
-                        (ourl, ours_deep, hd),
-                        (purl, prom, {}),
-                        (vmurl, prom, {}),  # the same PromQL: VictoriaMetrics' API answers it
-                    ]
-                    if name == "current":
-                        # the first read of a host after a restart loads its newest values
-                        # from disk; afterwards (agents pushing) they are in memory
-                        lat = asyncio.run(timed(targets))
-                        results["current, cold"] = [
-                            (percentile(x, 0.5), percentile(x, 0.95)) for x in lat
-                        ]
-                    else:
-                        asyncio.run(timed([(u, p[:5], h) for u, p, h in targets]))  # warm-up
-                    lat = asyncio.run(timed(targets))
-                    results[name] = [(percentile(x, 0.5), percentile(x, 0.95)) for x in lat]
+            for rnd in range(args.rounds):
+                for src in sources:
+                    label = "this tree" if src is None else str(src)
+                    print(f"  round {rnd + 1}, server from {label}: load {_load()}", flush=True)
+                    got = query_round(root, qs, purl, vmurl, src)
+                    for name, r in got.items():
+                        runs.setdefault(label, {}).setdefault(name, []).append(r)
     total_s = time.perf_counter() - began
     lines = [
         f"data: {args.hosts} hosts x ~{sum(len(h.series) for h in fleet) // len(fleet)} series; "
@@ -440,21 +490,46 @@ def main() -> None:
         f"{'':<16} {'P50 / P95 ms':>24} {'P50 / P95 ms':>26} {'P50 / P95 ms':>23} "
         f"{'P50 / P95 ms':>28}",
     ]
-    for name, r in results.items():
-        cells = [f"{p50:.1f} / {p95:.1f}" for p50, p95 in r]
-        lines.append(f"{name:<16} {cells[0]:>24} {cells[1]:>26} {cells[2]:>23} {cells[3]:>28}")
+    for label, by_name in runs.items():
+        if len(runs) > 1:
+            lines.append(f"server from {label}:")
+        for name, rs in by_name.items():
+            for k, r in enumerate(rs):
+                cells = [f"{p50:.1f} / {p95:.1f}" for p50, p95 in r.latency]
+                title = name if len(rs) == 1 else f"{name} #{k + 1}"
+                lines.append(
+                    f"{title:<16} {cells[0]:>24} {cells[1]:>26} {cells[2]:>23} {cells[3]:>28}"
+                    f"   server CPU {r.cpu_ms:.2f} ms/query"
+                )
     report("Query latency", lines, args.no_doc)
     if args.json is not None:
         systems = ("hostpulse", "hostpulse_raw_path", "prometheus", "victoriametrics")
+        first = next(iter(runs.values()))
         write_json(
             args.json,
             {
                 name: {
                     sys_: {"p50_ms": p50, "p95_ms": p95}
-                    for sys_, (p50, p95) in zip(systems, r, strict=True)
+                    for sys_, (p50, p95) in zip(systems, rs[-1].latency, strict=True)
                 }
-                for name, r in results.items()
-            },
+                for name, rs in first.items()
+            }
+            | (
+                {
+                    "by_server": {
+                        label: {
+                            name: [
+                                {"latency_ms": r.latency, "server_cpu_ms_per_query": r.cpu_ms}
+                                for r in rs
+                            ]
+                            for name, rs in by_name.items()
+                        }
+                        for label, by_name in runs.items()
+                    }
+                }
+                if len(runs) > 1 or args.rounds > 1
+                else {}
+            ),
         )
 
 

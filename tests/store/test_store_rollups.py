@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+import numpy as np
 import pytest
 from storekit import T0, FakeClock, batch, request
 
-from hostpulse.store import SQLiteStore
+from hostpulse.store import SQLiteStore, rollup
 from hostpulse.store.types import Agg, Tier
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +179,26 @@ async def test_a_back_fill_compacts_into_one_rollup_block_per_day(
     assert counts[Kind.MINUTE] == 1 and counts[Kind.HOUR] == 1
     assert counts[Kind.RAW] == HOURS * 6  # one per 10-minute window
     await _check(store, rows)
+
+
+def test_bucketing_rows_already_one_per_bucket_gives_the_general_result() -> None:
+    """``rollup.bucket`` of sorted rows, one per bucket (a history at its tier's step) skips
+    the reductions: the result is that of the same rows in another order (the general path),
+    with absent cells, NaN and sums past the float maximum."""
+    rng = np.random.default_rng(7)
+    n, step = 500, 60_000
+    ts = T0 + np.sort(rng.choice(3 * n, n, replace=False)).astype(np.int64) * step
+    count = rng.integers(0, 3, (n, 3)).astype(np.float64)
+    val = rng.standard_normal((n, 3)) * 1e300
+    lo = np.where(rng.random((n, 3)) < 0.1, np.nan, val - 1)
+    with np.errstate(over="ignore"):
+        total = np.where(count > 0, val * 1e9, 0.0)  # some beyond the float maximum
+    rows = rollup.Rows(ts, count, total, lo, val + 1, val)
+    fast = rollup.bucket(rows, step)
+    back = np.arange(n)[::-1]
+    general = rollup.bucket(
+        rollup.Rows(*(a[back] for a in (ts, count, rows.sum, lo, rows.max, rows.last))), step
+    )
+    for name in ("ts", "count", "sum", "min", "max", "last"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(general, name), err_msg=name)
+    assert np.isfinite(fast.sum).all()

@@ -245,10 +245,13 @@ class Reader:
         parts.append(stored)
         parts.append(self._head_rows(head, colidx, lo, end_ms, native))
         rows = rollup.concat(parts, len(cols))
-        rows = rows.take((rows.ts >= lo - lo % step) & (rows.ts <= end_ms))
+        inside = (rows.ts >= lo - lo % step) & (rows.ts <= end_ms)
+        if not inside.all():
+            rows = rows.take(inside)
         merged = rollup.bucket(rows, step)
         has: npt.NDArray[np.bool_] = np.asarray((merged.count > 0).any(axis=1))
-        merged = merged.take(has)
+        if not has.all():
+            merged = merged.take(has)
         next_cursor = None
         if len(merged.ts) > limit > 0:
             cut = int(merged.ts[limit])

@@ -95,6 +95,20 @@ def bucket(rows: Rows, step_ms: int) -> Rows:
     present value by timestamp wins)."""
     if len(rows.ts) == 0:
         return rows
+    ts = rows.ts
+    if (ts[1:] > ts[:-1]).all() and not (ts % step_ms).any():
+        # one row per bucket, in order (a history at its tier's own step: 1,440 stored
+        # 1-minute rows for 24 h): what the reductions below give, without them (0.17 ms)
+        with np.errstate(invalid="ignore"):
+            present = rows.count > 0
+        return Rows(
+            ts,
+            rows.count,
+            np.clip(rows.sum, -_F64_MAX, _F64_MAX),
+            np.where(present, rows.min, np.nan),
+            np.where(present, rows.max, np.nan),
+            rows.last,
+        )
     order = np.argsort(rows.ts, kind="stable")
     ts = rows.ts[order]
     keys = ts - ts % step_ms

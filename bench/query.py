@@ -45,6 +45,10 @@ kept of earlier reads (VictoriaMetrics' rollup result cache, hostpulse's kept ro
 blocks); the random hosts are mostly first reads, the raw-path hosts repeated reads.
 
     python bench/query.py --hosts 1000 --days 7 --hour-days 30 --deep-hosts 2
+
+A/B on one fill: ``--server-src ../main/src --rounds 3`` queries a server from this tree, then
+one from the other tree's ``src``, three times over, on the same data (each server started
+afresh); every line also gives the hostpulse server's CPU per hostpulse request.
 """
 
 from __future__ import annotations

@@ -334,17 +334,21 @@ def test_a_new_alerts_first_notification_waits_for_no_database_other_alert_or_ti
 MEM = "memory_usage_percent"
 
 
-def _count_saves(service: AlertService) -> list[int]:
-    """Wrap the repository's save: one entry (the transitions saved) per transaction."""
+def _count_saves(service: AlertService) -> tuple[list[int], asyncio.Event]:
+    """Wrap the repository's save: one entry (the transitions saved) per committed
+    transaction, and an event set at the first."""
     calls: list[int] = []
+    saved = asyncio.Event()
     save = service.repo.save_state
 
     async def counted(*args: Any, **kwargs: Any) -> list[int]:
+        ids = await save(*args, **kwargs)
         calls.append(len(args[2]))
-        return await save(*args, **kwargs)
+        saved.set()
+        return ids
 
     service.repo.save_state = counted  # type: ignore[method-assign]
-    return calls
+    return calls, saved
 
 
 async def _turns(n: int = 5) -> None:
@@ -362,7 +366,7 @@ def test_changes_that_send_nothing_share_one_save_and_survive_a_restart(
     cfg = config(http_receiver.url, rules=[rule])
 
     async def first(service: AlertService) -> list[int]:
-        calls = _count_saves(service)
+        calls, _ = _count_saves(service)
         for value in (95, 10, 95):  # pending, ok, pending: nothing to send
             clock.advance(5)
             service.observe("web-1", {}, clock.now_ms(), [(CPU, (), value)])
@@ -395,12 +399,10 @@ def test_changes_that_send_nothing_are_saved_without_a_flush(
     rule = {"id": "cpu", "metric": CPU, "warning": 80, "critical": 90, "for": "1m"}
 
     async def body(service: AlertService) -> list[str]:
-        calls = _count_saves(service)
+        _, saved = _count_saves(service)
         clock.advance(5)
         service.observe("web-1", {}, clock.now_ms(), [(CPU, (), 95)])
-        while not calls:  # the flusher's timer saves it; no tick, no flush
-            await asyncio.sleep(0.01)
-        await _turns()
+        await saved.wait()  # the flusher's timer saves it; no tick, no flush
         instances, _ = await service.repo.load_state()
         return [i.state.value for i in instances]
 
@@ -419,13 +421,12 @@ def test_a_notification_is_saved_at_once_with_the_changes_before_it(
     ]
 
     async def body(service: AlertService) -> tuple[list[int], list[tuple[str, str]], list[str]]:
-        calls = _count_saves(service)
+        calls, saved = _count_saves(service)
         clock.advance(5)
         service.observe("web-1", {}, clock.now_ms(), [(MEM, (), 95)])  # pending: waits
         await _turns()
         service.observe("web-1", {}, clock.now_ms(), [(CPU, (), 95)])  # firing: sent
-        while not calls:  # no tick, no flush: the flusher saves at once
-            await asyncio.sleep(0.01)
+        await saved.wait()  # no tick, no flush: the flusher saves at once
         await service.dispatcher.join()
         instances, _ = await service.repo.load_state()
         kinds = [n["kind"] for n in await service.repo.notifications()]

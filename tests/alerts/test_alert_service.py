@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from alert_receivers import LOOPBACK_ALLOW, HttpReceiver
 
+from hostpulse.alerts import service as service_module
 from hostpulse.alerts.clock import ManualClock
 from hostpulse.alerts.config import load_config, parse_config
 from hostpulse.alerts.exceptions import ConfigError
@@ -328,3 +329,112 @@ def test_a_new_alerts_first_notification_waits_for_no_database_other_alert_or_ti
     # nothing could be written while the lock was held; once it is released both are recorded
     assert sorted((r["status"], r["attempts"]) for r in rows) == [("sent", 1), ("sent", 1)]
     assert [(a["ok"], a["notification_id"] is not None) for a in attempts] == [(True, True)] * 2
+
+
+MEM = "memory_usage_percent"
+
+
+def _count_saves(service: AlertService) -> tuple[list[int], asyncio.Event]:
+    """Wrap the repository's save: one entry (the transitions saved) per committed
+    transaction, and an event set at the first."""
+    calls: list[int] = []
+    saved = asyncio.Event()
+    save = service.repo.save_state
+
+    async def counted(*args: Any, **kwargs: Any) -> list[int]:
+        ids = await save(*args, **kwargs)
+        calls.append(len(args[2]))
+        saved.set()
+        return ids
+
+    service.repo.save_state = counted  # type: ignore[method-assign]
+    return calls, saved
+
+
+async def _turns(n: int = 5) -> None:
+    """Let the service's flusher run (it wakes on the engine's changes)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_changes_that_send_nothing_share_one_save_and_survive_a_restart(
+    database_url: str, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "_STATE_SAVE_S", 3600.0)  # only flush saves here
+    db, clock = database_url, ManualClock()
+    rule = {"id": "cpu", "metric": CPU, "warning": 80, "critical": 90, "for": "1m"}
+    cfg = config(http_receiver.url, rules=[rule])
+
+    async def first(service: AlertService) -> list[int]:
+        calls, _ = _count_saves(service)
+        for value in (95, 10, 95):  # pending, ok, pending: nothing to send
+            clock.advance(5)
+            service.observe("web-1", {}, clock.now_ms(), [(CPU, (), value)])
+            await _turns()
+        assert calls == []
+        await service.flush()
+        return list(calls)  # (stopping saves the hosts' last-seen too)
+
+    assert run_with(db, cfg, clock, first) == [3]  # one transaction, every transition
+
+    async def second(service: AlertService) -> tuple[list[str], list[dict[str, Any]]]:
+        states = [a.state.value for a in service.active()]
+        return states, await service.history(HistoryQuery(host="web-1"))
+
+    states, rows = run_with(db, cfg, clock, second)
+    assert states == ["pending"]
+    assert [(r["from_state"], r["to_state"]) for r in reversed(rows)] == [
+        ("ok", "pending"),
+        ("pending", "ok"),
+        ("ok", "pending"),
+    ]
+    assert http_receiver.requests == []
+
+
+def test_changes_that_send_nothing_are_saved_without_a_flush(
+    database_url: str, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "_STATE_SAVE_S", 0.01)
+    db, clock = database_url, ManualClock()
+    rule = {"id": "cpu", "metric": CPU, "warning": 80, "critical": 90, "for": "1m"}
+
+    async def body(service: AlertService) -> list[str]:
+        _, saved = _count_saves(service)
+        clock.advance(5)
+        service.observe("web-1", {}, clock.now_ms(), [(CPU, (), 95)])
+        await saved.wait()  # the flusher's timer saves it; no tick, no flush
+        instances, _ = await service.repo.load_state()
+        return [i.state.value for i in instances]
+
+    cfg = config(http_receiver.url, rules=[rule])
+    assert run_with(db, cfg, clock, lambda s: asyncio.wait_for(body(s), 30)) == ["pending"]
+
+
+def test_a_notification_is_saved_at_once_with_the_changes_before_it(
+    database_url: str, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "_STATE_SAVE_S", 3600.0)
+    db, clock = database_url, ManualClock()
+    rules = [
+        {"id": "cpu", "metric": CPU, "warning": 80, "critical": 90},
+        {"id": "mem", "metric": MEM, "warning": 80, "critical": 90, "for": "1m"},
+    ]
+
+    async def body(service: AlertService) -> tuple[list[int], list[tuple[str, str]], list[str]]:
+        calls, saved = _count_saves(service)
+        clock.advance(5)
+        service.observe("web-1", {}, clock.now_ms(), [(MEM, (), 95)])  # pending: waits
+        await _turns()
+        service.observe("web-1", {}, clock.now_ms(), [(CPU, (), 95)])  # firing: sent
+        await saved.wait()  # no tick, no flush: the flusher saves at once
+        await service.dispatcher.join()
+        instances, _ = await service.repo.load_state()
+        kinds = [n["kind"] for n in await service.repo.notifications()]
+        return list(calls), sorted((i.rule_id, i.state.value) for i in instances), kinds
+
+    cfg = config(http_receiver.url, rules=rules)
+    calls, saved, kinds = run_with(db, cfg, clock, lambda s: asyncio.wait_for(body(s), 30))
+    assert calls == [3]  # mem ok->pending, cpu ok->pending->firing: one transaction
+    assert saved == [("cpu", "firing"), ("mem", "pending")]
+    assert kinds == ["firing"]
+    assert [r.json()["kind"] for r in http_receiver.wait_for(1)] == ["firing"]

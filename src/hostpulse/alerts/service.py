@@ -17,7 +17,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -58,6 +58,7 @@ from hostpulse.alerts.types import (
     Notification,
     Sample,
     State,
+    Transition,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,10 +68,49 @@ __all__ = ["MASK", "AlertListener", "AlertService", "Entry"]
 _SEEDED = "default_rules_created"
 _HOSTS_SAVE_MS = 30_000
 _NAMES_WAIT_S = 0.5
+_STATE_SAVE_S = 1.0
+"""At most this long between a state change that sends nothing (pending, ok, a resolution
+the dedup window holds back, history rows) and its save; changes arriving meanwhile share one
+transaction. A notification's save, ``flush`` (every tick, acknowledgements, stop) and the
+changes gathered until then are saved at once."""
 
 AlertListener = Callable[[Sequence[AlertInstance] | None, Sequence[str]], None]
 """Told of alert changes, synchronously on the event loop: ``(changed, removed_ids)``, where
 ``changed`` is None when any alert may look different (a rule or silence changed)."""
+
+
+@dataclass(slots=True)
+class _Unsaved:
+    """What the engine decided that no save has taken yet, merged: an alert's latest state
+    (or its removal) once, every transition, each host's latest last-seen."""
+
+    changed: dict[str, AlertInstance] = field(default_factory=dict)
+    removed: dict[str, None] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+    hosts: dict[str, HostSeen] = field(default_factory=dict)
+    items: list[tuple[str, Notification]] = field(default_factory=list)
+    rows: list[asyncio.Future[int | None]] = field(default_factory=list)
+
+    def add(
+        self,
+        out: Outbox,
+        items: list[tuple[str, Notification]],
+        rows: list[asyncio.Future[int | None]],
+    ) -> None:
+        for inst in out.changed:
+            self.removed.pop(inst.id, None)
+            self.changed[inst.id] = inst
+        for alert_id in out.removed:
+            self.changed.pop(alert_id, None)
+            self.removed[alert_id] = None
+        self.transitions += out.transitions
+        for seen in out.hosts:
+            self.hosts[seen.host] = seen
+        self.items += items
+        self.rows += rows
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.removed or self.transitions or self.hosts or self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +178,8 @@ class AlertService:
         self._silences: dict[str, Entry[SilenceSpec]] = {}
         self._wake = asyncio.Event()
         self._save_tail: asyncio.Task[None] | None = None
+        self._unsaved = _Unsaved()
+        self._save_due: asyncio.TimerHandle | None = None
         self._take_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -292,7 +334,7 @@ class AlertService:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self._take()
+                await self._take(save_now=False)
             except Exception:  # keep evaluating
                 logger.exception("alerts flush failed")
 
@@ -336,11 +378,13 @@ class AlertService:
         if tail is not None:
             await asyncio.shield(tail)
 
-    async def _take(self, *, save_hosts: bool = False) -> None:
+    async def _take(self, *, save_hosts: bool = False, save_now: bool = True) -> None:
         """Drain the engine and submit its notifications at once; their rows, the alert
         state, history and hosts are saved by a task chained after the previous save, so a
         busy database delays the record, never a notification (a crash between the send and
-        the save can only repeat a notification, never lose one that the database holds)."""
+        the save can only repeat a notification, never lose one that the database holds).
+        Without ``save_now``, changes that send nothing wait up to ``_STATE_SAVE_S`` for the
+        next save (one transaction for many, not one per change)."""
         async with self._take_lock:
             now = self.clock.now_ms()
             with_hosts = save_hosts or now - self._hosts_saved_ms >= _HOSTS_SAVE_MS
@@ -351,18 +395,33 @@ class AlertService:
                 self._hosts_saved_ms = now
             notifications = await self._named(out.notifications)
             items = [(c, n) for n in notifications for c in self._route(n)]
-            if not (items or out.changed or out.removed or out.transitions or out.hosts):
+            if items or out.changed or out.removed or out.transitions or out.hosts:
+                if self.sender.claims is not None and items:
+                    notifications = await self._claimed(notifications)
+                    items = [(c, n) for n in notifications for c in self._route(n)]
+                loop = asyncio.get_running_loop()
+                rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
+                jobs = [Job(None, c, n, row) for row, (c, n) in zip(rows, items, strict=True)]
+                for n in notifications:
+                    self.sender.submit(n, [j for j in jobs if j.notification is n])
+                self._unsaved.add(out, items, rows)
+            if not self._unsaved:
                 return
-            if self.sender.claims is not None and items:
-                notifications = await self._claimed(notifications)
-                items = [(c, n) for n in notifications for c in self._route(n)]
-            loop = asyncio.get_running_loop()
-            rows: list[asyncio.Future[int | None]] = [loop.create_future() for _ in items]
-            jobs = [Job(None, c, n, row) for row, (c, n) in zip(rows, items, strict=True)]
-            for n in notifications:
-                self.sender.submit(n, [j for j in jobs if j.notification is n])
+            if save_now or self._unsaved.items:
+                self._save_unsaved()
+            elif self._save_due is None:
+                loop = asyncio.get_running_loop()
+                self._save_due = loop.call_later(_STATE_SAVE_S, self._save_unsaved)
+
+    def _save_unsaved(self) -> None:
+        """Start saving everything taken so far, after the saves before it."""
+        if self._save_due is not None:
+            self._save_due.cancel()
+            self._save_due = None
+        unsaved, self._unsaved = self._unsaved, _Unsaved()
+        if unsaved:
             self._save_tail = asyncio.create_task(
-                self._save(self._save_tail, out, items, rows, now), name="alerts-save"
+                self._save(self._save_tail, unsaved, self.clock.now_ms()), name="alerts-save"
             )
 
     async def _claimed(self, notifications: list[Notification]) -> list[Notification]:
@@ -430,20 +489,19 @@ class AlertService:
             for n in notifications
         ]
 
-    async def _save(
-        self,
-        after: asyncio.Task[None] | None,
-        out: Outbox,
-        items: list[tuple[str, Notification]],
-        rows: list[asyncio.Future[int | None]],
-        now: int,
-    ) -> None:
-        ids: list[int | None] = [None] * len(items)
+    async def _save(self, after: asyncio.Task[None] | None, unsaved: _Unsaved, now: int) -> None:
+        rows = unsaved.rows
+        ids: list[int | None] = [None] * len(rows)
         try:
             if after is not None:
                 await asyncio.wait([after])
             saved = await self.repo.save_state(
-                out.changed, out.removed, out.transitions, out.hosts, items, now
+                list(unsaved.changed.values()),
+                list(unsaved.removed),
+                unsaved.transitions,
+                list(unsaved.hosts.values()),
+                unsaved.items,
+                now,
             )
             ids = list(saved)
         except Exception:  # the database failing must not swallow a notification

@@ -88,8 +88,7 @@ def batch_feed(service: AlertService) -> Callable[[HostBatch, bytes], None]:
     cluster uses it for batches ingested by other replicas."""
     tables: dict[str, _Table] = {}
 
-    def table_of(batch: HostBatch, signature: bytes) -> _Table:
-        host_id = batch.host.host_id
+    def table_of(batch: HostBatch, host_id: str, signature: bytes) -> _Table:
         watched = service.watched_metrics
         cached = tables.get(host_id)
         if cached is not None and cached.signature == signature and cached.watched is watched:
@@ -103,9 +102,11 @@ def batch_feed(service: AlertService) -> Callable[[HostBatch, bytes], None]:
         tables[host_id] = table
         return table
 
+    observe = service.observe
+
     def feed(batch: HostBatch, signature: bytes) -> None:
-        table = table_of(batch, signature)
-        host_id = batch.host.host_id
+        host_id = batch.host.host_id  # (a protobuf field: read once, not per use)
+        table = table_of(batch, host_id, signature)
         for snap in batch.snapshots:
             samples: list[Sample] = []
             if table.wanted:
@@ -125,6 +126,6 @@ def batch_feed(service: AlertService) -> Callable[[HostBatch, bytes], None]:
                     v = by_series.get(i)
                     if v is not None:
                         samples.append((metric, labels, v))
-            service.observe(host_id, table.host_labels, snap.timestamp_ms, samples)
+            observe(host_id, table.host_labels, snap.timestamp_ms, samples)
 
     return feed

@@ -5,7 +5,9 @@ WebSocket clients subscribed to the fleet view.
 
 Load: each host posts one snapshot per interval in its own request with its own agent key,
 requests spread evenly over the interval, over ``--connections`` keep-alive connections (the
-simulated hosts and requests of ``bench/alert_latency.py``; CPU capped at 85 %). Every
+simulated hosts and requests of ``bench/alert_latency.py``; CPU capped at 85 %), or with
+``--connections 0`` one connection a host, as agents connect (which the server closes after
+its 5 s keep-alive, so at a 5 s interval most reports open a new one). Every
 ``--breach-every`` seconds one host sends a snapshot with CPU at 97 % on a connection of its own.
 
 Recorded:
@@ -25,8 +27,10 @@ Recorded:
   squares). The head keeps every raw sample of the current 10-minute block window, so for the
   first ``HEAD_FILL_S`` (12 minutes) RSS and the WAL grow by design: only a warm-up at least
   that long (``--seconds 1800 --warmup 900``) shows whether they level off; after it they are a
-  saw-tooth with a 10-minute period (best read over whole periods), while the blocks, the
-  stored samples, keep growing by what was written.
+  saw-tooth with a 10-minute period, while the blocks, the stored samples, keep growing by
+  what was written. So the mean of each whole period after warm-up is printed too, and the
+  growth per minute from the first period's mean to the last's (flat: about 0 for RSS, open
+  files and the WAL; the blocks by their bytes per sample stored).
 
 The requests are sent by ``--senders`` processes (each a share of the hosts and of the
 connections, on its own event loop, so that the load generator is not the limit); the

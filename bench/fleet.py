@@ -589,7 +589,7 @@ def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
         missed.append(f"{len(run.failures)} failed requests (first: {run.failures[0]})")
     if late:
         why = ""
-        if fig["server_answer_p95_ms"] < args.interval * 1000:
+        if args.connections and fig["server_answer_p95_ms"] < args.interval * 1000:
             why = (
                 f" (written -> 2xx P95 {fig['server_answer_p95_ms']:.0f} ms: they waited behind "
                 "earlier requests on their connection; more --connections spread them)"

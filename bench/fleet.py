@@ -5,7 +5,10 @@ WebSocket clients subscribed to the fleet view.
 
 Load: each host posts one snapshot per interval in its own request with its own agent key,
 requests spread evenly over the interval, over ``--connections`` keep-alive connections (the
-simulated hosts and requests of ``bench/alert_latency.py``; CPU capped at 85 %). Every
+simulated hosts and requests of ``bench/alert_latency.py``; CPU capped at 85 %), or with
+``--connections 0`` one connection a host, as agents connect (the server closes one idle for
+its 5 s keep-alive: at a 5 s interval the next report comes just in time, and 3,000 hosts kept
+3,000 connections open; at a longer ``--interval`` every report opens a new one). Every
 ``--breach-every`` seconds one host sends a snapshot with CPU at 97 % on a connection of its own.
 
 Recorded:
@@ -25,8 +28,10 @@ Recorded:
   squares). The head keeps every raw sample of the current 10-minute block window, so for the
   first ``HEAD_FILL_S`` (12 minutes) RSS and the WAL grow by design: only a warm-up at least
   that long (``--seconds 1800 --warmup 900``) shows whether they level off; after it they are a
-  saw-tooth with a 10-minute period (best read over whole periods), while the blocks, the
-  stored samples, keep growing by what was written.
+  saw-tooth with a 10-minute period, while the blocks, the stored samples, keep growing by
+  what was written. So the mean of each whole period after warm-up is printed too, and the
+  growth per minute from the first period's mean to the last's (flat: about 0 for RSS, open
+  files and the WAL; the blocks by their bytes per sample stored).
 
 The requests are sent by ``--senders`` processes (each a share of the hosts and of the
 connections, on its own event loop, so that the load generator is not the limit); the
@@ -45,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import resource
 import struct
 import sys
 import tempfile
@@ -91,6 +97,9 @@ current block window (10 minutes, aligned to the clock) and the previous one unt
 (grace 60 s, then the next maintenance run, at most 60 s later); only then is the first
 window's WAL dropped. RSS and the WAL are a saw-tooth with the window's period after that, and
 the blocks (the stored samples, kept 7 days) grow with the samples written."""
+PERIOD_S = 600
+"""The store's block window (``block_ms``): after ``HEAD_FILL_S`` RSS and the WAL repeat with
+this period, so their mean over any whole period is the same unless something grows."""
 
 
 @dataclass
@@ -114,6 +123,7 @@ class Run:
     senders_cpu: float = 0.0  # the sender processes together
     senders: int = 0
     seconds: float = 0.0
+    samples_per_request: float = 0.0  # series per host: the samples one report stores
 
 
 async def feed(
@@ -292,7 +302,7 @@ def sender(
         stop = asyncio.Event()
         await asyncio.sleep(max(0.0, start_at - time.time()))
         asyncio.get_running_loop().call_later(args.seconds, stop.set)
-        conns = max(1, args.connections // parts)
+        conns = len(hosts) if args.connections == 0 else max(1, args.connections // parts)
         cpu0 = own_cpu_seconds()  # the sending only, not the set-up before it
         await feed(url, fleet, args.interval, conns, stop, run, offset=part / parts)
         run.own_cpu = own_cpu_seconds() - cpu0
@@ -373,14 +383,16 @@ async def resources(pid: int, data: Path, every: float, stop: asyncio.Event, run
     start = time.monotonic()
     while True:
         run.cpu_marks.append((time.monotonic() - start, cpu_seconds(pid)))
+        for attempt in range(3):  # a WAL segment dropped between listing and stat: again
+            try:
+                sizes = dir_size(data), dir_size(data / "store" / WAL_DIR)  # store_url
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+            else:
+                break
         run.resources.append(
-            (
-                time.monotonic() - start,
-                proc.memory_info().rss / 2**20,
-                proc.num_fds(),
-                dir_size(data),
-                dir_size(data / "store" / WAL_DIR),  # ServerSettings.store_url
-            )
+            (time.monotonic() - start, proc.memory_info().rss / 2**20, proc.num_fds(), *sizes)
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
@@ -394,6 +406,7 @@ async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiv
         rx.arrivals.clear()
     hosts = make_hosts(n, seed=13)
     fleet = Fleet(hosts, args.interval, await enroll_all_async(url, [h.host_id for h in hosts]))
+    run.samples_per_request = sum(len(h.series) for h in hosts) / n
     token = admin_headers(url)["authorization"].removeprefix("Bearer ")
     parts = args.senders or max(1, min(8, n // 2000 + 1))
     ctx = multiprocessing.get_context("spawn")
@@ -469,9 +482,65 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
     return float(np.polyfit(t, v, 1)[0] * 60)
 
 
+Sample = tuple[float, float, int, int, int]  # t s, RSS MB, open files, data dir, WAL bytes
+
+
+def whole_periods(res: list[Sample], warmup: float, period: float = PERIOD_S) -> list[list[Sample]]:
+    """The samples of each whole ``period`` after ``warmup``: back to back from the first
+    sample at or after it, and one more ending with the run when the last of those does not.
+    The two may overlap: the mean of a periodic curve over a whole period does not depend on
+    where the period starts, so two such means differ only by what grew between their starts
+    (a least-squares slope over part of a saw-tooth period does not have that property)."""
+    after = [r for r in res if r[0] >= warmup]
+    if len(after) < 2:
+        return []
+    step = (after[-1][0] - after[0][0]) / (len(after) - 1)
+    per = max(1, round(period / step))  # samples a period
+    out = [after[k : k + per] for k in range(0, len(after) - per + 1, per)]
+    if out and out[-1][-1] is not after[-1]:
+        out.append(after[-per:])
+    return out
+
+
+def period_figures(run: Run, warmup: float) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Per whole period after warm-up the mean (and RSS's range) of each resource; and the
+    growth per minute from the first period's mean to the last's, with the blocks' growth
+    per sample stored (the data directory without the WAL: ~1.9 bytes a raw sample with its
+    rollups when nothing but the samples grows)."""
+    rows = []
+    for ps in whole_periods(run.resources, warmup):
+        rss = [p[1] for p in ps]
+        rows.append(
+            {
+                "from_s": round(ps[0][0]),
+                "to_s": round(ps[-1][0]),
+                "rss_mb_mean": float(np.mean(rss)),
+                "rss_mb_min": min(rss),
+                "rss_mb_max": max(rss),
+                "open_files_mean": float(np.mean([p[2] for p in ps])),
+                "data_dir_mb_mean": float(np.mean([p[3] for p in ps])) / 2**20,
+                "wal_mb_mean": float(np.mean([p[4] for p in ps])) / 2**20,
+                "blocks_mb_mean": float(np.mean([p[3] - p[4] for p in ps])) / 2**20,
+            }
+        )
+    nan = float("nan")
+    trend = dict.fromkeys(("rss_mb", "open_files", "data_dir_mb", "wal_mb", "blocks_mb"), nan)
+    trend["blocks_bytes_per_sample"] = nan
+    if len(rows) >= 2 and rows[-1]["from_s"] > rows[0]["from_s"]:
+        minutes = (rows[-1]["from_s"] - rows[0]["from_s"]) / 60
+        for k in ("rss_mb", "open_files", "data_dir_mb", "wal_mb", "blocks_mb"):
+            key = k + "_mean"
+            trend[k] = (rows[-1][key] - rows[0][key]) / minutes
+        samples_per_min = 60 * run.sent / max(run.seconds, 1e-9) * run.samples_per_request
+        if samples_per_min > 0:
+            trend["blocks_bytes_per_sample"] = trend["blocks_mb"] * 2**20 / samples_per_min
+    return rows, trend
+
+
 def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
     """The figures of a run and what missed its target (empty: it fits)."""
     after = [r for r in run.resources if r[0] >= args.warmup]
+    periods, trend = period_figures(run, args.warmup)
     late = sum(1 for x in run.lag_ms if x > args.interval * 1000)
     fig: dict[str, Any] = {
         "hosts": run.hosts,
@@ -502,6 +571,8 @@ def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
         "data_dir_mb_slope_per_min": slope_per_min([(r[0], r[3] / 2**20) for r in after]),
         "wal_mb_slope_per_min": slope_per_min([(r[0], r[4] / 2**20) for r in after]),
         "warmup_covers_head": args.warmup >= HEAD_FILL_S,
+        "periods": periods,
+        "period_growth_per_min": trend,
         "resources": [
             {
                 "t_s": round(t),
@@ -518,7 +589,7 @@ def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
         missed.append(f"{len(run.failures)} failed requests (first: {run.failures[0]})")
     if late:
         why = ""
-        if fig["server_answer_p95_ms"] < args.interval * 1000:
+        if args.connections and fig["server_answer_p95_ms"] < args.interval * 1000:
             why = (
                 f" (written -> 2xx P95 {fig['server_answer_p95_ms']:.0f} ms: they waited behind "
                 "earlier requests on their connection; more --connections spread them)"
@@ -564,6 +635,7 @@ def lines_of(fig: dict[str, Any], missed: list[str]) -> list[str]:
         f"  slope after warm-up, per minute: RSS {fig['rss_mb_slope_per_min']:+.2f} MB, open "
         f"files {fig['open_files_slope_per_min']:+.2f}, data dir "
         f"{fig['data_dir_mb_slope_per_min']:+.2f} MB (WAL {fig['wal_mb_slope_per_min']:+.2f} MB)",
+        *period_lines(fig),
         *(
             []
             if fig["warmup_covers_head"]
@@ -578,6 +650,52 @@ def lines_of(fig: dict[str, Any], missed: list[str]) -> list[str]:
     return out
 
 
+def period_lines(fig: dict[str, Any]) -> list[str]:
+    """The whole-period means after warm-up and the growth from the first to the last."""
+    rows, g = fig["periods"], fig["period_growth_per_min"]
+    if not rows:
+        return [f"  (no whole {PERIOD_S} s period after the warm-up: no period means)"]
+    out = [
+        f"  mean over each whole {PERIOD_S} s period after warm-up (the head's saw-tooth period):",
+        "  from s  to s  RSS MB (min-max)       open files  data dir MB  WAL MB  blocks MB",
+        *(
+            f"  {r['from_s']:>6} {r['to_s']:>5}  {r['rss_mb_mean']:>7.1f} "
+            f"({r['rss_mb_min']:.0f}-{r['rss_mb_max']:.0f}) {r['open_files_mean']:>12.1f} "
+            f"{r['data_dir_mb_mean']:>12.1f} {r['wal_mb_mean']:>7.1f} {r['blocks_mb_mean']:>10.1f}"
+            for r in rows
+        ),
+    ]
+    if len(rows) < 2:
+        out.append("  (one period: run longer than the warm-up plus a period for its growth)")
+        return out
+    out.append(
+        f"  growth of the period means, per minute: RSS {g['rss_mb']:+.2f} MB, open files "
+        f"{g['open_files']:+.2f}, WAL {g['wal_mb']:+.2f} MB, blocks {g['blocks_mb']:+.2f} MB "
+        f"({g['blocks_bytes_per_sample']:.2f} bytes a sample stored; flat: RSS, open files "
+        "and WAL near 0, the blocks only by the samples' compressed size)"
+    )
+    return out
+
+
+FD_SPARE = 1024
+"""Open files beyond one a host that the server may need with ``--connections 0`` (SQLite, the
+WAL, the dashboards' WebSockets, the breaches' and the webhook's connections)."""
+
+
+def raise_open_files(need: int) -> None:
+    """Raise this process's soft open-file limit to ``need`` (the server and the senders
+    inherit it); exit when the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need or soft == resource.RLIM_INFINITY:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        sys.exit(
+            f"--connections 0 needs {need} open files (a connection a host), over the hard "
+            f"limit {hard}: raise it (ulimit -Hn) or give --connections"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
 def main() -> None:
     ap = bench_args(__doc__)
     ap.add_argument("--hosts", default="200", help="fleet size, or sizes to try: 10000,5000")
@@ -589,7 +707,8 @@ def main() -> None:
         type=int,
         default=200,
         help="in all, over the senders; below the server's max_pending (256), or a request "
-        "beyond it (a breach on its own connection) is refused with 503",
+        "beyond it (a breach on its own connection) is refused with 503. 0: one a host, as "
+        "agents connect (the open-file limit is raised for it)",
     )
     ap.add_argument(
         "--senders",
@@ -602,6 +721,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the slope counts")
     args = ap.parse_args()
     sizes = sorted((int(x) for x in args.hosts.split(",")), reverse=True)
+    if args.connections == 0:
+        raise_open_files(sizes[0] + FD_SPARE)
     results = []
     lines: list[str] = []
     rx = Receiver()

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from storekit import T0, FakeClock, batch, request
 
+from hostpulse.protocol import IngestRequest
 from hostpulse.store import open_store
 from hostpulse.store.types import Tier
+from hostpulse.store.wal import WriteAheadLog
 
 pytestmark = pytest.mark.anyio
 
@@ -261,3 +263,43 @@ async def test_replay_skips_what_ingest_refuses(
         assert (await again.stats()).raw_samples == 5
     finally:
         await again.close()
+
+
+def _oldest_in_wal(wal_dir: Path) -> int:
+    """The oldest sample timestamp in the log's segments."""
+    log = WriteAheadLog(wal_dir)
+    stamps = [
+        s.timestamp_ms
+        for _, payload in log.read_existing()
+        for b in IngestRequest.FromString(payload).batches
+        for s in b.snapshots
+    ]
+    return min(stamps)
+
+
+async def test_a_compacted_window_leaves_the_log_with_its_compaction(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Live ingest every 5 s with maintenance every minute: compacting the first window drops
+    the log of everything but the last minute or so before the next window began (the log
+    holds ~1-13 minutes of requests, not 11-22), and nothing acknowledged is lost."""
+    store = open_store(tmp_path, clock=clock)
+    await store.start()
+    step = 5000
+    rows = [(T0 + i * step, [float(i), 1.0, 2.0, 3.0, 4.0]) for i in range(12 * 60_000 // step)]
+    for ts, values in rows:
+        clock.now_ms = ts
+        await store.ingest(request(batch("h1", [(ts, values)])), ts)
+        if (ts - T0) % 60_000 == 60_000 - step:
+            await store.maintain(ts)
+    assert store.watermark == T0 + 600_000  # the first window is compacted ...
+    # ... and the log keeps only what the head still needs, from the last run before it
+    assert _oldest_in_wal(tmp_path / "hostpulse.wal") >= T0 + 600_000 - 60_000
+    await store.close()
+    store = open_store(tmp_path, clock=clock)
+    await store.start()
+    try:
+        got = await store.query_range("h1", "cpu_busy_percent", T0, rows[-1][0] + 1, tier=Tier.RAW)
+        assert [(p.ts_ms, p.value) for p in got.series[0].points] == [(t, v[0]) for t, v in rows]
+    finally:
+        await store.close()

@@ -2,8 +2,9 @@
 segment file and fsynced. Concurrent ingests share one fsync (group commit).
 
 A record is ``<u32 length><u32 crc32><payload>``. Segments are numbered files; the store
-rotates to a new segment at every compaction and drops closed segments whose newest sample
-is older than the compaction watermark (everything in them is committed to SQLite).
+rotates to a new segment at every maintenance run (when the current one holds records) and
+drops closed segments whose newest sample is older than the compaction watermark
+(everything in them is committed to SQLite).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ logger = logging.getLogger(__name__)
 _REC = struct.Struct("<II")
 _SUFFIX = ".wal"
 _PROBE_BYTES = 4096
+_NO_TS = -(2**62)
 
 
 @dataclass(slots=True)
 class Segment:
     number: int
     path: Path
-    max_ts: int = -(2**62)
+    max_ts: int = _NO_TS
     inflight: int = 0  # appended records whose samples are not yet in the head
     closed: bool = False
 
@@ -158,6 +160,12 @@ class WriteAheadLog:
         async with self._applied:
             await self._applied.wait_for(lambda: all(s.inflight == 0 for s in closed))
         return closed
+
+    async def rotate_if_written(self) -> None:
+        """``rotate`` when the current segment holds a record (an idle store makes no empty
+        segments)."""
+        if self.current.max_ts != _NO_TS:
+            await self.rotate()
 
     def drop(self, segments: list[Segment], watermark: int) -> int:
         """Delete closed segments whose newest sample is below ``watermark``."""

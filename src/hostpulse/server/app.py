@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -39,6 +40,7 @@ from hostpulse.server.dashboards.repository import DashboardRepository
 from hostpulse.server.dashboards.service import DashboardService
 from hostpulse.server.ingest import IngestLimits, IngestService
 from hostpulse.server.ingest.fastpath import IngestFastPath
+from hostpulse.server.ingest.pool import running_workers
 from hostpulse.server.install import AgentWheel
 from hostpulse.server.live import LiveHub
 from hostpulse.server.state import AppState
@@ -163,6 +165,18 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
     )
 
 
+def ingest_worker_count(settings: ServerSettings) -> int:
+    """``ingest_workers``, or by default 1 when this process may run on 2 or more CPUs (the
+    server's event loop keeps one busy under load; a second worker would compete with it)."""
+    if settings.ingest_workers is not None:
+        return settings.ingest_workers
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return 1 if cpus >= 2 else 0
+
+
 def create_app(
     settings: ServerSettings | None = None,
     store: Store | None = None,
@@ -201,6 +215,11 @@ def create_app(
             db, st = database, store
         ingest_service = IngestService(st, limits_from(cfg), clock)
         ingest_service.listeners.append(hub.publish)
+        workers = ingest_worker_count(cfg)
+        if workers:
+            ingest_service.workers = await resources.enter_async_context(
+                running_workers(workers, ingest_service.limits, prepare=ingest_service.prepares)
+            )
         resources.callback(hub.close)
         admin_password = cfg.admin_password.get_secret_value() if cfg.admin_password else None
         app.state.auth = await resources.enter_async_context(

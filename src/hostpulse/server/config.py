@@ -126,6 +126,14 @@ class ServerSettings(BaseSettings):
         description="Ingest requests admitted at once (decoding or waiting for the durable "
         "write); more are answered 503 + Retry-After at once, nothing stored.",
     )
+    ingest_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Ingest worker processes that decompress, parse, check and prepare ingest "
+        "requests on other cores (0: all in the server process). Default: 1 when the server "
+        "may run on 2 or more CPUs, else 0.",
+    )
     ingest_max_pending_bytes: int = Field(
         default=256 * 1024 * 1024,
         gt=0,

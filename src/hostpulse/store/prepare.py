@@ -201,3 +201,51 @@ def prepare(request: IngestRequest) -> Prepared:
         batches.append(PreparedBatch(batch, key.digest(), table, snaps))
         parts += (b"\x0a", varint.encode(len(data)), data)
     return Prepared(batches, b"".join(parts), newest)
+
+
+Packed = tuple[bytes, int, bytes, bytes, "npt.NDArray[np.int64]", IntP, F64]
+"""A ``Prepared`` as plain bytes and flat arrays (``pack``): payload, newest_ms, the batches'
+digests and table digests (16 bytes each), per snapshot (batch, timestamp, value count), all
+series indexes and all values, concatenated."""
+
+
+def pack(prep: Prepared) -> Packed:
+    """``prep`` flattened for another process (an ingest worker's answer): no message objects,
+    only bytes and arrays, which pickle as raw bytes."""
+    rows: list[tuple[int, int, int]] = []
+    idx: list[IntP] = []
+    vals: list[F64] = []
+    for b, pb in enumerate(prep.batches):
+        for ps in pb.snapshots:
+            rows.append((b, ps.ts, len(ps.index)))
+            idx.append(ps.index)
+            vals.append(ps.values)
+    return (
+        prep.payload,
+        prep.newest_ms,
+        b"".join(pb.digest for pb in prep.batches),
+        b"".join(pb.table_digest for pb in prep.batches),
+        np.array(rows, dtype=np.int64).reshape(-1, 3),
+        np.concatenate(idx).astype(np.intp, copy=False) if idx else np.zeros(0, np.intp),
+        np.concatenate(vals) if vals else _EMPTY,
+    )
+
+
+def unpack(packed: Packed, request: IngestRequest) -> Prepared:
+    """The ``Prepared`` of ``pack`` again, for ``request`` (the payload parsed: its batches and
+    snapshots are the ones the arrays describe, in order)."""
+    payload, newest, digests, tables, rows, idx, vals = packed
+    batches = [
+        PreparedBatch(batch, digests[16 * b : 16 * b + 16], tables[16 * b : 16 * b + 16], [])
+        for b, batch in enumerate(request.batches)
+    ]
+    pos = 0
+    counts = [0] * len(batches)
+    for b, ts, n in rows.tolist():
+        pb = batches[b]
+        src = pb.batch.snapshots[counts[b]]
+        counts[b] += 1
+        end = pos + n
+        pb.snapshots.append(PreparedSnapshot(ts, idx[pos:end], vals[pos:end], src))
+        pos = end
+    return Prepared(batches, payload, newest)

@@ -6,8 +6,9 @@ each request to the worker of its host (a hash of the agent key's host id), so t
 caches of checked series tables hit. A worker that is still starting, was replaced, or has
 ``max_inflight`` requests already is not used: the caller checks the request itself
 (``run`` returns None). A worker that dies fails its requests in flight with ``WorkerDied``
-(the service answers 503 + Retry-After: nothing was stored) and is started again.
-``close`` closes the workers' stdin (they exit) and kills one that does not within a second.
+(the service answers 503 + Retry-After: nothing was stored) and is started again. The server
+waits for its workers at startup (``START_TIMEOUT``). ``close`` closes the workers' stdin (they
+exit) and kills one that does not within a second.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 RESTART_DELAY = 0.5
 """Seconds before a worker that exited is started again (no busy loop on a broken install)."""
+
+
+START_TIMEOUT = 30
+"""Seconds the server waits at startup for its workers (an interpreter start and imports)."""
 
 
 class WorkerDied(Exception):
@@ -66,6 +71,15 @@ class IngestWorkers:
         a worker says it is ready)."""
         for w in self.workers:
             self._launch(w, 0.0)
+
+    async def wait_ready(self, seconds: float) -> bool:
+        """Wait until every worker is ready (at most ``seconds``); whether they are."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not all(w.ready for w in self.workers):
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     def _launch(self, w: _Worker, delay: float) -> None:
         task = asyncio.get_running_loop().create_task(self._run_worker(w, delay))
@@ -198,6 +212,12 @@ async def running_workers(
     pool = IngestWorkers(count, limits, prepare=prepare)
     pool.start()
     try:
+        if not await pool.wait_ready(START_TIMEOUT):
+            logger.warning(
+                "ingest workers not ready after %d s: checking requests in the server process "
+                "until they are",
+                START_TIMEOUT,
+            )
         yield pool
     finally:
         await pool.close()

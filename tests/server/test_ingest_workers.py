@@ -35,9 +35,9 @@ def _pool(srv: LiveServer) -> IngestWorkers:
 def _ready_pid(srv: LiveServer, other_than: int | None = None) -> int:
     """The pid of the server's worker once it is ready (a new one when ``other_than``)."""
     deadline = time.monotonic() + 60
-    w = _pool(srv).workers[0]
     while time.monotonic() < deadline:
-        if w.ready and w.pid is not None and w.pid != other_than:
+        w = _pool(srv).workers[0]
+        if w is not None and w.ready and w.pid is not None and w.pid != other_than:
             return w.pid
         time.sleep(0.02)
     raise AssertionError("no ingest worker became ready")
@@ -117,9 +117,11 @@ def test_killed_worker_503_then_replaced(tmp_path: Path) -> None:
             sender = threading.Thread(target=lambda: answers.append(client.send(pending)))
             sender.start()
             deadline = time.monotonic() + 30
-            while not _pool(srv).workers[0].pending and time.monotonic() < deadline:
+            w = _pool(srv).workers[0]
+            assert w is not None
+            while not w.pending and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert _pool(srv).workers[0].pending
+            assert w.pending
             os.kill(pid, signal.SIGKILL)
             sender.join(60)
         refused = answers[0]

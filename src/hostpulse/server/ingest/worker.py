@@ -1,8 +1,8 @@
 """An ingest worker process: the CPU-bound, stateless part of an ingest request off the
 server's event loop and onto another core.
 
-``python -m hostpulse.server.ingest.worker LIMITS_JSON PREPARE`` reads requests from stdin and
-writes answers to stdout, each a frame: a 4-byte little-endian length, then a pickle
+``main([_, LIMITS_JSON, PREPARE])`` (``pool.py`` starts it with ``python -c``) reads requests
+from stdin and writes answers to stdout, each a frame: a 4-byte little-endian length, then a pickle
 (protocol 5; bytes and numpy arrays only, no message objects). A request is
 ``(id, now_ms, content_type, content_encoding, body)``; the worker decompresses, parses and
 checks it with the same code as the server process (``decode``, ``Checker``: the same
@@ -27,8 +27,7 @@ import logging
 import os
 import pickle
 import struct
-import sys
-from typing import Any, BinaryIO
+from typing import Any
 
 from hostpulse.server.ingest.checker import Checker
 from hostpulse.server.ingest.decode import decode
@@ -73,31 +72,36 @@ def answer(checker: Checker, prepared: bool, message: tuple[Any, ...]) -> tuple[
     return (rid, CHECKED, signatures, request.SerializeToString())
 
 
-def _read(stream: BinaryIO, n: int) -> bytes | None:
-    data = stream.read(n)
-    return data if len(data) == n else None
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def main(argv: list[str]) -> int:
     limits = IngestLimits(**json.loads(argv[1]))
     prepared = argv[2] == "1"
     # the frames own stdout: anything else printed goes to stderr (the server's log)
-    out = os.fdopen(os.dup(1), "wb")
+    out = os.dup(1)
     os.dup2(2, 1)
-    inp = sys.stdin.buffer
     checker = Checker(limits)
-    out.write(frame(HELLO))
-    out.flush()
-    while True:
-        head = _read(inp, HEADER.size)
-        if head is None:
+    _write(out, frame(HELLO))
+    buf = bytearray()
+    while True:  # the requests that arrived together are answered in one write
+        chunk = os.read(0, 1 << 20)
+        if not chunk:
             return 0
-        data = _read(inp, HEADER.unpack(head)[0])
-        if data is None:
-            return 0
-        out.write(frame(answer(checker, prepared, pickle.loads(data))))
-        out.flush()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+        buf += chunk
+        answers: list[bytes] = []
+        pos, end = 0, len(buf)
+        while end - pos >= HEADER.size:
+            size = HEADER.unpack_from(buf, pos)[0]
+            start = pos + HEADER.size
+            if end - start < size:
+                break
+            message = pickle.loads(buf[start : start + size])
+            pos = start + size
+            answers.append(frame(answer(checker, prepared, message)))
+        del buf[:pos]
+        if answers:
+            _write(out, b"".join(answers))

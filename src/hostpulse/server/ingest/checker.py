@@ -29,6 +29,8 @@ class Checked:
     signatures: list[bytes]
     per_host: dict[str, list[SeriesKey]]
     fresh: list[bytes]
+    serialized: list[bytes]
+    """Each batch serialized (``prepare`` can take them instead of serializing again)."""
 
 
 class Checker:
@@ -60,13 +62,16 @@ class Checker:
         per_host: dict[str, list[SeriesKey]] = {}
         signatures: list[bytes] = []  # of each batch
         fresh: list[bytes] = []  # of the batches whose table is validated by this request
+        serialized: list[bytes] = []
         samples = 0
         for b, batch in enumerate(request.batches):
-            sig = series_signature(batch)
+            data = batch.SerializeToString()
+            serialized.append(data)
+            sig = series_signature(batch, data)
             signatures.append(sig)
             if sig not in self.validated:
                 validate_host(batch, b, limits)
-                keys = self._table(batch)
+                keys = self._table(batch, data)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
             samples += validate_snapshots(batch, now_ms, limits)
@@ -75,12 +80,12 @@ class Checker:
                     413,
                     f"the request has more than {limits.max_samples} samples (max_samples)",
                 )
-        return Checked(request, signatures, per_host, fresh)
+        return Checked(request, signatures, per_host, fresh, serialized)
 
-    def _table(self, batch: HostBatch) -> list[SeriesKey]:
+    def _table(self, batch: HostBatch, data: bytes) -> list[SeriesKey]:
         """The keys of the batch's series table once it is checked (IngestError(422)); a table
         checked before (for another host of the same kind, say) is taken from the cache."""
-        digest = table_digest(batch)
+        digest = table_digest(batch, data)
         keys = self._tables.get(digest) if digest is not None else None
         if keys is None:
             keys = series_keys(batch)

@@ -236,7 +236,7 @@ class IngestService:
                 per_host.setdefault(batch.host.host_id, []).extend(series_keys(batch))
                 fresh.append(sig)
         prep = unpack(packed, request) if packed is not None else None
-        return Checked(request, signatures, per_host, fresh), prep
+        return Checked(request, signatures, per_host, fresh, []), prep
 
     def _decode_small(
         self, body: bytes, content_type: str | None, encoding: str | None, now_ms: int

@@ -115,11 +115,13 @@ REPLAY_FUTURE_MS = 86_400_000
 """Replay keeps no sample stamped further ahead than this (ingest refuses far less)."""
 
 
-async def prepare_async(request: IngestRequest) -> Prepared:
+async def prepare_async(
+    request: IngestRequest, serialized: Sequence[bytes] | None = None
+) -> Prepared:
     """``prepare``, in a worker thread when the request is large."""
     if sum(len(b.snapshots) for b in request.batches) > OFF_LOOP_SNAPSHOTS:
-        return await asyncio.to_thread(prepare, request)
-    return prepare(request)
+        return await asyncio.to_thread(prepare, request, serialized)
+    return prepare(request, serialized)
 
 
 def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:

@@ -24,7 +24,7 @@ from hostpulse.store.exceptions import (
     InvalidRequestError,
     StoreUnavailableError,
 )
-from hostpulse.store.prepare import Prepared, unpack
+from hostpulse.store.prepare import Prepared, prepare_async, unpack
 from hostpulse.store.types import IngestResult
 
 logger = logging.getLogger(__name__)
@@ -314,6 +314,9 @@ class IngestService:
         try:
             for host_id, keys in per_host.items():
                 reserved.append((host_id, await self.registry.reserve(host_id, keys, now_ms)))
+            if prep is None and checked.serialized and isinstance(self.store, SQLiteStore):
+                # the batches serialized by the check: prepare does not serialize them again
+                prep = await prepare_async(request, checked.serialized)
             if prep is not None:
                 result = await cast(SQLiteStore, self.store).ingest_prepared(prep, now_ms)
             else:

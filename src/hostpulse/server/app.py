@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -165,18 +164,6 @@ def limits_from(settings: ServerSettings) -> IngestLimits:
     )
 
 
-def ingest_worker_count(settings: ServerSettings) -> int:
-    """``ingest_workers``, or by default 1 when this process may run on 2 or more CPUs (the
-    server's event loop keeps one busy under load; a second worker would compete with it)."""
-    if settings.ingest_workers is not None:
-        return settings.ingest_workers
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return 1 if cpus >= 2 else 0
-
-
 def create_app(
     settings: ServerSettings | None = None,
     store: Store | None = None,
@@ -215,7 +202,7 @@ def create_app(
             db, st = database, store
         ingest_service = IngestService(st, limits_from(cfg), clock)
         ingest_service.listeners.append(hub.publish)
-        workers = ingest_worker_count(cfg)
+        workers = cfg.ingest_workers
         if workers:
             ingest_service.workers = await resources.enter_async_context(
                 running_workers(workers, ingest_service.limits, prepare=ingest_service.prepares)

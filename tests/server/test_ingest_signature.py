@@ -81,15 +81,15 @@ def test_a_checked_table_is_not_a_checked_host(tmp_path: Path) -> None:
     service = IngestService(open_store(tmp_path / "data"), IngestLimits(), time.time)
     t = now_ms()
     service.check(request(batch("h1", [(t, {CPU: 1.0, MEM: 2.0})])), t)
-    assert len(service._tables) == 1
+    assert len(service.checker._tables) == 1
     long_name = batch("h2", [(t, {CPU: 1.0, MEM: 2.0})])
     long_name.host.hostname = "x" * 300
     with pytest.raises(IngestError, match="hostname"):
         service.check(request(long_name), t)
     service.check(request(batch("h3", [(t, {CPU: 1.0, MEM: 2.0})])), t)
-    assert len(service._tables) == 1
+    assert len(service.checker._tables) == 1
     unknown = ("no_such_metric", ())
     for host in ("h4", "h5"):
         with pytest.raises(IngestError, match=f"host '{host}'.*unknown metric"):
             service.check(request(batch(host, [(t, {CPU: 1.0, unknown: 2.0})])), t)
-    assert len(service._tables) == 1
+    assert len(service.checker._tables) == 1

@@ -4,6 +4,7 @@ the parsed message for any layout it does not expect."""
 from __future__ import annotations
 
 import math
+import pickle
 import struct
 
 import numpy as np
@@ -12,7 +13,7 @@ from storekit import T0, batch, request
 
 from hostpulse.protocol import IngestRequest
 from hostpulse.store.exceptions import InvalidRequestError
-from hostpulse.store.prepare import prepare
+from hostpulse.store.prepare import pack, prepare, unpack
 
 
 def _values(req: IngestRequest) -> list[list[float]]:
@@ -92,3 +93,25 @@ def test_a_crafted_unknown_field_cannot_make_the_store_read_other_bytes() -> Non
     parsed = IngestRequest.FromString(request(b).SerializeToString())
     assert list(parsed.batches[0].snapshots[0].values) == real
     assert _values(parsed) == [real]
+
+
+def test_pack_and_unpack_give_the_same_prepared_request() -> None:
+    """What an ingest worker process sends back (``pack``) is, once unpacked against the
+    parsed payload, the ``Prepared`` the store would have made itself."""
+    rows = [(T0 + i * 5000, [i + 0.5, 2.0, -3.0, 4.0, 5.0]) for i in range(3)]
+    empty = batch("h2", [(T0, [])])
+    req = request(batch("h1", rows, processes=True), empty, batch("h3", rows[:1]))
+    prep = prepare(req)
+    again = IngestRequest()
+    again.ParseFromString(prep.payload)
+    got = unpack(pickle.loads(pickle.dumps(pack(prep), protocol=5)), again)
+    assert got.payload == prep.payload and got.newest_ms == prep.newest_ms
+    assert len(got.batches) == len(prep.batches) == 3
+    for a, b in zip(got.batches, prep.batches, strict=True):
+        assert (a.digest, a.table_digest) == (b.digest, b.table_digest)
+        assert a.batch == b.batch
+        assert len(a.snapshots) == len(b.snapshots)
+        for x, y in zip(a.snapshots, b.snapshots, strict=True):
+            assert x.ts == y.ts and x.source == y.source
+            assert x.index.tolist() == y.index.tolist()
+            assert x.values.tolist() == y.values.tolist()

@@ -39,6 +39,7 @@ from hostpulse.server.dashboards.repository import DashboardRepository
 from hostpulse.server.dashboards.service import DashboardService
 from hostpulse.server.ingest import IngestLimits, IngestService
 from hostpulse.server.ingest.fastpath import IngestFastPath
+from hostpulse.server.ingest.pool import running_workers
 from hostpulse.server.install import AgentWheel
 from hostpulse.server.live import LiveHub
 from hostpulse.server.state import AppState
@@ -201,6 +202,11 @@ def create_app(
             db, st = database, store
         ingest_service = IngestService(st, limits_from(cfg), clock)
         ingest_service.listeners.append(hub.publish)
+        workers = cfg.ingest_workers
+        if workers:
+            ingest_service.workers = await resources.enter_async_context(
+                running_workers(workers, ingest_service.limits, prepare=ingest_service.prepares)
+            )
         resources.callback(hub.close)
         admin_password = cfg.admin_password.get_secret_value() if cfg.admin_password else None
         app.state.auth = await resources.enter_async_context(

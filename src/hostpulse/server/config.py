@@ -126,6 +126,16 @@ class ServerSettings(BaseSettings):
         description="Ingest requests admitted at once (decoding or waiting for the durable "
         "write); more are answered 503 + Retry-After at once, nothing stored.",
     )
+    ingest_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Ingest worker processes that decompress, parse, check and prepare ingest "
+        "requests beside the server's event loop, on other cores. 0 (the default): all in the "
+        "server process, which costs less CPU per sample; 1 frees the event loop of about a "
+        "quarter of an ingest request's work, for more requests a second when that loop is "
+        "the bottleneck, at 5-25 % more CPU per sample (docs/architecture.md).",
+    )
     ingest_max_pending_bytes: int = Field(
         default=256 * 1024 * 1024,
         gt=0,

@@ -29,7 +29,13 @@ from hostpulse.store.budget import HeadBudget
 from hostpulse.store.exceptions import InvalidRequestError, StoreUnavailableError
 from hostpulse.store.head import HostHead
 from hostpulse.store.maintenance import Compactor
-from hostpulse.store.prepare import REPLAY_FUTURE_MS, drop_outside, prepare, prepare_async
+from hostpulse.store.prepare import (
+    REPLAY_FUTURE_MS,
+    Prepared,
+    drop_outside,
+    prepare,
+    prepare_async,
+)
 from hostpulse.store.reads import Reader
 from hostpulse.store.registry import Registrar
 from hostpulse.store.state import Clock, StoreState, wall_clock_ms
@@ -223,7 +229,11 @@ class SQLiteStore:
     # --- ingest --------------------------------------------------------------------------------
 
     async def ingest(self, request: IngestRequest, received_ms: int) -> IngestResult:
-        prep = await prepare_async(request)
+        return await self.ingest_prepared(await prepare_async(request), received_ms)
+
+    async def ingest_prepared(self, prep: Prepared, received_ms: int) -> IngestResult:
+        """``ingest`` of a request already prepared (``prepare``; by an ingest worker process,
+        ``server/ingest/worker.py``)."""
         colmaps = await self.registrar.register(prep, received_ms)  # the database comes after
         st = self.state
         taken = budget.reserve(st, prep)  # HeadFullError before anything is in the WAL

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,11 +115,13 @@ REPLAY_FUTURE_MS = 86_400_000
 """Replay keeps no sample stamped further ahead than this (ingest refuses far less)."""
 
 
-async def prepare_async(request: IngestRequest) -> Prepared:
+async def prepare_async(
+    request: IngestRequest, serialized: Sequence[bytes] | None = None
+) -> Prepared:
     """``prepare``, in a worker thread when the request is large."""
     if sum(len(b.snapshots) for b in request.batches) > OFF_LOOP_SNAPSHOTS:
-        return await asyncio.to_thread(prepare, request)
-    return prepare(request)
+        return await asyncio.to_thread(prepare, request, serialized)
+    return prepare(request, serialized)
 
 
 def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
@@ -141,7 +144,9 @@ def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
     return dropped
 
 
-def prepare(request: IngestRequest) -> Prepared:
+def prepare(request: IngestRequest, serialized: Sequence[bytes] | None = None) -> Prepared:
+    """The request prepared for the store; ``serialized``: its batches serialized, when the
+    caller has them already (the ingest check makes them)."""
     batches: list[PreparedBatch] = []
     parts: list[bytes] = []
     newest = _NO_TS
@@ -149,7 +154,7 @@ def prepare(request: IngestRequest) -> Prepared:
         if not batch.host.host_id:
             raise InvalidRequestError(f"batches[{b}].host.host_id is empty")
         n = len(batch.series)
-        data = batch.SerializeToString()
+        data = batch.SerializeToString() if serialized is None else serialized[b]
         snaps: list[PreparedSnapshot] = []
         checked: IntP | None = None
         checked_src: Snapshot | None = None
@@ -201,3 +206,55 @@ def prepare(request: IngestRequest) -> Prepared:
         batches.append(PreparedBatch(batch, key.digest(), table, snaps))
         parts += (b"\x0a", varint.encode(len(data)), data)
     return Prepared(batches, b"".join(parts), newest)
+
+
+Packed = tuple[bytes, int, bytes, bytes, bytes, bytes, bytes]
+"""A ``Prepared`` as plain bytes (``pack``): payload, newest_ms, the batches' digests and table
+digests (16 bytes each), then as raw native arrays: per snapshot (batch, timestamp, value
+count) in int64, all series indexes (intp) and all values (float64), concatenated."""
+
+
+def pack(prep: Prepared) -> Packed:
+    """``prep`` flattened for another process (an ingest worker's answer): no message objects
+    nor arrays, only bytes, which pickle as they are."""
+    rows: list[int] = []
+    idx: list[IntP] = []
+    vals: list[F64] = []
+    for b, pb in enumerate(prep.batches):
+        for ps in pb.snapshots:
+            rows += (b, ps.ts, len(ps.index))
+            idx.append(ps.index)
+            vals.append(ps.values)
+    return (
+        prep.payload,
+        prep.newest_ms,
+        b"".join(pb.digest for pb in prep.batches),
+        b"".join(pb.table_digest for pb in prep.batches),
+        np.array(rows, dtype=np.int64).tobytes(),
+        np.concatenate(idx).astype(np.intp, copy=False).tobytes() if idx else b"",
+        np.concatenate(vals).astype(np.float64, copy=False).tobytes() if vals else b"",
+    )
+
+
+def unpack(packed: Packed, request: IngestRequest) -> Prepared:
+    """The ``Prepared`` of ``pack`` again, for ``request`` (the payload parsed: its batches and
+    snapshots are the ones the arrays describe, in order)."""
+    payload, newest, digests, tables, rows, idx_b, vals_b = packed
+    idx: IntP = np.frombuffer(idx_b, dtype=np.intp)
+    vals: F64 = np.frombuffer(vals_b, dtype=np.float64)
+    batches = [
+        PreparedBatch(batch, digests[16 * b : 16 * b + 16], tables[16 * b : 16 * b + 16], [])
+        for b, batch in enumerate(request.batches)
+    ]
+    pos = 0
+    counts = [0] * len(batches)
+    flat = np.frombuffer(rows, dtype=np.int64).tolist()
+    for k in range(0, len(flat), 3):
+        b, ts, n = flat[k], flat[k + 1], flat[k + 2]
+        pb = batches[b]
+        src = pb.batch.snapshots[counts[b]]
+        counts[b] += 1
+        end = pos + n
+        pb.snapshots.append(PreparedSnapshot(ts, idx[pos:end], vals[pos:end], src))
+        pos = end
+    return Prepared(batches, payload, newest)

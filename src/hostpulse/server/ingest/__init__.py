@@ -7,7 +7,10 @@
   bounds, and the hand-over to the store and the listeners (live hub, alerts);
 - ``admission``: how many requests (and bytes) are taken on at once;
 - ``decode`` and ``wire``: decompression and parsing, large protobuf bodies in pieces;
-- ``validate``: the checks of a parsed request;
+- ``validate`` and ``checker``: the checks of a parsed request, and ``Checker`` running them
+  whole (the same code in the server process and in a worker);
+- ``pool`` and ``worker``: the ingest worker processes that decode, check and prepare requests
+  on other cores (``ingest_workers``);
 - ``limits`` and ``errors``: the bounds and the one exception (an HTTP status and a reason).
 """
 

@@ -6,28 +6,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import cast
 
-from hostpulse.protocol import HostBatch, IngestRequest, codec
+from hostpulse.protocol import IngestRequest, codec
+from hostpulse.server.ingest import worker
 from hostpulse.server.ingest.admission import Admission, Overloaded
+from hostpulse.server.ingest.checker import Checked, Checker
 from hostpulse.server.ingest.decode import check_counts, decode
 from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.ingest.limits import IngestLimits
-from hostpulse.server.ingest.validate import (
-    SeriesKey,
-    series_keys,
-    series_signature,
-    table_digest,
-    validate_host,
-    validate_snapshots,
-    validate_table,
-)
+from hostpulse.server.ingest.pool import IngestWorkers, WorkerDied
+from hostpulse.server.ingest.validate import SeriesKey, series_keys
 from hostpulse.store.base import Store
+from hostpulse.store.engine import SQLiteStore
 from hostpulse.store.exceptions import (
     HeadFullError,
     InvalidRequestError,
     StoreUnavailableError,
 )
+from hostpulse.store.prepare import Prepared, prepare_async, unpack
 from hostpulse.store.types import IngestResult
 
 logger = logging.getLogger(__name__)
@@ -115,27 +112,20 @@ INLINE_BODY_BYTES = 16 * 1024
 INLINE_RAW_BYTES = 128 * 1024
 INLINE_SNAPSHOTS = 32
 INLINE_SERIES = 1000
-"""A body within all of these is decoded and checked on the event loop (well under a
-millisecond); any other in a worker thread."""
-
-
-@dataclass(slots=True)
-class Checked:
-    """A validated request, with what storing it needs."""
-
-    request: IngestRequest
-    signatures: list[bytes]
-    per_host: dict[str, list[SeriesKey]]
-    fresh: list[bytes]
+"""Without ingest workers, a body within all of these is decoded and checked on the event
+loop (well under a millisecond); any other in a worker thread."""
 
 
 class IngestService:
     """Validates requests and writes them to the store. A (host, series table) validated and
     stored once is remembered by its signature, so the next batches skip straight to the
-    per-snapshot checks."""
+    per-snapshot checks.
 
-    MAX_SIGNATURES = 200_000
-    MAX_TABLES = 4096
+    With ``workers`` (``pool.IngestWorkers``), decompressing, parsing, checking and preparing
+    a request for the store run in a worker process, on another core; this process parses
+    the checked request again (for the registry, the head and the listeners: a few percent of
+    the work) and does everything that needs state: admission, the host and series bounds,
+    the WAL, the head, the listeners."""
 
     def __init__(self, store: Store, limits: IngestLimits, clock: Callable[[], float]) -> None:
         self.store = store
@@ -147,9 +137,9 @@ class IngestService:
         self.admission = Admission(
             limits.max_pending, limits.max_pending_bytes, limits.overload_retry_after
         )
-        self._validated: set[bytes] = set()
-        self._tables: dict[bytes, list[SeriesKey]] = {}
-        """series-table digest -> its keys, for tables that passed ``validate_table``"""
+        self.checker = Checker(limits)
+        """Its ``validated``: the signatures stored (their hosts and series counted)."""
+        self.workers: IngestWorkers | None = None
         self._host_ids: set[str] | None = None  # filled from the store on first use
         self._hosts_lock = asyncio.Lock()
         self.listeners: list[Listener] = []
@@ -157,6 +147,11 @@ class IngestService:
         self.accepted_samples = 0
         self.duplicate_samples = 0
         """Samples of the stored requests since the start (``hostpulse_ingest_samples``)."""
+
+    @property
+    def prepares(self) -> bool:
+        """True when the store takes requests prepared elsewhere (``ingest_prepared``)."""
+        return isinstance(self.store, SQLiteStore)
 
     def _release(
         self, reserved: list[tuple[str, dict[SeriesKey, int | None]]], hosts: list[str]
@@ -176,9 +171,11 @@ class IngestService:
         """Decode, validate and store one request body (IngestError when refused; 503 with
         Retry-After when the server is overloaded, before any work is done).
 
-        A small request is decoded and checked on the event loop (tens of microseconds); any
-        other in a worker thread, so one large body cannot hold up other requests: zlib, zstd
-        and protobuf parsing of each piece let the loop run in between."""
+        With ingest workers, a worker process decodes, checks and prepares it. Else (or when
+        no worker can take it now) a small request is decoded and checked on the event loop
+        (tens of microseconds); any other in a worker thread, so one large body cannot hold
+        up other requests: zlib, zstd and protobuf parsing of each piece let the loop run in
+        between."""
         size = len(body)
         try:
             self.admission.enter(size)
@@ -186,6 +183,10 @@ class IngestService:
             raise IngestError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
         try:
             now_ms = int(self._clock() * 1000)
+            if self.workers is not None:
+                done = await self._in_worker(body, content_type, encoding, now_ms, only_host)
+                if done is not None:
+                    return await self._store(done[0], now_ms, only_host, done[1])
             checked = self._decode_small(body, content_type, encoding, now_ms)
             if checked is None:
                 checked = await asyncio.to_thread(
@@ -194,6 +195,48 @@ class IngestService:
             return await self._store(checked, now_ms, only_host)
         finally:
             self.admission.leave(size)
+
+    async def _in_worker(
+        self,
+        body: bytes,
+        content_type: str | None,
+        encoding: str | None,
+        now_ms: int,
+        only_host: str | None,
+    ) -> tuple[Checked, Prepared | None] | None:
+        """The request checked (and prepared) by an ingest worker; None when none can take
+        it now. The worker's IngestError is raised here as it is."""
+        assert self.workers is not None
+        try:
+            answer = await self.workers.run(only_host, now_ms, body, content_type, encoding)
+        except WorkerDied:
+            retry = str(self.limits.overload_retry_after)
+            raise IngestError(
+                503,
+                "the ingest worker handling the request stopped; nothing was stored, send it again",
+                {"Retry-After": retry},
+            ) from None
+        if answer is None:
+            return None
+        kind = answer[1]
+        if kind == worker.REFUSED:
+            raise IngestError(answer[2], answer[3], answer[4])
+        if kind == worker.FAILED:
+            raise RuntimeError(f"ingest worker: {answer[2]}")
+        packed = answer[3] if kind == worker.PREPARED else None
+        request = IngestRequest()
+        request.ParseFromString(answer[3] if packed is None else packed[0])
+        sigs: bytes = answer[2]
+        signatures = [sigs[i : i + 16] for i in range(0, len(sigs), 16)]
+        per_host: dict[str, list[SeriesKey]] = {}
+        fresh: list[bytes] = []
+        validated = self.checker.validated
+        for batch, sig in zip(request.batches, signatures, strict=True):
+            if sig not in validated:  # checked by the worker; counted here
+                per_host.setdefault(batch.host.host_id, []).extend(series_keys(batch))
+                fresh.append(sig)
+        prep = unpack(packed, request) if packed is not None else None
+        return Checked(request, signatures, per_host, fresh, []), prep
 
     def _decode_small(
         self, body: bytes, content_type: str | None, encoding: str | None, now_ms: int
@@ -221,43 +264,8 @@ class IngestService:
         return self.check(request, now_ms)
 
     def check(self, request: IngestRequest, now_ms: int) -> Checked:
-        """Validate ``request`` whole (IngestError(413/422) naming the first problem). Touches
-        no state but reads the set of validated signatures and adds to the cache of checked
-        series tables (single dict operations): safe in a worker thread."""
-        check_counts(request, self.limits)
-        per_host: dict[str, list[SeriesKey]] = {}
-        signatures: list[bytes] = []  # of each batch
-        fresh: list[bytes] = []  # of the batches whose table is validated by this request
-        samples = 0
-        for b, batch in enumerate(request.batches):
-            sig = series_signature(batch)
-            signatures.append(sig)
-            if sig not in self._validated:
-                validate_host(batch, b, self.limits)
-                keys = self._table(batch)
-                per_host.setdefault(batch.host.host_id, []).extend(keys)
-                fresh.append(sig)
-            samples += validate_snapshots(batch, now_ms, self.limits)
-            if samples > self.limits.max_samples:
-                raise IngestError(
-                    413,
-                    f"the request has more than {self.limits.max_samples} samples (max_samples)",
-                )
-        return Checked(request, signatures, per_host, fresh)
-
-    def _table(self, batch: HostBatch) -> list[SeriesKey]:
-        """The keys of the batch's series table once it is checked (IngestError(422)); a table
-        checked before (for another host of the same kind, say) is taken from the cache."""
-        digest = table_digest(batch)
-        keys = self._tables.get(digest) if digest is not None else None
-        if keys is None:
-            keys = series_keys(batch)
-            validate_table(batch.host.host_id, keys)
-            if digest is not None:
-                if len(self._tables) >= self.MAX_TABLES:
-                    self._tables.clear()
-                self._tables[digest] = keys
-        return keys
+        """``Checker.check`` against the signatures stored: safe in a worker thread."""
+        return self.checker.check(request, now_ms)
 
     async def ingest(self, request: IngestRequest, only_host: str | None = None) -> IngestResult:
         """Store ``request``; with ``only_host`` (the agent key's host) every batch must be
@@ -288,7 +296,13 @@ class IngestService:
         known.update(new)
         return new
 
-    async def _store(self, checked: Checked, now_ms: int, only_host: str | None) -> IngestResult:
+    async def _store(
+        self,
+        checked: Checked,
+        now_ms: int,
+        only_host: str | None,
+        prep: Prepared | None = None,
+    ) -> IngestResult:
         request, signatures = checked.request, checked.signatures
         per_host, fresh = checked.per_host, checked.fresh
         if only_host is not None:  # after validation: a bad body is 422 whoever sends it
@@ -300,7 +314,13 @@ class IngestService:
         try:
             for host_id, keys in per_host.items():
                 reserved.append((host_id, await self.registry.reserve(host_id, keys, now_ms)))
-            result = await self.store.ingest(request, now_ms)
+            if prep is None and checked.serialized and isinstance(self.store, SQLiteStore):
+                # the batches serialized by the check: prepare does not serialize them again
+                prep = await prepare_async(request, checked.serialized)
+            if prep is not None:
+                result = await cast(SQLiteStore, self.store).ingest_prepared(prep, now_ms)
+            else:
+                result = await self.store.ingest(request, now_ms)
         except InvalidRequestError as exc:  # the store's own check, after ours
             self._release(reserved, new_hosts)
             raise IngestError(422, str(exc)) from None
@@ -316,9 +336,7 @@ class IngestService:
         except BaseException:
             self._release(reserved, new_hosts)
             raise
-        if len(self._validated) + len(fresh) > self.MAX_SIGNATURES:
-            self._validated.clear()
-        self._validated.update(fresh)
+        self.checker.remember(fresh)
         self.accepted_samples += result.accepted
         self.duplicate_samples += result.duplicates
         for listener in self.listeners:

@@ -212,7 +212,7 @@ def _field_size(size: int) -> int:
     return 2 + size if size < 0x80 else 1 + (size.bit_length() + 6) // 7 + size
 
 
-def series_signature(batch: HostBatch) -> bytes:
+def series_signature(batch: HostBatch, data: bytes | None = None) -> bytes:
     """A digest of the batch serialized without its snapshots (host identity, series table,
     unsupported list).
 
@@ -247,10 +247,12 @@ def _table_end(batch: HostBatch, data: bytes) -> tuple[int | None, int]:
     return None, tail
 
 
-def table_digest(batch: HostBatch) -> bytes | None:
+def table_digest(batch: HostBatch, data: bytes | None = None) -> bytes | None:
     """A digest of the batch's series table alone (hosts of one kind send the same table);
-    None when the table cannot be cut out of the serialized batch."""
-    data = batch.SerializeToString()
+    None when the table cannot be cut out of the serialized batch (``data``, when the caller
+    has it)."""
+    if data is None:
+        data = batch.SerializeToString()
     if not plain_layout(batch):
         return None
     cut, _ = _table_end(batch, data)

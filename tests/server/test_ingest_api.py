@@ -209,6 +209,10 @@ def _corrupt_gzip(t: int) -> bytes:
     return codec.encode(sample_request("bad", t))[:-12]
 
 
+def _zstd(t: int) -> bytes:
+    return zstandard.ZstdCompressor().compress(sample_request("bad", t).SerializeToString())
+
+
 def _malformed_protobuf(t: int) -> bytes:
     return gzip.compress(b"\x0a\xff\xff\xff\xff\x0f garbage")
 
@@ -218,6 +222,12 @@ CASES: dict[str, tuple[Callable[[int], bytes], str, str | None, int, str]] = {
     "malformed JSON": (lambda t: b'{"batches": [', "application/json", None, 400, "JSON"),
     "JSON of another shape": (lambda t: b'{"hosts": []}', "application/json", None, 400, "hosts"),
     "corrupt gzip": (_corrupt_gzip, PB, "gzip", 400, "gzip"),
+    # a zstd stream ends quietly where its input does: a cut body was stored as empty (200)
+    "zstd cut near its end": (lambda t: _zstd(t)[:-1], PB, "zstd", 400, "zstd body is truncated"),
+    "zstd cut in half": (lambda t: _zstd(t)[: len(_zstd(t)) // 2], PB, "zstd", 400, "truncated"),
+    "zstd frame header only": (lambda t: _zstd(t)[:12], PB, "zstd", 400, "zstd"),
+    "zstd, a second frame": (lambda t: _zstd(t) + _zstd(t + 5000), PB, "zstd", 400, "after"),
+    "zstd with bytes after its frame": (lambda t: _zstd(t) + b"x" * 7, PB, "zstd", 400, "zstd"),
     "wrong content type": (lambda t: b"cpu 1", "text/plain", None, 415, "Content-Type"),
     "unknown encoding": (lambda t: codec.encode(sample_request("bad", t)), PB, "br", 415, "br"),
     "NaN": (_nan, PB, "gzip", 422, "finite"),

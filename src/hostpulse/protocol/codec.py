@@ -80,8 +80,19 @@ def _unzstd(body: bytes, max_bytes: int) -> bytes:
             out += chunk
             if len(out) > max_bytes:
                 raise TooLarge(f"decompressed body exceeds the limit of {max_bytes} bytes")
+        # The reader ends quietly where its input ends, also inside a frame, and stops after
+        # the first frame. Its output is within the limit now, so decompressing the body once
+        # more is bounded by it too, and that object says where the frame ended.
+        check = zstandard.ZstdDecompressor().decompressobj()
+        check.decompress(body)
     except zstandard.ZstdError as exc:
         raise CodecError(f"zstd body is corrupt: {exc}") from None
+    if not check.eof:
+        raise CodecError("zstd body is truncated")
+    if check.unused_data:
+        raise CodecError(
+            f"zstd body has {len(check.unused_data)} bytes after its frame (send one frame)"
+        )
     return bytes(out)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -270,6 +271,28 @@ def test_restart_mid_incident_sends_nothing_extra() -> None:
     assert h.kinds() == [Kind.FIRING]
     h.run(60, 10)
     assert h.kinds() == [Kind.FIRING, Kind.RESOLVED]
+
+
+def test_a_pending_alert_restored_after_a_crash_waits_its_whole_for_again() -> None:
+    """Found by an outside check: pending saved, the return to ok not yet saved (changes that
+    send nothing are saved within 1 s), a crash; after the restart one breaching sample fired at
+    once because the saved pending start was taken as proof the breach had held."""
+    h = Harness([cpu_rule(**{"for": "30s"})], repeat_interval_s=0)
+    h.run(20, 95)  # pending for 15 s
+    saved = [dataclasses.replace(i) for i in h.engine._instances.values()]
+    assert [i.state for i in saved] == [State.PENDING]
+    h.run(5, 10)  # back to ok: lost with the crash
+    hosts = list(h.engine._hosts.values())
+    again = AlertEngine(h.clock, EngineSettings(repeat_interval_s=0))
+    again.set_rules([rule_from_dict(cpu_rule(**{"for": "30s"}))])
+    h.clock.advance(30)
+    again.restore(saved, hosts)
+    h.engine = again
+    h.run(25, 95)  # breaching again, but for 20 s only since its first sample after the restart
+    assert h.sent == []
+    assert [a.state for a in again.active()] == [State.PENDING]
+    h.run(10, 95)  # 30 s held: now it fires
+    assert h.kinds() == [Kind.FIRING]
 
 
 def test_restart_after_downtime_does_not_declare_every_host_silent() -> None:

@@ -78,6 +78,9 @@ class AlertEngine:
         self._watched: frozenset[str] = frozenset()
         self._silences: dict[str, SilenceSpec] = {}
         self._instances: dict[tuple[str, str, Labels], AlertInstance] = {}
+        self._resumed: set[tuple[str, str, Labels]] = set()
+        """Pending alerts loaded by ``restore``: their ``for`` counts again from their next
+        sample (see there)."""
         self._by_id: dict[str, AlertInstance] = {}
         self._hosts: dict[str, HostSeen] = {}
         self._groups: dict[tuple[str, Kind], _Group] = {}
@@ -127,11 +130,18 @@ class AlertEngine:
 
         Hosts count as seen now: while the server was down nobody could report, so a host is
         declared silent only if it stays silent after the restart.
+
+        A pending alert waits its whole ``for`` again, counted from its first breaching sample
+        after the restart: the samples of the downtime were not seen, and a crash can lose the
+        last second of unsaved changes (its return to ok among them), so the saved pending
+        start does not prove the condition held since.
         """
         now = self.clock.now_ms()
         for inst in instances:
             self._instances[inst.key] = inst
             self._by_id[inst.id] = inst
+            if inst.state is State.PENDING:
+                self._resumed.add(inst.key)
         for seen in hosts:
             seen.last_seen_ms = max(seen.last_seen_ms, now)
             self._hosts[seen.host] = seen
@@ -148,6 +158,7 @@ class AlertEngine:
         for inst in [i for i in self._instances.values() if not keep(i.host)]:
             self._instances.pop(inst.key, None)
             self._by_id.pop(inst.id, None)
+            self._resumed.discard(inst.key)
         for group in self._groups.values():
             for alert_id in [k for k, v in group.alerts.items() if not keep(v.host)]:
                 del group.alerts[alert_id]
@@ -244,6 +255,10 @@ class AlertEngine:
                 self._move(inst, State.PENDING, severity, ts_ms)
                 inst.pending_since_ms = ts_ms
             for_ms = int(getattr(rule, "for_", 0.0) * 1000)
+            if self._resumed and key in self._resumed:
+                self._resumed.discard(key)
+                if inst.state is State.PENDING:
+                    inst.pending_since_ms = ts_ms
             if inst.state is State.PENDING:
                 inst.severity = severity
                 if ts_ms - (inst.pending_since_ms or ts_ms) >= for_ms:
@@ -252,6 +267,7 @@ class AlertEngine:
             elif inst.state is State.FIRING and severity != inst.severity:
                 self._move(inst, State.FIRING, severity, ts_ms)
         elif inst.state is State.PENDING:
+            self._resumed.discard(key)
             self._move(inst, State.OK, None, ts_ms)
         elif inst.state is State.FIRING:
             inst.resolved_at_ms = ts_ms
@@ -395,6 +411,7 @@ class AlertEngine:
 
     def _forget(self, inst: AlertInstance) -> None:
         self._instances.pop(inst.key, None)
+        self._resumed.discard(inst.key)
         self._by_id.pop(inst.id, None)
         self._changed.pop(inst.id, None)
         self._removed.append(inst.id)

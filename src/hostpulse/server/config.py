@@ -134,7 +134,7 @@ class ServerSettings(BaseSettings):
         "requests beside the server's event loop, on other cores. 0 (the default): all in the "
         "server process, which costs less CPU per sample; 1 frees the event loop of about a "
         "quarter of an ingest request's work, for more requests a second when that loop is "
-        "the bottleneck, at 5-25 % more CPU per sample (docs/architecture.md).",
+        "the bottleneck, at 25-35 % more CPU per sample on 2 cores (docs/architecture.md).",
     )
     ingest_max_pending_bytes: int = Field(
         default=256 * 1024 * 1024,

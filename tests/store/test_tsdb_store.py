@@ -232,15 +232,21 @@ async def test_series_carry_the_exporter_names_and_host_id(
         return {m["__name__"] for m in r.json()["data"]}
 
     assert await eventually(names, lambda found: found == wanted) == wanted
-    async with httpx.AsyncClient() as client:
-        r = await client.get(
-            f"{vm_url}/api/v1/query",
-            params={
-                "query": f'node_cpu_busy_percent{{host_id="{host.host_id}"}}',
-                "time": str(ts[-1] / 1000),
-            },
-        )
-    [item] = r.json()["data"]["result"]
+
+    async def newest() -> list[dict]:
+        # The series index answers before the samples are searchable (CI once saw an
+        # empty result here right after /api/v1/series listed every name).
+        async with httpx.AsyncClient() as client:
+            r = await client.get(
+                f"{vm_url}/api/v1/query",
+                params={
+                    "query": f'node_cpu_busy_percent{{host_id="{host.host_id}"}}',
+                    "time": str(ts[-1] / 1000),
+                },
+            )
+        return r.json()["data"]["result"]
+
+    [item] = await eventually(newest, lambda result: len(result) == 1)
     assert item["metric"] == {"__name__": "node_cpu_busy_percent", "host_id": host.host_id}
 
 

@@ -719,6 +719,13 @@ def main() -> None:
     ap.add_argument("--breach-every", type=float, default=5.0)
     ap.add_argument("--sample-every", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the slope counts")
+    ap.add_argument(
+        "--server-src",
+        type=Path,
+        default=None,
+        help="run the server from another source tree (e.g. an older commit's src) under the "
+        "same load, for an A/B of its CPU per request",
+    )
     args = ap.parse_args()
     sizes = sorted((int(x) for x in args.hosts.split(",")), reverse=True)
     if args.connections == 0:
@@ -732,7 +739,13 @@ def main() -> None:
                 root = Path(tmp)
                 cfg = alerts_yml(root / "alerts.yml", rx.url)
                 data = root / "data"
-                with our_server(data, root / "server.log", "--alerts-config", str(cfg)) as (
+                with our_server(
+                    data,
+                    root / "server.log",
+                    "--alerts-config",
+                    str(cfg),
+                    src=args.server_src,
+                ) as (
                     url,
                     proc,
                 ):

@@ -57,12 +57,20 @@ class Log:
     def __init__(self) -> None:
         self.attempts: list[Attempt] = []
         self.finished: list[tuple[int | None, bool, str | None]] = []
+        self.writes = 0
 
     async def record_attempt(self, attempt: Attempt) -> None:
+        self.writes += 1
         self.attempts.append(attempt)
 
     async def finish(self, notification_id: int | None, ok: bool, error: str | None) -> None:
+        self.writes += 1
         self.finished.append((notification_id, ok, error))
+
+    async def record_last(self, attempt: Attempt, ok: bool, error: str | None) -> None:
+        self.writes += 1
+        self.attempts.append(attempt)
+        self.finished.append((attempt.notification_id, ok, error))
 
 
 def deliver(spec: dict[str, Any], n: Notification, retry: RetryPolicy | None = None) -> Log:
@@ -94,6 +102,7 @@ def test_slack_gets_documented_incoming_webhook_payload(http_receiver: HttpRecei
     assert body["blocks"][1]["text"]["type"] == "mrkdwn"
     assert "web-0: firing critical, value 97.5" in body["blocks"][1]["text"]["text"]
     assert [(a.ok, a.attempt) for a in log.attempts] == [(True, 1)]
+    assert log.finished == [(1, True, None)] and log.writes == 1
 
 
 def test_discord_gets_content_and_embed(http_receiver: HttpReceiver) -> None:
@@ -237,6 +246,7 @@ def test_receiver_returning_500_gets_notification_after_recovery(
         (True, None),
     ]
     assert log.finished == [(1, True, None)]
+    assert log.writes == 4  # the last attempt is recorded with the outcome, in one write
 
 
 def test_receiver_returning_400_is_tried_once(http_receiver: HttpReceiver) -> None:

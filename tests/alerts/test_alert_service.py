@@ -124,16 +124,19 @@ def test_every_attempt_is_recorded(database_url: str, http_receiver: HttpReceive
     db, clock = database_url, ManualClock()
     http_receiver.statuses = [500, 500]
 
-    async def body(service: AlertService) -> list[dict[str, Any]]:
+    async def body(service: AlertService) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         await feed(service, clock, 95, 10)
-        return await service.repo.attempts()
+        return await service.repo.attempts(), await service.repo.notifications()
 
-    attempts = run_with(db, config(http_receiver.url), clock, body)
+    attempts, rows = run_with(db, config(http_receiver.url), clock, body)
     assert [(a["attempt"], a["ok"], a["status"]) for a in attempts] == [
         (1, False, 500),
         (2, False, 500),
         (3, True, None),
     ]
+    # the last attempt and the outcome are written together: the row says both
+    assert [(r["status"], r["attempts"], r["last_error"]) for r in rows] == [("sent", 3, None)]
+    assert {a["notification_id"] for a in attempts} == {rows[0]["id"]}
 
 
 def test_default_rules_are_created_once(database_url: str, http_receiver: HttpReceiver) -> None:

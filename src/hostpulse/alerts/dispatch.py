@@ -73,6 +73,20 @@ class DeliveryLog(Protocol):
 
     async def finish(self, notification_id: int | None, ok: bool, error: str | None) -> None: ...
 
+    async def record_last(self, attempt: Attempt, ok: bool, error: str | None) -> None:
+        """``record_attempt`` of a job's last attempt and ``finish`` of the job, in one write
+        (a delivered notification costs one transaction, not two)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How a job ended, with its last attempt when it ended by one (recorded together)."""
+
+    ok: bool
+    error: str | None
+    last: Attempt | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -158,10 +172,10 @@ class Dispatcher:
             return
         item.attempts += 1
         result = await self._try(channel, job, item.attempts)
-        item.tail = self._record(item.tail, job, result)
         if result.ok or not result.retryable or item.attempts >= self.retry.max_attempts:
-            self._finish(item, result.ok, result.error)
+            self._finish(item, result.ok, result.error, result)
             return
+        item.tail = self._record(item.tail, job, result)
         task = asyncio.create_task(self._retry_later(item, self.retry.delay(item.attempts)))
         self._retries.add(task)
         task.add_done_callback(self._retries.discard)
@@ -171,11 +185,14 @@ class Dispatcher:
         if not self._enqueue(item) and not self._closed:
             self._finish(item, False, "notification queue full")
 
-    def _finish(self, item: _Pending, ok: bool, error: str | None) -> None:
+    def _finish(
+        self, item: _Pending, ok: bool, error: str | None, last: Attempt | None = None
+    ) -> None:
+        """The job ended (``last``: the attempt that ended it, recorded with the outcome)."""
         self.outcomes[(item.job.channel_id, "sent" if ok else "failed")] += 1
         if item.job.on_done is not None:
             item.job.on_done()
-        self._record(item.tail, item.job, (ok, error))
+        self._record(item.tail, item.job, _Outcome(ok, error, last))
         if not ok:
             logger.warning(
                 "notification not delivered",
@@ -186,7 +203,7 @@ class Dispatcher:
         self,
         after: asyncio.Task[None] | None,
         job: Job,
-        what: Attempt | tuple[bool, str | None],
+        what: Attempt | _Outcome,
     ) -> asyncio.Task[None] | None:
         """Record an attempt or the outcome of ``job`` on a task of its own, after ``after``
         (the job's previous record) and once the notification row exists."""
@@ -201,7 +218,7 @@ class Dispatcher:
         self,
         after: asyncio.Task[None] | None,
         job: Job,
-        what: Attempt | tuple[bool, str | None],
+        what: Attempt | _Outcome,
     ) -> None:
         if after is not None:
             await asyncio.wait([after])
@@ -210,8 +227,12 @@ class Dispatcher:
             nid = await job.row_id()
             if isinstance(what, Attempt):
                 await self.log.record_attempt(replace(what, notification_id=nid))
+            elif what.last is not None:
+                await self.log.record_last(
+                    replace(what.last, notification_id=nid), what.ok, what.error
+                )
             else:
-                await self.log.finish(nid, *what)
+                await self.log.finish(nid, what.ok, what.error)
         except Exception:  # the delivery happened; only its record is missing
             logger.exception("could not record a delivery", extra={"channel": job.channel_id})
 

@@ -217,7 +217,11 @@ class AlertRepository:
                 for r in rows
             ]
 
-    async def record_attempt(self, attempt: Attempt) -> None:
+    async def record_attempt(
+        self, attempt: Attempt, outcome: tuple[bool, str | None] | None = None
+    ) -> None:
+        """The attempt's row and its notification's attempt count; with ``outcome`` (ok,
+        error) also the notification's final status (``finish``), in the same transaction."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 m.attempts.insert().values(
@@ -238,8 +242,9 @@ class AlertRepository:
                     .where(n.c.id == attempt.notification_id)
                     .values(
                         attempts=attempt.attempt,
-                        last_error=attempt.error,
+                        last_error=attempt.error if outcome is None else outcome[1],
                         updated_ms=attempt.at_ms,
+                        **({} if outcome is None else {"status": _status(outcome[0])}),
                     )
                 )
 
@@ -249,7 +254,7 @@ class AlertRepository:
             await conn.execute(
                 update(n)
                 .where(n.c.id == notification_id)
-                .values(status="sent" if ok else "failed", last_error=error)
+                .values(status=_status(ok), last_error=error)
             )
 
     async def notifications(self, limit: int = 200) -> list[dict[str, Any]]:
@@ -265,6 +270,11 @@ class AlertRepository:
             stmt = stmt.where(a.c.notification_id == notification_id)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(stmt)]
+
+
+def _status(ok: bool) -> str:
+    """A finished notification's status."""
+    return "sent" if ok else "failed"
 
 
 async def _queue(

@@ -133,6 +133,9 @@ class _Log:
         if notification_id is not None:
             await self._repo.finish(notification_id, ok, error)
 
+    async def record_last(self, attempt: Attempt, ok: bool, error: str | None) -> None:
+        await self._repo.record_attempt(attempt, (ok, error))
+
 
 class AlertService:
     def __init__(

@@ -149,6 +149,10 @@ def test_prepare_takes_the_checked_arrays_as_they_are() -> None:
         assert a.values.tolist() == b.values.tolist()
     assert [ps.index for ps in fast.batches[0].snapshots] == [arrays[0][i][0] for i in range(3)]
     assert fast.batches[0].digest == slow.batches[0].digest
+    # the ingest check's signature as the digest: the table is hashed only when asked for
+    given = prepare(req, data, arrays, [b"s" * 16])
+    assert given.batches[0].digest == b"s" * 16
+    assert given.batches[0].table_digest == slow.batches[0].table_digest
 
 
 @pytest.mark.parametrize(

@@ -38,12 +38,33 @@ class PreparedSnapshot:
     source: Snapshot
 
 
-@dataclass(slots=True)
 class PreparedBatch:
-    batch: HostBatch
-    digest: bytes  # host + series table + unsupported
-    table_digest: bytes  # series table alone (hosts of one kind share it)
-    snapshots: list[PreparedSnapshot]
+    """A batch ready for the store: ``digest`` covers its host, series table and unsupported
+    list; ``table_digest`` the series table alone (hosts of one kind share it), hashed when
+    first asked for (only a batch whose digest is new to the store needs it)."""
+
+    __slots__ = ("_span", "_table", "batch", "digest", "snapshots")
+
+    def __init__(
+        self,
+        batch: HostBatch,
+        digest: bytes,
+        table_digest: bytes | None,
+        snapshots: list[PreparedSnapshot],
+        span: tuple[bytes, int, int] = (b"", 0, 0),
+    ) -> None:
+        self.batch = batch
+        self.digest = digest
+        self.snapshots = snapshots
+        self._table = table_digest
+        self._span = span  # the serialized batch and where its series table is in it
+
+    @property
+    def table_digest(self) -> bytes:
+        if self._table is None:
+            data, lo, hi = self._span
+            self._table = hashlib.blake2b(memoryview(data)[lo:hi], digest_size=16).digest()
+        return self._table
 
 
 @dataclass(slots=True)
@@ -113,18 +134,53 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int, int, int]]
     return out if pos == end else None
 
 
-@functools.lru_cache(maxsize=64)
-def identity(n: int) -> IntP:
-    """0..n-1, shared (read only): the series indexes of a snapshot in table order."""
+IDENTITY_MAX = 16_384
+"""Series counts up to which a run in table order is recognised and shared (``identity``)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _identity(n: int) -> IntP:
     cols = np.arange(n, dtype=np.intp)
     cols.flags.writeable = False
     return cols
 
 
-@functools.lru_cache(maxsize=64)
-def _identity_packed(n: int) -> bytes:
-    """0..n-1 as a packed varint run (the bytes of a ``series_index`` in table order)."""
-    return b"".join(varint.encode(i) for i in range(n))
+def identity(n: int) -> IntP:
+    """0..n-1 (read only): the series indexes of a snapshot in table order, and the head
+    columns of a host's series in table order; one shared array per ``n`` up to
+    ``IDENTITY_MAX`` (a larger one is a new array each time)."""
+    if n > IDENTITY_MAX:
+        cols = np.arange(n, dtype=np.intp)
+        cols.flags.writeable = False
+        return cols
+    return _identity(n)
+
+
+def is_identity(a: IntP) -> bool:
+    """Whether ``a`` is the shared ``identity`` of its length (then it is 0..n-1 without
+    looking at it; an equal array that is not the shared one answers False)."""
+    n = len(a)
+    return n <= IDENTITY_MAX and a is _identity(n)
+
+
+def _packed_size(n: int) -> int:
+    """Bytes of 0..n-1 as packed varints."""
+    size, lo, width = 0, 0, 1
+    while lo < n:
+        hi = min(n, 1 << (7 * width))
+        size += (hi - lo) * width
+        lo, width = hi, width + 1
+    return size
+
+
+_IN_ORDER_RUN = b"".join(varint.encode(i) for i in range(IDENTITY_MAX))
+"""0..IDENTITY_MAX-1 as packed varints: a prefix of it is the run of a snapshot in table
+order."""
+
+
+def _in_order(run: bytes, n: int) -> bool:
+    """Whether ``run`` (a packed ``series_index``) is 0..n-1."""
+    return n <= IDENTITY_MAX and len(run) == _packed_size(n) and _IN_ORDER_RUN.startswith(run)
 
 
 Arrays = list[tuple[IntP, F64]]
@@ -170,7 +226,7 @@ def batch_arrays(batch: HostBatch, data: bytes | None = None, tail: int | None =
         run = data[ilo:ihi]
         if prev is not None and run == prev_run:
             idx = prev
-        elif run == _identity_packed(count):
+        elif _in_order(run, count):
             idx = identity(count)
         else:
             idx = np.asarray(snap.series_index, dtype=np.intp)
@@ -191,11 +247,12 @@ async def prepare_async(
     request: IngestRequest,
     serialized: Sequence[bytes] | None = None,
     arrays: Sequence[Arrays] | None = None,
+    digests: Sequence[bytes] | None = None,
 ) -> Prepared:
     """``prepare``, in a worker thread when the request is large."""
     if sum(len(b.snapshots) for b in request.batches) > OFF_LOOP_SNAPSHOTS:
-        return await asyncio.to_thread(prepare, request, serialized, arrays)
-    return prepare(request, serialized, arrays)
+        return await asyncio.to_thread(prepare, request, serialized, arrays, digests)
+    return prepare(request, serialized, arrays, digests)
 
 
 def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
@@ -222,11 +279,14 @@ def prepare(
     request: IngestRequest,
     serialized: Sequence[bytes] | None = None,
     arrays: Sequence[Arrays] | None = None,
+    digests: Sequence[bytes] | None = None,
 ) -> Prepared:
     """The request prepared for the store; ``serialized``: its batches serialized, when the
     caller has them already (the ingest check makes them); ``arrays``: each batch's
     ``batch_arrays``, checked already (the ingest check: equal lengths, indexes in range and
-    not repeated), so they are taken as they are."""
+    not repeated), so they are taken as they are; ``digests``: each batch's digest of its
+    host, series table and unsupported list when the caller has one (the ingest check's
+    ``series_signature``), so the table is not hashed again."""
     batches: list[PreparedBatch] = []
     parts: list[bytes] = []
     newest = _NO_TS
@@ -248,16 +308,20 @@ def prepare(
         for ps in snaps:
             if ps.ts > newest:
                 newest = ps.ts
-        # the series table is hashed once: the key covers the (self-delimiting) host field,
-        # the table's digest and the unsupported list
-        view = memoryview(data)
         host_size = _field_size(batch.host.ByteSize()) if batch.HasField("host") else 0
-        table = hashlib.blake2b(view[host_size : len(data) - tail], digest_size=16).digest()
-        key = hashlib.blake2b(view[:host_size], digest_size=16)
-        key.update(table)
-        for u in batch.unsupported:
-            key.update(b"\x00" + u.encode())
-        batches.append(PreparedBatch(batch, key.digest(), table, snaps))
+        span = (data, host_size, len(data) - tail)
+        if digests is not None:
+            batches.append(PreparedBatch(batch, digests[b], None, snaps, span))
+        else:
+            # the series table is hashed once: the key covers the (self-delimiting) host
+            # field, the table's digest and the unsupported list
+            pb = PreparedBatch(batch, b"", None, snaps, span)
+            key = hashlib.blake2b(memoryview(data)[:host_size], digest_size=16)
+            key.update(pb.table_digest)
+            for u in batch.unsupported:
+                key.update(b"\x00" + u.encode())
+            pb.digest = key.digest()
+            batches.append(pb)
         parts += (b"\x0a", varint.encode(len(data)), data)
     return Prepared(batches, b"".join(parts), newest)
 
@@ -268,7 +332,7 @@ def _check_arrays(arrs: Arrays, n: int, b: int) -> None:
     checked: IntP | None = None
     for i, (idx, values) in enumerate(arrs):
         if idx is not checked and len(idx):
-            if idx is identity(len(idx)):
+            if is_identity(idx):
                 bad = len(idx) > n
             else:
                 bad = int(idx.max()) >= n or int(idx.min()) < 0 or np.bincount(idx).max() > 1

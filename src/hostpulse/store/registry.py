@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hostpulse.protocol import HostBatch
 from hostpulse.store.head import HostHead, IntP, Key, SeriesCol
+from hostpulse.store.prepare import IDENTITY_MAX, identity
 from hostpulse.store.quantize import resolution_k
 from hostpulse.store.types import HostRecord
 
@@ -148,14 +149,6 @@ and taken back, and while the event loop was busy with other requests each row w
 it (first contact of 1,000 hosts: ~10 % more CPU and ~20 % more wall time)."""
 
 
-@functools.lru_cache(maxsize=64)
-def _identity(n: int) -> IntP:
-    """0..n-1, shared (read only): the columns of a host registered with one table."""
-    cols = np.arange(n, dtype=np.intp)
-    cols.flags.writeable = False
-    return cols
-
-
 class Registrar:
     """Creates hosts and series in the head at once and in the database soon after; owns the
     ids (the next host key and series id) and the rows not yet written."""
@@ -243,10 +236,12 @@ class Registrar:
                 rows = [(m, labels_json(lab)) for m, lab in planned]
                 self._series += [(i, key, [r]) for i, r in zip(planned.values(), rows, strict=True)]
         if whole:
-            cols = _identity(len(keys))
+            cols = identity(len(keys))
         else:
             index = head.key_index()
             cols = np.fromiter((index[k] for k in keys), dtype=np.intp, count=len(keys))
+            if len(keys) <= IDENTITY_MAX and np.array_equal(cols, identity(len(keys))):
+                cols = identity(len(keys))  # the columns in table order (shared)
         if len(head.tables) >= 64:  # a host whose metadata keeps changing
             head.tables.clear()
         head.tables[pb.digest] = cols

@@ -19,7 +19,7 @@ from hostpulse import catalog
 from hostpulse.protocol import HostBatch, Process
 from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.ingest.limits import IngestLimits
-from hostpulse.store.prepare import Arrays, IntP, batch_arrays, identity, plain_layout
+from hostpulse.store.prepare import Arrays, IntP, batch_arrays, is_identity, plain_layout
 
 MAX_ID_LENGTH = 200
 MAX_LABEL_LENGTH = 1024
@@ -187,7 +187,7 @@ def validate_snapshots(
         if n == 0:
             continue
         same = idx is checked  # checked with the previous snapshot
-        known = same or idx is identity(n)
+        known = same or is_identity(idx)
         top = -1 if same else n - 1 if known else int(idx.max())
         if top >= n_series:
             where = f"host {host_id!r} snapshots[{s}]"

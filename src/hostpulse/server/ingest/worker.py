@@ -70,7 +70,7 @@ def answer(checker: Checker, prepared: bool, message: tuple[Any, ...]) -> tuple[
                 rid,
                 PREPARED,
                 signatures,
-                pack(prepare(request, checked.serialized, checked.arrays)),
+                pack(prepare(request, checked.serialized, checked.arrays, checked.signatures)),
             )
         except InvalidRequestError:  # the store refuses it again, at its turn (same answer)
             pass

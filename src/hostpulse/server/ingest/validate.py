@@ -1,10 +1,11 @@
 """Validating a parsed request: host fields, series tables against the catalog, snapshots.
 
-The hot path works per snapshot, not per sample: finiteness is checked with one ``sum`` over the
-packed values (a finite sum means every value is finite; only when it is not do we look for the
-offending value), index range with one ``max``, and a host's series definitions are validated
-once and remembered by a digest, so a host that keeps sending the same series costs one
-copy, one serialisation and a set lookup.
+The hot path works per snapshot, not per sample, on each snapshot's index and values read once
+as arrays (``store.prepare.batch_arrays``, which the store then takes as they are): finiteness
+is one vectorised ``isfinite``, the index range one ``max``, repeats one ``bincount``, and an
+index run in table order (what agents send) or equal to the previous snapshot's needs neither;
+a host's series definitions are validated once and remembered by a digest, so a host that
+keeps sending the same series costs one serialisation and a set lookup.
 """
 
 from __future__ import annotations

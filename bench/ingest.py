@@ -271,9 +271,17 @@ def main() -> None:
     ap.add_argument("--skip-vm", action="store_true", help="leave VictoriaMetrics out")
     args = ap.parse_args()
 
-    start_ms = (int(time.time() * 1000) - args.rounds * 5000 - 60_000) // 1000 * 1000
+    def fresh_load() -> Load:
+        """The requests, stamped from now: every server run gets samples as recent as the
+        first one's (a run minutes later with the same bodies wrote into windows that
+        maintenance had compacted meanwhile, each request loading them back from disk: a
+        later run was up to 5x slower, whichever server it was)."""
+        start_ms = (int(time.time() * 1000) - args.rounds * 5000 - 60_000) // 1000 * 1000
+        return build(args.hosts, args.rounds, args.samples_per_request, args.clients, start_ms)
+
     t = time.perf_counter()
-    load = build(args.hosts, args.rounds, args.samples_per_request, args.clients, start_ms)
+    load: Load | None = fresh_load()
+    assert load is not None
     ours_per_req = sum(n for c in load.ours[1] for _, n, _ in c) // args.hosts
     n_prom = sum(len(c) for c in load.prom[0])
     prom_per_req = load.samples_per_round // n_prom
@@ -283,6 +291,7 @@ def main() -> None:
         f"~{prom_per_req} samples each) in {time.perf_counter() - t:.1f} s"
     )
     hosts = sorted({h for c in load.ours[0] for _, _, h in c})
+    per_round = load.samples_per_round
     runs: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
@@ -291,6 +300,7 @@ def main() -> None:
             if args.baseline_src is not None:
                 systems.insert(0, ("baseline", args.baseline_src))
             for name, src in systems:
+                load = load or fresh_load()
                 data = root / f"{name}-{rep}"
                 with our_server(data, root / f"{name}.log", src=src) as (url, proc):
                     # every host enrolls, as its agent would (a baseline from before agent
@@ -301,6 +311,7 @@ def main() -> None:
                         else lambda _: OURS_HEADERS
                     )
                     r = measure(name, url, proc.pid, "/api/v1/ingest", load.ours, hdr)
+                load = None
                 runs.setdefault(name, []).append(r)
                 print(r.line(), flush=True)
             refs = [
@@ -312,10 +323,12 @@ def main() -> None:
                 if not skip
             ]
             for name, start, path in refs:
+                load = load or fresh_load()
                 store = root / f"{name}-{rep}"
                 store.mkdir()
                 with start(store, root / f"{name}.log") as (url, proc):
                     r = measure(name, url, proc.pid, path, load.prom, lambda _: WRITE_HEADERS)
+                load = None
                 runs.setdefault(name, []).append(r)
                 print(r.line(), flush=True)
     medians = {name: median_result(rs) for name, rs in runs.items()}
@@ -353,7 +366,7 @@ def main() -> None:
     if not args.no_doc:
         body = "\n".join(
             [
-                f"{args.hosts} simulated hosts x ~{load.samples_per_round // args.hosts} series, "
+                f"{args.hosts} simulated hosts x ~{per_round // args.hosts} series, "
                 f"{args.rounds - 1} timed rounds after round 0 (first contact); hostpulse: one "
                 f"host per request with its agent key, ~{ours_per_req} samples each; Prometheus "
                 f"and VictoriaMetrics: ~{prom_per_req} samples per request; {args.clients} "

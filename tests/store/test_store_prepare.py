@@ -13,7 +13,7 @@ from storekit import T0, batch, request
 
 from hostpulse.protocol import IngestRequest
 from hostpulse.store.exceptions import InvalidRequestError
-from hostpulse.store.prepare import pack, prepare, unpack
+from hostpulse.store.prepare import batch_arrays, identity, pack, prepare, unpack
 
 
 def _values(req: IngestRequest) -> list[list[float]]:
@@ -115,3 +115,56 @@ def test_pack_and_unpack_give_the_same_prepared_request() -> None:
             assert x.ts == y.ts and x.source == y.source
             assert x.index.tolist() == y.index.tolist()
             assert x.values.tolist() == y.values.tolist()
+
+
+def test_batch_arrays_share_the_table_order_and_a_repeated_index_run() -> None:
+    rows = [(T0 + i * 5000, [1.0 + i, 2.0, 3.0, 4.0, 5.0]) for i in range(3)]
+    b = batch("h1", rows)
+    b.snapshots[2].series_index[:] = [4, 3, 2, 1, 0]
+    arrs = batch_arrays(b, b.SerializeToString())
+    (i0, v0), (i1, v1), (i2, v2) = arrs
+    assert i0 is identity(5) and i1 is i0  # table order, read as bytes
+    assert i2.tolist() == [4, 3, 2, 1, 0]
+    assert [v.tolist() for v in (v0, v1, v2)] == [v for _, v in rows]
+    # an index run equal to the previous snapshot's is that snapshot's array
+    b.snapshots[1].series_index[:] = [4, 3, 2, 1, 0]
+    b.snapshots[0].series_index[:] = [4, 3, 2, 1, 0]
+    again = batch_arrays(b, b.SerializeToString())
+    assert again[0][0] is not identity(5) and again[1][0] is again[0][0] is again[2][0]
+    # without the serialized batch (or with unknown fields) both come from the message
+    for slow in (batch_arrays(b), batch_arrays(b, b"")):
+        assert [i.tolist() for i, _ in slow] == [[4, 3, 2, 1, 0]] * 3
+        assert [v.tolist() for _, v in slow] == [v for _, v in rows]
+
+
+def test_prepare_takes_the_checked_arrays_as_they_are() -> None:
+    rows = [(T0 + i * 5000, [1.0 + i, 2.0, 3.0, 4.0, 5.0]) for i in range(3)]
+    req = request(batch("h1", rows))
+    data = [b.SerializeToString() for b in req.batches]
+    arrays = [batch_arrays(b, d) for b, d in zip(req.batches, data, strict=True)]
+    fast, slow = prepare(req, data, arrays), prepare(req)
+    assert fast.payload == slow.payload and fast.newest_ms == slow.newest_ms
+    for a, b in zip(fast.batches[0].snapshots, slow.batches[0].snapshots, strict=True):
+        assert a.ts == b.ts and a.index.tolist() == b.index.tolist()
+        assert a.values.tolist() == b.values.tolist()
+    assert [ps.index for ps in fast.batches[0].snapshots] == [arrays[0][i][0] for i in range(3)]
+    assert fast.batches[0].digest == slow.batches[0].digest
+    # the ingest check's signature as the digest: the table is hashed only when asked for
+    given = prepare(req, data, arrays, [b"s" * 16])
+    assert given.batches[0].digest == b"s" * 16
+    assert given.batches[0].table_digest == slow.batches[0].table_digest
+
+
+@pytest.mark.parametrize(
+    ("index", "values"),
+    [([0, 1, 2, 3, 5], 5), ([0, 1, 2, 3, 3], 5), ([0, 1, 2, 3, 4, 5], 6), ([0, 1, 2], 2)],
+)
+def test_the_store_checks_each_index_run_of_a_batch(index: list[int], values: int) -> None:
+    """A snapshot after one in table order is checked on its own (out of range, repeated,
+    more indexes than series, a count of values unlike the count of indexes)."""
+    req = request(batch("h1", [(T0, [1, 2, 3, 4, 5]), (T0 + 5000, [1, 2, 3, 4, 5])]))
+    snap = req.batches[0].snapshots[1]
+    snap.series_index[:] = index
+    snap.values[:] = [1.0] * values
+    with pytest.raises(InvalidRequestError, match=r"snapshots\[1\]"):
+        prepare(req)

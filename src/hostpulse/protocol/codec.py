@@ -52,10 +52,18 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
 
 def _gunzip(body: bytes, max_bytes: int) -> bytes:
     d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    out = bytearray()
-    data = body
     try:
-        while data:
+        first = d.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise CodecError(f"gzip body is corrupt: {exc}") from None
+    if d.eof and len(first) <= max_bytes:  # the whole body in one piece: no copies
+        return first
+    out = bytearray(first)
+    if len(out) > max_bytes:
+        raise TooLarge(f"decompressed body exceeds the limit of {max_bytes} bytes")
+    data = d.unconsumed_tail
+    try:
+        while data and not d.eof:
             out += d.decompress(data, max_bytes + 1 - len(out))
             if len(out) > max_bytes:
                 raise TooLarge(f"decompressed body exceeds the limit of {max_bytes} bytes")

@@ -23,6 +23,10 @@ BoolA = npt.NDArray[np.bool_]
 
 _MIN = np.iinfo(np.int64).min
 
+Cols = IntP | slice
+"""The head columns of a snapshot's values: one per value, or a slice when they are the
+columns 0..n-1 in order (numpy then writes a view instead of scattering)."""
+
 Key = tuple[str, tuple[tuple[str, str], ...]]
 """A series of a host: (metric, labels)."""
 
@@ -73,17 +77,21 @@ class WindowBuf:
         self.n += 1
         return row
 
-    def put(self, ts: int, cols: IntP, values: F64) -> int:
-        """Store the values not yet present; returns how many were new."""
+    def put(self, ts: int, cols: Cols, values: F64) -> int:
+        """Store the values not yet present; returns how many were new. ``cols``: the column
+        of each value, or a slice of the columns in order (a view, not a gather)."""
         fresh = ts not in self.row_of
         row = self._row(ts)
         if fresh:
             self.vals[row, cols] = values
-            return len(cols)
+            return len(values)
         new = np.isnan(self.vals[row, cols])
         count = int(new.sum())
         if count:
-            self.vals[row, cols[new]] = values[new]
+            if isinstance(cols, slice):
+                self.vals[row, cols][new] = values[new]
+            else:
+                self.vals[row, cols[new]] = values[new]
         return count
 
     def mark_stored(self, ts: I64, cols: IntP, vals: F64) -> None:
@@ -177,11 +185,14 @@ class HostHead:
             buf.ensure_cols(len(self.columns))
         return buf
 
-    def note_latest(self, ts: int, cols: IntP, values: F64) -> None:
+    def note_latest(self, ts: int, cols: Cols, values: F64) -> None:
         newer = self.last_ts[cols] <= ts
         if newer.all():
             self.last_ts[cols] = ts
             self.last_val[cols] = values
+        elif isinstance(cols, slice):  # views: assigning through them writes the arrays
+            self.last_ts[cols][newer] = ts
+            self.last_val[cols][newer] = values[newer]
         else:
             self.last_ts[cols[newer]] = ts
             self.last_val[cols[newer]] = values[newer]

@@ -12,6 +12,7 @@ batches also make the WAL record, so nothing is serialized twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ IntP = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
 
 _NO_TS = -(2**62)
-_EMPTY: F64 = np.zeros(0, dtype=np.float64)
 
 
 @dataclass(slots=True)
@@ -38,12 +38,33 @@ class PreparedSnapshot:
     source: Snapshot
 
 
-@dataclass(slots=True)
 class PreparedBatch:
-    batch: HostBatch
-    digest: bytes  # host + series table + unsupported
-    table_digest: bytes  # series table alone (hosts of one kind share it)
-    snapshots: list[PreparedSnapshot]
+    """A batch ready for the store: ``digest`` covers its host, series table and unsupported
+    list; ``table_digest`` the series table alone (hosts of one kind share it), hashed when
+    first asked for (only a batch whose digest is new to the store needs it)."""
+
+    __slots__ = ("_span", "_table", "batch", "digest", "snapshots")
+
+    def __init__(
+        self,
+        batch: HostBatch,
+        digest: bytes,
+        table_digest: bytes | None,
+        snapshots: list[PreparedSnapshot],
+        span: tuple[bytes, int, int] = (b"", 0, 0),
+    ) -> None:
+        self.batch = batch
+        self.digest = digest
+        self.snapshots = snapshots
+        self._table = table_digest
+        self._span = span  # the serialized batch and where its series table is in it
+
+    @property
+    def table_digest(self) -> bytes:
+        if self._table is None:
+            data, lo, hi = self._span
+            self._table = hashlib.blake2b(memoryview(data)[lo:hi], digest_size=16).digest()
+        return self._table
 
 
 @dataclass(slots=True)
@@ -66,12 +87,13 @@ def plain_layout(batch: HostBatch) -> bool:
     return len(UnknownFieldSet(batch)) == 0
 
 
-def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
-    """Where the packed ``values`` of each snapshot of a serialized HostBatch are (the
-    snapshots start at ``start``); None when anything is not exactly the plain layout (then
-    the caller reads the parsed message instead): a tag other than the known ones, a field
-    that does not end where its message ends, a second ``values`` run."""
-    out: list[tuple[int, int]] = []
+def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int, int, int]] | None:
+    """Where the packed ``series_index`` and ``values`` of each snapshot of a serialized
+    HostBatch are (the snapshots start at ``start``): per snapshot (index start, index end,
+    values start, values end); None when anything is not exactly the plain layout (then the
+    caller reads the parsed message instead): a tag other than the known ones, a field that
+    does not end where its message ends, a second ``series_index`` or ``values`` run."""
+    out: list[tuple[int, int, int, int]] = []
     pos, end = start, len(data)
     try:
         while pos < end:
@@ -81,6 +103,7 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
             if stop > end:
                 return None
             if tag == 0x1A:  # snapshots
+                idx: tuple[int, int] | None = None
                 vals: tuple[int, int] | None = None
                 p = body
                 while p < stop:
@@ -95,16 +118,121 @@ def _snapshot_fields(data: bytes, start: int) -> list[tuple[int, int]] | None:
                         if vals is not None or n % 8:
                             return None
                         vals = (q, q + n)
+                    elif t == 0x12:
+                        if idx is not None:
+                            return None
+                        idx = (q, q + n)
                     p = q + n
                 if p != stop:
                     return None
-                out.append(vals or (body, body))
+                out.append((*(idx or (body, body)), *(vals or (body, body))))
             elif tag != 0x22:  # unsupported
                 return None
             pos = stop
     except (IndexError, varint.VarintError):
         return None
     return out if pos == end else None
+
+
+IDENTITY_MAX = 16_384
+"""Series counts up to which a run in table order is recognised and shared (``identity``)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _identity(n: int) -> IntP:
+    cols = np.arange(n, dtype=np.intp)
+    cols.flags.writeable = False
+    return cols
+
+
+def identity(n: int) -> IntP:
+    """0..n-1 (read only): the series indexes of a snapshot in table order, and the head
+    columns of a host's series in table order; one shared array per ``n`` up to
+    ``IDENTITY_MAX`` (a larger one is a new array each time)."""
+    if n > IDENTITY_MAX:
+        cols = np.arange(n, dtype=np.intp)
+        cols.flags.writeable = False
+        return cols
+    return _identity(n)
+
+
+def is_identity(a: IntP) -> bool:
+    """Whether ``a`` is the shared ``identity`` of its length (then it is 0..n-1 without
+    looking at it; an equal array that is not the shared one answers False)."""
+    n = len(a)
+    return n <= IDENTITY_MAX and a is _identity(n)
+
+
+def _packed_size(n: int) -> int:
+    """Bytes of 0..n-1 as packed varints."""
+    size, lo, width = 0, 0, 1
+    while lo < n:
+        hi = min(n, 1 << (7 * width))
+        size += (hi - lo) * width
+        lo, width = hi, width + 1
+    return size
+
+
+_IN_ORDER_RUN = b"".join(varint.encode(i) for i in range(IDENTITY_MAX))
+"""0..IDENTITY_MAX-1 as packed varints: a prefix of it is the run of a snapshot in table
+order."""
+
+
+def _in_order(run: bytes, n: int) -> bool:
+    """Whether ``run`` (a packed ``series_index``) is 0..n-1."""
+    return n <= IDENTITY_MAX and len(run) == _packed_size(n) and _IN_ORDER_RUN.startswith(run)
+
+
+Arrays = list[tuple[IntP, F64]]
+"""Per snapshot of a batch: its series indexes and its values."""
+
+
+def tail_size(batch: HostBatch) -> int:
+    """Bytes of the batch's serialized ``snapshots`` and ``unsupported`` fields (they come
+    last in the plain layout)."""
+    size = 0
+    for snap in batch.snapshots:
+        size += _field_size(snap.ByteSize())
+    for u in batch.unsupported:
+        size += _field_size(len(u.encode()))
+    return size
+
+
+def batch_arrays(batch: HostBatch, data: bytes | None = None, tail: int | None = None) -> Arrays:
+    """Each snapshot's series indexes and values as arrays, read once (the ingest check and
+    ``prepare`` share them). With the serialized batch ``data`` in the plain layout, the
+    values are views of ``data`` and an index run is compared as bytes: the table order
+    (0..n-1, what agents send) is the shared ``identity(n)``, and a run equal to the previous
+    snapshot's is that snapshot's array (the same object), so a check may skip what it
+    checked on it already. Else both come from the parsed message. Nothing is checked here:
+    the two lengths may differ, an index may be out of range or repeated."""
+    snaps = batch.snapshots
+    fields = None
+    if data is not None and plain_layout(batch):
+        if tail is None:
+            tail = tail_size(batch)
+        fields = _snapshot_fields(data, len(data) - tail)
+    if data is None or fields is None or len(fields) != len(snaps):
+        return [
+            (np.asarray(s.series_index, dtype=np.intp), np.asarray(s.values, dtype=np.float64))
+            for s in snaps
+        ]
+    out: Arrays = []
+    prev_run = b""
+    prev: IntP | None = None
+    for snap, (ilo, ihi, vlo, vhi) in zip(snaps, fields, strict=True):
+        count = (vhi - vlo) // 8
+        values: F64 = np.frombuffer(data, dtype="<f8", count=count, offset=vlo)
+        run = data[ilo:ihi]
+        if prev is not None and run == prev_run:
+            idx = prev
+        elif _in_order(run, count):
+            idx = identity(count)
+        else:
+            idx = np.asarray(snap.series_index, dtype=np.intp)
+        out.append((idx, values))
+        prev, prev_run = idx, run
+    return out
 
 
 OFF_LOOP_SNAPSHOTS = 32
@@ -116,12 +244,15 @@ REPLAY_FUTURE_MS = 86_400_000
 
 
 async def prepare_async(
-    request: IngestRequest, serialized: Sequence[bytes] | None = None
+    request: IngestRequest,
+    serialized: Sequence[bytes] | None = None,
+    arrays: Sequence[Arrays] | None = None,
+    digests: Sequence[bytes] | None = None,
 ) -> Prepared:
     """``prepare``, in a worker thread when the request is large."""
     if sum(len(b.snapshots) for b in request.batches) > OFF_LOOP_SNAPSHOTS:
-        return await asyncio.to_thread(prepare, request, serialized)
-    return prepare(request, serialized)
+        return await asyncio.to_thread(prepare, request, serialized, arrays, digests)
+    return prepare(request, serialized, arrays, digests)
 
 
 def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
@@ -144,9 +275,18 @@ def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
     return dropped
 
 
-def prepare(request: IngestRequest, serialized: Sequence[bytes] | None = None) -> Prepared:
+def prepare(
+    request: IngestRequest,
+    serialized: Sequence[bytes] | None = None,
+    arrays: Sequence[Arrays] | None = None,
+    digests: Sequence[bytes] | None = None,
+) -> Prepared:
     """The request prepared for the store; ``serialized``: its batches serialized, when the
-    caller has them already (the ingest check makes them)."""
+    caller has them already (the ingest check makes them); ``arrays``: each batch's
+    ``batch_arrays``, checked already (the ingest check: equal lengths, indexes in range and
+    not repeated), so they are taken as they are; ``digests``: each batch's digest of its
+    host, series table and unsupported list when the caller has one (the ingest check's
+    ``series_signature``), so the table is not hashed again."""
     batches: list[PreparedBatch] = []
     parts: list[bytes] = []
     newest = _NO_TS
@@ -155,57 +295,56 @@ def prepare(request: IngestRequest, serialized: Sequence[bytes] | None = None) -
             raise InvalidRequestError(f"batches[{b}].host.host_id is empty")
         n = len(batch.series)
         data = batch.SerializeToString() if serialized is None else serialized[b]
-        snaps: list[PreparedSnapshot] = []
-        checked: IntP | None = None
-        checked_src: Snapshot | None = None
-        tail = 0
-        for i, snap in enumerate(batch.snapshots):
-            tail += _field_size(snap.ByteSize())
-            idx: IntP
-            if (
-                checked is not None
-                and checked_src is not None
-                and (snap.series_index == checked_src.series_index)
-            ):
-                idx = checked
+        tail = tail_size(batch)
+        if arrays is None:
+            arrs = batch_arrays(batch, data, tail)
+            _check_arrays(arrs, n, b)
+        else:
+            arrs = arrays[b]
+        snaps = [
+            PreparedSnapshot(snap.timestamp_ms, idx, values, snap)
+            for snap, (idx, values) in zip(batch.snapshots, arrs, strict=True)
+        ]
+        for ps in snaps:
+            if ps.ts > newest:
+                newest = ps.ts
+        host_size = _field_size(batch.host.ByteSize()) if batch.HasField("host") else 0
+        span = (data, host_size, len(data) - tail)
+        if digests is not None:
+            batches.append(PreparedBatch(batch, digests[b], None, snaps, span))
+        else:
+            # the series table is hashed once: the key covers the (self-delimiting) host
+            # field, the table's digest and the unsupported list
+            pb = PreparedBatch(batch, b"", None, snaps, span)
+            key = hashlib.blake2b(memoryview(data)[:host_size], digest_size=16)
+            key.update(pb.table_digest)
+            for u in batch.unsupported:
+                key.update(b"\x00" + u.encode())
+            pb.digest = key.digest()
+            batches.append(pb)
+        parts += (b"\x0a", varint.encode(len(data)), data)
+    return Prepared(batches, b"".join(parts), newest)
+
+
+def _check_arrays(arrs: Arrays, n: int, b: int) -> None:
+    """The store's own check of a batch's ``batch_arrays`` (``n`` series): InvalidRequestError
+    for an index out of range or repeated, or a count of values unlike the count of indexes."""
+    checked: IntP | None = None
+    for i, (idx, values) in enumerate(arrs):
+        if idx is not checked and len(idx):
+            if is_identity(idx):
+                bad = len(idx) > n
             else:
-                idx = np.asarray(snap.series_index, dtype=np.intp)
-            snaps.append(PreparedSnapshot(snap.timestamp_ms, idx, _EMPTY, snap))
-            newest = max(newest, snap.timestamp_ms)
-            if idx is checked:
-                continue
-            if len(idx) and (int(idx.max()) >= n or np.bincount(idx).max() > 1):
+                bad = int(idx.max()) >= n or int(idx.min()) < 0 or np.bincount(idx).max() > 1
+            if bad:
                 raise InvalidRequestError(
                     f"batches[{b}].snapshots[{i}].series_index: out of range or repeated"
                 )
-            checked, checked_src = idx, snap
-        unsupported = [u.encode() for u in batch.unsupported]
-        tail += sum(_field_size(len(u)) for u in unsupported)
-        fields = _snapshot_fields(data, len(data) - tail) if plain_layout(batch) else None
-        fast = fields is not None and len(fields) == len(snaps)
-        for i, ps in enumerate(snaps):
-            if fast and fields is not None:
-                lo, hi = fields[i]
-                ps.values = np.frombuffer(data, dtype="<f8", count=(hi - lo) // 8, offset=lo)
-            else:
-                ps.values = np.asarray(ps.source.values, dtype=np.float64)
-            if len(ps.index) != len(ps.values):
-                raise InvalidRequestError(
-                    f"batches[{b}].snapshots[{i}]: {len(ps.index)} series_index, "
-                    f"{len(ps.values)} values"
-                )
-        # the series table is hashed once: the key covers the (self-delimiting) host field,
-        # the table's digest and the unsupported list
-        view = memoryview(data)
-        host_size = _field_size(batch.host.ByteSize()) if batch.HasField("host") else 0
-        table = hashlib.blake2b(view[host_size : len(data) - tail], digest_size=16).digest()
-        key = hashlib.blake2b(view[:host_size], digest_size=16)
-        key.update(table)
-        for u in unsupported:
-            key.update(b"\x00" + u)
-        batches.append(PreparedBatch(batch, key.digest(), table, snaps))
-        parts += (b"\x0a", varint.encode(len(data)), data)
-    return Prepared(batches, b"".join(parts), newest)
+            checked = idx
+        if len(idx) != len(values):
+            raise InvalidRequestError(
+                f"batches[{b}].snapshots[{i}]: {len(idx)} series_index, {len(values)} values"
+            )
 
 
 Packed = tuple[bytes, int, bytes, bytes, bytes, bytes, bytes]

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hostpulse.protocol import HostBatch
 from hostpulse.store.head import HostHead, IntP, Key, SeriesCol
+from hostpulse.store.prepare import IDENTITY_MAX, identity
 from hostpulse.store.quantize import resolution_k
 from hostpulse.store.types import HostRecord
 
@@ -61,6 +62,13 @@ def parse_labels(text: str) -> tuple[tuple[str, str], ...]:
     return tuple((str(a), str(b)) for a, b in json.loads(text))
 
 
+def _labels_text(labels: dict[str, str]) -> str:
+    """``json.dumps(labels, sort_keys=True)``, the same text: with any keyword argument
+    ``json.dumps`` builds a new (pure Python) encoder per call, a sorted copy goes through
+    the shared C one (a fleet's first contact wrote a host row per host)."""
+    return json.dumps(dict(sorted(labels.items())))
+
+
 def _host_values(batch: HostBatch) -> tuple[object, ...]:
     h = batch.host
     return (
@@ -72,7 +80,7 @@ def _host_values(batch: HostBatch) -> tuple[object, ...]:
         h.boot_time,
         h.logical_cores,
         h.memory_bytes,
-        json.dumps({lb.name: lb.value for lb in h.labels}, sort_keys=True),
+        _labels_text({lb.name: lb.value for lb in h.labels}),
         h.interval_seconds or 5.0,
         h.agent_version,
         json.dumps(list(batch.unsupported)),
@@ -89,7 +97,7 @@ def _record_values(rec: HostRecord) -> tuple[object, ...]:
         rec.boot_time,
         rec.logical_cores,
         rec.memory_bytes,
-        json.dumps(rec.labels, sort_keys=True),
+        _labels_text(rec.labels),
         rec.interval_seconds,
         rec.agent_version,
         json.dumps(rec.unsupported),
@@ -146,14 +154,6 @@ _SERIES_PER_STATEMENT = 2000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 2
 3.32, 999 before). Not executemany: that steps every row with the interpreter lock given up
 and taken back, and while the event loop was busy with other requests each row waited for
 it (first contact of 1,000 hosts: ~10 % more CPU and ~20 % more wall time)."""
-
-
-@functools.lru_cache(maxsize=64)
-def _identity(n: int) -> IntP:
-    """0..n-1, shared (read only): the columns of a host registered with one table."""
-    cols = np.arange(n, dtype=np.intp)
-    cols.flags.writeable = False
-    return cols
 
 
 class Registrar:
@@ -243,10 +243,12 @@ class Registrar:
                 rows = [(m, labels_json(lab)) for m, lab in planned]
                 self._series += [(i, key, [r]) for i, r in zip(planned.values(), rows, strict=True)]
         if whole:
-            cols = _identity(len(keys))
+            cols = identity(len(keys))
         else:
             index = head.key_index()
             cols = np.fromiter((index[k] for k in keys), dtype=np.intp, count=len(keys))
+            if len(keys) <= IDENTITY_MAX and np.array_equal(cols, identity(len(keys))):
+                cols = identity(len(keys))  # the columns in table order (shared)
         if len(head.tables) >= 64:  # a host whose metadata keeps changing
             head.tables.clear()
         head.tables[pb.digest] = cols

@@ -10,10 +10,11 @@ import numpy as np
 from sqlalchemy import select
 
 from hostpulse.store import budget, codec, schema
+from hostpulse.store.prepare import is_identity
 from hostpulse.store.types import IngestResult
 
 if TYPE_CHECKING:
-    from hostpulse.store.head import HostHead, IntP
+    from hostpulse.store.head import Cols, HostHead, IntP
     from hostpulse.store.prepare import Prepared
     from hostpulse.store.state import StoreState
 
@@ -40,14 +41,19 @@ class HeadWriter:
         for pb, cols_of in zip(prep.batches, colmaps, strict=True):
             head = heads[pb.batch.host.host_id]
             newest = head.record.last_seen_ms
+            # a host whose series are its head's columns in table order, and a snapshot in
+            # table order (what agents send): its values go to the first columns as a slice
+            in_order = is_identity(cols_of)
             for ps in pb.snapshots:
                 ts = ps.ts
                 buf = head.window(ts - ts % bms)
-                if len(ps.index):
-                    cols = cols_of[ps.index]
+                n = len(ps.index)
+                if n:
+                    ordered = in_order and is_identity(ps.index)
+                    cols: Cols = slice(0, n) if ordered else cols_of[ps.index]
                     new = buf.put(ts, cols, ps.values)
                     accepted += new
-                    duplicates += len(cols) - new
+                    duplicates += n - new
                     head.note_latest(ts, cols, ps.values)
                 snap = ps.source
                 if snap.top_cpu or snap.top_memory:

@@ -19,6 +19,7 @@ from hostpulse.server.ingest.validate import (
     validate_snapshots,
     validate_table,
 )
+from hostpulse.store.prepare import Arrays, batch_arrays
 
 
 @dataclass(slots=True)
@@ -31,6 +32,8 @@ class Checked:
     fresh: list[bytes]
     serialized: list[bytes]
     """Each batch serialized (``prepare`` can take them instead of serializing again)."""
+    arrays: list[Arrays] | None = None
+    """Each batch's ``batch_arrays``, checked (``prepare`` takes them as they are)."""
 
 
 class Checker:
@@ -63,6 +66,7 @@ class Checker:
         signatures: list[bytes] = []  # of each batch
         fresh: list[bytes] = []  # of the batches whose table is validated by this request
         serialized: list[bytes] = []
+        arrays: list[Arrays] = []
         samples = 0
         for b, batch in enumerate(request.batches):
             data = batch.SerializeToString()
@@ -74,13 +78,15 @@ class Checker:
                 keys = self._table(batch, data)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
-            samples += validate_snapshots(batch, now_ms, limits)
+            arrs = batch_arrays(batch, data)
+            arrays.append(arrs)
+            samples += validate_snapshots(batch, now_ms, limits, arrs)
             if samples > limits.max_samples:
                 raise IngestError(
                     413,
                     f"the request has more than {limits.max_samples} samples (max_samples)",
                 )
-        return Checked(request, signatures, per_host, fresh, serialized)
+        return Checked(request, signatures, per_host, fresh, serialized, arrays)
 
     def _table(self, batch: HostBatch, data: bytes) -> list[SeriesKey]:
         """The keys of the batch's series table once it is checked (IngestError(422)); a table

@@ -316,7 +316,9 @@ class IngestService:
                 reserved.append((host_id, await self.registry.reserve(host_id, keys, now_ms)))
             if prep is None and checked.serialized and isinstance(self.store, SQLiteStore):
                 # the batches serialized by the check: prepare does not serialize them again
-                prep = await prepare_async(request, checked.serialized)
+                prep = await prepare_async(
+                    request, checked.serialized, checked.arrays, checked.signatures
+                )
             if prep is not None:
                 result = await cast(SQLiteStore, self.store).ingest_prepared(prep, now_ms)
             else:

@@ -66,7 +66,12 @@ def answer(checker: Checker, prepared: bool, message: tuple[Any, ...]) -> tuple[
     signatures = b"".join(checked.signatures)
     if prepared:
         try:
-            return (rid, PREPARED, signatures, pack(prepare(request, checked.serialized)))
+            return (
+                rid,
+                PREPARED,
+                signatures,
+                pack(prepare(request, checked.serialized, checked.arrays, checked.signatures)),
+            )
         except InvalidRequestError:  # the store refuses it again, at its turn (same answer)
             pass
     return (rid, CHECKED, signatures, request.SerializeToString())

@@ -1,0 +1,42 @@
+"""gzip bodies: one that fits is returned as the decompressor made it; the bounds and the
+errors are the same however the output arrives."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import pytest
+
+from hostpulse.protocol import codec
+
+
+def test_a_body_within_the_limit_comes_back_whole() -> None:
+    raw = os.urandom(3000) * 20
+    assert codec.decompress(gzip.compress(raw), "gzip", len(raw)) == raw
+    assert codec.decompress(gzip.compress(b""), "gzip", 0) == b""
+
+
+@pytest.mark.parametrize("size", [60_001, 10**6])
+def test_one_byte_over_the_limit_is_too_large(size: int) -> None:
+    with pytest.raises(codec.TooLarge):
+        codec.decompress(gzip.compress(b"\0" * size), "gzip", 60_000)
+
+
+def test_a_bomb_stops_at_the_limit() -> None:
+    with pytest.raises(codec.TooLarge):
+        codec.decompress(gzip.compress(b"\0" * (50 * 2**20)), "gzip", 2**20)
+
+
+@pytest.mark.parametrize("cut", [1, 8, 100])
+def test_a_cut_body_is_truncated(cut: int) -> None:
+    body = gzip.compress(os.urandom(5000))
+    with pytest.raises(codec.CodecError, match="truncated"):
+        codec.decompress(body[:-cut], "gzip", 10**6)
+    with pytest.raises(codec.CodecError, match="truncated"):
+        codec.decompress(b"", "gzip", 10**6)
+
+
+def test_a_corrupt_body_is_corrupt() -> None:
+    with pytest.raises(codec.CodecError, match="corrupt"):
+        codec.decompress(b"\x1f\x8b\x08\x00garbage-garbage", "gzip", 10**6)

@@ -134,9 +134,9 @@ def test_kept_points_are_bounded_in_bytes() -> None:
     ts = np.arange(0, 60 * 60_000, 60_000, dtype=np.int64)
     p = PointArrays(ts, ts * 1.0, ts * 1.0, ts * 1.0, np.ones(len(ts), dtype=np.int64))
     kept.put(["a"], 0, 50 * 60_000, [p])
-    assert kept.get(["a"], 0) is not None and kept.bytes == 50 * 40
+    assert kept.get(["a"], 0) is not None and kept.kept.bytes == 50 * 40
     kept.put(["b"], 0, 50 * 60_000, [p])
     assert kept.get(["a"], 0) is None and kept.get(["b"], 60_000) is not None
     assert kept.get(["b"], -1) is None  # starts before the kept points
     kept.put(["c"], 0, 60 * 60_000, [p, p])  # larger than the limit: not kept
-    assert kept.get(["c"], 0) is None and kept.bytes == 50 * 40
+    assert kept.get(["c"], 0) is None and kept.kept.bytes == 50 * 40

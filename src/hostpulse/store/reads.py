@@ -5,7 +5,6 @@ the head (raw samples, aggregated on the fly to the tier's resolution)."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from sqlalchemy import select
 
 from hostpulse.protocol import Process, Snapshot
 from hostpulse.store import codec, rollup
-from hostpulse.store.blockread import BlockReader
+from hostpulse.store.blockread import BlockReader, KeptBytes
 from hostpulse.store.blocks import DAY_MS, decode_processes
 from hostpulse.store.exceptions import BadCursorError, StoreClosedError
 from hostpulse.store.schema import Kind, blocks
@@ -63,7 +62,6 @@ class _Kept:
     first: int
     sealed: int
     points: list[PointArrays]
-    nbytes: int
 
 
 class KeptPoints:
@@ -75,44 +73,33 @@ class KeptPoints:
     first; used on the event loop only."""
 
     def __init__(self, limit: int = KEPT_POINTS_BYTES) -> None:
-        self.limit = limit
-        self.bytes = 0
-        self._items: OrderedDict[tuple[Hashable, ...], _Kept] = OrderedDict()
+        self.kept: KeptBytes[tuple[Hashable, ...], _Kept] = KeptBytes(limit, _kept_bytes)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.kept)
 
     def get(self, keys: list[Hashable], first: int) -> tuple[int, list[PointArrays]] | None:
         """(the end of the kept buckets, the kept points of each series) when they start at or
         before ``first``; else None."""
-        got = self._items.get(tuple(keys))
+        got = self.kept.get(tuple(keys))
         if got is None or got.first > first:
             return None
-        self._items.move_to_end(tuple(keys))
         return got.sealed, got.points
 
     def put(self, keys: list[Hashable], first: int, sealed: int, points: list[PointArrays]) -> None:
         """Keep the buckets ``[first, sealed)`` of ``points``."""
-        key = tuple(keys)
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.bytes -= old.nbytes
         if sealed <= first:
+            self.kept.drop(tuple(keys))
             return
         cut = []
-        size = 0
         for p in points:
             k = int(np.searchsorted(p.ts_ms, sealed))
-            part = PointArrays(p.ts_ms[:k], p.value[:k], p.min[:k], p.max[:k], p.count[:k])
-            cut.append(part)
-            size += 40 * k
-        if size > self.limit:
-            return
-        self._items[key] = _Kept(first, sealed, cut, size)
-        self.bytes += size
-        while self.bytes > self.limit:
-            _, gone = self._items.popitem(last=False)
-            self.bytes -= gone.nbytes
+            cut.append(PointArrays(p.ts_ms[:k], p.value[:k], p.min[:k], p.max[:k], p.count[:k]))
+        self.kept.put(tuple(keys), _Kept(first, sealed, cut))
+
+
+def _kept_bytes(entry: _Kept) -> int:
+    return 40 * sum(len(p) for p in entry.points)  # five 8-byte numbers a point
 
 
 def pick_tier(

@@ -73,6 +73,7 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common
 from _common import (
     RawClient,
     admin_headers,
@@ -423,6 +424,18 @@ def query_round(
     return out
 
 
+def _keep_admin_password(path: Path) -> None:
+    """The kept fill's first admin was created with the password of the run that filled it:
+    that one, kept beside the data (0600), else this run's, kept for the next."""
+    if path.exists():
+        password = path.read_text()
+        _common.ADMIN_PASSWORD = password
+        _common.SERVER_ENV["HOSTPULSE_ADMIN_PASSWORD"] = password
+    else:
+        path.touch(mode=0o600)
+        path.write_text(_common.ADMIN_PASSWORD)
+
+
 def main() -> None:
     ap = bench_args(__doc__)
     ap.add_argument("--hosts", type=int, default=1000)
@@ -464,6 +477,8 @@ def main() -> None:
         else:
             root = args.data
         kept = root / "filled.json"
+        if args.data is not None:
+            _keep_admin_password(root / "admin-password")
         (root / "tsdb").mkdir(parents=True, exist_ok=True)
         (root / "vm").mkdir(exist_ok=True)
         with (

@@ -55,6 +55,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import json
 import os
 import random
 import sys
@@ -71,6 +73,7 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common
 from _common import (
     RawClient,
     admin_headers,
@@ -421,6 +424,18 @@ def query_round(
     return out
 
 
+def _keep_admin_password(path: Path) -> None:
+    """The kept fill's first admin was created with the password of the run that filled it:
+    that one, kept beside the data (0600), else this run's, kept for the next."""
+    if path.exists():
+        password = path.read_text()
+        _common.ADMIN_PASSWORD = password
+        _common.SERVER_ENV["HOSTPULSE_ADMIN_PASSWORD"] = password
+    else:
+        path.touch(mode=0o600)
+        path.write_text(_common.ADMIN_PASSWORD)
+
+
 def main() -> None:
     ap = bench_args(__doc__)
     ap.add_argument("--hosts", type=int, default=1000)
@@ -443,32 +458,52 @@ def main() -> None:
         default=1,
         help="query rounds per server on the same data, servers alternating (A/B)",
     )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="keep the filled data (all three systems) in DIR, and query a fill already "
+        "there instead of filling again (the same options; kept data ages, a fresh fill for "
+        "the figures)",
+    )
     args = ap.parse_args()
     fleet = make_hosts(args.hosts, seed=SEED)
     sources: list[Path | None] = [None, *(args.server_src or [])]
     runs: dict[str, dict[str, list[Round]]] = {}
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
-        root = Path(tmp)
-        (root / "tsdb").mkdir()
-        (root / "vm").mkdir()
+    with contextlib.ExitStack() as stack:
+        if args.data is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-query-")))
+        else:
+            root = args.data
+        kept = root / "filled.json"
+        if args.data is not None:
+            _keep_admin_password(root / "admin-password")
+        (root / "tsdb").mkdir(parents=True, exist_ok=True)
+        (root / "vm").mkdir(exist_ok=True)
         with (
             prometheus(root / "tsdb", root / "prom.log") as (purl, _p),
             victoria_metrics(root / "vm", root / "vm.log") as (vmurl, _vm),
         ):
-            t0 = time.perf_counter()
-            n, generated = asyncio.run(
-                fill(
-                    fleet,
-                    args.deep_hosts,
-                    args.days,
-                    args.hour_days,
-                    args.workers,
-                    root / "ours",
-                    {"prometheus": purl, "victoriametrics": vmurl},
+            if kept.exists():
+                n, generated, fill_s = json.loads(kept.read_text())
+                print(f"  querying the fill kept in {root}", flush=True)
+            else:
+                t0 = time.perf_counter()
+                n, generated = asyncio.run(
+                    fill(
+                        fleet,
+                        args.deep_hosts,
+                        args.days,
+                        args.hour_days,
+                        args.workers,
+                        root / "ours",
+                        {"prometheus": purl, "victoriametrics": vmurl},
+                    )
                 )
-            )
-            fill_s = time.perf_counter() - t0
+                fill_s = time.perf_counter() - t0
+                if args.data is not None:
+                    kept.write_text(json.dumps([n, generated, fill_s]))
             db_bytes = dir_size(root / "ours")
             print(f"filled in {fill_s:.0f} s; hostpulse data {db_bytes / 2**30:.1f} GiB")
             now_s = int(time.time())

@@ -102,4 +102,4 @@ def test_kept_json_is_cut_to_the_points_asked_and_bounded() -> None:
     assert cache.encode(later, "k", 1140) == qs.points_json(later)  # more than kept: again
     for i in range(10):
         cache.encode(a, i, 1440)
-    assert 0 < cache.bytes <= 200_000 and len(cache) < 10
+    assert 0 < cache.kept.bytes <= 200_000 and len(cache) < 10

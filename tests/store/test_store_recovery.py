@@ -303,3 +303,36 @@ async def test_a_compacted_window_leaves_the_log_with_its_compaction(
         assert [(p.ts_ms, p.value) for p in got.series[0].points] == [(t, v[0]) for t, v in rows]
     finally:
         await store.close()
+
+
+async def test_replayed_windows_already_stored_leave_the_head_at_start(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The log still holds requests of a window compacted before the restart: replaying them
+    finds every sample stored, and the window is not kept in the head (every read checked it
+    until the next compaction); a resent sample of it is still a duplicate, a new one stored."""
+    store = open_store(tmp_path, clock=clock)
+    await store.start()
+    step = 5000
+    rows = [(T0 + i * step, [float(i), 1.0, 2.0, 3.0, 4.0]) for i in range(12 * 60_000 // step)]
+    clock.now_ms = rows[-1][0]
+    await store.ingest(request(batch("h1", rows)), clock.now_ms)  # one record, two windows
+    await store.maintain(clock.now_ms)
+    assert store.watermark == T0 + 600_000
+    assert _oldest_in_wal(tmp_path / "hostpulse.wal") < T0 + 600_000  # replayed at start
+    await store.close()
+    store = open_store(tmp_path, clock=clock)
+    await store.start()
+    try:
+        assert list(store.heads["h1"].windows) == [T0 + 600_000]
+        assert store.head_bytes == sum(h.bytes for h in store.heads.values()) > 0
+        got = await store.query_range("h1", "cpu_busy_percent", T0, rows[-1][0] + 1, tier=Tier.RAW)
+        assert [(p.ts_ms, p.value) for p in got.series[0].points] == [(t, v[0]) for t, v in rows]
+        res = await store.ingest(request(batch("h1", rows[100:102])), clock.now_ms)
+        assert (res.accepted, res.duplicates) == (0, 10)
+        late = [(T0 + 2500, [7.0, 1.0, 2.0, 3.0, 4.0])]
+        assert (await store.ingest(request(batch("h1", late)), clock.now_ms)).accepted == 5
+        got = await store.query_range("h1", "cpu_busy_percent", T0, T0 + 4999, tier=Tier.RAW)
+        assert [p.value for p in got.series[0].points] == [0.0, 7.0]
+    finally:
+        await store.close()

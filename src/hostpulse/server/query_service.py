@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from hostpulse.server.api.models import (
 )
 from hostpulse.server.config import parse_duration
 from hostpulse.store.base import Store
+from hostpulse.store.blockread import KeptBytes
 from hostpulse.store.types import (
     Agg,
     HostRecord,
@@ -202,24 +202,20 @@ class PointsJsonCache:
     encoded."""
 
     def __init__(self, limit: int = ENCODED_BYTES) -> None:
-        self.limit = limit
-        self.bytes = 0
-        self._items: OrderedDict[Hashable, _Encoded] = OrderedDict()
+        self.kept: KeptBytes[Hashable, _Encoded] = KeptBytes(limit, _encoded_bytes)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.kept)
 
     def encode(self, a: PointArrays, key: Hashable, k: int) -> bytes:
         """``points_json(a)``; its first ``k`` points are those kept under ``key``."""
         if k == 0:
             return points_json(a)
-        got = self._items.get(key)
+        got = self.kept.get(key)
         head = self._cut(got, a, k) if got is not None else None
         if head is None:
             got = self._put(key, a, k)
             head = got.body
-        else:
-            self._items.move_to_end(key)
         if k == len(a):
             return b"[" + head + b"]"
         rest = points_json(_tail(a, k))
@@ -239,16 +235,12 @@ class PointsJsonCache:
         ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("}"))
         starts = np.r_[0, ends + 2].astype(np.intp)  # "}," between points
         entry = _Encoded(a.ts_ms[:k].copy(), body, starts)
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.bytes -= len(old.body)
-        if len(body) <= self.limit:
-            self._items[key] = entry
-            self.bytes += len(body)
-            while self.bytes > self.limit:
-                _, gone = self._items.popitem(last=False)
-                self.bytes -= len(gone.body)
+        self.kept.put(key, entry)
         return entry
+
+
+def _encoded_bytes(entry: _Encoded) -> int:
+    return len(entry.body)
 
 
 def _tail(a: PointArrays, lo: int, hi: int | None = None) -> PointArrays:

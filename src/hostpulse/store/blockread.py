@@ -44,10 +44,11 @@ import itertools
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +77,8 @@ F64 = npt.NDArray[np.float64]
 IntP = npt.NDArray[np.intp]
 Cells = tuple[I64, F64]
 CacheKey = tuple[int, int, int, int, int, bytes]
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class BlockCache:
@@ -182,40 +185,58 @@ class Sealed:
         return self.rows.take(sel[self.row_block])
 
 
-class SealedCache:
-    """``Sealed`` entries, at most ``limit`` bytes, least recently used out first; used on the
-    event loop only."""
+class KeptBytes(Generic[K, V]):
+    """Entries of at most ``limit`` bytes together (``size`` of each), least recently used
+    out first; used on the event loop only. What ``SealedCache``, ``reads.KeptPoints`` and
+    the API's ``PointsJsonCache`` keep."""
 
-    def __init__(self, limit: int = SEALED_BYTES) -> None:
+    def __init__(self, limit: int, size: Callable[[V], int]) -> None:
         self.limit = limit
         self.bytes = 0
-        self._items: OrderedDict[SealedKey, Sealed] = OrderedDict()
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: SealedKey) -> Sealed | None:
+    def get(self, key: K) -> V | None:
         got = self._items.get(key)
         if got is not None:
             self._items.move_to_end(key)
         return got
 
-    def put(self, key: SealedKey, entry: Sealed) -> None:
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.bytes -= old.nbytes
-        size = entry.nbytes
+    def put(self, key: K, entry: V) -> None:
+        """Keep ``entry`` under ``key`` (instead of what was), unless it alone is too large."""
+        self.drop(key)
+        size = self._size(entry)
         if size > self.limit:
             return
         self._items[key] = entry
         self.bytes += size
         while self.bytes > self.limit:
             _, gone = self._items.popitem(last=False)
-            self.bytes -= gone.nbytes
+            self.bytes -= self._size(gone)
+
+    def drop(self, key: K) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= self._size(old)
 
     def clear(self) -> None:
         self._items.clear()
         self.bytes = 0
+
+
+class SealedCache(KeptBytes[SealedKey, Sealed]):
+    """``Sealed`` entries, at most ``limit`` bytes, least recently used out first; used on the
+    event loop only."""
+
+    def __init__(self, limit: int = SEALED_BYTES) -> None:
+        super().__init__(limit, _sealed_bytes)
+
+
+def _sealed_bytes(entry: Sealed) -> int:
+    return entry.nbytes
 
 
 _SELECT = (

@@ -160,7 +160,13 @@ class SQLiteStore:
         wal.finish_replay()
         await self.registrar.flush()
         await self.compactor.find_touched_groups()
-        logger.info("store started: %d hosts, %d wal records replayed", len(st.heads), replayed)
+        stored = self.compactor.drop_stored_windows()
+        logger.info(
+            "store started: %d hosts, %d wal records replayed (%d windows already stored)",
+            len(st.heads),
+            replayed,
+            stored,
+        )
 
     async def close(self) -> None:
         st = self.state

@@ -48,6 +48,28 @@ class Compactor:
             )
             self.state.touched_groups = {(int(a), int(b), int(g)): int(n) for a, b, g, n in rows}
 
+    def drop_stored_windows(self) -> int:
+        """At start, after the WAL replay: take out of the head the windows below the
+        watermark that hold nothing that is not in stored blocks (a replayed record of a
+        window compacted before the restart: its samples were loaded from the blocks to find
+        duplicates, and all were). Every history read checked them until the first
+        compaction did the same; a late sample loads its window again
+        (``HeadWriter._load_late_windows``). Returns the windows dropped."""
+        st = self.state
+        dropped = 0
+        for head in st.heads.values():
+            stored = [
+                w
+                for w, buf in head.windows.items()
+                if w < st.watermark and buf.old is not None and buf.count_new() == 0
+            ]
+            for w in stored:
+                del head.windows[w]
+            if stored:
+                budget.recount(st, [head])
+                dropped += len(stored)
+        return dropped
+
     async def maintain(self, now_ms: int) -> None:
         async with self._lock:
             if not await self.compact(now_ms - self.state.grace_ms):

@@ -5,6 +5,8 @@ the head (raw samples, aggregated on the fly to the tier's resolution)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +16,7 @@ from sqlalchemy import select
 
 from hostpulse.protocol import Process, Snapshot
 from hostpulse.store import codec, rollup
-from hostpulse.store.blockread import BlockReader
+from hostpulse.store.blockread import BlockReader, KeptBytes
 from hostpulse.store.blocks import DAY_MS, decode_processes
 from hostpulse.store.exceptions import BadCursorError, StoreClosedError
 from hostpulse.store.schema import Kind, blocks
@@ -49,6 +51,55 @@ _CURSOR_PREFIX = "t"
 #: Column lookups of (host, metric, labels) kept (``Reader._columns``); all dropped when full.
 COLUMN_LOOKUPS = 65_536
 _Lookup = tuple["HostHead", int, list[tuple[int, "SeriesCol"]]]
+
+
+#: Bytes of kept points (``KeptPoints``): 24 h of one series at a 60 s step are 58 KB.
+KEPT_POINTS_BYTES = 32 * 2**20
+
+
+@dataclass(slots=True)
+class _Kept:
+    first: int
+    sealed: int
+    points: list[PointArrays]
+
+
+class KeptPoints:
+    """The points of a history's buckets that come from stored blocks alone, from the range's
+    first bucket to the first one that may hold head samples, per set of ``StablePoints``
+    keys (the blocks' version, step, aggregation and series): a repeated read (a dashboard's
+    "last 24 hours", moving on with the clock) aggregates only the buckets from there on, not
+    the 1,440 (24 h at 60 s) it answers. At most ``limit`` bytes, least recently used out
+    first; used on the event loop only."""
+
+    def __init__(self, limit: int = KEPT_POINTS_BYTES) -> None:
+        self.kept: KeptBytes[tuple[Hashable, ...], _Kept] = KeptBytes(limit, _kept_bytes)
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def get(self, keys: list[Hashable], first: int) -> tuple[int, list[PointArrays]] | None:
+        """(the end of the kept buckets, the kept points of each series) when they start at or
+        before ``first``; else None."""
+        got = self.kept.get(tuple(keys))
+        if got is None or got.first > first:
+            return None
+        return got.sealed, got.points
+
+    def put(self, keys: list[Hashable], first: int, sealed: int, points: list[PointArrays]) -> None:
+        """Keep the buckets ``[first, sealed)`` of ``points``."""
+        if sealed <= first:
+            self.kept.drop(tuple(keys))
+            return
+        cut = []
+        for p in points:
+            k = int(np.searchsorted(p.ts_ms, sealed))
+            cut.append(PointArrays(p.ts_ms[:k], p.value[:k], p.min[:k], p.max[:k], p.count[:k]))
+        self.kept.put(tuple(keys), _Kept(first, sealed, cut))
+
+
+def _kept_bytes(entry: _Kept) -> int:
+    return 40 * sum(len(p) for p in entry.points)  # five 8-byte numbers a point
 
 
 def pick_tier(
@@ -111,6 +162,7 @@ class Reader:
         self.state = state
         self._blocks: BlockReader | None = None
         self._cols: dict[tuple[int, str, tuple[tuple[str, str], ...]], _Lookup] = {}
+        self._kept = KeptPoints()
 
     def _block_reader(self) -> BlockReader:
         if self._blocks is None:
@@ -242,10 +294,24 @@ class Reader:
             stored = await self._stored_rows(head.key, kind, lo, end_ms, span, ids)
             if versions.since(head.key, kind) <= before:
                 break
+        # the buckets that end before the head's first sample hold stored rows only
+        until = min(self._head_from(head), end_ms + 1)
+        if native:
+            until -= until % native  # head rows are labelled by the tier's bucket
+        version = (versions.token, head.key, int(kind), versions.since(head.key, kind))
+        keys: list[Hashable] = [(*version, step, agg.value, c.series_id) for _, c in cols]
+        first = lo - lo % step
+        sealed = until - until % step  # the buckets before it end at or before ``until``
+        kept = None
+        if cursor is None and 0 < (end_ms - first) // step + 1 <= limit:
+            kept = self._kept.get(keys, first)  # (no page can be cut: no cursor to give)
+        from_ = first if kept is None else max(first, min(kept[0], sealed))
+        if from_ > first:
+            stored = stored.take(stored.ts >= from_)
         parts.append(stored)
         parts.append(self._head_rows(head, colidx, lo, end_ms, native))
         rows = rollup.concat(parts, len(cols))
-        inside = (rows.ts >= lo - lo % step) & (rows.ts <= end_ms)
+        inside = (rows.ts >= from_) & (rows.ts <= end_ms)
         if not inside.all():
             rows = rows.take(inside)
         merged = rollup.bucket(rows, step)
@@ -257,18 +323,16 @@ class Reader:
             cut = int(merged.ts[limit])
             merged = merged.take(np.asarray(merged.ts < cut))
             next_cursor = f"{_CURSOR_PREFIX}{cut}"
+        arrays = [_points(merged, i, agg) for i in range(len(cols))]
+        if kept is not None:
+            arrays = [_joined(p, first, from_, a) for p, a in zip(kept[1], arrays, strict=True)]
+        if next_cursor is None and (kept is None or sealed > from_):
+            self._kept.put(keys, first, sealed, arrays)
         out = [
-            SeriesPoints(c.metric, c.labels, arrays=_points(merged, i, agg))
-            for i, (_, c) in enumerate(cols)
+            SeriesPoints(c.metric, c.labels, arrays=a)
+            for (_, c), a in zip(cols, arrays, strict=True)
         ]
-        # the buckets that end before the head's first sample hold stored rows only
-        until = min(self._head_from(head), end_ms + 1)
-        if native:
-            until -= until % native  # head rows are labelled by the tier's bucket
-        version = (versions.token, head.key, int(kind), versions.since(head.key, kind))
-        stable = StablePoints(
-            [(*version, step, agg.value, c.series_id) for _, c in cols], until, step
-        )
+        stable = StablePoints(keys, until, step)
         return RangeResult(chosen, self._reported_step(step, head), out, next_cursor, stable)
 
     def _head_from(self, head: HostHead) -> int:
@@ -411,6 +475,23 @@ def _parse_cursor(cursor: str) -> int:
     if not cursor.startswith(_CURSOR_PREFIX) or not cursor[1:].lstrip("-").isdigit():
         raise BadCursorError(f"invalid cursor {cursor!r}")
     return int(cursor[1:])
+
+
+def _joined(kept: PointArrays, first: int, from_: int, new: PointArrays) -> PointArrays:
+    """The kept points of the buckets ``[first, from_)`` followed by ``new`` (from ``from_``)."""
+    ts = kept.ts_ms
+    i, j = np.searchsorted(ts, (first, from_)).tolist()
+    if i == j:
+        return new
+    if not len(new):
+        return PointArrays(ts[i:j], kept.value[i:j], kept.min[i:j], kept.max[i:j], kept.count[i:j])
+    return PointArrays(
+        np.concatenate((ts[i:j], new.ts_ms)),
+        np.concatenate((kept.value[i:j], new.value)),
+        np.concatenate((kept.min[i:j], new.min)),
+        np.concatenate((kept.max[i:j], new.max)),
+        np.concatenate((kept.count[i:j], new.count)),
+    )
 
 
 def _points(rows: rollup.Rows, j: int, agg: Agg) -> PointArrays:

@@ -173,7 +173,13 @@ class HistoryFastPath:
             answer = await handler(request, exc)
             await answer(scope, receive, send)
             return
-        await Response(content=body, media_type="application/json")(scope, receive, send)
+        # the headers starlette's ``Response`` sends for this body, without building one
+        headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
 
 
 def _params(query: bytes) -> dict[str, Any] | None:

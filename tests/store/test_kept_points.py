@@ -1,0 +1,142 @@
+"""The kept points of a history's stored buckets (``reads.KeptPoints``): a repeated read
+aggregates only the buckets that may hold head samples, and every answer is the one a read
+without kept points gives: for ranges that move on with the clock, each step, tier and
+aggregation, a head that grows, a late sample and its compaction, a merge, paged answers and
+labelled series. The kept points are bounded in bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from storekit import T0, FakeClock, batch, request
+
+from hostpulse.store import SQLiteStore
+from hostpulse.store.reads import KeptPoints
+from hostpulse.store.types import Agg, PointArrays, RangeResult, Tier
+
+pytestmark = pytest.mark.anyio
+HOUR = 3_600_000
+SERIES = (
+    ("cpu_busy_percent", ()),
+    ("disk_await_seconds", (("device", "sda"),)),
+    ("disk_await_seconds", (("device", "sdb"),)),
+)
+
+
+def _rows(start: int, end: int, every: int = 5000) -> list[tuple[int, list[float]]]:
+    out = []
+    for t in range(start, end, every):
+        sdb = float("nan") if (t // HOUR) % 3 == 0 else float(t % 7919)
+        out.append((t, [float((t // 7000) % 97) / 3, float(t // 1000 % 5000), sdb]))
+    return out
+
+
+def _points(res: RangeResult) -> list[tuple[Any, ...]]:
+    return [
+        (s.metric, s.labels, p.ts_ms, p.value, p.min, p.max, p.count)
+        for s in res.series
+        for p in s.points
+    ] + [res.next_cursor, res.step_ms, res.tier]
+
+
+async def _read(store: SQLiteStore, metric: str, start: int, end: int, **kw: Any) -> int:
+    """The answer with the kept points, checked against one without them; its points."""
+    reader = store.reader
+    got = await store.query_range("h1", metric, start, end, **kw)
+    kept = reader._kept
+    reader._kept = KeptPoints()
+    try:
+        fresh = await store.query_range("h1", metric, start, end, **kw)
+    finally:
+        reader._kept = kept
+    assert _points(got) == _points(fresh)
+    return len(_points(got))
+
+
+CASES = [
+    ("cpu_busy_percent", 60_000, Agg.AVG, None),
+    ("cpu_busy_percent", 300_000, Agg.LAST, None),
+    ("cpu_busy_percent", 7_000, Agg.MAX, Tier.RAW),
+    ("disk_await_seconds", 60_000, Agg.MIN, None),
+    ("disk_await_seconds", HOUR, Agg.AVG, None),
+    ("disk_await_seconds", 2 * HOUR, Agg.LAST, Tier.MINUTE),
+]
+
+
+async def test_kept_points_give_the_answer_of_a_full_read(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    for h in range(0, 30):
+        await store.ingest(
+            request(batch("h1", _rows(T0 + h * HOUR, T0 + (h + 1) * HOUR), SERIES)), 0
+        )
+        clock.now_ms = T0 + (h + 1) * HOUR
+        if h % 5 == 3:
+            await store.maintain(clock.now_ms)  # some hours stay in the head
+    now = clock.now_ms
+    assert store.state.watermark < now - HOUR
+    for k in range(6):  # the range moves on; the head grows between reads
+        end = now + k * 37_000
+        await store.ingest(request(batch("h1", _rows(end - 37_000, end), SERIES)), end)
+        clock.now_ms = end
+        for metric, step, agg, tier in CASES:
+            span = 6 * HOUR if tier is Tier.RAW else 24 * HOUR
+            assert await _read(store, metric, end - span, end, step_ms=step, agg=agg, tier=tier)
+            # an older range inside the kept one; one reaching further back
+            await _read(store, metric, end - 10 * HOUR, end - 3 * HOUR, step_ms=step, agg=agg)
+            await _read(store, metric, end - 28 * HOUR, end, step_ms=step, agg=agg)
+            # one page at a time
+            await _read(store, metric, end - span, end, step_ms=step, agg=agg, limit=100)
+            await _read(
+                store, metric, end - span, end, step_ms=step, agg=agg, cursor=f"t{end - HOUR}"
+            )
+        if k == 2:  # a late sample in a compacted hour, in the head, then compacted
+            late = [(T0 + 2 * HOUR + 1000, [99.0, 1.0, 5.0])]
+            await store.ingest(request(batch("h1", late, SERIES)), end)
+        if k == 4:
+            await store.maintain(end)
+    assert len(store.reader._kept) > 0
+
+
+async def test_only_the_newest_buckets_are_aggregated_again(
+    store: SQLiteStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 26 * HOUR), SERIES)), 0)
+    clock.now_ms = T0 + 26 * HOUR
+    await store.maintain(clock.now_ms)
+    await store.ingest(
+        request(batch("h1", _rows(T0 + 26 * HOUR, clock.now_ms + 120_000), SERIES)), 0
+    )
+    clock.now_ms += 120_000
+    from hostpulse.store import reads
+
+    sizes: list[int] = []
+    real = reads._points
+
+    def counted(rows: Any, j: int, agg: Agg) -> PointArrays:
+        sizes.append(len(rows.ts))
+        return real(rows, j, agg)
+
+    monkeypatch.setattr(reads, "_points", counted)
+    end = clock.now_ms
+    assert await _read(store, "cpu_busy_percent", end - 24 * HOUR, end, step_ms=60_000) > 1400
+    sizes.clear()
+    await store.query_range(
+        "h1", "cpu_busy_percent", end - 24 * HOUR + 5000, end + 5000, step_ms=60_000
+    )
+    assert sizes and max(sizes) < 60  # the head's part and the hour after the watermark
+
+
+def test_kept_points_are_bounded_in_bytes() -> None:
+    kept = KeptPoints(limit=80 * 40)
+    ts = np.arange(0, 60 * 60_000, 60_000, dtype=np.int64)
+    p = PointArrays(ts, ts * 1.0, ts * 1.0, ts * 1.0, np.ones(len(ts), dtype=np.int64))
+    kept.put(["a"], 0, 50 * 60_000, [p])
+    assert kept.get(["a"], 0) is not None and kept.kept.bytes == 50 * 40
+    kept.put(["b"], 0, 50 * 60_000, [p])
+    assert kept.get(["a"], 0) is None and kept.get(["b"], 60_000) is not None
+    assert kept.get(["b"], -1) is None  # starts before the kept points
+    kept.put(["c"], 0, 60 * 60_000, [p, p])  # larger than the limit: not kept
+    assert kept.get(["c"], 0) is None and kept.kept.bytes == 50 * 40

@@ -7,6 +7,8 @@ a time held a connection and a request for as long as it liked.
   client gets ``408 Request Timeout`` and the connection is closed.
 - Body: ``read_within`` is how the ingest paths and ``edge.BodyLimit`` read a body: all of it
   within ``body_timeout`` seconds of the request's start, else 408.
+
+The same protocol also writes a response's head and body in one write (``coalesce``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from asyncio import TimerHandle, Transport
 
 from starlette.types import Message, Receive
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from hostpulse.server.coalesce import CoalescingTransport
 
 _BODY = b"request headers not received in time\n"
 _REQUEST_TIMEOUT = (
@@ -34,8 +38,12 @@ class _TimedProtocol(HttpToolsProtocol):
     _header_timer: TimerHandle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]
         self._arm()
+
+    def on_response_complete(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]  # a HEAD answer's held head
+        super().on_response_complete()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

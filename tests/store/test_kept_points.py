@@ -140,3 +140,29 @@ def test_kept_points_are_bounded_in_bytes() -> None:
     assert kept.get(["b"], -1) is None  # starts before the kept points
     kept.put(["c"], 0, 60 * 60_000, [p, p])  # larger than the limit: not kept
     assert kept.get(["c"], 0) is None and kept.kept.bytes == 50 * 40
+
+
+async def test_a_range_starting_inside_a_bucket_answers_it_from_its_own_rows(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """An outside check: after a wider read, a range whose start falls inside a bucket got that
+    bucket whole from the kept points (count 104 where a read of its own rows gives 5)."""
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 30 * HOUR), SERIES)), 0)
+    clock.now_ms = T0 + 30 * HOUR
+    await store.maintain(clock.now_ms - 2 * HOUR)  # the newest hours stay in the head
+    end = clock.now_ms
+    for metric, step, agg, tier in [*CASES, ("cpu_busy_percent", 300_000, Agg.AVG, Tier.RAW)]:
+        span = 6 * HOUR if tier is Tier.RAW else 24 * HOUR
+        await _read(store, metric, end - span - HOUR, end, step_ms=step, agg=agg, tier=tier)
+        for offset in (1000, 37_000, step // 2, step - 5000, step):
+            start = end - span + offset
+            start -= start % 1000
+            await _read(store, metric, start, end, step_ms=step, agg=agg, tier=tier)
+            await _read(store, metric, start, end - HOUR, step_ms=step, agg=agg, tier=tier)
+        # ranges that end before the watermark: their stored rows are read from the start on
+        old_end = end - 4 * HOUR
+        await _read(store, metric, old_end - 2 * HOUR, old_end, step_ms=step, agg=agg, tier=tier)
+        for offset in (1000, 37_000, step // 2, step - 5000):
+            start = old_end - HOUR + offset
+            start -= start % 1000
+            await _read(store, metric, start, old_end, step_ms=step, agg=agg, tier=tier)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -301,17 +301,23 @@ class Reader:
         version = (versions.token, head.key, int(kind), versions.since(head.key, kind))
         keys: list[Hashable] = [(*version, step, agg.value, c.series_id) for _, c in cols]
         first = lo - lo % step
+        # A range that starts inside a bucket answers that bucket from its own rows (those at
+        # or after ``lo``): it is never taken from, nor kept as, points of another read.
+        whole = first if lo == first else first + step
         sealed = until - until % step  # the buckets before it end at or before ``until``
         kept = None
         if cursor is None and 0 < (end_ms - first) // step + 1 <= limit:
-            kept = self._kept.get(keys, first)  # (no page can be cut: no cursor to give)
-        from_ = first if kept is None else max(first, min(kept[0], sealed))
-        if from_ > first:
-            stored = stored.take(stored.ts >= from_)
+            kept = self._kept.get(keys, whole)  # (no page can be cut: no cursor to give)
+        # the buckets [whole, from_) come from the kept points
+        from_ = whole if kept is None else max(whole, min(kept[0], sealed))
+        if from_ > whole:
+            stored = stored.take((stored.ts < whole) | (stored.ts >= from_))
         parts.append(stored)
         parts.append(self._head_rows(head, colidx, lo, end_ms, native))
         rows = rollup.concat(parts, len(cols))
-        inside = (rows.ts >= from_) & (rows.ts <= end_ms)
+        inside = (rows.ts >= first) & (rows.ts <= end_ms)
+        if from_ > whole:
+            inside &= (rows.ts < whole) | (rows.ts >= from_)
         if not inside.all():
             rows = rows.take(inside)
         merged = rollup.bucket(rows, step)
@@ -325,9 +331,9 @@ class Reader:
             next_cursor = f"{_CURSOR_PREFIX}{cut}"
         arrays = [_points(merged, i, agg) for i in range(len(cols))]
         if kept is not None:
-            arrays = [_joined(p, first, from_, a) for p, a in zip(kept[1], arrays, strict=True)]
+            arrays = [_joined(p, whole, from_, a) for p, a in zip(kept[1], arrays, strict=True)]
         if next_cursor is None and (kept is None or sealed > from_):
-            self._kept.put(keys, first, sealed, arrays)
+            self._kept.put(keys, whole, sealed, arrays)
         out = [
             SeriesPoints(c.metric, c.labels, arrays=a)
             for (_, c), a in zip(cols, arrays, strict=True)
@@ -477,20 +483,24 @@ def _parse_cursor(cursor: str) -> int:
     return int(cursor[1:])
 
 
-def _joined(kept: PointArrays, first: int, from_: int, new: PointArrays) -> PointArrays:
-    """The kept points of the buckets ``[first, from_)`` followed by ``new`` (from ``from_``)."""
+def _joined(kept: PointArrays, whole: int, from_: int, new: PointArrays) -> PointArrays:
+    """``new`` with the kept points of the buckets ``[whole, from_)`` put in their place (``new``
+    has none there: its rows there were left out)."""
     ts = kept.ts_ms
-    i, j = np.searchsorted(ts, (first, from_)).tolist()
+    i, j = np.searchsorted(ts, (whole, from_)).tolist()
     if i == j:
         return new
-    if not len(new):
-        return PointArrays(ts[i:j], kept.value[i:j], kept.min[i:j], kept.max[i:j], kept.count[i:j])
+    k = int(np.searchsorted(new.ts_ms, whole))
+
+    def spliced(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.concatenate((a[:k], b[i:j], a[k:]))
+
     return PointArrays(
-        np.concatenate((ts[i:j], new.ts_ms)),
-        np.concatenate((kept.value[i:j], new.value)),
-        np.concatenate((kept.min[i:j], new.min)),
-        np.concatenate((kept.max[i:j], new.max)),
-        np.concatenate((kept.count[i:j], new.count)),
+        spliced(new.ts_ms, ts),
+        spliced(new.value, kept.value),
+        spliced(new.min, kept.min),
+        spliced(new.max, kept.max),
+        spliced(new.count, kept.count),
     )
 
 

@@ -103,3 +103,50 @@ def test_kept_json_is_cut_to_the_points_asked_and_bounded() -> None:
     for i in range(10):
         cache.encode(a, i, 1440)
     assert 0 < cache.kept.bytes <= 200_000 and len(cache) < 10
+
+
+async def test_a_range_starting_inside_a_bucket_gets_that_buckets_own_numbers(
+    store: SQLiteStore,
+) -> None:
+    """The first bucket of a range that starts inside it holds only the rows from the start
+    on: the JSON kept of a wider read (the same bucket whole) must not be cut for it."""
+    from hostpulse.store.reads import KeptPoints
+    from hostpulse.store.types import Tier
+
+    clock = store.state.clock
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 30 * HOUR), SERIES)), 0)
+    clock.now_ms = T0 + 30 * HOUR
+    await store.maintain(clock.now_ms - 2 * HOUR)
+    end = clock.now_ms
+    for step, tier in ((7000, Tier.RAW), (300_000, Tier.RAW), (300_000, None), (HOUR, None)):
+        # the wider read keeps its JSON
+        await qs.history_body(
+            store,
+            "h1",
+            "cpu_busy_percent",
+            {},
+            end - 7 * HOUR,
+            end,
+            step_ms=step,
+            agg=Agg.MAX,
+            tier=tier,
+        )
+        for offset in (1000, 3000, 4000, 6000, 37_000, step // 2):
+            start = end - 6 * HOUR + offset
+            kept = await qs.history_body(
+                store,
+                "h1",
+                "cpu_busy_percent",
+                {},
+                start,
+                end,
+                step_ms=step,
+                agg=Agg.MAX,
+                tier=tier,
+            )
+            store.reader._kept = KeptPoints()  # a read of the rows alone
+            res = await store.query_range(
+                "h1", "cpu_busy_percent", start, end, step_ms=step, agg=Agg.MAX, tier=tier
+            )
+            res.stable = None
+            assert kept == qs.history_json("h1", "cpu_busy_percent", start, end, Agg.MAX, res)

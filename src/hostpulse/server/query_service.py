@@ -37,6 +37,7 @@ from hostpulse.store.types import (
     ProcessSnapshot,
     RangeResult,
     SeriesPoints,
+    StablePoints,
     Tier,
 )
 
@@ -252,9 +253,8 @@ def _tail(a: PointArrays, lo: int, hi: int | None = None) -> PointArrays:
 POINTS_JSON = PointsJsonCache()
 
 
-def _series_json(s: SeriesPoints, stable: tuple[Hashable, int, int] | None = None) -> bytes:
-    """``stable``: the key of the series' kept points, the end of their buckets and the step
-    (``RangeResult.stable``)."""
+def _series_json(s: SeriesPoints, stable: StablePoints | None = None, i: int = 0) -> bytes:
+    """``stable``: the history's ``RangeResult.stable``, ``i`` the series' place in it."""
     head = orjson.dumps({"metric": s.metric, "labels": dict(s.labels)})
     a = s.arrays
     if a is None:
@@ -262,11 +262,19 @@ def _series_json(s: SeriesPoints, stable: tuple[Hashable, int, int] | None = Non
         body = orjson.dumps(s.points)
     elif stable is None or not len(a):
         body = points_json(a)
+    elif a.ts_ms[0] < stable.whole:
+        # the range starts inside its first bucket: that point is its own, not the kept one
+        first = points_json(_tail(a, 0, 1))
+        rest = _stable_json(_tail(a, 1), stable, i) if len(a) > 1 else b"[]"
+        body = first if rest == b"[]" else b"".join((first[:-1], b",", rest[1:]))
     else:
-        key, until, step = stable
-        k = int(np.searchsorted(a.ts_ms, until - step, side="right"))
-        body = POINTS_JSON.encode(a, key, k)
+        body = _stable_json(a, stable, i)
     return b"".join((head[:-1], b',"points":', body, b"}"))
+
+
+def _stable_json(a: PointArrays, stable: StablePoints, i: int) -> bytes:
+    k = int(np.searchsorted(a.ts_ms, stable.until - stable.step_ms, side="right"))
+    return POINTS_JSON.encode(a, stable.keys[i], k)
 
 
 COLUMNS = ("value", "min", "max", "count")
@@ -307,11 +315,7 @@ def history_json(
     }
     head, tail = orjson.dumps(doc).split(b'"series":[]', 1)
     if columns is None:
-        st = res.stable
-        series = b",".join(
-            _series_json(s, None if st is None else (st.keys[i], st.until, st.step_ms))
-            for i, s in enumerate(res.series)
-        )
+        series = b",".join(_series_json(s, res.stable, i) for i, s in enumerate(res.series))
     else:
         series = b",".join(_series_columns_json(s, columns) for s in res.series)
     return b"".join((head, b'"series":[', series, b"]", tail))

@@ -338,7 +338,7 @@ class Reader:
             SeriesPoints(c.metric, c.labels, arrays=a)
             for (_, c), a in zip(cols, arrays, strict=True)
         ]
-        stable = StablePoints(keys, until, step)
+        stable = StablePoints(keys, until, step, whole)
         return RangeResult(chosen, self._reported_step(step, head), out, next_cursor, stable)
 
     def _head_from(self, head: HostHead) -> int:

@@ -145,11 +145,13 @@ class RangeResult:
 class StablePoints:
     """The points of a history whose bucket ends at or before ``until`` (``ts_ms + step``)
     come from stored blocks alone: every read with the same ``keys[i]`` for series ``i``
-    gives them again, the same numbers."""
+    gives them again, the same numbers; except a point before ``whole``: the first bucket
+    of a range that starts inside it, whose numbers are those of its rows from the start on."""
 
     keys: list[Hashable]
     until: int
     step_ms: int
+    whole: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import ssl
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from system_helpers import (
     ADMIN_PASSWORD,
     HOST_ID,
+    METRIC,
     free_port,
     spool_state,
     start_agent,
@@ -61,7 +63,15 @@ def test_agent_ships_over_https_only_to_a_certificate_it_trusts(tmp_path: Path) 
             url, spool, tmp_path / "trusted.log", "--ca", str(cert), HOSTPULSE_SHIPPER__API_KEY=key
         )
         try:
-            wait_until(lambda: _hosts(url, trusted, admin), 30, "the host to arrive over HTTPS")
+            # the backlog and at least one snapshot taken since (CI once stopped the agent
+            # when the backlog had arrived but no new snapshot had been queued yet)
+            wait_until(
+                lambda: (
+                    _hosts(url, trusted, admin) and _stored(url, trusted, admin) > refused["queued"]
+                ),
+                30,
+                "the backlog and a new snapshot to arrive over HTTPS",
+            )
         finally:
             assert agent.terminate() == 0
         assert REFUSED not in agent.output()
@@ -82,3 +92,21 @@ def _hosts(url: str, context: ssl.SSLContext, token: str) -> list[object]:
     with urllib.request.urlopen(req, timeout=5, context=context) as r:
         hosts: list[object] = json.loads(r.read())
     return hosts
+
+
+def _stored(url: str, context: ssl.SSLContext, token: str) -> int:
+    """How many raw samples of ``METRIC`` (one a snapshot) the server holds for the host."""
+    now = int(time.time() * 1000)
+    req = urllib.request.Request(
+        f"{url}/api/v1/hosts/{HOST_ID}/metrics/{METRIC}/history"
+        f"?start={now - 3_600_000}&end={now}&tier=raw&step=60s",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5, context=context) as r:
+            doc = json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        if e.code == 404:  # no sample of it stored yet
+            return 0
+        raise
+    return sum(p["count"] for s in doc["series"] for p in s["points"])

@@ -4,6 +4,7 @@ by position when the snapshot lists its series in table order, else through the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hostpulse.alerts.types import Sample
 from hostpulse.protocol import Host, HostBatch, Label, SeriesDef
@@ -12,16 +13,26 @@ from hostpulse.server.alerting import batch_feed
 WATCHED = frozenset({"cpu_busy_percent", "filesystem_usage_percent"})
 
 
-class _Service:
+class _Engine:
+    """Routes each watched metric to itself, and records what it is handed."""
+
     watched_metrics = WATCHED
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, int, list[Sample]]] = []
 
-    def observe(
-        self, host: str, host_labels: dict[str, str], ts_ms: int, samples: Sequence[Sample]
+    def routes(self, host: str, host_labels: dict[str, str], metric: str) -> Any:
+        return ((metric, 0),)
+
+    def observe_routed(
+        self, host: str, host_labels: dict[str, str], ts_ms: int, samples: Sequence[Any]
     ) -> None:
-        self.seen.append((host, ts_ms, list(samples)))
+        self.seen.append((host, ts_ms, [(r[0][0], labels, v) for r, labels, v in samples]))
+
+
+class _Service:
+    def __init__(self) -> None:
+        self.engine = _Engine()
 
 
 def _batch(index: list[int], values: list[float]) -> HostBatch:
@@ -45,7 +56,7 @@ def _batch(index: list[int], values: list[float]) -> HostBatch:
 def _samples(batch: HostBatch) -> list[Sample]:
     service = _Service()
     batch_feed(service)(batch, b"sig")  # type: ignore[arg-type]
-    [(host, ts, samples)] = service.seen
+    [(host, ts, samples)] = service.engine.seen
     assert (host, ts) == ("h1", 1_000)
     return sorted(samples)
 

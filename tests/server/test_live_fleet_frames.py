@@ -88,3 +88,22 @@ def test_a_card_is_the_same_whatever_the_order_of_a_snapshots_series() -> None:
     assert expected.net_tx_bytes_per_second == 50.0
     assert summarize(shuffled) == expected
     assert summarize(in_order, card_series(in_order)) == expected
+
+
+def test_a_card_shows_the_newest_snapshot_and_only_the_values_the_host_sent() -> None:
+    from hostpulse.server.live import summarize
+
+    cpu = ("cpu_busy_percent", ())
+    lo = ("network_receive_bytes_per_second", (("interface", "lo"),))
+    b = batch(
+        "h",
+        [(2000, {cpu: 30.0, lo: 5.0}), (3000, {cpu: 0.0, lo: 6.0}), (1000, {cpu: 9.0, lo: 7.0})],
+    )
+    card = summarize(b)
+    assert card is not None
+    assert (card.host_id, card.timestamp_ms) == ("h", 3000)  # the newest, wherever it is
+    assert card.HasField("cpu_percent") and card.cpu_percent == 0.0  # a zero is a value
+    for absent in ("memory_percent", "disk_percent", "load1", "net_tx_bytes_per_second"):
+        assert not card.HasField(absent)
+    assert not card.HasField("net_rx_bytes_per_second")  # loopback only: nothing to show
+    assert summarize(batch("h", [])) is None

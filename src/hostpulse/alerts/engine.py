@@ -34,6 +34,8 @@ from hostpulse.alerts.types import (
     Kind,
     Labels,
     Notification,
+    Routed,
+    Routes,
     Sample,
     State,
     Transition,
@@ -176,6 +178,50 @@ class AlertEngine:
     def observe(
         self, host: str, host_labels: dict[str, str], ts_ms: int, samples: Sequence[Sample]
     ) -> None:
+        now = self._seen(host, host_labels, ts_ms)
+        if now is None:
+            return
+        watched = self._by_metric.get
+        report = self._report
+        for sample in samples:
+            entries = watched(sample[0])
+            if entries is None:
+                continue
+            _, labels, value = sample
+            for ev, index, selector in entries:  # selector None: every host
+                if selector is None or selector.matches(host, host_labels):
+                    ev.on_sample(index, host, labels, ts_ms, value, report)
+        self._reported(host, now)
+
+    def routes(self, host: str, host_labels: dict[str, str], metric: str) -> Routes:
+        """Where ``observe`` sends a sample of ``metric`` from ``host`` (with ``host_labels``):
+        each rule that reads it and selects the host, as (its evaluator's ``on_sample``, the
+        condition's index), in the order ``observe`` calls them. Valid until the rules change
+        (``watched_metrics`` is then another object), for the same host labels."""
+        return tuple(
+            (ev.on_sample, index)
+            for ev, index, selector in self._by_metric.get(metric, ())
+            if selector is None or selector.matches(host, host_labels)
+        )
+
+    def observe_routed(
+        self, host: str, host_labels: dict[str, str], ts_ms: int, samples: Sequence[Routed]
+    ) -> None:
+        """``observe`` with each sample's ``routes`` worked out already (once per host series
+        table, by the ingest listener): the same state changes, without finding the rules of
+        each sample's metric and testing their host selectors in every snapshot."""
+        now = self._seen(host, host_labels, ts_ms)
+        if now is None:
+            return
+        report = self._report
+        for routes, labels, value in samples:
+            for on_sample, index in routes:
+                on_sample(index, host, labels, ts_ms, value, report)
+        self._reported(host, now)
+
+    def _seen(self, host: str, host_labels: dict[str, str], ts_ms: int) -> int | None:
+        """Note a snapshot of ``host``; the time now when its samples count for the alert
+        state, None when it is too old to."""
         now = self.clock.now_ms()
         self.evaluations["sample"] += 1
         seen = self._hosts.get(host)
@@ -190,18 +236,11 @@ class AlertEngine:
                 seen.labels = dict(host_labels)
         self._hosts_changed.add(host)
         if ts_ms < now - self.settings.max_sample_age_s * 1000:
-            return
-        watched = self._by_metric.get
-        report = self._report
-        for sample in samples:
-            entries = watched(sample[0])
-            if entries is None:
-                continue
-            _, labels, value = sample
-            for ev, index, selector in entries:  # selector None: every host
-                if selector is None or selector.matches(host, host_labels):
-                    ev.on_sample(index, host, labels, ts_ms, value, report)
-        # A host that reports again ends its "stopped reporting" alerts at once.
+            return None
+        return now
+
+    def _reported(self, host: str, now: int) -> None:
+        """A host that reports again ends its "stopped reporting" alerts at once."""
         for ev in self._absent:
             inst = self._instances.get((ev.rule.id, host, ()))
             if inst is not None and inst.state in (State.PENDING, State.FIRING):

@@ -22,9 +22,8 @@ from hostpulse.alerts.schema import (
     Severity,
     ThresholdRule,
 )
-from hostpulse.alerts.types import HostSeen, Labels
+from hostpulse.alerts.types import HostSeen, Labels, Report
 
-Report = Callable[[AnyRule, str, Labels, Severity | None, float, int], None]
 _STALE_MS = 10 * 60 * 1000
 
 

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from hostpulse.alerts.schema import Severity
+from hostpulse.alerts.schema import AnyRule, Severity
 
 Labels = tuple[tuple[str, str], ...]
 Sample = tuple[str, Labels, float]
+Report = Callable[[AnyRule, str, Labels, Severity | None, float, int], None]
+"""The engine's state machine as evaluators call it: (rule, host, series labels, severity or
+None, value, time)."""
+Routes = tuple[tuple[Callable[[int, str, Labels, int, float, Report], None], int], ...]
+"""Where one series' samples go (``AlertEngine.routes``): (evaluator's ``on_sample``, condition
+index) pairs."""
+Routed = tuple[Routes, Labels, float]
+"""A sample with its routes: (routes, series labels, value)."""
 
 
 class State(StrEnum):

@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from google.protobuf import json_format
 
-from hostpulse.protocol import HostBatch, IngestRequest
+from hostpulse.protocol import HostBatch, IngestRequest, Snapshot
 from hostpulse.protocol.live_pb2 import (
     FleetSummary,
     Heartbeat,
@@ -166,35 +166,27 @@ def card_series(batch: HostBatch) -> Wanted:
 def summarize(batch: HostBatch, wanted: Wanted | None = None) -> HostSummary | None:
     """The fleet card of ``batch``'s host from its newest snapshot (None without snapshots).
     ``wanted``: ``card_series(batch)``, when known already."""
-    if not batch.snapshots:
+    snaps = batch.snapshots
+    if not snaps:
         return None
-    snap = max(batch.snapshots, key=lambda s: s.timestamp_ms)
+    snap = snaps[0] if len(snaps) == 1 else max(snaps, key=_stamp)  # an agent sends one
     if wanted is None:
         wanted = card_series(batch)
-    out = HostSummary(
-        host_id=batch.host.host_id,
-        hostname=batch.host.hostname or batch.host.host_id,
-        timestamp_ms=snap.timestamp_ms,
-        interval_seconds=batch.host.interval_seconds,
-    )
     index, values = snap.series_index, snap.values
-    n = len(index)
-    if all(i < n and index[i] == i for i in wanted):
-        # each card series at its own position (agents send the table's order): read just
-        # those (a series appears once in a snapshot, validated), not the whole index
-        found = [(wanted[i], values[i]) for i in wanted]
-    else:
+    found = _in_place(wanted, index, values)
+    if found is None:
         found = [(wanted[i], v) for i, v in zip(index, values, strict=True) if i in wanted]
+    fields: dict[str, float] = {}
     disk = -math.inf
     rx = tx = 0.0
     has_rx = has_tx = False
     for (metric, label), value in found:
         if metric == _CPU:
-            out.cpu_percent = value
+            fields["cpu_percent"] = value
         elif metric == _MEM:
-            out.memory_percent = value
+            fields["memory_percent"] = value
         elif metric == _LOAD:
-            out.load1 = value
+            fields["load1"] = value
         elif metric == _DISK:
             disk = max(disk, value)
         elif label not in _LOOPBACK:
@@ -203,12 +195,40 @@ def summarize(batch: HostBatch, wanted: Wanted | None = None) -> HostSummary | N
             else:
                 tx, has_tx = tx + value, True
     if disk > -math.inf:
-        out.disk_percent = disk
+        fields["disk_percent"] = disk
     if has_rx:
-        out.net_rx_bytes_per_second = rx
+        fields["net_rx_bytes_per_second"] = rx
     if has_tx:
-        out.net_tx_bytes_per_second = tx
-    return out
+        fields["net_tx_bytes_per_second"] = tx
+    host = batch.host
+    host_id = host.host_id
+    # one constructor call: every field set at once, not one attribute assignment each
+    return HostSummary(
+        host_id=host_id,
+        hostname=host.hostname or host_id,
+        timestamp_ms=snap.timestamp_ms,
+        interval_seconds=host.interval_seconds,
+        **fields,
+    )
+
+
+def _stamp(snap: Snapshot) -> int:
+    return snap.timestamp_ms
+
+
+def _in_place(
+    wanted: Wanted, index: Sequence[int], values: Sequence[float]
+) -> list[tuple[tuple[str, str], float]] | None:
+    """Each card series' value when every one is at its own position (agents send the
+    table's order: then just those are read, not the whole index; a series appears once in a
+    snapshot, validated); None when one is not."""
+    n = len(index)
+    found = []
+    for i, card in wanted.items():
+        if i >= n or index[i] != i:
+            return None
+        found.append((card, values[i]))
+    return found
 
 
 class LiveHub:

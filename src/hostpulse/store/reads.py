@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from hostpulse.protocol import Process, Snapshot
 from hostpulse.store import codec, rollup
-from hostpulse.store.blockread import BlockReader, KeptBytes
+from hostpulse.store.blockread import BlockReader, KeptBytes, Selected
 from hostpulse.store.blocks import DAY_MS, decode_processes
 from hostpulse.store.exceptions import BadCursorError, StoreClosedError
 from hostpulse.store.schema import Kind, blocks
@@ -310,17 +310,16 @@ class Reader:
             kept = self._kept.get(keys, whole)  # (no page can be cut: no cursor to give)
         # the buckets [whole, from_) come from the kept points
         from_ = whole if kept is None else max(whole, min(kept[0], sealed))
-        if from_ > whole:
-            stored = stored.take((stored.ts < whole) | (stored.ts >= from_))
-        parts.append(stored)
-        parts.append(self._head_rows(head, colidx, lo, end_ms, native))
-        rows = rollup.concat(parts, len(cols))
-        inside = (rows.ts >= first) & (rows.ts <= end_ms)
-        if from_ > whole:
-            inside &= (rows.ts < whole) | (rows.ts >= from_)
-        if not inside.all():
-            rows = rows.take(inside)
-        merged = rollup.bucket(rows, step)
+        # the rows of [first, end] but the kept buckets', each part taken once (the stored
+        # part also to the blocks the read selects): what taking them after their concat gave
+        for rows, keep in (stored, (self._head_rows(head, colidx, lo, end_ms, native), None)):
+            inside = (rows.ts >= first) & (rows.ts <= end_ms)
+            if from_ > whole:
+                inside &= (rows.ts < whole) | (rows.ts >= from_)
+            if keep is not None:
+                inside &= keep
+            parts.append(rows if inside.all() else rows.take(inside))
+        merged = rollup.bucket(rollup.concat(parts, len(cols)), step)
         has: npt.NDArray[np.bool_] = np.asarray((merged.count > 0).any(axis=1))
         if not has.all():
             merged = merged.take(has)
@@ -366,14 +365,15 @@ class Reader:
 
     async def _stored_rows(
         self, key: int, kind: Kind, lo: int, end: int, span: int, ids: I64
-    ) -> rollup.Rows:
-        """The rows of the stored blocks of ``[lo, end]``. A range that reaches the
-        watermark (a dashboard's "last 24 hours") is kept whole, so that the next reads of it
-        are answered without a read of the database until the blocks change (``SealedCache``
-        in ``blockread.py``); an older range is read on its own."""
+    ) -> Selected:
+        """The rows of the stored blocks of ``[lo, end]`` and which of them (None: all). A
+        range that reaches the watermark (a dashboard's "last 24 hours") is kept whole, so
+        that the next reads of it are answered without a read of the database until the
+        blocks change (``SealedCache`` in ``blockread.py``); an older range is read on its
+        own."""
         reader = self._block_reader()
         if end < self.state.watermark:
-            return await reader.rows(key, kind, lo, end, span, ids)
+            return await reader.rows(key, kind, lo, end, span, ids), None
         got = reader.cached_rows(key, kind, lo, end, span, ids)
         if got is not None:
             return got

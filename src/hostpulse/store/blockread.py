@@ -145,13 +145,17 @@ class BlockVersions:
         return max(self._host.get((host_key, kind), 0), self._kind.get(kind, 0))
 
 
-Selected = tuple[rollup.Rows, "npt.NDArray[np.bool_] | None"]
-"""Rows, and which of them a read keeps (None: all of them)."""
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """Rows, which of them a read keeps (``keep``, None: all of them) and whether their
+    timestamps never go down (``ordered``: a time range of them is found by bisection)."""
 
+    rows: rollup.Rows
+    keep: npt.NDArray[np.bool_] | None = None
+    ordered: bool = False
 
-def _taken(got: Selected) -> rollup.Rows:
-    rows, keep = got
-    return rows if keep is None else rows.take(keep)
+    def taken(self) -> rollup.Rows:
+        return self.rows if self.keep is None else self.rows.take(self.keep)
 
 
 SealedKey = tuple[int, int, bytes]
@@ -172,6 +176,8 @@ class Sealed:
     row_block: IntP
     """The block (index into ``group``, ``start``, ``end``) of each row."""
     rows: rollup.Rows
+    ordered: bool = False
+    """The rows' timestamps never go down (blocks in order, none overlapping another)."""
 
     @property
     def nbytes(self) -> int:
@@ -187,7 +193,7 @@ class Sealed:
     def select(self, lo: int, end: int) -> rollup.Rows:
         """The rows of the blocks a read of ``[lo, end]`` selects (``_SELECT``'s conditions),
         in the same order; ``lo`` at or after ``self.lo``."""
-        return _taken(self.selected(lo, end))
+        return self.selected(lo, end).taken()
 
     def selected(self, lo: int, end: int) -> Selected:
         """``select`` before it is taken: all the rows, and which of them are those of the
@@ -197,8 +203,8 @@ class Sealed:
         span = self.span
         sel = (self.group > lo - span) & (self.group <= end) & (self.end > lo) & (self.start <= end)
         if sel.all():
-            return self.rows, None
-        return self.rows, sel[self.row_block]
+            return Selected(self.rows, None, self.ordered)
+        return Selected(self.rows, sel[self.row_block], self.ordered)
 
 
 class KeptBytes(Generic[K, V]):
@@ -331,6 +337,7 @@ class BlockReader:
             self._pool, self._read, host_key, kind, start, FOREVER, span, wanted
         )
         counts = np.array([len(ts) for ts, _ in parts], dtype=np.intp)
+        rows = rows_of_cells(kind, parts, len(wanted))
         entry = Sealed(
             version,
             start,
@@ -339,7 +346,8 @@ class BlockReader:
             np.array([m[1] for m in meta], dtype=np.int64),
             np.array([m[2] for m in meta], dtype=np.int64),
             np.repeat(np.arange(len(parts), dtype=np.intp), counts),
-            rows_of_cells(kind, parts, len(wanted)),
+            rows,
+            bool((rows.ts[1:] >= rows.ts[:-1]).all()),
         )
         self.sealed.put((host_key, kind, wanted.tobytes()), entry)
         return entry.selected(start, end)

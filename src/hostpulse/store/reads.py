@@ -312,13 +312,8 @@ class Reader:
         from_ = whole if kept is None else max(whole, min(kept[0], sealed))
         # the rows of [first, end] but the kept buckets', each part taken once (the stored
         # part also to the blocks the read selects): what taking them after their concat gave
-        for rows, keep in (stored, (self._head_rows(head, colidx, lo, end_ms, native), None)):
-            inside = (rows.ts >= first) & (rows.ts <= end_ms)
-            if from_ > whole:
-                inside &= (rows.ts < whole) | (rows.ts >= from_)
-            if keep is not None:
-                inside &= keep
-            parts.append(rows if inside.all() else rows.take(inside))
+        for got in (stored, Selected(self._head_rows(head, colidx, lo, end_ms, native))):
+            parts += _within(got, first, end_ms, whole, from_)
         merged = rollup.bucket(rollup.concat(parts, len(cols)), step)
         has: npt.NDArray[np.bool_] = np.asarray((merged.count > 0).any(axis=1))
         if not has.all():
@@ -373,7 +368,7 @@ class Reader:
         own."""
         reader = self._block_reader()
         if end < self.state.watermark:
-            return await reader.rows(key, kind, lo, end, span, ids), None
+            return Selected(await reader.rows(key, kind, lo, end, span, ids))
         got = reader.cached_rows(key, kind, lo, end, span, ids)
         if got is not None:
             return got
@@ -481,6 +476,26 @@ def _parse_cursor(cursor: str) -> int:
     if not cursor.startswith(_CURSOR_PREFIX) or not cursor[1:].lstrip("-").isdigit():
         raise BadCursorError(f"invalid cursor {cursor!r}")
     return int(cursor[1:])
+
+
+def _within(got: Selected, first: int, end: int, whole: int, from_: int) -> list[rollup.Rows]:
+    """The rows of ``got`` it keeps with timestamps in ``[first, end]``, but not in
+    ``[whole, from_)`` (the kept buckets) when ``from_`` is after ``whole``; in their order.
+    Ordered rows that are all kept are cut by bisection (a 24 h read's 1,440 stored rows,
+    of which it keeps a few: a fifth of the masks and takes' CPU)."""
+    rows = got.rows
+    ts = rows.ts
+    if got.ordered and got.keep is None:
+        a, w, f = np.searchsorted(ts, (first, whole, from_)).tolist()
+        b = int(np.searchsorted(ts, end, side="right"))
+        spans = [(a, min(w, b)), (max(f, a), b)] if from_ > whole else [(a, b)]
+        return [rows.cut(i, j) for i, j in spans if i < j]
+    inside = (ts >= first) & (ts <= end)
+    if from_ > whole:
+        inside &= (ts < whole) | (ts >= from_)
+    if got.keep is not None:
+        inside &= got.keep
+    return [rows if inside.all() else rows.take(inside)]
 
 
 def _joined(kept: PointArrays, whole: int, from_: int, new: PointArrays) -> PointArrays:

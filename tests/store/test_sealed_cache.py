@@ -17,8 +17,8 @@ from sqlalchemy import select, text
 from storekit import T0, FakeClock, batch, request
 
 from hostpulse.store import SQLiteStore, open_store, rollup
-from hostpulse.store.blockread import Sealed, SealedCache
-from hostpulse.store.reads import KeptPoints
+from hostpulse.store.blockread import Sealed, SealedCache, Selected
+from hostpulse.store.reads import KeptPoints, _within
 from hostpulse.store.schema import Kind, blocks
 from hostpulse.store.types import RangeResult, Retention, Tier
 
@@ -290,3 +290,22 @@ async def test_kept_rows_and_points_of_a_range_moving_past_blocks(
                 reader._kept, blocks_reader.sealed = kept, sealed
             assert _points(got) == _points(fresh), (step, k)
             assert _points(got)
+
+
+def test_ordered_rows_are_cut_as_the_masks_take_them() -> None:
+    """Bisection of ordered kept rows keeps exactly the rows, in order, that the masks keep:
+    repeated timestamps, rows at the range's ends and at the kept buckets' edges."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        ts = np.sort(rng.integers(0, 40, size=int(rng.integers(0, 30)))) * 1000
+        vals = rng.random((len(ts), 2))
+        rows = rollup.Rows(ts, vals, vals * 2, vals, vals, vals)
+        first, whole, from_, end = (int(x) * 1000 for x in np.sort(rng.integers(-2, 42, 4)))
+        if rng.random() < 0.3:
+            from_ = whole
+        cut = _within(Selected(rows, None, ordered=True), first, end, whole, from_)
+        taken = _within(Selected(rows), first, end, whole, from_)
+        got = rollup.concat(cut, 2)
+        want = rollup.concat(taken, 2)
+        assert got.ts.tolist() == want.ts.tolist()
+        assert got.sum.tolist() == want.sum.tolist()

@@ -485,6 +485,8 @@ def _within(got: Selected, first: int, end: int, whole: int, from_: int) -> list
     of which it keeps a few: a fifth of the masks and takes' CPU)."""
     rows = got.rows
     ts = rows.ts
+    if not len(ts):  # a head with nothing newer than the blocks
+        return []
     if got.ordered and got.keep is None:
         a, w, f = np.searchsorted(ts, (first, whole, from_)).tolist()
         b = int(np.searchsorted(ts, end, side="right"))

@@ -6,6 +6,7 @@ fast path leaves any request it does not know entirely to the route)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -120,3 +121,17 @@ def test_requests_it_does_not_know_go_to_the_route(server: LiveServer) -> None:
     assert metrics._params(b"limit=%2B5") is None
     got = metrics._params(b"limit=5&label.device=sda&tier=1h")
     assert got is not None and got["limit"] == 5 and got["labels"] == {"device": "sda"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "start=1&end=2&step=60s&label.device=sda",
+        "a=&=b&&c&d=1=2&",
+        "label.device=s%64a&step=1+m",
+        "x;y=1&x=2",
+    ],
+)
+def test_fast_path_reads_a_query_as_parse_qsl(query: str) -> None:
+    assert metrics._pairs(query) == parse_qsl(query, keep_blank_values=True)

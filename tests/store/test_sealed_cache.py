@@ -17,7 +17,8 @@ from sqlalchemy import select, text
 from storekit import T0, FakeClock, batch, request
 
 from hostpulse.store import SQLiteStore, open_store, rollup
-from hostpulse.store.blockread import Sealed, SealedCache
+from hostpulse.store.blockread import Sealed, SealedCache, Selected
+from hostpulse.store.reads import KeptPoints, _within
 from hostpulse.store.schema import Kind, blocks
 from hostpulse.store.types import RangeResult, Retention, Tier
 
@@ -254,3 +255,57 @@ async def test_a_series_added_later_is_in_the_next_answer(store: SQLiteStore) ->
         "h1", "disk_busy_percent", T0, T0 + HOUR, labels={"device": "sdb"}
     )
     assert [p.value for s in only.series for p in s.points] == [2.0]
+
+
+async def test_kept_rows_and_points_of_a_range_moving_past_blocks(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """A range that moves on past whole blocks (the kept rows' first blocks no longer
+    selected) and starts inside a bucket: with the kept rows and the kept points, each
+    answer is that of a read with neither."""
+    for h in range(6):  # one compaction an hour: a partial block of rollups each
+        await store.ingest(
+            request(batch("h1", _rows(T0 + h * HOUR, T0 + (h + 1) * HOUR), SERIES)), T0
+        )
+        clock.now_ms = T0 + (h + 1) * HOUR
+        await store.maintain(clock.now_ms)
+    await store.ingest(
+        request(batch("h1", _rows(clock.now_ms, clock.now_ms + 600_000), SERIES)), T0
+    )
+    reader = store.reader
+    blocks_reader = reader._block_reader()
+    for step, tier in ((60_000, Tier.MINUTE), (300_000, Tier.MINUTE), (HOUR, Tier.HOUR)):
+        for k in range(8):
+            start, end = T0 + k * 47 * 60_000 + k * 7_001, clock.now_ms + k * 1000
+            got = await store.query_range(
+                "h1", "cpu_busy_percent", start, end, step_ms=step, tier=tier
+            )
+            kept, sealed = reader._kept, blocks_reader.sealed
+            reader._kept, blocks_reader.sealed = KeptPoints(), SealedCache()
+            try:
+                fresh = await store.query_range(
+                    "h1", "cpu_busy_percent", start, end, step_ms=step, tier=tier
+                )
+            finally:
+                reader._kept, blocks_reader.sealed = kept, sealed
+            assert _points(got) == _points(fresh), (step, k)
+            assert _points(got)
+
+
+def test_ordered_rows_are_cut_as_the_masks_take_them() -> None:
+    """Bisection of ordered kept rows keeps exactly the rows, in order, that the masks keep:
+    repeated timestamps, rows at the range's ends and at the kept buckets' edges."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        ts = np.sort(rng.integers(0, 40, size=int(rng.integers(0, 30)))) * 1000
+        vals = rng.random((len(ts), 2))
+        rows = rollup.Rows(ts, vals, vals * 2, vals, vals, vals)
+        first, whole, from_, end = (int(x) * 1000 for x in np.sort(rng.integers(-2, 42, 4)))
+        if rng.random() < 0.3:
+            from_ = whole
+        cut = _within(Selected(rows, None, ordered=True), first, end, whole, from_)
+        taken = _within(Selected(rows), first, end, whole, from_)
+        got = rollup.concat(cut, 2)
+        want = rollup.concat(taken, 2)
+        assert got.ts.tolist() == want.ts.tolist()
+        assert got.sum.tolist() == want.sum.tolist()

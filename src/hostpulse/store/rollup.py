@@ -42,6 +42,17 @@ class Rows:
             self.last[keep],
         )
 
+    def cut(self, i: int, j: int) -> Rows:
+        """Rows ``i`` to ``j`` (views, not copies)."""
+        return Rows(
+            self.ts[i:j],
+            self.count[i:j],
+            self.sum[i:j],
+            self.min[i:j],
+            self.max[i:j],
+            self.last[i:j],
+        )
+
 
 def empty(cols: int) -> Rows:
     z = np.zeros((0, cols), dtype=np.float64)

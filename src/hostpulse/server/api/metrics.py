@@ -196,7 +196,7 @@ def _params(query: bytes) -> dict[str, Any] | None:
         "labels": {},
     }
     seen: set[str] = set()
-    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+    for key, value in _pairs(query.decode("latin-1")):
         if key in seen:
             return None
         seen.add(key)
@@ -219,6 +219,15 @@ def _params(query: bytes) -> dict[str, Any] | None:
         else:
             return None
     return out
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query, keep_blank_values=True)``; a query with nothing to unquote (no
+    ``%``, no ``+``: what a dashboard and the bench send) is split without it (``parse_qsl``
+    unquotes every name and value: a fifth of the fast path's own CPU)."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    return [(k, v) for k, _, v in (f.partition("=") for f in query.split("&") if f)]
 
 
 def _step(step: str | None) -> int | None:

@@ -88,10 +88,10 @@ async def current(
     host_id: str,
     state: StateDep,
     metric: Annotated[list[str] | None, Query(description="Only these catalog keys.")] = None,
-) -> CurrentSnapshot:
+) -> Response:
     h = await require_host(state, host_id)
     latest = await state.store.latest(host_id, metric or None)
-    return CurrentSnapshot(host=status_of(state, h), values=qs.values_out(latest))
+    return Response(qs.current_json(status_of(state, h), latest), media_type="application/json")
 
 
 @router.post(
@@ -102,18 +102,17 @@ async def current(
 hosts in one request (a board's stats, gauges and bars over a fleet): one result per host in the
 order asked, or `{{host_id, status, error}}` for an unknown host (404).""",
 )
-async def current_batch(batch: CurrentBatchIn, state: StateDep) -> CurrentBatch:
-    results: list[CurrentSnapshot | CurrentItemError] = []
+async def current_batch(batch: CurrentBatchIn, state: StateDep) -> Response:
+    results: list[bytes] = []
     for host_id in batch.hosts:
         h = await state.store.host(host_id)
         if h is None:
-            results.append(
-                CurrentItemError(host_id=host_id, status=404, error=f"unknown host {host_id!r}")
-            )
+            error = CurrentItemError(host_id=host_id, status=404, error=f"unknown host {host_id!r}")
+            results.append(error.model_dump_json().encode())
             continue
         latest = await state.store.latest(host_id, batch.metrics or None)
-        results.append(CurrentSnapshot(host=status_of(state, h), values=qs.values_out(latest)))
-    return CurrentBatch(results=results)
+        results.append(qs.current_json(status_of(state, h), latest))
+    return Response(b'{"results":[' + b",".join(results) + b"]}", media_type="application/json")
 
 
 @router.get("/hosts/{host_id}/series", response_model=list[SeriesOut], responses=_NOT_FOUND)

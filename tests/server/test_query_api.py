@@ -13,7 +13,13 @@ import numpy as np
 from wire import batch, now_ms, request
 
 from hostpulse.protocol import IngestRequest, codec
-from hostpulse.server.api.models import MAX_BATCH_HOSTS, MAX_BATCH_SERIES, History
+from hostpulse.server.api.models import (
+    MAX_BATCH_HOSTS,
+    MAX_BATCH_SERIES,
+    CurrentBatch,
+    CurrentSnapshot,
+    History,
+)
 from hostpulse.server.testing import Clock, LiveServer
 from hostpulse.sim.build import host_batch
 from hostpulse.sim.model import SimHost, make_profile
@@ -212,6 +218,9 @@ def test_current_snapshot_can_be_narrowed_to_metrics(server: LiveServer) -> None
     ingest(server, req)
     cur = get(server, f"/hosts/{host.host_id}/current", metric=["cpu_load1", "memory_used_bytes"])
     assert {v["metric"] for v in cur["values"]} == {"cpu_load1", "memory_used_bytes"}
+    assert (
+        CurrentSnapshot.model_validate(cur).model_dump(mode="json") == cur
+    )  # the documented schema
     series = get(server, f"/hosts/{host.host_id}/series", metric="disk_busy_percent")
     assert {s["labels"]["device"] for s in series} == set(host.profile.devices)
     # several hosts in one request: what the one-host route answers, in the order asked
@@ -219,6 +228,7 @@ def test_current_snapshot_can_be_narrowed_to_metrics(server: LiveServer) -> None
     body = {"hosts": ["nope", host.host_id], "metrics": ["cpu_load1", "memory_used_bytes"]}
     r = httpx.post(url, json=body, headers=server.headers("viewer"), timeout=30)
     assert r.status_code == 200, r.text
+    assert CurrentBatch.model_validate(r.json()).model_dump(mode="json") == r.json()
     gone, one = r.json()["results"]
     assert gone == {"host_id": "nope", "status": 404, "error": "unknown host 'nope'"}
     assert one == cur

@@ -12,8 +12,9 @@ from wire import batch, now_ms, request
 
 from hostpulse.protocol import HostBatch, Label
 from hostpulse.server.ingest import IngestError, IngestLimits, IngestService
-from hostpulse.server.ingest.validate import series_signature, table_digest
+from hostpulse.server.ingest.validate import series_signature, table_digest, tail_sizes
 from hostpulse.store import open_store
+from hostpulse.store.prepare import tail_size
 
 CPU = ("cpu_busy_percent", ())
 MEM = ("memory_usage_percent", ())
@@ -93,3 +94,14 @@ def test_a_checked_table_is_not_a_checked_host(tmp_path: Path) -> None:
         with pytest.raises(IngestError, match=f"host '{host}'.*unknown metric"):
             service.check(request(batch(host, [(t, {CPU: 1.0, unknown: 2.0})])), t)
     assert len(service.checker._tables) == 1
+
+
+def test_the_checks_serialized_batch_gives_the_same_digests() -> None:
+    """The check hands each batch's serialization and field sizes on; the signature and the
+    table digest made from them are the ones made from the message alone."""
+    for b in (_two(), batch("h3", []), batch("h4", [(1000, {CPU: 1.0})] * 3)):
+        b.unsupported.extend(["cpu_frequency_hertz", "x" * 200])
+        data, sizes = b.SerializeToString(), tail_sizes(b)
+        assert sum(sizes) == tail_size(b)
+        assert series_signature(b, data, sizes) == series_signature(b)
+        assert table_digest(b, data, sizes) == table_digest(b)

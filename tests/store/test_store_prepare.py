@@ -13,7 +13,7 @@ from storekit import T0, batch, request
 
 from hostpulse.protocol import IngestRequest
 from hostpulse.store.exceptions import InvalidRequestError
-from hostpulse.store.prepare import batch_arrays, identity, pack, prepare, unpack
+from hostpulse.store.prepare import batch_arrays, identity, pack, prepare, tail_size, unpack
 
 
 def _values(req: IngestRequest) -> list[list[float]]:
@@ -153,6 +153,11 @@ def test_prepare_takes_the_checked_arrays_as_they_are() -> None:
     given = prepare(req, data, arrays, [b"s" * 16])
     assert given.batches[0].digest == b"s" * 16
     assert given.batches[0].table_digest == slow.batches[0].table_digest
+    # with the check's tail sizes too: the same table span, so the same table digest
+    tails = [tail_size(b) for b in req.batches]
+    told = prepare(req, data, arrays, [b"s" * 16], tails)
+    assert told.payload == slow.payload
+    assert told.batches[0].table_digest == slow.batches[0].table_digest
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ class Prepared:
 
 def _field_size(size: int) -> int:
     """Bytes of a length-delimited field with a one-byte tag and ``size`` bytes of content."""
-    return 1 + len(varint.encode(size)) + size
+    return 2 + size if size < 0x80 else 1 + (size.bit_length() + 6) // 7 + size
 
 
 def plain_layout(batch: HostBatch) -> bool:
@@ -248,11 +248,12 @@ async def prepare_async(
     serialized: Sequence[bytes] | None = None,
     arrays: Sequence[Arrays] | None = None,
     digests: Sequence[bytes] | None = None,
+    tails: Sequence[int] | None = None,
 ) -> Prepared:
     """``prepare``, in a worker thread when the request is large."""
     if sum(len(b.snapshots) for b in request.batches) > OFF_LOOP_SNAPSHOTS:
-        return await asyncio.to_thread(prepare, request, serialized, arrays, digests)
-    return prepare(request, serialized, arrays, digests)
+        return await asyncio.to_thread(prepare, request, serialized, arrays, digests, tails)
+    return prepare(request, serialized, arrays, digests, tails)
 
 
 def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
@@ -280,13 +281,15 @@ def prepare(
     serialized: Sequence[bytes] | None = None,
     arrays: Sequence[Arrays] | None = None,
     digests: Sequence[bytes] | None = None,
+    tails: Sequence[int] | None = None,
 ) -> Prepared:
     """The request prepared for the store; ``serialized``: its batches serialized, when the
     caller has them already (the ingest check makes them); ``arrays``: each batch's
     ``batch_arrays``, checked already (the ingest check: equal lengths, indexes in range and
     not repeated), so they are taken as they are; ``digests``: each batch's digest of its
     host, series table and unsupported list when the caller has one (the ingest check's
-    ``series_signature``), so the table is not hashed again."""
+    ``series_signature``), so the table is not hashed again; ``tails``: each batch's
+    ``tail_size``, when the caller has it."""
     batches: list[PreparedBatch] = []
     parts: list[bytes] = []
     newest = _NO_TS
@@ -295,7 +298,7 @@ def prepare(
             raise InvalidRequestError(f"batches[{b}].host.host_id is empty")
         n = len(batch.series)
         data = batch.SerializeToString() if serialized is None else serialized[b]
-        tail = tail_size(batch)
+        tail = tail_size(batch) if tails is None else tails[b]
         if arrays is None:
             arrs = batch_arrays(batch, data, tail)
             _check_arrays(arrs, n, b)

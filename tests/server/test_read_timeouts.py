@@ -49,6 +49,21 @@ def test_headers_sent_slowly_get_408_and_the_connection_closed(srv: LiveServer) 
     assert took < BOUND_S
 
 
+def test_the_next_request_on_a_connection_sending_its_headers_slowly_gets_408(
+    srv: LiveServer,
+) -> None:
+    """The first request's headers come whole (no timer is armed for them); the second
+    request's start in a chunk of their own and never end: that request is timed."""
+    with _connect(srv) as sock:
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+        answer, took = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert took < BOUND_S
+
+
 def test_a_connection_that_sends_nothing_is_closed(srv: LiveServer) -> None:
     with _connect(srv) as sock:
         _, took = _answer(sock)

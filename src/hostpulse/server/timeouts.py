@@ -3,8 +3,9 @@ a response, so a client that opens a connection and sends its headers (or its bo
 a time held a connection and a request for as long as it liked.
 
 - Headers: ``timed_http_protocol`` gives uvicorn's httptools protocol a timer from the
-  connection's (or the next request's) first byte to the end of the headers; when it fires the
-  client gets ``408 Request Timeout`` and the connection is closed.
+  connection's start (or the end of the first chunk of the next request on it, when its
+  headers are not all in that chunk) to the end of the headers; when it fires the client gets
+  ``408 Request Timeout`` and the connection is closed.
 - Body: ``read_within`` is how the ingest paths and ``edge.BodyLimit`` read a body: all of it
   within ``body_timeout`` seconds of the request's start, else 408.
 
@@ -39,6 +40,7 @@ class BodyTimeout(Exception):
 class _TimedProtocol(HttpToolsProtocol):
     header_timeout = 10.0
     _header_timer: TimerHandle | None = None
+    _headers_pending = False  # a request has begun and its headers are not complete
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]
@@ -48,12 +50,20 @@ class _TimedProtocol(HttpToolsProtocol):
         self.transport.flush()  # type: ignore[attr-defined]  # a HEAD answer's held head
         super().on_response_complete()
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._header_timer is None:
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # a request whose headers are not all here yet is timed from now; one whose headers
+        # came whole in this chunk (nearly every one) needs no timer (a timer armed and
+        # cancelled per request cost as much as the rest of this class)
+        if self._headers_pending and self._header_timer is None and not self.transport.is_closing():
             self._arm()
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._headers_pending = True
+
     def on_headers_complete(self) -> None:
+        self._headers_pending = False
         self._disarm()
         super().on_headers_complete()
 

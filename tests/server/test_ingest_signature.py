@@ -105,3 +105,29 @@ def test_the_checks_serialized_batch_gives_the_same_digests() -> None:
         assert sum(sizes) == tail_size(b)
         assert series_signature(b, data, sizes) == series_signature(b)
         assert table_digest(b, data, sizes) == table_digest(b)
+
+
+def test_the_checks_table_digest_is_the_one_the_store_registers_by() -> None:
+    """A batch new to the check hands its series-table digest to ``prepare``: the same as
+    the store computes itself, so a host is registered under the same table either way."""
+    from hostpulse.server.ingest.checker import Checker
+    from hostpulse.store.prepare import prepare
+
+    t = now_ms()
+    req = request(batch("h1", [(t, {CPU: 1.0, MEM: 2.0})]), batch("h2", [(t, {CPU: 3.0})]))
+    req.batches[1].unsupported.append("cpu_frequency_hertz")
+    checker = Checker(IngestLimits())
+    checked = checker.check(req, t)
+    assert checked.tables is not None and None not in checked.tables
+    prep = prepare(
+        req, checked.serialized, checked.arrays, checked.signatures, checked.tails, checked.tables
+    )
+    own = prepare(req)
+    assert [pb.table_digest for pb in prep.batches] == [pb.table_digest for pb in own.batches]
+    checker.remember(checked.fresh)  # known now: no digest made, the store hashes when asked
+    again = checker.check(req, t)
+    assert again.tables == [None, None]
+    later = prepare(
+        req, again.serialized, again.arrays, again.signatures, again.tails, again.tables
+    )
+    assert [pb.table_digest for pb in later.batches] == [pb.table_digest for pb in own.batches]

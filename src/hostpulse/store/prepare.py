@@ -249,11 +249,12 @@ async def prepare_async(
     arrays: Sequence[Arrays] | None = None,
     digests: Sequence[bytes] | None = None,
     tails: Sequence[int] | None = None,
+    tables: Sequence[bytes | None] | None = None,
 ) -> Prepared:
     """``prepare``, in a worker thread when the request is large."""
     if sum(len(b.snapshots) for b in request.batches) > OFF_LOOP_SNAPSHOTS:
-        return await asyncio.to_thread(prepare, request, serialized, arrays, digests, tails)
-    return prepare(request, serialized, arrays, digests, tails)
+        return await asyncio.to_thread(prepare, request, serialized, arrays, digests, tails, tables)
+    return prepare(request, serialized, arrays, digests, tails, tables)
 
 
 def drop_outside(request: IngestRequest, oldest_ms: int, newest_ms: int) -> int:
@@ -282,6 +283,7 @@ def prepare(
     arrays: Sequence[Arrays] | None = None,
     digests: Sequence[bytes] | None = None,
     tails: Sequence[int] | None = None,
+    tables: Sequence[bytes | None] | None = None,
 ) -> Prepared:
     """The request prepared for the store; ``serialized``: its batches serialized, when the
     caller has them already (the ingest check makes them); ``arrays``: each batch's
@@ -289,7 +291,9 @@ def prepare(
     not repeated), so they are taken as they are; ``digests``: each batch's digest of its
     host, series table and unsupported list when the caller has one (the ingest check's
     ``series_signature``), so the table is not hashed again; ``tails``: each batch's
-    ``tail_size``, when the caller has it."""
+    ``tail_size``, when the caller has it; ``tables``: with ``digests``, each batch's
+    series-table digest where the caller made it (``table_digest``; None: hashed here when
+    asked for)."""
     batches: list[PreparedBatch] = []
     parts: list[bytes] = []
     newest = _NO_TS
@@ -314,7 +318,8 @@ def prepare(
         host_size = _field_size(batch.host.ByteSize()) if batch.HasField("host") else 0
         span = (data, host_size, len(data) - tail)
         if digests is not None:
-            batches.append(PreparedBatch(batch, digests[b], None, snaps, span))
+            table = tables[b] if tables is not None else None
+            batches.append(PreparedBatch(batch, digests[b], table, snaps, span))
         else:
             # the series table is hashed once: the key covers the (self-delimiting) host
             # field, the table's digest and the unsupported list

@@ -37,6 +37,9 @@ class Checked:
     """Each batch's ``batch_arrays``, checked (``prepare`` takes them as they are)."""
     tails: list[int] | None = None
     """Each batch's ``tail_size`` (``prepare`` does not add it up again)."""
+    tables: list[bytes | None] | None = None
+    """Each batch's series-table digest when the check made it (a batch whose signature is
+    new: the store registers its table by it), else None."""
 
 
 class Checker:
@@ -73,6 +76,7 @@ class Checker:
         serialized: list[bytes] = []
         arrays: list[Arrays] = []
         tails: list[int] = []
+        tables: list[bytes | None] = []
         samples = 0
         for b, batch in enumerate(request.batches):
             data = batch.SerializeToString()
@@ -82,11 +86,13 @@ class Checker:
             tails.append(tail)
             sig = series_signature(batch, data, sizes)
             signatures.append(sig)
+            table = None
             if sig not in self.validated:
                 validate_host(batch, b, limits)
-                keys = self._table(batch, data, sizes)
+                keys, table = self._table(batch, data, sizes)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
+            tables.append(table)
             arrs = batch_arrays(batch, data, tail)
             arrays.append(arrs)
             samples += validate_snapshots(batch, now_ms, limits, arrs)
@@ -95,13 +101,14 @@ class Checker:
                     413,
                     f"the request has more than {limits.max_samples} samples (max_samples)",
                 )
-        return Checked(request, signatures, per_host, fresh, serialized, arrays, tails)
+        return Checked(request, signatures, per_host, fresh, serialized, arrays, tails, tables)
 
     def _table(
         self, batch: HostBatch, data: bytes, sizes: tuple[int, int] | None = None
-    ) -> list[SeriesKey]:
-        """The keys of the batch's series table once it is checked (IngestError(422)); a table
-        checked before (for another host of the same kind, say) is taken from the cache."""
+    ) -> tuple[list[SeriesKey], bytes | None]:
+        """The keys of the batch's series table once it is checked (IngestError(422)), and the
+        table's digest (None when it cannot be cut out); a table checked before (for another
+        host of the same kind, say) is taken from the cache."""
         digest = table_digest(batch, data, sizes)
         keys = self._tables.get(digest) if digest is not None else None
         if keys is None:
@@ -111,4 +118,4 @@ class Checker:
                 if len(self._tables) >= self.MAX_TABLES:
                     self._tables.clear()
                 self._tables[digest] = keys
-        return keys
+        return keys, digest

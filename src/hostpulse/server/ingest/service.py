@@ -317,7 +317,12 @@ class IngestService:
             if prep is None and checked.serialized and isinstance(self.store, SQLiteStore):
                 # the batches serialized by the check: prepare does not serialize them again
                 prep = await prepare_async(
-                    request, checked.serialized, checked.arrays, checked.signatures, checked.tails
+                    request,
+                    checked.serialized,
+                    checked.arrays,
+                    checked.signatures,
+                    checked.tails,
+                    checked.tables,
                 )
             if prep is not None:
                 result = await cast(SQLiteStore, self.store).ingest_prepared(prep, now_ms)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hostpulse.protocol import HostBatch
 from hostpulse.store.head import HostHead, IntP, Key, SeriesCol
-from hostpulse.store.prepare import IDENTITY_MAX, identity
+from hostpulse.store.prepare import IDENTITY_MAX, identity, table_keys
 from hostpulse.store.quantize import resolution_k
 from hostpulse.store.types import HostRecord
 
@@ -102,10 +102,6 @@ def _record_values(rec: HostRecord) -> tuple[object, ...]:
         rec.agent_version,
         json.dumps(rec.unsupported),
     )
-
-
-def _keys(batch: HostBatch) -> list[Key]:
-    return [(sd.metric, tuple([(lb.name, lb.value) for lb in sd.labels])) for sd in batch.series]
 
 
 _SeriesRun = tuple[int, int, list[tuple[str, str]]]
@@ -311,7 +307,7 @@ class Registrar:
         if table is None:
             if len(self._keys_cache) >= 4096:
                 self._keys_cache.clear()
-            table = self._keys_cache[pb.table_digest] = _Table(_keys(pb.batch))
+            table = self._keys_cache[pb.table_digest] = _Table(table_keys(pb.batch))
         return table
 
     async def _write_behind(self) -> None:

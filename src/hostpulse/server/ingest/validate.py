@@ -20,7 +20,14 @@ from hostpulse import catalog
 from hostpulse.protocol import HostBatch, Process
 from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.ingest.limits import IngestLimits
-from hostpulse.store.prepare import Arrays, IntP, batch_arrays, is_identity, plain_layout
+from hostpulse.store.prepare import (
+    Arrays,
+    IntP,
+    batch_arrays,
+    is_identity,
+    plain_layout,
+    table_keys,
+)
 
 MAX_ID_LENGTH = 200
 MAX_LABEL_LENGTH = 1024
@@ -58,7 +65,7 @@ def _check_series_def(host_id: str, i: int, metric: str, labels: SeriesKey) -> N
 
 
 def series_keys(batch: HostBatch) -> list[SeriesKey]:
-    return [(sd.metric, tuple((lb.name, lb.value) for lb in sd.labels)) for sd in batch.series]
+    return table_keys(batch)
 
 
 def _text(where: str, name: str, value: str, limit: int) -> None:

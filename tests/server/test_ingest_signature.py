@@ -12,8 +12,9 @@ from wire import batch, now_ms, request
 
 from hostpulse.protocol import HostBatch, Label
 from hostpulse.server.ingest import IngestError, IngestLimits, IngestService
-from hostpulse.server.ingest.validate import series_signature, table_digest
+from hostpulse.server.ingest.validate import series_signature, table_digest, tail_sizes
 from hostpulse.store import open_store
+from hostpulse.store.prepare import tail_size
 
 CPU = ("cpu_busy_percent", ())
 MEM = ("memory_usage_percent", ())
@@ -93,3 +94,40 @@ def test_a_checked_table_is_not_a_checked_host(tmp_path: Path) -> None:
         with pytest.raises(IngestError, match=f"host '{host}'.*unknown metric"):
             service.check(request(batch(host, [(t, {CPU: 1.0, unknown: 2.0})])), t)
     assert len(service.checker._tables) == 1
+
+
+def test_the_checks_serialized_batch_gives_the_same_digests() -> None:
+    """The check hands each batch's serialization and field sizes on; the signature and the
+    table digest made from them are the ones made from the message alone."""
+    for b in (_two(), batch("h3", []), batch("h4", [(1000, {CPU: 1.0})] * 3)):
+        b.unsupported.extend(["cpu_frequency_hertz", "x" * 200])
+        data, sizes = b.SerializeToString(), tail_sizes(b)
+        assert sum(sizes) == tail_size(b)
+        assert series_signature(b, data, sizes) == series_signature(b)
+        assert table_digest(b, data, sizes) == table_digest(b)
+
+
+def test_the_checks_table_digest_is_the_one_the_store_registers_by() -> None:
+    """A batch new to the check hands its series-table digest to ``prepare``: the same as
+    the store computes itself, so a host is registered under the same table either way."""
+    from hostpulse.server.ingest.checker import Checker
+    from hostpulse.store.prepare import prepare
+
+    t = now_ms()
+    req = request(batch("h1", [(t, {CPU: 1.0, MEM: 2.0})]), batch("h2", [(t, {CPU: 3.0})]))
+    req.batches[1].unsupported.append("cpu_frequency_hertz")
+    checker = Checker(IngestLimits())
+    checked = checker.check(req, t)
+    assert checked.tables is not None and None not in checked.tables
+    prep = prepare(
+        req, checked.serialized, checked.arrays, checked.signatures, checked.tails, checked.tables
+    )
+    own = prepare(req)
+    assert [pb.table_digest for pb in prep.batches] == [pb.table_digest for pb in own.batches]
+    checker.remember(checked.fresh)  # known now: no digest made, the store hashes when asked
+    again = checker.check(req, t)
+    assert again.tables == [None, None]
+    later = prepare(
+        req, again.serialized, again.arrays, again.signatures, again.tails, again.tables
+    )
+    assert [pb.table_digest for pb in later.batches] == [pb.table_digest for pb in own.batches]

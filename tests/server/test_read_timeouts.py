@@ -49,6 +49,21 @@ def test_headers_sent_slowly_get_408_and_the_connection_closed(srv: LiveServer) 
     assert took < BOUND_S
 
 
+def test_the_next_request_on_a_connection_sending_its_headers_slowly_gets_408(
+    srv: LiveServer,
+) -> None:
+    """The first request's headers come whole (no timer is armed for them); the second
+    request's start in a chunk of their own and never end: that request is timed."""
+    with _connect(srv) as sock:
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+        answer, took = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert took < BOUND_S
+
+
 def test_a_connection_that_sends_nothing_is_closed(srv: LiveServer) -> None:
     with _connect(srv) as sock:
         _, took = _answer(sock)
@@ -86,3 +101,49 @@ def test_a_request_in_time_is_answered_as_usual(srv: LiveServer) -> None:
         sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answer, _ = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 200"), answer
+
+
+def test_read_within_takes_a_message_that_is_there_and_times_out_one_that_is_not() -> None:
+    """``read_within`` answers a message that is ready at once (no timer), waits for one that
+    comes before the deadline, raises BodyTimeout for one that does not, and passes a
+    cancellation of the reading task through to ``receive``."""
+    import asyncio
+
+    from hostpulse.server.timeouts import BodyTimeout, read_within
+
+    ready = {"type": "http.request", "body": b"x", "more_body": False}
+
+    async def now() -> dict[str, object]:
+        return ready
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert await read_within(now, time.monotonic() - 1) is ready  # there: taken
+        later: asyncio.Future[dict[str, object]] = loop.create_future()
+        loop.call_soon(later.set_result, ready)
+
+        async def waits() -> dict[str, object]:
+            return await later
+
+        assert await read_within(waits, time.monotonic() + BOUND_S) is ready
+        closed: list[str] = []
+
+        async def never() -> dict[str, object]:
+            try:
+                await loop.create_future()
+            except asyncio.CancelledError:
+                closed.append("cancelled")
+                raise
+            raise AssertionError("unreachable")
+
+        with pytest.raises(BodyTimeout):
+            await read_within(never, time.monotonic() + 0.01)
+        assert closed == ["cancelled"]
+        task = asyncio.create_task(read_within(never, time.monotonic() + BOUND_S))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert closed == ["cancelled", "cancelled"]
+
+    asyncio.run(main())

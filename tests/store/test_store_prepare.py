@@ -13,7 +13,15 @@ from storekit import T0, batch, request
 
 from hostpulse.protocol import IngestRequest
 from hostpulse.store.exceptions import InvalidRequestError
-from hostpulse.store.prepare import batch_arrays, identity, pack, prepare, unpack
+from hostpulse.store.prepare import (
+    batch_arrays,
+    identity,
+    pack,
+    prepare,
+    table_keys,
+    tail_size,
+    unpack,
+)
 
 
 def _values(req: IngestRequest) -> list[list[float]]:
@@ -153,6 +161,11 @@ def test_prepare_takes_the_checked_arrays_as_they_are() -> None:
     given = prepare(req, data, arrays, [b"s" * 16])
     assert given.batches[0].digest == b"s" * 16
     assert given.batches[0].table_digest == slow.batches[0].table_digest
+    # with the check's tail sizes too: the same table span, so the same table digest
+    tails = [tail_size(b) for b in req.batches]
+    told = prepare(req, data, arrays, [b"s" * 16], tails)
+    assert told.payload == slow.payload
+    assert told.batches[0].table_digest == slow.batches[0].table_digest
 
 
 @pytest.mark.parametrize(
@@ -168,3 +181,15 @@ def test_the_store_checks_each_index_run_of_a_batch(index: list[int], values: in
     snap.values[:] = [1.0] * values
     with pytest.raises(InvalidRequestError, match=r"snapshots\[1\]"):
         prepare(req)
+
+
+def test_table_keys_are_each_series_metric_and_labels_in_order() -> None:
+    series = (
+        ("cpu_busy_percent", ()),
+        ("disk_used_bytes", (("device", "sda1"), ("mount", "/"))),
+        ("cpu_busy_percent", (("cpu", "3"),)),
+        ("memory_used_bytes", ()),
+    )
+    b = batch("h1", [(T0, [1.0, 2.0, 3.0, 4.0])], series)
+    assert table_keys(b) == list(series)
+    assert table_keys(batch("h2", [], ())) == []

@@ -15,6 +15,7 @@ from hostpulse.server.ingest.validate import (
     series_keys,
     series_signature,
     table_digest,
+    tail_sizes,
     validate_host,
     validate_snapshots,
     validate_table,
@@ -34,6 +35,11 @@ class Checked:
     """Each batch serialized (``prepare`` can take them instead of serializing again)."""
     arrays: list[Arrays] | None = None
     """Each batch's ``batch_arrays``, checked (``prepare`` takes them as they are)."""
+    tails: list[int] | None = None
+    """Each batch's ``tail_size`` (``prepare`` does not add it up again)."""
+    tables: list[bytes | None] | None = None
+    """Each batch's series-table digest when the check made it (a batch whose signature is
+    new: the store registers its table by it), else None."""
 
 
 class Checker:
@@ -56,29 +62,38 @@ class Checker:
             self.validated.clear()
         self.validated.update(signatures)
 
-    def check(self, request: IngestRequest, now_ms: int) -> Checked:
+    def check(self, request: IngestRequest, now_ms: int, counted: bool = False) -> Checked:
         """Validate ``request`` whole (IngestError(413/422) naming the first problem). Touches
         no state but reads the set of validated signatures and adds to the cache of checked
-        series tables (single dict operations): safe in a worker thread."""
+        series tables (single dict operations): safe in a worker thread. ``counted``: the
+        caller has passed the request through ``check_counts`` already."""
         limits = self.limits
-        check_counts(request, limits)
+        if not counted:
+            check_counts(request, limits)
         per_host: dict[str, list[SeriesKey]] = {}
         signatures: list[bytes] = []  # of each batch
         fresh: list[bytes] = []  # of the batches whose table is validated by this request
         serialized: list[bytes] = []
         arrays: list[Arrays] = []
+        tails: list[int] = []
+        tables: list[bytes | None] = []
         samples = 0
         for b, batch in enumerate(request.batches):
             data = batch.SerializeToString()
             serialized.append(data)
-            sig = series_signature(batch, data)
+            sizes = tail_sizes(batch)  # the snapshots' and unsupported fields' bytes
+            tail = sizes[0] + sizes[1]
+            tails.append(tail)
+            sig = series_signature(batch, data, sizes)
             signatures.append(sig)
+            table = None
             if sig not in self.validated:
                 validate_host(batch, b, limits)
-                keys = self._table(batch, data)
+                keys, table = self._table(batch, data, sizes)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
-            arrs = batch_arrays(batch, data)
+            tables.append(table)
+            arrs = batch_arrays(batch, data, tail)
             arrays.append(arrs)
             samples += validate_snapshots(batch, now_ms, limits, arrs)
             if samples > limits.max_samples:
@@ -86,12 +101,15 @@ class Checker:
                     413,
                     f"the request has more than {limits.max_samples} samples (max_samples)",
                 )
-        return Checked(request, signatures, per_host, fresh, serialized, arrays)
+        return Checked(request, signatures, per_host, fresh, serialized, arrays, tails, tables)
 
-    def _table(self, batch: HostBatch, data: bytes) -> list[SeriesKey]:
-        """The keys of the batch's series table once it is checked (IngestError(422)); a table
-        checked before (for another host of the same kind, say) is taken from the cache."""
-        digest = table_digest(batch, data)
+    def _table(
+        self, batch: HostBatch, data: bytes, sizes: tuple[int, int] | None = None
+    ) -> tuple[list[SeriesKey], bytes | None]:
+        """The keys of the batch's series table once it is checked (IngestError(422)), and the
+        table's digest (None when it cannot be cut out); a table checked before (for another
+        host of the same kind, say) is taken from the cache."""
+        digest = table_digest(batch, data, sizes)
         keys = self._tables.get(digest) if digest is not None else None
         if keys is None:
             keys = series_keys(batch)
@@ -100,4 +118,4 @@ class Checker:
                 if len(self._tables) >= self.MAX_TABLES:
                     self._tables.clear()
                 self._tables[digest] = keys
-        return keys
+        return keys, digest

@@ -254,14 +254,14 @@ class IngestService:
         counts = check_counts(request, self.limits)
         if counts.snapshots > INLINE_SNAPSHOTS or counts.series_defs > INLINE_SERIES:
             return None  # decoding again in the thread is cheap next to the checks
-        return self.check(request, now_ms)
+        return self.checker.check(request, now_ms, counted=True)
 
     def _decode_and_check(
         self, body: bytes, content_type: str | None, encoding: str | None, now_ms: int
     ) -> Checked:
         request = decode(body, content_type, encoding, self.limits)
         check_counts(request, self.limits)
-        return self.check(request, now_ms)
+        return self.checker.check(request, now_ms, counted=True)
 
     def check(self, request: IngestRequest, now_ms: int) -> Checked:
         """``Checker.check`` against the signatures stored: safe in a worker thread."""
@@ -317,7 +317,12 @@ class IngestService:
             if prep is None and checked.serialized and isinstance(self.store, SQLiteStore):
                 # the batches serialized by the check: prepare does not serialize them again
                 prep = await prepare_async(
-                    request, checked.serialized, checked.arrays, checked.signatures
+                    request,
+                    checked.serialized,
+                    checked.arrays,
+                    checked.signatures,
+                    checked.tails,
+                    checked.tables,
                 )
             if prep is not None:
                 result = await cast(SQLiteStore, self.store).ingest_prepared(prep, now_ms)

@@ -20,7 +20,14 @@ from hostpulse import catalog
 from hostpulse.protocol import HostBatch, Process
 from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.ingest.limits import IngestLimits
-from hostpulse.store.prepare import Arrays, IntP, batch_arrays, is_identity, plain_layout
+from hostpulse.store.prepare import (
+    Arrays,
+    IntP,
+    batch_arrays,
+    is_identity,
+    plain_layout,
+    table_keys,
+)
 
 MAX_ID_LENGTH = 200
 MAX_LABEL_LENGTH = 1024
@@ -58,7 +65,7 @@ def _check_series_def(host_id: str, i: int, metric: str, labels: SeriesKey) -> N
 
 
 def series_keys(batch: HostBatch) -> list[SeriesKey]:
-    return [(sd.metric, tuple((lb.name, lb.value) for lb in sd.labels)) for sd in batch.series]
+    return table_keys(batch)
 
 
 def _text(where: str, name: str, value: str, limit: int) -> None:
@@ -225,18 +232,22 @@ def _field_size(size: int) -> int:
     return 2 + size if size < 0x80 else 1 + (size.bit_length() + 6) // 7 + size
 
 
-def series_signature(batch: HostBatch, data: bytes | None = None) -> bytes:
+def series_signature(
+    batch: HostBatch, data: bytes | None = None, sizes: tuple[int, int] | None = None
+) -> bytes:
     """A digest of the batch serialized without its snapshots (host identity, series table,
-    unsupported list).
+    unsupported list). ``data``: the batch serialized, when the caller has it; ``sizes``:
+    its ``tail_sizes`` (only meaningful with ``data``, in the plain layout).
 
     The serialization is ``host``, ``series``, ``snapshots``, ``unsupported`` in field order,
     so those bytes are the serialized batch minus the snapshots' span: one C-level
     serialisation instead of a copy of the batch (half the cost). Should a serializer ever
     order the fields differently, the copy is made (same digest)."""
-    data = batch.SerializeToString()
+    if data is None:
+        data = batch.SerializeToString()
     if not plain_layout(batch):  # unknown fields come last: the offsets below would be off
         return _signature_of_copy(batch)
-    cut, tail = _table_end(batch, data)
+    cut, tail = _table_end(batch, data, sizes)
     if cut is not None:
         view = memoryview(data)
         digest = hashlib.blake2b(view[:cut], digest_size=16)
@@ -245,11 +256,24 @@ def series_signature(batch: HostBatch, data: bytes | None = None) -> bytes:
     return _signature_of_copy(batch)
 
 
-def _table_end(batch: HostBatch, data: bytes) -> tuple[int | None, int]:
+def tail_sizes(batch: HostBatch) -> tuple[int, int]:
+    """Bytes of the batch's serialized ``snapshots`` fields and of its ``unsupported`` fields
+    (they come last, in this order, in the plain layout)."""
+    snaps = 0
+    for s in batch.snapshots:
+        snaps += _field_size(s.ByteSize())
+    tail = 0
+    for u in batch.unsupported:
+        tail += _field_size(len(u.encode()))
+    return snaps, tail
+
+
+def _table_end(
+    batch: HostBatch, data: bytes, sizes: tuple[int, int] | None = None
+) -> tuple[int | None, int]:
     """Where the series table of the serialized ``batch`` ends (None when the layout is not
-    the plain one) and the size of its ``unsupported`` tail."""
-    snaps = sum(_field_size(s.ByteSize()) for s in batch.snapshots)
-    tail = sum(_field_size(len(u.encode())) for u in batch.unsupported)
+    the plain one) and the size of its ``unsupported`` tail; ``sizes``: ``tail_sizes``."""
+    snaps, tail = tail_sizes(batch) if sizes is None else sizes
     cut = len(data) - snaps - tail
     if (
         cut >= 0
@@ -260,15 +284,17 @@ def _table_end(batch: HostBatch, data: bytes) -> tuple[int | None, int]:
     return None, tail
 
 
-def table_digest(batch: HostBatch, data: bytes | None = None) -> bytes | None:
+def table_digest(
+    batch: HostBatch, data: bytes | None = None, sizes: tuple[int, int] | None = None
+) -> bytes | None:
     """A digest of the batch's series table alone (hosts of one kind send the same table);
     None when the table cannot be cut out of the serialized batch (``data``, when the caller
-    has it)."""
+    has it; ``sizes``: its ``tail_sizes``)."""
     if data is None:
         data = batch.SerializeToString()
     if not plain_layout(batch):
         return None
-    cut, _ = _table_end(batch, data)
+    cut, _ = _table_end(batch, data, sizes)
     if cut is None:
         return None
     host = _field_size(batch.host.ByteSize()) if batch.HasField("host") else 0

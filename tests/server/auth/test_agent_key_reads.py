@@ -20,6 +20,7 @@ from hostpulse.server.auth.agent_keys import (
 from hostpulse.server.auth.exceptions import Unauthenticated
 from hostpulse.server.auth.repository import AuthRepository, KeyRow
 from hostpulse.server.auth.settings import AuthConfig
+from hostpulse.server.auth.tokens import digest
 
 
 class CountingRepository(AuthRepository):
@@ -241,6 +242,37 @@ def test_an_agent_reporting_every_5_s_never_waits_for_its_key(tmp_path: Path) ->
                             break
             assert waited == 0
             assert len(repo.queries) > 200 * 5.0 / CACHE_TTL_S  # still read again regularly
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_keys_by_hash_answers_exactly_the_keys_asked_for_at_every_list_length(
+    tmp_path: Path,
+) -> None:
+    """The ``IN`` list is padded to a power of two (one statement text per size): the answer
+    holds the asked keys that exist, revoked ones too, and nothing else, at every length."""
+
+    async def main() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+        try:
+            repo = await CountingRepository.created(engine)
+            keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: 0.0)
+            issued = [await keys.issue(f"host-{i}") for i in range(12)]
+            await keys.revoke(issued[3].id)
+            hashes = [digest(k.key) for k in issued]
+            rnd = random.Random(5)
+            for n in range(1, 21):
+                asked = rnd.sample(hashes, min(n, len(hashes))) + [
+                    f"unknown-{i}" for i in range(max(0, n - len(hashes)))
+                ]
+                got = await repo.keys_by_hash(asked)
+                assert set(got) == {h for h in asked if h in hashes}, n
+                for h, row in got.items():
+                    assert row.host_id == f"host-{hashes.index(h)}"
+                    assert (row.revoked_ms is not None) == (h == hashes[3])
+            assert await repo.keys_by_hash([]) == {}
         finally:
             await engine.dispose()
 

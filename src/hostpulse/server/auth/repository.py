@@ -234,11 +234,19 @@ class AuthRepository:
         return None if r is None else KeyRow(*r)
 
     async def keys_by_hash(self, key_hashes: list[str]) -> dict[str, KeyRow]:
-        """The keys of ``key_hashes`` that exist (revoked ones too), by hash: one query."""
+        """The keys of ``key_hashes`` that exist (revoked ones too), by hash: one query.
+
+        The list is padded with its last hash to a power of two: each length of an ``IN``
+        list is a statement text of its own, compiled by the database on first use, and a
+        fleet's first requests came in nearly every length up to ``LOOKUP_BATCH`` (185
+        lookups for 600 hosts; compiling was 4.6 % of a first contact's instructions)."""
         t = m.agent_keys
+        padded = key_hashes + key_hashes[-1:] * (
+            (1 << (len(key_hashes) - 1).bit_length()) - len(key_hashes)
+        )
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(t.c.key_hash, *_KEY_COLS).where(t.c.key_hash.in_(key_hashes))
+                select(t.c.key_hash, *_KEY_COLS).where(t.c.key_hash.in_(padded))
             )
             return {r[0]: KeyRow(*r[1:]) for r in rows}
 

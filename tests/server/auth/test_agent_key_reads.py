@@ -5,7 +5,9 @@ on a pool of a few connections (where, at 1,000 hosts, requests waited seconds f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,16 @@ from hostpulse.server.auth.exceptions import Unauthenticated
 from hostpulse.server.auth.repository import AuthRepository, KeyRow
 from hostpulse.server.auth.settings import AuthConfig
 from hostpulse.server.auth.tokens import digest
+
+
+@contextlib.asynccontextmanager
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh SQLite file, disposed of afterwards."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 class CountingRepository(AuthRepository):
@@ -43,8 +55,7 @@ class CountingRepository(AuthRepository):
 
 def test_concurrent_lookups_share_queries_and_get_their_own_answer(tmp_path: Path) -> None:
     async def main() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
-        try:
+        async with sqlite_engine(tmp_path) as engine:
             repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: now[0])
@@ -70,8 +81,6 @@ def test_concurrent_lookups_share_queries_and_get_their_own_answer(tmp_path: Pat
             got = await asyncio.gather(*(who(k) for k in wanted))
             assert got == expected
             assert 1 <= len(repo.queries) <= 3
-        finally:
-            await engine.dispose()
 
     asyncio.run(main())
 
@@ -87,8 +96,7 @@ def test_a_failed_read_fails_its_requests_and_the_next_read_works(tmp_path: Path
             return await super().keys_by_hash(key_hashes)
 
     async def main() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
-        try:
+        async with sqlite_engine(tmp_path) as engine:
             repo = Flaky(engine)
             await repo.create_tables()
             keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000)
@@ -96,8 +104,6 @@ def test_a_failed_read_fails_its_requests_and_the_next_read_works(tmp_path: Path
             with pytest.raises(OSError):
                 await keys.authenticate(new.key)
             assert (await keys.authenticate(new.key)).host_id == "web-1"
-        finally:
-            await engine.dispose()
 
     asyncio.run(main())
 
@@ -107,8 +113,7 @@ def test_an_entry_past_a_quarter_of_its_life_is_read_again_while_it_is_used(tmp_
     process is still seen within CACHE_TTL_S."""
 
     async def main() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
-        try:
+        async with sqlite_engine(tmp_path) as engine:
             repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(
@@ -130,8 +135,6 @@ def test_an_entry_past_a_quarter_of_its_life_is_read_again_while_it_is_used(tmp_
             assert repo.queries == [1, 1]
             with pytest.raises(Unauthenticated):
                 await keys.authenticate(new.key)
-        finally:
-            await engine.dispose()
 
     asyncio.run(main())
 
@@ -141,8 +144,7 @@ def test_entries_past_a_quarter_of_their_life_are_read_again_together(tmp_path: 
     wanted within REFRESH_GATHER_S are read in one query, and no request waits for it."""
 
     async def main() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
-        try:
+        async with sqlite_engine(tmp_path) as engine:
             repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(
@@ -166,8 +168,6 @@ def test_entries_past_a_quarter_of_their_life_are_read_again_together(tmp_path: 
                 await keys.authenticate(issued[3].key)
             assert (await keys.authenticate(issued[4].key)).host_id == "host-4"
             assert repo.queries == [300]  # the others were fresh again
-        finally:
-            await engine.dispose()
 
     asyncio.run(main())
 
@@ -179,8 +179,7 @@ def test_long_lived_entries_still_learn_another_process_revocation(tmp_path: Pat
     not revoked keep working."""
 
     async def main() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
-        try:
+        async with sqlite_engine(tmp_path) as engine:
             repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: now[0])
@@ -204,8 +203,6 @@ def test_long_lived_entries_still_learn_another_process_revocation(tmp_path: Pat
                 await keys.authenticate(a.key)
             assert (await keys.authenticate(b.key)).host_id == "web-2"
             assert await keys.check_revocations() is False
-        finally:
-            await engine.dispose()
 
     asyncio.run(main())
 
@@ -218,8 +215,7 @@ def test_an_agent_reporting_every_5_s_never_waits_for_its_key(tmp_path: Path) ->
     with the background reading gathered for up to 1 s, still finds its key cached."""
 
     async def main() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
-        try:
+        async with sqlite_engine(tmp_path) as engine:
             repo = await CountingRepository.created(engine)
             now = [0.0]
             keys = AgentKeyService(
@@ -242,8 +238,6 @@ def test_an_agent_reporting_every_5_s_never_waits_for_its_key(tmp_path: Path) ->
                             break
             assert waited == 0
             assert len(repo.queries) > 200 * 5.0 / CACHE_TTL_S  # still read again regularly
-        finally:
-            await engine.dispose()
 
     asyncio.run(main())
 
@@ -255,8 +249,7 @@ def test_keys_by_hash_answers_exactly_the_keys_asked_for_at_every_list_length(
     holds the asked keys that exist, revoked ones too, and nothing else, at every length."""
 
     async def main() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'hp.db'}")
-        try:
+        async with sqlite_engine(tmp_path) as engine:
             repo = await CountingRepository.created(engine)
             keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000, lambda: 0.0)
             issued = [await keys.issue(f"host-{i}") for i in range(12)]
@@ -273,7 +266,5 @@ def test_keys_by_hash_answers_exactly_the_keys_asked_for_at_every_list_length(
                     assert row.host_id == f"host-{hashes.index(h)}"
                     assert (row.revoked_ms is not None) == (h == hashes[3])
             assert await repo.keys_by_hash([]) == {}
-        finally:
-            await engine.dispose()
 
     asyncio.run(main())

@@ -202,3 +202,32 @@ def test_bucketing_rows_already_one_per_bucket_gives_the_general_result() -> Non
     for name in ("ts", "count", "sum", "min", "max", "last"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(general, name), err_msg=name)
     assert np.isfinite(fast.sum).all()
+
+
+def test_bucketing_rows_in_time_order_gives_the_sorted_result_and_leaves_them() -> None:
+    """Rows already in time order, several per bucket (a history's stored rows and the head's
+    newer ones) are reduced where they are: the result is bit for bit that of the same rows
+    out of order (sorted first, each bucket's rows in their order), and the rows the caller
+    passed (shared kept rows) are unchanged."""
+    rng = np.random.default_rng(11)
+    n, step = 400, 600_000
+    ts = T0 + np.sort(rng.integers(0, 40 * step, n)).astype(np.int64)
+    count = rng.integers(0, 3, (n, 2)).astype(np.float64)
+    val = rng.standard_normal((n, 2)) * 3e307
+    lo = np.where(count > 0, val - 1, np.nan)
+    total = np.where(count > 0, val, 0.0)  # the sums of some buckets pass the float maximum
+    last = np.where(rng.random((n, 2)) < 0.3, np.nan, val)
+    cols = (ts, count, total, lo, val + 1, last)
+    before = [a.copy() for a in cols]
+    ordered = rollup.bucket(rollup.Rows(*cols), step)
+    # the buckets in reverse, each bucket's rows in their order: sorting restores the order
+    key = ts - ts % step
+    back = np.lexsort((np.arange(n), -key))
+    shuffled = rollup.bucket(rollup.Rows(*(a[back] for a in cols)), step)
+    for name in ("ts", "count", "sum", "min", "max", "last"):
+        got, want = getattr(ordered, name), getattr(shuffled, name)
+        assert got.tobytes() == want.tobytes(), name
+    assert len(ordered.ts) == len(np.unique(key)) < n
+    assert np.isfinite(ordered.sum).all()
+    for a, b in zip(cols, before, strict=True):
+        assert a.tobytes() == b.tobytes()

@@ -115,35 +115,53 @@ def bucket(rows: Rows, step_ms: int) -> Rows:
         return Rows(
             ts,
             rows.count,
-            np.clip(rows.sum, -_F64_MAX, _F64_MAX),
+            _finite(rows.sum),
             np.where(present, rows.min, np.nan),
             np.where(present, rows.max, np.nan),
             rows.last,
         )
-    order = np.argsort(rows.ts, kind="stable")
-    ts = rows.ts[order]
+    # Rows already in time order (a history's stored rows, then the head's newer ones; a
+    # window's samples) are reduced where they are: a stable sort would give them back in
+    # the same order, and copying the five matrices into it was a fifth of this function.
+    # np.r_ and np.clip's wrapper were another fifth (a 30-day history buckets ~10 rows of
+    # its last hour twice a read: 27 us a call before, the same numbers).
+    if (ts[1:] >= ts[:-1]).all():
+        count, total, lo, hi, last_src = rows.count, rows.sum, rows.min, rows.max, rows.last
+    else:
+        order = np.argsort(ts, kind="stable")
+        ts = ts[order]
+        count, total = rows.count[order], rows.sum[order]
+        lo, hi, last_src = rows.min[order], rows.max[order], rows.last[order]
     keys = ts - ts % step_ms
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    count = np.add.reduceat(rows.count[order], starts, axis=0)
+    new = np.empty(len(keys), dtype=np.bool_)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    count = np.add.reduceat(count, starts, axis=0)
     with np.errstate(over="ignore"):
-        total = np.add.reduceat(rows.sum[order], starts, axis=0)
+        total = np.add.reduceat(total, starts, axis=0)
     # a sum of values near the float maximum overflows: keep it finite (so that adding partial
     # sums later never gives inf - inf = NaN); the average read from it is kept within
     # [min, max] (reads._points)
-    np.clip(total, -_F64_MAX, _F64_MAX, out=total)
+    _finite(total, out=total)
     with np.errstate(invalid="ignore"):
-        lo = np.fmin.reduceat(rows.min[order], starts, axis=0)
-        hi = np.fmax.reduceat(rows.max[order], starts, axis=0)
-    last_src = rows.last[order]
+        lo = np.fmin.reduceat(lo, starts, axis=0)
+        hi = np.fmax.reduceat(hi, starts, axis=0)
     present = ~np.isnan(last_src)
-    n = len(ts)
-    idx = np.where(present, np.arange(n)[:, None], -1)
+    idx = np.where(present, np.arange(len(ts))[:, None], -1)
     last_idx = np.maximum.reduceat(idx, starts, axis=0)
     cols = np.arange(rows.cols)[None, :]
     last = np.where(last_idx >= 0, last_src[np.maximum(last_idx, 0), cols], np.nan)
-    lo = np.where(count > 0, lo, np.nan)
-    hi = np.where(count > 0, hi, np.nan)
+    absent = ~(count > 0)  # (a NaN count too, as np.where(count > 0, ...) had it)
+    lo[absent] = np.nan
+    hi[absent] = np.nan
     return Rows(keys[starts], count, total, lo, hi, last)
+
+
+def _finite(a: F64, out: F64 | None = None) -> F64:
+    """``np.clip(a, -max, max, out=out)``: the same numbers (NaN stays NaN), without
+    ``np.clip``'s Python wrapper (a few microseconds a call, several calls a history read)."""
+    return np.minimum(np.maximum(a, -_F64_MAX, out=out), _F64_MAX, out=out)
 
 
 def to_stats(rows: Rows) -> list[F64]:

@@ -13,7 +13,8 @@ import pytest
 from storekit import T0, FakeClock, batch, request
 
 from hostpulse.store import SQLiteStore
-from hostpulse.store.reads import KeptPoints
+from hostpulse.store.blockread import KeptBytes
+from hostpulse.store.reads import HEAD_ROWS_BYTES, KeptPoints
 from hostpulse.store.types import Agg, PointArrays, RangeResult, Tier
 
 pytestmark = pytest.mark.anyio
@@ -42,15 +43,17 @@ def _points(res: RangeResult) -> list[tuple[Any, ...]]:
 
 
 async def _read(store: SQLiteStore, metric: str, start: int, end: int, **kw: Any) -> int:
-    """The answer with the kept points, checked against one without them; its points."""
+    """The answer with the kept points and head rows, checked against one without them; its
+    points."""
     reader = store.reader
     got = await store.query_range("h1", metric, start, end, **kw)
-    kept = reader._kept
+    kept, head_kept = reader._kept, reader._head_kept
     reader._kept = KeptPoints()
+    reader._head_kept = KeptBytes(HEAD_ROWS_BYTES, lambda _: 1)
     try:
         fresh = await store.query_range("h1", metric, start, end, **kw)
     finally:
-        reader._kept = kept
+        reader._kept, reader._head_kept = kept, head_kept
     assert _points(got) == _points(fresh)
     return len(_points(got))
 
@@ -166,3 +169,39 @@ async def test_a_range_starting_inside_a_bucket_answers_it_from_its_own_rows(
             start = old_end - HOUR + offset
             start -= start % 1000
             await _read(store, metric, start, old_end, step_ms=step, agg=agg, tier=tier)
+
+
+async def test_a_sample_added_to_a_snapshot_in_the_head_is_in_the_next_answer(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """The head's rows are kept between reads while its windows stay as they are: a value that
+    arrives for a timestamp the head already has (another series of that snapshot, the
+    window's row count unchanged) is in the next answer, in every tier."""
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 6 * HOUR), SERIES)), 0)
+    clock.now_ms = T0 + 6 * HOUR
+    await store.maintain(clock.now_ms - 3 * HOUR)  # the newest hours stay in the head
+    end = clock.now_ms
+    # a minute of the one head hour without sdb values (``_rows``: (t // HOUR) % 3 == 0)
+    hour = next(h for h in range(end - 3 * HOUR, end, HOUR) if (h // HOUR) % 3 == 0)
+    at = hour + HOUR - 60_000
+    labels = {"device": "sdb"}
+    reads = [(60_000, Tier.MINUTE), (HOUR, Tier.HOUR), (5000, Tier.RAW)]
+    before = []
+    for step, tier in reads:
+        res = await store.query_range(
+            "h1", "disk_await_seconds", end - 4 * HOUR, end, labels=labels, step_ms=step, tier=tier
+        )
+        before.append(sum(p.count for s in res.series for p in s.points))
+        await _read(store, "disk_await_seconds", end - 4 * HOUR, end, step_ms=step, tier=tier)
+    rows = store.state.heads["h1"].windows[at - at % store.state.block_ms].n
+    late = [(at, [float("nan"), float("nan"), 1234.0])]
+    await store.ingest(request(batch("h1", late, SERIES)), end)
+    assert store.state.heads["h1"].windows[at - at % store.state.block_ms].n == rows
+    for (step, tier), was in zip(reads, before, strict=True):
+        res = await store.query_range(
+            "h1", "disk_await_seconds", end - 4 * HOUR, end, labels=labels, step_ms=step, tier=tier
+        )
+        points = [p for s in res.series for p in s.points]
+        assert sum(p.count for p in points) == was + 1
+        assert any(p.max == 1234.0 for p in points)
+        await _read(store, "disk_await_seconds", end - 4 * HOUR, end, step_ms=step, tier=tier)

@@ -8,6 +8,7 @@ table, since an agent sends the same table every time.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,14 +32,22 @@ Key = tuple[str, tuple[tuple[str, str], ...]]
 """A series of a host: (metric, labels)."""
 
 
+_WRITES = itertools.count(1)
+"""Numbers each change of any window's samples (``WindowBuf.version``), never one twice."""
+
+
 class WindowBuf:
     """The samples of one host in one block window."""
 
-    __slots__ = ("n", "old", "row_of", "start", "ts", "vals")
+    __slots__ = ("n", "old", "row_of", "start", "ts", "vals", "version")
 
     def __init__(self, start: int, cols: int) -> None:
         self.start = start
         self.n = 0
+        self.version = next(_WRITES)
+        """Moves on with every change of the window's samples (``put``, ``mark_stored``): a
+        read of the head keeps what it derived from the window while this stays
+        (``reads.Reader._head_rows``). Unique among all windows of the process."""
         # one row to start with: a window with a single snapshot (a back-filled or stray one)
         # costs one row of the host's columns, not eight; rows double as they fill
         self.ts: I64 = np.empty(1, dtype=np.int64)
@@ -84,10 +93,12 @@ class WindowBuf:
         row = self._row(ts)
         if fresh:
             self.vals[row, cols] = values
+            self.version = next(_WRITES)
             return len(values)
         new = np.isnan(self.vals[row, cols])
         count = int(new.sum())
         if count:
+            self.version = next(_WRITES)
             if isinstance(cols, slice):
                 self.vals[row, cols][new] = values[new]
             else:
@@ -98,6 +109,7 @@ class WindowBuf:
         """Load samples that are already in stored blocks, so duplicates of them are found."""
         if self.old is None:
             self.old = np.zeros(self.vals.shape, dtype=np.bool_)
+        self.version = next(_WRITES)
         for i, t in enumerate(ts.tolist()):
             row = self._row(int(t))
             present = ~np.isnan(vals[i])

@@ -227,9 +227,7 @@ class Block:
         one set of numpy operations (a 30-day read decodes 31 blocks: per-column calls were
         most of its CPU)."""
         if len(cols) == 1:  # the usual read: one series (no grouping by chunk)
-            k, at = divmod(int(cols[0]), CHUNK)
-            planes = self._chunk(k)[:, mats, at : at + 1]
-            u = np.ascontiguousarray(planes.transpose(1, 2, 3, 0)).view(np.uint64)[..., 0]
+            return self._one(int(cols[0]), mats)
         else:
             m = len(range(*mats.indices(self.mats)))
             u = np.empty((m, len(cols), self.rows), dtype=np.uint64)
@@ -255,6 +253,27 @@ class Block:
             out[:, is_int] = q / _POW10[scales[is_int]][None, :, None]
         present = np.unpackbits(self._bits[cols], axis=1, count=self.rows).astype(np.bool_)
         out[:, ~present] = np.nan
+        return out
+
+    def _one(self, j: int, mats: slice) -> F64:
+        """``values`` of the one column ``j``: the same operations on its (matrices, 1, rows)
+        with its scale and orders as numbers, not masks over columns (a 30-day read decodes
+        one series of 31 blocks: 22 us a block before, ~12 now)."""
+        k, at = divmod(j, CHUNK)
+        planes = self._chunk(k)[:, mats, at : at + 1]
+        u = np.ascontiguousarray(planes.transpose(1, 2, 3, 0)).view(np.uint64)[..., 0]
+        scale = int(self.scales[j])
+        if scale == FLOAT:
+            out: F64 = np.bitwise_xor.accumulate(u, axis=2).view(np.float64)
+        else:
+            q = _unzigzag(u)
+            second = np.flatnonzero(self.orders[mats, j] == 2).tolist()
+            for i in second:
+                q[i, 0, 1:] = np.cumsum(q[i, 0, 1:])
+            out = np.cumsum(q, axis=2) / _POW10[scale]
+        present = np.unpackbits(self._bits[j], count=self.rows).astype(np.bool_)
+        if not present.all():
+            out[:, :, ~present] = np.nan
         return out
 
     def column(self, mat: int, j: int) -> F64:

@@ -10,6 +10,7 @@ drops closed segments whose newest sample is older than the compaction watermark
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -252,10 +253,8 @@ def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
             _write_and_sync(fh, data)
         except BaseException as exc:  # the waiting ingest gets it, as from to_thread
             error = exc
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for it
             loop.call_soon_threadsafe(_settle, fut, error)
-        except RuntimeError:  # the loop is closed: nobody waits for the outcome
-            pass
         del job, fh, data, loop, fut, error
 
 

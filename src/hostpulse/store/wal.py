@@ -55,7 +55,7 @@ class WriteAheadLog:
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._io_lock = asyncio.Lock()
-        self._applied = asyncio.Condition()
+        self._drain_waiters: list[asyncio.Future[None]] = []  # rotates waiting on ``applied``
         self._torn = False  # a failed write could not be undone: start a new segment first
         self._writer = _Writer()
 
@@ -108,7 +108,7 @@ class WriteAheadLog:
 
     def begin(self, payload: bytes, max_ts: int) -> tuple[Segment, asyncio.Future[None]]:
         """Queue a record; the future resolves once it is durable. The caller must call
-        ``applied(segment)`` when the record's samples are in the head."""
+        ``applied(segment)`` when the record's samples are in the head (or will not be)."""
         seg = self.current
         seg.max_ts = max(seg.max_ts, max_ts)
         seg.inflight += 1
@@ -119,10 +119,15 @@ class WriteAheadLog:
             self._flusher = asyncio.create_task(self._flush())
         return seg, fut
 
-    async def applied(self, seg: Segment) -> None:
-        async with self._applied:
-            seg.inflight -= 1
-            self._applied.notify_all()
+    def applied(self, seg: Segment) -> None:
+        """The samples of a record appended to ``seg`` are in the head. (Once per request:
+        no lock, a rotate waiting for its closed segments is woken to look again.)"""
+        seg.inflight -= 1
+        if self._drain_waiters:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _flush(self) -> None:
         while self._pending:
@@ -161,8 +166,10 @@ class WriteAheadLog:
                 await self._write(batch)
             self._open_new()
         closed = [s for s in self.segments if s.closed]
-        async with self._applied:
-            await self._applied.wait_for(lambda: all(s.inflight == 0 for s in closed))
+        while any(s.inflight for s in closed):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
         return closed
 
     async def rotate_if_written(self) -> None:

@@ -29,6 +29,14 @@ _REC = struct.Struct("<II")
 _SUFFIX = ".wal"
 _PROBE_BYTES = 4096
 _NO_TS = -(2**62)
+COMMIT_SPACING_S = 0.002
+"""A group commit starts at least this long after the one before it started. At one request
+every few milliseconds there is nothing to wait for; under load the records of the next 2 ms
+share one write and fsync. In the fleet bench (one request per host every 5 s) a commit
+took one request and a bit (1.37 at 6,000 hosts: 875 fsyncs a second), and each cost
+about 0.13 ms of kernel time in the writer thread plus the hand-over on the event loop: a
+fifth of the server's CPU per request. A record waits for at most this long more than the
+fsync before it."""
 
 
 @dataclass(slots=True)
@@ -54,6 +62,7 @@ class WriteAheadLog:
         self._fh: BinaryIO | None = None
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._commit_started = float("-inf")  # loop time of the last group commit's start
         self._io_lock = asyncio.Lock()
         self._drain_waiters: list[asyncio.Future[None]] = []  # rotates waiting on ``applied``
         self._torn = False  # a failed write could not be undone: start a new segment first
@@ -130,10 +139,15 @@ class WriteAheadLog:
                     waiter.set_result(None)
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending:
+            wait = self._commit_started + COMMIT_SPACING_S - loop.time()
+            if wait > 0:  # under load: the records of the next moment join this commit
+                await asyncio.sleep(wait)
             async with self._io_lock:
                 batch, self._pending = self._pending, []
                 if batch:
+                    self._commit_started = loop.time()
                     await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:

@@ -255,7 +255,7 @@ class SQLiteStore:
                     ) from exc
                 return await self.writer.apply_durable(prep, colmaps)
             finally:
-                await wal.applied(seg)
+                wal.applied(seg)
         finally:
             budget.release(st, taken)
 

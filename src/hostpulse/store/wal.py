@@ -10,10 +10,13 @@ drops closed segments whose newest sample is older than the compaction watermark
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
+import queue
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +29,14 @@ _REC = struct.Struct("<II")
 _SUFFIX = ".wal"
 _PROBE_BYTES = 4096
 _NO_TS = -(2**62)
+COMMIT_SPACING_S = 0.002
+"""A group commit starts at least this long after the one before it started. At one request
+every few milliseconds there is nothing to wait for; under load the records of the next 2 ms
+share one write and fsync. In the fleet bench (one request per host every 5 s) a commit
+took one request and a bit (1.37 at 6,000 hosts: 875 fsyncs a second), and each cost
+about 0.13 ms of kernel time in the writer thread plus the hand-over on the event loop: a
+fifth of the server's CPU per request. A record waits for at most this long more than the
+fsync before it."""
 
 
 @dataclass(slots=True)
@@ -51,9 +62,11 @@ class WriteAheadLog:
         self._fh: BinaryIO | None = None
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._commit_started = float("-inf")  # loop time of the last group commit's start
         self._io_lock = asyncio.Lock()
-        self._applied = asyncio.Condition()
+        self._drain_waiters: list[asyncio.Future[None]] = []  # rotates waiting on ``applied``
         self._torn = False  # a failed write could not be undone: start a new segment first
+        self._writer = _Writer()
 
     @property
     def current(self) -> Segment:
@@ -104,7 +117,7 @@ class WriteAheadLog:
 
     def begin(self, payload: bytes, max_ts: int) -> tuple[Segment, asyncio.Future[None]]:
         """Queue a record; the future resolves once it is durable. The caller must call
-        ``applied(segment)`` when the record's samples are in the head."""
+        ``applied(segment)`` when the record's samples are in the head (or will not be)."""
         seg = self.current
         seg.max_ts = max(seg.max_ts, max_ts)
         seg.inflight += 1
@@ -115,16 +128,26 @@ class WriteAheadLog:
             self._flusher = asyncio.create_task(self._flush())
         return seg, fut
 
-    async def applied(self, seg: Segment) -> None:
-        async with self._applied:
-            seg.inflight -= 1
-            self._applied.notify_all()
+    def applied(self, seg: Segment) -> None:
+        """The samples of a record appended to ``seg`` are in the head. (Once per request:
+        no lock, a rotate waiting for its closed segments is woken to look again.)"""
+        seg.inflight -= 1
+        if self._drain_waiters:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending:
+            wait = self._commit_started + COMMIT_SPACING_S - loop.time()
+            if wait > 0:  # under load: the records of the next moment join this commit
+                await asyncio.sleep(wait)
             async with self._io_lock:
                 batch, self._pending = self._pending, []
                 if batch:
+                    self._commit_started = loop.time()
                     await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:
@@ -134,7 +157,7 @@ class WriteAheadLog:
                 self._torn = False
             fh = self._fh
             assert fh is not None
-            await asyncio.to_thread(_write_and_sync, fh, b"".join(p.data for p in batch))
+            await self._writer.write(fh, b"".join(p.data for p in batch))
         except OSError as exc:
             # the records were not acknowledged; what was written of them is cut off again, so
             # the records appended after it stay readable (replay stops at a torn record)
@@ -157,8 +180,10 @@ class WriteAheadLog:
                 await self._write(batch)
             self._open_new()
         closed = [s for s in self.segments if s.closed]
-        async with self._applied:
-            await self._applied.wait_for(lambda: all(s.inflight == 0 for s in closed))
+        while any(s.inflight for s in closed):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
         return closed
 
     async def rotate_if_written(self) -> None:
@@ -199,9 +224,68 @@ class WriteAheadLog:
             while self._pending:
                 batch, self._pending = self._pending, []
                 await self._write(batch)
+            self._writer.stop()
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
+
+
+_Job = tuple[BinaryIO, bytes, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class _Writer:
+    """The thread that appends and fsyncs the log's batches (one at a time: ``_io_lock``), so
+    the event loop runs on during the fsync. One long-lived thread, not ``asyncio.to_thread``
+    per group commit: that copied the context, went through the executor's queue, locks and
+    futures and a future chained back, about a tenth of the event loop's samples (py-spy) in
+    the fleet bench at 2,000 requests a second; here it is a queue put, one wake-up of this
+    thread and one ``call_soon_threadsafe`` back."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def write(self, fh: BinaryIO, data: bytes) -> asyncio.Future[None]:
+        """``_write_and_sync(fh, data)`` in the thread; the future has its outcome."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_serve, args=(self._jobs,), name="hostpulse-wal", daemon=True
+            )
+            self._thread.start()
+        self._jobs.put((fh, data, loop, fut))
+        return fut
+
+    def stop(self) -> None:
+        """End the thread (after the write in progress, if any); a later write starts it
+        again."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            thread.join()
+
+
+def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    while (job := jobs.get()) is not None:
+        fh, data, loop, fut = job
+        error: BaseException | None = None
+        try:
+            _write_and_sync(fh, data)
+        except BaseException as exc:  # the waiting ingest gets it, as from to_thread
+            error = exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for it
+            loop.call_soon_threadsafe(_settle, fut, error)
+        del job, fh, data, loop, fut, error
+
+
+def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
+    if fut.done():  # the waiter was cancelled
+        return
+    if error is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(error)
 
 
 def _write_and_sync(fh: BinaryIO, data: bytes) -> None:

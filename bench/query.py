@@ -476,6 +476,7 @@ def main() -> None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-query-")))
         else:
             root = args.data
+            root.mkdir(parents=True, exist_ok=True)
         kept = root / "filled.json"
         if args.data is not None:
             _keep_admin_password(root / "admin-password")

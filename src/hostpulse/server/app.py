@@ -284,7 +284,7 @@ def create_app(
     if fast_ingest:
         app.add_middleware(IngestFastPath, path=f"{API_PREFIX}/ingest")
         app.add_middleware(metrics.HistoryFastPath)
-    app.state.ingest_front = fast_ingest  # run.py serves agents' ingest before the stack
+    app.state.front = fast_ingest  # run.py answers ingest and history before the stack
     edge.install(
         app,
         cors_origins=cfg.cors_origins,

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from hostpulse.server.app import create_app
 from hostpulse.server.auth import redact
 from hostpulse.server.config import ServerSettings
-from hostpulse.server.ingest.fastpath import IngestFront
+from hostpulse.server.front import Front
 from hostpulse.server.timeouts import timed_http_protocol
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def url_of(sock: socket.socket, tls: bool = False) -> str:
 
 
 def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
-    front = IngestFront(app) if getattr(app.state, "ingest_front", False) else app
+    front = Front(app) if getattr(app.state, "front", False) else app
     config = uvicorn.Config(
         front,
         loop="auto",

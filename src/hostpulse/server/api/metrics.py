@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hostpulse import catalog
 from hostpulse.server import query_service as qs
@@ -24,9 +25,9 @@ from hostpulse.server.api.models import (
     HistoryBatch,
     HistoryBatchIn,
 )
-from hostpulse.server.auth.deps import _scheme as _bearer
-from hostpulse.server.auth.deps import auth_of, current_user, require
+from hostpulse.server.auth.deps import auth_of, require, user_of
 from hostpulse.server.auth.roles import Role
+from hostpulse.server.auth.service import bearer
 from hostpulse.server.config import parse_duration
 from hostpulse.server.state import AppState
 from hostpulse.store.exceptions import StoreUnavailableError
@@ -136,14 +137,9 @@ class HistoryFastPath:
     """Answers ``GET /api/v1/hosts/{host_id}/metrics/{metric}/history`` without the
     framework's routing and dependency solving, which cost ~1 ms of CPU per request (cProfile
     on the loop thread: the route's match among all the API's routes, then the validation of
-    eleven parameters), most of a history answered from the store's caches.
-
-    Only a request the route would accept as it is: ``GET``, each parameter once and
-    well-formed (``agg``, ``tier`` one of their values, ``limit`` a whole number within
-    bounds, ``label.<name>``). Anything else goes on to the route, before anything is
-    counted, so every refusal of a malformed request is the framework's own. What follows is
-    the route's: the same bearer check and rate count (``current_user``), the viewer role,
-    ``history_answer``, and the same ``{"detail": ...}`` answers for its HTTPExceptions."""
+    eleven parameters), most of a history answered from the store's caches. A middleware
+    inside the app, for an app served without ``server/front.py``'s ``Front`` (which answers
+    the same requests with ``answer_history`` before the middleware stack)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -152,31 +148,70 @@ class HistoryFastPath:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        m = _HISTORY_PATH.fullmatch(scope["path"])
-        params = _params(scope["query_string"]) if m is not None else None
-        if m is None or params is None:
+        if await answer_history(scope["app"], scope, receive, send) is None:
             await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        app = scope["app"]
-        try:
-            await _VIEWER(await current_user(auth_of(app.state), await _bearer(request)))
-            body = await history_answer(app.state.hp, m[1], m[2], **params)
-        except (HTTPException, StoreUnavailableError) as exc:
-            # answered by the app's handler, as when the route raises it (app.py, FastAPI's)
-            handlers = app.exception_handlers
-            handler = handlers.get(type(exc)) or handlers.get(StarletteHTTPException)
-            if handler is None and isinstance(exc, HTTPException):
-                handler = http_exception_handler
-            if handler is None:
-                raise
-            answer = await handler(request, exc)
-            await answer(scope, receive, send)
-            return
-        # the headers starlette's ``Response`` sends for this body, without building one
-        headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+
+Header = tuple[bytes, bytes]
+
+
+async def answer_history(
+    app: Any, scope: Scope, receive: Receive, send: Send, edge: Sequence[Header] = ()
+) -> int | None:
+    """Answer a ``GET .../history`` request the route would accept as it is, with ``edge``
+    added to the answer's headers; the status sent. None, with nothing sent, for any other
+    request: another path, a parameter repeated, unknown or malformed (``agg``, ``tier`` not
+    one of their values, ``limit`` not a whole number within bounds): the route judges it, so
+    every refusal of a malformed request is the framework's own. What follows is the route's:
+    the same bearer check and rate count (``current_user``), the viewer role,
+    ``history_answer``, and the same ``{"detail": ...}`` answers (the app's handlers) for its
+    HTTPExceptions."""
+    m = _HISTORY_PATH.fullmatch(scope["path"])
+    params = _params(scope["query_string"]) if m is not None else None
+    if m is None or params is None:
+        return None
+    try:
+        credential = bearer(_header(scope, b"authorization"))
+        await _VIEWER(await user_of(auth_of(app.state), credential))
+        body = await history_answer(app.state.hp, m[1], m[2], **params)
+    except (HTTPException, StoreUnavailableError) as exc:
+        # answered by the app's handler, as when the route raises it (app.py, FastAPI's)
+        handlers = app.exception_handlers
+        handler = handlers.get(type(exc)) or handlers.get(StarletteHTTPException)
+        if handler is None and isinstance(exc, HTTPException):
+            handler = http_exception_handler
+        if handler is None:
+            raise
+        answer = await handler(Request(scope, receive), exc)
+        await answer(scope, receive, _with_headers(send, edge) if edge else send)
+        return int(answer.status_code)
+    # the headers starlette's ``Response`` sends for this body, without building one
+    headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE, *edge]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return 200
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first ``name`` header of a request (as starlette's ``Request.headers.get``)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _with_headers(send: Send, extra: Sequence[Header]) -> Send:
+    """``send`` with ``extra`` added to the answer's headers it does not have."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            present = {k.lower() for k, _ in headers}
+            headers += [h for h in extra if h[0] not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 _JSON_TYPE = (b"content-type", b"application/json")

@@ -66,8 +66,13 @@ AuthDep = Annotated[AuthService, Depends(get_auth)]
 
 
 async def current_user(auth: AuthDep, creds: Credentials) -> User:
+    return await user_of(auth, creds.credentials if creds else None)
+
+
+async def user_of(auth: AuthService, credential: str | None) -> User:
+    """The user behind a bearer credential (``current_user``), HTTPException if none."""
     try:
-        return await auth.user(creds.credentials if creds else None)
+        return await auth.user(credential)
     except AuthError as exc:
         raise http_error(exc) from None
 

@@ -8,12 +8,9 @@ one (OpenAPI) and behaves identically; both read the body with ``body.read_body`
 
 Two ways in, one handler (``handle``):
 
-- ``IngestFront`` is the ASGI app uvicorn serves (``server/run.py``): it answers an agent's
-  ingest before the middleware stack, which cost another 120-200 us per 500-sample request
-  (15-20 % of its CPU: FastAPI's telemetry check, the error, body-limit, metrics and header
-  middlewares, each wrapping ``send``). What those middlewares do for ingest it does itself:
-  the request metrics (``SelfMetrics.observe``) and ``X-Content-Type-Options`` (+ HSTS over
-  TLS). A request with an ``Origin`` header (a browser's, for CORS) goes through the stack.
+- ``server/front.py``'s ``Front``, the ASGI app uvicorn serves (``server/run.py``), answers
+  an agent's ingest before the middleware stack, which cost another 120-200 us per
+  500-sample request (15-20 % of its CPU), and does what the stack would have done for it.
 - ``IngestFastPath`` is the same as a middleware inside the app, for an app served another
   way (tests on an ASGI transport, ``create_app`` without ``run.py``).
 """
@@ -27,16 +24,12 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hostpulse.server.auth.ingest_guard import IngestDenied, ingest_host
-from hostpulse.server.edge import NOSNIFF
 from hostpulse.server.ingest.body import read_body
 from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.state import AppState
-from hostpulse.server.tls import HSTS
 
 INGEST_PATH = "/api/v1/ingest"
 _JSON = [(b"content-type", b"application/json")]
-_EDGE = [NOSNIFF]
-_EDGE_TLS = [NOSNIFF, (b"strict-transport-security", HSTS.encode())]
 
 
 class IngestFastPath:
@@ -49,33 +42,6 @@ class IngestFastPath:
             await self.app(scope, receive, send)
             return
         await handle(scope["app"].state, scope, receive, send, [])
-
-
-class IngestFront:
-    """The outermost ASGI app: agents' ingest requests straight to ``handle``, everything
-    else (and ingest from a browser, with ``Origin``) to ``app``."""
-
-    def __init__(self, app: Any, path: str = INGEST_PATH) -> None:
-        self.app = app
-        self.path = path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"] != self.path
-            or any(name == b"origin" for name, _ in scope["headers"])
-        ):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        state = self.app.state
-        status = 500  # as the metrics middleware counts an answer that never started
-        try:
-            edge = _EDGE_TLS if scope.get("scheme") == "https" else _EDGE
-            status = await handle(state, scope, receive, send, edge)
-        finally:
-            state.selfmetrics.observe(self.path, status, time.perf_counter() - started)
 
 
 async def handle(

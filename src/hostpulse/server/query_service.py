@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
@@ -266,9 +267,25 @@ Chunk = bytes | memoryview
 """A piece of an answer, joined once into its body (``history_json``)."""
 
 
+#: The JSON of series already encoded, by the store's ``SeriesPoints`` object: the store gives
+#: the same one to the reads that repeat a history while nothing of it changed.
+_ENCODED: weakref.WeakKeyDictionary[SeriesPoints, bytes] = weakref.WeakKeyDictionary()
+
+
 def _series_parts(s: SeriesPoints, stable: StablePoints | None, i: int) -> list[Chunk]:
     """The JSON of one series of a history, in pieces; ``stable``: the history's
     ``RangeResult.stable``, ``i`` the series' place in it."""
+    known = _ENCODED.get(s)
+    if known is not None:
+        return [known]
+    parts = _series_pieces(s, stable, i)
+    if s.arrays is not None:  # points kept by the store (``Point`` lists are made per read)
+        whole = _ENCODED[s] = b"".join(parts)
+        return [whole]
+    return parts
+
+
+def _series_pieces(s: SeriesPoints, stable: StablePoints | None, i: int) -> list[Chunk]:
     head = orjson.dumps({"metric": s.metric, "labels": dict(s.labels)})
     parts: list[Chunk] = [memoryview(head)[:-1], b',"points":']
     a = s.arrays

@@ -6,7 +6,7 @@ the head (raw samples, aggregated on the fly to the tier's resolution)."""
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from hostpulse.protocol import Process, Snapshot
 from hostpulse.store import codec, rollup
-from hostpulse.store.blockread import BlockReader, KeptBytes, Selected
+from hostpulse.store.blockread import BlockReader, KeptBytes, Selected, next_source
 from hostpulse.store.blocks import DAY_MS, decode_processes
 from hostpulse.store.exceptions import BadCursorError, StoreClosedError
 from hostpulse.store.schema import Kind, blocks
@@ -62,11 +62,16 @@ KEPT_POINTS_BYTES = 32 * 2**20
 HEAD_ROWS_BYTES = 8 * 2**20
 
 
+#: Bytes of kept answers (``Reader.query_range``'s memo): 30 days at a 1 h step are 29 KB.
+ANSWER_BYTES = 8 * 2**20
+
+
 @dataclass(slots=True)
 class _HeadKept:
     windows: tuple[tuple[int, int, bool, int], ...]
     """(version, rows, loaded again, columns) of each window the rows were made of."""
     rows: rollup.Rows
+    source: int = field(default_factory=next_source)
 
 
 def _head_bytes(entry: _HeadKept) -> int:
@@ -78,6 +83,20 @@ class _Kept:
     first: int
     sealed: int
     points: list[PointArrays]
+    source: int = field(default_factory=next_source)
+
+
+@dataclass(slots=True)
+class _Answer:
+    """The points of each series of a history, and its ``next_cursor``."""
+
+    series: list[SeriesPoints]
+    next_cursor: str | None
+
+
+def _answer_bytes(entry: _Answer) -> int:
+    # five 8-byte numbers a point (and as much again of the API's JSON of them, at most)
+    return 80 * sum(len(s.arrays) for s in entry.series if s.arrays is not None)
 
 
 class KeptPoints:
@@ -94,13 +113,13 @@ class KeptPoints:
     def __len__(self) -> int:
         return len(self.kept)
 
-    def get(self, keys: list[Hashable], first: int) -> tuple[int, list[PointArrays]] | None:
-        """(the end of the kept buckets, the kept points of each series) when they start at or
-        before ``first``; else None."""
+    def get(self, keys: list[Hashable], first: int) -> _Kept | None:
+        """The kept buckets (``sealed``: their end; ``points`` of each series) when they start
+        at or before ``first``; else None."""
         got = self.kept.get(tuple(keys))
         if got is None or got.first > first:
             return None
-        return got.sealed, got.points
+        return got
 
     def put(self, keys: list[Hashable], first: int, sealed: int, points: list[PointArrays]) -> None:
         """Keep the buckets ``[first, sealed)`` of ``points``."""
@@ -179,6 +198,7 @@ class Reader:
         self._blocks: BlockReader | None = None
         self._cols: dict[tuple[int, str, tuple[tuple[str, str], ...]], _Lookup] = {}
         self._kept = KeptPoints()
+        self._answers: KeptBytes[Hashable, _Answer] = KeptBytes(ANSWER_BYTES, _answer_bytes)
         self._head_kept: KeptBytes[Hashable, _HeadKept] = KeptBytes(HEAD_ROWS_BYTES, _head_bytes)
 
     def _block_reader(self) -> BlockReader:
@@ -326,12 +346,51 @@ class Reader:
         if cursor is None and 0 < (end_ms - first) // step + 1 <= limit:
             kept = self._kept.get(keys, whole)  # (no page can be cut: no cursor to give)
         # the buckets [whole, from_) come from the kept points
-        from_ = whole if kept is None else max(whole, min(kept[0], sealed))
+        from_ = whole if kept is None else max(whole, min(kept.sealed, sealed))
         # the rows of [first, end] but the kept buckets', each part taken once (the stored
         # part also to the blocks the read selects): what taking them after their concat gave
-        for got in (stored, Selected(self._head_rows(head, colidx, lo, end_ms, native))):
-            parts += _within(got, first, end_ms, whole, from_)
-        merged = rollup.bucket(rollup.concat(parts, len(cols)), step)
+        marks: list[Hashable] = [*keys, first, whole, from_, limit, kept and kept.source]
+        for got in (stored, self._head_rows(head, colidx, lo, end_ms, native)):
+            for rows, mark in _within(got, first, end_ms, whole, from_):
+                parts.append(rows)
+                marks.append(mark)
+        # The same rows (the same parts of the same kept rows), the same kept buckets, bucket
+        # grid, aggregation and series give the same points: a read repeated while nothing of
+        # the host changed (a board's widgets; dashboards polling a host that stopped) takes
+        # them as the first such read left them (a 30-day read's bucketing is ~60 % of its CPU).
+        memo = tuple(marks) if None not in marks else None
+        answer = self._answers.get(memo) if memo is not None else None
+        if answer is None:
+            arrays, next_cursor = self._aggregate(
+                parts, len(cols), step, agg, limit, kept, whole, from_
+            )
+            if next_cursor is None and (kept is None or sealed > from_):
+                self._kept.put(keys, whole, sealed, arrays)
+            out = [
+                SeriesPoints(c.metric, c.labels, arrays=a)
+                for (_, c), a in zip(cols, arrays, strict=True)
+            ]
+            if memo is not None:
+                self._answers.put(memo, _Answer(out, next_cursor))
+        else:
+            out, next_cursor = list(answer.series), answer.next_cursor
+        stable = StablePoints(keys, until, step, whole)
+        return RangeResult(chosen, self._reported_step(step, head), out, next_cursor, stable)
+
+    @staticmethod
+    def _aggregate(
+        parts: list[rollup.Rows],
+        cols: int,
+        step: int,
+        agg: Agg,
+        limit: int,
+        kept: _Kept | None,
+        whole: int,
+        from_: int,
+    ) -> tuple[list[PointArrays], str | None]:
+        """The points of each series of ``parts`` in buckets of ``step``, with the ``kept``
+        buckets of ``[whole, from_)`` put in their place, and the ``next_cursor``."""
+        merged = rollup.bucket(rollup.concat(parts, cols), step)
         has: npt.NDArray[np.bool_] = np.asarray((merged.count > 0).any(axis=1))
         if not has.all():
             merged = merged.take(has)
@@ -340,17 +399,13 @@ class Reader:
             cut = int(merged.ts[limit])
             merged = merged.take(np.asarray(merged.ts < cut))
             next_cursor = f"{_CURSOR_PREFIX}{cut}"
-        arrays = [_points(merged, i, agg) for i in range(len(cols))]
+        arrays = [_points(merged, i, agg) for i in range(cols)]
         if kept is not None:
-            arrays = [_joined(p, whole, from_, a) for p, a in zip(kept[1], arrays, strict=True)]
-        if next_cursor is None and (kept is None or sealed > from_):
-            self._kept.put(keys, whole, sealed, arrays)
-        out = [
-            SeriesPoints(c.metric, c.labels, arrays=a)
-            for (_, c), a in zip(cols, arrays, strict=True)
-        ]
-        stable = StablePoints(keys, until, step, whole)
-        return RangeResult(chosen, self._reported_step(step, head), out, next_cursor, stable)
+            arrays = [_joined(p, whole, from_, a) for p, a in zip(kept.points, arrays, strict=True)]
+        for p in arrays:
+            for a in (p.ts_ms, p.value, p.min, p.max, p.count):
+                a.flags.writeable = False  # kept, and given to every read that repeats this one
+        return arrays, next_cursor
 
     def _head_from(self, head: HostHead) -> int:
         """The watermark, or the start of an older window of ``head`` (late samples, one
@@ -391,9 +446,7 @@ class Reader:
             return got
         return await reader.sealed_rows(key, kind, lo, end, span, ids)
 
-    def _head_rows(
-        self, head: HostHead, colidx: IntP, lo: int, end: int, native: int
-    ) -> rollup.Rows:
+    def _head_rows(self, head: HostHead, colidx: IntP, lo: int, end: int, native: int) -> Selected:
         """The samples of columns ``colidx`` in the head's windows and those being compacted
         that overlap ``[lo, end]``, as rows of the tier (``native`` ms; raw when 0), bucketed
         per window as stored blocks are. One aggregation for all windows: a head holding a day
@@ -403,20 +456,20 @@ class Reader:
         bufs += [b for (k, _), b in self.state.compacting.items() if k == head.key]
         keep = [b for b in bufs if b.n and b.start <= end and b.start + block > lo]
         if not keep:
-            return rollup.empty(len(colidx))
+            return Selected(rollup.empty(len(colidx)))
         # The same windows, unchanged since (``WindowBuf.version``), give the same rows: kept
         # for the next read of these columns until the host's next samples (a board's
         # widgets, a dashboard's repeated "last 24 hours"; 30 us of a 30-day read's ~100).
         key = (head.key, native, colidx.tobytes())
         windows = tuple((b.version, b.n, b.old is not None, b.vals.shape[1]) for b in keep)
         got = self._head_kept.get(key)
-        if got is not None and got.windows == windows:
-            return got.rows
-        rows = self._head_rows_of(keep, colidx, native)
-        for a in (rows.ts, rows.count, rows.sum, rows.min, rows.max, rows.last):
-            a.flags.writeable = False  # shared by the reads that hit: nobody may change them
-        self._head_kept.put(key, _HeadKept(windows, rows))
-        return rows
+        if got is None or got.windows != windows:
+            rows = self._head_rows_of(keep, colidx, native)
+            for a in (rows.ts, rows.count, rows.sum, rows.min, rows.max, rows.last):
+                a.flags.writeable = False  # shared by the reads that hit: nobody may change them
+            got = _HeadKept(windows, rows)
+            self._head_kept.put(key, got)
+        return Selected(got.rows, source=got.source)
 
     def _head_rows_of(self, keep: list[WindowBuf], colidx: IntP, native: int) -> rollup.Rows:
         block = self.state.block_ms
@@ -512,26 +565,32 @@ def _parse_cursor(cursor: str) -> int:
     return int(cursor[1:])
 
 
-def _within(got: Selected, first: int, end: int, whole: int, from_: int) -> list[rollup.Rows]:
+def _within(
+    got: Selected, first: int, end: int, whole: int, from_: int
+) -> list[tuple[rollup.Rows, Hashable]]:
     """The rows of ``got`` it keeps with timestamps in ``[first, end]``, but not in
     ``[whole, from_)`` (the kept buckets) when ``from_`` is after ``whole``; in their order.
     Ordered rows that are all kept are cut by bisection (a 24 h read's 1,440 stored rows,
-    of which it keeps a few: a fifth of the masks and takes' CPU)."""
+    of which it keeps a few: a fifth of the masks and takes' CPU). Each part comes with what
+    it is, for ``got.source`` rows: (source, first row, end row); None for rows made here."""
     rows = got.rows
     ts = rows.ts
+    src = got.source
     if not len(ts):  # a head with nothing newer than the blocks
         return []
     if got.ordered and got.keep is None:
         a, w, f = np.searchsorted(ts, (first, whole, from_)).tolist()
         b = int(np.searchsorted(ts, end, side="right"))
         spans = [(a, min(w, b)), (max(f, a), b)] if from_ > whole else [(a, b)]
-        return [rows.cut(i, j) for i, j in spans if i < j]
+        return [(rows.cut(i, j), src and (src, i, j)) for i, j in spans if i < j]
     inside = (ts >= first) & (ts <= end)
     if from_ > whole:
         inside &= (ts < whole) | (ts >= from_)
     if got.keep is not None:
         inside &= got.keep
-    return [rows if inside.all() else rows.take(inside)]
+    if inside.all():
+        return [(rows, src and (src, 0, len(ts)))]
+    return [(rows.take(inside), None)]
 
 
 def _joined(kept: PointArrays, whole: int, from_: int, new: PointArrays) -> PointArrays:

@@ -104,9 +104,11 @@ class PointArrays:
 
 class SeriesPoints:
     """One series of a history: its points as ``Point`` objects, or as ``PointArrays`` (then
-    ``points`` is built from them on first use)."""
+    ``points`` is built from them on first use). Never changed once made: the SQLite store
+    gives the same object to the reads that repeat one while nothing changed (its answer
+    memo), and the API keeps its JSON by the object (weak references)."""
 
-    __slots__ = ("_points", "arrays", "labels", "metric")
+    __slots__ = ("__weakref__", "_points", "arrays", "labels", "metric")
 
     def __init__(
         self,

@@ -2,7 +2,8 @@
 aggregates only the buckets that may hold head samples, and every answer is the one a read
 without kept points gives: for ranges that move on with the clock, each step, tier and
 aggregation, a head that grows, a late sample and its compaction, a merge, paged answers and
-labelled series. The kept points are bounded in bytes."""
+labelled series. The kept points are bounded in bytes. A read that repeats one while nothing
+it reads changed is answered from the first one's points (the answer memo), and only then."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from storekit import T0, FakeClock, batch, request
 
 from hostpulse.store import SQLiteStore
 from hostpulse.store.blockread import KeptBytes
-from hostpulse.store.reads import HEAD_ROWS_BYTES, KeptPoints
+from hostpulse.store.reads import ANSWER_BYTES, HEAD_ROWS_BYTES, KeptPoints
 from hostpulse.store.types import Agg, PointArrays, RangeResult, Tier
 
 pytestmark = pytest.mark.anyio
@@ -45,17 +46,23 @@ def _points(res: RangeResult) -> list[tuple[Any, ...]]:
 async def _read(store: SQLiteStore, metric: str, start: int, end: int, **kw: Any) -> int:
     """The answer with the kept points and head rows, checked against one without them; its
     points."""
-    reader = store.reader
     got = await store.query_range("h1", metric, start, end, **kw)
-    kept, head_kept = reader._kept, reader._head_kept
-    reader._kept = KeptPoints()
-    reader._head_kept = KeptBytes(HEAD_ROWS_BYTES, lambda _: 1)
-    try:
-        fresh = await store.query_range("h1", metric, start, end, **kw)
-    finally:
-        reader._kept, reader._head_kept = kept, head_kept
+    fresh = await _fresh(store, metric, start, end, **kw)
     assert _points(got) == _points(fresh)
     return len(_points(got))
+
+
+async def _fresh(store: SQLiteStore, metric: str, start: int, end: int, **kw: Any) -> RangeResult:
+    """The answer of a read without kept points, head rows or answers."""
+    reader = store.reader
+    kept, head_kept, answers = reader._kept, reader._head_kept, reader._answers
+    reader._kept = KeptPoints()
+    reader._head_kept = KeptBytes(HEAD_ROWS_BYTES, lambda _: 1)
+    reader._answers = KeptBytes(ANSWER_BYTES, lambda _: 1)
+    try:
+        return await store.query_range("h1", metric, start, end, **kw)
+    finally:
+        reader._kept, reader._head_kept, reader._answers = kept, head_kept, answers
 
 
 CASES = [
@@ -205,3 +212,96 @@ async def test_a_sample_added_to_a_snapshot_in_the_head_is_in_the_next_answer(
         assert sum(p.count for p in points) == was + 1
         assert any(p.max == 1234.0 for p in points)
         await _read(store, "disk_await_seconds", end - 4 * HOUR, end, step_ms=step, tier=tier)
+
+
+async def test_a_repeated_read_is_answered_from_the_memo_until_what_it_reads_changes(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 30 * HOUR), SERIES)), 0)
+    clock.now_ms = T0 + 30 * HOUR
+    await store.maintain(clock.now_ms - 2 * HOUR)  # the newest hours stay in the head
+    end = clock.now_ms
+    metric, kw = "disk_await_seconds", {"step_ms": HOUR}
+
+    async def read(start: int, end: int) -> RangeResult:
+        got = await store.query_range("h1", metric, start, end, **kw)
+        assert _points(got) == _points(await _fresh(store, metric, start, end, **kw))
+        return got
+
+    # "last 28 hours", read again 7 s, then 7.5 s later: the first read kept the stored
+    # buckets (KeptPoints), the second is made with them, the third is the second's
+    await read(end - 28 * HOUR, end)
+    again = await read(end - 28 * HOUR + 7000, end + 7000)
+    third = await read(end - 28 * HOUR + 7500, end + 7500)
+    assert third.series[0] is again.series[0]  # from the memo
+    # a newer sample in the head: the next read has it
+    t = end + 8000
+    await store.ingest(request(batch("h1", [(t, [1.0, 4321.0, 1.0])], SERIES)), t)
+    grown = await read(end - 28 * HOUR + 9000, end + 9000)
+    assert grown.series[0] is not again.series[0]
+    assert any(p.max == 4321.0 for p in grown.series[0].points)
+    assert await read(end - 28 * HOUR + 9500, end + 9500) is not None
+    # a sample in the hour after the range's end, then a range that reaches it
+    ahead = end + HOUR + 60_000
+    await store.ingest(request(batch("h1", [(ahead, [1.0, 9999.0, 1.0])], SERIES)), ahead)
+    before = await read(end - 28 * HOUR + 10_000, end + 10_000)
+    assert all(p.max != 9999.0 for s in before.series for p in s.points)
+    reached = await read(end - 28 * HOUR + 10_000, ahead)
+    assert any(p.max == 9999.0 for p in reached.series[0].points)
+    # a start that moves past the first bucket's rows; one inside a bucket
+    await read(end - 27 * HOUR + 10_000, end + 10_000)
+    await read(end - 27 * HOUR + 10_000, end + 11_000)
+    await read(end - 26 * HOUR, end + 11_000)
+    # compaction moves the head into blocks
+    await store.maintain(end + 2 * HOUR)
+    await read(end - 26 * HOUR, end + 12_000)
+    await read(end - 26 * HOUR, end + 13_000)
+
+
+async def test_answers_stay_those_of_a_fresh_read_through_random_changes(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """Random reads, repeated or moved on by a little or a lot, between random changes: new,
+    late and future samples, compactions. Every answer is that of a read without anything
+    kept."""
+    rng = np.random.default_rng(11)
+    await store.ingest(request(batch("h1", _rows(T0, T0 + 8 * HOUR, 30_000), SERIES)), 0)
+    now = T0 + 8 * HOUR
+    clock.now_ms = now
+    await store.maintain(now - 3 * HOUR)
+    reads = [
+        (metric, step, agg, tier, span)
+        for metric, step, agg, tier in CASES
+        for span in (2 * HOUR, 7 * HOUR)
+    ]
+    hits = 0
+    for _ in range(120):
+        metric, step, agg, tier, span = reads[int(rng.integers(len(reads)))]
+        if tier is Tier.RAW:
+            span = min(span, 5 * HOUR)
+        for _ in range(int(rng.integers(1, 4))):
+            end = now + int(rng.choice([0, 1000, 30_000, 300_000]))
+            start = end - span + int(rng.choice([0, 1000, 7000]))
+            got = await store.query_range(
+                "h1", metric, start, end, step_ms=step, agg=agg, tier=tier
+            )
+            fresh = await _fresh(store, metric, start, end, step_ms=step, agg=agg, tier=tier)
+            assert _points(got) == _points(fresh)
+            again = await store.query_range(
+                "h1", metric, start, end, step_ms=step, agg=agg, tier=tier
+            )
+            hits += again.series[0] is got.series[0]
+        change = rng.random()
+        if change < 0.3:  # the clock and the head move on
+            await store.ingest(request(batch("h1", _rows(now, now + 40_000), SERIES)), now)
+            now += 40_000
+            clock.now_ms = now
+        elif change < 0.4:  # a late sample, then maybe one from the future
+            at = now - int(rng.integers(1, 5 * 3600)) * 1000
+            await store.ingest(request(batch("h1", [(at, [7.0, 8.0, 9.0])], SERIES)), now)
+            if rng.random() < 0.5:
+                ahead = now + int(rng.integers(1, 600)) * 1000
+                await store.ingest(request(batch("h1", [(ahead, [3.0, 2.0, 1.0])], SERIES)), now)
+        elif change < 0.5:
+            await store.maintain(now - int(rng.integers(0, 2)) * HOUR)
+    assert hits > 100  # most repeats were answered from the memo

@@ -155,7 +155,7 @@ class Selected:
     timestamps never go down (``ordered``: a time range of them is found by bisection).
     ``source``: when the rows are kept ones that never change (a ``Sealed`` entry's, a host's
     kept head rows), a number no other rows are ever given (``next_source``); None for rows
-    made for one read."""
+    made for one read. (Which of them a read takes is told by ``keep`` and the range.)"""
 
     rows: rollup.Rows
     keep: npt.NDArray[np.bool_] | None = None
@@ -225,7 +225,7 @@ class Sealed:
         sel = (self.group > lo - span) & (self.group <= end) & (self.end > lo) & (self.start <= end)
         if sel.all():
             return Selected(self.rows, None, self.ordered, self.source)
-        return Selected(self.rows, sel[self.row_block], self.ordered)
+        return Selected(self.rows, sel[self.row_block], self.ordered, self.source)
 
 
 class KeptBytes(Generic[K, V]):

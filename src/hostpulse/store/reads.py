@@ -342,25 +342,30 @@ class Reader:
         # or after ``lo``): it is never taken from, nor kept as, points of another read.
         whole = first if lo == first else first + step
         sealed = until - until % step  # the buckets before it end at or before ``until``
-        kept = None
-        if cursor is None and 0 < (end_ms - first) // step + 1 <= limit:
-            kept = self._kept.get(keys, whole)  # (no page can be cut: no cursor to give)
-        # the buckets [whole, from_) come from the kept points
-        from_ = whole if kept is None else max(whole, min(kept.sealed, sealed))
-        # the rows of [first, end] but the kept buckets', each part taken once (the stored
-        # part also to the blocks the read selects): what taking them after their concat gave
-        marks: list[Hashable] = [*keys, first, whole, from_, limit, kept and kept.source]
-        for got in (stored, self._head_rows(head, colidx, lo, end_ms, native)):
-            for rows, mark in _within(got, first, end_ms, whole, from_):
-                parts.append(rows)
-                marks.append(mark)
-        # The same rows (the same parts of the same kept rows), the same kept buckets, bucket
-        # grid, aggregation and series give the same points: a read repeated while nothing of
-        # the host changed (a board's widgets; dashboards polling a host that stopped) takes
-        # them as the first such read left them (a 30-day read's bucketing is ~60 % of its CPU).
+        head_rows = self._head_rows(head, colidx, lo, end_ms, native)
+        # The answer is that of the rows of [first, end] of both sources, the bucket grid,
+        # aggregation, series and limit. A read that repeats one with all of them the same
+        # (the same rows of the same kept rows) while nothing of the host changed (a board's
+        # widgets; dashboards polling a host that stopped) takes the first one's points: a
+        # repeated 30-day read's bucketing, aggregation and joins were ~60 % of its CPU.
+        marks: list[Hashable] = [*keys, first, whole, limit]
+        for got in (stored, head_rows):
+            marks.append(_rows_mark(got, first, end_ms))
         memo = tuple(marks) if None not in marks else None
         answer = self._answers.get(memo) if memo is not None else None
-        if answer is None:
+        if answer is not None:
+            out, next_cursor = list(answer.series), answer.next_cursor
+        else:
+            kept = None
+            if cursor is None and 0 < (end_ms - first) // step + 1 <= limit:
+                kept = self._kept.get(keys, whole)  # (no page can be cut: no cursor to give)
+            # the buckets [whole, from_) come from the kept points
+            from_ = whole if kept is None else max(whole, min(kept.sealed, sealed))
+            # the rows of [first, end] but the kept buckets', each part taken once (the stored
+            # part also to the blocks the read selects): what taking them after their concat
+            # gave
+            for got in (stored, head_rows):
+                parts += _within(got, first, end_ms, whole, from_)
             arrays, next_cursor = self._aggregate(
                 parts, len(cols), step, agg, limit, kept, whole, from_
             )
@@ -372,8 +377,6 @@ class Reader:
             ]
             if memo is not None:
                 self._answers.put(memo, _Answer(out, next_cursor))
-        else:
-            out, next_cursor = list(answer.series), answer.next_cursor
         stable = StablePoints(keys, until, step, whole)
         return RangeResult(chosen, self._reported_step(step, head), out, next_cursor, stable)
 
@@ -565,32 +568,51 @@ def _parse_cursor(cursor: str) -> int:
     return int(cursor[1:])
 
 
-def _within(
-    got: Selected, first: int, end: int, whole: int, from_: int
-) -> list[tuple[rollup.Rows, Hashable]]:
+def _within(got: Selected, first: int, end: int, whole: int, from_: int) -> list[rollup.Rows]:
     """The rows of ``got`` it keeps with timestamps in ``[first, end]``, but not in
     ``[whole, from_)`` (the kept buckets) when ``from_`` is after ``whole``; in their order.
     Ordered rows that are all kept are cut by bisection (a 24 h read's 1,440 stored rows,
-    of which it keeps a few: a fifth of the masks and takes' CPU). Each part comes with what
-    it is, for ``got.source`` rows: (source, first row, end row); None for rows made here."""
+    of which it keeps a few: a fifth of the masks and takes' CPU)."""
     rows = got.rows
     ts = rows.ts
-    src = got.source
     if not len(ts):  # a head with nothing newer than the blocks
         return []
     if got.ordered and got.keep is None:
         a, w, f = np.searchsorted(ts, (first, whole, from_)).tolist()
         b = int(np.searchsorted(ts, end, side="right"))
         spans = [(a, min(w, b)), (max(f, a), b)] if from_ > whole else [(a, b)]
-        return [(rows.cut(i, j), src and (src, i, j)) for i, j in spans if i < j]
+        return [rows.cut(i, j) for i, j in spans if i < j]
     inside = (ts >= first) & (ts <= end)
     if from_ > whole:
         inside &= (ts < whole) | (ts >= from_)
     if got.keep is not None:
         inside &= got.keep
+    return [rows if inside.all() else rows.take(inside)]
+
+
+def _rows_mark(got: Selected, first: int, end: int) -> Hashable:
+    """Which rows of ``got`` a read of ``[first, end]`` takes, for rows that never change
+    (``got.source``): (source, first row, end row) of ordered rows, (source, all) when all of
+    them, (source, the mask's bits) when some, () when none; None for rows made for this read
+    (``source`` None)."""
+    ts = got.rows.ts
+    if not len(ts):
+        return ()
+    src = got.source
+    if src is None:
+        return None
+    if got.ordered and got.keep is None:
+        a = int(np.searchsorted(ts, first))
+        b = int(np.searchsorted(ts, end, side="right"))
+        return (src, a, b) if a < b else ()
+    inside = (ts >= first) & (ts <= end)
+    if got.keep is not None:
+        inside &= got.keep
     if inside.all():
-        return [(rows, src and (src, 0, len(ts)))]
-    return [(rows.take(inside), None)]
+        return (src, "all")
+    if not inside.any():
+        return ()
+    return (src, np.packbits(inside).tobytes())
 
 
 def _joined(kept: PointArrays, whole: int, from_: int, new: PointArrays) -> PointArrays:

@@ -62,8 +62,9 @@ KEPT_POINTS_BYTES = 32 * 2**20
 HEAD_ROWS_BYTES = 8 * 2**20
 
 
-#: Bytes of kept answers (``Reader.query_range``'s memo): 30 days at a 1 h step are 29 KB.
-ANSWER_BYTES = 8 * 2**20
+#: Bytes of kept answers (``Reader.query_range``'s memo) with the API's JSON of them: 30 days
+#: at a 1 h step are ~98 KB, 24 h at 60 s ~196 KB.
+ANSWER_BYTES = 16 * 2**20
 
 
 @dataclass(slots=True)
@@ -95,8 +96,9 @@ class _Answer:
 
 
 def _answer_bytes(entry: _Answer) -> int:
-    # five 8-byte numbers a point (and as much again of the API's JSON of them, at most)
-    return 80 * sum(len(s.arrays) for s in entry.series if s.arrays is not None)
+    # five 8-byte numbers a point, and the API's JSON of it (``query_service._ENCODED``:
+    # ~90 bytes, ``{"ts_ms":...,"value":...,"min":...,"max":...,"count":...}``)
+    return 136 * sum(len(s.arrays) for s in entry.series if s.arrays is not None)
 
 
 class KeptPoints:

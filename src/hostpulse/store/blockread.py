@@ -229,9 +229,12 @@ class Sealed:
 
 
 class KeptBytes(Generic[K, V]):
-    """Entries of at most ``limit`` bytes together (``size`` of each), least recently used
-    out first; used on the event loop only. What ``SealedCache``, ``reads.KeptPoints`` and
-    the API's ``PointsJsonCache`` keep."""
+    """Entries of at most ``limit`` bytes together (``size`` of each, plus ``ENTRY_BYTES``
+    for its key and objects: entries that hold little or nothing are bounded in number too),
+    least recently used out first; used on the event loop only. What ``SealedCache``,
+    ``reads.KeptPoints`` and the API's ``PointsJsonCache`` keep."""
+
+    ENTRY_BYTES = 512
 
     def __init__(self, limit: int, size: Callable[[V], int]) -> None:
         self.limit = limit
@@ -251,19 +254,19 @@ class KeptBytes(Generic[K, V]):
     def put(self, key: K, entry: V) -> None:
         """Keep ``entry`` under ``key`` (instead of what was), unless it alone is too large."""
         self.drop(key)
-        size = self._size(entry)
+        size = self._size(entry) + self.ENTRY_BYTES
         if size > self.limit:
             return
         self._items[key] = entry
         self.bytes += size
         while self.bytes > self.limit:
             _, gone = self._items.popitem(last=False)
-            self.bytes -= self._size(gone)
+            self.bytes -= self._size(gone) + self.ENTRY_BYTES
 
     def drop(self, key: K) -> None:
         old = self._items.pop(key, None)
         if old is not None:
-            self.bytes -= self._size(old)
+            self.bytes -= self._size(old) + self.ENTRY_BYTES
 
     def clear(self) -> None:
         self._items.clear()

@@ -163,7 +163,7 @@ async def answer_history(
     request: another path, a parameter repeated, unknown or malformed (``agg``, ``tier`` not
     one of their values, ``limit`` not a whole number within bounds): the route judges it, so
     every refusal of a malformed request is the framework's own. What follows is the route's:
-    the same bearer check and rate count (``current_user``), the viewer role,
+    the same bearer check and rate count (``user_of``, as ``current_user``), the viewer role,
     ``history_answer``, and the same ``{"detail": ...}`` answers (the app's handlers) for its
     HTTPExceptions."""
     m = _HISTORY_PATH.fullmatch(scope["path"])

@@ -40,3 +40,17 @@ def test_a_cut_body_is_truncated(cut: int) -> None:
 def test_a_corrupt_body_is_corrupt() -> None:
     with pytest.raises(codec.CodecError, match="corrupt"):
         codec.decompress(b"\x1f\x8b\x08\x00garbage-garbage", "gzip", 10**6)
+
+
+@pytest.mark.parametrize("body", [b"not gzip at all", b"\x1f\x8bxgarbage-garbage"])
+def test_a_body_that_is_not_gzip_is_corrupt(body: bytes) -> None:
+    with pytest.raises(codec.CodecError, match="corrupt"):
+        codec.decompress(body, "gzip", 10**6)
+
+
+@pytest.mark.parametrize("level", [1, 6, 9])
+@pytest.mark.parametrize("size", [0, 1, 4000, 200_000])
+def test_what_gzip_made_comes_back_byte_for_byte(level: int, size: int) -> None:
+    # half random, half repetitive: stored, fixed and dynamic deflate blocks
+    raw = (os.urandom(size // 2) + b"host-cpu-" * (size // 18))[:size]
+    assert codec.decompress(gzip.compress(raw, compresslevel=level), "gzip", size) == raw

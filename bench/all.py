@@ -92,22 +92,33 @@ def storage_rows(fig: Figures) -> list[Row]:
 
 
 def query_rows(fig: Figures) -> list[Row]:
+    """The references hold the raw-path hosts' samples only (query.py's docstring), so the
+    ratio is taken on those hosts: the same series in every system. The random hosts' figure
+    (mostly first reads of generated history) is a row of its own, against the absolute
+    target."""
     rows: list[Row] = []
     targets = {"current": 20, "24 h history": 50, "30-day history": 100}
     for name, res in fig.items():
-        ours = res["hostpulse"]["p95_ms"]
-        target = f"< {targets[name]} ms and ≤ VictoriaMetrics" if name in targets else ""
+        same = res["hostpulse_raw_path"]["p95_ms"]
         for ref in ("victoriametrics", "prometheus"):
             rows.append(
                 (
-                    f"query P95 ms, {name}",
-                    _f(ours),
-                    target if ref == "victoriametrics" else "",
-                    f"{ref} {_f(res[ref]['p95_ms'])} (raw-path hosts: ours "
-                    f"{_f(res['hostpulse_raw_path']['p95_ms'])})",
-                    _ratio(ours, res[ref]["p95_ms"]),
+                    f"query P95 ms, {name}, the same series (raw-path hosts)",
+                    _f(same),
+                    "≤ VictoriaMetrics" if ref == "victoriametrics" and name in targets else "",
+                    f"{ref} {_f(res[ref]['p95_ms'])}",
+                    _ratio(same, res[ref]["p95_ms"]),
                 )
             )
+        rows.append(
+            (
+                f"query P95 ms, {name}, random hosts",
+                _f(res["hostpulse"]["p95_ms"]),
+                f"< {targets[name]} ms" if name in targets else "",
+                "",
+                "",
+            )
+        )
     return rows
 
 

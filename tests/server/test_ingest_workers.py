@@ -5,7 +5,6 @@ replaced; stopping the server leaves no worker process behind."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import signal
 import threading
@@ -16,14 +15,13 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from wire import batch, request
+from wire import batch, mixed_bodies, request
 
-from hostpulse.protocol import PROTOBUF_CONTENT_TYPE, HostBatch
+from hostpulse.protocol import PROTOBUF_CONTENT_TYPE
 from hostpulse.server.ingest.pool import IngestWorkers
 from hostpulse.server.testing import Clock, LiveServer
 
 CPU = ("cpu_busy_percent", ())
-MEM = ("memory_usage_percent", ())
 
 
 def _pool(srv: LiveServer) -> IngestWorkers:
@@ -62,38 +60,11 @@ def _post(
     return httpx.post(f"{srv.url}/api/v1/ingest", content=body, headers=headers, timeout=60)
 
 
-def _bodies(t: int) -> list[tuple[str, bytes, str | None, str | None]]:
-    good = request(batch("w-1", [(t, {CPU: 1.0, MEM: 2.0}), (t + 5000, {CPU: 3.0})]))
-    unknown = request(batch("w-2", [(t, {("no_such_metric", ()): 1.0})]))
-    bad_index = request(batch("w-3", [(t, {CPU: 1.0})]))
-    bad_index.batches[0].snapshots[0].series_index[0] = 7
-    nan = request(batch("w-3", [(t, {CPU: float("nan")})]))
-    future = request(batch("w-3", [(t + 3_600_000, {CPU: 1.0})]))
-    four: HostBatch = batch(
-        "w-4", [(t, {CPU: 1.0, MEM: 1.0, ("cpu_load1", ()): 1.0, ("cpu_load5", ()): 1.0})]
-    )
-    return [
-        ("w-1", good.SerializeToString(), None, None),
-        ("w-1", gzip.compress(good.SerializeToString()), "gzip", None),  # resent: duplicates
-        ("w-1", request(batch("w-1", [(t + 10_000, {MEM: 4.0})])).SerializeToString(), None, None),
-        ("w-2", unknown.SerializeToString(), None, None),
-        ("w-3", bad_index.SerializeToString(), None, None),
-        ("w-3", nan.SerializeToString(), None, None),
-        ("w-3", future.SerializeToString(), None, None),
-        ("w-4", request(four).SerializeToString(), None, None),  # over max_series_per_host
-        ("w-1", b"\x0a\xff\xff", None, None),  # malformed
-        ("w-1", b"not gzip", "gzip", None),
-        ("w-1", good.SerializeToString(), "br", None),
-        ("w-1", good.SerializeToString(), None, "text/plain"),
-        ("w-2", request(batch("w-1", [(t, {CPU: 1.0})])).SerializeToString(), None, None),
-    ]
-
-
 def test_worker_answers_as_the_server_process(servers: tuple[LiveServer, LiveServer]) -> None:
     worker, inline = servers
     _ready_pid(worker)
     statuses = []
-    for host, body, encoding, ct in _bodies(int(worker.clock() * 1000) - 60_000):
+    for host, body, encoding, ct in mixed_bodies(int(worker.clock() * 1000) - 60_000):
         a = _post(worker, host, body, encoding, ct)
         b = _post(inline, host, body, encoding, ct)
         assert (a.status_code, a.json()) == (b.status_code, b.json()), (host, body[:40])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 
 from hostpulse.protocol import Host, HostBatch, IngestRequest, Label, SeriesDef
@@ -51,3 +52,37 @@ def batch(
 
 def request(*batches: HostBatch) -> IngestRequest:
     return IngestRequest(batches=list(batches))
+
+
+CPU = ("cpu_busy_percent", ())
+MEM = ("memory_usage_percent", ())
+
+
+def mixed_bodies(t: int) -> list[tuple[str, bytes, str | None, str | None]]:
+    """(host, body, content-encoding, content-type) of requests of every outcome: stored,
+    resent (duplicates), each kind of 422, malformed (400), an unknown encoding or type (415),
+    a batch for another host than the key's (403). ``t``: a timestamp (ms) a minute old."""
+    good = request(batch("w-1", [(t, {CPU: 1.0, MEM: 2.0}), (t + 5000, {CPU: 3.0})]))
+    unknown = request(batch("w-2", [(t, {("no_such_metric", ()): 1.0})]))
+    bad_index = request(batch("w-3", [(t, {CPU: 1.0})]))
+    bad_index.batches[0].snapshots[0].series_index[0] = 7
+    nan = request(batch("w-3", [(t, {CPU: float("nan")})]))
+    future = request(batch("w-3", [(t + 3_600_000, {CPU: 1.0})]))
+    four: HostBatch = batch(
+        "w-4", [(t, {CPU: 1.0, MEM: 1.0, ("cpu_load1", ()): 1.0, ("cpu_load5", ()): 1.0})]
+    )
+    return [
+        ("w-1", good.SerializeToString(), None, None),
+        ("w-1", gzip.compress(good.SerializeToString()), "gzip", None),  # resent: duplicates
+        ("w-1", request(batch("w-1", [(t + 10_000, {MEM: 4.0})])).SerializeToString(), None, None),
+        ("w-2", unknown.SerializeToString(), None, None),
+        ("w-3", bad_index.SerializeToString(), None, None),
+        ("w-3", nan.SerializeToString(), None, None),
+        ("w-3", future.SerializeToString(), None, None),
+        ("w-4", request(four).SerializeToString(), None, None),  # over max_series_per_host
+        ("w-1", b"\x0a\xff\xff", None, None),  # malformed
+        ("w-1", b"not gzip", "gzip", None),
+        ("w-1", good.SerializeToString(), "br", None),
+        ("w-1", good.SerializeToString(), None, "text/plain"),
+        ("w-2", request(batch("w-1", [(t, {CPU: 1.0})])).SerializeToString(), None, None),
+    ]

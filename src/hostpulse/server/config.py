@@ -136,6 +136,16 @@ class ServerSettings(BaseSettings):
         "quarter of an ingest request's work, for more requests a second when that loop is "
         "the bottleneck, at 25-35 % more CPU per sample on 2 cores (docs/architecture.md).",
     )
+    ingest_acceptors: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Processes that accept the server's connections and read agents' ingest "
+        "requests (HTTP, decompress, parse, check) on other cores; the server process then "
+        "only authenticates, stores and answers them, and serves every other request, whose "
+        "connection an acceptor hands to it. 0 (the default): the server process accepts and "
+        "reads everything itself. Needs plain HTTP (not with tls_cert).",
+    )
     ingest_max_pending_bytes: int = Field(
         default=256 * 1024 * 1024,
         gt=0,
@@ -440,6 +450,12 @@ class ServerSettings(BaseSettings):
             check_readable(key, "private key")
         if "tls_cert" in info.data:  # else tls_cert itself is wrong and reported as such
             check_pair(info.data["tls_cert"], key)
+            if info.data["tls_cert"] is not None and info.data.get("ingest_acceptors"):
+                raise ValueError(
+                    "ingest_acceptors needs plain HTTP (connections are handed between "
+                    "processes, which TLS does not allow): set ingest_acceptors to 0 to serve "
+                    "HTTPS, or terminate TLS at a proxy in front"
+                )
         return key
 
     @property

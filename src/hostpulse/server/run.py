@@ -4,6 +4,7 @@ so the URL is known before it starts, and call a hook once it accepts connection
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import socket
@@ -17,6 +18,7 @@ from hostpulse.server.app import create_app
 from hostpulse.server.auth import redact
 from hostpulse.server.config import ServerSettings
 from hostpulse.server.front import Front
+from hostpulse.server.ingest.acceptors import Acceptors
 from hostpulse.server.timeouts import timed_http_protocol
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,9 @@ def url_of(sock: socket.socket, tls: bool = False) -> str:
     return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
-def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
+def uvicorn_server(
+    app: FastAPI, settings: ServerSettings, kind: type[uvicorn.Server] = uvicorn.Server
+) -> uvicorn.Server:
     front = Front(app) if getattr(app.state, "front", False) else app
     config = uvicorn.Config(
         front,
@@ -81,7 +85,7 @@ def uvicorn_server(app: FastAPI, settings: ServerSettings) -> uvicorn.Server:
     )
     # uvicorn (re)configures its loggers in Config(): filter them afterwards
     redact.install()
-    return uvicorn.Server(config)
+    return kind(config)
 
 
 async def serve_async(
@@ -93,7 +97,9 @@ async def serve_async(
 ) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn's handlers) or ``server.should_exit``."""
     sock = sock or bind(settings.host, settings.port)
-    server = uvicorn_server(app or create_app(settings), settings)
+    app = app or create_app(settings)
+    acceptors = settings.ingest_acceptors
+    server = uvicorn_server(app, settings, AcceptingServer if acceptors else uvicorn.Server)
     url = url_of(sock, settings.tls)
 
     async def announce() -> None:
@@ -102,16 +108,58 @@ async def serve_async(
             if server.should_exit or time.monotonic() > deadline:
                 return
             await asyncio.sleep(0.02)
+        if acceptors:
+            assert isinstance(server, AcceptingServer)
+            await server.start_acceptors(acceptors, sock, app, settings)
         logger.info("listening on %s", url)
         if on_started is not None:
             await on_started(url)
 
     hook = asyncio.create_task(announce())
     try:
-        await server.serve(sockets=[sock])
+        # with acceptors, they accept the connections on ``sock``; uvicorn gets those they hand over
+        await server.serve(sockets=[] if acceptors else [sock])
     finally:
         hook.cancel()
         sock.close()
+
+
+class AcceptingServer(uvicorn.Server):
+    """uvicorn's server with ingest acceptor processes (``ingest/acceptors.py``) accepting
+    its connections; they stop first when it shuts down."""
+
+    acceptors: Acceptors | None = None
+
+    async def start_acceptors(
+        self, count: int, sock: socket.socket, app: FastAPI, settings: ServerSettings
+    ) -> None:
+        config = self.config
+        ingest = app.state.hp.ingest
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        self.acceptors = Acceptors(
+            count,
+            sock,
+            app.state,
+            protocol,
+            {
+                "limits": dataclasses.asdict(ingest.limits),
+                "prepare": ingest.prepares,
+                "header_timeout": settings.header_timeout,
+                "body_timeout": settings.body_timeout,
+                "keep_alive": config.timeout_keep_alive,
+            },
+        )
+        await self.acceptors.start()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.acceptors is not None:
+            await self.acceptors.close()
+        await super().shutdown(sockets)
 
 
 GC_THRESHOLDS = (10_000, 10, 10)

@@ -21,10 +21,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+import uvicorn
 
 from hostpulse.server.app import create_app, open_backends
 from hostpulse.server.config import ServerSettings
-from hostpulse.server.run import bind, url_of, uvicorn_server
+from hostpulse.server.run import AcceptingServer, bind, url_of, uvicorn_server
 from hostpulse.store.base import Store
 from hostpulse.store.db import Database
 
@@ -174,13 +175,19 @@ class LiveServer:
             announce=self.announced.append,
         )
         self.app = app
-        self._server = uvicorn_server(app, self.settings)
-        serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        acceptors = self.settings.ingest_acceptors
+        self._server = uvicorn_server(
+            app, self.settings, AcceptingServer if acceptors else uvicorn.Server
+        )
+        # with acceptors, they accept the connections (as in run.py)
+        serving = asyncio.create_task(self._server.serve(sockets=[] if acceptors else [self._sock]))
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._server.started and not serving.done():
             if time.monotonic() > deadline:
                 raise TimeoutError("server did not start")
             await asyncio.sleep(0.01)
+        if acceptors and not serving.done():
+            await self._server.start_acceptors(acceptors, self._sock, app, self.settings)
         self._ready.set()
         await serving
 

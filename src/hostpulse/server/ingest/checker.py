@@ -103,6 +103,17 @@ class Checker:
                 )
         return Checked(request, signatures, per_host, fresh, serialized, arrays, tails, tables)
 
+    def keys_of(self, batch: HostBatch, digest: bytes) -> list[SeriesKey]:
+        """The keys of a series table another process has checked, whose ``table_digest`` is
+        ``digest``: from the cache (hosts of one kind share a table) or read once."""
+        keys = self._tables.get(digest)
+        if keys is None:
+            keys = series_keys(batch)
+            if len(self._tables) >= self.MAX_TABLES:
+                self._tables.clear()
+            self._tables[digest] = keys
+        return keys
+
     def _table(
         self, batch: HostBatch, data: bytes, sizes: tuple[int, int] | None = None
     ) -> tuple[list[SeriesKey], bytes | None]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 
 from hostpulse.protocol import IngestRequest, codec
 from hostpulse.server.ingest import worker
@@ -196,6 +196,23 @@ class IngestService:
         finally:
             self.admission.leave(size)
 
+    async def ingest_answer(
+        self, answer: tuple[Any, ...], size: int, only_host: str | None
+    ) -> IngestResult:
+        """Store a request an ingest acceptor process has read and checked (``answer`` as
+        ``worker.answer`` makes it, for a body of ``size`` bytes): admission, the bounds,
+        the store, the listeners, as ``ingest_body``."""
+        try:
+            self.admission.enter(size)
+        except Overloaded as exc:
+            raise IngestError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+        try:
+            now_ms = int(self._clock() * 1000)
+            checked, prep = self._from_answer(answer)
+            return await self._store(checked, now_ms, only_host, prep)
+        finally:
+            self.admission.leave(size)
+
     async def _in_worker(
         self,
         body: bytes,
@@ -218,6 +235,11 @@ class IngestService:
             ) from None
         if answer is None:
             return None
+        return self._from_answer(answer)
+
+    def _from_answer(self, answer: tuple[Any, ...]) -> tuple[Checked, Prepared | None]:
+        """A worker's or acceptor's answer (``worker.answer``) as this process stores it;
+        its IngestError raised here as it is."""
         kind = answer[1]
         if kind == worker.REFUSED:
             raise IngestError(answer[2], answer[3], answer[4])
@@ -231,9 +253,14 @@ class IngestService:
         per_host: dict[str, list[SeriesKey]] = {}
         fresh: list[bytes] = []
         validated = self.checker.validated
-        for batch, sig in zip(request.batches, signatures, strict=True):
+        tables = packed[3] if packed is not None else None  # each batch's table digest
+        for b, (batch, sig) in enumerate(zip(request.batches, signatures, strict=True)):
             if sig not in validated:  # checked by the worker; counted here
-                per_host.setdefault(batch.host.host_id, []).extend(series_keys(batch))
+                if tables is not None:
+                    keys = self.checker.keys_of(batch, tables[16 * b : 16 * b + 16])
+                else:
+                    keys = series_keys(batch)
+                per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
         prep = unpack(packed, request) if packed is not None else None
         return Checked(request, signatures, per_host, fresh, []), prep

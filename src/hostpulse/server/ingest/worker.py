@@ -70,7 +70,16 @@ def answer(checker: Checker, prepared: bool, message: tuple[Any, ...]) -> tuple[
                 rid,
                 PREPARED,
                 signatures,
-                pack(prepare(request, checked.serialized, checked.arrays, checked.signatures)),
+                pack(
+                    prepare(
+                        request,
+                        checked.serialized,
+                        checked.arrays,
+                        checked.signatures,
+                        checked.tails,
+                        checked.tables,
+                    )
+                ),
             )
         except InvalidRequestError:  # the store refuses it again, at its turn (same answer)
             pass

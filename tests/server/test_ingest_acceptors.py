@@ -1,0 +1,260 @@
+"""Ingest acceptor processes (``ingest_acceptors``): they accept every connection; an agent's
+ingest request read and checked there gets exactly the answer the server process gives (the
+status, the JSON, the headers that matter), the key checked first as in the server process;
+every other request's connection is handed to the server process and served there, also when
+it comes after ingest requests on the same connection; the read timeouts and the body bound
+hold; an acceptor that dies is replaced and stopping the server leaves none behind."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from pydantic import ValidationError
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+from wire import CPU, batch, mixed_bodies, request
+
+from hostpulse.protocol import PROTOBUF_CONTENT_TYPE
+from hostpulse.protocol.live_pb2 import LiveFrame
+from hostpulse.server.config import ServerSettings
+from hostpulse.server.ingest.acceptor import parse_head
+from hostpulse.server.run import AcceptingServer
+from hostpulse.server.testing import Clock, LiveServer
+
+BOUND_S = 15.0
+
+
+def _acceptor_pids(srv: LiveServer) -> list[int]:
+    server = srv._server
+    assert isinstance(server, AcceptingServer) and server.acceptors is not None
+    return server.acceptors.pids
+
+
+def _wait_pids(srv: LiveServer, other_than: int | None = None) -> list[int]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pids = _acceptor_pids(srv)
+        if pids and other_than not in pids:
+            return pids
+        time.sleep(0.02)
+    raise AssertionError("no ingest acceptor running")
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
+    clock = Clock()
+    with (
+        LiveServer(tmp_path / "a", clock, ingest_acceptors=1, max_series_per_host=3) as acc,
+        LiveServer(tmp_path / "b", clock, ingest_acceptors=0, max_series_per_host=3) as inline,
+    ):
+        yield acc, inline
+
+
+def _post(
+    srv: LiveServer,
+    host: str,
+    body: bytes,
+    encoding: str | None = None,
+    ct: str | None = None,
+    key: str | None = None,
+) -> httpx.Response:
+    headers = {"content-type": ct or PROTOBUF_CONTENT_TYPE}
+    headers["authorization"] = key if key is not None else srv.agent_headers(host)["authorization"]
+    if encoding:
+        headers["content-encoding"] = encoding
+    return httpx.post(f"{srv.url}/api/v1/ingest", content=body, headers=headers, timeout=60)
+
+
+def _same(a: httpx.Response, b: httpx.Response) -> None:
+    assert (a.status_code, a.json()) == (b.status_code, b.json())
+    for name in ("retry-after", "www-authenticate", "content-type", "x-content-type-options"):
+        assert a.headers.get(name) == b.headers.get(name), name
+
+
+def test_an_acceptor_answers_as_the_server_process(
+    servers: tuple[LiveServer, LiveServer],
+) -> None:
+    acc, inline = servers
+    _wait_pids(acc)
+    statuses = []
+    for host, body, encoding, ct in mixed_bodies(int(acc.clock() * 1000) - 60_000):
+        a = _post(acc, host, body, encoding, ct)
+        _same(a, _post(inline, host, body, encoding, ct))
+        statuses.append(a.status_code)
+    assert statuses == [200, 200, 200, 422, 422, 422, 422, 422, 400, 400, 415, 415, 403]
+    # the key is judged first, as in the server process: a bad body with a bad key is a 401
+    for key in ("", "Bearer hpk_nosuchkey", "Bearer not-a-key"):
+        _same(_post(acc, "w-1", b"\x0a\xff", key=key), _post(inline, "w-1", b"\x0a\xff", key=key))
+        assert _post(acc, "w-1", b"\x0a\xff", key=key).status_code == 401
+    # what was stored reads back through the API (a connection handed over)
+    hosts = httpx.get(f"{acc.url}/api/v1/hosts", headers=acc.headers(), timeout=30)
+    assert hosts.status_code == 200
+    assert {h["host_id"] for h in hosts.json()} >= {"w-1"}
+    server = acc._server
+    assert isinstance(server, AcceptingServer) and server.acceptors is not None
+    assert server.acceptors.restarts == 0
+
+
+def test_a_connection_is_handed_over_after_ingest_requests_on_it(tmp_path: Path) -> None:
+    """Pipelined: two ingest requests and a GET in one write; then a WebSocket."""
+    with LiveServer(tmp_path / "p", ingest_acceptors=1) as srv:
+        _wait_pids(srv)
+        t = int(srv.clock() * 1000) - 60_000
+        key = srv.agent_headers("p-1")["authorization"].encode()
+        port = int(srv.url.rsplit(":", 1)[1])
+
+        def ingest(ts: int) -> bytes:
+            body = gzip.compress(request(batch("p-1", [(ts, {CPU: 1.0})])).SerializeToString())
+            return (
+                b"POST /api/v1/ingest HTTP/1.1\r\nhost: x\r\nauthorization: " + key + b"\r\n"
+                b"content-type: application/x-protobuf\r\ncontent-encoding: gzip\r\n"
+                b"content-length: %d\r\n\r\n" % len(body) + body
+            )
+
+        get = b"GET /api/v1/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=BOUND_S) as sock:
+            sock.sendall(ingest(t) + ingest(t + 5000) + get)
+            out = b""
+            while chunk := sock.recv(65536):
+                out += chunk
+        answers = out.split(b"HTTP/1.1 ")[1:]
+        assert [a[:3] for a in answers] == [b"200", b"200", b"200"], out
+        assert b'{"accepted_samples":1,"duplicate_samples":0}' in answers[0]
+        assert b'{"accepted_samples":1,"duplicate_samples":0}' in answers[1]
+        assert b'"status"' in answers[2]
+
+        async def live() -> float:
+            """A dashboard's WebSocket (handed over) sees a sample an acceptor took."""
+            protocols = [Subprotocol("hostpulse"), Subprotocol("bearer." + srv.token("viewer"))]
+            url = srv.url.replace("http://", "ws://") + "/api/v1/ws?hosts=p-1"
+            async with connect(url, proxy=None, compression=None, subprotocols=protocols) as ws:
+                await asyncio.to_thread(_post, srv, "p-1", _cpu("p-1", t + 10_000, 42.5))
+                async with asyncio.timeout(BOUND_S):
+                    while True:
+                        frame = LiveFrame.FromString(await ws.recv(decode=False))
+                        if frame.HasField("samples"):
+                            return frame.samples.snapshots[0].values[0]
+
+        assert asyncio.run(live()) == 42.5
+
+
+def _cpu(host: str, ts: int, value: float) -> bytes:
+    return request(batch(host, [(ts, {CPU: value})])).SerializeToString()
+
+
+def _connect(srv: LiveServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", int(srv.url.rsplit(":", 1)[1])), timeout=BOUND_S)
+    sock.settimeout(BOUND_S)
+    return sock
+
+
+def _until_closed(sock: socket.socket) -> tuple[bytes, float]:
+    started = time.monotonic()
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out, time.monotonic() - started
+
+
+def test_read_timeouts_and_the_body_bound_hold_in_an_acceptor(tmp_path: Path) -> None:
+    with LiveServer(
+        tmp_path / "t", ingest_acceptors=1, header_timeout=1, body_timeout=1, max_body_bytes=1000
+    ) as srv:
+        _wait_pids(srv)
+        key = srv.agent_headers("t-1")["authorization"].encode()
+        head = b"POST /api/v1/ingest HTTP/1.1\r\nhost: x\r\nauthorization: " + key
+        with _connect(srv) as sock:  # the head never ends
+            sock.sendall(head + b"\r\n")
+            out, took = _until_closed(sock)
+        assert out.startswith(b"HTTP/1.1 408"), out
+        assert took < BOUND_S
+        with _connect(srv) as sock:  # a tenth of the body, then nothing
+            sock.sendall(head + b"\r\ncontent-length: 100\r\n\r\n" + b"x" * 10)
+            out, took = _until_closed(sock)
+        assert out.startswith(b"HTTP/1.1 408"), out
+        assert b"body_timeout" in out and b"nothing was stored" in out
+        with _connect(srv) as sock:  # declared over max_body_bytes
+            sock.sendall(head + b"\r\ncontent-length: 5000\r\n\r\n")
+            out, _ = _until_closed(sock)
+        assert out.startswith(b"HTTP/1.1 413"), out
+        assert b"the limit is 1000" in out
+
+
+def test_a_killed_acceptor_is_replaced_and_none_outlives_the_server(tmp_path: Path) -> None:
+    with LiveServer(tmp_path / "k", ingest_acceptors=2) as srv:
+        pids = _wait_pids(srv)
+        deadline = time.monotonic() + 30
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids = _acceptor_pids(srv)
+            time.sleep(0.02)
+        assert len(pids) == 2
+        os.kill(pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = _acceptor_pids(srv)
+            if len(now) == 2 and pids[0] not in now:
+                break
+            time.sleep(0.05)
+        now = _acceptor_pids(srv)
+        assert len(now) == 2 and pids[0] not in now
+        t = int(srv.clock() * 1000) - 60_000
+        for i in range(20):  # whichever acceptor takes each connection
+            r = _post(srv, "k-1", _cpu("k-1", t + 5000 * i, 1.0))
+            assert r.status_code == 200, r.text
+            assert r.json() == {"accepted_samples": 1, "duplicate_samples": 0}
+        for pid in now:
+            assert psutil.Process(pid).ppid() == os.getpid()
+    for pid in now:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_acceptors_need_plain_http(tmp_path: Path) -> None:
+    from hostpulse.server.testing import self_signed
+
+    cert, key = self_signed(tmp_path)
+    with pytest.raises(ValidationError, match="ingest_acceptors needs plain HTTP"):
+        ServerSettings(data_dir=tmp_path, ingest_acceptors=1, tls_cert=cert, tls_key=key)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /api/v1/ingest HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 1",
+        b"POST /api/v1/ingest HTTP/1.1\r\ncontent-length: +1",
+        b"POST /api/v1/ingest HTTP/1.1\r\nhost: x",  # no length: chunked or none
+        b"POST /api/v1/ingest HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked",
+        b"POST /api/v1/ingest HTTP/1.1\r\ncontent-length: 1\r\norigin: http://x",
+        b"POST /api/v1/ingest HTTP/1.1\r\ncontent-length: 1\r\nexpect: 100-continue",
+        b"POST /api/v1/ingest HTTP/1.1\r\ncontent-length : 1",
+        b"POST /api/v1/ingest HTTP/1.1\r\ncontent-length: 1\r\n folded",
+        b"POST /api/v1/ingest?x=1 HTTP/1.1\r\ncontent-length: 1",
+        b"POST /api/v1/ingest HTTP/1.0\r\ncontent-length: 1",
+    ],
+)
+def test_anything_but_the_plain_form_goes_to_uvicorn(head: bytes) -> None:
+    assert parse_head(head) is None
+
+
+def test_the_plain_form_is_read() -> None:
+    head = parse_head(
+        b"POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer hpk_a\r\n"
+        b"Content-Type: application/x-protobuf\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: 42\r\nConnection: close"
+    )
+    assert head is not None
+    assert (head.length, head.authorization, head.encoding, head.close) == (
+        42,
+        b"Bearer hpk_a",
+        "gzip",
+        True,
+    )

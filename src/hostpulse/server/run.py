@@ -148,7 +148,9 @@ class AcceptingServer(uvicorn.Server):
             protocol,
             {
                 "limits": dataclasses.asdict(ingest.limits),
-                "prepare": ingest.prepares,
+                # the checked request, not the prepared arrays: less to pickle and copy; in
+                # bench/ingest.py the two were within the 2-core machine's noise
+                "prepare": False,
                 "header_timeout": settings.header_timeout,
                 "body_timeout": settings.body_timeout,
                 "keep_alive": config.timeout_keep_alive,

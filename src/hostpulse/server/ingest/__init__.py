@@ -11,6 +11,9 @@
   whole (the same code in the server process and in a worker);
 - ``pool`` and ``worker``: the ingest worker processes that decode, check and prepare requests
   on other cores (``ingest_workers``);
+- ``acceptor`` and ``acceptors``: the ingest acceptor processes that accept the connections and
+  read agents' ingest requests on other cores, handing every other connection to the server
+  process (``ingest_acceptors``);
 - ``limits`` and ``errors``: the bounds and the one exception (an HTTP status and a reason).
 """
 

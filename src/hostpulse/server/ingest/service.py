@@ -36,6 +36,7 @@ listener can cache what it derives from the table); must not block."""
 
 
 _NEVER = -(2**62)
+_NO_TABLE = bytes(16)
 
 
 class SeriesRegistry:
@@ -253,11 +254,13 @@ class IngestService:
         per_host: dict[str, list[SeriesKey]] = {}
         fresh: list[bytes] = []
         validated = self.checker.validated
-        tables = packed[3] if packed is not None else None  # each batch's table digest
+        # each batch's series-table digest (zeros: not made), for the keys of a new table
+        tables: bytes = packed[3] if packed is not None else answer[4]
         for b, (batch, sig) in enumerate(zip(request.batches, signatures, strict=True)):
             if sig not in validated:  # checked by the worker; counted here
-                if tables is not None:
-                    keys = self.checker.keys_of(batch, tables[16 * b : 16 * b + 16])
+                table = tables[16 * b : 16 * b + 16]
+                if table and table != _NO_TABLE:
+                    keys = self.checker.keys_of(batch, table)
                 else:
                     keys = series_keys(batch)
                 per_host.setdefault(batch.host.host_id, []).extend(keys)

@@ -10,7 +10,9 @@ IngestError status, reason and headers) and, with PREPARE=1, ``prepare``s it for
 store (numpy arrays, digests, the WAL payload). Answers (``kind`` second):
 
 - ``(id, PREPARED, signatures, packed)``: ``store.prepare.pack`` of the prepared request;
-- ``(id, CHECKED, signatures, payload)``: valid, the serialized request (not prepared);
+- ``(id, CHECKED, signatures, payload, tables)``: valid, the serialized request (not
+  prepared), with each batch's series-table digest where the check made one (16 zero bytes
+  where not: a table this worker had checked before);
 - ``(id, REFUSED, status, reason, headers)``: an IngestError;
 - ``(id, FAILED, text)``: an unexpected exception (the server answers 500).
 
@@ -39,6 +41,7 @@ from hostpulse.store.prepare import pack, prepare
 PREPARED, CHECKED, REFUSED, FAILED = 0, 1, 2, 3
 HELLO = b"hostpulse-ingest-worker 1"
 HEADER = struct.Struct("<I")
+_NO_TABLE = bytes(16)
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +86,8 @@ def answer(checker: Checker, prepared: bool, message: tuple[Any, ...]) -> tuple[
             )
         except InvalidRequestError:  # the store refuses it again, at its turn (same answer)
             pass
-    return (rid, CHECKED, signatures, request.SerializeToString())
+    tables = b"".join(t if t is not None else _NO_TABLE for t in checked.tables or ())
+    return (rid, CHECKED, signatures, request.SerializeToString(), tables)
 
 
 def _write(fd: int, data: bytes) -> None:

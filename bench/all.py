@@ -254,6 +254,8 @@ class Bench:
     args: list[str]
     rows: Callable[[Figures], list[Row]]
     no_doc: bool = True  # the script takes --no-doc
+    env: dict[str, str] = field(default_factory=dict)
+    """Server settings for this run (the servers the script starts inherit them)."""
 
 
 SUITE = [
@@ -265,6 +267,16 @@ SUITE = [
         "ingest.py",
         ["--hosts", "300", "--rounds", "16", "--samples-per-request", "500", "--clients", "16"],
         ingest_rows,
+    ),
+    Bench(
+        "ingest-acceptors",
+        "ingest.py",
+        [
+            *("--hosts", "300", "--rounds", "16", "--samples-per-request", "500"),
+            *("--clients", "16", "--skip-prometheus"),
+        ],
+        lambda fig: [(f"{r[0]}, ingest_acceptors=1", *r[1:]) for r in ingest_rows(fig)],
+        env={"HOSTPULSE_INGEST_ACCEPTORS": "1"},
     ),
     Bench("storage", "storage_size.py", ["--hosts", "4", "--hours", "24"], storage_rows),
     Bench(
@@ -338,7 +350,11 @@ def run_one(bench: Bench, out: Path, env: dict[str, str]) -> tuple[list[Row], fl
         cmd.append("--no-doc")
     t0 = time.monotonic()
     print(f"== {bench.name}: {' '.join(cmd[1:])}", flush=True)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if bench.env:
+        print("   with " + " ".join(f"{k}={v}" for k, v in bench.env.items()), flush=True)
+    proc = subprocess.run(
+        cmd, env={**env, **bench.env}, capture_output=True, text=True, check=False
+    )
     took = time.monotonic() - t0
     print(proc.stdout[-4000:], flush=True)
     if proc.returncode != 0 or not out.exists():

@@ -11,40 +11,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wire import raw_connection, read_to_close
 
 from hostpulse.server.testing import LiveServer
 
 BOUND_S = 15.0  # generous: the timeouts are 1 s; before the fix the server waited forever
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module", params=[0, 1], ids=["in-process", "acceptor"])
+def srv(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
+    """The server reading every request itself, and with an ingest acceptor process (which
+    reads agents' ingest requests and hands every other connection to the server)."""
     data: Path = tmp_path_factory.mktemp("timeouts") / "data"
-    with LiveServer(data, header_timeout=1, body_timeout=1) as server:
+    with LiveServer(
+        data, header_timeout=1, body_timeout=1, ingest_acceptors=request.param
+    ) as server:
         yield server
 
 
 def _connect(srv: LiveServer) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", int(srv.url.rsplit(":", 1)[1])), timeout=BOUND_S)
-    sock.settimeout(BOUND_S)
-    return sock
-
-
-def _answer(sock: socket.socket) -> tuple[bytes, float]:
-    """Everything the server sends until it closes, and how long that took."""
-    started = time.monotonic()
-    out = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return out, time.monotonic() - started
-        out += chunk
+    return raw_connection(srv.url, BOUND_S)
 
 
 def test_headers_sent_slowly_get_408_and_the_connection_closed(srv: LiveServer) -> None:
     with _connect(srv) as sock:
         sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")  # never the blank line
-        answer, took = _answer(sock)
+        answer, took = read_to_close(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert took < BOUND_S
 
@@ -59,14 +53,14 @@ def test_the_next_request_on_a_connection_sending_its_headers_slowly_gets_408(
         first = sock.recv(65536)
         assert first.startswith(b"HTTP/1.1 200"), first
         sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")  # never the blank line
-        answer, took = _answer(sock)
+        answer, took = read_to_close(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert took < BOUND_S
 
 
 def test_a_connection_that_sends_nothing_is_closed(srv: LiveServer) -> None:
     with _connect(srv) as sock:
-        _, took = _answer(sock)
+        _, took = read_to_close(sock)
     assert took < BOUND_S
 
 
@@ -78,7 +72,7 @@ def test_an_ingest_body_sent_slowly_gets_408(srv: LiveServer) -> None:
     )
     with _connect(srv) as sock:
         sock.sendall(head.encode() + b"\x0a\x05")  # 2 of 100 bytes, then silence
-        answer, took = _answer(sock)
+        answer, took = read_to_close(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert b"body_timeout" in answer
     assert took < BOUND_S
@@ -91,7 +85,7 @@ def test_any_other_body_sent_slowly_gets_408(srv: LiveServer) -> None:
     )
     with _connect(srv) as sock:
         sock.sendall(head.encode() + b'{"username":')
-        answer, took = _answer(sock)
+        answer, took = read_to_close(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert took < BOUND_S
 
@@ -99,7 +93,7 @@ def test_any_other_body_sent_slowly_gets_408(srv: LiveServer) -> None:
 def test_a_request_in_time_is_answered_as_usual(srv: LiveServer) -> None:
     with _connect(srv) as sock:
         sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer, _ = _answer(sock)
+        answer, _ = read_to_close(sock)
     assert answer.startswith(b"HTTP/1.1 200"), answer
 
 

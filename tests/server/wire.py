@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import time
 
 from hostpulse.protocol import Host, HostBatch, IngestRequest, Label, SeriesDef
@@ -86,3 +87,19 @@ def mixed_bodies(t: int) -> list[tuple[str, bytes, str | None, str | None]]:
         ("w-1", good.SerializeToString(), None, "text/plain"),
         ("w-2", request(batch("w-1", [(t, {CPU: 1.0})])).SerializeToString(), None, None),
     ]
+
+
+def raw_connection(url: str, timeout: float) -> socket.socket:
+    """A plain TCP connection to the server at ``url``, reads bounded by ``timeout``."""
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=timeout)
+    sock.settimeout(timeout)
+    return sock
+
+
+def read_to_close(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes, and how long that took."""
+    started = time.monotonic()
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out, time.monotonic() - started

@@ -30,7 +30,6 @@ import email.utils
 import json
 import logging
 import os
-import pickle
 import re
 import signal
 import socket
@@ -41,7 +40,7 @@ from typing import Any
 
 from hostpulse.server.ingest.checker import Checker
 from hostpulse.server.ingest.limits import IngestLimits
-from hostpulse.server.ingest.worker import HEADER, REFUSED, answer, frame
+from hostpulse.server.ingest.worker import REFUSED, answer, frame, take_frames
 
 logger = logging.getLogger(__name__)
 
@@ -217,17 +216,9 @@ class _Channel(asyncio.Protocol):
         self.acceptor._channel = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        pos, end = 0, len(buf)
-        while end - pos >= HEADER.size:
-            size = HEADER.unpack_from(buf, pos)[0]
-            start = pos + HEADER.size
-            if end - start < size:
-                break
-            self.acceptor.answered(pickle.loads(buf[start : start + size]))
-            pos = start + size
-        del buf[:pos]
+        self._buf += data
+        for message in take_frames(self._buf):
+            self.acceptor.answered(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.acceptor.closed.done():

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import pickle
 import socket
 import sys
 import time
@@ -32,7 +31,7 @@ from hostpulse.server.auth.ingest_guard import IngestDenied, ingest_host
 from hostpulse.server.edge import NOSNIFF
 from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.ingest.fastpath import INGEST_PATH
-from hostpulse.server.ingest.worker import HEADER, frame
+from hostpulse.server.ingest.worker import frame, take_frames
 
 logger = logging.getLogger(__name__)
 
@@ -90,21 +89,11 @@ class _Channel(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        pos, end = 0, len(buf)
-        loop = self.owner.loop
-        while end - pos >= HEADER.size:
-            size = HEADER.unpack_from(buf, pos)[0]
-            start = pos + HEADER.size
-            if end - start < size:
-                break
-            message = pickle.loads(buf[start : start + size])
-            pos = start + size
-            task = loop.create_task(self._answer(message))
+        self._buf += data
+        for message in take_frames(self._buf):
+            task = self.owner.loop.create_task(self._answer(message))
             self.owner.tasks.add(task)
             task.add_done_callback(self.owner.tasks.discard)
-        del buf[:pos]
 
     async def _answer(self, message: tuple[Any, ...]) -> None:
         rid, started, authorization, size, result = message

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from hostpulse.server.ingest.limits import IngestLimits
-from hostpulse.server.ingest.worker import HEADER, HELLO, frame, limits_arg
+from hostpulse.server.ingest.worker import HELLO, frame, limits_arg, take_frames
 
 logger = logging.getLogger(__name__)
 
@@ -71,17 +71,9 @@ class _Worker(asyncio.SubprocessProtocol):
         self.pool.workers[self.slot] = self
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        pos, end = 0, len(buf)
+        self._buf += data
         try:
-            while end - pos >= HEADER.size:
-                size = HEADER.unpack_from(buf, pos)[0]
-                if end - pos - HEADER.size < size:
-                    break
-                start = pos + HEADER.size
-                message = pickle.loads(buf[start : start + size])
-                pos = start + size
+            for message in take_frames(self._buf):
                 if not self.ready:
                     if message != HELLO:
                         raise ValueError(f"unexpected first frame {message!r}")
@@ -93,8 +85,6 @@ class _Worker(asyncio.SubprocessProtocol):
         except (ValueError, pickle.PickleError, IndexError, TypeError) as exc:
             logger.error("ingest worker %d: unreadable answer (%s); stopping it", self.slot, exc)
             self.kill()
-            return
-        del buf[:pos]
 
     def process_exited(self) -> None:
         self.ready = False

@@ -178,10 +178,7 @@ class IngestService:
         up other requests: zlib, zstd and protobuf parsing of each piece let the loop run in
         between."""
         size = len(body)
-        try:
-            self.admission.enter(size)
-        except Overloaded as exc:
-            raise IngestError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+        self._admit(size)
         try:
             now_ms = int(self._clock() * 1000)
             if self.workers is not None:
@@ -197,16 +194,21 @@ class IngestService:
         finally:
             self.admission.leave(size)
 
+    def _admit(self, size: int) -> None:
+        """Admit a request of ``size`` bytes (``admission.leave`` when done); IngestError(503)
+        with Retry-After when the server is overloaded."""
+        try:
+            self.admission.enter(size)
+        except Overloaded as exc:
+            raise IngestError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+
     async def ingest_answer(
         self, answer: tuple[Any, ...], size: int, only_host: str | None
     ) -> IngestResult:
         """Store a request an ingest acceptor process has read and checked (``answer`` as
         ``worker.answer`` makes it, for a body of ``size`` bytes): admission, the bounds,
         the store, the listeners, as ``ingest_body``."""
-        try:
-            self.admission.enter(size)
-        except Overloaded as exc:
-            raise IngestError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
+        self._admit(size)
         try:
             now_ms = int(self._clock() * 1000)
             checked, prep = self._from_answer(answer)

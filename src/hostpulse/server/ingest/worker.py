@@ -51,6 +51,22 @@ def frame(obj: Any) -> bytes:
     return HEADER.pack(len(data)) + data
 
 
+def take_frames(buf: bytearray) -> list[Any]:
+    """The whole frames at the start of ``buf``, unpickled, in order; their bytes are removed
+    from it (a frame not yet whole stays)."""
+    out: list[Any] = []
+    pos, end = 0, len(buf)
+    while end - pos >= HEADER.size:
+        size = HEADER.unpack_from(buf, pos)[0]
+        start = pos + HEADER.size
+        if end - start < size:
+            break
+        out.append(pickle.loads(buf[start : start + size]))
+        pos = start + size
+    del buf[:pos]
+    return out
+
+
 def limits_arg(limits: IngestLimits) -> str:
     return json.dumps(dataclasses.asdict(limits))
 
@@ -110,16 +126,6 @@ def main(argv: list[str]) -> int:
         if not chunk:
             return 0
         buf += chunk
-        answers: list[bytes] = []
-        pos, end = 0, len(buf)
-        while end - pos >= HEADER.size:
-            size = HEADER.unpack_from(buf, pos)[0]
-            start = pos + HEADER.size
-            if end - start < size:
-                break
-            message = pickle.loads(buf[start : start + size])
-            pos = start + size
-            answers.append(frame(answer(checker, prepared, message)))
-        del buf[:pos]
+        answers = [frame(answer(checker, prepared, m)) for m in take_frames(buf)]
         if answers:
             _write(out, b"".join(answers))

@@ -1,5 +1,7 @@
 """Run the server under uvicorn (httptools + uvloop when installed) on an already-bound socket,
-so the URL is known before it starts, and call a hook once it accepts connections."""
+so the URL is known before it starts, and call a hook once it accepts connections. With
+``ingest_acceptors``, acceptor processes accept on that socket instead and hand uvicorn the
+connections that are not agents' ingest (``ingest/acceptor.py``)."""
 
 from __future__ import annotations
 

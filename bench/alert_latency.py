@@ -82,7 +82,8 @@ class H(BaseHTTPRequestHandler):
             doc, ids = {}, []
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
         with out:
-            print(json.dumps({"t": now, "hosts": ids, "rule": doc.get("rule_id")}), flush=True)
+            line = {"t": now, "hosts": ids, "rule": doc.get("rule_id"), "kind": doc.get("kind")}
+            print(json.dumps(line), flush=True)
     def log_message(self, *a): pass
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
@@ -106,6 +107,8 @@ class Receiver:
         assert self.proc.stdout is not None
         self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}/hook"
         self.arrivals: dict[tuple[str, str], int] = {}
+        self.received: collections.Counter[tuple[str, str]] = collections.Counter()
+        """Every notification received, by (rule, kind): what else the channel carried."""
         self.got = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -118,6 +121,7 @@ class Receiver:
                 print(f"receiver: unreadable line {line[:200]!r}", file=sys.stderr)
                 continue
             with self.got:
+                self.received[(str(doc["rule"]), str(doc.get("kind")))] += 1
                 for host in doc["hosts"]:
                     self.arrivals.setdefault((doc["rule"], host), doc["t"])
                 self.got.notify_all()

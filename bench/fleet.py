@@ -115,6 +115,8 @@ class Run:
     ws_closed: list[str] = field(default_factory=list)
     alert_ms: list[float] = field(default_factory=list)
     breaches: int = 0
+    breach_ms: list[float] = field(default_factory=list)  # a breach request: sent -> its 2xx
+    notifications: dict[str, int] = field(default_factory=dict)  # "rule kind" -> received
     resources: list[tuple[float, float, int, int, int]] = field(default_factory=list)
     cpu_marks: list[tuple[float, float]] = field(default_factory=list)  # t, server CPU
     server_cpu: float = 0.0
@@ -361,6 +363,7 @@ async def breaches(
             status, body = await conn.send(raw)
         finally:
             await conn.close()
+        run.breach_ms.append((time.time_ns() - t0) / 1e6)
         if status >= 300:
             run.failures.append(f"breach {status} {body[:200]!r}")
         else:
@@ -373,6 +376,8 @@ async def breaches(
                 break
         await asyncio.sleep(0.1)
     run.breaches = len(sent)
+    with rx.got:
+        run.notifications = {f"{r} {k}": c for (r, k), c in sorted(rx.received.items())}
     run.alert_ms = [
         (rx.arrivals[(RULE, h)] - t0) / 1e6 for h, t0 in sent.items() if (RULE, h) in rx.arrivals
     ]
@@ -404,6 +409,7 @@ async def one_size(args: Any, n: int, url: str, pid: int, data: Path, rx: Receiv
     run = Run(n)
     with rx.got:  # the same host ids breached in the previous size: their arrivals are old
         rx.arrivals.clear()
+        rx.received.clear()
     hosts = make_hosts(n, seed=13)
     fleet = Fleet(hosts, args.interval, await enroll_all_async(url, [h.host_id for h in hosts]))
     run.samples_per_request = sum(len(h.series) for h in hosts) / n
@@ -554,6 +560,8 @@ def verdict(run: Run, args: Any) -> tuple[dict[str, Any], list[str]]:
         "sender_behind_schedule_s": run.behind_s,
         "alert_p95_ms": percentile(run.alert_ms, 0.95),
         "alerts_missing": run.breaches - len(run.alert_ms),
+        "breach_answer_p95_ms": percentile(run.breach_ms, 0.95),
+        "notifications_received": run.notifications,
         "ws_sample_to_client_p95_ms": percentile(run.ws_ms, 0.95),
         "ws_frames": run.ws_frames,
         "ws_closed": len(run.ws_closed),
@@ -617,7 +625,11 @@ def lines_of(fig: dict[str, Any], missed: list[str]) -> list[str]:
         f"{fig['ingest_lag_max_ms']:.1f} ms, {fig['requests_slower_than_interval']} slower than "
         f"one interval; sender behind schedule at most {fig['sender_behind_schedule_s']:.2f} s; "
         f"request written -> 2xx P95 {fig['server_answer_p95_ms']:.1f} ms",
-        f"  alert P95 {fig['alert_p95_ms']:.1f} ms ({fig['alerts_missing']} not delivered); "
+        f"  alert P95 {fig['alert_p95_ms']:.1f} ms ({fig['alerts_missing']} not delivered; "
+        f"the breaching request's own answer P95 {fig['breach_answer_p95_ms']:.1f} ms; "
+        "notifications received: "
+        + (", ".join(f"{k} {c}" for k, c in fig["notifications_received"].items()) or "none")
+        + "); "
         f"WebSocket sample-to-client P95 {fig['ws_sample_to_client_p95_ms']:.1f} ms over "
         f"{fig['ws_frames']} frames ({fig['ws_closed']} clients closed)",
         f"  server CPU {fig['server_cpu_percent']:.0f} % of a core "

@@ -21,7 +21,10 @@ class Pty:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.saved = termios.tcgetattr(slave)
-        env = clean_env(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+        # PYTHONFAULTHANDLER: a top that does not quit is sent SIGABRT and prints where it hung
+        env = clean_env(
+            TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows), PYTHONFAULTHANDLER="1"
+        )
         self.proc = subprocess.Popen(
             [HOSTPULSE, "top"],
             stdin=slave,
@@ -70,11 +73,16 @@ def quit_and_check_restored(pty: Pty, quit: Callable[[], None]) -> None:
     assert b"Memory" in pty.screen and b"Network" in pty.screen
     assert b"\x1b[?1049h" in pty.screen  # switched to the alternate screen
     quit()
-    deadline = time.monotonic() + 5
+    # it quits in well under a second; the bound is for a 2-core machine running the suite
+    deadline = time.monotonic() + 15
     while pty.proc.poll() is None and time.monotonic() < deadline:
         pty.drain()
         select.select([pty.master], [], [], 0.05)
-    assert pty.proc.returncode == 0
+    if pty.proc.poll() is None:
+        pty.proc.send_signal(signal.SIGABRT)  # the faulthandler's stacks, for the message
+        pty.read_until(b"most recent call first", 5)
+        pty.drain()
+    assert pty.proc.returncode == 0, pty.screen[-4000:].decode(errors="replace")
     pty.drain()
     # the terminal is restored: back from the alternate screen, line discipline as before
     assert b"\x1b[?1049l" in pty.screen.rsplit(b"\x1b[?1049h", 1)[-1]

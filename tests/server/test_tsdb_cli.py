@@ -51,6 +51,7 @@ def test_server_on_victoria_metrics(tmp_path: Path) -> None:
             deadline = time.monotonic() + 30
             found: list[object] = []
             while not found and time.monotonic() < deadline:
+                httpx.get(f"{vm}/internal/force_flush", timeout=30).raise_for_status()
                 found = httpx.get(
                     f"{vm}/api/v1/query",
                     params={"query": f'node_cpu_busy_percent{{host_id="{host.host_id}"}}'},

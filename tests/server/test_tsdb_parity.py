@@ -107,10 +107,13 @@ def tsdb(
         tsdb_server = prometheus_receiver(base / "tsdb")
     with tsdb_server as url, LiveServer(base / "server", tsdb_url=url) as srv:
         push(srv, fleet_requests(end_ms))
-        # VictoriaMetrics makes samples searchable about a second after acknowledging them
+        # VictoriaMetrics makes samples searchable seconds after acknowledging them (at once
+        # when asked: /internal/force_flush, there for tests)
         deadline = time.monotonic() + 30
         host = f"sim-{HOSTS - 1:05d}"
         while time.monotonic() < deadline:
+            if request.param == "victoria-metrics":
+                httpx.get(f"{url}/internal/force_flush", timeout=30).raise_for_status()
             values = get(srv, f"/hosts/{host}/current")["values"]
             if (
                 values

@@ -659,6 +659,10 @@ class AlertService:
             await self.flush()
 
     async def history(self, query: HistoryQuery) -> list[dict[str, Any]]:
+        """The recorded transitions, including every one already pushed to the listeners: a
+        page told of a change (the live feed) re-reads the history at once, and the change's
+        row may still be waiting for its save (up to ``_STATE_SAVE_S``), so it is saved first."""
+        await self.flush()
         return await self.repo.history(query)
 
     async def _delete(self, table: Table, items: dict[str, Any], key: str, what: str) -> None:

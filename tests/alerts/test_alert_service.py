@@ -413,6 +413,28 @@ def test_changes_that_send_nothing_are_saved_without_a_flush(
     assert run_with(db, cfg, clock, lambda s: asyncio.wait_for(body(s), 30)) == ["pending"]
 
 
+def test_the_history_read_after_a_pushed_change_has_that_change(
+    database_url: str, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the fleet page re-reads the history when the live feed tells it of a change; the
+    # change's row must be there even though changes that send nothing are saved later
+    monkeypatch.setattr(service_module, "_STATE_SAVE_S", 3600.0)
+    db, clock = database_url, ManualClock()
+    rule = {"id": "cpu", "metric": CPU, "warning": 80, "critical": 90, "for": "1m"}
+
+    async def body(service: AlertService) -> list[tuple[str, str]]:
+        told = asyncio.Event()
+        service.listeners.append(lambda changed, removed: told.set())
+        clock.advance(5)
+        service.observe("web-1", {}, clock.now_ms(), [(CPU, (), 95)])
+        await asyncio.wait_for(told.wait(), 30)
+        rows = await service.history(HistoryQuery(host="web-1"))
+        return [(r["from_state"], r["to_state"]) for r in rows]
+
+    cfg = config(http_receiver.url, rules=[rule])
+    assert run_with(db, cfg, clock, body) == [("ok", "pending")]
+
+
 def test_a_notification_is_saved_at_once_with_the_changes_before_it(
     database_url: str, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,6 +40,10 @@ class HttpReceiver:
     statuses: list[int] = field(default_factory=list)
     redirect_to: str = ""
     hold: threading.Event | None = None
+    hold_rule: str = ""
+    """With ``hold``: only notifications of this rule are held (all when empty)."""
+    arrived: list[str] = field(default_factory=list)
+    """The rule_id of every request as it arrives, before any hold."""
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -62,7 +66,13 @@ def _handler(rx: HttpReceiver) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
-            if rx.hold is not None:
+            try:
+                rule = str(json.loads(body).get("rule_id", ""))
+            except (ValueError, AttributeError):
+                rule = ""
+            with rx.cond:
+                rx.arrived.append(rule)
+            if rx.hold is not None and rx.hold_rule in ("", rule):
                 rx.hold.wait(20)
             with rx.cond:
                 rx.requests.append(

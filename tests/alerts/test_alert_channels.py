@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import email
 import email.policy
 import hashlib
@@ -462,3 +463,37 @@ def test_a_notification_waiting_for_its_retry_does_not_hold_up_the_next_one(
         (2, 1, True),
     ]
     assert sorted(log.finished) == [(1, True, None), (2, True, None)]
+
+
+def test_a_storm_of_one_rule_does_not_hold_up_another_rule_and_keeps_its_order(
+    http_receiver: HttpReceiver,
+) -> None:
+    """One channel: the first "storm" notification is held by the receiver; a notification of
+    another rule made after the second "storm" one is delivered meanwhile, and the second
+    "storm" one is sent only after the first (a rule's notifications keep their order)."""
+    http_receiver.hold, http_receiver.hold_rule = threading.Event(), "storm"
+
+    async def main() -> list[tuple[str, int]]:
+        http = SafeHttp(TargetGuard(LOOPBACK_ALLOW), timeout=20)
+        dispatcher = Dispatcher(CLOCK, None, RetryPolicy(initial_s=0.01))
+        channel = build_channel(
+            channel_from_dict({"id": "w", "type": "webhook", "url": http_receiver.url}), http, CLOCK
+        )
+        dispatcher.set_channels({"w": channel})
+        storm = dataclasses.replace(notification(hosts=1), rule_id="storm")
+        dispatcher.submit(Job(None, "w", storm))
+        dispatcher.submit(Job(None, "w", dataclasses.replace(storm, alerts=storm.alerts * 2)))
+        dispatcher.submit(Job(None, "w", notification()))
+        [other] = await asyncio.to_thread(http_receiver.wait_for, 1)
+        assert other.json()["rule_id"] == "cpu_high"  # while the storm's first is held
+        await asyncio.sleep(0.3)
+        with http_receiver.cond:
+            assert http_receiver.arrived == ["storm", "cpu_high"]  # its second waits
+        assert http_receiver.hold is not None
+        http_receiver.hold.set()
+        await dispatcher.join()
+        await dispatcher.close()
+        await http.aclose()
+        return [(r.json()["rule_id"], len(r.json()["alerts"])) for r in http_receiver.requests]
+
+    assert asyncio.run(main()) == [("cpu_high", 1), ("storm", 1), ("storm", 2)]

@@ -1,8 +1,14 @@
-"""Delivers notifications: one queue and worker per channel, retries with backoff, every
-attempt recorded. A slow or failing channel never delays another channel or the caller, and a
-notification waiting for its retry never holds up the ones behind it in its channel (it
-rejoins the queue when its backoff ends, so a retried notification can arrive after a newer
-one).
+"""Delivers notifications: one queue per channel, served by ``CHANNEL_SENDS`` workers, retries
+with backoff, every attempt recorded. A slow or failing channel never delays another channel or
+the caller, and a notification waiting for its retry never holds up the ones behind it in its
+channel (it rejoins the queue when its backoff ends, so a retried notification can arrive after
+a newer one).
+
+Within a channel the notifications of one rule are sent one at a time, in the order they were
+made (a rule's "resolved" never overtakes its "firing"); different rules are sent side by side.
+So a storm of one rule (a default rule firing on a thousand hosts at once, each its own
+notification unless the rule has ``group_wait``) holds up that rule's own notifications, not
+another rule's: a host breaching a second rule during the storm is announced at once.
 
 The worker never waits on the database: a job may reach its worker before its notification
 row is written (``Job.row`` resolves to the row id once it is), and every attempt and outcome
@@ -29,6 +35,10 @@ from hostpulse.alerts.exceptions import DeliveryError
 from hostpulse.alerts.types import Notification
 
 logger = logging.getLogger(__name__)
+
+CHANNEL_SENDS = 4
+"""Notifications of different rules one channel sends at once (each its own request or SMTP
+session)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +119,7 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         *,
         queue_limit: int = 10_000,
+        sends: int = CHANNEL_SENDS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.clock = clock
@@ -118,7 +129,10 @@ class Dispatcher:
         self._sleep = sleep
         self._channels: dict[str, Channel] = {}
         self._queues: dict[str, asyncio.Queue[_Pending]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._sends = sends
+        self._workers: dict[str, list[asyncio.Task[None]]] = {}
+        self._sending: dict[tuple[str, str], collections.deque[_Pending]] = {}
+        """(channel, rule) being sent -> that rule's notifications taken meanwhile, in order."""
         self._records: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -142,11 +156,14 @@ class Dispatcher:
         queue = self._queues.get(channel_id)
         if queue is None:
             queue = self._queues[channel_id] = asyncio.Queue(self._queue_limit)
-        worker = self._workers.get(channel_id)
-        if worker is None or worker.done():
-            self._workers[channel_id] = asyncio.create_task(
-                self._work(queue), name=f"alerts-channel-{channel_id}"
+        workers = [w for w in self._workers.get(channel_id, ()) if not w.done()]
+        while len(workers) < self._sends:
+            workers.append(
+                asyncio.create_task(
+                    self._work(channel_id, queue), name=f"alerts-channel-{channel_id}"
+                )
             )
+        self._workers[channel_id] = workers
         try:
             queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -155,13 +172,30 @@ class Dispatcher:
             return False
         return True
 
-    async def _work(self, queue: asyncio.Queue[_Pending]) -> None:
+    async def _work(self, channel_id: str, queue: asyncio.Queue[_Pending]) -> None:
         while True:
             item = await queue.get()
+            key = (channel_id, item.job.notification.rule_id)
+            later = self._sending.get(key)
+            if later is not None:  # another worker is sending this rule's: after it, by it
+                later.append(item)
+                continue
+            later = self._sending[key] = collections.deque()
             try:
-                await self._deliver(item)
+                while True:
+                    try:
+                        await self._deliver(item)
+                    finally:
+                        queue.task_done()
+                    if not later:
+                        break
+                    item = later.popleft()
             finally:
-                queue.task_done()
+                del self._sending[key]
+                for left in later:  # only when this worker failed or was stopped
+                    with contextlib.suppress(asyncio.QueueFull):
+                        queue.put_nowait(left)
+                    queue.task_done()
 
     async def _deliver(self, item: _Pending) -> None:
         """One attempt; a retryable failure waits for its backoff off the worker."""
@@ -287,7 +321,7 @@ class Dispatcher:
         """Stop the workers (a job being delivered stays queued in the database and is sent
         again at the next start) and let the records already made be written."""
         self._closed = True
-        stopping = [*self._workers.values(), *self._retries]
+        stopping = [*(w for ws in self._workers.values() for w in ws), *self._retries]
         for task in stopping:
             task.cancel()
         for task in stopping:

@@ -35,13 +35,18 @@ class CliProcess:
     """``hostpulse *args`` running (stdout and stderr together, unbuffered); as a context
     manager it is stopped with SIGTERM at the end if it still runs."""
 
-    def __init__(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None, *, group: bool = False
+    ) -> None:
+        """``group``: in a process group of its own (``os.killpg(proc.pid, ...)`` signals it
+        and its children, as a terminal or a service manager does)."""
         self.proc = subprocess.Popen(
             [*CLI, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+            process_group=0 if group else None,
         )
         self.output = ""
         """What it has printed so far (what ``wait_for`` read)."""

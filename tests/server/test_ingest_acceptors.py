@@ -12,6 +12,8 @@ import gzip
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,6 +205,54 @@ def test_acceptors_need_plain_http(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     with pytest.raises(ValidationError, match="ingest_acceptors needs plain HTTP"):
         ServerSettings(data_dir=tmp_path, ingest_acceptors=1, tls_cert=cert, tls_key=key)
+
+
+def _resolved(tmp_path: Path, cpus: set[int]) -> str:
+    """``acceptors`` of the default settings in a process that may run on ``cpus`` only."""
+    code = (
+        f"import os, sys; os.sched_setaffinity(0, {cpus}); "
+        "from hostpulse.server.config import ServerSettings; "
+        "print(ServerSettings(data_dir=sys.argv[1]).acceptors)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTPULSE_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_auto_is_one_acceptor_on_two_cpus_and_none_on_one_or_over_https(tmp_path: Path) -> None:
+    """The default: one acceptor where there is a second core for it (these machines have
+    two), none on one CPU (another process would only add work), over HTTPS or beside ingest
+    worker processes."""
+    assert _resolved(tmp_path, {0, 1}) == "1"
+    assert _resolved(tmp_path, {0}) == "0"
+    from hostpulse.server.testing import self_signed
+
+    cert, key = self_signed(tmp_path)
+    tls = ServerSettings(data_dir=tmp_path, tls_cert=cert, tls_key=key)
+    assert tls.ingest_acceptors == "auto" and tls.acceptors == 0
+    assert ServerSettings(data_dir=tmp_path, ingest_workers=1).acceptors == 0
+    assert ServerSettings(data_dir=tmp_path, ingest_acceptors="3").acceptors == 3
+    for bad in ("many", "17", "-1", "1.5", True):
+        with pytest.raises(ValidationError, match="is not auto or a number of processes 0-16"):
+            ServerSettings(data_dir=tmp_path, ingest_acceptors=bad)
+
+
+def test_the_default_settings_serve_through_an_acceptor(tmp_path: Path) -> None:
+    """On two CPUs a server with no ``ingest_acceptors`` set runs one, and an agent's
+    request is answered through it."""
+    with LiveServer(tmp_path / "d") as srv:
+        assert srv.settings.ingest_acceptors == "auto"
+        pids = _wait_pids(srv)
+        assert len(pids) == 1
+        r = _post(srv, "d-1", _cpu("d-1", int(srv.clock() * 1000) - 60_000, 3.0))
+        assert r.status_code == 200 and r.json()["accepted_samples"] == 1
 
 
 @pytest.mark.parametrize(

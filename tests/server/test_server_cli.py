@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 from cli_process import CLI, CliProcess, run_cli
 
@@ -98,6 +99,44 @@ def _server(data: Path) -> CliProcess:
     return CliProcess(
         ["server", "--port", "0", "--data-dir", str(data), "--log-level", "warning"], ENV
     )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_sent_to_the_whole_group_answers_and_stops_the_acceptor(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A service manager stops every process of the unit (systemd's default) and a terminal's
+    Ctrl-C reaches the whole group: the ingest acceptor the default settings start on two CPUs
+    leaves the stopping to the server, which stops it; nothing is restarted or left behind."""
+    args = ["server", "--port", "0", "--data-dir", str(tmp_path / "d"), "--log-level", "info"]
+    with CliProcess(args, ENV, group=True) as server:
+        server.wait_for(r"1 ingest acceptor process \(ingest_acceptors=auto\) accepts")
+        url = server.url()
+        acceptors = psutil.Process(server.proc.pid).children()
+        assert len(acceptors) == 1 and "acceptor" in " ".join(acceptors[0].cmdline())
+        host = SimHost(make_profile(0))
+        t = int(time.time() * 1000) - 10_000
+        body = codec.encode(
+            IngestRequest(batches=[host_batch(host, np.array([t], dtype=np.int64), 5.0)])
+        )
+        key = agent_key(url, _admin(url)["authorization"].split()[1], host.host_id)
+        r = httpx.post(
+            f"{url}/api/v1/ingest",
+            content=body,
+            headers={
+                "content-type": "application/x-protobuf",
+                "content-encoding": "gzip",
+                "authorization": f"Bearer {key}",
+            },
+            timeout=30,
+        )
+        assert r.status_code == 200 and r.json()["accepted_samples"] == len(host.series)
+        os.killpg(server.proc.pid, sig)
+        server.proc.wait(timeout=30)
+        rest = server.stop()  # gathers the rest of the output
+    assert server.proc.returncode in (0, -sig, 128 + sig), server.output  # 130: Ctrl-C
+    assert "exited; starting another" not in rest and "Traceback" not in rest, rest
+    assert not psutil.pid_exists(acceptors[0].pid) or acceptors[0].status() == "zombie"
 
 
 def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
@@ -28,6 +28,9 @@ __all__ = [
     "describe_error",
 ]
 
+
+MAX_ACCEPTORS = 16
+"""The most ingest acceptor processes (``ingest_acceptors``)."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -136,15 +139,16 @@ class ServerSettings(BaseSettings):
         "quarter of an ingest request's work, for more requests a second when that loop is "
         "the bottleneck, at 25-35 % more CPU per sample on 2 cores (docs/architecture.md).",
     )
-    ingest_acceptors: int = Field(
-        default=0,
-        ge=0,
-        le=16,
+    ingest_acceptors: int | Literal["auto"] = Field(
+        default="auto",
         description="Processes that accept the server's connections and read agents' ingest "
         "requests (HTTP, decompress, parse, check) on other cores; the server process then "
         "only authenticates, stores and answers them, and serves every other request, whose "
-        "connection an acceptor hands to it. 0 (the default): the server process accepts and "
-        "reads everything itself. Needs plain HTTP (not with tls_cert).",
+        "connection an acceptor hands to it. auto (the default): 1 when the server may use "
+        "two or more CPUs (affinity and cgroup quota), serves plain HTTP and has no "
+        "ingest_workers, else 0. 0: the "
+        "server process accepts and reads everything itself. Needs plain HTTP (not with "
+        "tls_cert).",
     )
     ingest_max_pending_bytes: int = Field(
         default=256 * 1024 * 1024,
@@ -434,6 +438,16 @@ class ServerSettings(BaseSettings):
 
         return parse_origins(value)
 
+    @field_validator("ingest_acceptors", mode="before")
+    @classmethod
+    def _acceptors(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if isinstance(value, bool) or not text.isdigit() or int(text) > MAX_ACCEPTORS:
+            raise ValueError(f"{value!r} is not auto or a number of processes 0-{MAX_ACCEPTORS}")
+        return int(text)
+
     @field_validator("tls_cert")
     @classmethod
     def _tls_cert(cls, cert: Path | None) -> Path | None:
@@ -450,7 +464,8 @@ class ServerSettings(BaseSettings):
             check_readable(key, "private key")
         if "tls_cert" in info.data:  # else tls_cert itself is wrong and reported as such
             check_pair(info.data["tls_cert"], key)
-            if info.data["tls_cert"] is not None and info.data.get("ingest_acceptors"):
+            acceptors = info.data.get("ingest_acceptors")
+            if info.data["tls_cert"] is not None and acceptors not in (None, 0, "auto"):
                 raise ValueError(
                     "ingest_acceptors needs plain HTTP (connections are handed between "
                     "processes, which TLS does not allow): set ingest_acceptors to 0 to serve "
@@ -462,6 +477,18 @@ class ServerSettings(BaseSettings):
     def tls(self) -> bool:
         """Serving HTTPS (both tls_cert and tls_key set)."""
         return self.tls_cert is not None and self.tls_key is not None
+
+    @property
+    def acceptors(self) -> int:
+        """How many ingest acceptor processes to start: ``ingest_acceptors``, with ``auto``
+        resolved: one on two or more usable CPUs over plain HTTP; none over HTTPS, where
+        connections cannot be handed between processes, with ``ingest_workers`` set (the
+        other way to use more cores: the acceptor would leave the workers idle), or on one
+        CPU, where another process only adds work."""
+        if self.ingest_acceptors != "auto":
+            return self.ingest_acceptors
+        plain = self.tls_cert is None
+        return 1 if plain and self.ingest_workers == 0 and usable_cpus() >= 2 else 0
 
     @property
     def retention(self) -> Retention:
@@ -493,6 +520,36 @@ class ServerSettings(BaseSettings):
         if self.database_url is not None and self.on_postgres:
             return postgres_url(self.database_url)
         return database_url(self.store_url)
+
+
+def _cgroup_cpu_limit() -> tuple[str, str] | None:
+    """``(quota, period)`` of this process's cgroup CPU limit (v2, else v1); quota ``max``
+    (v2) or ``-1`` (v1) is no limit. None where neither file is readable."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        return quota, period
+    except (OSError, ValueError):
+        pass
+    v1 = Path("/sys/fs/cgroup/cpu")
+    try:
+        return (
+            (v1 / "cpu.cfs_quota_us").read_text().strip(),
+            (v1 / "cpu.cfs_period_us").read_text().strip(),
+        )
+    except OSError:
+        return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota (a
+    container started with ``--cpus 1`` sees every CPU of the host but gets one's time)."""
+    cpus = len(os.sched_getaffinity(0))
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        quota, period = limit
+        if quota.isdigit() and period.isdigit() and int(period) > 0:
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    return cpus
 
 
 def check_data_dir(settings: ServerSettings) -> str | None:

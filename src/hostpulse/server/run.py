@@ -100,7 +100,7 @@ async def serve_async(
     """Serve until SIGINT/SIGTERM (uvicorn's handlers) or ``server.should_exit``."""
     sock = sock or bind(settings.host, settings.port)
     app = app or create_app(settings)
-    acceptors = settings.ingest_acceptors
+    acceptors = settings.acceptors
     server = uvicorn_server(app, settings, AcceptingServer if acceptors else uvicorn.Server)
     url = url_of(sock, settings.tls)
 
@@ -113,6 +113,13 @@ async def serve_async(
         if acceptors:
             assert isinstance(server, AcceptingServer)
             await server.start_acceptors(acceptors, sock, app, settings)
+            logger.info(
+                "%d ingest acceptor process%s (ingest_acceptors=%s) accept%s the connections",
+                acceptors,
+                "" if acceptors == 1 else "es",
+                settings.ingest_acceptors,
+                "s" if acceptors == 1 else "",
+            )
         logger.info("listening on %s", url)
         if on_started is not None:
             await on_started(url)

@@ -175,7 +175,7 @@ class LiveServer:
             announce=self.announced.append,
         )
         self.app = app
-        acceptors = self.settings.ingest_acceptors
+        acceptors = self.settings.acceptors
         self._server = uvicorn_server(
             app, self.settings, AcceptingServer if acceptors else uvicorn.Server
         )

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from hostpulse.store.base import Store
-from hostpulse.store.budget import HeadBudget
-from hostpulse.store.db import Database
-from hostpulse.store.engine import SQLiteStore
-from hostpulse.store.state import Clock, wall_clock_ms
 from hostpulse.store.types import Retention
+
+if TYPE_CHECKING:
+    from hostpulse.store.base import Store
+    from hostpulse.store.budget import HeadBudget
+    from hostpulse.store.db import Database
+    from hostpulse.store.engine import SQLiteStore
+    from hostpulse.store.state import Clock
+
+_LAZY = {
+    "Store": "hostpulse.store.base",
+    "HeadBudget": "hostpulse.store.budget",
+    "Database": "hostpulse.store.db",
+    "SQLiteStore": "hostpulse.store.engine",
+    "Clock": "hostpulse.store.state",
+    "wall_clock_ms": "hostpulse.store.state",
+}
+"""Names imported on first use: the engine pulls in SQLAlchemy and Alembic, which the ingest
+acceptor and worker processes (they import ``store.prepare``) never need."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_RETENTION = Retention()
 DB_FILE = "hostpulse.db"
@@ -47,7 +69,7 @@ def open_store(
     url_or_path: str | Path,
     *,
     retention: Retention = DEFAULT_RETENTION,
-    clock: Clock = wall_clock_ms,
+    clock: Clock | None = None,
     block_ms: int = 600_000,
     grace_ms: int = 60_000,
     process_interval_ms: int = 30_000,
@@ -61,6 +83,10 @@ def open_store(
     ``database``: the process's open ``Database`` on that same file, shared with the other
     repositories (the server passes it); without it the store opens and closes its own.
     ``head_budget``: bytes the in-memory head may hold per host and in total (``budget.py``)."""
+    from hostpulse.store.db import Database
+    from hostpulse.store.engine import SQLiteStore
+    from hostpulse.store.state import wall_clock_ms
+
     db_path, wal_dir = resolve(url_or_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     owned = database is None
@@ -73,7 +99,7 @@ def open_store(
         wal_dir,
         owns_database=owned,
         retention=retention,
-        clock=clock,
+        clock=clock or wall_clock_ms,
         block_ms=block_ms,
         grace_ms=grace_ms,
         process_interval_ms=process_interval_ms,

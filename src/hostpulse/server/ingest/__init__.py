@@ -17,8 +17,24 @@
 - ``limits`` and ``errors``: the bounds and the one exception (an HTTP status and a reason).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.ingest.limits import IngestLimits
-from hostpulse.server.ingest.service import IngestService, Listener
+
+if TYPE_CHECKING:
+    from hostpulse.server.ingest.service import IngestService, Listener
 
 __all__ = ["IngestError", "IngestLimits", "IngestService", "Listener"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``service`` (and the store, SQLAlchemy and Alembic behind it) is imported on first use:
+    # the acceptor and worker processes import this package but need none of it
+    if name in ("IngestService", "Listener"):
+        from hostpulse.server.ingest import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

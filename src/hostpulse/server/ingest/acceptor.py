@@ -413,9 +413,11 @@ async def _run(listen_fd: int, channel_fd: int, handover_fd: int, config: dict[s
 
 
 def main(argv: list[str]) -> int:
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # a terminal's Ctrl-C stops the server; it stops us
+    # a terminal's Ctrl-C (SIGINT) and a service manager's stop (SIGTERM, to every process of
+    # the unit) reach the whole group: the server process stops us once it has answered what
+    # we sent it (it closes the channel), so we wait for that rather than drop those requests
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     listen_fd, channel_fd, handover_fd = (int(a) for a in argv[1:4])
     config = json.loads(argv[4])
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)

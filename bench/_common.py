@@ -171,6 +171,11 @@ def our_server(
     with process(cmd, log, env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v1/health", proc=proc)
+        # with acceptors nothing is accepted before they run: the count is final here
+        acceptors = [
+            c for c in psutil.Process(proc.pid).children() if "acceptor" in " ".join(c.cmdline())
+        ]
+        print(f"hostpulse server (pid {proc.pid}): {len(acceptors)} ingest acceptor process(es)")
         yield url, proc
 
 

@@ -269,14 +269,14 @@ SUITE = [
         ingest_rows,
     ),
     Bench(
-        "ingest-acceptors",
+        "ingest-inline",
         "ingest.py",
         [
             *("--hosts", "300", "--rounds", "16", "--samples-per-request", "500"),
             *("--clients", "16", "--skip-prometheus"),
         ],
-        lambda fig: [(f"{r[0]}, ingest_acceptors=1", *r[1:]) for r in ingest_rows(fig)],
-        env={"HOSTPULSE_INGEST_ACCEPTORS": "1"},
+        lambda fig: [(f"{r[0]}, ingest_acceptors=0", *r[1:]) for r in ingest_rows(fig)],
+        env={"HOSTPULSE_INGEST_ACCEPTORS": "0"},
     ),
     Bench("storage", "storage_size.py", ["--hosts", "4", "--hours", "24"], storage_rows),
     Bench(

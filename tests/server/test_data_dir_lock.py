@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cli_process import CliProcess, run_cli
-from wire import batch, now_ms, request
+from wire import batch, now_ms, post_ingest, request
 
 from hostpulse.protocol import codec
 from hostpulse.server.testing import agent_key, login
@@ -28,17 +28,7 @@ def _server(data: Path) -> CliProcess:
 
 def _push(url: str, key: str) -> int:
     body = codec.encode(request(batch("lock-1", [(now_ms(), {("cpu_busy_percent", ()): 7.0})])))
-    r = httpx.post(
-        f"{url}/api/v1/ingest",
-        content=body,
-        headers={
-            "Content-Type": "application/x-protobuf",
-            "Content-Encoding": "gzip",
-            "Authorization": f"Bearer {key}",
-        },
-        timeout=30,
-    )
-    return r.status_code
+    return post_ingest(url, key, body).status_code
 
 
 @pytest.mark.slow

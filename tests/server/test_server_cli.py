@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 import pytest
 from cli_process import CLI, CliProcess, run_cli
+from wire import post_ingest
 
 from hostpulse.protocol import IngestRequest, codec
 from hostpulse.server.testing import agent_key, login
@@ -120,16 +121,7 @@ def test_a_stop_sent_to_the_whole_group_answers_and_stops_the_acceptor(
             IngestRequest(batches=[host_batch(host, np.array([t], dtype=np.int64), 5.0)])
         )
         key = agent_key(url, _admin(url)["authorization"].split()[1], host.host_id)
-        r = httpx.post(
-            f"{url}/api/v1/ingest",
-            content=body,
-            headers={
-                "content-type": "application/x-protobuf",
-                "content-encoding": "gzip",
-                "authorization": f"Bearer {key}",
-            },
-            timeout=30,
-        )
+        r = post_ingest(url, key, body)
         assert r.status_code == 200 and r.json()["accepted_samples"] == len(host.series)
         os.killpg(server.proc.pid, sig)
         server.proc.wait(timeout=30)
@@ -147,16 +139,7 @@ def test_an_acknowledged_batch_survives_a_server_crash(tmp_path: Path) -> None:
     with _server(tmp_path / "d") as server:
         url = server.url()
         key = agent_key(url, _admin(url)["authorization"].split()[1], host.host_id)
-        r = httpx.post(
-            f"{url}/api/v1/ingest",
-            content=body,
-            headers={
-                "content-type": "application/x-protobuf",
-                "content-encoding": "gzip",
-                "authorization": f"Bearer {key}",
-            },
-            timeout=30,
-        )
+        r = post_ingest(url, key, body)
         assert r.status_code == 200 and r.json()["accepted_samples"] == 2 * len(host.series)
         server.stop(signal.SIGKILL)  # no shutdown, no flush
     with _server(tmp_path / "d") as server:

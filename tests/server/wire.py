@@ -6,6 +6,8 @@ import gzip
 import socket
 import time
 
+import httpx
+
 from hostpulse.protocol import Host, HostBatch, IngestRequest, Label, SeriesDef
 
 Labels = tuple[tuple[str, str], ...]
@@ -103,3 +105,18 @@ def read_to_close(sock: socket.socket) -> tuple[bytes, float]:
     while chunk := sock.recv(65536):
         out += chunk
     return out, time.monotonic() - started
+
+
+def post_ingest(url: str, key: str, body: bytes) -> httpx.Response:
+    """An agent's ``POST /api/v1/ingest``: ``body`` (a gzipped, encoded IngestRequest, as
+    ``codec.encode`` makes it) with its agent key."""
+    return httpx.post(
+        f"{url}/api/v1/ingest",
+        content=body,
+        headers={
+            "content-type": "application/x-protobuf",
+            "content-encoding": "gzip",
+            "authorization": f"Bearer {key}",
+        },
+        timeout=30,
+    )

@@ -131,3 +131,63 @@ def test_the_checks_table_digest_is_the_one_the_store_registers_by() -> None:
         req, again.serialized, again.arrays, again.signatures, again.tails, again.tables
     )
     assert [pb.table_digest for pb in later.batches] == [pb.table_digest for pb in own.batches]
+
+
+def test_a_request_read_in_another_process_is_prepared_as_the_message_alone(
+    tmp_path: Path,
+) -> None:
+    """An acceptor's (or worker's) checked request, taken by the server process: its batches'
+    bytes, signatures and new tables' digests go to ``prepare`` instead of being made again,
+    and give the same WAL payload and table digests as ``prepare`` of the message alone, and
+    the batch digests of the server process's own path (the check's signatures), for a
+    request new to the checker and again once it is known."""
+    from hostpulse.protocol import codec
+    from hostpulse.server.ingest import worker
+    from hostpulse.server.ingest.checker import Checker
+    from hostpulse.store.prepare import prepare
+
+    t = now_ms()
+    req = request(
+        batch("h1", [(t, {CPU: 1.0, MEM: 2.0}), (t + 5000, {CPU: 1.5, MEM: 2.5})]),
+        batch("h2", [(t, {CPU: 3.0})]),
+    )
+    req.batches[1].unsupported.append("cpu_frequency_hertz")
+    req.batches[0].host.labels.add(name="rack", value="r1")
+    own = prepare(req)
+    remote = Checker(IngestLimits())  # the other process's own caches
+    service = IngestService(open_store(tmp_path / "data"), IngestLimits(), time.time)
+    body = codec.encode(req)
+    for round_ in ("new", "known"):
+        answer = worker.answer(remote, False, (1, t, "application/x-protobuf", "gzip", body))
+        assert answer[1] == worker.CHECKED, answer
+        checked, prep = service._from_answer(answer)
+        assert prep is None and len(checked.serialized) == 2, round_
+        assert checked.serialized == [b.SerializeToString() for b in req.batches]
+        ours = prepare(
+            checked.request,
+            checked.serialized,
+            checked.arrays,
+            checked.signatures,
+            checked.tails,
+            checked.tables,
+        )
+        assert ours.payload == own.payload, round_
+        # the batch digest is the check's signature, as on the server process's own path
+        assert [pb.digest for pb in ours.batches] == checked.signatures, round_
+        assert checked.signatures == Checker(IngestLimits()).check(req, t).signatures
+        assert [pb.table_digest for pb in ours.batches] == [
+            pb.table_digest for pb in own.batches
+        ], round_
+        assert (checked.tables is not None and None not in checked.tables) == (round_ == "new")
+
+
+def test_batch_bytes_takes_only_a_request_of_batches() -> None:
+    from hostpulse.server.ingest.wire import batch_bytes
+
+    req = request(batch("h1", [(1000, {CPU: 1.0})]), batch("h2", []))
+    data = req.SerializeToString()
+    assert batch_bytes(data) == [b.SerializeToString() for b in req.batches]
+    assert batch_bytes(b"") == []
+    assert batch_bytes(data + b"\x10\x01") is None  # another field (2, a varint)
+    assert batch_bytes(data[:-1]) is None  # the last batch cut short
+    assert batch_bytes(b"\x0a\xff") is None  # a length that does not end

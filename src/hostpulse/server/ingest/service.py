@@ -17,6 +17,7 @@ from hostpulse.server.ingest.errors import IngestError
 from hostpulse.server.ingest.limits import IngestLimits
 from hostpulse.server.ingest.pool import IngestWorkers, WorkerDied
 from hostpulse.server.ingest.validate import SeriesKey, series_keys
+from hostpulse.server.ingest.wire import batch_bytes
 from hostpulse.store.base import Store
 from hostpulse.store.engine import SQLiteStore
 from hostpulse.store.exceptions import (
@@ -251,6 +252,11 @@ class IngestService:
         packed = answer[3] if kind == worker.PREPARED else None
         request = IngestRequest()
         request.ParseFromString(answer[3] if packed is None else packed[0])
+        # the batches' bytes as the worker serialized them: ``prepare`` takes them (and the
+        # worker's signatures as their digests) instead of serializing and hashing again
+        serialized = batch_bytes(answer[3]) if packed is None else None
+        if serialized is None or len(serialized) != len(request.batches):
+            serialized = []
         sigs: bytes = answer[2]
         signatures = [sigs[i : i + 16] for i in range(0, len(sigs), 16)]
         per_host: dict[str, list[SeriesKey]] = {}
@@ -268,7 +274,11 @@ class IngestService:
                 per_host.setdefault(batch.host.host_id, []).extend(keys)
                 fresh.append(sig)
         prep = unpack(packed, request) if packed is not None else None
-        return Checked(request, signatures, per_host, fresh, []), prep
+        made = [
+            None if (t := tables[16 * b : 16 * b + 16]) == _NO_TABLE or not t else t
+            for b in range(len(request.batches))
+        ]
+        return Checked(request, signatures, per_host, fresh, serialized, tables=made), prep
 
     def _decode_small(
         self, body: bytes, content_type: str | None, encoding: str | None, now_ms: int

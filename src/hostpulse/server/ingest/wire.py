@@ -66,6 +66,28 @@ def _skip(data: bytes, wire: int, pos: int, end: int) -> int:
     return pos
 
 
+def batch_bytes(data: bytes) -> list[bytes] | None:
+    """Each batch of a serialized IngestRequest as its own bytes (what the batch's
+    ``SerializeToString`` gives when ``data`` is itself a ``SerializeToString``), without
+    parsing; None when ``data`` holds a field other than the batches or is not well-formed."""
+    out: list[bytes] = []
+    view = memoryview(data)
+    pos, end = 0, len(data)
+    try:
+        while pos < end:
+            tag, pos = _varint(data, pos, end)
+            if tag != 0x0A:  # field 1 (batches), length-delimited
+                return None
+            size, pos = _varint(data, pos, end)
+            if pos + size > end:
+                return None
+            out.append(bytes(view[pos : pos + size]))
+            pos += size
+    except WireError:
+        return None
+    return out
+
+
 _FIELD_BYTES = {
     1: ("host", 256 * 1024),
     2: ("series definition", 8 * 1024),

@@ -146,9 +146,8 @@ class ServerSettings(BaseSettings):
         "only authenticates, stores and answers them, and serves every other request, whose "
         "connection an acceptor hands to it. auto (the default): 1 when the server may use "
         "two or more CPUs (affinity and cgroup quota), serves plain HTTP and has no "
-        "ingest_workers, else 0. 0: the "
-        "server process accepts and reads everything itself. Needs plain HTTP (not with "
-        "tls_cert).",
+        "ingest_workers, else 0. 0: the server process accepts and reads everything itself. "
+        "1 or more needs plain HTTP (not with tls_cert).",
     )
     ingest_max_pending_bytes: int = Field(
         default=256 * 1024 * 1024,

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hostpulse.server.auth.agent_keys import (
     CACHE_TTL_S,
+    KEY_CACHE_TTL_S,
     REFRESH_GATHER_S,
     REFRESH_SHARE,
     AgentKeyService,
@@ -266,5 +268,64 @@ def test_keys_by_hash_answers_exactly_the_keys_asked_for_at_every_list_length(
                     assert row.host_id == f"host-{hashes.index(h)}"
                     assert (row.revoked_ms is not None) == (h == hashes[3])
             assert await repo.keys_by_hash([]) == {}
+
+    asyncio.run(main())
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(200):  # 10 s at most
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within 10 s: {what}")
+
+
+def test_a_server_counts_revocations_instead_of_reading_every_key_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's watch (``watch_revocations``, run by the auth service for its lifetime):
+    while the revoked keys can be counted, keys stay cached for ``KEY_CACHE_TTL_S`` (a fleet of
+    10,000 hosts no longer reads a thousand keys a second) and a revocation by another process
+    is still refused after the next count; while the count fails (the table cannot be read),
+    keys expire after the single server's 10 s again, with one warning, until it works."""
+
+    async def main() -> None:
+        async with sqlite_engine(tmp_path) as engine:
+            repo = await CountingRepository.created(engine)
+            keys = AgentKeyService(repo, AuthConfig(), lambda: 1_000)
+            other = AgentKeyService(AuthRepository(engine), AuthConfig(), lambda: 2_000)
+            a, b = await keys.issue("web-1"), await keys.issue("web-2")
+            stop = asyncio.Event()
+            watch = asyncio.create_task(keys.watch_revocations(stop, every_s=0.05))
+            try:
+                await _until(lambda: keys.cache_ttl_s == KEY_CACHE_TTL_S, "long-lived keys")
+                assert (await keys.authenticate(a.key)).host_id == "web-1"
+                assert (await keys.authenticate(b.key)).host_id == "web-2"
+
+                await other.revoke(a.id)  # another process; this service is not told
+                refused = False
+                for _ in range(200):
+                    try:
+                        await keys.authenticate(a.key)
+                    except Unauthenticated:
+                        refused = True
+                        break
+                    await asyncio.sleep(0.05)
+                assert refused, "a key revoked elsewhere was still accepted after 10 s"
+                assert (await keys.authenticate(b.key)).host_id == "web-2"
+
+                caplog.clear()
+                async with engine.begin() as conn:
+                    await conn.execute(text("ALTER TABLE auth_agent_keys RENAME TO away"))
+                await _until(lambda: keys.cache_ttl_s == CACHE_TTL_S, "back to 10 s")
+                await asyncio.sleep(0.3)  # several more failed counts: still one warning
+                warnings = [r for r in caplog.records if "cannot count revoked" in r.message]
+                assert len(warnings) == 1
+                async with engine.begin() as conn:
+                    await conn.execute(text("ALTER TABLE away RENAME TO auth_agent_keys"))
+                await _until(lambda: keys.cache_ttl_s == KEY_CACHE_TTL_S, "long-lived again")
+            finally:
+                stop.set()
+                await asyncio.wait_for(watch, 5)
 
     asyncio.run(main())

@@ -2,28 +2,27 @@
 
 A request's key is found by its SHA-256 (one dict lookup once cached). The cache holds live
 keys only and is updated by every revoke/rotate/enroll of this process, so a revocation through
-the API is effective on the next request; an entry is also re-read from the database after
-``CACHE_TTL_S``, so a revocation by another process (``hostpulse key revoke``, another replica)
-takes effect within that time (with ``redis_url`` the replicas tell each other at once:
-``changed`` and ``forget``). An entry older than a quarter of that (``REFRESH_SHARE``) is read
-again in the background while requests go on using it (those of ``REFRESH_GATHER_S``
-together), so an agent that reports every 5 s, even up to 2.5 s late, never waits for the
-database;
-and the keys requests need at the same time are read in one query (``_read_wanted``): a
-fleet of 1,000 hosts made one query per host on a pool of a few connections, and its
-requests queued for seconds.
-``last_used_ms`` is kept in memory and written in bulk (``flush``), not on every ingest.
+the API is effective on the next request. A revocation by another process (``hostpulse key
+revoke``, another replica) is noticed by counting the revoked keys every
+``REVOCATION_CHECK_S`` (``watch_revocations``, one small query; keys are never deleted, so the
+count only grows): when it changed, every cached key is read again at its next use. While the
+count can be read, an entry is used for ``KEY_CACHE_TTL_S``; while it cannot, for
+``CACHE_TTL_S`` only, so a revocation still takes effect within 10 s (with ``redis_url`` the
+replicas also tell each other at once: ``changed`` and ``forget``). Re-reading every key every
+10 s instead cost a fleet of 10,000 hosts a thousand key reads a second, a tenth of the
+server's database work.
 
-Several replicas (``hostpulse.server.cluster``) keep entries longer (``cache_ttl_s``): behind a
-load balancer each replica sees a host only every few of its reports, so with a 10 s lifetime
-nearly every request found its key expired and waited for the database. Instead each replica
-counts the revoked keys every few seconds (``check_revocations``, one small query) and reads
-every key again when that count changed, so another process's revocation still takes effect
-within the same 10 s."""
+An entry older than a quarter of its life (``REFRESH_SHARE``) is read again in the background
+while requests go on using it (those of ``REFRESH_GATHER_S`` together), so an agent never
+waits for the database for a key it used before; and the keys requests need at the same time
+are read in one query (``_read_wanted``): a fleet of 1,000 hosts made one query per host on a
+pool of a few connections, and its requests queued for seconds. ``last_used_ms`` is kept in
+memory and written in bulk (``flush``), not on every ingest."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
 import time
@@ -46,6 +45,13 @@ MAX_HOST_ID = 200
 BAD_KEY = "invalid or revoked agent key"
 _MAX_NEGATIVE = 10_000
 CACHE_TTL_S = 10.0
+"""How long a cached key is used while the revoked keys cannot be counted."""
+KEY_CACHE_TTL_S = 600.0
+"""How long a cached key is used while ``watch_revocations`` counts the revoked keys."""
+REVOCATION_CHECK_S = 5.0
+"""How often the revoked keys are counted (a revocation by another process is refused from
+within this much of it on)."""
+REVOCATION_WARN_EVERY_S = 60.0
 LOOKUP_BATCH = 500
 """Keys read from the database in one query at most (bound parameters of one statement)."""
 REFRESH_SHARE = 0.25
@@ -99,8 +105,8 @@ class AgentKeyService:
         self._wanted: dict[str, asyncio.Future[None]] = {}  # hash -> its reading
         self._reader: asyncio.Task[None] | None = None
         self.cache_ttl_s = CACHE_TTL_S
-        """How long an entry is used before it is read again (longer only where revocations
-        are also noticed by ``check_revocations``)."""
+        """How long an entry is used before it is read again (``KEY_CACHE_TTL_S`` while
+        ``watch_revocations`` counts the revoked keys)."""
         self._revoked: int | None = None  # revoked keys at the last check_revocations
         self._generation = 0  # forget_all calls so far
         self._enroller = Enroller(repo, config, clock_ms, self._issued)
@@ -201,6 +207,27 @@ class AgentKeyService:
         if changed:
             self.forget_all()
         return changed
+
+    async def watch_revocations(self, stop: asyncio.Event, every_s: float | None = None) -> None:
+        """Until ``stop``: count the revoked keys every ``every_s`` (``REVOCATION_CHECK_S``);
+        cache keys for ``KEY_CACHE_TTL_S`` while that works and for ``CACHE_TTL_S`` while it
+        does not (the database cannot be read: a warning a minute at most)."""
+        every_s = REVOCATION_CHECK_S if every_s is None else every_s
+        warned = -REVOCATION_WARN_EVERY_S
+        while not stop.is_set():
+            try:
+                await self.check_revocations()
+            except Exception as exc:
+                self.cache_ttl_s = CACHE_TTL_S
+                if self._monotonic() - warned >= REVOCATION_WARN_EVERY_S:
+                    warned = self._monotonic()
+                    logger.warning(
+                        "cannot count revoked agent keys (keys cached for 10 s): %s", exc
+                    )
+            else:
+                self.cache_ttl_s = KEY_CACHE_TTL_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
 
     def forget_all(self) -> None:
         """Read every key from the database again at its next use (revocations may have been

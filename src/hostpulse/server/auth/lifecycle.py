@@ -1,5 +1,6 @@
 """Runs the auth service on the process's database for the server's lifetime: the signing
-secret, the first admin, and the periodic write of the keys' ``last_used``."""
+secret, the first admin, the periodic write of the keys' ``last_used`` and the count of revoked
+keys (``AgentKeyService.watch_revocations``)."""
 
 from __future__ import annotations
 
@@ -86,11 +87,13 @@ async def running_auth(
         else:
             announce(generated)
     flusher = asyncio.create_task(_flush_loop(service, stop))
+    watcher = asyncio.create_task(service.agents.watch_revocations(stop))
     try:
         yield service
     finally:
         stop.set()
         await flusher
+        await watcher
         await service.agents.flush()
 
 

@@ -31,7 +31,6 @@ from redis.asyncio import Redis
 from hostpulse.alerts.service import AlertService
 from hostpulse.protocol import HostBatch, IngestRequest
 from hostpulse.protocol.live_pb2 import FleetSummary, HostSummary, LiveFrame
-from hostpulse.server.auth.agent_keys import CACHE_TTL_S
 from hostpulse.server.auth.service import AuthService
 from hostpulse.server.cluster import wire
 from hostpulse.server.cluster.connection import (
@@ -58,15 +57,6 @@ PUBLISH_GATHER_S = 0.02
 """The publisher waits this long after the first message of a quiet spell, so that the
 messages of the requests acknowledged meanwhile go to Redis in one pipeline (one round trip and
 one read for the subscribers, not one each; live views and alerts get them that much later)."""
-KEY_CACHE_TTL_S = 600.0
-"""How long a replica uses a cached agent key while its revocation checks succeed: behind
-the load balancer a replica sees a host only every few reports, and with the single server's
-10 s a key was read from the database again on nearly every request."""
-REVOCATION_CHECK_S = 5.0
-"""How often a replica counts the revoked keys (a revocation by any process reaches every
-replica within this, even if its Redis message was lost: the single server's 10 s holds)."""
-
-
 class ClusterError(RuntimeError):
     pass
 
@@ -161,23 +151,6 @@ class ClusterNode:
             {"kind": "keys", "key_id": key_id, "host_id": host_id}
         )
         self.auth = auth
-        self._tasks.append(asyncio.create_task(self._revocations(), name="cluster-revocations"))
-
-    async def _revocations(self) -> None:
-        """Agent keys cached for ``KEY_CACHE_TTL_S`` while the revoked keys are counted every
-        ``REVOCATION_CHECK_S`` (every key read again when the count changed); while the count
-        cannot be read, for the single server's ``CACHE_TTL_S``."""
-        assert self.auth is not None
-        agents = self.auth.agents
-        while True:
-            try:
-                await agents.check_revocations()
-            except Exception as exc:  # the database: keys expire as on a single server
-                agents.cache_ttl_s = CACHE_TTL_S
-                self._warn("cannot count revoked agent keys: keys cached for 10 s", exc)
-            else:
-                agents.cache_ttl_s = KEY_CACHE_TTL_S
-            await asyncio.sleep(REVOCATION_CHECK_S)
 
     def attach_alerts(
         self, service: AlertService, feed: Callable[[HostBatch, bytes], None]

@@ -57,6 +57,8 @@ PUBLISH_GATHER_S = 0.02
 """The publisher waits this long after the first message of a quiet spell, so that the
 messages of the requests acknowledged meanwhile go to Redis in one pipeline (one round trip and
 one read for the subscribers, not one each; live views and alerts get them that much later)."""
+
+
 class ClusterError(RuntimeError):
     pass
 

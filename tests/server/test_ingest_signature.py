@@ -160,6 +160,7 @@ def test_a_request_read_in_another_process_is_prepared_as_the_message_alone(
     for round_ in ("new", "known"):
         answer = worker.answer(remote, False, (1, t, "application/x-protobuf", "gzip", body))
         assert answer[1] == worker.CHECKED, answer
+        assert answer[3] == req.SerializeToString(), round_  # made from the batches' bytes
         checked, prep = service._from_answer(answer)
         assert prep is None and len(checked.serialized) == 2, round_
         assert checked.serialized == [b.SerializeToString() for b in req.batches]
@@ -179,6 +180,25 @@ def test_a_request_read_in_another_process_is_prepared_as_the_message_alone(
             pb.table_digest for pb in own.batches
         ], round_
         assert (checked.tables is not None and None not in checked.tables) == (round_ == "new")
+
+
+def test_a_field_of_the_request_that_is_not_a_batch_is_not_passed_on(tmp_path: Path) -> None:
+    """A request with a field the protocol does not define (a newer agent's, say) is checked
+    and stored as its batches: the acceptor passes on the batches alone, so the server process
+    still takes their bytes as they are (not a request it must serialize again)."""
+    from hostpulse.server.ingest import worker
+    from hostpulse.server.ingest.checker import Checker
+
+    t = now_ms()
+    req = request(batch("h1", [(t, {CPU: 1.0})]))
+    body = req.SerializeToString() + b"\x10\x07"  # field 2, a varint: unknown to IngestRequest
+    answer = worker.answer(
+        Checker(IngestLimits()), False, (1, t, "application/x-protobuf", None, body)
+    )
+    assert answer[1] == worker.CHECKED and answer[3] == req.SerializeToString()
+    service = IngestService(open_store(tmp_path / "data"), IngestLimits(), time.time)
+    checked, _ = service._from_answer(answer)
+    assert checked.serialized == [req.batches[0].SerializeToString()]
 
 
 def test_batch_bytes_takes_only_a_request_of_batches() -> None:

@@ -1,14 +1,32 @@
 """gzip bodies: one that fits is returned as the decompressor made it; the bounds and the
-errors are the same however the output arrives."""
+errors are the same however the output arrives, with the server's ISA-L inflate and with
+zlib (an install without the server extra)."""
 
 from __future__ import annotations
 
 import gzip
 import os
+import zlib
+from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
+from isal import isal_zlib
 
 from hostpulse.protocol import codec
+
+INSTALLED = codec._inflate
+
+
+@pytest.fixture(autouse=True, params=[isal_zlib, zlib], ids=["isal", "zlib"])
+def inflate(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    module: ModuleType = request.param
+    monkeypatch.setattr(codec, "_inflate", module)
+    yield
+
+
+def test_the_server_install_inflates_with_isa_l() -> None:
+    assert INSTALLED is isal_zlib
 
 
 def test_a_body_within_the_limit_comes_back_whole() -> None:

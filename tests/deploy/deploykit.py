@@ -26,6 +26,7 @@ SERVER_PACKAGES = frozenset(
         "httpx",
         "pydantic-settings",
         "zstandard",
+        "isal",
     }
 )
 """What an agent-only install must not pull (the ``server`` extra and what only it brings)."""

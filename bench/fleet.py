@@ -18,7 +18,9 @@ Recorded:
   including any wait behind earlier requests on the same connection; P95, max, and how many
   took longer than one interval (target 0); beside it the P95 from the request written to the
   socket to its 2xx (the server alone), and how far the sender fell behind its own schedule
-  (if it did, the client, not the server, was the limit);
+  (if it did, the client, not the server, was the limit); and in the resource table the P95
+  of the reports due in each ``--sample-every`` seconds (a first-contact backlog that drains,
+  or a steady state that does not);
 - alert latency: breaching request written -> webhook received, P95 (target <= 2 s);
 - WebSocket sample-to-client: a fleet frame's arrival at a client - the timestamp of the sample
   it shows (which the sender stamps when it writes the request), P95 over every host in every
@@ -34,7 +36,8 @@ Recorded:
   files and the WAL; the blocks by their bytes per sample stored).
 
 The requests are sent by ``--senders`` processes (each a share of the hosts and of the
-connections, on its own event loop, so that the load generator is not the limit); the
+connections, each connection an asyncio protocol on the process's own event loop, so that the
+load generator is not the limit; they make their requests first and start together); the
 WebSocket clients and the breaches run in this process. The CPU share of each is printed.
 ``--hosts`` takes a comma-separated list: the sizes are tried largest first and the run stops
 at the first that meets every target ("the largest fleet that fits"), printing what limited

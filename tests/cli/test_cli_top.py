@@ -16,8 +16,17 @@ import pytest
 from conftest import HOSTPULSE, clean_env
 
 
+def _controlling_tty(ignore_sigint: bool) -> Callable[[], None]:
+    def setup() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if ignore_sigint:  # as a parent started in the background or by nohup passes it on
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return setup
+
+
 class Pty:
-    def __init__(self, rows: int = 40, cols: int = 140) -> None:
+    def __init__(self, rows: int = 40, cols: int = 140, ignore_sigint: bool = False) -> None:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.saved = termios.tcgetattr(slave)
@@ -32,7 +41,7 @@ class Pty:
             stderr=slave,
             env=env,
             start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+            preexec_fn=_controlling_tty(ignore_sigint),
         )
         self.slave = slave
         self.screen = b""
@@ -102,5 +111,16 @@ def test_top_quits_cleanly_on_sigterm() -> None:
     pty = Pty()
     try:
         quit_and_check_restored(pty, lambda: pty.proc.send_signal(signal.SIGTERM))
+    finally:
+        pty.close()
+
+
+def test_ctrl_c_quits_even_when_started_with_sigint_ignored() -> None:
+    """A process started with SIGINT ignored (by a background shell job, nohup, a test
+    runner's worker) gets no KeyboardInterrupt from Python: top installs its own handler, so
+    Ctrl-C still quits and restores the terminal."""
+    pty = Pty(ignore_sigint=True)
+    try:
+        quit_and_check_restored(pty, lambda: os.write(pty.master, b"\x03") and None)
     finally:
         pty.close()

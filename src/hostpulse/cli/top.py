@@ -99,10 +99,14 @@ def top(
     worker.start()
     console = Console()
 
-    def on_sigterm(_signum: int, _frame: object) -> None:
+    def on_signal(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # leave through the same path as Ctrl-C: terminal restored
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C quits also when this process was started with SIGINT ignored (Python then
+    # installs no KeyboardInterrupt handler of its own: a parent such as a test runner's
+    # worker, or nohup, passes the ignoring on)
+    previous_int = signal.signal(signal.SIGINT, on_signal)
     try:
         with _keys() as fd, Live(console=console, screen=True, auto_refresh=False) as live:
             live.update(render(latest.batch), refresh=True)
@@ -116,6 +120,7 @@ def top(
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         stop.set()
         worker.join(2.0)
         runner.close()

@@ -9,8 +9,7 @@ count only grows): when it changed, every cached key is read again at its next u
 count can be read, an entry is used for ``KEY_CACHE_TTL_S``; while it cannot, for
 ``CACHE_TTL_S`` only, so a revocation still takes effect within 10 s (with ``redis_url`` the
 replicas also tell each other at once: ``changed`` and ``forget``). Re-reading every key every
-10 s instead cost a fleet of 10,000 hosts a thousand key reads a second, a tenth of the
-server's database work.
+10 s instead cost a fleet of 10,000 hosts a thousand key reads a second.
 
 An entry older than a quarter of its life (``REFRESH_SHARE``) is read again in the background
 while requests go on using it (those of ``REFRESH_GATHER_S`` together), so an agent never
